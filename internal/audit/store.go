@@ -1,0 +1,159 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Errors a Store returns, for callers to test with errors.Is. Stores wrap
+// them with context.
+var (
+	// ErrNotFound: the requested record, hash or checkpoint does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a batch did not start at the store's current size (another
+	// writer appended first, or the caller's view is stale). Nothing was
+	// written; the caller reloads its state from the store and retries.
+	ErrConflict = errors.New("sequence conflict")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Record is one sequenced entry as a store holds it.
+type Record struct {
+	// Seq is the record index in the tree (0-based, gap-free).
+	Seq int64
+	// Data is the canonical encoding of the entry (see Marshal); the store
+	// keeps these bytes exactly.
+	Data []byte
+	// Entry is the decoded entry. Set by the Log on Append, so the store can
+	// index fields for search without decoding Data; stores set it on read
+	// only if they decode (the Log does not rely on it when reading).
+	Entry *Entry
+}
+
+// Batch is what Log hands to Store.Append: consecutive records and the
+// Merkle tree hashes they add, to be stored in ONE transaction.
+type Batch struct {
+	// Records have consecutive Seq values starting at the store's size.
+	Records []Record
+	// HashStart is the stored-hash index of Hashes[0]: it equals
+	// tlog.StoredHashCount(Records[0].Seq).
+	HashStart int64
+	// Hashes are the stored hashes of the records, in tlog.StoredHashes
+	// order, one record after another: Hashes[i] has index HashStart+i.
+	// After the batch, the store holds tlog.StoredHashCount(size) hashes.
+	Hashes []tlog.Hash
+}
+
+// Checkpoint is a signed statement of the tree at a size.
+type Checkpoint struct {
+	// Size is the number of records the checkpoint covers.
+	Size int64
+	// Hash is the tree hash (RFC 6962) of records [0, Size).
+	Hash tlog.Hash
+	// Time is when the checkpoint was signed (also inside Note).
+	Time time.Time
+	// Note is the signed note text (C2SP tlog-checkpoint), as signed.
+	Note []byte
+}
+
+// Query selects entries for Store.Search. Zero fields do not filter;
+// string filters match exactly unless said otherwise. Filters combine
+// with AND.
+type Query struct {
+	// Principal matches the principal's subject.
+	Principal string
+	// From and To bound the entry time: From <= Time < To.
+	From, To time.Time
+	// Route, Model, Kind, RequestID, ApprovalID match the entry fields.
+	Route, Model, Kind, RequestID, ApprovalID string
+	// Action matches Decision.Action.
+	Action string
+	// MaskRule matches entries with a MaskAction of that rule.
+	MaskRule string
+	// Text is a full-text query over the redacted Params (and Decision
+	// reason and Details). Words are ANDed; a word matches a whole token,
+	// case-insensitively.
+	Text string
+	// Start and End bound Seq: Start <= Seq, and Seq < End when End > 0.
+	// They are the paging cursors.
+	Start, End int64
+	// Desc returns newest first; otherwise oldest first.
+	Desc bool
+	// Limit caps the number of records (0 means 100; stores may cap it at
+	// 1000).
+	Limit int
+}
+
+// Store is where the Log keeps records, tree hashes and checkpoints.
+// Implementations: internal/store/sqlite, internal/store/postgres; the
+// contract is checked by internal/audit/storetest.
+//
+// Contract:
+//   - Append stores the whole batch (records and hashes) in one
+//     transaction and returns only once it is durable (committed and
+//     flushed to stable storage). On any error nothing of the batch is
+//     visible. If Records[0].Seq != Size(), Append writes nothing and
+//     returns an error wrapping ErrConflict. An empty batch is a no-op.
+//   - Records, hashes and checkpoints are never updated or deleted; the
+//     schema rejects UPDATE and DELETE on their tables (defense in depth).
+//   - Size is the number of records stored (the next Seq).
+//   - ReadHashes has the tlog.HashReader contract: it returns a slice the
+//     same length as indexes or a non-nil error (wrapping ErrNotFound for
+//     a missing index).
+//   - ReadRecords returns records [from, to) in order; to beyond Size is
+//     an error wrapping ErrNotFound.
+//   - Checkpoints are kept forever; PutCheckpoint of a size already held
+//     with different bytes is an error wrapping ErrConflict (same bytes: a
+//     no-op). Checkpoints returns all, by ascending Size.
+//     LatestCheckpoint returns the one with the largest Size, or an error
+//     wrapping ErrNotFound when there is none.
+//   - Search returns records matching q (Data set; Entry may be nil).
+//   - After Close, every method returns an error (wrapping ErrClosed).
+//   - Methods are safe for concurrent use.
+type Store interface {
+	Append(ctx context.Context, b Batch) error
+	Size(ctx context.Context) (int64, error)
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	ReadRecords(ctx context.Context, from, to int64) ([]Record, error)
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+	Search(ctx context.Context, q Query) ([]Record, error)
+	Close() error
+}
+
+// Pending is a durably queued entry that has no Seq yet.
+type Pending struct {
+	// ID is the entry ID (unique).
+	ID string
+	// Data is the canonical encoding of the entry.
+	Data []byte
+	// Entry is the decoded entry (set on Enqueue; optional on read).
+	Entry *Entry
+}
+
+// Queue is implemented by stores shared by several gateway replicas
+// (PostgreSQL). With a Queue, Log.Append enqueues the entry durably and
+// returns without a Seq; one replica at a time (the integrator, holding
+// leadership) takes pending entries in order, sequences them with
+// Store.Append and signs checkpoints, so replicas share one gap-free log.
+//
+// Contract:
+//   - Enqueue is durable when it returns nil (committed and flushed).
+//   - Unsequenced returns up to max pending entries not yet appended, in
+//     enqueue order.
+//   - Store.Append on a Queue store also removes (or marks sequenced), in
+//     the same transaction, the pending entries whose IDs are in the batch.
+//     Its ErrConflict check fences out a stale integrator.
+//   - Lead tries to become (or stay) the integrator; it returns true while
+//     this process holds leadership. Resign gives it up.
+type Queue interface {
+	Enqueue(ctx context.Context, p []Pending) error
+	Unsequenced(ctx context.Context, max int) ([]Pending, error)
+	Lead(ctx context.Context) (bool, error)
+	Resign(ctx context.Context) error
+}
