@@ -1,0 +1,236 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wardenhq/warden/internal/config/field"
+)
+
+// Config is the whole Warden configuration file.
+type Config struct {
+	// Listen is the gateway (data path) address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// AdminListen is the admin/operations address (/healthz, /readyz,
+	// /metrics, admin API). Default 127.0.0.1:9090. It must differ from
+	// Listen.
+	AdminListen string `yaml:"admin_listen"`
+	// DataDir holds the embedded store, keys and state. Default ./warden-data.
+	DataDir string `yaml:"data_dir"`
+	// Instance names this gateway replica in audit records. Default: hostname.
+	Instance string `yaml:"instance"`
+	// AllowAnonymous lets requests through without any identity when no
+	// identity section is configured. Off by default: without identity,
+	// the gateway refuses to start. Meant for benchmarks and local tests.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// Timeouts bound every phase of a request.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Limits bound request sizes.
+	Limits Limits `yaml:"limits"`
+	// UpstreamPool tunes the keep-alive pool to the model servers.
+	UpstreamPool UpstreamPool `yaml:"upstream_pool"`
+	// Routes map host and path prefix to an upstream. At least one.
+	Routes []Route `yaml:"routes"`
+
+	// file is the path the config was loaded from ("" for in-memory).
+	file string
+}
+
+// Timeouts bound the phases of a request. Zero means the default; there is
+// no way to disable a timeout.
+type Timeouts struct {
+	// ReadHeader bounds reading the request headers. Default 10s.
+	ReadHeader time.Duration `yaml:"read_header"`
+	// Idle bounds how long a keep-alive client connection may sit idle.
+	// Default 120s.
+	Idle time.Duration `yaml:"idle"`
+	// UpstreamDial bounds connecting to an upstream. Default 5s.
+	UpstreamDial time.Duration `yaml:"upstream_dial"`
+	// UpstreamHeader bounds the wait for the upstream's response headers
+	// (time to first byte of a completion). Default 120s.
+	UpstreamHeader time.Duration `yaml:"upstream_header"`
+	// Shutdown is how long in-flight requests and streams may drain on
+	// SIGTERM/SIGINT before they are cut. Default 30s.
+	Shutdown time.Duration `yaml:"shutdown"`
+}
+
+// Limits bound request sizes.
+type Limits struct {
+	// MaxRequestBody is the largest request body accepted (413 above).
+	// Default 10MiB.
+	MaxRequestBody ByteSize `yaml:"max_request_body"`
+	// MaxHeaderBytes bounds the request header block. Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+}
+
+// UpstreamPool tunes the HTTP keep-alive pool towards upstreams.
+type UpstreamPool struct {
+	// MaxIdlePerHost is the number of idle keep-alive connections kept per
+	// upstream. Default 256.
+	MaxIdlePerHost int `yaml:"max_idle_per_host"`
+	// IdleTimeout closes idle upstream connections. Default 90s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Route maps requests to an upstream.
+type Route struct {
+	// Name identifies the route in policy, metrics and audit. Required,
+	// unique.
+	Name string `yaml:"name"`
+	// Host, when set, must equal the request's Host (port ignored,
+	// case-insensitive). Empty matches any host.
+	Host string `yaml:"host"`
+	// PathPrefix is matched against the normalised path. It must start
+	// with "/". A prefix ending in "/" matches everything below it; one
+	// without matches the exact path and everything below "prefix/".
+	PathPrefix string `yaml:"path_prefix"`
+	// Upstream is the base URL of the model server (http or https). Its
+	// path, if any, is prepended to the request path.
+	Upstream string `yaml:"upstream"`
+	// Profile is the protocol profile: "openai" (OpenAI-compatible JSON
+	// and SSE bodies) or "generic" (any HTTP API). Default generic.
+	Profile string `yaml:"profile"`
+	// AllowEncodedSlash accepts %2F in paths (kept encoded towards the
+	// upstream). Off by default: such paths are ambiguous and get 400.
+	AllowEncodedSlash bool `yaml:"allow_encoded_slash"`
+	// StripPrefix removes PathPrefix before forwarding. Default false.
+	StripPrefix bool `yaml:"strip_prefix"`
+}
+
+// Profiles understood by the gateway.
+const (
+	ProfileOpenAI  = "openai"
+	ProfileGeneric = "generic"
+)
+
+// File returns the path the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+// SetDefaults fills zero values with their documented defaults.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Listen, "127.0.0.1:8080")
+	def(&c.AdminListen, "127.0.0.1:9090")
+	def(&c.DataDir, "./warden-data")
+	if c.Instance == "" {
+		h, _ := os.Hostname()
+		c.Instance = h
+	}
+	defDur(&c.Timeouts.ReadHeader, 10*time.Second)
+	defDur(&c.Timeouts.Idle, 120*time.Second)
+	defDur(&c.Timeouts.UpstreamDial, 5*time.Second)
+	defDur(&c.Timeouts.UpstreamHeader, 120*time.Second)
+	defDur(&c.Timeouts.Shutdown, 30*time.Second)
+	if c.Limits.MaxRequestBody == 0 {
+		c.Limits.MaxRequestBody = 10 << 20
+	}
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = 64 << 10
+	}
+	if c.UpstreamPool.MaxIdlePerHost == 0 {
+		c.UpstreamPool.MaxIdlePerHost = 256
+	}
+	defDur(&c.UpstreamPool.IdleTimeout, 90*time.Second)
+	for i := range c.Routes {
+		def(&c.Routes[i].Profile, ProfileGeneric)
+	}
+}
+
+// Validate checks the gateway part of the configuration. Errors are
+// *field.Error values naming the key path.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, field.Errorf(path, format, args...))
+	}
+	for _, a := range []struct{ key, v string }{{"listen", c.Listen}, {"admin_listen", c.AdminListen}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			add(a.key, "%q is not host:port", a.v)
+		}
+	}
+	if c.Listen == c.AdminListen {
+		add("admin_listen", "must differ from listen (%s)", c.Listen)
+	}
+	neg := func(key string, d time.Duration) {
+		if d < 0 {
+			add(key, "must be positive, got %s", d)
+		}
+	}
+	neg("timeouts.read_header", c.Timeouts.ReadHeader)
+	neg("timeouts.idle", c.Timeouts.Idle)
+	neg("timeouts.upstream_dial", c.Timeouts.UpstreamDial)
+	neg("timeouts.upstream_header", c.Timeouts.UpstreamHeader)
+	neg("timeouts.shutdown", c.Timeouts.Shutdown)
+	if c.UpstreamPool.MaxIdlePerHost < 0 {
+		add("upstream_pool.max_idle_per_host", "must not be negative")
+	}
+	if len(c.Routes) == 0 {
+		add("routes", "at least one route is required")
+	}
+	names := map[string]bool{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			add(p+".name", "is required")
+		} else if names[r.Name] {
+			add(p+".name", "duplicate route name %q", r.Name)
+		}
+		names[r.Name] = true
+		if r.PathPrefix == "" {
+			add(p+".path_prefix", "is required (use \"/\" for everything)")
+		} else if !strings.HasPrefix(r.PathPrefix, "/") {
+			add(p+".path_prefix", "must start with \"/\", got %q", r.PathPrefix)
+		} else if np, err := NormalizePrefix(r.PathPrefix); err != nil || np != r.PathPrefix {
+			add(p+".path_prefix", "must be a normalised path (no dot segments, duplicate slashes or escapes), got %q", r.PathPrefix)
+		}
+		switch r.Profile {
+		case ProfileOpenAI, ProfileGeneric:
+		default:
+			add(p+".profile", "must be %q or %q, got %q", ProfileOpenAI, ProfileGeneric, r.Profile)
+		}
+		if r.Upstream == "" {
+			add(p+".upstream", "is required (the model server's base URL, e.g. http://127.0.0.1:8000)")
+			continue
+		}
+		u, err := url.Parse(r.Upstream)
+		switch {
+		case err != nil:
+			add(p+".upstream", "is not a valid URL: %v", errors.Unwrap(err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			add(p+".upstream", "must be an http:// or https:// URL, got %q", r.Upstream)
+		case u.Host == "":
+			add(p+".upstream", "has no host: %q", r.Upstream)
+		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			add(p+".upstream", "must not carry a query, fragment or credentials")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NormalizePrefix checks that a configured prefix is already in the form
+// the gateway's path normaliser produces; it returns the cleaned form.
+func NormalizePrefix(p string) (string, error) {
+	if strings.ContainsAny(p, "%\\") || strings.Contains(p, "//") {
+		return "", errors.New("not normalised")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return "", errors.New("dot segment")
+		}
+	}
+	return p, nil
+}
