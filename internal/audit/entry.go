@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/wardenhq/warden/internal/identity"
 )
 
 // SchemaVersion is the version of the Entry schema written by this package.
@@ -95,7 +93,9 @@ type Entry struct {
 }
 
 // Principal is the identity recorded in an entry: the fields of
-// identity.Principal an auditor needs, without claims or expiry.
+// identity.Principal an auditor needs, without claims or expiry. (Copied
+// rather than imported, so the audit package depends on no other domain
+// package; the gateway converts.)
 type Principal struct {
 	Issuer       string   `json:"iss"`
 	Subject      string   `json:"sub"`
@@ -104,22 +104,6 @@ type Principal struct {
 	Groups       []string `json:"groups,omitempty"`
 	AuthMethod   string   `json:"auth_method,omitempty"`
 	CredentialID string   `json:"credential_id,omitempty"`
-}
-
-// PrincipalFrom copies the audited fields of p; nil gives nil.
-func PrincipalFrom(p *identity.Principal) *Principal {
-	if p == nil {
-		return nil
-	}
-	return &Principal{
-		Issuer:       p.Issuer,
-		Subject:      p.Subject,
-		Kind:         string(p.Kind),
-		Name:         p.Name,
-		Groups:       append([]string(nil), p.Groups...),
-		AuthMethod:   p.AuthMethod,
-		CredentialID: p.CredentialID,
-	}
 }
 
 // Decision is the policy outcome recorded with a request.

@@ -79,7 +79,9 @@ type Query struct {
 	// case-insensitively.
 	Text string
 	// Start and End bound Seq: Start <= Seq, and Seq < End when End > 0.
-	// They are the paging cursors.
+	// They are the paging cursors: the next ascending page has Start =
+	// last Seq + 1; the next descending page has End = last Seq (and there
+	// is none after Seq 0).
 	Start, End int64
 	// Desc returns newest first; otherwise oldest first.
 	Desc bool

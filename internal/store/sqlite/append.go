@@ -1,0 +1,197 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+// Append stores the batch in one transaction and returns once it is
+// durable (WAL fsynced at commit, synchronous=FULL).
+func (s *Store) Append(ctx context.Context, b audit.Batch) error {
+	if len(b.Records) == 0 {
+		return nil
+	}
+	if err := s.check(); err != nil {
+		return err
+	}
+	first := b.Records[0].Seq
+	last := first + int64(len(b.Records))
+	for i, r := range b.Records {
+		if r.Seq != first+int64(i) {
+			return fmt.Errorf("sqlite: append: records not consecutive at %d: %w", r.Seq, audit.ErrConflict)
+		}
+	}
+	docs := make([]doc, len(b.Records))
+	for i, r := range b.Records {
+		e := r.Entry
+		if e == nil {
+			var err error
+			if e, err = audit.ParseEntry(r.Seq, r.Data); err != nil {
+				return fmt.Errorf("sqlite: append: %w", err)
+			}
+		}
+		docs[i] = docOf(e)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): begin: %w", first, last, err)
+	}
+	defer tx.Rollback()
+	n, err := size(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if n != first {
+		return fmt.Errorf("sqlite: append at %d but size is %d: %w", first, n, audit.ErrConflict)
+	}
+	if b.HashStart != tlog.StoredHashCount(first) || int64(len(b.Hashes)) != tlog.StoredHashCount(last)-b.HashStart {
+		return fmt.Errorf("sqlite: append [%d, %d): %d hashes from %d do not fit the records", first, last, len(b.Hashes), b.HashStart)
+	}
+	insE, err := tx.PrepareContext(ctx, `INSERT INTO entries
+		(seq, id, data, time_ns, kind, subject, route, model, request_id, approval_id, action)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer insE.Close()
+	insT, err := tx.PrepareContext(ctx, "INSERT INTO entry_text(rowid, body) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer insT.Close()
+	insM, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer insM.Close()
+	insH, err := tx.PrepareContext(ctx, "INSERT INTO hashes(idx, hash) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer insH.Close()
+	for i, r := range b.Records {
+		d := docs[i]
+		if _, err := insE.ExecContext(ctx, r.Seq, d.id, r.Data, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action); err != nil {
+			return fmt.Errorf("sqlite: append %d: %w", r.Seq, err)
+		}
+		if d.text != "" {
+			if _, err := insT.ExecContext(ctx, r.Seq, d.text); err != nil {
+				return fmt.Errorf("sqlite: append %d: text index: %w", r.Seq, err)
+			}
+		}
+		for _, rule := range d.maskRules {
+			if _, err := insM.ExecContext(ctx, rule, r.Seq); err != nil {
+				return fmt.Errorf("sqlite: append %d: mask index: %w", r.Seq, err)
+			}
+		}
+	}
+	for i, h := range b.Hashes {
+		if _, err := insH.ExecContext(ctx, b.HashStart+int64(i), h[:]); err != nil {
+			return fmt.Errorf("sqlite: append: hash %d: %w", b.HashStart+int64(i), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
+	}
+	return nil
+}
+
+// PutCheckpoint stores c; the same checkpoint again is a no-op, a
+// different one at the same size is a conflict.
+func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: put checkpoint %d: %w", c.Size, err)
+	}
+	defer tx.Rollback()
+	var old audit.Checkpoint
+	var h []byte
+	var ns int64
+	err = tx.QueryRowContext(ctx, "SELECT hash, time_ns, note FROM checkpoints WHERE size = ?", c.Size).Scan(&h, &ns, &old.Note)
+	switch {
+	case err == nil:
+		if !bytes.Equal(h, c.Hash[:]) || !bytes.Equal(old.Note, c.Note) || ns != c.Time.UnixNano() {
+			return fmt.Errorf("sqlite: put checkpoint %d: a different checkpoint of that size exists: %w", c.Size, audit.ErrConflict)
+		}
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: put checkpoint %d: %w", c.Size, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO checkpoints(size, hash, time_ns, note) VALUES (?, ?, ?, ?)",
+		c.Size, c.Hash[:], c.Time.UnixNano(), c.Note); err != nil {
+		return fmt.Errorf("sqlite: put checkpoint %d: %w", c.Size, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: put checkpoint %d: commit: %w", c.Size, err)
+	}
+	return nil
+}
+
+// Checkpoints returns every checkpoint by ascending size.
+func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	return s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints ORDER BY size")
+}
+
+// LatestCheckpoint returns the checkpoint with the largest size.
+func (s *Store) LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	cps, err := s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+	if err != nil {
+		return audit.Checkpoint{}, err
+	}
+	if len(cps) == 0 {
+		return audit.Checkpoint{}, fmt.Errorf("sqlite: latest checkpoint: %w", audit.ErrNotFound)
+	}
+	return cps[0], nil
+}
+
+func (s *Store) checkpoints(ctx context.Context, query string) ([]audit.Checkpoint, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		var c audit.Checkpoint
+		var h []byte
+		var ns int64
+		if err := rows.Scan(&c.Size, &h, &ns, &c.Note); err != nil {
+			return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("sqlite: checkpoint %d: hash has %d bytes", c.Size, len(h))
+		}
+		c.Hash = tlog.Hash(h)
+		c.Time = time.Unix(0, ns).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/mod/sumdb/tlog"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+var _ audit.Store = (*Store)(nil)
+
+// Store is an audit.Store on one SQLite file.
+type Store struct {
+	path   string
+	w      *sql.DB // exactly one connection: the writer
+	r      *sql.DB // readers
+	mu     sync.Mutex
+	closed atomic.Bool
+}
+
+// Open opens (creating if needed) the store at path. The directory is
+// created with mode 0700 and a new file gets mode 0600.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	} else {
+		f.Close()
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	s := &Store{path: path, w: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	rq := url.Values{}
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s.r = r
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("sqlite: open %s: schema version %d is newer than this binary (%d)", s.path, v, schemaVersion)
+	}
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		return fmt.Errorf("sqlite: open %s: journal mode is %q, want wal (%v)", s.path, mode, err)
+	}
+	if _, err := s.w.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("sqlite: create schema in %s: %w", s.path, err)
+	}
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("sqlite: set schema version: %w", err)
+	}
+	return nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the store. Closing twice is harmless.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return fmt.Errorf("sqlite: %w", audit.ErrClosed)
+	}
+	return nil
+}
+
+// Size returns the number of records.
+func (s *Store) Size(ctx context.Context) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	return size(ctx, s.r)
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func size(ctx context.Context, q queryer) (int64, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entries").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: size: %w", err)
+	}
+	return n, nil
+}
+
+// ReadHashes returns the stored hashes at indexes (tlog.HashReader shape).
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Hash, len(indexes))
+	found := make(map[int64]tlog.Hash, len(indexes))
+	const chunk = 500
+	for lo := 0; lo < len(indexes); lo += chunk {
+		part := indexes[lo:min(lo+chunk, len(indexes))]
+		args := make([]any, len(part))
+		qs := make([]byte, 0, 2*len(part))
+		for i, x := range part {
+			args[i] = x
+			if i > 0 {
+				qs = append(qs, ',')
+			}
+			qs = append(qs, '?')
+		}
+		rows, err := s.r.QueryContext(ctx, "SELECT idx, hash FROM hashes WHERE idx IN ("+string(qs)+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read hashes: %w", err)
+		}
+		for rows.Next() {
+			var idx int64
+			var h []byte
+			if err := rows.Scan(&idx, &h); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: read hashes: %w", err)
+			}
+			if len(h) != tlog.HashSize {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: read hashes: hash %d has %d bytes", idx, len(h))
+			}
+			found[idx] = tlog.Hash(h)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read hashes: %w", err)
+		}
+	}
+	for i, x := range indexes {
+		h, ok := found[x]
+		if !ok {
+			return nil, fmt.Errorf("sqlite: read hash %d: %w", x, audit.ErrNotFound)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// ReadRecords returns records [from, to).
+func (s *Store) ReadRecords(ctx context.Context, from, to int64) ([]audit.Record, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if from < 0 || to < from {
+		return nil, fmt.Errorf("sqlite: read records [%d, %d): bad range", from, to)
+	}
+	if to == from {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq", from, to)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read records [%d, %d): %w", from, to, err)
+	}
+	defer rows.Close()
+	out := make([]audit.Record, 0, to-from)
+	for rows.Next() {
+		var r audit.Record
+		if err := rows.Scan(&r.Seq, &r.Data); err != nil {
+			return nil, fmt.Errorf("sqlite: read records: %w", err)
+		}
+		if r.Seq != from+int64(len(out)) {
+			return nil, fmt.Errorf("sqlite: read records: record %d: %w", from+int64(len(out)), audit.ErrNotFound)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read records: %w", err)
+	}
+	if int64(len(out)) != to-from {
+		return nil, fmt.Errorf("sqlite: read records: record %d: %w", from+int64(len(out)), audit.ErrNotFound)
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/audit/storetest"
+	"github.com/wardenhq/warden/internal/store/sqlite"
+)
+
+func openTemp(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) audit.Store { return openTemp(t) })
+}
+
+// TestAppendOnlyTriggers checks that the schema itself refuses UPDATE and
+// DELETE on every table that holds evidence.
+func TestAppendOnlyTriggers(t *testing.T) {
+	st := openTemp(t)
+	ctx := context.Background()
+	e := &audit.Entry{V: 1, Kind: audit.KindGatewayStarted, ID: "x", Masking: []audit.MaskAction{{Rule: "email", Count: 1}}}
+	data, err := audit.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tlog.RecordHash(data)
+	if err := st.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: 0, Data: data, Entry: e}}, HashStart: 0, Hashes: []tlog.Hash{h}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("n")}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+st.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range []string{
+		"UPDATE entries SET data = x'00'",
+		"DELETE FROM entries",
+		"UPDATE hashes SET hash = x'00'",
+		"DELETE FROM hashes",
+		"UPDATE checkpoints SET note = 'forged'",
+		"DELETE FROM checkpoints",
+		"UPDATE entry_masks SET rule = 'x'",
+		"DELETE FROM entry_masks",
+	} {
+		_, err := db.Exec(stmt)
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want append-only refusal", stmt, err)
+		}
+	}
+}
