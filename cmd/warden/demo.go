@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/devstack"
+)
+
+type demoFlags struct {
+	gatewayAddr, adminAddr, issuerAddr, modelAddr, dataDir string
+	logFormat, logLevel                                    string
+}
+
+func newDemoCmd() *cobra.Command {
+	var f demoFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run Warden with a demo identity provider and a demo model server, all on loopback",
+		Long: `demo starts, with no configuration and no other software:
+  - the Warden gateway and its admin listener,
+  - a demo OpenID Connect issuer (users alice, bob, carol, dave, indexer; secret "demo"),
+  - a demo OpenAI-compatible model server whose answers contain fake PII,
+and prints curl commands that exercise everything Warden does. Ctrl-C stops it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "gateway listen address")
+	fl.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:9090", "admin listen address")
+	fl.StringVar(&f.issuerAddr, "issuer-addr", "127.0.0.1:9091", "demo OIDC issuer listen address")
+	fl.StringVar(&f.modelAddr, "model-addr", "127.0.0.1:9092", "demo model server listen address")
+	fl.StringVar(&f.dataDir, "data-dir", "./warden-data", "data directory (audit log, keys)")
+	addLogFlags(cmd, &f.logFormat, &f.logLevel)
+	return cmd
+}
+
+// demoStack is what runDemo started, for printing and tests.
+type demoStack struct {
+	gatewayURL, adminURL, issuerURL, modelURL string
+}
+
+func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	issuerLn, err := net.Listen("tcp", f.issuerAddr)
+	if err != nil {
+		return fmt.Errorf("demo issuer: %w (choose another with --issuer-addr)", err)
+	}
+	modelLn, err := net.Listen("tcp", f.modelAddr)
+	if err != nil {
+		issuerLn.Close()
+		return fmt.Errorf("demo model server: %w (choose another with --model-addr)", err)
+	}
+	st := demoStack{
+		issuerURL: "http://" + issuerLn.Addr().String(),
+		modelURL:  "http://" + modelLn.Addr().String(),
+	}
+	issuer, err := devstack.NewIssuer(st.issuerURL)
+	if err != nil {
+		return err
+	}
+	model := devstack.NewModelServer()
+	side := []*http.Server{
+		{Handler: issuer.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: model.Handler(), ReadHeaderTimeout: 10 * time.Second},
+	}
+	go func() { _ = side[0].Serve(issuerLn) }()
+	go func() { _ = side[1].Serve(modelLn) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range side {
+			_ = s.Shutdown(sctx)
+		}
+	}()
+
+	cfg := demoConfig(f, st)
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := a.server.Listen(); err != nil {
+		a.close()
+		return fmt.Errorf("%w (choose other addresses with --gateway-addr/--admin-addr)", err)
+	}
+	st.gatewayURL = "http://" + a.server.Addr()
+	st.adminURL = "http://" + a.server.AdminAddr()
+	printDemo(stdout, st)
+	err = a.run(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	fmt.Fprintln(stdout, "warden demo stopped.")
+	return err
+}
+
+// demoConfig is the configuration `warden demo` runs: the same structure
+// as a warden.yaml (see examples/warden.yaml).
+func demoConfig(f demoFlags, st demoStack) *config.Config {
+	cfg := &config.Config{
+		Listen:      f.gatewayAddr,
+		AdminListen: f.adminAddr,
+		DataDir:     f.dataDir,
+		Instance:    "demo",
+		Routes: []config.Route{
+			{Name: "openai", PathPrefix: "/v1/", Upstream: st.modelURL, Profile: config.ProfileOpenAI},
+			{Name: "admin", PathPrefix: "/admin/", Upstream: st.modelURL, Profile: config.ProfileGeneric},
+		},
+		AllowAnonymous: true,
+	}
+	cfg.SetDefaults()
+	cfg.Timeouts.Shutdown = 5 * time.Second
+	return cfg
+}

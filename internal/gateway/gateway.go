@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wardenhq/warden/internal/config"
+)
+
+// Options carry what the gateway needs besides the config.
+type Options struct {
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Registry receives the gateway's metrics; nil means a private one.
+	Registry prometheus.Registerer
+	// Transport overrides the upstream transport (tests); nil builds one
+	// from the config.
+	Transport http.RoundTripper
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gateway is the data-path handler: it normalises, routes, and forwards a
+// request to its upstream, streaming the response back.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	router  *router
+	proxy   *httputil.ReverseProxy
+	metrics *metrics
+	now     func() time.Time
+	maxBody int64
+
+	callPool sync.Pool
+}
+
+// New builds a Gateway from a validated config.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	rt, err := newRouter(cfg.Routes)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: routes: %w", err)
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		log:     opts.Logger,
+		router:  rt,
+		now:     opts.Now,
+		maxBody: int64(cfg.Limits.MaxRequestBody),
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	g.metrics = newMetrics(reg)
+	tr := opts.Transport
+	if tr == nil {
+		tr = NewTransport(cfg)
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:        g.rewrite,
+		Transport:      tr,
+		FlushInterval:  -1, // SSE and chunked responses go out as they arrive
+		ModifyResponse: g.modifyResponse,
+		ErrorHandler:   g.proxyError,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		BufferPool:     bufferPool{},
+	}
+	g.callPool.New = func() any { return new(call) }
+	return g, nil
+}
+
+// NewTransport builds the upstream HTTP transport: a keep-alive pool sized
+// by upstream_pool, bounded dial and response-header timeouts.
+func NewTransport(cfg *config.Config) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.Timeouts.UpstreamDial, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil, // never route inference traffic through an env proxy by accident
+		DialContext:            d.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           cfg.UpstreamPool.MaxIdlePerHost * 4,
+		MaxIdleConnsPerHost:    cfg.UpstreamPool.MaxIdlePerHost,
+		IdleConnTimeout:        cfg.UpstreamPool.IdleTimeout,
+		TLSHandshakeTimeout:    cfg.Timeouts.UpstreamDial,
+		ResponseHeaderTimeout:  cfg.Timeouts.UpstreamHeader,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true, // pass encodings through; masking decodes what it must
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+}
+
+// call is the per-request state shared by the handler and the proxy hooks.
+type call struct {
+	start         time.Time
+	requestID     string
+	clientReqID   bool
+	route         *route
+	path          string // normalised, escaped
+	body          []byte
+	upstreamStart time.Time
+	upstreamHdr   time.Duration // upstream time to response headers
+	status        int
+}
+
+func (c *call) reset() { *c = call{} }
+
+type callKey struct{}
+
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	return c
+}
+
+// ServeHTTP implements the request path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := g.callPool.Get().(*call)
+	c.reset()
+	defer g.callPool.Put(c)
+	c.start = g.now()
+	g.metrics.inflight.Inc()
+	defer g.metrics.inflight.Dec()
+
+	if id := r.Header.Get("X-Request-Id"); id != "" && wellFormedRequestID(id) {
+		c.requestID, c.clientReqID = id, true
+	} else {
+		c.requestID = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", c.requestID)
+	routeName := "-"
+	defer func() {
+		g.metrics.requests.WithLabelValues(routeName, strconv.Itoa(c.status)).Inc()
+	}()
+
+	p, err := normalizePath(r.URL.EscapedPath())
+	if err != nil {
+		g.fail(w, c, http.StatusBadRequest, errBadRequest, "ambiguous request path: "+err.Error())
+		return
+	}
+	c.path = p
+	c.route = g.router.match(r.Host, p)
+	if c.route == nil {
+		g.fail(w, c, http.StatusNotFound, errNotFound, "no route for "+r.Method+" "+p)
+		return
+	}
+	routeName = c.route.name
+	if hasEncodedSlash(p) && !c.route.allowEncodedSlash {
+		g.fail(w, c, http.StatusBadRequest, errBadRequest, "encoded slash (%2F) in path is not allowed on route "+c.route.name)
+		return
+	}
+
+	// Streams must not be truncated: let the handler keep reading the
+	// request body while the response is being written (golang/go#57786).
+	_ = http.NewResponseController(w).EnableFullDuplex()
+
+	if status, typ, msg := g.readBody(r, c); status != 0 {
+		g.fail(w, c, status, typ, msg)
+		return
+	}
+
+	ctx := context.WithValue(r.Context(), callKey{}, c)
+	sw := &statusWriter{ResponseWriter: w}
+	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
+	c.status = sw.status
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if c.upstreamHdr > 0 {
+		g.metrics.upstreamDur.WithLabelValues(routeName).Observe(c.upstreamHdr.Seconds())
+	}
+}
+
+// readBody reads the request body once, bounded by the size limit. It
+// returns a non-zero status on failure.
+func (g *Gateway) readBody(r *http.Request, c *call) (int, string, string) {
+	if r.ContentLength > g.maxBody {
+		return http.StatusRequestEntityTooLarge, errTooLarge,
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.maxBody)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return 0, "", ""
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r.ContentLength)))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, g.maxBody+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return http.StatusRequestEntityTooLarge, errTooLarge, "request body too large"
+		}
+		return http.StatusBadRequest, errBadRequest, "could not read request body: " + err.Error()
+	}
+	if n > g.maxBody {
+		return http.StatusRequestEntityTooLarge, errTooLarge,
+			fmt.Sprintf("request body exceeds the limit of %d bytes", g.maxBody)
+	}
+	c.body = buf.Bytes()
+	return 0, "", ""
+}
+
+func bodyCap(cl int64) int64 {
+	if cl > 0 && cl < 1<<20 {
+		return cl
+	}
+	return 4096
+}
+
+// rewrite builds the outbound request: the normalised path under the
+// upstream, the body read once, X-Forwarded-* set by us only.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	c := callFrom(pr.In.Context())
+	rt := c.route
+	out := pr.Out
+	out.URL.Scheme = rt.upstream.Scheme
+	out.URL.Host = rt.upstream.Host
+	p := c.path
+	if rt.stripPrefix {
+		p = "/" + trimPrefixPath(p, rt.prefix)
+	}
+	rawPath := joinPath(rt.upstream.EscapedPath(), p)
+	out.URL.Path = unescapePath(rawPath)
+	out.URL.RawPath = rawPath
+	out.Host = ""
+	if c.body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(c.body))
+		out.ContentLength = int64(len(c.body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(c.body)), nil }
+	} else {
+		out.Body = nil
+		out.ContentLength = 0
+	}
+	out.Header.Set("X-Request-Id", c.requestID)
+	pr.SetXForwarded()
+	c.upstreamStart = g.now()
+}
+
+func trimPrefixPath(p, prefix string) string {
+	if len(p) >= len(prefix) {
+		p = p[len(prefix):]
+	}
+	for len(p) > 0 && p[0] == '/' {
+		p = p[1:]
+	}
+	return p
+}
+
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	if base[len(base)-1] == '/' {
+		return base + p[1:]
+	}
+	return base + p
+}
+
+// modifyResponse runs when the upstream's headers arrive, before anything
+// is written to the caller.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	c := callFrom(resp.Request.Context())
+	now := g.now()
+	c.upstreamHdr = now.Sub(c.upstreamStart)
+	added := now.Sub(c.start) - c.upstreamHdr
+	resp.Header.Set("Server-Timing", serverTiming(added))
+	resp.Header.Set("X-Request-Id", c.requestID)
+	g.metrics.gatewayAdded.WithLabelValues(c.route.name).Observe(added.Seconds())
+	return nil
+}
+
+// proxyError maps transport failures to JSON errors: 504 for timeouts,
+// 502 otherwise. Once the response has started there is nothing to send;
+// the stream is cut and the failure logged.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	c := callFrom(r.Context())
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nothing to answer.
+		c.status = 499
+		if sw, ok := w.(*statusWriter); ok {
+			sw.status = 499
+		}
+		return
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		g.log.Warn("upstream timeout", "request_id", c.requestID, "route", c.route.name, "err", err)
+		g.fail(w, c, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time")
+		return
+	}
+	g.log.Warn("upstream error", "request_id", c.requestID, "route", c.route.name, "err", err)
+	g.fail(w, c, http.StatusBadGateway, errUpstream, "the upstream could not be reached or failed")
+}
+
+// fail writes a gateway-generated error with Server-Timing.
+func (g *Gateway) fail(w http.ResponseWriter, c *call, status int, typ, msg string) {
+	c.status = status
+	w.Header().Set("Server-Timing", serverTiming(g.now().Sub(c.start)-c.upstreamHdr))
+	writeError(w, status, typ, msg, c.requestID)
+}
+
+func serverTiming(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return "warden;dur=" + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64)
+}
+
+// statusWriter remembers the status code; Unwrap keeps
+// http.ResponseController (flush, full duplex, deadlines) working.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// bufferPool recycles the 32 KiB copy buffers of the reverse proxy.
+type bufferPool struct{}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }

@@ -1,0 +1,164 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wardenhq/warden/internal/config"
+)
+
+// Server runs the gateway listener and the admin listener.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	gw       *Gateway
+	registry *prometheus.Registry
+	adminMux *http.ServeMux
+
+	gwSrv, adminSrv *http.Server
+	gwLn, adminLn   net.Listener
+	ready           atomic.Bool
+	readyChecks     []func(context.Context) error
+}
+
+// NewServer builds the gateway and admin servers from cfg. Call Mount to
+// add admin endpoints before Start.
+func NewServer(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts.Registry = reg
+	opts.Logger = log
+	gw, err := New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, gw: gw, registry: reg, adminMux: http.NewServeMux()}
+	s.adminMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	s.adminMux.HandleFunc("GET /readyz", s.readyz)
+	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s, nil
+}
+
+// Gateway returns the data-path handler.
+func (s *Server) Gateway() *Gateway { return s.gw }
+
+// Registry returns the Prometheus registry shared by all components.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Mount adds a handler on the admin listener.
+func (s *Server) Mount(pattern string, h http.Handler) { s.adminMux.Handle(pattern, h) }
+
+// AddReadyCheck adds a check that /readyz runs; any error makes it 503.
+func (s *Server) AddReadyCheck(f func(context.Context) error) { s.readyChecks = append(s.readyChecks, f) }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "starting or shutting down", "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	for _, f := range s.readyChecks {
+		if err := f(ctx); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error(), "")
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+}
+
+// Listen binds both listeners (so callers learn the real addresses when a
+// port is 0) without serving yet.
+func (s *Server) Listen() error {
+	var err error
+	if s.gwLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", s.cfg.Listen, err)
+	}
+	if s.adminLn, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+		s.gwLn.Close()
+		return fmt.Errorf("gateway: admin listen %s: %w", s.cfg.AdminListen, err)
+	}
+	return nil
+}
+
+// Addr returns the gateway listener's address (after Listen).
+func (s *Server) Addr() string { return s.gwLn.Addr().String() }
+
+// AdminAddr returns the admin listener's address (after Listen).
+func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// Serve serves both listeners until ctx is done, then shuts down
+// gracefully: new connections are refused, in-flight requests and streams
+// get up to timeouts.shutdown to finish, then are cut.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.gwLn == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	s.gwSrv = &http.Server{
+		Handler:           s.gw,
+		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
+		IdleTimeout:       s.cfg.Timeouts.Idle,
+		MaxHeaderBytes:    int(s.cfg.Limits.MaxHeaderBytes),
+		ErrorLog:          errLog,
+	}
+	s.adminSrv = &http.Server{
+		Handler:           s.adminMux,
+		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
+		IdleTimeout:       s.cfg.Timeouts.Idle,
+		ErrorLog:          errLog,
+	}
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	for _, p := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{s.gwSrv, s.gwLn}, {s.adminSrv, s.adminLn}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	s.ready.Store(true)
+	s.log.Info("warden listening", "gateway", s.Addr(), "admin", s.AdminAddr())
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Shutdown)
+	defer cancel()
+	s.log.Info("draining", "deadline", s.cfg.Timeouts.Shutdown)
+	if err := s.gwSrv.Shutdown(sctx); err != nil {
+		s.log.Warn("drain deadline reached; closing remaining connections", "err", err)
+		s.gwSrv.Close()
+	}
+	_ = s.adminSrv.Shutdown(sctx)
+	s.adminSrv.Close()
+	wg.Wait()
+	return serveErr
+}
