@@ -1,0 +1,473 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardenhq/warden/internal/identity"
+)
+
+func mustLoad(t *testing.T, src string) *Policy {
+	t.Helper()
+	p, err := Load("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return p
+}
+
+func alice() *identity.Principal {
+	return &identity.Principal{
+		Issuer: "https://idp.example", Subject: "alice", Kind: identity.KindUser,
+		Name: "Alice", Email: "alice@example.com", Groups: []string{"ml-users", "staff"},
+		Claims: map[string]any{"department": "research", "level": 3.0}, AuthMethod: "oidc",
+	}
+}
+
+func TestRuleOrderingFirstMatchWins(t *testing.T) {
+	const src = `
+version: 1
+rules:
+  - name: block-large
+    when: body.model == "large"
+    action: deny
+    reason: large model is closed
+  - name: users
+    when: principal.in_group("ml-users")
+    action: allow
+    mask: default
+    log: hash_only
+  - name: never-reached
+    when: "true"
+    action: deny
+`
+	p := mustLoad(t, src)
+	tests := []struct {
+		name       string
+		model      string
+		groups     []string
+		wantAction Action
+		wantRule   string
+		wantReason string
+	}{
+		{"earlier deny beats later allow", "large", []string{"ml-users"}, ActionDeny, "block-large", "large model is closed"},
+		{"allow when earlier rule does not match", "small", []string{"ml-users"}, ActionAllow, "users", ""},
+		{"catch-all after", "small", []string{"other"}, ActionDeny, "never-reached", "denied by policy rule never-reached"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &Input{Principal: &identity.Principal{Subject: "x", Groups: tt.groups}, Body: map[string]any{"model": tt.model}}
+			d := p.Decide(in)
+			if d.Action != tt.wantAction || d.Rule != tt.wantRule || d.Reason != tt.wantReason {
+				t.Fatalf("got %s by %q (%q), want %s by %q (%q)", d.Action, d.Rule, d.Reason, tt.wantAction, tt.wantRule, tt.wantReason)
+			}
+			if d.Version != p.Version() {
+				t.Errorf("decision version %q, policy %q", d.Version, p.Version())
+			}
+			if d.Rule == "users" && (d.Mask != "default" || d.Log != LogHashOnly) {
+				t.Errorf("mask/log = %q/%q, want default/hash_only", d.Mask, d.Log)
+			}
+		})
+	}
+}
+
+func TestDefaultDeny(t *testing.T) {
+	p := mustLoad(t, `
+version: 1
+rules:
+  - name: only-admins
+    when: principal.in_group("ml-admins")
+    action: allow
+`)
+	d := p.Decide(&Input{Principal: alice()})
+	if d.Action != ActionDeny || d.Rule != DefaultRuleName || d.Reason != DefaultDenyReason {
+		t.Fatalf("got %+v, want default deny", d)
+	}
+	// A nil principal must not panic and is denied.
+	if d := p.Decide(&Input{}); d.Action != ActionDeny {
+		t.Fatalf("nil principal: got %+v", d)
+	}
+}
+
+func TestDefaultActionOnlyDeny(t *testing.T) {
+	_, err := Load("p.yaml", []byte("version: 1\ndefault_action: allow\nrules:\n  - name: a\n    when: 'false'\n    action: deny\n"))
+	if err == nil || !strings.Contains(err.Error(), "default_action") {
+		t.Fatalf("default_action allow accepted: %v", err)
+	}
+	mustLoad(t, "version: 1\ndefault_action: deny\nrules:\n  - name: a\n    when: 'false'\n    action: deny\n")
+}
+
+// TestVariables checks each CEL variable and helper against an input
+// where the expression must be true, and a variant where it must be false.
+func TestVariables(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	base := func() *Input {
+		return &Input{
+			Principal: alice(),
+			Request: Request{
+				Method: "POST", Path: "/v1/chat/completions", Host: "gw.example",
+				Query:   map[string][]string{"api-version": {"2024-01"}},
+				Headers: map[string]string{"x-team": "vision"},
+			},
+			Route:  Route{Name: "openai", Profile: "openai"},
+			Body:   BodyFacts([]byte(`{"model":"warden-demo-small","stream":true,"n":2,"max_tokens":100,"messages":[{},{}],"tools":[{"type":"function","function":{"name":"search"}}]}`)),
+			Grants: []Grant{{ID: "g1", Scope: "finetune", Expires: now.Add(time.Hour)}, {ID: "g0", Scope: "export", Expires: now.Add(-time.Hour)}},
+			Now:    now,
+		}
+	}
+	tests := []struct {
+		expr   string
+		mutate func(*Input) // makes the expression false
+	}{
+		{`principal.issuer == "https://idp.example"`, func(in *Input) { in.Principal.Issuer = "other" }},
+		{`principal.subject == "alice"`, func(in *Input) { in.Principal.Subject = "bob" }},
+		{`principal.kind == "user"`, func(in *Input) { in.Principal.Kind = identity.KindService }},
+		{`principal.name == "Alice"`, func(in *Input) { in.Principal.Name = "" }},
+		{`principal.email.endsWith("@example.com")`, func(in *Input) { in.Principal.Email = "a@x.org" }},
+		{`principal.auth_method == "oidc"`, func(in *Input) { in.Principal.AuthMethod = "api_key" }},
+		{`"staff" in principal.groups`, func(in *Input) { in.Principal.Groups = nil }},
+		{`principal.claims.department == "research" && principal.claims.level >= 3.0`, func(in *Input) { in.Principal.Claims["department"] = "sales" }},
+		{`has(principal.email)`, func(in *Input) { in.Principal.Email = "" }},
+		{`request.method == "POST"`, func(in *Input) { in.Request.Method = "GET" }},
+		{`request.path == "/v1/chat/completions"`, func(in *Input) { in.Request.Path = "/v1/embeddings" }},
+		{`request.host == "gw.example"`, func(in *Input) { in.Request.Host = "other" }},
+		{`request.query["api-version"][0] == "2024-01"`, func(in *Input) { in.Request.Query["api-version"] = []string{"x"} }},
+		{`"x-team" in request.headers && request.headers["x-team"] == "vision"`, func(in *Input) { in.Request.Headers = nil }},
+		{`route.name == "openai" && route.profile == "openai"`, func(in *Input) { in.Route.Profile = "generic" }},
+		{`has(body.model) && body.model == "warden-demo-small"`, func(in *Input) { in.Body = nil }},
+		{`body.stream && body.n == 2 && body.max_tokens <= 100 && body.message_count == 2`, func(in *Input) { in.Body["stream"] = false }},
+		{`body.has_tools && "search" in body.tools`, func(in *Input) { in.Body["tools"] = []string{"calc"} }},
+		{`has_grant("finetune")`, func(in *Input) { in.Grants = in.Grants[1:] }},
+		{`!has_grant("export")`, func(in *Input) { in.Grants[1].Expires = in.Now.Add(time.Minute) }},
+		{`grants.exists(g, g.id == "g1" && g.expires > now)`, func(in *Input) { in.Grants[0].Expires = in.Now }},
+		{`now >= timestamp("2026-11-26T12:00:00Z")`, func(in *Input) { in.Now = in.Now.Add(-time.Second) }},
+		{`now.getHours() == 12`, func(in *Input) { in.Now = in.Now.Add(time.Hour) }},
+		{`principal.in_group("ml-users")`, func(in *Input) { in.Principal.Groups = []string{"x"} }},
+		{`in_group(principal, "ml-users")`, func(in *Input) { in.Principal.Groups = []string{"x"} }},
+		{`any_group(principal, ["ml-admins", "staff"])`, func(in *Input) { in.Principal.Groups = []string{"ml-users"} }},
+		{`principal.any_group(["nobody", "staff"])`, func(in *Input) { in.Principal.Groups = nil }},
+		{`request.path.glob("/v1/*/completions")`, func(in *Input) { in.Request.Path = "/v1/a/b/completions" }},
+		{`glob(request.path, "/v1/**")`, func(in *Input) { in.Request.Path = "/v2/chat" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			p := mustLoad(t, "version: 1\nrules:\n  - name: r\n    when: '"+strings.ReplaceAll(tt.expr, "'", "''")+"'\n    action: allow\n")
+			if d := p.Decide(base()); d.Action != ActionAllow || d.EvalError != "" {
+				t.Fatalf("base input: got %s by %q (%s), want allow", d.Action, d.Rule, d.EvalError)
+			}
+			in := base()
+			tt.mutate(in)
+			if d := p.Decide(in); d.Action != ActionDeny {
+				t.Fatalf("mutated input: got %s by %q, want deny", d.Action, d.Rule)
+			}
+		})
+	}
+}
+
+func TestEvalErrorFailsClosed(t *testing.T) {
+	p := mustLoad(t, `
+version: 1
+rules:
+  - name: block-model
+    when: body.model == "bad"
+    action: deny
+  - name: everyone
+    when: "true"
+    action: allow
+`)
+	// No body: body.model is "no such key", so the deny rule cannot be
+	// evaluated; the request must not fall through to the allow rule.
+	d := p.Decide(&Input{Principal: alice()})
+	if d.Action != ActionDeny || d.Rule != "block-model" || d.EvalError == "" {
+		t.Fatalf("got %+v, want fail-closed deny by block-model", d)
+	}
+	if strings.Contains(d.Reason, "no such key") {
+		t.Errorf("reason leaks internals: %q", d.Reason)
+	}
+}
+
+func TestInputBoundsFailClosed(t *testing.T) {
+	p := mustLoad(t, "version: 1\nrules:\n  - name: all\n    when: principal.groups.exists(g, g == \"x\") || true\n    action: allow\n")
+	many := make([]string, estMaxListSize+1)
+	for i := range many {
+		many[i] = "g"
+	}
+	tests := []struct {
+		name string
+		in   *Input
+	}{
+		{"too many groups", &Input{Principal: &identity.Principal{Groups: many}}},
+		{"long path", &Input{Request: Request{Path: "/" + strings.Repeat("a", estMaxStringSize)}}},
+		{"deep claims", &Input{Principal: &identity.Principal{Claims: map[string]any{"a": []any{[]any{[]any{[]any{[]any{"x"}}}}}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := p.Decide(tt.in); d.Action != ActionDeny || d.EvalError == "" {
+				t.Fatalf("got %+v, want deny with EvalError", d)
+			}
+		})
+	}
+	if d := p.Decide(&Input{Principal: alice()}); d.Action != ActionAllow {
+		t.Fatalf("within bounds: got %+v", d)
+	}
+}
+
+func TestApprovalDecision(t *testing.T) {
+	p := mustLoad(t, `
+version: 1
+rules:
+  - name: finetune
+    when: request.path.glob("/v1/fine_tuning/**")
+    action: require_approval
+    approval: ft
+approvals:
+  ft:
+    reviewers: [ml-approvers, security]
+    min_approvals: 2
+    one_per_group: true
+    kind: grant
+    mode: async
+    grant_duration: 2h
+    scope:
+      paths: ["/v1/fine_tuning/**"]
+`)
+	d := p.Decide(&Input{Request: Request{Path: "/v1/fine_tuning/jobs"}})
+	if d.Action != ActionRequireApproval || d.ApprovalName != "ft" || d.Approval == nil {
+		t.Fatalf("got %+v", d)
+	}
+	a := d.Approval
+	if a.Kind != ApprovalGrant || a.Mode != ApprovalAsync || a.MinApprovals != 2 || !a.OnePerGroup ||
+		a.TTL != time.Hour || a.HoldTimeout != 10*time.Minute || a.GrantDuration != 2*time.Hour ||
+		len(a.Scope.Paths) != 1 || len(a.Reviewers) != 2 {
+		t.Fatalf("approval setting = %+v", a)
+	}
+	if d := p.Decide(&Input{Request: Request{Path: "/v1/fine_tuning"}}); d.Action != ActionRequireApproval {
+		t.Fatalf("bare prefix: %+v", d)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // substrings of the error
+	}{
+		{
+			name: "type error",
+			src:  "version: 1\nrules:\n  - name: ok\n    when: 'true'\n    action: allow\n  - name: bad-type\n    when: request.path == 3\n    action: allow\n",
+			want: []string{"p.yaml:7:", `rule[1] "bad-type"`, "when:", "no matching overload", "(expression 1:"},
+		},
+		{
+			name: "unknown field is a type error",
+			src:  "version: 1\nrules:\n  - name: typo\n    when: principal.grups.size() > 0\n    action: allow\n",
+			want: []string{"p.yaml:4:20:", `rule[0] "typo"`, "undefined field 'grups'", "(expression 1:10)"},
+		},
+		{
+			name: "undeclared variable",
+			src:  "version: 1\nrules:\n  - name: u\n    when: user.name == \"x\"\n    action: allow\n",
+			want: []string{"p.yaml:4:", "undeclared reference to 'user'"},
+		},
+		{
+			name: "not bool",
+			src:  "version: 1\nrules:\n  - name: s\n    when: request.path\n    action: allow\n",
+			want: []string{`rule[0] "s"`, "must be of type bool"},
+		},
+		{
+			name: "syntax error in block scalar",
+			src:  "version: 1\nrules:\n  - name: syn\n    when: |\n      principal.subject == \"a\" &&\n        request.path == == \"x\"\n    action: allow\n",
+			want: []string{"p.yaml:6:", `rule[0] "syn"`, "Syntax error"},
+		},
+		{
+			name: "cost limit",
+			src:  "version: 1\nrules:\n  - name: costly\n    when: principal.groups.all(a, principal.groups.all(b, principal.groups.all(c, a + b + c != \"\")))\n    action: allow\n",
+			want: []string{"p.yaml:4:11:", `rule[0] "costly"`, "exceeds the limit 100000"},
+		},
+		{
+			name: "missing approval",
+			src:  "version: 1\nrules:\n  - name: a\n    when: 'true'\n    action: require_approval\n",
+			want: []string{"p.yaml:3:", `rule[0] "a"`, "approval: is required"},
+		},
+		{
+			name: "unknown approval",
+			src:  "version: 1\nrules:\n  - name: a\n    when: 'true'\n    action: require_approval\n    approval: nope\n",
+			want: []string{"p.yaml:6:15:", "names no entry of approvals"},
+		},
+		{
+			name: "bad action and duplicate name",
+			src:  "version: 1\nrules:\n  - name: a\n    when: 'true'\n    action: permit\n  - name: a\n    when: 'true'\n    action: allow\n",
+			want: []string{"p.yaml:5:13:", "must be allow, deny or require_approval", "p.yaml:6:", "duplicates the name of rule 0"},
+		},
+		{
+			name: "unknown key (strict)",
+			src:  "version: 1\nrules:\n  - name: a\n    when: 'true'\n    action: allow\n    masks: default\n",
+			want: []string{"p.yaml:6:", "masks"},
+		},
+		{
+			name: "bad approval setting",
+			src:  "version: 1\nrules:\n  - name: a\n    when: 'true'\n    action: require_approval\n    approval: x\napprovals:\n  x:\n    mode: wait\n    reviewers: []\n",
+			want: []string{"approvals.x.mode", "must be hold or async", "reviewer group is required"},
+		},
+		{
+			name: "wrong version",
+			src:  "version: 2\nrules:\n  - name: a\n    when: 'true'\n    action: allow\n",
+			want: []string{"p.yaml:1:10:", "version: must be 1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Load("p.yaml", []byte(tt.src))
+			if err == nil {
+				t.Fatalf("loaded (version %s), want error", p.Version())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			var le *LoadError
+			if !errors.As(err, &le) {
+				t.Errorf("error is not a *LoadError: %T", err)
+			}
+		})
+	}
+}
+
+func TestVersionCanonical(t *testing.T) {
+	const a = `
+version: 1
+rules:
+  - name: users
+    when: principal.in_group("ml-users")
+    action: allow
+    mask: default
+`
+	// Same content: comments, quoting, flow style, key order, explicit
+	// defaults.
+	const b = `# the demo policy
+rules: [{action: allow, mask: "default", log: redacted, name: 'users', when: 'principal.in_group("ml-users")'}]
+default_action: deny
+version: 1   # format
+`
+	// Changed content.
+	const c = `
+version: 1
+rules:
+  - name: users
+    when: principal.in_group("ml-admins")
+    action: allow
+    mask: default
+`
+	pa, pb, pc := mustLoad(t, a), mustLoad(t, b), mustLoad(t, c)
+	if pa.Version() != pb.Version() {
+		t.Errorf("reformatting changed the version: %s vs %s", pa.Version(), pb.Version())
+	}
+	if pa.Version() == pc.Version() {
+		t.Errorf("content change kept the version %s", pa.Version())
+	}
+	if !strings.HasPrefix(pa.Version(), "sha256:") || len(pa.Version()) != len("sha256:")+64 {
+		t.Errorf("version %q is not sha256:<hex>", pa.Version())
+	}
+	const d = `
+version: 1
+rules:
+  - name: users
+    when: principal.in_group("ml-users")
+    action: allow
+    mask: other
+`
+	if mustLoad(t, d).Version() == pa.Version() {
+		t.Error("changing the mask profile kept the version")
+	}
+}
+
+func TestExplain(t *testing.T) {
+	p := mustLoad(t, `
+version: 1
+rules:
+  - name: admins
+    when: principal.in_group("ml-admins")
+    action: allow
+  - name: users
+    when: principal.in_group("ml-users")
+    action: allow
+  - name: staff
+    when: principal.in_group("staff")
+    action: deny
+  - name: broken
+    when: body.model == "x"
+    action: deny
+`)
+	tr := p.Explain(&Input{Principal: alice()})
+	if len(tr) != 4 {
+		t.Fatalf("%d traces, want 4", len(tr))
+	}
+	want := []struct {
+		matched, decisive, err bool
+	}{{false, false, false}, {true, true, false}, {true, false, false}, {false, false, true}}
+	for i, w := range want {
+		if tr[i].Matched != w.matched || tr[i].Decisive != w.decisive || (tr[i].Err != "") != w.err {
+			t.Errorf("trace %d = %+v, want %+v", i, tr[i], w)
+		}
+	}
+}
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		pat, s string
+		want   bool
+	}{
+		{"/v1/*", "/v1/models", true},
+		{"/v1/*", "/v1/models/x", false},
+		{"/v1/**", "/v1/models/x", true},
+		{"/v1/**", "/v1", true},
+		{"/v1/**", "/v1x", false},
+		{"/v1/exports**", "/v1/exports", true},
+		{"/v1/exports**", "/v1/exports/1/file", true},
+		{"/v1/*/completions", "/v1/chat/completions", true},
+		{"/v1/*/completions", "/v1/completions", false},
+		{"/v1/?ile", "/v1/file", true},
+		{"/v1/?ile", "/v1//ile", false},
+		{"/admin/**", "/administrator", false},
+		{"", "", true},
+		{"*", "", true},
+		{"a*b*c", "axxbyyc", true},
+		{"a*b*c", "axxbyy", false},
+	}
+	for _, tt := range tests {
+		if got := Glob(tt.pat, tt.s); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tt.pat, tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestBodyFacts(t *testing.T) {
+	f := BodyFacts([]byte(`{"model":"m","stream":false,"n":3,"max_completion_tokens":50,"temperature":0.5,"messages":[{"role":"user","content":"secret 4111"}],"functions":[{"name":"f1"}],"user":"u1"}`))
+	want := map[string]any{"model": "m", "stream": false, "n": int64(3), "max_tokens": int64(50), "temperature": 0.5, "message_count": int64(1), "has_tools": true, "user": "u1"}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, f[k], v)
+		}
+	}
+	if tools, _ := f["tools"].([]string); len(tools) != 1 || tools[0] != "f1" {
+		t.Errorf("tools = %#v", f["tools"])
+	}
+	for k, v := range f {
+		if s, ok := v.(string); ok && strings.Contains(s, "secret") {
+			t.Errorf("fact %s copies message content", k)
+		}
+	}
+	e := BodyFacts([]byte(`{"model":"e","input":["a","b","c"]}`))
+	if e["input_count"] != int64(3) || e["has_tools"] != false {
+		t.Errorf("embeddings facts = %#v", e)
+	}
+	if _, ok := e["stream"]; ok {
+		t.Error("absent stream reported")
+	}
+	for _, bad := range []string{``, `not json`, `[1,2]`, `"s"`, `null`} {
+		if f := BodyFacts([]byte(bad)); f != nil {
+			t.Errorf("BodyFacts(%q) = %#v, want nil", bad, f)
+		}
+	}
+}
