@@ -13,9 +13,9 @@ import (
 // app is the wired gateway: everything `warden serve` runs, reused by
 // `warden demo` and by the end-to-end tests.
 type app struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	server *gateway.Server
+	cfg     *config.Config
+	log     *slog.Logger
+	server  *gateway.Server
 	closers []func(context.Context) error
 }
 

@@ -59,5 +59,5 @@ Try it — copy and paste:
 			fmt.Fprintf(w, "#    %s\n", strings.ReplaceAll(s.note, "\n", "\n#    "))
 		}
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(w, "\nCtrl-C stops the demo.")
 }

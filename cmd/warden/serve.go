@@ -63,4 +63,3 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 type errUsage string
 
 func (e errUsage) Error() string { return string(e) }
-

@@ -209,7 +209,7 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(r.Upstream)
 		switch {
 		case err != nil:
-			add(p+".upstream", "is not a valid URL: %v", errors.Unwrap(err))
+			add(p+".upstream", "must be an absolute http:// or https:// URL (%v)", errors.Unwrap(err))
 		case u.Scheme != "http" && u.Scheme != "https":
 			add(p+".upstream", "must be an http:// or https:// URL, got %q", r.Upstream)
 		case u.Host == "":

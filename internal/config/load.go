@@ -261,4 +261,3 @@ func lineOf(f *ast.File, keyPath string) (int, int) {
 	}
 	return 0, 0
 }
-

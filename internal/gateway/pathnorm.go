@@ -125,7 +125,6 @@ func unescapePath(p string) string {
 	return b.String()
 }
 
-
 const upperhex = "0123456789ABCDEF"
 
 func ishex(c byte) bool {

@@ -66,7 +66,9 @@ func (s *Server) Registry() *prometheus.Registry { return s.registry }
 func (s *Server) Mount(pattern string, h http.Handler) { s.adminMux.Handle(pattern, h) }
 
 // AddReadyCheck adds a check that /readyz runs; any error makes it 503.
-func (s *Server) AddReadyCheck(f func(context.Context) error) { s.readyChecks = append(s.readyChecks, f) }
+func (s *Server) AddReadyCheck(f func(context.Context) error) {
+	s.readyChecks = append(s.readyChecks, f)
+}
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runningDemo is a `warden demo` process started as a new user would.
+type runningDemo struct {
+	cmd    *exec.Cmd
+	out    []string // stdout lines up to "Ctrl-C stops the demo."
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func startDemo(t *testing.T) *runningDemo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, wardenBin, "demo",
+		"--gateway-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--issuer-addr", "127.0.0.1:0", "--model-addr", "127.0.0.1:0")
+	cmd.Dir = t.TempDir() // data goes under ./warden-data, as for a new user
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &runningDemo{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		d.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("demo exited early; stdout:\n%s\nstderr:\n%s", strings.Join(d.out, "\n"), d.stderr)
+			}
+			d.out = append(d.out, l)
+			if l == "Ctrl-C stops the demo." {
+				go func() {
+					for l := range lines {
+						_ = l
+					}
+				}()
+				return d
+			}
+		case <-timeout:
+			t.Fatalf("demo did not print its examples; stderr:\n%s", d.stderr)
+		}
+	}
+}
+
+type demoExample struct {
+	title string
+	cmds  []string
+}
+
+var stepTitle = regexp.MustCompile(`^# \d+\. (.*)$`)
+
+func (d *runningDemo) examples() []demoExample {
+	var ex []demoExample
+	for _, l := range d.out {
+		if m := stepTitle.FindStringSubmatch(l); m != nil {
+			ex = append(ex, demoExample{title: m[1]})
+		} else if c, ok := strings.CutPrefix(l, "$ "); ok && len(ex) > 0 {
+			ex[len(ex)-1].cmds = append(ex[len(ex)-1].cmds, c)
+		}
+	}
+	return ex
+}
+
+// TestDemoCommandsWorkVerbatim runs `warden demo`, takes the curl commands
+// it printed, runs them verbatim in one shell, and checks each answer.
+func TestDemoCommandsWorkVerbatim(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed; .ci/run installs it")
+	}
+	d := startDemo(t)
+	ex := d.examples()
+	if len(ex) < 4 {
+		t.Fatalf("demo printed %d examples:\n%s", len(ex), strings.Join(d.out, "\n"))
+	}
+	// One shell, so that variables set by one command (a token) are there
+	// for the next; markers split the output per command.
+	var script strings.Builder
+	script.WriteString("set -o pipefail\n")
+	var idx []string
+	for i, e := range ex {
+		for j, c := range e.cmds {
+			fmt.Fprintf(&script, "echo '@@@ %d %d'\n%s\necho \"@@@rc $?\"\n", i, j, c)
+			idx = append(idx, e.title)
+		}
+	}
+	sh := exec.Command("bash", "-c", script.String())
+	sh.Dir = d.cmd.Dir
+	outB, err := sh.CombinedOutput()
+	if err != nil {
+		t.Fatalf("shell: %v\n%s", err, outB)
+	}
+	parts := strings.Split(string(outB), "@@@ ")[1:]
+	if len(parts) != len(idx) {
+		t.Fatalf("ran %d commands, got %d outputs:\n%s", len(idx), len(parts), outB)
+	}
+	outputs := map[string]string{}
+	for k, p := range parts {
+		title := idx[k]
+		body, rc, _ := strings.Cut(p, "@@@rc ")
+		if strings.TrimSpace(rc) != "0" {
+			t.Errorf("%q: exit status %s\n%s", title, strings.TrimSpace(rc), body)
+		}
+		outputs[title] += body
+	}
+	for _, e := range ex {
+		checkDemoOutput(t, e.title, outputs[e.title])
+	}
+
+	// Ctrl-C stops it cleanly.
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("demo exit after Ctrl-C: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop after SIGINT")
+	}
+}
+
+// demoExpectations: for each example (matched by a word of its title),
+// what its output must contain and must not contain.
+var demoExpectations = []struct {
+	titleHas string
+	want     []string
+	wantNot  []string
+}{
+	{"A chat completion", []string{`"object":"chat.completion"`}, nil},
+	{"streamed", []string{"data: [DONE]"}, nil},
+	{"Ambiguous paths", []string{`"type":"bad_request"`}, nil},
+	{"Health, readiness", []string{`"status":"ready"`, "warden_requests_total{"}, nil},
+}
+
+func checkDemoOutput(t *testing.T, title, out string) {
+	t.Helper()
+	if strings.TrimSpace(out) == "" {
+		t.Errorf("%q printed nothing", title)
+		return
+	}
+	for _, e := range demoExpectations {
+		if !strings.Contains(title, e.titleHas) {
+			continue
+		}
+		for _, w := range e.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%q: output lacks %q:\n%s", title, w, out)
+			}
+		}
+		for _, w := range e.wantNot {
+			if strings.Contains(out, w) {
+				t.Errorf("%q: output contains %q:\n%s", title, w, out)
+			}
+		}
+	}
+}
+

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const validYAML = `listen: 127.0.0.1:8080
+admin_listen: 127.0.0.1:9090
+routes:
+  - name: openai
+    path_prefix: /v1/
+    upstream: http://127.0.0.1:8000
+    profile: openai
+`
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadValid(t *testing.T) {
+	cfg, err := Load(writeFile(t, validYAML+"limits:\n  max_request_body: 2MiB\ntimeouts:\n  upstream_header: 3s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.MaxRequestBody != 2<<20 || cfg.Timeouts.UpstreamHeader != 3*time.Second {
+		t.Errorf("limits/timeouts not decoded: %+v %+v", cfg.Limits, cfg.Timeouts)
+	}
+	if cfg.Timeouts.Shutdown != 30*time.Second || cfg.DataDir != "./warden-data" {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+// TestLoadErrors has one case per class of error; each message must name
+// the key and the line.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		yaml     string
+		wantLine int
+		wantKey  string
+		wantMsg  string
+	}{
+		{"unknown key", validYAML + "timeouts:\n  upstream_headr: 5s\n", 9, "timeouts.upstream_headr", `unknown key "upstream_headr"`},
+		{"unknown nested key", strings.Replace(validYAML, "    profile: openai", "    profil: openai", 1), 7, "routes[0].profil", "unknown key"},
+		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 9, "upstream_pool.max_idle_per_host", "cannot unmarshal"},
+		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 9, "timeouts.idle", "duration"},
+		{"bad size", validYAML + "limits:\n  max_request_body: ten\n", 9, "limits.max_request_body", "invalid size"},
+		{"missing upstream", strings.Replace(validYAML, "    upstream: http://127.0.0.1:8000\n", "", 1), 4, "routes[0].upstream", "is required"},
+		{"bad URL", strings.Replace(validYAML, "http://127.0.0.1:8000", "127.0.0.1:8000", 1), 6, "routes[0].upstream", "http:// or https://"},
+		{"bad URL scheme", strings.Replace(validYAML, "http://127.0.0.1:8000", "ftp://x", 1), 6, "routes[0].upstream", "http:// or https://"},
+		{"bad profile", strings.Replace(validYAML, "profile: openai", "profile: grpc", 1), 7, "routes[0].profile", "must be"},
+		{"prefix not normalised", strings.Replace(validYAML, "path_prefix: /v1/", "path_prefix: /v1/../", 1), 5, "routes[0].path_prefix", "normalised"},
+		{"same listeners", strings.Replace(validYAML, "127.0.0.1:9090", "127.0.0.1:8080", 1), 2, "admin_listen", "must differ"},
+		{"missing env", strings.Replace(validYAML, "http://127.0.0.1:8000", "${WARDEN_TEST_UNSET_VAR}", 1), 6, "routes[0].upstream", "WARDEN_TEST_UNSET_VAR is not set"},
+		{"no routes", "listen: 127.0.0.1:8080\n", 0, "routes", "at least one route"},
+		{"syntax", "listen: [\n", 1, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.yaml)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not *config.Error: %v", err, err)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path) {
+				t.Errorf("message does not name the file: %s", msg)
+			}
+			if tt.wantLine > 0 && ce.Line != tt.wantLine {
+				t.Errorf("line %d, want %d: %s", ce.Line, tt.wantLine, msg)
+			}
+			if tt.wantKey != "" && ce.Key != tt.wantKey {
+				t.Errorf("key %q, want %q: %s", ce.Key, tt.wantKey, msg)
+			}
+			if !strings.Contains(msg, tt.wantMsg) {
+				t.Errorf("message %q does not contain %q", msg, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	t.Setenv("WARDEN_TEST_UPSTREAM", "http://10.0.0.1:9000")
+	y := strings.Replace(validYAML, "http://127.0.0.1:8000", "${WARDEN_TEST_UPSTREAM}", 1) +
+		"data_dir: ${WARDEN_TEST_NO_SUCH_DIR:-/var/lib/warden}\n"
+	cfg, err := Load(writeFile(t, y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Routes[0].Upstream != "http://10.0.0.1:9000" || cfg.DataDir != "/var/lib/warden" {
+		t.Errorf("expansion: %q %q", cfg.Routes[0].Upstream, cfg.DataDir)
+	}
+	// A value with YAML syntax in it stays a plain string.
+	t.Setenv("WARDEN_TEST_UPSTREAM", "http://x:1\nadmin_listen: 0.0.0.0:1")
+	if _, err := Load(writeFile(t, y)); err == nil || !strings.Contains(err.Error(), "routes[0].upstream") {
+		t.Errorf("injected value was not contained in its key: %v", err)
+	}
+}
+
+func TestExampleConfigValid(t *testing.T) {
+	if _, err := Load("../../examples/warden.yaml"); err != nil {
+		t.Fatalf("examples/warden.yaml: %v", err)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"10MiB": 10 << 20, "512KiB": 512 << 10, "1GiB": 1 << 30, "5MB": 5e6, "100": 100, "7B": 7} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("%s: %d %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1.5MiB", "ten"} {
+		if _, err := ParseByteSize(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
