@@ -1,0 +1,242 @@
+package mask
+
+import (
+	"regexp"
+	"slices"
+	"sync"
+
+	"github.com/hoophq/alcatraz/analyzer"
+	"github.com/hoophq/alcatraz/entities"
+	"github.com/hoophq/alcatraz/recognizers"
+)
+
+// Entity types whose shape crosses characters that end a candidate window
+// (':' '/' or free text), so they cannot be detected window by window.
+var unsupportedEntities = []string{entities.URL, entities.Person, entities.Location, entities.NRP, entities.DateTime}
+
+// engineOnce builds the shared alcatraz engine: every built-in recognizer,
+// except that the phone and US SSN recognizers are replaced by stricter ones
+// (a bare 10-digit run such as a Unix timestamp is not a phone number here,
+// and an undashed 9-digit run is not an SSN). Context scoring is off so a
+// window's result depends on the window alone.
+var engineOnce = sync.OnceValue(func() *analyzer.Engine {
+	reg := analyzer.NewRegistry("en")
+	for _, r := range recognizers.All() {
+		switch r.Name() {
+		case "PhoneRecognizer", "UsSsnRecognizer":
+			continue
+		}
+		reg.Add("en", r)
+	}
+	reg.Add("en", strictPhone())
+	reg.Add("en", strictSSN())
+	eng := analyzer.NewEngine(reg, []string{"en"})
+	eng.SetContextEnhancer(nil)
+	return eng
+})
+
+func supportedEntities() []string {
+	var out []string
+	for _, e := range engineOnce().SupportedEntities("en") {
+		if !slices.Contains(unsupportedEntities, e) {
+			out = append(out, e)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+const hsp = ` ` // windows are normalized: every horizontal space is ' '
+
+func strictPhone() analyzer.Recognizer {
+	return analyzer.NewPatternRecognizer("WardenPhoneRecognizer", entities.PhoneNumber, "en",
+		[]*analyzer.Pattern{
+			// US/NANP with at least one separator group: (415) 555-2671,
+			// 415-555-2671, 415.555.2671, +1 415 555 2671.
+			analyzer.MustPattern("Phone (US)",
+				`(?:^|[^\w+])((?:\+?1[-.`+hsp+`]?)?(?:\(\d{3}\)[-.`+hsp+`]?|\d{3}[-.`+hsp+`])\d{3}[-.`+hsp+`]\d{4})\b`, 0.6).WithGroup(1),
+			analyzer.MustPattern("Phone (US, +1 undelimited)", `(?:^|[^\w+])(\+1\d{10})\b`, 0.6).WithGroup(1),
+			// E.164 style: '+' then 8-15 digits, at most two separators between digits.
+			analyzer.MustPattern("Phone (intl)", `(?:^|[^\w+])(\+(?:[-.() ]{0,2}\d){8,15})\b`, 0.6).WithGroup(1),
+		})
+}
+
+func strictSSN() analyzer.Recognizer {
+	return analyzer.NewPatternRecognizer("WardenSsnRecognizer", entities.USSSN, "en",
+		[]*analyzer.Pattern{analyzer.MustPattern("SSN (dashes)", `\b\d{3}-\d{2}-\d{4}\b`, 0.85)}).
+		WithValidator(func(s string) bool {
+			area, group, serial := s[0:3], s[4:6], s[7:11]
+			return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+		})
+}
+
+// need says whether a window's statistics allow an entity type at all: the
+// cheap test that keeps the recognizers off ordinary words and small numbers.
+func need(entity string, w window) bool {
+	switch entity {
+	case entities.CreditCard:
+		return w.digits >= 12
+	case entities.EmailAddress:
+		return w.at
+	case entities.PhoneNumber:
+		return w.digits >= 8
+	case entities.IBANCode:
+		return w.digits >= 2 && w.upper >= 2 && w.normLen >= 15
+	case entities.USSSN:
+		return w.digits >= 9
+	case entities.IPAddress:
+		return w.digits >= 4
+	}
+	return w.digits > 0 || w.upper > 0
+}
+
+type rule struct {
+	name     string // rule id in evidence, e.g. "entities.CREDIT_CARD"
+	entity   string
+	style    Style
+	minScore float64
+	re       *regexp.Regexp
+}
+
+// hit is a detection in normalized window coordinates.
+type hit struct {
+	ns, ne int
+	r      *rule
+}
+
+// scratch holds per-window buffers; pooled so analysis does not allocate
+// in steady state.
+type scratch struct {
+	norm   []byte
+	starts []int32 // original start offset (relative to window) per normalized byte
+	ends   []int32 // original end offset per normalized byte
+	hits   []hit
+	ents   []string
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// analyze runs the detectors over window w of s, appends edits for the
+// committed part and returns the position where scanning resumes.
+func (m *Masker) analyze(s string, w window, loc string, rec *Recorder, edits []edit) ([]edit, int) {
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.ents = sc.ents[:0]
+	for _, r := range m.entityRules {
+		if need(r.entity, w) {
+			sc.ents = append(sc.ents, r.entity)
+		}
+	}
+	if len(sc.ents) == 0 && len(m.textRules) == 0 {
+		return edits, w.end
+	}
+	// Normalize the window, remembering where each byte came from.
+	sc.norm, sc.starts, sc.ends = sc.norm[:0], sc.starts[:0], sc.ends[:0]
+	for j := w.start; j < w.end; {
+		cls, nb, size := classify(s, j, true)
+		if cls == cToken || cls == cSpace {
+			sc.norm = append(sc.norm, nb)
+			sc.starts = append(sc.starts, int32(j-w.start))
+			sc.ends = append(sc.ends, int32(j+size-w.start))
+		}
+		j += size
+	}
+	n := string(sc.norm)
+	sc.hits = sc.hits[:0]
+	if len(sc.ents) > 0 {
+		for _, res := range engineOnce().Analyze(n, analyzer.Options{Entities: sc.ents}) {
+			r := m.byEntity[res.EntityType]
+			if r == nil || res.Score < r.minScore {
+				continue
+			}
+			sc.hits = append(sc.hits, hit{res.Start, res.End, r})
+		}
+	}
+	for _, r := range m.textRules {
+		for _, loc := range r.re.FindAllStringIndex(n, -1) {
+			if loc[1] > loc[0] {
+				sc.hits = append(sc.hits, hit{loc[0], loc[1], r})
+			}
+		}
+	}
+	if len(m.allowExact) > 0 || len(m.allowRE) > 0 {
+		sc.hits = slices.DeleteFunc(sc.hits, func(h hit) bool { return m.allowed(n[h.ns:h.ne]) })
+	}
+	hits := mergeHits(sc.hits)
+
+	next := w.end
+	if w.long {
+		// Commit only up to limit-overlap (or the end of a match crossing
+		// it); the rest is scanned again as the start of a new window, so an
+		// entity up to `overlap` characters long straddling the cut is
+		// still seen whole.
+		c := len(n) - m.overlap
+		if c <= 0 {
+			c = len(n)
+		}
+		kept := hits[:0]
+		for _, h := range hits {
+			if h.ns < c {
+				kept = append(kept, h)
+				c = max(c, h.ne)
+			}
+		}
+		hits = kept
+		if c < len(n) {
+			next = w.start + int(sc.starts[c])
+		}
+	}
+	for _, h := range hits {
+		val := n[h.ns:h.ne]
+		canon := canonical(h.r.entity, val)
+		fp := m.fingerprint(h.r.entity, canon)
+		edits = append(edits, edit{
+			start: w.start + int(sc.starts[h.ns]),
+			end:   w.start + int(sc.ends[h.ne-1]),
+			repl:  replacement(h.r.style, h.r.entity, canon, fp),
+		})
+		rec.add(Action{Rule: h.r.name, Entity: h.r.entity, Location: loc, Count: 1, Fingerprint: fp})
+	}
+	return edits, next
+}
+
+// mergeHits sorts hits by position and merges overlapping ones; the longest
+// hit of a merged group names the entity.
+func mergeHits(hits []hit) []hit {
+	if len(hits) < 2 {
+		return hits
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if a.ns != b.ns {
+			return a.ns - b.ns
+		}
+		return b.ne - a.ne
+	})
+	out := hits[:1]
+	for _, h := range hits[1:] {
+		last := &out[len(out)-1]
+		if h.ns < last.ne {
+			if h.ne > last.ne {
+				if h.ne-h.ns > last.ne-last.ns {
+					last.r = h.r
+				}
+				last.ne = h.ne
+			}
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func (m *Masker) allowed(v string) bool {
+	if _, ok := m.allowExact[v]; ok {
+		return true
+	}
+	for _, re := range m.allowRE {
+		if re.MatchString(v) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,49 @@
+// Package mask rewrites model-server responses so that the caller never sees
+// a raw PII value, and records what it masked as evidence (ISO 27001 A.8.11
+// data masking, A.8.12 data leakage prevention).
+//
+// # What it is for
+//
+// The gateway builds one [Set] from configuration (New), picks a [Masker] per
+// request by profile name (the policy decides which), and calls
+// [Masker.WrapResponse] from httputil.ReverseProxy.ModifyResponse. Depending
+// on the Content-Type the body is masked as JSON (every decoded string value
+// is scanned, so \u0034-style escapes cannot hide a digit; the rest of the
+// document is left byte-for-byte), as a Server-Sent Events stream (OpenAI
+// chat/legacy/Responses deltas reassembled per channel, or generic data
+// lines), as streamed text, passed through, or blocked.
+//
+// # How detection works
+//
+// A fast byte-class scanner splits the text into candidate windows: runs of
+// identifier characters ([A-Za-z0-9@._%+()-] after normalization) joined
+// across single spaces when both sides look like parts of a number or of an
+// IBAN. Only windows that can hold an entity of the profile (enough digits, or
+// an '@') are normalized (NFKC-style folding of full-width and other digits,
+// zero-width characters dropped, NBSP and other spaces to ' ', every dash to
+// '-') and passed to the github.com/hoophq/alcatraz recognizers, custom RE2
+// rules and keyword lists. Matches are mapped back and replaced in the
+// ORIGINAL text.
+//
+// # What it guarantees
+//
+//   - Streaming equals whole-text masking. MaskText is the streaming masker
+//     run over the whole input; a window's fate depends only on its own
+//     content, and the streaming masker emits only text that lies before the
+//     first window that is still open. Whatever the chunking of the upstream
+//     bytes or events, the concatenated output equals MaskText of the
+//     concatenated input.
+//   - Bounded hold-back. A window longer than HoldBack normalized characters
+//     is committed in overlapping pieces (overlap HoldBack/2), so a stream
+//     never holds more than about HoldBack characters per channel.
+//   - Evidence without values. An [Action] carries rule, entity, location,
+//     count and a keyed fingerprint (HMAC-SHA256, 16 hex), never the value.
+//   - Fail closed. A response the masker cannot parse, decode or classify is
+//     refused (an error for JSON/other types; an SSE `event: error` followed
+//     by end of stream for streams) unless the profile says otherwise.
+//
+// # What it must never do
+//
+// Log, store or return a raw matched value; emit text that masking of the
+// full text would have changed; pass an unparseable stream through silently.
+package mask

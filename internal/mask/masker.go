@@ -1,0 +1,203 @@
+package mask
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Set holds the compiled masking profiles of one configuration. It is
+// immutable and safe for concurrent use.
+type Set struct {
+	profiles map[string]*Masker
+}
+
+// Masker applies one profile. It is immutable and safe for concurrent use;
+// per-response state lives in the readers it creates.
+type Masker struct {
+	name        string
+	p           Profile
+	key         []byte
+	entityRules []*rule
+	byEntity    map[string]*rule
+	textRules   []*rule // regex and keyword rules, run on every window
+	pathRules   []pathRule
+	allowExact  map[string]struct{}
+	allowRE     []*regexp.Regexp
+	overlap     int
+	capBytes    int
+	failClosed  bool
+}
+
+// New compiles cfg (SetDefaults is applied to a copy) with key as the HMAC
+// key for fingerprints and tokens; an empty key falls back to cfg.Key. It
+// fails when the configuration is invalid or no key is available.
+func New(cfg Config, key []byte) (*Set, error) {
+	if len(key) == 0 {
+		key = []byte(cfg.Key)
+	}
+	if len(key) == 0 {
+		return nil, errors.New("mask: no HMAC key: set masking.key or pass a generated key")
+	}
+	profiles := make(map[string]Profile, len(cfg.Profiles)+1)
+	for n, p := range cfg.Profiles {
+		profiles[n] = p
+	}
+	cfg.Profiles = profiles
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("mask: %w", err)
+	}
+	set := &Set{profiles: map[string]*Masker{}}
+	for name, p := range cfg.Profiles {
+		m, err := compile(name, p, slices.Clone(key))
+		if err != nil {
+			return nil, fmt.Errorf("mask: profile %s: %w", name, err)
+		}
+		set.profiles[name] = m
+	}
+	return set, nil
+}
+
+// Profile returns the masker of the named profile.
+func (s *Set) Profile(name string) (*Masker, bool) {
+	m, ok := s.profiles[name]
+	return m, ok
+}
+
+// Names returns the profile names, sorted.
+func (s *Set) Names() []string {
+	names := make([]string, 0, len(s.profiles))
+	for n := range s.profiles {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func styleOr(s, def Style) Style {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func compile(name string, p Profile, key []byte) (*Masker, error) {
+	m := &Masker{
+		name:       name,
+		p:          p,
+		key:        key,
+		byEntity:   map[string]*rule{},
+		allowExact: map[string]struct{}{},
+		overlap:    p.HoldBack / 2,
+		capBytes:   8*p.HoldBack + 64,
+		failClosed: p.FailClosed == nil || *p.FailClosed,
+	}
+	for _, e := range p.Entities {
+		r := &rule{name: "entities." + e.Type, entity: e.Type, style: styleOr(e.Style, p.Style), minScore: e.MinScore}
+		m.entityRules = append(m.entityRules, r)
+		m.byEntity[e.Type] = r
+	}
+	for _, x := range p.Regex {
+		re, err := regexp.Compile(x.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		m.textRules = append(m.textRules, &rule{name: "regex." + x.Name, entity: x.Entity, style: styleOr(x.Style, p.Style), re: re})
+	}
+	for _, k := range p.Keywords {
+		quoted := make([]string, len(k.Words))
+		for i, w := range k.Words {
+			quoted[i] = regexp.QuoteMeta(w)
+		}
+		re, err := regexp.Compile(`(?i)\b(?:` + strings.Join(quoted, "|") + `)\b`)
+		if err != nil {
+			return nil, err
+		}
+		m.textRules = append(m.textRules, &rule{name: "keywords." + k.Name, entity: k.Entity, style: styleOr(k.Style, p.Style), re: re})
+	}
+	for _, j := range p.JSONPaths {
+		segs, err := parseJSONPath(j.Path)
+		if err != nil {
+			return nil, err
+		}
+		m.pathRules = append(m.pathRules, pathRule{
+			segs: segs,
+			rule: &rule{name: "json_paths." + j.Name, entity: j.Entity, style: styleOr(j.Style, p.Style)},
+		})
+	}
+	for _, a := range p.Allow {
+		if re, ok := strings.CutPrefix(a, "re:"); ok {
+			c, err := regexp.Compile(`^(?:` + re + `)$`)
+			if err != nil {
+				return nil, err
+			}
+			m.allowRE = append(m.allowRE, c)
+		} else {
+			m.allowExact[a] = struct{}{}
+		}
+	}
+	return m, nil
+}
+
+// Name returns the profile name.
+func (m *Masker) Name() string { return m.name }
+
+// HoldBack returns the profile's hold-back bound in normalized characters.
+func (m *Masker) HoldBack() int { return m.p.HoldBack }
+
+// MaskText masks s as one whole text and records each masked value under
+// location in rec (which may be nil).
+func (m *Masker) MaskText(s, location string, rec *Recorder) string {
+	edits, _ := m.scan(s, true, location, rec, nil)
+	if len(edits) == 0 {
+		return s
+	}
+	return string(apply(make([]byte, 0, len(s)+32), s, edits))
+}
+
+// TextStream masks one logical channel of text that arrives in pieces. The
+// concatenation of everything Write and Flush return equals MaskText of the
+// concatenated input, whatever the pieces. Not safe for concurrent use.
+type TextStream struct {
+	m       *Masker
+	loc     string
+	rec     *Recorder
+	pending string
+	edits   []edit
+}
+
+// NewTextStream starts a text stream recorded under location.
+func (m *Masker) NewTextStream(location string, rec *Recorder) *TextStream {
+	return &TextStream{m: m, loc: location, rec: rec}
+}
+
+// Write adds p to the stream and appends the masked text that is now final
+// to dst.
+func (t *TextStream) Write(dst []byte, p string) []byte {
+	if t.pending == "" {
+		t.pending = p
+	} else {
+		t.pending += p
+	}
+	return t.emit(dst, false)
+}
+
+// Flush ends the stream: it appends all remaining masked text to dst.
+func (t *TextStream) Flush(dst []byte) []byte { return t.emit(dst, true) }
+
+// Pending reports how many bytes are held back.
+func (t *TextStream) Pending() int { return len(t.pending) }
+
+func (t *TextStream) emit(dst []byte, final bool) []byte {
+	var cut int
+	t.edits, cut = t.m.scan(t.pending, final, t.loc, t.rec, t.edits[:0])
+	dst = apply(dst, t.pending[:cut], t.edits)
+	t.pending = t.pending[cut:]
+	if t.pending == "" {
+		t.pending = "" // drop the reference to the old buffer
+	}
+	return dst
+}

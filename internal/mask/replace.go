@@ -1,0 +1,71 @@
+package mask
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// canonical is the form of a value that fingerprints and tokens are computed
+// from, so that formatting does not change them: emails lower-cased, other
+// values without separators and upper-cased ("4111-1111…" and "4111 1111…"
+// give the same token).
+func canonical(entity, v string) string {
+	if entity == "EMAIL_ADDRESS" {
+		return strings.ToLower(v)
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch c {
+		case ' ', '-', '.', '(', ')':
+			continue
+		}
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// fingerprint is the keyed fingerprint of a canonical value: HMAC-SHA256
+// over entity and value, 16 hex characters. It lets analysts correlate
+// occurrences without being able to recover or brute-force the value
+// without the deployment key.
+func (m *Masker) fingerprint(entity, canon string) string {
+	mac := hmac.New(sha256.New, m.key)
+	mac.Write([]byte(entity))
+	mac.Write([]byte{0})
+	mac.Write([]byte(canon))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(mac.Sum(sum[:0]))[:16]
+}
+
+var tokenNames = map[string]string{
+	"EMAIL_ADDRESS": "EMAIL",
+	"PHONE_NUMBER":  "PHONE",
+	"IBAN_CODE":     "IBAN",
+}
+
+// replacement renders a masked value in the given style. The token style
+// uses the first 6 hex digits of the fingerprint.
+func replacement(style Style, entity, canon, fp string) string {
+	switch style {
+	case StyleToken:
+		name := entity
+		if short, ok := tokenNames[entity]; ok {
+			name = short
+		}
+		return "<" + name + "_" + fp[:6] + ">"
+	case StylePartial:
+		// Keep the last four characters only when the value is long enough
+		// that they do not give most of it away.
+		if len(canon) >= 8 {
+			return "[" + entity + ":…" + canon[len(canon)-4:] + "]"
+		}
+	}
+	return "[REDACTED:" + entity + "]"
+}
