@@ -1,0 +1,295 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+const (
+	// enqueueWriters is the number of group-commit writers: while one
+	// waits for its commit to be flushed, the next collects a batch.
+	enqueueWriters = 2
+	// maxEnqueueBatch caps the entries of one admission transaction.
+	maxEnqueueBatch = 1024
+)
+
+type enqueueReq struct {
+	ps   []audit.Pending
+	done chan error
+}
+
+// Enqueue durably queues entries for sequencing: it returns nil only
+// after the INSERT into the pending table is committed (synchronous_commit
+// on). Concurrent calls share one transaction. An ID already pending or
+// already sequenced is not queued again. The commit wakes the integrator
+// with a NOTIFY.
+//
+// If ctx ends first, Enqueue returns its error; the entries may still
+// become durable (the caller must treat the admission as failed, and a
+// retry with the same IDs is harmless).
+func (s *Store) Enqueue(ctx context.Context, ps []audit.Pending) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	for _, p := range ps {
+		if p.ID == "" {
+			return errors.New("postgres: enqueue: entry without ID")
+		}
+	}
+	r := &enqueueReq{ps: ps, done: make(chan error, 1)}
+	select {
+	case s.enq <- r:
+	case <-s.quit:
+		return fmt.Errorf("postgres: enqueue: %w", audit.ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: enqueue: %w", ctx.Err())
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: enqueue: %w", ctx.Err())
+	}
+}
+
+// enqueueLoop is one group-commit writer.
+func (s *Store) enqueueLoop() {
+	defer s.wg.Done()
+	for {
+		var r *enqueueReq
+		select {
+		case r = <-s.enq:
+		case <-s.quit:
+			return
+		}
+		reqs := []*enqueueReq{r}
+		n := len(r.ps)
+	collect:
+		for n < maxEnqueueBatch {
+			select {
+			case r := <-s.enq:
+				reqs = append(reqs, r)
+				n += len(r.ps)
+			default:
+				break collect
+			}
+		}
+		err := s.insertPending(reqs, n)
+		for _, r := range reqs {
+			r.done <- err
+		}
+	}
+}
+
+func (s *Store) insertPending(reqs []*enqueueReq, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	ids := make([]string, 0, n)
+	data := make([][]byte, 0, n)
+	for _, r := range reqs {
+		for _, p := range r.ps {
+			ids = append(ids, noNUL(p.ID))
+			data = append(data, p.Data)
+		}
+	}
+	// One statement: its own transaction, committed (and flushed) before
+	// Exec returns. pg_notify in the same statement is sent on commit.
+	_, err := s.pool.Exec(ctx, `WITH ins AS (
+		INSERT INTO pending (id, data)
+		SELECT u.id, u.data FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(id, data, ord)
+		WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = u.id)
+		ORDER BY u.ord
+		ON CONFLICT (id) DO NOTHING
+		RETURNING 1)
+	SELECT pg_notify($3, '') FROM (SELECT count(*) AS n FROM ins) c WHERE c.n > 0`, ids, data, s.pendingChan)
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue %d entries: %w", n, err)
+	}
+	return nil
+}
+
+// Unsequenced returns up to max pending entries, in enqueue order (their
+// Entry is not set).
+func (s *Store) Unsequenced(ctx context.Context, max int) ([]audit.Pending, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT p.id, p.data FROM pending p
+		WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = p.id)
+		ORDER BY p.pos LIMIT $1`, max)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: unsequenced: %w", err)
+	}
+	var out []audit.Pending
+	var p audit.Pending
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Data}, func() error {
+		out = append(out, audit.Pending{ID: p.ID, Data: p.Data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: unsequenced: %w", err)
+	}
+	return out, nil
+}
+
+// PendingCount returns the number of entries waiting to be sequenced.
+func (s *Store) PendingCount(ctx context.Context) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM pending").Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: pending count: %w", err)
+	}
+	return n, nil
+}
+
+// Lead tries to become, or checks that this store still is, the
+// integrator. Leadership is the session advisory lock on a dedicated
+// connection: Lead pings that connection and, if it died (so PostgreSQL
+// released the lock), reports false and tries to take the lock again on
+// a new connection. It returns true while this store holds the lock.
+func (s *Store) Lead(ctx context.Context) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	if s.leader != nil {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		err := s.leader.Ping(pctx)
+		cancel()
+		if err == nil {
+			return true, nil
+		}
+		s.dropLeaderLocked("ping failed")
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("postgres: lead: %w", ctx.Err())
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	c, err := pgx.ConnectConfig(cctx, s.connCfg)
+	if err != nil {
+		return false, fmt.Errorf("postgres: lead: connect: %w", err)
+	}
+	var ok bool
+	if err := c.QueryRow(cctx, "SELECT pg_try_advisory_lock($1)", s.integratorKey).Scan(&ok); err != nil {
+		c.Close(context.Background())
+		return false, fmt.Errorf("postgres: lead: %w", err)
+	}
+	if !ok {
+		c.Close(cctx)
+		return false, nil
+	}
+	s.leader = c
+	s.log.Info("became the audit integrator")
+	return true, nil
+}
+
+// Leading reports whether this store currently holds leadership (without
+// checking the connection; Lead does).
+func (s *Store) Leading() bool {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	return s.leader != nil
+}
+
+// Resign gives up leadership (closing the leader connection releases the
+// lock). It is a no-op when not leading.
+func (s *Store) Resign(ctx context.Context) error {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	if s.leader == nil {
+		return nil
+	}
+	c := s.leader
+	s.leader = nil
+	if err := c.Close(ctx); err != nil {
+		return fmt.Errorf("postgres: resign: %w", err)
+	}
+	s.log.Info("resigned as the audit integrator")
+	return nil
+}
+
+// dropLeaderLocked forgets a dead leader connection. leaderMu is held.
+func (s *Store) dropLeaderLocked(why string) {
+	if s.leader == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	s.leader.Close(ctx) //nolint:errcheck // already broken
+	cancel()
+	s.leader = nil
+	s.log.Warn("lost audit integrator leadership", "reason", why)
+}
+
+// SeqOf returns the Seq assigned to the entry with the given ID, or an
+// error wrapping audit.ErrNotFound if it is not sequenced (yet).
+func (s *Store) SeqOf(ctx context.Context, id string) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var seq int64
+	err := s.pool.QueryRow(ctx, "SELECT seq FROM entries WHERE id = $1", id).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("postgres: entry %q: %w", id, audit.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: entry %q: %w", id, err)
+	}
+	return seq, nil
+}
+
+// WaitSeq waits until the entry with the given ID is sequenced and
+// returns its Seq. It wakes on the integrator's NOTIFY and re-checks every
+// PollInterval; it returns ctx's error when ctx ends first.
+func (s *Store) WaitSeq(ctx context.Context, id string) (int64, error) {
+	for {
+		wake := s.notify.wait(s.seqChan)
+		seq, err := s.SeqOf(ctx, id)
+		if !errors.Is(err, audit.ErrNotFound) {
+			return seq, err
+		}
+		if err := s.sleep(ctx, wake); err != nil {
+			return 0, fmt.Errorf("postgres: wait for entry %q: %w", id, err)
+		}
+	}
+}
+
+// WaitPending blocks until entries may have been enqueued (a NOTIFY from
+// any replica), PollInterval passes, or ctx ends (its error is returned).
+// The integrator calls it between batches when the queue is empty.
+func (s *Store) WaitPending(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	return s.sleep(ctx, s.notify.wait(s.pendingChan))
+}
+
+func (s *Store) sleep(ctx context.Context, wake <-chan struct{}) error {
+	t := time.NewTimer(s.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return nil
+	case <-t.C:
+		return nil
+	case <-s.quit:
+		return audit.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are applied in order; migrations[i] is version i+1. They run
+// with search_path set to the store's schema. Never edit one that has
+// shipped: append a new one.
+var migrations = []string{
+	// 1: entries, hashes, checkpoints (append-only), pending (the queue).
+	`
+CREATE TABLE entries (
+	seq         bigint  PRIMARY KEY CHECK (seq >= 0),
+	id          text    NOT NULL UNIQUE,
+	data        bytea   NOT NULL,
+	leaf_hash   bytea   NOT NULL CHECK (length(leaf_hash) = 32),
+	time_ns     bigint  NOT NULL,
+	kind        text    NOT NULL,
+	subject     text    NOT NULL DEFAULT '',
+	route       text    NOT NULL DEFAULT '',
+	model       text    NOT NULL DEFAULT '',
+	request_id  text    NOT NULL DEFAULT '',
+	approval_id text    NOT NULL DEFAULT '',
+	action      text    NOT NULL DEFAULT '',
+	mask_rules  text[]  NOT NULL DEFAULT '{}',
+	search_text text    NOT NULL DEFAULT '',
+	search_tsv  tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED
+);
+CREATE INDEX entries_time     ON entries (time_ns);
+CREATE INDEX entries_subject  ON entries (subject, seq);
+CREATE INDEX entries_route    ON entries (route, seq);
+CREATE INDEX entries_model    ON entries (model, seq);
+CREATE INDEX entries_kind     ON entries (kind, seq);
+CREATE INDEX entries_request  ON entries (request_id, seq);
+CREATE INDEX entries_approval ON entries (approval_id, seq);
+CREATE INDEX entries_action   ON entries (action, seq);
+CREATE INDEX entries_masks    ON entries USING gin (mask_rules);
+CREATE INDEX entries_text     ON entries USING gin (search_tsv);
+
+CREATE TABLE hashes (
+	idx  bigint PRIMARY KEY CHECK (idx >= 0),
+	hash bytea  NOT NULL CHECK (length(hash) = 32)
+);
+
+CREATE TABLE checkpoints (
+	size       bigint PRIMARY KEY CHECK (size >= 0),
+	hash       bytea  NOT NULL CHECK (length(hash) = 32),
+	time_ns    bigint NOT NULL,
+	note       bytea  NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The queue: admitted, durable, not yet sequenced. pos gives the stable
+-- order in which the integrator takes entries.
+CREATE TABLE pending (
+	pos         bigserial PRIMARY KEY,
+	id          text  NOT NULL UNIQUE,
+	data        bytea NOT NULL,
+	enqueued_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'audit % are append-only', TG_ARGV[0]
+		USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries
+	FOR EACH ROW EXECUTE FUNCTION reject_change('entries');
+CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
+	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('entries');
+CREATE TRIGGER hashes_append_only BEFORE UPDATE OR DELETE ON hashes
+	FOR EACH ROW EXECUTE FUNCTION reject_change('hashes');
+CREATE TRIGGER hashes_no_truncate BEFORE TRUNCATE ON hashes
+	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('hashes');
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
+	FOR EACH ROW EXECUTE FUNCTION reject_change('checkpoints');
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('checkpoints');
+`,
+}
+
+// lockKey derives a 64-bit advisory lock key for purpose within schema, so
+// stores in different schemas of one database do not contend.
+func lockKey(schema, purpose string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("warden/audit/" + purpose + "/" + schema))
+	return int64(h.Sum64())
+}
+
+// migrate creates the schema and applies missing migrations in one
+// transaction, serialised across replicas by a transaction advisory lock.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (version int, err error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey(schema, "migrate")); err != nil {
+		return 0, fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return 0, fmt.Errorf("postgres: migrate: create schema: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    int PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return 0, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&version); err != nil {
+		return 0, fmt.Errorf("postgres: migrate: read version: %w", err)
+	}
+	if version > len(migrations) {
+		return version, fmt.Errorf("postgres: migrate: schema %s is at version %d, newer than this binary (%d)", schema, version, len(migrations))
+	}
+	for v := version + 1; v <= len(migrations); v++ {
+		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+			return version, fmt.Errorf("postgres: migrate to version %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v); err != nil {
+			return version, fmt.Errorf("postgres: migrate to version %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return version, fmt.Errorf("postgres: migrate: commit: %w", err)
+	}
+	return len(migrations), nil
+}
