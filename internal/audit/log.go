@@ -1,0 +1,352 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Ref identifies an appended entry.
+type Ref struct {
+	// Seq is the entry's sequence number, or -1 when the store is a Queue
+	// (the integrator assigns it later).
+	Seq int64
+	// ID is the entry ID.
+	ID string
+}
+
+// ErrLogClosed: Append was called after Close.
+var ErrLogClosed = errors.New("audit: log closed")
+
+// Stats are counters of a Log, for metrics and tests.
+type Stats struct {
+	// Appends is the number of entries made durable.
+	Appends int64
+	// Batches is the number of store transactions that made them durable.
+	Batches int64
+	// Failures is the number of failed batches.
+	Failures int64
+	// Checkpoints is the number of checkpoints signed by this Log.
+	Checkpoints int64
+}
+
+// Option configures Open.
+type Option func(*Log)
+
+// WithClock sets the clock used for entry and checkpoint times.
+func WithClock(now func() time.Time) Option { return func(l *Log) { l.now = now } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(lg *slog.Logger) Option { return func(l *Log) { l.log = lg } }
+
+// WithInstance sets Entry.Instance for entries that have none.
+func WithInstance(name string) Option { return func(l *Log) { l.instance = name } }
+
+// Log is the audit log: it appends entries durably, maintains the Merkle
+// tree, signs checkpoints and serves proofs. Safe for concurrent use.
+type Log struct {
+	st       Store
+	q        Queue // nil unless the store is shared by replicas
+	cfg      Config
+	signer   note.Signer
+	verifier note.Verifier
+	now      func() time.Time
+	log      *slog.Logger
+	instance string
+
+	reqs   chan *appendReq
+	ctl    chan chan struct{} // checkpoint now; closed when done
+	quit   chan struct{}
+	done   chan struct{}
+	mu     sync.RWMutex // guards closed
+	closed bool
+	busy   sync.WaitGroup // appends in flight
+
+	// Owned by the writer (or integrator) goroutine.
+	tr     tree
+	broken bool // the store state must be reloaded before the next batch
+
+	latest atomic.Pointer[Checkpoint]
+	stats  struct{ appends, batches, failures, checkpoints atomic.Int64 }
+
+	// Verification result at Open.
+	openReport Report
+	openErr    error
+}
+
+type appendReq struct {
+	data []byte
+	e    *Entry
+	done chan appendRes
+}
+
+type appendRes struct {
+	ref Ref
+	err error
+}
+
+// Open verifies the store and starts the log.
+//
+// The whole store is verified (see Verify), against the checkpoint file
+// too. If it does not verify, Open returns the *Divergence (wrapped)
+// unless cfg.AllowUnverifiedStart; then it logs the divergence at error
+// level and records it in the gateway.started entry it appends. Open then
+// appends gateway.started and signs a checkpoint. The Log does not own
+// st: close st after Log.Close.
+func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifier note.Verifier, opts ...Option) (*Log, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	if signer == nil || verifier == nil {
+		return nil, errors.New("audit: open: signer and verifier are required")
+	}
+	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
+		return nil, errors.New("audit: open: signer and verifier are not the same key")
+	}
+	l := &Log{
+		st: st, cfg: cfg, signer: signer, verifier: verifier,
+		now: time.Now, log: slog.Default(),
+		reqs: make(chan *appendReq, cfg.BatchMax), ctl: make(chan chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	l.q, _ = st.(Queue)
+
+	var external []byte
+	if cfg.CheckpointFile != "" {
+		b, err := os.ReadFile(cfg.CheckpointFile)
+		switch {
+		case err == nil:
+			external = b
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+	}
+	rep, verr := Verify(ctx, st, verifier, VerifyOptions{External: external, SingleWriter: l.q == nil})
+	var div *Divergence
+	switch {
+	case verr == nil:
+		l.log.Info("audit: store verified", "entries", rep.Size, "checkpoints", rep.Checkpoints,
+			"unsigned_tail", rep.UnsignedTail, "elapsed", rep.Elapsed)
+		if rep.UnsignedTail > 0 {
+			l.log.Warn("audit: entries after the last checkpoint (crash recovery); signing them now",
+				"from", rep.Latest.Size, "to", rep.Size)
+		}
+	case errors.As(verr, &div) && cfg.AllowUnverifiedStart:
+		l.log.Error("audit: THE AUDIT STORE DOES NOT VERIFY; starting anyway because allow_unverified_start is set",
+			"divergence", div.Msg, "seq", div.Seq, "checkpoint_size", div.CheckpointSize)
+	case errors.As(verr, &div):
+		return nil, fmt.Errorf("audit: open: the audit store does not verify (set audit.allow_unverified_start to start anyway): %w", verr)
+	default:
+		return nil, fmt.Errorf("audit: open: %w", verr)
+	}
+	l.openReport, l.openErr = rep, verr
+
+	if err := l.reload(ctx); err != nil {
+		return nil, err
+	}
+	if l.q != nil {
+		go l.integrate()
+	} else {
+		go l.run()
+	}
+
+	details := map[string]any{
+		"verified_entries": rep.Size,
+		"unsigned_tail":    rep.UnsignedTail,
+		"unverified_start": verr != nil,
+	}
+	if div != nil {
+		details["divergence"] = div.Msg
+	}
+	if _, err := l.Append(ctx, &Entry{Kind: KindGatewayStarted, Details: details}); err != nil {
+		l.Close(ctx)
+		return nil, fmt.Errorf("audit: open: record start: %w", err)
+	}
+	if l.q == nil {
+		l.checkpointNow(ctx)
+	}
+	return l, nil
+}
+
+// reload reads the tree state and latest checkpoint from the store. In
+// an unverified start the stored hashes may be damaged; then the tree is
+// recomputed from the entries.
+func (l *Log) reload(ctx context.Context) error {
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: reload: %w", err)
+	}
+	tr, err := loadTree(ctx, l.st, size)
+	if err != nil {
+		if l.openErr == nil {
+			return err
+		}
+		if tr, err = rebuildTree(ctx, l.st, size); err != nil {
+			return err
+		}
+	}
+	l.tr = tr
+	c, err := l.st.LatestCheckpoint(ctx)
+	switch {
+	case err == nil:
+		l.latest.Store(&c)
+	case errors.Is(err, ErrNotFound):
+	default:
+		return fmt.Errorf("audit: reload: %w", err)
+	}
+	l.broken = false
+	return nil
+}
+
+// rebuildTree recomputes the tree of size n from the entry bytes.
+func rebuildTree(ctx context.Context, st Store, n int64) (tree, error) {
+	var tr tree
+	for from := int64(0); from < n; from += verifyChunk {
+		recs, err := st.ReadRecords(ctx, from, min(from+verifyChunk, n))
+		if err != nil {
+			return tree{}, fmt.Errorf("audit: rebuild tree: %w", err)
+		}
+		for _, r := range recs {
+			tr.add(r.Data)
+		}
+	}
+	return tr, nil
+}
+
+// Append makes e durable and returns its Ref. It fills e.V, e.ID (if
+// empty), e.Time (if zero) and e.Instance (if empty). It returns only once
+// the entry is committed and fsynced (or, on a Queue store, durably
+// enqueued); concurrent appends share a transaction. An error means the
+// entry may not be durable: the caller must fail closed.
+func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
+	e.V = SchemaVersion
+	if e.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return Ref{}, fmt.Errorf("audit: append: %w", err)
+		}
+		e.ID = id.String()
+	}
+	if e.Time.IsZero() {
+		e.Time = l.now()
+	}
+	e.Time = e.Time.UTC()
+	if e.Instance == "" {
+		e.Instance = l.instance
+	}
+	data, err := Marshal(e)
+	if err != nil {
+		return Ref{}, err
+	}
+	cp := *e
+
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return Ref{}, ErrLogClosed
+	}
+	l.busy.Add(1)
+	l.mu.RUnlock()
+	defer l.busy.Done()
+	return l.submit(ctx, data, &cp)
+}
+
+func (l *Log) submit(ctx context.Context, data []byte, e *Entry) (Ref, error) {
+	if l.q != nil {
+		if err := l.q.Enqueue(ctx, []Pending{{ID: e.ID, Data: data, Entry: e}}); err != nil {
+			return Ref{}, fmt.Errorf("audit: enqueue %s: %w", e.ID, err)
+		}
+		l.stats.appends.Add(1)
+		return Ref{Seq: -1, ID: e.ID}, nil
+	}
+	r := &appendReq{data: data, e: e, done: make(chan appendRes, 1)}
+	select {
+	case l.reqs <- r:
+	case <-ctx.Done():
+		return Ref{}, fmt.Errorf("audit: append: %w", ctx.Err())
+	case <-l.done:
+		return Ref{}, ErrLogClosed
+	}
+	select {
+	case res := <-r.done:
+		return res.ref, res.err
+	case <-ctx.Done():
+		// The entry may still become durable; the caller fails closed.
+		return Ref{}, fmt.Errorf("audit: append: %w", ctx.Err())
+	}
+}
+
+// Latest returns the latest checkpoint (zero before the first).
+func (l *Log) Latest() Checkpoint {
+	if c := l.latest.Load(); c != nil {
+		return *c
+	}
+	return Checkpoint{}
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Appends:     l.stats.appends.Load(),
+		Batches:     l.stats.batches.Load(),
+		Failures:    l.stats.failures.Load(),
+		Checkpoints: l.stats.checkpoints.Load(),
+	}
+}
+
+// StartReport returns what verification found at Open, and the
+// divergence if the log started unverified.
+func (l *Log) StartReport() (Report, error) { return l.openReport, l.openErr }
+
+// Verifier returns the checkpoint verifier key.
+func (l *Log) Verifier() note.Verifier { return l.verifier }
+
+// Store returns the underlying store.
+func (l *Log) Store() Store { return l.st }
+
+// Close stops accepting appends, waits for those in flight, appends
+// gateway.stopped, signs a final checkpoint and stops the writer. It does
+// not close the store.
+func (l *Log) Close(ctx context.Context) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.busy.Wait()
+	e := &Entry{V: SchemaVersion, Kind: KindGatewayStopped, Time: l.now().UTC(), Instance: l.instance}
+	var err error
+	if id, uerr := uuid.NewV7(); uerr == nil {
+		e.ID = id.String()
+		var data []byte
+		if data, err = Marshal(e); err == nil {
+			_, err = l.submit(ctx, data, e)
+		}
+	} else {
+		err = uerr
+	}
+	if l.q == nil {
+		l.checkpointNow(ctx)
+	}
+	close(l.quit)
+	<-l.done
+	if err != nil {
+		return fmt.Errorf("audit: close: record stop: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// run is the single writer: it batches concurrent appends into one store
+// transaction (group commit: one fsync for many admissions) and signs
+// checkpoints.
+func (l *Log) run() {
+	defer close(l.done)
+	tick := time.NewTicker(l.cfg.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-l.reqs:
+			batch := []*appendReq{r}
+		drain:
+			for len(batch) < l.cfg.BatchMax {
+				select {
+				case r := <-l.reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			l.commit(batch)
+		case <-tick.C:
+			if l.tr.n > l.Latest().Size {
+				l.checkpoint()
+			}
+		case done := <-l.ctl:
+			if l.tr.n > l.Latest().Size || l.latest.Load() == nil {
+				l.checkpoint()
+			}
+			close(done)
+		case <-l.quit:
+			return
+		}
+	}
+}
+
+// checkpointNow asks the writer to sign a checkpoint now and waits.
+func (l *Log) checkpointNow(ctx context.Context) {
+	done := make(chan struct{})
+	select {
+	case l.ctl <- done:
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	case <-ctx.Done():
+	case <-l.done:
+	}
+}
+
+// commit makes one batch durable and answers its requests.
+func (l *Log) commit(batch []*appendReq) {
+	fail := func(err error) {
+		l.stats.failures.Add(1)
+		for _, r := range batch {
+			r.done <- appendRes{err: err}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	if l.broken {
+		if err := l.reload(ctx); err != nil {
+			fail(fmt.Errorf("audit: append: store unavailable: %w", err))
+			return
+		}
+	}
+	first := l.tr.n
+	next := l.tr.clone()
+	b := Batch{HashStart: tlog.StoredHashCount(first), Records: make([]Record, len(batch))}
+	for i, r := range batch {
+		seq := first + int64(i)
+		r.e.Seq = seq
+		b.Records[i] = Record{Seq: seq, Data: r.data, Entry: r.e}
+		b.Hashes = append(b.Hashes, next.add(r.data)...)
+	}
+	if err := l.st.Append(ctx, b); err != nil {
+		// The outcome is unknown (a commit may have succeeded before the
+		// error): reload the state from the store before the next batch.
+		l.broken = true
+		l.log.Error("audit: append failed", "from", first, "count", len(batch), "err", err)
+		fail(fmt.Errorf("audit: append [%d, %d): %w", first, first+int64(len(batch)), err))
+		return
+	}
+	l.tr = next
+	l.stats.batches.Add(1)
+	l.stats.appends.Add(int64(len(batch)))
+	for i, r := range batch {
+		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
+	}
+	if l.tr.n-l.Latest().Size >= int64(l.cfg.CheckpointEvery) {
+		l.checkpoint()
+	}
+}
+
+// checkpoint signs the current tree, stores the checkpoint and writes the
+// checkpoint file. Failures are logged; the next trigger retries.
+func (l *Log) checkpoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	if l.broken {
+		if err := l.reload(ctx); err != nil {
+			l.log.Error("audit: checkpoint: store unavailable", "err", err)
+			return
+		}
+	}
+	c, err := SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now())
+	if err != nil {
+		l.log.Error("audit: checkpoint", "err", err)
+		return
+	}
+	if err := l.st.PutCheckpoint(ctx, c); err != nil {
+		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
+		return
+	}
+	if l.cfg.CheckpointFile != "" {
+		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
+			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
+		}
+	}
+	l.latest.Store(&c)
+	l.stats.checkpoints.Add(1)
+}
+
+// writeFileAtomic replaces path with data durably (temp file, fsync,
+// rename, fsync of the directory).
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".checkpoint-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
