@@ -139,7 +139,7 @@ func RunStreams(ctx context.Context, c *http.Client, r Request, conns int, d tim
 		ws[i] = w
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				out, err := oneStream(ctx, c, r, endMarker, w.res.TTFT, w.res.Gap)
+				out, err := Stream(ctx, c, r, endMarker, w.res.TTFT, w.res.Gap)
 				switch out {
 				case StreamCompleted:
 					w.res.Completed++
@@ -165,7 +165,9 @@ func RunStreams(ctx context.Context, c *http.Client, r Request, conns int, d tim
 	return total
 }
 
-func oneStream(ctx context.Context, c *http.Client, r Request, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, error) {
+// Stream sends r once and reads the answer as an SSE stream (see
+// ReadStream); a non-2xx answer is StreamNon2xx, no answer StreamError.
+func Stream(ctx context.Context, c *http.Client, r Request, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, error) {
 	req, err := r.build(ctx)
 	if err != nil {
 		return StreamError, err

@@ -1,0 +1,152 @@
+// Command wardenbench measures Warden against the direct path, a
+// do-nothing Go reverse proxy and nginx, feature by feature, in one run.
+//
+//	go run ./bench/cmd/wardenbench          # full mode, under 10 minutes
+//	go run ./bench/cmd/wardenbench -short   # quick look, under 2 minutes
+//
+// It writes bench/results/<date>-<mode>.md and .json. See bench/README.md.
+//
+// The same binary also serves the harness's helper processes, which the
+// runner starts by re-executing itself:
+//
+//	wardenbench upstream -listen 127.0.0.1:0 -deltas 20 -pace 10ms
+//	wardenbench floor -listen 127.0.0.1:0 -upstream http://127.0.0.1:PORT
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wardenhq/warden/bench/floor"
+	"github.com/wardenhq/warden/bench/runner"
+	"github.com/wardenhq/warden/bench/upstream"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "upstream":
+			err = serveUpstream(ctx, os.Args[2:])
+		case "floor":
+			err = serveFloor(ctx, os.Args[2:])
+		default:
+			err = bench(ctx, os.Args[1:])
+		}
+	} else {
+		err = bench(ctx, nil)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wardenbench:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("wardenbench", flag.ContinueOnError)
+	short := fs.Bool("short", false, "quick mode: 1 repetition of 2 s per measurement (under 2 minutes)")
+	reps := fs.Int("reps", 0, "repetitions per target and workload (default 3, or 1 with -short)")
+	dur := fs.Duration("duration", 0, "length of one measurement (default 3s, or 2s with -short)")
+	rate := fs.Float64("rate", 0, "open-loop rate in req/s (default: half of the most complete Warden stage's closed-loop maximum)")
+	only := fs.String("only", "", "comma-separated target names to run (direct always runs), e.g. go-floor,warden-full")
+	noNginx := fs.Bool("no-nginx", false, "leave nginx out (no install attempt)")
+	out := fs.String("out", "bench/results", "directory for the report files (relative to the repository root); empty: do not write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := runner.DefaultOptions(*short)
+	if *reps > 0 {
+		o.Reps = *reps
+	}
+	if *dur > 0 {
+		o.Duration = *dur
+	}
+	o.OpenRate = *rate
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
+	o.SkipNginx = *noNginx
+	o.Command = "go run ./bench/cmd/wardenbench"
+	if len(args) > 0 {
+		o.Command += " " + strings.Join(args, " ")
+	}
+	o.Logf = func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+	if *out != "" {
+		root, err := runner.RepoRoot()
+		if err != nil {
+			return err
+		}
+		o.OutDir = *out
+		if !strings.HasPrefix(o.OutDir, "/") {
+			o.OutDir = root + "/" + o.OutDir
+		}
+	}
+	rep, err := runner.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Print(rep.Markdown())
+	if o.OutDir != "" {
+		fmt.Fprintf(os.Stderr, "wrote %s.md and .json\n", rep.BaseName(o.OutDir))
+	}
+	return nil
+}
+
+func listenAndServe(ctx context.Context, addr string, h http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func serveUpstream(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
+	addr := fs.String("listen", "127.0.0.1:18000", "address to listen on")
+	deltas := fs.Int("deltas", 20, "content deltas per SSE stream")
+	pace := fs.Duration("pace", 10*time.Millisecond, "pause between deltas")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return listenAndServe(ctx, *addr, upstream.New(upstream.Options{StreamDeltas: *deltas, StreamPace: *pace}))
+}
+
+func serveFloor(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
+	addr := fs.String("listen", "127.0.0.1:18080", "address to listen on")
+	up := fs.String("upstream", "http://127.0.0.1:18000", "upstream base URL")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := url.Parse(*up)
+	if err != nil {
+		return fmt.Errorf("floor: -upstream: %w", err)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return listenAndServe(ctx, *addr, floor.New(u, 512))
+}

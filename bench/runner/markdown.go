@@ -1,0 +1,202 @@
+package runner
+
+import (
+	"fmt"
+	"strings"
+)
+
+// refStage is the Warden target the acceptance checks judge: warden-full
+// when it ran; checks on it are "not measured" otherwise.
+const refStage = "warden-full"
+
+func findRow(rows []Row, wl, target string) *Row {
+	for i := range rows {
+		if rows[i].Workload == wl && rows[i].Target == target {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+func checks(rep *Report) []Check {
+	var out []Check
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "missed"
+	}
+	for _, n := range rep.Settings.Conns {
+		wl := fmt.Sprintf("chat-c%d", n)
+		c := Check{Name: fmt.Sprintf("req/s ≥ 0.8× go-floor at %d connections", n), Target: refStage}
+		if r := findRow(rep.Closed, wl, refStage); r != nil && r.RatioFloor > 0 {
+			c.Measured = fmt.Sprintf("%.0f req/s = %.2f× floor", r.RPS, r.RatioFloor)
+			c.Verdict = verdict(r.RatioFloor >= 0.8 && r.Valid)
+			if r.RatioFloor < 0.8 {
+				c.Measured += fmt.Sprintf(" (short by %.0f%% of the floor)", (0.8-r.RatioFloor)*100)
+			}
+		} else {
+			c.Verdict, c.Measured = "not measured", "warden-full or go-floor not available"
+		}
+		out = append(out, c)
+	}
+	{
+		c := Check{Name: fmt.Sprintf("added p99 over direct < 1 ms at %.0f req/s (open loop)", rep.OpenRate), Target: refStage}
+		if r := findRow(rep.Open, "chat-open", refStage); r != nil {
+			c.Measured = fmt.Sprintf("p99 %.2f ms, added %.2f ms", r.P99, r.AddedP99)
+			c.Verdict = verdict(r.AddedP99 < 1 && r.Valid)
+		} else {
+			c.Verdict, c.Measured = "not measured", "warden-full not available"
+		}
+		out = append(out, c)
+	}
+	for _, name := range []string{"warden-masking", refStage} {
+		c := Check{Name: "masked streams add < 1 ms to time to first token (p50)", Target: name}
+		found := false
+		for _, s := range rep.Streams {
+			if s.Target == name {
+				found = true
+				c.Measured = fmt.Sprintf("TTFT p50 +%.2f ms, p99 +%.2f ms", s.TTFTAddedP50, s.TTFTAddedP99)
+				c.Verdict = verdict(s.TTFTAddedP50 < 1 && s.Valid)
+			}
+		}
+		if !found {
+			c.Verdict, c.Measured = "not measured", name+" not available"
+		}
+		out = append(out, c)
+	}
+	{
+		c := Check{Name: fmt.Sprintf("0 truncated streams at %d concurrent streams", rep.Settings.StreamConns), Target: "every target"}
+		var parts []string
+		total := uint64(0)
+		for _, s := range rep.Streams {
+			parts = append(parts, fmt.Sprintf("%s %d/%d", s.Target, s.Truncated, s.Completed+s.Truncated))
+			total += s.Truncated
+		}
+		c.Measured = strings.Join(parts, ", ")
+		c.Verdict = verdict(total == 0 && len(rep.Streams) > 0)
+		out = append(out, c)
+	}
+	{
+		c := Check{Name: "every measurement valid (no non-2xx, no transport errors)", Target: "every target"}
+		var bad []string
+		for _, r := range append(append([]Row{}, rep.Closed...), rep.Open...) {
+			if !r.Valid {
+				bad = append(bad, r.Workload+"/"+r.Target)
+			}
+		}
+		for _, s := range rep.Streams {
+			if !s.Valid {
+				bad = append(bad, "streams/"+s.Target)
+			}
+		}
+		c.Verdict = verdict(len(bad) == 0)
+		c.Measured = "all valid"
+		if len(bad) > 0 {
+			c.Measured = "INVALID: " + strings.Join(bad, ", ")
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func ratio(x float64) string {
+	if x <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+func cpu(x float64) string {
+	if x < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", x)
+}
+
+func signed(x float64) string { return fmt.Sprintf("%+.2f", x) }
+
+func validity(ok bool, first string) string {
+	if ok {
+		return "yes"
+	}
+	if first != "" {
+		return "**INVALID** (" + mdEscape(oneLine(first)) + ")"
+	}
+	return "**INVALID**"
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// Markdown renders the report as a markdown document.
+func (rep *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# Warden benchmark — %s mode, %s\n\n", rep.Mode, rep.Started.Format("2006-01-02 15:04 UTC"))
+	w("```\n%s\n```\n\n", rep.Command)
+	w("Machine: %d CPUs, %s, Linux %s, commit %s. Load generator, upstream and proxy share the machine; compare ratios within this run, not absolute numbers across runs.\n\n",
+		rep.Machine.CPUs, rep.Machine.GoVersion, rep.Machine.Kernel, rep.Machine.Commit)
+	s := rep.Settings
+	w("Settings: %d repetition(s) interleaved across targets, %.1f s per measurement after %.1f s warm-up on fresh connections. Request: %s. Req/s is the median over repetitions; percentiles are over every request of every repetition.\n\n",
+		s.Reps, s.DurationSec, s.WarmupSec, s.Request)
+
+	w("## Targets\n\n| target | what | status | peak RSS |\n|---|---|---|---|\n")
+	for _, t := range rep.Targets {
+		st := "measured"
+		if !t.Available() {
+			st = mdEscape(oneLine(t.Unavailable))
+		}
+		rss := "–"
+		if t.PeakRSS > 0 {
+			rss = fmt.Sprintf("%.1f MiB", float64(t.PeakRSS)/(1<<20))
+		}
+		w("| %s | %s | %s | %s |\n", t.Name, mdEscape(t.Summary), st, rss)
+	}
+	w("\n")
+
+	for _, n := range s.Conns {
+		wl := fmt.Sprintf("chat-c%d", n)
+		w("## Closed loop, %d connections (1 KB chat completion)\n\n", n)
+		w("| target | req/s | × direct | × floor | p50 ms | p90 ms | p99 ms | p99.9 ms | non-2xx / errors | proxy CPU s per 1k req | valid |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, r := range rep.Closed {
+			if r.Workload != wl {
+				continue
+			}
+			w("| %s | %.0f | %s | %s | %.2f | %.2f | %.2f | %.2f | %d / %d | %s | %s |\n",
+				r.Target, r.RPS, ratio(r.RatioDirect), ratio(r.RatioFloor), r.P50, r.P90, r.P99, r.P999,
+				r.Non2xx, r.Errors, cpu(r.CPUPer1k), validity(r.Valid, r.FirstError))
+		}
+		w("\n")
+	}
+
+	w("## Open loop at %.0f req/s (%s)\n\n", rep.OpenRate, rep.OpenRateBasis)
+	w("Latency counts from each request's intended send time, so queueing is not hidden (no coordinated omission). Added = target minus direct.\n\n")
+	w("| target | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | send lag p99 ms | non-2xx / errors | proxy CPU s per 1k req | valid |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rep.Open {
+		w("| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.2f | %d / %d | %s | %s |\n",
+			r.Target, r.RPS, r.P50, r.P90, r.P99, r.P999, signed(r.AddedP50), signed(r.AddedP99), r.SendLagP99,
+			r.Non2xx, r.Errors, cpu(r.CPUPer1k), validity(r.Valid, r.FirstError))
+	}
+	w("\n")
+
+	w("## Streams: %d concurrent SSE streams, %d deltas %.0f ms apart (PII split across deltas)\n\n", s.StreamConns, s.StreamDeltas, s.StreamPaceMs)
+	w("TTFT = request sent → first content delta. Gap = time between consecutive content events (the upstream paces them %.0f ms apart). Added = target minus direct. A stream is complete only if its final delta and `data: [DONE]` arrived.\n\n", s.StreamPaceMs)
+	w("| target | completed | truncated | non-2xx / errors | streams/s | TTFT p50 ms | TTFT p99 ms | added TTFT p50 | added TTFT p99 | gap p50 ms | gap p99 ms | added gap p50 | added gap p99 | proxy CPU s per 1k streams | valid |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rep.Streams {
+		w("| %s | %d | %d | %d / %d | %.0f | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n",
+			r.Target, r.Completed, r.Truncated, r.Non2xx, r.Errors, r.StreamsPerSec, r.TTFTP50, r.TTFTP99,
+			signed(r.TTFTAddedP50), signed(r.TTFTAddedP99), r.GapP50, r.GapP99, signed(r.GapAddedP50), signed(r.GapAddedP99),
+			cpu(r.CPUPer1k), validity(r.Valid, r.FirstError))
+	}
+	w("\n")
+
+	w("## Acceptance targets (issue 8)\n\n| check | target | measured | verdict |\n|---|---|---|---|\n")
+	for _, c := range rep.Checks {
+		w("| %s | %s | %s | %s |\n", c.Name, c.Target, mdEscape(c.Measured), c.Verdict)
+	}
+	w("\nRun took %s.\n", rep.Finished.Sub(rep.Started).Round(1e9))
+	return b.String()
+}

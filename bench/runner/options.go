@@ -1,0 +1,63 @@
+package runner
+
+import "time"
+
+// Options configure a run. DefaultOptions gives the documented modes.
+type Options struct {
+	// Mode names the run in file names and the report ("full", "short").
+	Mode string
+	// Reps is how many times every target is measured per workload.
+	Reps int
+	// Duration is one measurement; Warmup precedes it on fresh
+	// connections and is not recorded.
+	Duration, Warmup time.Duration
+	// Conns lists the closed-loop connection counts (one workload each).
+	Conns []int
+	// OpenRate is the open-loop rate in req/s; 0 means half of the most
+	// complete Warden stage's closed-loop maximum in this run.
+	OpenRate float64
+	// OpenMaxInFlight caps outstanding open-loop requests.
+	OpenMaxInFlight int
+	// StreamConns is the number of concurrent SSE streams.
+	StreamConns int
+	// StreamDeltas and StreamPace shape each upstream stream.
+	StreamDeltas int
+	StreamPace   time.Duration
+	// Only, when non-empty, limits the run to these target names
+	// ("direct" is always included, as every ratio needs it).
+	Only []string
+	// SkipNginx leaves nginx out (no install attempt).
+	SkipNginx bool
+	// WardenPkg is the package built as the Warden binary.
+	WardenPkg string
+	// OutDir receives the report files; "" writes none.
+	OutDir string
+	// Command is the command line printed at the top of the report.
+	Command string
+	// Logf receives progress lines.
+	Logf func(format string, args ...any)
+}
+
+// DefaultOptions returns the full mode (under 10 minutes with every
+// target) or the short mode (under 2 minutes).
+func DefaultOptions(short bool) Options {
+	o := Options{
+		Mode:            "full",
+		Reps:            3,
+		Duration:        3 * time.Second,
+		Warmup:          time.Second,
+		Conns:           []int{16, 64},
+		OpenMaxInFlight: 512,
+		StreamConns:     64,
+		StreamDeltas:    20,
+		StreamPace:      10 * time.Millisecond,
+		WardenPkg:       "./cmd/warden",
+	}
+	if short {
+		o.Mode = "short"
+		o.Reps = 1
+		o.Duration = 2 * time.Second
+		o.Warmup = 500 * time.Millisecond
+	}
+	return o
+}

@@ -1,0 +1,350 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wardenhq/warden/bench/configs"
+	"github.com/wardenhq/warden/bench/hist"
+	"github.com/wardenhq/warden/bench/loadgen"
+	"github.com/wardenhq/warden/bench/nginx"
+	"github.com/wardenhq/warden/bench/upstream"
+)
+
+// Target kinds.
+const (
+	KindDirect = "direct"
+	KindFloor  = "floor"
+	KindNginx  = "nginx"
+	KindWarden = "warden"
+)
+
+// Target is one thing the harness measures.
+type Target struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Summary string `json:"summary"`
+	// BaseURL is where requests go, e.g. http://127.0.0.1:41234.
+	BaseURL string `json:"base_url,omitempty"`
+	// Unavailable says why the target was not measured ("" when it was).
+	Unavailable string `json:"unavailable,omitempty"`
+	// Config is the rendered config file, when the target has one.
+	Config string `json:"config,omitempty"`
+	// PeakRSS is the peak resident set of the proxy process(es), bytes.
+	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
+
+	proc  *Proc
+	admin string
+}
+
+// Available reports whether the target is measured.
+func (t *Target) Available() bool { return t.Unavailable == "" }
+
+func (t *Target) pid() int {
+	if t.proc == nil {
+		return 0
+	}
+	return t.proc.PID()
+}
+
+func (t *Target) stop() {
+	if t.proc == nil {
+		return
+	}
+	if rss, err := PeakRSS(t.proc.PID()); err == nil && rss > 0 {
+		t.PeakRSS = rss
+	}
+	t.proc.Stop()
+}
+
+// env is the shared fixture of one run: temp dir, upstream, issuer, token.
+type env struct {
+	dir       string
+	self      string
+	root      string
+	upURL     string
+	upProc    *Proc
+	issuer    *upstream.Issuer
+	issuerSrv *http.Server
+	token     string
+	logf      func(string, ...any)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (e *env) startUpstream(ctx context.Context, o Options) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := StartProc("upstream", e.dir, e.self, "upstream", "-listen", addr,
+		"-deltas", fmt.Sprint(o.StreamDeltas), "-pace", o.StreamPace.String())
+	if err != nil {
+		return err
+	}
+	e.upProc = p
+	e.upURL = "http://" + addr
+	if err := WaitReady(ctx, p, e.upURL+"/healthz", 10*time.Second); err != nil {
+		return fmt.Errorf("upstream: %w\n%s", err, p.Tail(5))
+	}
+	return nil
+}
+
+func (e *env) startIssuer() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	iss, err := upstream.NewIssuer("http://" + l.Addr().String())
+	if err != nil {
+		l.Close()
+		return err
+	}
+	e.issuer = iss
+	e.issuerSrv = &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = e.issuerSrv.Serve(l) }()
+	tok, err := iss.Mint("bench-user", []string{"ml-users"}, "warden", 2*time.Hour)
+	if err != nil {
+		return err
+	}
+	e.token = tok
+	return nil
+}
+
+func (e *env) close() {
+	if e.issuerSrv != nil {
+		_ = e.issuerSrv.Close()
+	}
+	e.upProc.Stop()
+}
+
+func (e *env) direct() *Target {
+	return &Target{Name: "direct", Kind: KindDirect, Summary: "the fake upstream, no proxy", BaseURL: e.upURL}
+}
+
+func (e *env) startFloor(ctx context.Context) *Target {
+	t := &Target{Name: "go-floor", Kind: KindFloor, Summary: "do-nothing httputil.ReverseProxy (Rewrite, full duplex, 512 idle conns)"}
+	addr, err := freeAddr()
+	if err != nil {
+		t.Unavailable = err.Error()
+		return t
+	}
+	p, err := StartProc("go-floor", e.dir, e.self, "floor", "-listen", addr, "-upstream", e.upURL)
+	if err != nil {
+		t.Unavailable = err.Error()
+		return t
+	}
+	t.proc, t.BaseURL = p, "http://"+addr
+	if err := WaitReady(ctx, p, t.BaseURL+"/healthz", 10*time.Second); err != nil {
+		t.Unavailable = fmt.Sprintf("did not start: %v", err)
+		p.Stop()
+	}
+	return t
+}
+
+func (e *env) startNginx(ctx context.Context) *Target {
+	t := &Target{Name: "nginx", Kind: KindNginx, Summary: "nginx proxy_pass, upstream keepalive, proxy_buffering off"}
+	bin, err := nginx.Ensure(e.logf)
+	if err != nil {
+		t.Unavailable = err.Error()
+		e.logf("note: %v", err)
+		return t
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		t.Unavailable = err.Error()
+		return t
+	}
+	dir := filepath.Join(e.dir, "nginx")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Unavailable = err.Error()
+		return t
+	}
+	argv, err := nginx.Prepare(bin, nginx.Config{Dir: dir, Listen: addr, Upstream: strings.TrimPrefix(e.upURL, "http://")})
+	if err != nil {
+		t.Unavailable = err.Error()
+		return t
+	}
+	t.Config = filepath.Join(dir, "nginx.conf")
+	p, err := StartProc("nginx", e.dir, argv...)
+	if err != nil {
+		t.Unavailable = err.Error()
+		return t
+	}
+	t.proc, t.BaseURL = p, "http://"+addr
+	if err := WaitReady(ctx, p, t.BaseURL+"/healthz", 10*time.Second); err != nil {
+		t.Unavailable = fmt.Sprintf("did not start: %v: %s", err, tailFile(filepath.Join(dir, "error.log"), 3))
+		p.Stop()
+	}
+	return t
+}
+
+// buildWarden builds ./cmd/warden into the run directory.
+func (e *env) buildWarden(ctx context.Context, pkg string) (string, error) {
+	bin := filepath.Join(e.dir, "warden")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	cmd.Dir = e.root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build %s failed: %v: %s", pkg, err, firstLines(out, 4))
+	}
+	return bin, nil
+}
+
+// startWarden renders the stage's config, starts the gateway and checks
+// it forwards a chat call and a whole stream. Any failure makes the
+// target unavailable with the reason.
+func (e *env) startWarden(ctx context.Context, bin string, st configs.Stage) *Target {
+	t := &Target{Name: st.Name, Kind: KindWarden, Summary: st.Summary}
+	fail := func(format string, args ...any) *Target {
+		t.Unavailable = "not available in this build: " + fmt.Sprintf(format, args...)
+		if t.proc != nil {
+			t.proc.Stop()
+			t.proc = nil
+		}
+		return t
+	}
+	listen, err1 := freeAddr()
+	admin, err2 := freeAddr()
+	if err := errors.Join(err1, err2); err != nil {
+		return fail("%v", err)
+	}
+	sdir := filepath.Join(e.dir, st.Name)
+	if err := os.MkdirAll(filepath.Join(sdir, "data"), 0o755); err != nil {
+		return fail("%v", err)
+	}
+	d := configs.Data{
+		Listen: listen, AdminListen: admin, DataDir: filepath.Join(sdir, "data"),
+		Upstream: e.upURL, IssuerURL: e.issuer.URL,
+	}
+	if st.Policy != "" {
+		pol, err := configs.Render(st.Policy, d)
+		if err != nil {
+			return fail("%v", err)
+		}
+		d.PolicyFile = filepath.Join(sdir, "policy.yaml")
+		if err := os.WriteFile(d.PolicyFile, pol, 0o644); err != nil {
+			return fail("%v", err)
+		}
+	}
+	t.Config = filepath.Join(sdir, "warden.yaml")
+	d.AuditOff = true
+	for {
+		conf, err := configs.Render(st.Config, d)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if err := os.WriteFile(t.Config, conf, 0o644); err != nil {
+			return fail("%v", err)
+		}
+		p, err := StartProc(st.Name, e.dir, bin, "serve", "--config", t.Config, "--log-level", "warn")
+		if err != nil {
+			return fail("%v", err)
+		}
+		t.proc, t.BaseURL, t.admin = p, "http://"+listen, "http://"+admin
+		err = WaitReady(ctx, p, t.admin+"/readyz", 30*time.Second)
+		if err == nil {
+			break
+		}
+		tail := oneLine(p.Tail(3))
+		if d.AuditOff && p.Exited() && strings.Contains(tail, `unknown key "audit"`) {
+			// This build has no audit section, so there is no audit to
+			// switch off: run the stage without the key.
+			d.AuditOff = false
+			t.Summary += " (this build has no audit section)"
+			continue
+		}
+		return fail("%v: %s", err, tail)
+	}
+	if err := e.smoke(ctx, t.BaseURL); err != nil {
+		return fail("smoke test: %v", err)
+	}
+	return t
+}
+
+// smoke sends one chat call and one stream through base.
+func (e *env) smoke(ctx context.Context, base string) error {
+	c := loadgen.NewClient(1)
+	defer c.CloseIdleConnections()
+	chat := chatRequest(base, e.token, false)
+	req, err := http.NewRequestWithContext(ctx, chat.Method, chat.URL, bytes.NewReader(chat.Body))
+	if err != nil {
+		return err
+	}
+	req.Header = chat.Header.Clone()
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("chat call: %s: %s", resp.Status, oneLine(string(body)))
+	}
+	out, err := loadgen.Stream(ctx, c, chatRequest(base, e.token, true), upstream.StreamEnd, hist.New(), hist.New())
+	if out != loadgen.StreamCompleted {
+		return fmt.Errorf("stream: outcome %d: %v", out, err)
+	}
+	return nil
+}
+
+// chatRequest is the request every target gets: the PII chat model, with
+// the bearer token (ignored by targets without identity).
+func chatRequest(base, token string, stream bool) loadgen.Request {
+	s := "false"
+	if stream {
+		s = "true"
+	}
+	return loadgen.Request{
+		Method: http.MethodPost,
+		URL:    base + "/v1/chat/completions",
+		Header: http.Header{
+			"Content-Type":  {"application/json"},
+			"Authorization": {"Bearer " + token},
+		},
+		Body: []byte(`{"model":"` + upstream.ModelPII + `","stream":` + s +
+			`,"messages":[{"role":"user","content":"Summarise the customer record in two sentences."}]}`),
+	}
+}
+
+func tailFile(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func firstLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
