@@ -15,39 +15,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/wardenhq/warden/bench/floor"
 	"github.com/wardenhq/warden/bench/runner"
-	"github.com/wardenhq/warden/bench/upstream"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "upstream":
-			err = serveUpstream(ctx, os.Args[2:])
-		case "floor":
-			err = serveFloor(ctx, os.Args[2:])
-		default:
-			err = bench(ctx, os.Args[1:])
-		}
-	} else {
-		err = bench(ctx, nil)
+	handled, err := runner.Helper(ctx, os.Args[1:])
+	if !handled {
+		err = bench(ctx, os.Args[1:])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wardenbench:", err)
@@ -105,48 +89,4 @@ func bench(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "wrote %s.md and .json\n", rep.BaseName(o.OutDir))
 	}
 	return nil
-}
-
-func listenAndServe(ctx context.Context, addr string, h http.Handler) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-func serveUpstream(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
-	addr := fs.String("listen", "127.0.0.1:18000", "address to listen on")
-	deltas := fs.Int("deltas", 20, "content deltas per SSE stream")
-	pace := fs.Duration("pace", 10*time.Millisecond, "pause between deltas")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	return listenAndServe(ctx, *addr, upstream.New(upstream.Options{StreamDeltas: *deltas, StreamPace: *pace}))
-}
-
-func serveFloor(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
-	addr := fs.String("listen", "127.0.0.1:18080", "address to listen on")
-	up := fs.String("upstream", "http://127.0.0.1:18000", "upstream base URL")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	u, err := url.Parse(*up)
-	if err != nil {
-		return fmt.Errorf("floor: -upstream: %w", err)
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	return listenAndServe(ctx, *addr, floor.New(u, 512))
 }
