@@ -30,6 +30,30 @@ type Recorder struct {
 	mu      sync.Mutex
 	idx     map[actionKey]int
 	actions []Action
+	failure string
+}
+
+// fail notes that the response was cut short by the masker (fail closed).
+func (r *Recorder) fail(reason string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failure == "" {
+		r.failure = reason
+	}
+}
+
+// Failure returns why the masker refused or cut the response ("" if it did
+// not); the gateway records it in the completed audit entry.
+func (r *Recorder) Failure() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failure
 }
 
 // NewRecorder returns an empty recorder.

@@ -1,0 +1,507 @@
+package mask
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// StreamKind tells the SSE masker how to find the text of a stream.
+type StreamKind int
+
+const (
+	// StreamGeneric treats the data of every event as one text channel: the
+	// concatenation of all data fields is what is masked.
+	StreamGeneric StreamKind = iota
+	// StreamOpenAI understands OpenAI-style JSON events: chat completion
+	// deltas per choice (content, reasoning_content, refusal, tool-call
+	// arguments per tool index), legacy completions choices[i].text, and
+	// Responses API *.delta events per output and content index. Every
+	// other string in an event is masked as a value of its own.
+	StreamOpenAI
+)
+
+// String returns "generic" or "openai".
+func (k StreamKind) String() string {
+	if k == StreamOpenAI {
+		return "openai"
+	}
+	return "generic"
+}
+
+// sseEvent is one event being assembled from field lines.
+type sseEvent struct {
+	name, id, retry          string
+	hasName, hasID, hasRetry bool
+	data                     []string
+	hasData                  bool
+	size                     int
+}
+
+// channel is one logical text stream inside an SSE stream, e.g. the content
+// deltas of choice 0.
+type channel struct {
+	key string
+	ts  *TextStream
+	// what a synthetic flush event for this channel looks like
+	kind      chanKind
+	field     string // chat delta field: content, reasoning_content, refusal
+	choice    int
+	tool      int
+	top       map[string]jsontext.Value // top-level fields of the last event (chat)
+	template  []byte                    // last event data (Responses API)
+	eventName string
+}
+
+type chanKind int
+
+const (
+	chGeneric chanKind = iota
+	chChatField
+	chChatTool
+	chLegacy
+	chResponses
+)
+
+// sseMasker parses an SSE byte stream incrementally and writes the masked
+// stream to out.
+type sseMasker struct {
+	m        *Masker
+	rec      *Recorder
+	kind     StreamKind
+	line     []byte
+	skipLF   bool
+	ev       sseEvent
+	out      []byte
+	channels map[string]*channel
+	order    []*channel
+	failed   bool
+}
+
+func newSSEMasker(m *Masker, rec *Recorder, kind StreamKind) *sseMasker {
+	return &sseMasker{m: m, rec: rec, kind: kind, channels: map[string]*channel{}}
+}
+
+// feed processes a chunk of upstream bytes. Any chunking is accepted:
+// lines may end in LF, CRLF or CR, split anywhere.
+func (s *sseMasker) feed(p []byte) {
+	for len(p) > 0 && !s.failed {
+		if s.skipLF {
+			s.skipLF = false
+			if p[0] == '\n' {
+				p = p[1:]
+				continue
+			}
+		}
+		i := 0
+		for i < len(p) && p[i] != '\n' && p[i] != '\r' {
+			i++
+		}
+		if len(s.line)+i > s.m.p.MaxEventBytes {
+			s.fail("an event line exceeds max_event_bytes")
+			return
+		}
+		s.line = append(s.line, p[:i]...)
+		if i == len(p) {
+			return
+		}
+		if p[i] == '\r' {
+			s.skipLF = true
+		}
+		p = p[i+1:]
+		s.processLine(string(s.line))
+		s.line = s.line[:0]
+	}
+}
+
+// finish ends the stream: a last unterminated line and event are processed
+// and every channel is flushed.
+func (s *sseMasker) finish() {
+	if s.failed {
+		return
+	}
+	if len(s.line) > 0 {
+		s.processLine(string(s.line))
+		s.line = s.line[:0]
+	}
+	if s.ev.hasData || s.ev.hasName || s.ev.hasID || s.ev.hasRetry {
+		s.dispatch()
+	}
+	s.flushAll()
+}
+
+func (s *sseMasker) processLine(line string) {
+	if line == "" {
+		s.dispatch()
+		return
+	}
+	if line[0] == ':' {
+		// A comment; masked like any text the caller receives.
+		s.out = append(s.out, s.m.MaskText(line, "sse:comment", s.rec)...)
+		s.out = append(s.out, '\n')
+		return
+	}
+	name, value, _ := strings.Cut(line, ":")
+	value = strings.TrimPrefix(value, " ")
+	s.ev.size += len(line)
+	if s.ev.size > s.m.p.MaxEventBytes {
+		s.fail("an event exceeds max_event_bytes")
+		return
+	}
+	switch name {
+	case "data":
+		s.ev.data = append(s.ev.data, value)
+		s.ev.hasData = true
+	case "event":
+		s.ev.name, s.ev.hasName = value, true
+	case "id":
+		s.ev.id, s.ev.hasID = value, true
+	case "retry":
+		s.ev.retry, s.ev.hasRetry = value, true
+	default:
+		// Unknown fields are ignored by clients; drop them rather than pass
+		// unmasked bytes.
+	}
+}
+
+// fail writes an error event and stops the stream (fail closed).
+func (s *sseMasker) fail(reason string) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	s.rec.fail(reason)
+	msg, _ := jsontext.AppendQuote(nil, "warden: response stream refused by masking: "+reason)
+	s.out = append(s.out, "event: error\ndata: {\"error\":{\"type\":\"warden_mask_error\",\"message\":"...)
+	s.out = append(s.out, msg...)
+	s.out = append(s.out, "}}\n\n"...)
+}
+
+func (s *sseMasker) writeEvent(name string, hasName bool, id string, hasID bool, retry string, hasRetry bool, data string, hasData bool) {
+	if hasName {
+		s.out = append(s.out, "event: "...)
+		s.out = append(s.out, name...)
+		s.out = append(s.out, '\n')
+	}
+	if hasID {
+		s.out = append(s.out, "id: "...)
+		s.out = append(s.out, id...)
+		s.out = append(s.out, '\n')
+	}
+	if hasRetry {
+		s.out = append(s.out, "retry: "...)
+		s.out = append(s.out, retry...)
+		s.out = append(s.out, '\n')
+	}
+	if hasData {
+		for {
+			line, rest, more := strings.Cut(data, "\n")
+			s.out = append(s.out, "data: "...)
+			s.out = append(s.out, line...)
+			s.out = append(s.out, '\n')
+			if !more {
+				break
+			}
+			data = rest
+		}
+	}
+	s.out = append(s.out, '\n')
+}
+
+func (s *sseMasker) dispatch() {
+	ev := s.ev
+	s.ev = sseEvent{data: s.ev.data[:0]}
+	if !ev.hasData {
+		if ev.hasName || ev.hasID || ev.hasRetry {
+			s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, "", false)
+		}
+		return
+	}
+	data := strings.Join(ev.data, "\n")
+	if strings.TrimSpace(data) == "[DONE]" {
+		s.flushAll()
+		s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, data, true)
+		return
+	}
+	if s.kind == StreamOpenAI {
+		if jsontext.Value(data).IsValid() {
+			out, err := s.openAIEvent(ev, data)
+			if err == nil {
+				s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, out, true)
+				return
+			}
+			if s.m.failClosed {
+				s.fail("event could not be masked: " + err.Error())
+				return
+			}
+		} else if s.m.failClosed {
+			s.fail("event data is not JSON")
+			return
+		}
+	}
+	ch := s.channel("data", func(c *channel) { c.kind = chGeneric })
+	text := string(ch.ts.Write(nil, data))
+	if text == "" && !ev.hasName && !ev.hasID && !ev.hasRetry {
+		return // held back entirely: fewer events, never more
+	}
+	s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, text, true)
+}
+
+func (s *sseMasker) channel(key string, init func(*channel)) *channel {
+	if c, ok := s.channels[key]; ok {
+		return c
+	}
+	c := &channel{key: key, ts: s.m.NewTextStream("sse:"+key, s.rec)}
+	init(c)
+	s.channels[key] = c
+	s.order = append(s.order, c)
+	return c
+}
+
+// flushAll emits the held text of every channel.
+func (s *sseMasker) flushAll() {
+	for _, c := range s.order {
+		s.flushChannel(c)
+	}
+}
+
+// flushChannel emits a channel's held text as a synthetic event shaped like
+// the channel's own events.
+func (s *sseMasker) flushChannel(c *channel) {
+	if c.ts.Pending() == 0 {
+		return
+	}
+	text := string(c.ts.Flush(nil))
+	if text == "" {
+		return
+	}
+	switch c.kind {
+	case chGeneric:
+		s.writeEvent("", false, "", false, "", false, text, true)
+	case chResponses:
+		data, err := replaceTop(c.template, "delta", text)
+		if err != nil {
+			s.fail("cannot build flush event")
+			return
+		}
+		s.writeEvent(c.eventName, c.eventName != "", "", false, "", false, string(data), true)
+	default:
+		s.writeEvent(c.eventName, c.eventName != "", "", false, "", false, s.chatFlushEvent(c, text), true)
+	}
+}
+
+// chatFlushEvent builds a chat/legacy completion chunk carrying text for
+// channel c, with the identifying top-level fields of the stream.
+func (s *sseMasker) chatFlushEvent(c *channel, text string) string {
+	var b []byte
+	b = append(b, '{')
+	for _, k := range []string{"id", "object", "created", "model", "system_fingerprint"} {
+		if v, ok := c.top[k]; ok {
+			b, _ = jsontext.AppendQuote(b, k)
+			b = append(b, ':')
+			b = append(b, v...)
+			b = append(b, ',')
+		}
+	}
+	b = append(b, `"choices":[{"index":`...)
+	b = strconv.AppendInt(b, int64(c.choice), 10)
+	switch c.kind {
+	case chLegacy:
+		b = append(b, `,"text":`...)
+		b, _ = jsontext.AppendQuote(b, text)
+	case chChatTool:
+		b = append(b, `,"delta":{"tool_calls":[{"index":`...)
+		b = strconv.AppendInt(b, int64(c.tool), 10)
+		b = append(b, `,"function":{"arguments":`...)
+		b, _ = jsontext.AppendQuote(b, text)
+		b = append(b, `}}]}`...)
+	default:
+		b = append(b, `,"delta":{`...)
+		b, _ = jsontext.AppendQuote(b, c.field)
+		b = append(b, ':')
+		b, _ = jsontext.AppendQuote(b, text)
+		b = append(b, '}')
+	}
+	b = append(b, `,"finish_reason":null}]}`...)
+	return string(b)
+}
+
+// replaceTop returns the JSON object data with its top-level member name set
+// to the string val (other members kept byte for byte).
+func replaceTop(data []byte, name, val string) ([]byte, error) {
+	dec := jsontext.NewDecoder(strings.NewReader(string(data)), jsontext.AllowDuplicateNames(true))
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		if tok.String() == name {
+			end := int(dec.InputOffset())
+			start := end - len(raw)
+			out := append([]byte(nil), data[:start]...)
+			out, _ = jsontext.AppendQuote(out, val)
+			return append(out, data[end:]...), nil
+		}
+	}
+	return nil, errors.New("member not found")
+}
+
+// openAIIndices is the part of an OpenAI event needed to name channels.
+type openAIIndices struct {
+	Type         string `json:"type"`
+	OutputIndex  *int   `json:"output_index"`
+	ContentIndex *int   `json:"content_index"`
+	SummaryIndex *int   `json:"summary_index"`
+	Choices      []struct {
+		Index        *int    `json:"index"`
+		FinishReason *string `json:"finish_reason"`
+		Delta        *struct {
+			ToolCalls []struct {
+				Index *int `json:"index"`
+			} `json:"tool_calls"`
+		} `json:"delta"`
+	} `json:"choices"`
+}
+
+func orDefault(p *int, d int) int {
+	if p != nil {
+		return *p
+	}
+	return d
+}
+
+var chatFields = map[string]bool{"content": true, "reasoning_content": true, "reasoning": true, "refusal": true}
+
+// openAIEvent masks one OpenAI event; delta text goes through its channel.
+func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
+	var ix openAIIndices
+	if err := json.Unmarshal([]byte(data), &ix, json.RejectUnknownMembers(false)); err != nil {
+		// Valid JSON of another shape (an array, a string): mask it as a document.
+		out, err := s.m.rewriteJSON([]byte(data), s.rec, "sse:", nil)
+		return string(out), err
+	}
+	raw := []byte(data)
+
+	// Responses API.
+	if strings.HasPrefix(ix.Type, "response.") || ix.Type == "error" {
+		oi, ci := orDefault(ix.OutputIndex, 0), orDefault(ix.ContentIndex, orDefault(ix.SummaryIndex, 0))
+		switch {
+		case strings.HasSuffix(ix.Type, ".delta") && ix.Type != "response.audio.delta":
+			base := strings.TrimSuffix(strings.TrimPrefix(ix.Type, "response."), ".delta")
+			key := fmt.Sprintf("output[%d].content[%d].%s", oi, ci, base)
+			c := s.channel(key, func(c *channel) { c.kind = chResponses })
+			c.template = append(c.template[:0], raw...)
+			c.eventName = ev.name
+			out, err := s.m.rewriteJSON(raw, s.rec, "sse:", func(ptr jsontext.Pointer, val string) (string, bool) {
+				if ptr != "/delta" {
+					return "", false
+				}
+				return string(c.ts.Write(nil, val)), true
+			})
+			return string(out), err
+		case strings.HasSuffix(ix.Type, ".done"):
+			base := strings.TrimSuffix(strings.TrimPrefix(ix.Type, "response."), ".done")
+			if c, ok := s.channels[fmt.Sprintf("output[%d].content[%d].%s", oi, ci, base)]; ok {
+				s.flushChannel(c)
+			}
+		case ix.Type == "response.completed" || ix.Type == "response.failed" || ix.Type == "response.incomplete" || ix.Type == "error":
+			s.flushAll()
+		}
+		out, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
+		return string(out), err
+	}
+
+	if len(ix.Choices) == 0 {
+		out, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
+		return string(out), err
+	}
+
+	// Chat completions and legacy completions.
+	var top map[string]jsontext.Value
+	_ = json.Unmarshal(raw, &top)
+	choiceIdx := func(k int) int {
+		if k < len(ix.Choices) {
+			return orDefault(ix.Choices[k].Index, k)
+		}
+		return k
+	}
+	finishing := map[int]bool{}
+	for k, c := range ix.Choices {
+		if c.FinishReason != nil && *c.FinishReason != "" {
+			finishing[choiceIdx(k)] = true
+		}
+	}
+	present := map[string]bool{}
+	var toks []string
+	hook := func(ptr jsontext.Pointer, val string) (string, bool) {
+		toks = toks[:0]
+		for t := range ptr.Tokens() {
+			toks = append(toks, t)
+		}
+		if len(toks) < 3 || toks[0] != "choices" {
+			return "", false
+		}
+		k, err := strconv.Atoi(toks[1])
+		if err != nil {
+			return "", false
+		}
+		i := choiceIdx(k)
+		var key string
+		var init func(*channel)
+		switch {
+		case len(toks) == 3 && toks[2] == "text":
+			key = fmt.Sprintf("choices[%d].text", i)
+			init = func(c *channel) { c.kind, c.choice = chLegacy, i }
+		case len(toks) == 4 && toks[2] == "delta" && chatFields[toks[3]]:
+			f := toks[3]
+			key = fmt.Sprintf("choices[%d].delta.%s", i, f)
+			init = func(c *channel) { c.kind, c.choice, c.field = chChatField, i, f }
+		case len(toks) == 7 && toks[2] == "delta" && toks[3] == "tool_calls" && toks[5] == "function" && toks[6] == "arguments":
+			t, err := strconv.Atoi(toks[4])
+			if err != nil {
+				return "", false
+			}
+			j := t
+			if d := ix.Choices[k].Delta; d != nil && t < len(d.ToolCalls) {
+				j = orDefault(d.ToolCalls[t].Index, t)
+			}
+			key = fmt.Sprintf("choices[%d].tool_calls[%d].arguments", i, j)
+			init = func(c *channel) { c.kind, c.choice, c.tool = chChatTool, i, j }
+		default:
+			return "", false
+		}
+		c := s.channel(key, init)
+		c.top, c.eventName = top, ev.name
+		present[key] = true
+		out := c.ts.Write(nil, val)
+		if finishing[i] {
+			out = c.ts.Flush(out)
+		}
+		return string(out), true
+	}
+	out, err := s.m.rewriteJSON(raw, s.rec, "sse:", hook)
+	if err != nil {
+		return "", err
+	}
+	// Held text of a finishing choice whose channel is not in this event goes
+	// out in its own event, before the finishing one.
+	if len(finishing) > 0 {
+		for _, c := range s.order {
+			if c.kind != chGeneric && c.kind != chResponses && finishing[c.choice] && !present[c.key] {
+				s.flushChannel(c)
+			}
+		}
+	}
+	return string(out), nil
+}
