@@ -87,9 +87,9 @@ func TestFalsePositives(t *testing.T) {
 		"sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		"the year 2024, 3.14159, 1,000,000 users, +5 points",
 		"ISO date 2024-05-17T10:20:30Z and 10:30:45",
-		"1234567890",                // bare 10 digits: not a phone without separators
-		"123456789",                 // bare 9 digits: not an SSN without dashes
-		"4111 1111 1111 1112",       // Luhn-invalid card-shaped
+		"1234567890",                  // bare 10 digits: not a phone without separators
+		"123456789",                   // bare 9 digits: not an SSN without dashes
+		"4111 1111 1111 1112",         // Luhn-invalid card-shaped
 		"DE89 3704 0044 0532 0130 01", // IBAN with a bad checksum
 	}
 	for _, in := range corpus {
