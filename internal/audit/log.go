@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Ref identifies an appended entry.
@@ -153,6 +154,17 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		return nil, fmt.Errorf("audit: open: %w", verr)
 	}
 	l.openReport, l.openErr = rep, verr
+	if verr != nil {
+		// Appending is only possible if nothing beyond the entries is in
+		// the way (hashes left by entries deleted from the tail).
+		size, err := st.Size(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+		if _, err := st.ReadHashes(ctx, []int64{tlog.StoredHashCount(size)}); err == nil {
+			return nil, fmt.Errorf("audit: open: cannot continue this store even with allow_unverified_start: it holds tree hashes beyond its %d entries; archive it and start a new one: %w", size, verr)
+		}
+	}
 
 	if err := l.reload(ctx); err != nil {
 		return nil, err

@@ -295,3 +295,5 @@ func TestOpenUnwritable(t *testing.T) {
 		t.Fatal("opening an impossible path succeeded")
 	}
 }
+
+func (e *env) log0time() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }

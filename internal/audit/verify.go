@@ -132,15 +132,27 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 			idx[i] = hstart + int64(i)
 		}
 		stored, err := st.ReadHashes(ctx, idx)
-		if errors.Is(err, ErrNotFound) {
-			return Report{}, findMissingHashes(ctx, st, from, to)
-		}
-		if err != nil {
+		perRecord := errors.Is(err, ErrNotFound) // find the first record whose hashes are missing
+		if err != nil && !perRecord {
 			return Report{}, fmt.Errorf("audit: verify: %w", err)
 		}
 		for _, r := range recs {
 			hs := tr.add(r.Data)
 			off := tlog.StoredHashCount(r.Seq) - hstart
+			if perRecord {
+				var idx []int64
+				for i := tlog.StoredHashCount(r.Seq); i < tlog.StoredHashCount(r.Seq+1); i++ {
+					idx = append(idx, i)
+				}
+				mine, err := st.ReadHashes(ctx, idx)
+				if errors.Is(err, ErrNotFound) {
+					return Report{}, diverge(r.Seq, -1, "entry %d: its stored tree hashes are missing: the hash table was edited, or entries were inserted", r.Seq)
+				}
+				if err != nil {
+					return Report{}, fmt.Errorf("audit: verify: %w", err)
+				}
+				stored, off = mine, 0
+			}
 			for j, h := range hs {
 				if stored[off+int64(j)] != h {
 					if j == 0 {
@@ -236,21 +248,4 @@ func findMissing(ctx context.Context, st Store, from, to int64) error {
 		}
 	}
 	return fmt.Errorf("audit: verify: records [%d, %d) were missing but reappeared", from, to)
-}
-
-// findMissingHashes pinpoints the first record in [from, to) whose stored
-// hashes are missing.
-func findMissingHashes(ctx context.Context, st Store, from, to int64) error {
-	for s := from; s < to; s++ {
-		var idx []int64
-		for i := tlog.StoredHashCount(s); i < tlog.StoredHashCount(s+1); i++ {
-			idx = append(idx, i)
-		}
-		if _, err := st.ReadHashes(ctx, idx); errors.Is(err, ErrNotFound) {
-			return diverge(s, -1, "entry %d: its stored tree hashes are missing: the hash table was edited", s)
-		} else if err != nil {
-			return fmt.Errorf("audit: verify: %w", err)
-		}
-	}
-	return fmt.Errorf("audit: verify: hashes of [%d, %d) were missing but reappeared", from, to)
 }
