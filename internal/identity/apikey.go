@@ -323,7 +323,7 @@ func (s *FileKeyStore) Verify(key string, now time.Time) (*Principal, error) {
 		Subject:      "svc:" + k.Name,
 		Kind:         KindService,
 		Name:         k.Name,
-		Groups:       k.Groups,
+		Groups:       slices.Clone(k.Groups),
 		AuthMethod:   "api_key",
 		CredentialID: k.ID,
 		ExpiresAt:    k.ExpiresAt,
