@@ -197,6 +197,12 @@ func (rep *Report) Markdown() string {
 	for _, c := range rep.Checks {
 		w("| %s | %s | %s | %s |\n", c.Name, c.Target, mdEscape(c.Measured), c.Verdict)
 	}
+	if len(rep.Notes) > 0 {
+		w("\n## Notes\n\n")
+		for _, n := range rep.Notes {
+			w("- %s\n", n)
+		}
+	}
 	w("\nRun took %s.\n", rep.Finished.Sub(rep.Started).Round(1e9))
 	return b.String()
 }

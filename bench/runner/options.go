@@ -28,6 +28,11 @@ type Options struct {
 	Only []string
 	// SkipNginx leaves nginx out (no install attempt).
 	SkipNginx bool
+	// Profile takes CPU and allocation profiles of the most complete
+	// Warden stage during its last closed-loop measurement at the highest
+	// connection count (needs /debug/pprof/ on the admin listener), written
+	// next to the report.
+	Profile bool
 	// WardenPkg is the package built as the Warden binary.
 	WardenPkg string
 	// OutDir receives the report files; "" writes none.

@@ -33,7 +33,12 @@ type Report struct {
 	Streams []StreamRow `json:"streams"`
 	// Checks are the issue's acceptance targets evaluated on this run.
 	Checks []Check `json:"checks"`
+	// Notes are remarks of the run (profiles taken or not, ...).
+	Notes []string `json:"notes,omitempty"`
 }
+
+// stampLayout formats the run's start time in report file names.
+const stampLayout = "2006-01-02-1504"
 
 // Machine describes where the run happened.
 type Machine struct {
@@ -247,7 +252,7 @@ func (rep *Report) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	base := filepath.Join(dir, rep.Started.Format("2006-01-02-1504")+"-"+rep.Mode)
+	base := filepath.Join(dir, rep.Started.Format(stampLayout)+"-"+rep.Mode)
 	js, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return fmt.Errorf("report: encode: %w", err)
@@ -263,5 +268,5 @@ func (rep *Report) Write(dir string) error {
 
 // BaseName is the path prefix Write uses under dir.
 func (rep *Report) BaseName(dir string) string {
-	return filepath.Join(dir, rep.Started.Format("2006-01-02-1504")+"-"+rep.Mode)
+	return filepath.Join(dir, rep.Started.Format(stampLayout)+"-"+rep.Mode)
 }

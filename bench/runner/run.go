@@ -31,6 +31,8 @@ type run struct {
 	targets []*Target
 	cells   map[string]map[string]*cell // workload -> target -> cell
 	order   []string                    // workload names in order
+	prof    *profiler
+	started time.Time
 }
 
 func (r *run) cell(wl, target string) *cell {
@@ -76,7 +78,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := e.startIssuer(); err != nil {
 		return nil, err
 	}
-	r := &run{o: o, env: e, cells: map[string]map[string]*cell{}}
+	r := &run{o: o, env: e, cells: map[string]map[string]*cell{}, started: started}
+	if o.Profile && o.OutDir != "" {
+		r.prof = &profiler{dir: o.OutDir, prefix: started.Format(stampLayout) + "-" + o.Mode}
+		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+	}
 	defer func() {
 		for _, t := range r.targets {
 			t.stop()
@@ -152,6 +160,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		t.stop()
 	}
 	rep := r.report(started, rate, basis)
+	if r.prof != nil {
+		rep.Notes = append(rep.Notes, r.prof.notes...)
+		if len(r.prof.notes) == 0 {
+			rep.Notes = append(rep.Notes, "profile: no Warden stage was available to profile")
+		}
+	}
 	if o.OutDir != "" {
 		if err := rep.Write(o.OutDir); err != nil {
 			return rep, err
@@ -198,13 +212,30 @@ func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, re
 	req := chatRequest(t.BaseURL, r.env.token, false)
 	loadgen.RunClosed(ctx, client, req, conns, r.o.Warmup)
 	cpu0, ok := r.cpuStart(t)
-	res := loadgen.RunClosed(ctx, client, req, conns, r.o.Duration)
+	var res loadgen.Result
+	load := func() { res = loadgen.RunClosed(ctx, client, req, conns, r.o.Duration) }
+	if r.prof != nil && rep == r.o.Reps && conns == slices.Max(r.o.Conns) && t.Name == r.refWarden() {
+		r.prof.capture(ctx, t, r.o.Duration, wl, load)
+	} else {
+		load()
+	}
 	r.cpuEnd(c, t, cpu0, ok)
 	c.res.Merge(&res)
 	c.reps = append(c.reps, res.RPS())
 	c.answers += res.OK + res.Non2xx
 	r.o.Logf("[%d/%d] %-8s %-20s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", rep, r.o.Reps, wl, t.Name,
 		res.RPS(), ms(res.Latency.QuantileDuration(0.5)), ms(res.Latency.QuantileDuration(0.99)), res.Non2xx+res.Errors)
+}
+
+// refWarden is the most complete available Warden stage ("" if none).
+func (r *run) refWarden() string {
+	ref := ""
+	for _, t := range r.available() {
+		if t.Kind == KindWarden {
+			ref = t.Name
+		}
+	}
+	return ref
 }
 
 // openRate is the open-loop rate: the configured one, or half of the most

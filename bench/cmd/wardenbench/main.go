@@ -46,6 +46,7 @@ func bench(ctx context.Context, args []string) error {
 	dur := fs.Duration("duration", 0, "length of one measurement (default 3s, or 2s with -short)")
 	rate := fs.Float64("rate", 0, "open-loop rate in req/s (default: half of the most complete Warden stage's closed-loop maximum)")
 	only := fs.String("only", "", "comma-separated target names to run (direct always runs), e.g. go-floor,warden-full")
+	profile := fs.Bool("profile", false, "take CPU and allocation profiles of the most complete Warden stage (needs /debug/pprof/ on its admin listener)")
 	noNginx := fs.Bool("no-nginx", false, "leave nginx out (no install attempt)")
 	out := fs.String("out", "bench/results", "directory for the report files (relative to the repository root); empty: do not write")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +64,7 @@ func bench(ctx context.Context, args []string) error {
 		o.Only = strings.Split(*only, ",")
 	}
 	o.SkipNginx = *noNginx
+	o.Profile = *profile
 	o.Command = "go run ./bench/cmd/wardenbench"
 	if len(args) > 0 {
 		o.Command += " " + strings.Join(args, " ")

@@ -1,0 +1,70 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// profiler fetches pprof profiles from a Warden stage's admin listener
+// while the harness loads it. It needs the gateway to serve
+// /debug/pprof/ on its admin address; when it does not, the run goes on
+// and the report says so.
+type profiler struct {
+	dir    string // where to write; "" disables
+	prefix string // file name prefix (report base name)
+	notes  []string
+}
+
+// capture runs load() while taking a CPU profile of t for the load's
+// duration, then takes an allocation profile.
+func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, label string, load func()) {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	cpuFile := filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.cpu.pprof", p.prefix, t.Name, label))
+	done := make(chan error, 1)
+	go func() {
+		done <- fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", t.admin, secs), cpuFile, time.Duration(secs+10)*time.Second)
+	}()
+	load()
+	if err := <-done; err != nil {
+		p.notes = append(p.notes, fmt.Sprintf("%s %s: CPU profile not taken: %v", t.Name, label, err))
+		return
+	}
+	allocFile := filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.allocs.pprof", p.prefix, t.Name, label))
+	if err := fetch(ctx, t.admin+"/debug/pprof/allocs", allocFile, 10*time.Second); err != nil {
+		p.notes = append(p.notes, fmt.Sprintf("%s %s: allocation profile not taken: %v", t.Name, label, err))
+		return
+	}
+	p.notes = append(p.notes, fmt.Sprintf("%s %s: profiles %s, %s (go tool pprof -top FILE)", t.Name, label, filepath.Base(cpuFile), filepath.Base(allocFile)))
+}
+
+func fetch(ctx context.Context, url, file string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s (the admin listener does not serve /debug/pprof/)", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		os.Remove(file)
+		return err
+	}
+	return f.Close()
+}
