@@ -29,6 +29,10 @@ type fieldDef struct {
 	typ   *types.Type
 	get   func(src any) ref.Val
 	isSet func(src any) bool
+	// getMap, when set instead of get, returns a map that the object
+	// wraps in its cachedMap number mapSlot.
+	getMap  func(src any) traits.Mapper
+	mapSlot int
 }
 
 // objectDef is a CEL object type backed by a Go struct.
@@ -87,7 +91,7 @@ var principalDef = newObjectDef(principalType,
 	fieldDef{
 		name: "claims",
 		typ:  stringDynMap,
-		get: func(s any) ref.Val {
+		getMap: func(s any) traits.Mapper {
 			c := pr(s).Claims
 			if c == nil {
 				c = emptyStringMap
@@ -103,16 +107,21 @@ var requestDef = newObjectDef(requestType,
 	strField("path", func(s any) string { return rq(s).Path }),
 	strField("host", func(s any) string { return rq(s).Host }),
 	fieldDef{
-		name:  "query",
-		typ:   stringListMap,
-		get:   func(s any) ref.Val { return types.DefaultTypeAdapter.NativeToValue(nonNilQuery(rq(s).Query)) },
+		name: "query",
+		typ:  stringListMap,
+		getMap: func(s any) traits.Mapper {
+			return toMapper(types.DefaultTypeAdapter.NativeToValue(nonNilQuery(rq(s).Query)))
+		},
 		isSet: func(s any) bool { return len(rq(s).Query) > 0 },
 	},
 	fieldDef{
-		name:  "headers",
-		typ:   stringMap,
-		get:   func(s any) ref.Val { return types.DefaultTypeAdapter.NativeToValue(nonNilHeaders(rq(s).Headers)) },
-		isSet: func(s any) bool { return len(rq(s).Headers) > 0 },
+		name: "headers",
+		typ:  stringMap,
+		getMap: func(s any) traits.Mapper {
+			return toMapper(types.DefaultTypeAdapter.NativeToValue(nonNilHeaders(rq(s).Headers)))
+		},
+		mapSlot: 1,
+		isSet:   func(s any) bool { return len(rq(s).Headers) > 0 },
 	},
 )
 
@@ -151,6 +160,15 @@ func nonNilHeaders(h map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return h
+}
+
+// toMapper returns v as a map, or an empty map if conversion failed
+// (which the types above cannot cause).
+func toMapper(v ref.Val) traits.Mapper {
+	if m, ok := v.(traits.Mapper); ok {
+		return m
+	}
+	return types.NewStringInterfaceMap(types.DefaultTypeAdapter, emptyStringMap)
 }
 
 func errUnsupported(typeName string) error {

@@ -76,11 +76,15 @@ type object struct {
 	def  *objectDef
 	src  any // *identity.Principal, *Request, *Route or *Grant
 	vals [maxFields]ref.Val
+	maps [2]cachedMap // storage for map-valued fields (fieldDef.mapSlot)
 }
 
 func (o *object) reset(src any) {
 	o.src = src
 	o.vals = [maxFields]ref.Val{}
+	for i := range o.maps {
+		o.maps[i].reset(nil)
+	}
 }
 
 // field returns field i, converting it on first use.
@@ -88,7 +92,15 @@ func (o *object) field(i int) ref.Val {
 	if v := o.vals[i]; v != nil {
 		return v
 	}
-	v := o.def.fields[i].get(o.src)
+	fd := &o.def.fields[i]
+	var v ref.Val
+	if fd.getMap != nil {
+		m := &o.maps[fd.mapSlot]
+		m.reset(fd.getMap(o.src))
+		v = m
+	} else {
+		v = fd.get(o.src)
+	}
 	o.vals[i] = v
 	return v
 }
@@ -126,6 +138,7 @@ type activation struct {
 	request   object
 	route     object
 	body      ref.Val
+	bodyMap   cachedMap
 	grants    ref.Val
 	now       ref.Val
 	nowTime   time.Time
@@ -162,6 +175,7 @@ func (a *activation) release() {
 	a.principal.reset(nil)
 	a.request.reset(nil)
 	a.route.reset(nil)
+	a.bodyMap.reset(nil)
 	a.body, a.grants, a.now = nil, nil, nil
 	activationPool.Put(a)
 }
@@ -181,7 +195,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			if body == nil {
 				body = map[string]any{}
 			}
-			a.body = types.NewStringInterfaceMap(types.DefaultTypeAdapter, body)
+			a.bodyMap.reset(types.NewStringInterfaceMap(types.DefaultTypeAdapter, body))
+			a.body = &a.bodyMap
 		}
 		return a.body, true
 	case "grants":

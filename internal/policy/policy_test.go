@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -468,6 +469,94 @@ func TestBodyFacts(t *testing.T) {
 	for _, bad := range []string{``, `not json`, `[1,2]`, `"s"`, `null`} {
 		if f := BodyFacts([]byte(bad)); f != nil {
 			t.Errorf("BodyFacts(%q) = %#v, want nil", bad, f)
+		}
+	}
+}
+
+// TestNoStaleValuesAcrossDecisions guards the per-decision caches of the
+// pooled activation: each decision must see only its own input.
+func TestNoStaleValuesAcrossDecisions(t *testing.T) {
+	p := mustLoad(t, `
+version: 1
+rules:
+  - name: match
+    when: >
+      request.headers["x-k"] == "1" && body.model == "a" && principal.claims.c == "x" &&
+      principal.subject == "s1" && request.query["q"][0] == "v" && "x-k" in request.headers
+    action: allow
+`)
+	good := func() *Input {
+		return &Input{
+			Principal: &identity.Principal{Subject: "s1", Claims: map[string]any{"c": "x"}},
+			Request:   Request{Headers: map[string]string{"x-k": "1"}, Query: map[string][]string{"q": {"v"}}},
+			Body:      map[string]any{"model": "a"},
+		}
+	}
+	variants := []func(*Input){
+		func(in *Input) { in.Request.Headers["x-k"] = "2" },
+		func(in *Input) { in.Body["model"] = "b" },
+		func(in *Input) { in.Principal.Claims["c"] = "y" },
+		func(in *Input) { in.Principal.Subject = "s2" },
+		func(in *Input) { in.Request.Query["q"] = []string{"w"} },
+	}
+	for round := 0; round < 3; round++ {
+		for i, mutate := range variants {
+			if d := p.Decide(good()); d.Action != ActionAllow {
+				t.Fatalf("round %d before variant %d: %+v", round, i, d)
+			}
+			in := good()
+			mutate(in)
+			if d := p.Decide(in); d.Action == ActionAllow {
+				t.Fatalf("round %d variant %d allowed with a stale value", round, i)
+			}
+		}
+	}
+	// Absent then present keys.
+	in := good()
+	delete(in.Request.Headers, "x-k")
+	if d := p.Decide(in); d.Action == ActionAllow {
+		t.Fatal("absent header allowed")
+	}
+	if d := p.Decide(good()); d.Action != ActionAllow {
+		t.Fatalf("present header after absent: %+v", d)
+	}
+}
+
+func TestDecideConcurrent(t *testing.T) {
+	p := mustLoad(t, `
+version: 1
+rules:
+  - name: even
+    when: principal.claims.n % 2 == 0 && request.headers["x-n"] == string(principal.claims.n)
+    action: allow
+  - name: odd
+    when: principal.claims.n % 2 == 1 && request.headers["x-n"] == string(principal.claims.n)
+    action: deny
+`)
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 200; i++ {
+				n := int64(g*1000 + i)
+				in := &Input{
+					Principal: &identity.Principal{Claims: map[string]any{"n": n}},
+					Request:   Request{Headers: map[string]string{"x-n": fmt.Sprint(n)}},
+				}
+				want := "even"
+				if n%2 == 1 {
+					want = "odd"
+				}
+				if d := p.Decide(in); d.Rule != want {
+					done <- fmt.Errorf("n=%d decided by %q (%s), want %q", n, d.Rule, d.EvalError, want)
+					return
+				}
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
