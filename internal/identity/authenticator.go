@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,7 +158,7 @@ func (a *Authenticator) authenticateToken(ctx context.Context, token string) (*P
 		return nil, errToken(DescTokenTooLarge)
 	}
 	now := a.now()
-	key := sha256.Sum256([]byte(token))
+	key := hashToken(token)
 	if e := a.cache.get(key, now); e != nil {
 		if !now.Before(e.p.ExpiresAt.Add(a.issuers[e.issuer].cfg.ClockSkew)) {
 			return nil, errToken(DescExpired)

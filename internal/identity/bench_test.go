@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto/ed25519"
 	"path/filepath"
 	"testing"
 
@@ -81,5 +82,16 @@ func BenchmarkAssertionSign(b *testing.B) {
 		if _, err := as.Sign(p, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "chat"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkBaselineEd25519Sign is the floor for BenchmarkAssertionSign:
+// the bare signature over a message of the same size.
+func BenchmarkBaselineEd25519Sign(b *testing.B) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 420)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = ed25519.Sign(priv, msg)
 	}
 }
