@@ -42,6 +42,7 @@ type Policy struct {
 type compiled struct {
 	spec     *Rule
 	index    int
+	ast      *cel.Ast
 	prg      cel.Program
 	approval *ApprovalSetting
 }
@@ -123,12 +124,12 @@ func Load(name string, data []byte) (*Policy, error) {
 		if r.When == "" {
 			continue // reported by validate
 		}
-		prg, err := compileRule(env, r.When)
+		checked, prg, err := compileRule(env, r.When)
 		if err != nil {
 			errs = append(errs, ruleError(name, pos, i, r.Name, err)...)
 			continue
 		}
-		c := compiled{spec: r, index: i, prg: prg}
+		c := compiled{spec: r, index: i, ast: checked, prg: prg}
 		if r.Action == ActionRequireApproval {
 			c.approval = f.Approvals[r.Approval]
 		}
@@ -169,33 +170,33 @@ func issuesErr(iss *cel.Issues) error {
 }
 
 // compileRule parses, type-checks and cost-checks one expression.
-func compileRule(env *cel.Env, expr string) (cel.Program, error) {
+func compileRule(env *cel.Env, expr string) (*cel.Ast, cel.Program, error) {
 	parsed, iss := env.Parse(expr)
 	if iss != nil && iss.Err() != nil {
-		return nil, issuesErr(iss)
+		return nil, nil, issuesErr(iss)
 	}
 	checked, iss := env.Check(parsed)
 	if iss != nil && iss.Err() != nil {
-		return nil, issuesErr(iss)
+		return nil, nil, issuesErr(iss)
 	}
 	if !checked.OutputType().IsExactType(types.BoolType) {
-		return nil, exprErrors{{line: 1, col: 0, msg: fmt.Sprintf("must be of type bool, is %s", checked.OutputType())}}
+		return nil, nil, exprErrors{{line: 1, col: 0, msg: fmt.Sprintf("must be of type bool, is %s", checked.OutputType())}}
 	}
 	est, err := env.EstimateCost(checked, sizeEstimator{})
 	if err != nil {
-		return nil, exprErrors{{msg: "cost estimate: " + err.Error()}}
+		return nil, nil, exprErrors{{msg: "cost estimate: " + err.Error()}}
 	}
 	if est.Max > DefaultCostLimit {
-		return nil, exprErrors{{line: 1, col: 0, msg: fmt.Sprintf("estimated cost up to %d exceeds the limit %d (bound list sizes or avoid nested comprehensions)", est.Max, DefaultCostLimit)}}
+		return nil, nil, exprErrors{{line: 1, col: 0, msg: fmt.Sprintf("estimated cost up to %d exceeds the limit %d (bound list sizes or avoid nested comprehensions)", est.Max, DefaultCostLimit)}}
 	}
 	// No run-time cost tracking: it costs ~4 allocations per rule and
 	// evaluation. The estimate above is an upper bound as long as the
 	// input respects the size bounds, which Decide enforces (checkBounds).
 	prg, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
-		return nil, exprErrors{{msg: err.Error()}}
+		return nil, nil, exprErrors{{msg: err.Error()}}
 	}
-	return prg, nil
+	return checked, prg, nil
 }
 
 func ruleError(name string, pos *positions, i int, rule string, err error) []error {
@@ -314,52 +315,4 @@ func (p *Policy) decision(c *compiled) Decision {
 		d.ApprovalName = c.spec.Approval
 	}
 	return d
-}
-
-// Trace is the evaluation of one rule for Explain.
-type Trace struct {
-	// Index is the rule's position (0-based).
-	Index int `json:"index"`
-	// Rule is the rule's name.
-	Rule string `json:"rule"`
-	// Action is the rule's action.
-	Action Action `json:"action"`
-	// When is the rule's expression.
-	When string `json:"when"`
-	// Matched is true when the expression evaluated to true.
-	Matched bool `json:"matched"`
-	// Value is the expression's value ("true", "false") when it evaluated.
-	Value string `json:"value,omitempty"`
-	// Err is the evaluation error, if any.
-	Err string `json:"error,omitempty"`
-	// Decisive marks the rule whose result Decide returns.
-	Decisive bool `json:"decisive"`
-}
-
-// Explain evaluates every rule (not just up to the first match) and
-// reports each result; the rule Decide would pick is marked Decisive.
-func (p *Policy) Explain(in *Input) []Trace {
-	a := newActivation(in)
-	defer a.release()
-	if err := checkBounds(in); err != nil {
-		return []Trace{{Index: -1, Rule: DefaultRuleName, Action: ActionDeny, Err: err.Error(), Decisive: true}}
-	}
-	out := make([]Trace, 0, len(p.rules))
-	decided := false
-	for i := range p.rules {
-		c := &p.rules[i]
-		t := Trace{Index: c.index, Rule: c.spec.Name, Action: c.spec.Action, When: c.spec.When}
-		v, _, err := c.prg.Eval(a)
-		if err != nil {
-			t.Err = err.Error()
-		} else {
-			t.Value = fmt.Sprint(v.Value())
-			t.Matched = v == types.True
-		}
-		if !decided && (t.Matched || err != nil) {
-			t.Decisive, decided = true, true
-		}
-		out = append(out, t)
-	}
-	return out
 }

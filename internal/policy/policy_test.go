@@ -412,6 +412,31 @@ rules:
 			t.Errorf("trace %d = %+v, want %+v", i, tr[i], w)
 		}
 	}
+
+	// Conditions of a top-level && show which part failed.
+	p = mustLoad(t, `
+version: 1
+rules:
+  - name: chat
+    when: principal.in_group("ml-users") && request.path.glob("/v1/**") && has_grant("x") && body.model == "m"
+    action: allow
+`)
+	tr = p.Explain(&Input{Principal: alice(), Request: Request{Path: "/v2/x"}})
+	got := tr[0].Conditions
+	wantConds := []Condition{
+		{Expr: `principal.in_group("ml-users")`, Value: "true"},
+		{Expr: `request.path.glob("/v1/**")`, Value: "false"},
+		{Expr: `has_grant("x")`, Value: "false"},
+		{Expr: `body.model == "m"`},
+	}
+	if len(got) != len(wantConds) {
+		t.Fatalf("conditions = %+v", got)
+	}
+	for i, w := range wantConds {
+		if got[i].Expr != w.Expr || got[i].Value != w.Value || (i == 3) != (got[i].Err != "") {
+			t.Errorf("condition %d = %+v, want %+v (error only for the absent body key)", i, got[i], w)
+		}
+	}
 }
 
 func TestGlob(t *testing.T) {

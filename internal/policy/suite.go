@@ -289,7 +289,14 @@ func WriteExplain(w io.Writer, p *Policy, in *Input) {
 		default:
 			fmt.Fprintf(w, "%s [%d] %-24s %-16s %s\n", mark, t.Index, t.Rule, t.Action, t.Value)
 		}
-		if t.When != "" {
+		for _, c := range t.Conditions {
+			res := c.Value
+			if c.Err != "" {
+				res = "error: " + c.Err
+			}
+			fmt.Fprintf(w, "       %-6s %s\n", res, c.Expr)
+		}
+		if len(t.Conditions) == 0 && t.When != "" {
 			fmt.Fprintf(w, "       when: %s\n", strings.Join(strings.Fields(t.When), " "))
 		}
 	}
