@@ -132,10 +132,16 @@ func TestIdPOutage(t *testing.T) {
 		if e.Status != http.StatusServiceUnavailable || e.Description != DescIssuerUnavailable {
 			t.Fatalf("got %d %q, want 503 %q", e.Status, e.Description, DescIssuerUnavailable)
 		}
+		if st := a.Stats(); len(st.Issuers) != 1 || st.Issuers[0].Ready || st.Issuers[0].LastError == "" {
+			t.Fatalf("stats while down: %+v", st)
+		}
 		idp.down.Store(false)
 		c.advance(2 * minColdRetry)
 		if _, err := a.Authenticate(bearer(tok)); err != nil {
 			t.Fatalf("after the IdP came back: %v", err)
+		}
+		if st := a.Stats(); !st.Issuers[0].Ready || st.Issuers[0].Keys != 1 || st.Issuers[0].LastError != "" || st.CachedTokens != 1 {
+			t.Fatalf("stats after recovery: %+v", st)
 		}
 	})
 
