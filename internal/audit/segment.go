@@ -222,4 +222,3 @@ func VerifySegment(ctx context.Context, r io.Reader, v note.Verifier) (Report, e
 	rep.Elapsed = time.Since(start)
 	return rep, nil
 }
-

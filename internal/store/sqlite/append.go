@@ -43,7 +43,7 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.check(); err != nil {
+	if err := s.checkWrite(); err != nil {
 		return err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -118,7 +118,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.check(); err != nil {
+	if err := s.checkWrite(); err != nil {
 		return err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)

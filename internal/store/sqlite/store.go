@@ -21,11 +21,12 @@ var _ audit.Store = (*Store)(nil)
 
 // Store is an audit.Store on one SQLite file.
 type Store struct {
-	path   string
-	w      *sql.DB // exactly one connection: the writer
-	r      *sql.DB // readers
-	mu     sync.Mutex
-	closed atomic.Bool
+	path     string
+	w        *sql.DB // exactly one connection: the writer
+	r        *sql.DB // readers
+	mu       sync.Mutex
+	closed   atomic.Bool
+	readOnly bool
 }
 
 // Open opens (creating if needed) the store at path. The directory is
@@ -92,6 +93,33 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// OpenReadOnly opens an existing store for reading only (for offline
+// verification): nothing is created or migrated, and Append and
+// PutCheckpoint fail.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	rq := url.Values{}
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+rq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	var v int
+	if err := r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if v != schemaVersion {
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: schema version %d, want %d (not an audit store?)", path, v, schemaVersion)
+	}
+	return &Store{path: path, r: r, readOnly: true}, nil
+}
+
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
@@ -102,12 +130,25 @@ func (s *Store) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.w == nil {
+		return s.r.Close()
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
 func (s *Store) check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("sqlite: %w", audit.ErrClosed)
+	}
+	return nil
+}
+
+func (s *Store) checkWrite() error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if s.readOnly {
+		return fmt.Errorf("sqlite: %s is open read-only", s.path)
 	}
 	return nil
 }

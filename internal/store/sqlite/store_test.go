@@ -67,3 +67,35 @@ func TestAppendOnlyTriggers(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	if _, err := sqlite.OpenReadOnly(ctx, path); err == nil {
+		t.Fatal("OpenReadOnly of a missing file succeeded")
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &audit.Entry{V: 1, Kind: audit.KindGatewayStarted, ID: "x"}
+	data, _ := audit.Marshal(e)
+	if err := st.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: 0, Data: data, Entry: e}}, Hashes: []tlog.Hash{tlog.RecordHash(data)}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ro, err := sqlite.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if n, err := ro.Size(ctx); err != nil || n != 1 {
+		t.Fatalf("Size = %d, %v", n, err)
+	}
+	if err := ro.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: 1, Data: data, Entry: e}}, HashStart: 1, Hashes: []tlog.Hash{{}, {}}}); err == nil {
+		t.Fatal("Append on a read-only store succeeded")
+	}
+	if err := ro.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("x")}); err == nil {
+		t.Fatal("PutCheckpoint on a read-only store succeeded")
+	}
+}
