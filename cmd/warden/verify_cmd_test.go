@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/sqlite"
+)
+
+func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		out.WriteString("error: " + err.Error() + "\n")
+		return out.String(), exitCode(err)
+	}
+	return out.String(), 0
+}
+
+func TestKeygenAndVerify(t *testing.T) {
+	dir := t.TempDir()
+	out, code := runCmd(t, newKeygenCmd(), "--data-dir", dir, "--name", "acme-audit")
+	if code != 0 || !strings.HasPrefix(out, "acme-audit+") {
+		t.Fatalf("keygen: %d %s", code, out)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "keys", "audit.signer"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signer key: %v %v", fi, err)
+	}
+	if out, code := runCmd(t, newKeygenCmd(), "--data-dir", dir); code == 0 {
+		t.Fatalf("keygen overwrote an existing key: %s", out)
+	}
+
+	// A gateway run writes a log with the generated key.
+	cfg := audit.Config{CheckpointEvery: 10}
+	cfg.SetDefaults()
+	cfg.Resolve(dir)
+	ctx := context.Background()
+	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "unused")
+	if err != nil || v.Name() != "acme-audit" {
+		t.Fatalf("load generated key: %v %v", v, err)
+	}
+	st, err := sqlite.Open(ctx, cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(ctx, st, cfg, s, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		if _, err := l.Append(ctx, &audit.Entry{Kind: audit.KindRequestAdmitted, RequestID: "r", Model: "m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close(ctx)
+	st.Close()
+
+	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "verified entries [0, 32)") || !strings.HasSuffix(out, "OK\n") || !strings.Contains(out, "entries/s") {
+		t.Fatalf("verify: exit %d\n%s", code, out)
+	}
+
+	seg := filepath.Join(t.TempDir(), "seg.jsonl")
+	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir, "--export", seg, "--from", "11", "--to", "32")
+	if code != 0 {
+		t.Fatalf("verify --export: exit %d\n%s", code, out)
+	}
+	out, code = runCmd(t, newVerifyCmd(), "--segment", seg, "--key", filepath.Join(dir, "keys", "audit.verifier"))
+	if code != 0 || !strings.Contains(out, "verified entries [11, 32)") {
+		t.Fatalf("verify --segment: exit %d\n%s", code, out)
+	}
+
+	// Tamper with the segment and the store: exit 1, the place named.
+	b, _ := os.ReadFile(seg)
+	os.WriteFile(seg, bytes.Replace(b, []byte(`"model":"m"`), []byte(`"model":"M"`), 1), 0o644)
+	out, code = runCmd(t, newVerifyCmd(), "--segment", seg, "--key", filepath.Join(dir, "keys", "audit.verifier"))
+	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "[11, 21)") {
+		t.Fatalf("tampered segment: exit %d\n%s", code, out)
+	}
+	db, err := sql.Open("sqlite", "file:"+cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER entries_no_update; UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), '"model":"m"', '"model":"x"') AS BLOB) WHERE seq = 7`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir)
+	if code != 1 || !strings.Contains(out, "FAILED: entry 7: leaf hash mismatch") {
+		t.Fatalf("tampered store: exit %d\n%s", code, out)
+	}
+	if out, code = runCmd(t, newVerifyCmd(), "--data-dir", t.TempDir()); code != 2 {
+		t.Fatalf("verify of an empty dir: exit %d\n%s", code, out)
+	}
+}
