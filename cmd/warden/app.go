@@ -2,12 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/gateway"
+	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/mask"
+	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/store/postgres"
+	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
 // app is the wired gateway: everything `warden serve` runs, reused by
@@ -16,20 +28,225 @@ type app struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	server  *gateway.Server
+	auth    *identity.Authenticator
+	policy  *policy.Engine
+	masks   *mask.Set
+	audit   *audit.Log
 	closers []func(context.Context) error
 }
 
-// newApp builds every component from cfg. Nothing listens yet.
-func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+// newApp builds every component from cfg. Nothing listens yet. On error,
+// whatever was opened is closed again.
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	srv, err := gateway.NewServer(cfg, log, gateway.Options{})
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	opts := gateway.Options{}
+
+	// The audit log comes first: everything after it may record to it.
+	if cfg.Audit.On() {
+		if err := a.openAudit(ctx); err != nil {
+			return nil, err
+		}
+		opts.Audit = a.audit
+	} else {
+		log.Warn("audit log disabled (audit.enabled: false): no evidence is recorded")
+	}
+
+	if cfg.Identity != nil {
+		a.auth, err = identity.New(ctx, *cfg.Identity, cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+		a.closers = append(a.closers, func(context.Context) error { return a.auth.Close() })
+		opts.Auth = a.auth
+		ac := a.auth.Config().Assertion
+		asserter, err := identity.NewAsserter(ac.KeyFile, ac.Issuer, ac.TTL)
+		if err != nil {
+			return nil, fmt.Errorf("identity assertion key: %w", err)
+		}
+		opts.Asserter = asserter
+		defer func() {
+			if err == nil {
+				a.server.Mount("GET "+identity.JWKSPath, asserter.JWKSHandler())
+			}
+		}()
+	} else {
+		log.Warn("no identity section: requests are not authenticated (allow_anonymous: true)")
+	}
+
+	mcfg := mask.Config{}
+	if cfg.Masking != nil {
+		mcfg = *cfg.Masking
+	}
+	key, err := maskKey(cfg, mcfg.Key)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, server: srv}
+	if a.masks, err = mask.New(mcfg, key); err != nil {
+		return nil, fmt.Errorf("masking: %w", err)
+	}
+	opts.Masks = a.masks
+
+	if cfg.Policy != nil {
+		if err := a.openPolicy(ctx); err != nil {
+			return nil, err
+		}
+		opts.Policy = a.policy
+	} else if cfg.Identity != nil {
+		log.Warn("no policy section: every authenticated request is allowed")
+	}
+
+	srv, err := gateway.NewServer(cfg, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	a.server = srv
+	if a.policy != nil {
+		srv.Mount("POST /v1/policy/reload", a.policy.ReloadHandler(func(*http.Request) string { return "admin-api" }))
+	}
 	return a, nil
+}
+
+func (a *app) openAudit(ctx context.Context) error {
+	c := a.cfg.Audit.Config
+	var st audit.Store
+	switch c.Store {
+	case "postgres":
+		s, err := postgres.Open(ctx, c.DSN)
+		if err != nil {
+			return fmt.Errorf("audit store: %w", err)
+		}
+		st = s
+	default:
+		s, err := sqlite.Open(ctx, c.Path)
+		if err != nil {
+			return fmt.Errorf("audit store: %w", err)
+		}
+		st = s
+	}
+	a.closers = append(a.closers, func(context.Context) error { return st.Close() })
+	signer, verifier, err := audit.LoadOrCreateKeys(c.SigningKeyFile, c.KeyName)
+	if err != nil {
+		return fmt.Errorf("audit signing key: %w", err)
+	}
+	l, err := audit.Open(ctx, st, c, signer, verifier, audit.WithLogger(a.log), audit.WithInstance(a.cfg.Instance))
+	if err != nil {
+		return err
+	}
+	a.audit = l
+	a.closers = append(a.closers, l.Close)
+	return nil
+}
+
+func (a *app) openPolicy(ctx context.Context) error {
+	pc := a.cfg.Policy
+	eng, err := policy.NewEngine(pc.File, policy.WithDebounce(pc.Debounce), policy.WithLogger(a.log))
+	if err != nil {
+		return err
+	}
+	if err := checkMaskProfiles(eng.Current(), a.masks); err != nil {
+		return err
+	}
+	a.policy = eng
+	eng.OnChange(a.policyChanged)
+	if pc.WatchEnabled() {
+		if err := eng.Watch(ctx); err != nil {
+			return fmt.Errorf("policy: watch %s: %w", pc.File, err)
+		}
+	}
+	a.log.Info("policy loaded", "file", pc.File, "version", eng.Current().Version())
+	return nil
+}
+
+// policyChanged records every policy reload (or failed reload) in the
+// audit log as config.changed.
+func (a *app) policyChanged(ch policy.Change) {
+	if ch.Err != nil {
+		a.log.Error("policy reload failed; the previous policy stays in force", "actor", ch.Actor, "err", ch.Err)
+	} else {
+		a.log.Info("policy reloaded", "actor", ch.Actor, "old", ch.Old, "new", ch.New)
+		if err := checkMaskProfiles(a.policy.Current(), a.masks); err != nil {
+			a.log.Error("reloaded policy names a masking profile that does not exist; such requests will be refused", "err", err)
+		}
+	}
+	if a.audit == nil {
+		return
+	}
+	details := map[string]any{"what": "policy", "file": a.cfg.Policy.File, "old_version": ch.Old, "new_version": ch.New, "actor": ch.Actor}
+	if ch.Err != nil {
+		details["error"] = ch.Err.Error()
+		details["applied"] = false
+	} else {
+		details["applied"] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Audit.WriteTimeout)
+	defer cancel()
+	if _, err := a.audit.Append(ctx, &audit.Entry{Kind: audit.KindConfigChanged, Time: ch.At, Details: details}); err != nil {
+		a.log.Error("audit: could not record config.changed", "err", err)
+	}
+}
+
+// checkMaskProfiles refuses a policy that names a masking profile the
+// configuration does not define.
+func checkMaskProfiles(p *policy.Policy, masks *mask.Set) error {
+	var missing []string
+	for _, r := range p.Rules() {
+		if r.Mask == "" {
+			continue
+		}
+		if _, ok := masks.Profile(r.Mask); !ok {
+			missing = append(missing, fmt.Sprintf("rule %q names masking profile %q", r.Name, r.Mask))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("policy: %s, which masking.profiles does not define (defined: %s)", strings.Join(missing, "; "), strings.Join(masks.Names(), ", "))
+	}
+	return nil
+}
+
+// maskKey returns the HMAC key for masking fingerprints: the configured
+// one, or a random key generated once and kept in the data dir, so that
+// stable tokens stay stable across restarts.
+func maskKey(cfg *config.Config, configured string) ([]byte, error) {
+	if configured != "" {
+		if len(configured) < 16 {
+			return nil, errors.New("masking.key must be at least 16 characters")
+		}
+		return []byte(configured), nil
+	}
+	path := filepath.Join(cfg.DataDir, "keys", "mask.key")
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("masking key %s is corrupt", path)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("masking key: %w", err)
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("masking key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("masking key: %w", err)
+	}
+	_, werr := f.WriteString(hex.EncodeToString(k) + "\n")
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return nil, fmt.Errorf("masking key: %w", err)
+	}
+	return k, nil
 }
 
 // run listens (if not yet) and serves until ctx ends, then shuts down.
@@ -40,7 +257,8 @@ func (a *app) run(ctx context.Context) error {
 }
 
 func (a *app) close() {
-	cctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeouts.Shutdown)
+	timeout := a.cfg.Timeouts.Shutdown
+	cctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		if err := a.closers[i](cctx); err != nil {

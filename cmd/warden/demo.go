@@ -9,13 +9,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardenhq/warden/examples"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/devstack"
+	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/policy"
 )
 
 type demoFlags struct {
@@ -53,6 +58,7 @@ and prints curl commands that exercise everything Warden does. Ctrl-C stops it.`
 // demoStack is what runDemo started, for printing and tests.
 type demoStack struct {
 	gatewayURL, adminURL, issuerURL, modelURL string
+	dataDir, policyFile, warden               string
 }
 
 func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
@@ -92,7 +98,10 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	cfg := demoConfig(f, st)
+	cfg, err := demoConfig(f, st)
+	if err != nil {
+		return err
+	}
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -103,6 +112,9 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	}
 	st.gatewayURL = "http://" + a.server.Addr()
 	st.adminURL = "http://" + a.server.AdminAddr()
+	st.dataDir, _ = filepath.Abs(cfg.DataDir)
+	st.policyFile, _ = filepath.Abs(cfg.Policy.File)
+	st.warden = wardenCommand()
 	printDemo(stdout, st)
 	err = a.run(ctx)
 	if errors.Is(err, context.Canceled) {
@@ -113,8 +125,19 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 }
 
 // demoConfig is the configuration `warden demo` runs: the same structure
-// as a warden.yaml (see examples/warden.yaml).
-func demoConfig(f demoFlags, st demoStack) *config.Config {
+// as a warden.yaml (see examples/warden.yaml). The demo policy is written
+// to the data dir on first start (and then left alone, so that edits are
+// kept and hot-reloaded).
+func demoConfig(f demoFlags, st demoStack) (*config.Config, error) {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	policyFile := filepath.Join(f.dataDir, "policy.yaml")
+	if _, err := os.Stat(policyFile); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(policyFile, examples.DemoPolicy, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	cfg := &config.Config{
 		Listen:      f.gatewayAddr,
 		AdminListen: f.adminAddr,
@@ -124,9 +147,26 @@ func demoConfig(f demoFlags, st demoStack) *config.Config {
 			{Name: "openai", PathPrefix: "/v1/", Upstream: st.modelURL, Profile: config.ProfileOpenAI},
 			{Name: "admin", PathPrefix: "/admin/", Upstream: st.modelURL, Profile: config.ProfileGeneric},
 		},
-		AllowAnonymous: true,
+		Identity: &identity.Config{
+			Issuers: []identity.IssuerConfig{{Issuer: st.issuerURL, Audiences: []string{devstack.DemoAudience}}},
+		},
+		Policy: &policy.Config{File: policyFile},
 	}
 	cfg.SetDefaults()
 	cfg.Timeouts.Shutdown = 5 * time.Second
-	return cfg
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	return cfg, nil
+}
+
+// wardenCommand is how to invoke this binary in printed examples: its
+// path, or "go run ./cmd/warden" when it was started by go run (whose
+// binary lives in a temporary build directory).
+func wardenCommand() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, "go-build") {
+		return "go run ./cmd/warden"
+	}
+	return exe
 }

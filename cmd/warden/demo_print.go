@@ -8,30 +8,62 @@ import (
 
 // demoStep is one copy-paste example printed by `warden demo`. Lines
 // starting with "$ " are commands; the end-to-end test runs them verbatim,
-// in order, in one shell.
+// in order, in one shell (so variables set by one are there for the next).
 type demoStep struct {
 	title string
 	cmds  []string
 	note  string
 }
 
+// tokenCmd fetches an access token for a demo user with the standard
+// OAuth2 client_credentials grant and keeps it in a shell variable.
+func tokenCmd(st demoStack, user, variable string) string {
+	return variable + `=$(curl -s -u ` + user + `:demo -d grant_type=client_credentials ` + st.issuerURL +
+		`/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/') && echo "` + user + `'s token: ${` + variable + `:0:24}..."`
+}
+
 func demoSteps(st demoStack) []demoStep {
 	gw := st.gatewayURL
 	chat := `'{"model":"warden-demo-small","messages":[{"role":"user","content":"Show me the customer record"}]}'`
 	chatStream := `'{"model":"warden-demo-small","stream":true,"messages":[{"role":"user","content":"Show me the customer record"}]}'`
+	json := ` -H 'Content-Type: application/json'`
 	return []demoStep{
 		{
-			title: "A chat completion through the gateway",
-			cmds:  []string{`curl -s ` + gw + `/v1/chat/completions -H 'Content-Type: application/json' -d ` + chat},
+			title: "Get access tokens from the demo identity provider (OAuth2 client_credentials; secret: demo)",
+			cmds: []string{
+				tokenCmd(st, "alice", "ALICE"),
+				tokenCmd(st, "carol", "CAROL"),
+			},
+			note: "alice is in ml-users, bob in ml-approvers, carol in ml-admins, indexer is a service in ml-services.",
 		},
 		{
-			title: "The same, streamed (server-sent events, flushed as they arrive)",
-			cmds:  []string{`curl -sN ` + gw + `/v1/chat/completions -H 'Content-Type: application/json' -d ` + chatStream},
+			title: "No token, no inference: 401 with a precise RFC 6750 error",
+			cmds:  []string{`curl -s -i ` + gw + `/v1/chat/completions` + json + ` -d ` + chat + ` | grep -iE '^(HTTP|www-authenticate)|error'`},
+		},
+		{
+			title: "alice chats through the gateway (policy rule chat-approved-models allows it)",
+			cmds:  []string{`curl -s ` + gw + `/v1/chat/completions -H "Authorization: Bearer $ALICE"` + json + ` -d ` + chat},
+		},
+		{
+			title: "The same, streamed: events arrive as the model writes them",
+			cmds:  []string{`curl -sN ` + gw + `/v1/chat/completions -H "Authorization: Bearer $ALICE"` + json + ` -d ` + chatStream},
+		},
+		{
+			title: "Policy: an unapproved model is denied (403, with the rule that decided)",
+			cmds:  []string{`curl -s ` + gw + `/v1/chat/completions -H "Authorization: Bearer $ALICE"` + json + ` -d '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'`},
+		},
+		{
+			title: "Policy: admin routes are for ml-admins only (alice 403, carol 200)",
+			cmds: []string{
+				`curl -s ` + gw + `/admin/stats -H "Authorization: Bearer $ALICE"`,
+				`curl -s ` + gw + `/admin/stats -H "Authorization: Bearer $CAROL"`,
+			},
 		},
 		{
 			title: "Ambiguous paths are refused with a JSON error (400), never guessed",
-			cmds:  []string{`curl -s '` + gw + `/v1/chat%2Fcompletions'`},
+			cmds:  []string{`curl -s '` + gw + `/v1/chat%2Fcompletions' -H "Authorization: Bearer $ALICE"`},
 		},
+		// VERIFY-STEP
 		{
 			title: "Health, readiness and Prometheus metrics on the admin listener",
 			cmds:  []string{`curl -s ` + st.adminURL + `/readyz`, `curl -s ` + st.adminURL + `/metrics | grep '^warden_requests_total'`},
@@ -44,19 +76,21 @@ func printDemo(w io.Writer, st demoStack) {
 Warden demo is running (Ctrl-C to stop).
 
   gateway      %s   <- point your OpenAI client here
-  admin        %s   (/healthz /readyz /metrics)
+  admin        %s   (/healthz /readyz /metrics, admin API)
   demo issuer  %s   (OIDC discovery at /.well-known/openid-configuration)
   demo model   %s   (the upstream; in production only Warden can reach it)
+  data         %s
+  policy       %s   (edit it: Warden reloads it live)
 
 Try it — copy and paste:
-`, st.gatewayURL, st.adminURL, st.issuerURL, st.modelURL)
+`, st.gatewayURL, st.adminURL, st.issuerURL, st.modelURL, st.dataDir, st.policyFile)
 	for i, s := range demoSteps(st) {
 		fmt.Fprintf(w, "\n# %d. %s\n", i+1, s.title)
-		for _, c := range s.cmds {
-			fmt.Fprintf(w, "$ %s\n", c)
-		}
 		if s.note != "" {
 			fmt.Fprintf(w, "#    %s\n", strings.ReplaceAll(s.note, "\n", "\n#    "))
+		}
+		for _, c := range s.cmds {
+			fmt.Fprintf(w, "$ %s\n", c)
 		}
 	}
 	fmt.Fprintln(w, "\nCtrl-C stops the demo.")

@@ -157,9 +157,14 @@ var demoExpectations = []struct {
 	want     []string
 	wantNot  []string
 }{
-	{"A chat completion", []string{`"object":"chat.completion"`}, nil},
+	{"Get access tokens", []string{"alice's token: ey", "carol's token: ey"}, nil},
+	{"No token", []string{"HTTP/1.1 401", `Www-Authenticate: Bearer realm="warden"`}, nil},
+	{"alice chats", []string{`"object":"chat.completion"`}, nil},
 	{"streamed", []string{"data: [DONE]"}, nil},
+	{"unapproved model", []string{`"type":"forbidden"`, `"rule":"chat-unapproved-model"`}, nil},
+	{"admin routes", []string{`"rule":"admin-routes-others"`, `"fine_tuning_jobs"`}, nil},
 	{"Ambiguous paths", []string{`"type":"bad_request"`}, nil},
+	{"audit log", []string{"OK"}, nil},
 	{"Health, readiness", []string{`"status":"ready"`, "warden_requests_total{"}, nil},
 }
 
@@ -185,4 +190,3 @@ func checkDemoOutput(t *testing.T, title, out string) {
 		}
 	}
 }
-

@@ -39,6 +39,8 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newDemoCmd(),
 		newConfigCmd(),
+		newKeysCmd(),
+		newPolicyCmd(),
 		newVersionCmd(),
 	)
 	return root

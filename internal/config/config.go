@@ -9,7 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config/field"
+	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/mask"
+	"github.com/wardenhq/warden/internal/policy"
 )
 
 // Config is the whole Warden configuration file.
@@ -36,6 +40,20 @@ type Config struct {
 	UpstreamPool UpstreamPool `yaml:"upstream_pool"`
 	// Routes map host and path prefix to an upstream. At least one.
 	Routes []Route `yaml:"routes"`
+
+	// Identity verifies callers (OIDC issuers, API keys) and signs the
+	// assertion sent upstream. Absent: no authentication, which is only
+	// allowed with allow_anonymous.
+	Identity *identity.Config `yaml:"identity"`
+	// Policy names the CEL policy file. Absent: every authenticated
+	// request is allowed (a warning is logged at start-up).
+	Policy *policy.Config `yaml:"policy"`
+	// Masking defines the masking profiles policy rules name. A "default"
+	// profile always exists.
+	Masking *mask.Config `yaml:"masking"`
+	// Audit configures the tamper-evident audit log. On by default
+	// (SQLite under data_dir).
+	Audit AuditSection `yaml:"audit"`
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
@@ -102,6 +120,19 @@ type Route struct {
 	StripPrefix bool `yaml:"strip_prefix"`
 }
 
+// AuditSection is the audit log configuration plus its on/off switch.
+type AuditSection struct {
+	// Enabled turns the audit log on (default true). Turning it off
+	// removes the evidence Warden exists to produce; it is meant for
+	// benchmarks of the other stages only.
+	Enabled *bool `yaml:"enabled"`
+	// Config is the audit log's own configuration.
+	audit.Config `yaml:",inline"`
+}
+
+// On reports whether the audit log is enabled.
+func (a *AuditSection) On() bool { return a.Enabled == nil || *a.Enabled }
+
 // Profiles understood by the gateway.
 const (
 	ProfileOpenAI  = "openai"
@@ -148,6 +179,17 @@ func (c *Config) SetDefaults() {
 	for i := range c.Routes {
 		def(&c.Routes[i].Profile, ProfileGeneric)
 	}
+	if c.Identity != nil {
+		c.Identity.SetDefaults()
+	}
+	if c.Policy != nil {
+		c.Policy.SetDefaults()
+	}
+	if c.Masking != nil {
+		c.Masking.SetDefaults()
+	}
+	c.Audit.Config.SetDefaults()
+	c.Audit.Config.Resolve(c.DataDir)
 }
 
 // Validate checks the gateway part of the configuration. Errors are
@@ -162,7 +204,7 @@ func (c *Config) Validate() error {
 			add(a.key, "%q is not host:port", a.v)
 		}
 	}
-	if c.Listen == c.AdminListen {
+	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		add("admin_listen", "must differ from listen (%s)", c.Listen)
 	}
 	neg := func(key string, d time.Duration) {
@@ -217,6 +259,21 @@ func (c *Config) Validate() error {
 		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 			add(p+".upstream", "must not carry a query, fragment or credentials")
 		}
+	}
+	if c.Identity == nil && !c.AllowAnonymous {
+		add("identity", "is required: configure identity.issuers (or API keys), or set allow_anonymous: true for a gateway without authentication")
+	}
+	if c.Identity != nil {
+		errs = append(errs, field.Prefix("identity", c.Identity.Validate()))
+	}
+	if c.Policy != nil {
+		errs = append(errs, field.Prefix("policy", c.Policy.Validate()))
+	}
+	if c.Masking != nil {
+		errs = append(errs, field.Prefix("masking", c.Masking.Validate()))
+	}
+	if c.Audit.On() {
+		errs = append(errs, field.Prefix("audit", c.Audit.Config.Validate()))
 	}
 	return errors.Join(errs...)
 }

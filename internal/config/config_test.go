@@ -11,6 +11,7 @@ import (
 
 const validYAML = `listen: 127.0.0.1:8080
 admin_listen: 127.0.0.1:9090
+allow_anonymous: true
 routes:
   - name: openai
     path_prefix: /v1/
@@ -50,19 +51,24 @@ func TestLoadErrors(t *testing.T) {
 		wantKey  string
 		wantMsg  string
 	}{
-		{"unknown key", validYAML + "timeouts:\n  upstream_headr: 5s\n", 9, "timeouts.upstream_headr", `unknown key "upstream_headr"`},
-		{"unknown nested key", strings.Replace(validYAML, "    profile: openai", "    profil: openai", 1), 7, "routes[0].profil", "unknown key"},
-		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 9, "upstream_pool.max_idle_per_host", "cannot unmarshal"},
-		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 9, "timeouts.idle", "duration"},
-		{"bad size", validYAML + "limits:\n  max_request_body: ten\n", 9, "limits.max_request_body", "invalid size"},
-		{"missing upstream", strings.Replace(validYAML, "    upstream: http://127.0.0.1:8000\n", "", 1), 4, "routes[0].upstream", "is required"},
-		{"bad URL", strings.Replace(validYAML, "http://127.0.0.1:8000", "127.0.0.1:8000", 1), 6, "routes[0].upstream", "http:// or https://"},
-		{"bad URL scheme", strings.Replace(validYAML, "http://127.0.0.1:8000", "ftp://x", 1), 6, "routes[0].upstream", "http:// or https://"},
-		{"bad profile", strings.Replace(validYAML, "profile: openai", "profile: grpc", 1), 7, "routes[0].profile", "must be"},
-		{"prefix not normalised", strings.Replace(validYAML, "path_prefix: /v1/", "path_prefix: /v1/../", 1), 5, "routes[0].path_prefix", "normalised"},
+		{"unknown key", validYAML + "timeouts:\n  upstream_headr: 5s\n", 10, "timeouts.upstream_headr", `unknown key "upstream_headr"`},
+		{"unknown nested key", strings.Replace(validYAML, "    profile: openai", "    profil: openai", 1), 8, "routes[0].profil", "unknown key"},
+		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 10, "upstream_pool.max_idle_per_host", "cannot unmarshal"},
+		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 10, "timeouts.idle", "duration"},
+		{"bad size", validYAML + "limits:\n  max_request_body: ten\n", 10, "limits.max_request_body", "invalid size"},
+		{"missing upstream", strings.Replace(validYAML, "    upstream: http://127.0.0.1:8000\n", "", 1), 5, "routes[0].upstream", "is required"},
+		{"bad URL", strings.Replace(validYAML, "http://127.0.0.1:8000", "127.0.0.1:8000", 1), 7, "routes[0].upstream", "http:// or https://"},
+		{"bad URL scheme", strings.Replace(validYAML, "http://127.0.0.1:8000", "ftp://x", 1), 7, "routes[0].upstream", "http:// or https://"},
+		{"bad profile", strings.Replace(validYAML, "profile: openai", "profile: grpc", 1), 8, "routes[0].profile", "must be"},
+		{"prefix not normalised", strings.Replace(validYAML, "path_prefix: /v1/", "path_prefix: /v1/../", 1), 6, "routes[0].path_prefix", "normalised"},
 		{"same listeners", strings.Replace(validYAML, "127.0.0.1:9090", "127.0.0.1:8080", 1), 2, "admin_listen", "must differ"},
-		{"missing env", strings.Replace(validYAML, "http://127.0.0.1:8000", "${WARDEN_TEST_UNSET_VAR}", 1), 6, "routes[0].upstream", "WARDEN_TEST_UNSET_VAR is not set"},
-		{"no routes", "listen: 127.0.0.1:8080\n", 0, "routes", "at least one route"},
+		{"missing env", strings.Replace(validYAML, "http://127.0.0.1:8000", "${WARDEN_TEST_UNSET_VAR}", 1), 7, "routes[0].upstream", "WARDEN_TEST_UNSET_VAR is not set"},
+		{"no routes", "listen: 127.0.0.1:8080\nallow_anonymous: true\n", 0, "routes", "at least one route"},
+		{"no identity", strings.Replace(validYAML, "allow_anonymous: true\n", "", 1), 0, "identity", "is required"},
+		{"identity section error", validYAML + "identity:\n  issuers:\n    - issuer: http://idp.example.com\n      audiences: [warden]\n", 11, "identity.issuers[0].issuer", ""},
+		{"identity unknown key", validYAML + "identity:\n  isuers: []\n", 10, "identity.isuers", "unknown key"},
+		{"policy missing file", validYAML + "policy:\n  watch: true\n", 10, "policy.file", "is required"},
+		{"audit bad store", validYAML + "audit:\n  store: mysql\n", 10, "audit.store", "sqlite or postgres"},
 		{"syntax", "listen: [\n", 1, "", ""},
 	}
 	for _, tt := range tests {

@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // Options carry what the gateway needs besides the config.
@@ -30,6 +33,17 @@ type Options struct {
 	Transport http.RoundTripper
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Auth verifies callers; nil means anonymous (allow_anonymous).
+	Auth Authenticator
+	// Asserter signs the identity assertion sent upstream; nil sends none.
+	Asserter Asserter
+	// Policy decides; nil allows every (authenticated) request.
+	Policy PolicySource
+	// Audit records admissions and completions; nil records nothing.
+	Audit AuditLog
+	// Masks provides the masking profiles policy decisions name.
+	Masks Maskers
 }
 
 // Gateway is the data-path handler: it normalises, routes, and forwards a
@@ -43,6 +57,12 @@ type Gateway struct {
 	now     func() time.Time
 	maxBody int64
 
+	auth     Authenticator
+	asserter Asserter
+	policy   PolicySource
+	audit    AuditLog
+	masks    Maskers
+
 	callPool sync.Pool
 }
 
@@ -53,11 +73,16 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: routes: %w", err)
 	}
 	g := &Gateway{
-		cfg:     cfg,
-		log:     opts.Logger,
-		router:  rt,
-		now:     opts.Now,
-		maxBody: int64(cfg.Limits.MaxRequestBody),
+		cfg:      cfg,
+		log:      opts.Logger,
+		router:   rt,
+		now:      opts.Now,
+		maxBody:  int64(cfg.Limits.MaxRequestBody),
+		auth:     opts.Auth,
+		asserter: opts.Asserter,
+		policy:   opts.Policy,
+		audit:    opts.Audit,
+		masks:    opts.Masks,
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -116,7 +141,13 @@ type call struct {
 	body          []byte
 	upstreamStart time.Time
 	upstreamHdr   time.Duration // upstream time to response headers
+	added         time.Duration // gateway time before the response headers
 	status        int
+	adm           admission
+	approvalID    string
+	grantID       string
+	admittedSeq   int64
+	mask          maskState
 }
 
 func (c *call) reset() { *c = call{} }
@@ -174,13 +205,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !g.admit(w, r, c) {
+		return
+	}
+
 	ctx := context.WithValue(r.Context(), callKey{}, c)
 	sw := &statusWriter{ResponseWriter: w}
+	if g.audit != nil {
+		sw.hash = sha256.New()
+	}
 	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
 	c.status = sw.status
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
+	g.complete(r, c, sw)
 	if c.upstreamHdr > 0 {
 		g.metrics.upstreamDur.WithLabelValues(routeName).Observe(c.upstreamHdr.Seconds())
 	}
@@ -245,6 +284,22 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		out.ContentLength = 0
 	}
 	out.Header.Set("X-Request-Id", c.requestID)
+	if g.auth != nil {
+		var assertion string
+		if g.asserter != nil && c.adm.principal != nil {
+			var err error
+			if assertion, err = g.asserter.Sign(c.adm.principal, c.requestID, rt.name); err != nil {
+				// Without the assertion the upstream would get an
+				// unidentified request: cut it (the transport fails
+				// on the invalid URL and the caller gets 502).
+				g.log.Error("signing identity assertion failed", "request_id", c.requestID, "err", err)
+				out.URL.Host = ""
+			}
+		}
+		g.auth.PrepareUpstreamHeaders(out.Header, assertion)
+	} else {
+		identity.StripClientIdentityHeaders(out.Header, nil)
+	}
 	pr.SetXForwarded()
 	c.upstreamStart = g.now()
 }
@@ -275,7 +330,11 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	c := callFrom(resp.Request.Context())
 	now := g.now()
 	c.upstreamHdr = now.Sub(c.upstreamStart)
-	added := now.Sub(c.start) - c.upstreamHdr
+	if err := g.wrapMasking(resp, c); err != nil {
+		return err
+	}
+	added := g.now().Sub(c.start) - c.upstreamHdr
+	c.added = added
 	resp.Header.Set("Server-Timing", serverTiming(added))
 	resp.Header.Set("X-Request-Id", c.requestID)
 	g.metrics.gatewayAdded.WithLabelValues(c.route.name).Observe(added.Seconds())
@@ -324,6 +383,8 @@ func serverTiming(d time.Duration) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
+	hash   hash.Hash // of the bytes the caller received, when auditing
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -337,7 +398,12 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	if s.hash != nil {
+		s.hash.Write(b[:n])
+	}
+	return n, err
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

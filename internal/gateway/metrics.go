@@ -7,14 +7,15 @@ import (
 // metrics are the gateway's Prometheus series. They never carry a
 // credential, a principal's groups or a request body as a label.
 type metrics struct {
-	requests       *prometheus.CounterVec
-	upstreamDur    *prometheus.HistogramVec
-	gatewayAdded   *prometheus.HistogramVec
-	inflight       prometheus.Gauge
-	auditRefused   prometheus.Counter
-	authFailures   *prometheus.CounterVec
-	policyDecision *prometheus.CounterVec
-	maskActions    *prometheus.CounterVec
+	requests            *prometheus.CounterVec
+	upstreamDur         *prometheus.HistogramVec
+	gatewayAdded        *prometheus.HistogramVec
+	inflight            prometheus.Gauge
+	auditRefused        prometheus.Counter
+	auditCompleteFailed prometheus.Counter
+	authFailures        *prometheus.CounterVec
+	policyDecision      *prometheus.CounterVec
+	maskActions         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +38,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		auditRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "warden_audit_refused_total", Help: "Requests refused with 503 because the audit log could not durably record them.",
 		}),
+		auditCompleteFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_audit_completion_failures_total", Help: "Completed requests whose request.completed entry could not be recorded (they stay incomplete in the log).",
+		}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_auth_failures_total", Help: "Authentication failures, by reason code.",
 		}, []string{"reason"}),
@@ -47,6 +51,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "warden_mask_actions_total", Help: "Values masked in responses, by rule and entity.",
 		}, []string{"rule", "entity"}),
 	}
-	reg.MustRegister(m.requests, m.upstreamDur, m.gatewayAdded, m.inflight, m.auditRefused, m.authFailures, m.policyDecision, m.maskActions)
+	reg.MustRegister(m.requests, m.upstreamDur, m.gatewayAdded, m.inflight, m.auditRefused, m.auditCompleteFailed, m.authFailures, m.policyDecision, m.maskActions)
 	return m
 }

@@ -17,7 +17,7 @@ import (
 func startServer(t *testing.T, upstream string, shutdown time.Duration) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
 	cfg := &config.Config{
-		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", AllowAnonymous: true,
 		Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: upstream, Profile: config.ProfileOpenAI}},
 	}
 	cfg.SetDefaults()

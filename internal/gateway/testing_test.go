@@ -16,7 +16,7 @@ import (
 func newTestGateway(t testing.TB, upstream string, mod func(*config.Config)) (*Gateway, string) {
 	t.Helper()
 	cfg := &config.Config{
-		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1",
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1", AllowAnonymous: true,
 		Routes: []config.Route{
 			{Name: "openai", PathPrefix: "/v1/", Upstream: upstream, Profile: config.ProfileOpenAI},
 			{Name: "admin", PathPrefix: "/admin/", Upstream: upstream},

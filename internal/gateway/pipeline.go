@@ -1,0 +1,279 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/policy"
+)
+
+// The components of the request path, as the gateway consumes them. Each
+// is optional in Options; a nil one is a stage that is not configured.
+
+// Authenticator verifies the credential on a request. Failures are
+// *identity.Error values.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*identity.Principal, error)
+	// PrepareUpstreamHeaders strips client identity headers and the
+	// credential from an outbound request and sets the assertion.
+	PrepareUpstreamHeaders(h http.Header, assertion string)
+}
+
+// Asserter signs the identity assertion the upstream receives.
+type Asserter interface {
+	Sign(p *identity.Principal, requestID, audience string) (string, error)
+}
+
+// PolicySource returns the policy in force (it may change on reload).
+type PolicySource interface {
+	Current() *policy.Policy
+}
+
+// AuditLog makes entries durable. An error means the entry may not be
+// durable and the request must be refused.
+type AuditLog interface {
+	Append(ctx context.Context, e *audit.Entry) (audit.Ref, error)
+}
+
+// auditTimeout bounds how long an admission may wait for durability.
+const auditTimeout = 10 * time.Second
+
+// admission is what the checks before forwarding decided.
+type admission struct {
+	principal *identity.Principal
+	decision  policy.Decision
+	facts     map[string]any
+	model     string
+	bodyHash  string
+}
+
+// admit runs identity, policy and the durable admission record. It
+// answers the request itself and returns false when the request must not
+// be forwarded.
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
+	a := &c.adm
+	if g.auth != nil {
+		p, err := g.auth.Authenticate(r)
+		if err != nil {
+			var ie *identity.Error
+			if !errors.As(err, &ie) {
+				ie = &identity.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "credential could not be verified"}
+			}
+			g.metrics.authFailures.WithLabelValues(authReason(ie)).Inc()
+			g.refuseAuth(w, r, c, ie)
+			return false
+		}
+		a.principal = p
+	}
+	if len(c.body) > 0 || g.audit != nil {
+		sum := sha256.Sum256(c.body)
+		a.bodyHash = hex.EncodeToString(sum[:])
+	}
+	if c.route.profile == "openai" && len(c.body) > 0 {
+		a.facts = policy.BodyFacts(c.body)
+		if m, ok := a.facts["model"].(string); ok {
+			a.model = m
+		}
+	}
+	if g.policy != nil {
+		pol := g.policy.Current()
+		in := policy.Input{
+			Principal: a.principal,
+			Request: policy.Request{
+				Method:  r.Method,
+				Path:    c.path,
+				Host:    hostOnly(r.Host),
+				Query:   r.URL.Query(),
+				Headers: selectedHeaders(r.Header),
+			},
+			Route: policy.Route{Name: c.route.name, Profile: c.route.profile},
+			Body:  a.facts,
+			Now:   c.start,
+		}
+		a.decision = pol.Decide(&in)
+		g.metrics.policyDecision.WithLabelValues(string(a.decision.Action), a.decision.Rule).Inc()
+		if a.decision.EvalError != "" {
+			g.log.Warn("policy rule failed to evaluate; denied", "request_id", c.requestID, "rule", a.decision.Rule, "err", a.decision.EvalError)
+		}
+		switch a.decision.Action {
+		case policy.ActionAllow:
+		case policy.ActionDeny:
+			g.refusePolicy(w, r, c, http.StatusForbidden, errForbidden, a.decision.Reason)
+			return false
+		default:
+			// require_approval: without an approval workflow configured,
+			// nothing can approve it, so it is refused (fail closed).
+			g.refusePolicy(w, r, c, http.StatusForbidden, errApproval,
+				"this request needs an approval ("+a.decision.ApprovalName+") and no approval workflow is configured")
+			return false
+		}
+	}
+	if g.audit != nil {
+		e := g.entry(r, c, audit.KindRequestAdmitted)
+		e.BytesIn = int64(len(c.body))
+		e.Params = g.params(c)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+		ref, err := g.audit.Append(ctx, e)
+		cancel()
+		if err != nil {
+			g.metrics.auditRefused.Inc()
+			g.log.Error("audit admission failed; request refused", "request_id", c.requestID, "err", err)
+			g.fail(w, c, http.StatusServiceUnavailable, errAudit, "the audit log could not durably record this request; it was not forwarded")
+			return false
+		}
+		c.admittedSeq = ref.Seq
+	}
+	return true
+}
+
+// complete records request.completed after the response has been sent.
+// The caller already has the response, so a failure here is logged and
+// counted; the admitted entry without completion stays visible as an
+// incomplete request.
+func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
+	if g.audit == nil {
+		return
+	}
+	e := g.entry(r, c, audit.KindRequestCompleted)
+	e.Status = c.status
+	e.BytesIn = int64(len(c.body))
+	e.BytesOut = sw.bytes
+	if sw.hash != nil {
+		e.ResponseSHA256 = hex.EncodeToString(sw.hash.Sum(nil))
+	}
+	e.Upstream = c.upstreamHdr
+	e.Gateway = c.added
+	e.Masking = c.maskActions()
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	defer cancel()
+	if _, err := g.audit.Append(ctx, e); err != nil {
+		g.metrics.auditCompleteFailed.Inc()
+		g.log.Error("audit completion failed; the request stays incomplete in the log", "request_id", c.requestID, "err", err)
+	}
+}
+
+// entry builds the common part of a request entry.
+func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
+	a := &c.adm
+	e := &audit.Entry{
+		Kind:          kind,
+		RequestID:     c.requestID,
+		Instance:      g.cfg.Instance,
+		Route:         c.route.name,
+		Method:        r.Method,
+		Path:          c.path,
+		Model:         a.model,
+		RequestSHA256: a.bodyHash,
+		ApprovalID:    c.approvalID,
+		GrantID:       c.grantID,
+	}
+	if p := a.principal; p != nil {
+		e.Principal = &audit.Principal{
+			Issuer: p.Issuer, Subject: p.Subject, Kind: string(p.Kind), Groups: p.Groups,
+			AuthMethod: p.AuthMethod, CredentialID: p.CredentialID,
+		}
+	}
+	if a.decision.Action != "" {
+		e.Decision = &audit.Decision{
+			Action: string(a.decision.Action), Rule: a.decision.Rule,
+			PolicyVersion: a.decision.Version, Reason: a.decision.Reason,
+		}
+	}
+	if c.clientReqID {
+		e.Details = map[string]any{"request_id_source": "client"}
+	}
+	return e
+}
+
+// params are the request parameters recorded in the audit log, per the
+// deciding rule's log mode: hash_only records none (the body hash is
+// always there); redacted and full record the body facts (model, stream,
+// sizes, tool names), never message content.
+func (g *Gateway) params(c *call) map[string]any {
+	if c.adm.decision.Log == policy.LogHashOnly || len(c.adm.facts) == 0 {
+		return nil
+	}
+	return c.adm.facts
+}
+
+// refuseAuth answers 401/400/503 per RFC 6750 and records the refusal.
+func (g *Gateway) refuseAuth(w http.ResponseWriter, r *http.Request, c *call, ie *identity.Error) {
+	if ie.Status == http.StatusUnauthorized || ie.Status == http.StatusBadRequest {
+		w.Header().Set("WWW-Authenticate", ie.WWWAuthenticate())
+	}
+	typ, msg := ie.Code, ie.Description
+	if typ == "" {
+		typ, msg = errUnauthenticated, "a bearer token or API key is required"
+	}
+	g.recordRefusal(r, c, audit.KindRequestRefused, ie.Status, map[string]any{"reason": typ, "description": msg})
+	g.fail(w, c, ie.Status, typ, msg)
+}
+
+// refusePolicy answers a policy refusal with rule and reason and records
+// it as request.denied.
+func (g *Gateway) refusePolicy(w http.ResponseWriter, r *http.Request, c *call, status int, typ, msg string) {
+	g.recordRefusal(r, c, audit.KindRequestDenied, status, nil)
+	c.status = status
+	w.Header().Set("Server-Timing", serverTiming(g.now().Sub(c.start)))
+	writeErrorDetail(w, status, errorDetail{Type: typ, Message: msg, RequestID: c.requestID, Rule: c.adm.decision.Rule})
+}
+
+// recordRefusal writes the refusal to the audit log (best effort: the
+// request is refused whether or not the record succeeds).
+func (g *Gateway) recordRefusal(r *http.Request, c *call, kind string, status int, details map[string]any) {
+	if g.audit == nil {
+		return
+	}
+	e := g.entry(r, c, kind)
+	e.Status = status
+	e.BytesIn = int64(len(c.body))
+	for k, v := range details {
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	defer cancel()
+	if _, err := g.audit.Append(ctx, e); err != nil {
+		g.log.Error("audit: could not record refusal", "request_id", c.requestID, "kind", kind, "err", err)
+	}
+}
+
+func authReason(e *identity.Error) string {
+	if e.Code == "" {
+		return "missing"
+	}
+	return e.Code
+}
+
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return strings.ToLower(host)
+	}
+	return strings.ToLower(h)
+}
+
+// policyHeaders are the request headers policy rules may look at.
+var policyHeaders = []string{"Content-Type", "User-Agent", "Openai-Organization", "Openai-Project", "X-Warden-Justification"}
+
+func selectedHeaders(h http.Header) map[string]string {
+	var m map[string]string
+	for _, k := range policyHeaders {
+		if v := h.Get(k); v != "" {
+			if m == nil {
+				m = make(map[string]string, 4)
+			}
+			m[strings.ToLower(k)] = v
+		}
+	}
+	return m
+}
