@@ -342,11 +342,12 @@ func replaceTop(data []byte, name, val string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		match := tok.String() == name
 		raw, err := dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
-		if tok.String() == name {
+		if match {
 			end := int(dec.InputOffset())
 			start := end - len(raw)
 			out := append([]byte(nil), data[:start]...)
