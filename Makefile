@@ -5,7 +5,7 @@
 bench:
 	go run ./bench/cmd/wardenbench
 
-# Quick look: 1 repetition of 2 s per measurement (< 2 minutes).
+# Quick look: 1 repetition of 1.5 s per measurement (< 2 minutes).
 bench-short:
 	go run ./bench/cmd/wardenbench -short
 

@@ -40,15 +40,24 @@ type Stage struct {
 	Policy string
 	// Summary says what the stage adds.
 	Summary string
+	// Features the stage turns on; the runner checks each is really
+	// active before measuring (a token is required, a denied request is
+	// refused, PII is masked, the audit store is written).
+	Identity, PolicyOn, Masking, Audit bool
 }
 
 // Stages lists the Warden stages in order, each adding one capability.
 var Stages = []Stage{
-	{"warden-passthrough", "warden-passthrough.yaml.tmpl", "", "routing only: anonymous, no audit"},
-	{"warden-identity", "warden-identity.yaml.tmpl", "", "+ OIDC bearer token verification (RS256, JWKS)"},
-	{"warden-policy", "warden-policy.yaml.tmpl", "policy.yaml.tmpl", "+ CEL policy decision"},
-	{"warden-masking", "warden-masking.yaml.tmpl", "policy-mask.yaml.tmpl", "+ response masking (JSON and SSE)"},
-	{"warden-full", "warden-full.yaml.tmpl", "policy-mask.yaml.tmpl", "+ durable audit (SQLite): everything on"},
+	{Name: "warden-passthrough", Config: "warden-passthrough.yaml.tmpl",
+		Summary: "routing only: anonymous, no audit"},
+	{Name: "warden-identity", Config: "warden-identity.yaml.tmpl",
+		Summary: "+ OIDC bearer token verification (RS256, JWKS)", Identity: true},
+	{Name: "warden-policy", Config: "warden-policy.yaml.tmpl", Policy: "policy.yaml.tmpl",
+		Summary: "+ CEL policy decision", Identity: true, PolicyOn: true},
+	{Name: "warden-masking", Config: "warden-masking.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
+		Summary: "+ response masking (JSON and SSE)", Identity: true, PolicyOn: true, Masking: true},
+	{Name: "warden-full", Config: "warden-full.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
+		Summary: "+ durable audit (SQLite): everything on", Identity: true, PolicyOn: true, Masking: true, Audit: true},
 }
 
 // Render executes the named template with d.

@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wardenhq/warden/bench/floor"
+	"github.com/wardenhq/warden/bench/hist"
 	"github.com/wardenhq/warden/bench/upstream"
 )
 
@@ -161,6 +163,21 @@ func TestStreamOutcomes(t *testing.T) {
 				t.Errorf("gaps %d, want 11 per stream (%d streams)", res.Gap.Count(), res.Completed)
 			}
 		})
+	}
+}
+
+func TestStreamContent(t *testing.T) {
+	srv := httptest.NewServer(upstream.New(upstream.Options{StreamDeltas: 12}))
+	defer srv.Close()
+	out, text, err := StreamContent(context.Background(), NewClient(1), streamReq(srv.URL), upstream.StreamEnd, hist.New(), hist.New())
+	if out != StreamCompleted || err != nil {
+		t.Fatalf("outcome %d, %v", out, err)
+	}
+	if want := strings.Join(upstream.StreamDeltas(upstream.ModelPII, 12), ""); text != want {
+		t.Errorf("content %q, want %q", text, want)
+	}
+	if !strings.Contains(text, upstream.PIIEmail) {
+		t.Errorf("joined PII stream lacks %s", upstream.PIIEmail)
 	}
 }
 

@@ -73,8 +73,15 @@ const (
 // endMarker and "data: [DONE]" follows. It records the first-token time
 // (relative to sent) and the gaps between content events.
 func ReadStream(body io.Reader, sent time.Time, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, error) {
-	br := bufio.NewReaderSize(body, 16<<10)
+	out, _, err := readStream(body, sent, endMarker, ttft, gap)
+	return out, err
+}
+
+// readStream is ReadStream that also returns the concatenated content.
+func readStream(body io.Reader, sent time.Time, endMarker string, ttft, gap *hist.Histogram) (out StreamOutcome, text string, err error) {
 	var content strings.Builder
+	defer func() { text = content.String() }()
+	br := bufio.NewReaderSize(body, 16<<10)
 	var last time.Time
 	for {
 		line, err := br.ReadSlice('\n')
@@ -82,7 +89,7 @@ func ReadStream(body io.Reader, sent time.Time, endMarker string, ttft, gap *his
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return StreamTruncated, err
+			return StreamTruncated, "", err
 		}
 		payload, ok := bytes.CutPrefix(line, []byte("data:"))
 		if !ok {
@@ -91,9 +98,9 @@ func ReadStream(body io.Reader, sent time.Time, endMarker string, ttft, gap *his
 		payload = bytes.TrimSpace(payload)
 		if string(payload) == "[DONE]" {
 			if strings.HasSuffix(content.String(), endMarker) {
-				return StreamCompleted, nil
+				return StreamCompleted, "", nil
 			}
-			return StreamTruncated, errors.New("[DONE] before the final delta")
+			return StreamTruncated, "", errors.New("[DONE] before the final delta")
 		}
 		var ev struct {
 			Choices []struct {
@@ -103,7 +110,7 @@ func ReadStream(body io.Reader, sent time.Time, endMarker string, ttft, gap *his
 			} `json:"choices"`
 		}
 		if err := json.Unmarshal(payload, &ev); err != nil {
-			return StreamTruncated, errors.New("bad event: " + err.Error())
+			return StreamTruncated, "", errors.New("bad event: " + err.Error())
 		}
 		var c string
 		for _, ch := range ev.Choices {
@@ -168,19 +175,26 @@ func RunStreams(ctx context.Context, c *http.Client, r Request, conns int, d tim
 // Stream sends r once and reads the answer as an SSE stream (see
 // ReadStream); a non-2xx answer is StreamNon2xx, no answer StreamError.
 func Stream(ctx context.Context, c *http.Client, r Request, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, error) {
+	out, _, err := StreamContent(ctx, c, r, endMarker, ttft, gap)
+	return out, err
+}
+
+// StreamContent is Stream that also returns the stream's concatenated
+// content deltas (what a chat client would display).
+func StreamContent(ctx context.Context, c *http.Client, r Request, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, string, error) {
 	req, err := r.build(ctx)
 	if err != nil {
-		return StreamError, err
+		return StreamError, "", err
 	}
 	sent := time.Now()
 	resp, err := c.Do(req)
 	if err != nil {
-		return StreamError, err
+		return StreamError, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		return StreamNon2xx, errors.New(resp.Status)
+		return StreamNon2xx, "", errors.New(resp.Status)
 	}
-	return ReadStream(resp.Body, sent, endMarker, ttft, gap)
+	return readStream(resp.Body, sent, endMarker, ttft, gap)
 }

@@ -61,8 +61,8 @@ func DefaultOptions(short bool) Options {
 	if short {
 		o.Mode = "short"
 		o.Reps = 1
-		o.Duration = 2 * time.Second
-		o.Warmup = 500 * time.Millisecond
+		o.Duration = 1500 * time.Millisecond
+		o.Warmup = 400 * time.Millisecond
 	}
 	return o
 }

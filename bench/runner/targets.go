@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -177,7 +178,7 @@ func (e *env) startNginx(ctx context.Context) *Target {
 		t.Unavailable = err.Error()
 		return t
 	}
-	argv, err := nginx.Prepare(bin, nginx.Config{Dir: dir, Listen: addr, Upstream: strings.TrimPrefix(e.upURL, "http://")})
+	argv, err := nginx.Prepare(bin, nginx.Config{Dir: dir, Listen: addr, Upstream: strings.TrimPrefix(e.upURL, "http://"), Workers: runtime.NumCPU()})
 	if err != nil {
 		t.Unavailable = err.Error()
 		return t
@@ -276,7 +277,73 @@ func (e *env) startWarden(ctx context.Context, bin string, st configs.Stage) *Ta
 	if err := e.smoke(ctx, t.BaseURL); err != nil {
 		return fail("smoke test: %v", err)
 	}
+	if err := e.featuresActive(ctx, st, t.BaseURL, d.DataDir); err != nil {
+		return fail("config accepted, but %v", err)
+	}
 	return t
+}
+
+// featuresActive checks that each feature the stage turns on really acts,
+// so a stage is never measured without the work it claims to do.
+func (e *env) featuresActive(ctx context.Context, st configs.Stage, base, dataDir string) error {
+	c := loadgen.NewClient(1)
+	defer c.CloseIdleConnections()
+	status := func(r loadgen.Request) (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, bytes.NewReader(r.Body))
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header = r.Header.Clone()
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(b), err
+	}
+	if st.Identity {
+		r := chatRequest(base, e.token, false)
+		r.Header.Del("Authorization")
+		if code, _, err := status(r); err != nil || code != http.StatusUnauthorized {
+			return fmt.Errorf("identity is not active: a call without a token got %d (%v), want 401", code, err)
+		}
+	}
+	if st.PolicyOn {
+		r := chatRequest(base, e.token, false)
+		r.Body = []byte(`{"model":"bench","n":9,"messages":[{"role":"user","content":"hi"}]}`)
+		if code, _, err := status(r); err != nil || code != http.StatusForbidden {
+			return fmt.Errorf("policy is not active: a call the policy denies (n=9) got %d (%v), want 403", code, err)
+		}
+	}
+	if st.Masking {
+		_, body, err := status(chatRequest(base, e.token, false))
+		if err != nil || strings.Contains(body, upstream.PIIEmail) {
+			return fmt.Errorf("masking is not active: the chat answer still holds the email (%v)", err)
+		}
+		out, text, err := loadgen.StreamContent(ctx, c, chatRequest(base, e.token, true), upstream.StreamEnd, hist.New(), hist.New())
+		if out != loadgen.StreamCompleted {
+			return fmt.Errorf("masked stream did not complete: %v", err)
+		}
+		if strings.Contains(text, upstream.PIIEmail) {
+			return fmt.Errorf("masking is not active on streams: the email split over three deltas came through")
+		}
+	}
+	if st.Audit {
+		var size int64
+		_ = filepath.WalkDir(dataDir, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if fi, err := d.Info(); err == nil {
+					size += fi.Size()
+				}
+			}
+			return nil
+		})
+		if size == 0 {
+			return fmt.Errorf("audit is not active: nothing was written under data_dir %s", dataDir)
+		}
+	}
+	return nil
 }
 
 // smoke sends one chat call and one stream through base.

@@ -15,6 +15,10 @@ import (
 // work to do. Any other model name gets clean content.
 const ModelPII = "bench-pii"
 
+// PIIEmail is the email address in ModelPII answers (whole in the JSON
+// answer, split over three deltas in streams); it must not survive masking.
+const PIIEmail = "jane.doe@example.com"
+
 // StreamEnd is the last content delta of every stream. A client that has
 // seen it and then "data: [DONE]" has received the whole stream; masking
 // never touches it.

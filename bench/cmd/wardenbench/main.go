@@ -41,7 +41,7 @@ func main() {
 
 func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("wardenbench", flag.ContinueOnError)
-	short := fs.Bool("short", false, "quick mode: 1 repetition of 2 s per measurement (under 2 minutes)")
+	short := fs.Bool("short", false, "quick mode: 1 repetition of 1.5 s per measurement (under 2 minutes)")
 	reps := fs.Int("reps", 0, "repetitions per target and workload (default 3, or 1 with -short)")
 	dur := fs.Duration("duration", 0, "length of one measurement (default 3s, or 2s with -short)")
 	rate := fs.Float64("rate", 0, "open-loop rate in req/s (default: half of the most complete Warden stage's closed-loop maximum)")
