@@ -40,8 +40,9 @@ type Store struct {
 
 	enq chan *enqueueReq // to the group-commit writers
 
-	leaderMu sync.Mutex // guards leader; held while using it
-	leader   *pgx.Conn  // holds the integrator advisory lock; nil when not leading
+	leaderMu sync.Mutex // guards lockConn and leader; held while using them
+	lockConn *pgx.Conn  // dedicated connection for the integrator lock
+	leader   *pgx.Conn  // lockConn while it holds the lock; nil when not leading
 
 	notify *notifier
 }
@@ -121,9 +122,9 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := s.Resign(ctx)
-	if errors.Is(err, audit.ErrClosed) {
-		err = nil
-	}
+	s.leaderMu.Lock()
+	s.closeLockConnLocked()
+	s.leaderMu.Unlock()
 	s.pool.Close()
 	return err
 }

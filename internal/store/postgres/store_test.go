@@ -112,15 +112,10 @@ func itoa(i int) string {
 	return string(b)
 }
 
-// appendDirect sequences entries into st as a single writer would,
-// returning the batch.
-func appendDirect(t testing.TB, st *Store, entries []*audit.Entry) audit.Batch {
-	t.Helper()
+// tlogBatch builds the batch that appends es at from, reading earlier
+// hashes from st.
+func tlogBatch(st *Store, from int64, es []*audit.Entry) audit.Batch {
 	ctx := context.Background()
-	from, err := st.Size(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := audit.Batch{HashStart: tlog.StoredHashCount(from)}
 	local := map[int64]tlog.Hash{}
 	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
@@ -138,15 +133,15 @@ func appendDirect(t testing.TB, st *Store, entries []*audit.Entry) audit.Batch {
 		}
 		return out, nil
 	})
-	for i, e := range entries {
+	for i, e := range es {
 		seq := from + int64(i)
 		data, err := audit.Marshal(e)
 		if err != nil {
-			t.Fatal(err)
+			panic(err) // test entries always marshal
 		}
 		hs, err := tlog.StoredHashes(seq, data, r)
 		if err != nil {
-			t.Fatal(err)
+			panic(err)
 		}
 		for j, h := range hs {
 			local[tlog.StoredHashCount(seq)+int64(j)] = h
@@ -154,10 +149,32 @@ func appendDirect(t testing.TB, st *Store, entries []*audit.Entry) audit.Batch {
 		b.Records = append(b.Records, audit.Record{Seq: seq, Data: data, Entry: e})
 		b.Hashes = append(b.Hashes, hs...)
 	}
-	if err := st.Append(ctx, b); err != nil {
+	return b
+}
+
+// appendDirect sequences entries into st as a single writer would,
+// returning the batch.
+func appendDirect(t testing.TB, st *Store, entries []*audit.Entry) audit.Batch {
+	t.Helper()
+	from, err := st.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tlogBatch(st, from, entries)
+	if err := st.Append(context.Background(), b); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
 	return b
+}
+
+// leaderPID is the backend PID of the leader connection, or 0.
+func (s *Store) leaderPID() uint32 {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	if s.leader == nil {
+		return 0
+	}
+	return s.leader.PgConn().PID()
 }
 
 func TestAppendOnlyTriggers(t *testing.T) {
