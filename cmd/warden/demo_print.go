@@ -63,7 +63,10 @@ func demoSteps(st demoStack) []demoStep {
 			title: "Ambiguous paths are refused with a JSON error (400), never guessed",
 			cmds:  []string{`curl -s '` + gw + `/v1/chat%2Fcompletions' -H "Authorization: Bearer $ALICE"`},
 		},
-		// VERIFY-STEP
+		{
+			title: "Every call above is in the tamper-evident audit log: verify it offline",
+			cmds:  []string{st.warden + ` verify --data-dir ` + st.dataDir},
+		},
 		{
 			title: "Health, readiness and Prometheus metrics on the admin listener",
 			cmds:  []string{`curl -s ` + st.adminURL + `/readyz`, `curl -s ` + st.adminURL + `/metrics | grep '^warden_requests_total'`},

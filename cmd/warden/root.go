@@ -41,6 +41,8 @@ func newRootCmd() *cobra.Command {
 		newConfigCmd(),
 		newKeysCmd(),
 		newPolicyCmd(),
+		newVerifyCmd(),
+		newKeygenCmd(),
 		newVersionCmd(),
 	)
 	return root
