@@ -26,7 +26,11 @@
 // Guarantees: entries, tree hashes and checkpoints are never updated or
 // deleted by this package, and the schema refuses UPDATE, DELETE and
 // TRUNCATE on their tables with a trigger ('audit entries are
-// append-only'). Every table lives in one schema (default "warden"),
+// append-only'). A pending row may only be deleted once its entry is in
+// the log, so an admission cannot silently vanish before it is sequenced.
+// Someone who bypasses the triggers (a superuser) can still edit rows;
+// audit.Verify detects that from the hashes and signed checkpoints.
+// Every table lives in one schema (default "warden"),
 // created and migrated idempotently by Open under an advisory lock, with
 // the applied versions in schema_migrations.
 //

@@ -84,6 +84,24 @@ CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints
 CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
 	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('checkpoints');
 `,
+	// 2: the queue may only lose an entry by sequencing it. A pending row
+	// is an admission that is durable but not yet in the tree; deleting it
+	// otherwise would silently drop evidence.
+	`
+CREATE FUNCTION pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM entries e WHERE e.id = OLD.id) THEN
+		RETURN OLD;
+	END IF;
+	RAISE EXCEPTION 'audit pending entries leave the queue only by being sequenced'
+		USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER pending_guard BEFORE UPDATE OR DELETE ON pending
+	FOR EACH ROW EXECUTE FUNCTION pending_guard();
+CREATE TRIGGER pending_no_truncate BEFORE TRUNCATE ON pending
+	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('pending entries');
+`,
 }
 
 // lockKey derives a 64-bit advisory lock key for purpose within schema, so
