@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/wardenhq/warden/internal/admin"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/gateway"
@@ -108,10 +109,29 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		return nil, err
 	}
 	a.server = srv
-	if a.policy != nil {
-		srv.Mount("POST /v1/policy/reload", a.policy.ReloadHandler(func(*http.Request) string { return "admin-api" }))
-	}
+	a.mountAdmin()
 	return a, nil
+}
+
+// mountAdmin adds the admin API to the admin listener, each part behind
+// the groups allowed to use it.
+func (a *app) mountAdmin() {
+	var authn admin.Authenticator // stays a nil interface without identity: the admin API is closed
+	if a.auth != nil {
+		authn = a.auth
+	}
+	if a.audit != nil {
+		a.server.Mount("/v1/audit/", admin.Require(authn, a.cfg.Admin.AuditorGroups, audit.NewHandler(a.audit)))
+	}
+	if a.policy != nil {
+		reload := a.policy.ReloadHandler(func(r *http.Request) string {
+			if p := admin.PrincipalFrom(r.Context()); p != nil {
+				return "admin:" + p.Subject
+			}
+			return "admin"
+		})
+		a.server.Mount("POST /v1/policy/reload", admin.Require(authn, a.cfg.Admin.AdminGroups, reload))
+	}
 }
 
 func (a *app) openAudit(ctx context.Context) error {

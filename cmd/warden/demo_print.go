@@ -64,6 +64,10 @@ func demoSteps(st demoStack) []demoStep {
 			cmds:  []string{`curl -s '` + gw + `/v1/chat%2Fcompletions' -H "Authorization: Bearer $ALICE"`},
 		},
 		{
+			title: "The audit log through the admin API (carol is in ml-admins): alice's denied call, with rule and policy version",
+			cmds:  []string{`curl -s '` + st.adminURL + `/v1/audit/entries?kind=request.denied&principal=alice&limit=1' -H "Authorization: Bearer $CAROL"`},
+		},
+		{
 			title: "Every call above is in the tamper-evident audit log: verify it offline",
 			cmds:  []string{st.warden + ` verify --data-dir ` + st.dataDir},
 		},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenhq/warden/internal/admin"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config/field"
 	"github.com/wardenhq/warden/internal/identity"
@@ -54,6 +55,8 @@ type Config struct {
 	// Audit configures the tamper-evident audit log. On by default
 	// (SQLite under data_dir).
 	Audit AuditSection `yaml:"audit"`
+	// Admin says which groups may use the admin API.
+	Admin admin.Config `yaml:"admin"`
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
@@ -188,6 +191,7 @@ func (c *Config) SetDefaults() {
 	if c.Masking != nil {
 		c.Masking.SetDefaults()
 	}
+	c.Admin.SetDefaults()
 	c.Audit.Config.SetDefaults()
 	c.Audit.Config.Resolve(c.DataDir)
 }
