@@ -66,7 +66,9 @@ func TestRequire(t *testing.T) {
 				}
 				return
 			}
-			var body struct{ Error struct{ Type, Message string } }
+			var body struct {
+				Error struct{ Type, Message string }
+			}
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error.Type != tt.typ {
 				t.Errorf("error body %s (%v), want type %s", rec.Body, err, tt.typ)
 			}
