@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -372,7 +373,7 @@ func newEnv() (*cel.Env, error) {
 }
 
 // Glob reports whether s matches pattern: "*" matches any run of
-// characters except "/", "?" one character except "/", "**" any run
+// characters except "/", "?" one character (rune) except "/", "**" any run
 // including "/"; a trailing "/**" also matches the bare prefix, so
 // "/v1/files/**" matches "/v1/files". Other characters match themselves.
 func Glob(pattern, s string) bool {
@@ -412,6 +413,9 @@ func globMatch(pat, s string) bool {
 			if len(s) == 0 || s[0] == '/' {
 				return false
 			}
+			_, n := utf8.DecodeRuneInString(s)
+			pat, s = pat[1:], s[n:]
+			continue
 		default:
 			if len(s) == 0 || s[0] != pat[0] {
 				return false

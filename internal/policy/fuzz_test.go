@@ -1,0 +1,59 @@
+package policy
+
+import (
+	"path"
+	"strings"
+	"testing"
+
+	"github.com/wardenhq/warden/internal/identity"
+)
+
+// FuzzLoad: no input makes Load panic, and a policy that loads decides
+// without panicking.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(policyV1))
+	f.Add([]byte("version: 1\nrules:\n  - name: a\n    when: body.model in ['x'] || has_grant('g')\n    action: require_approval\n    approval: z\napprovals:\n  z: {reviewers: [r], kind: grant}\n"))
+	f.Add([]byte("rules: [{name: a, when: '1 +', action: allow}]"))
+	f.Add([]byte("{version: 1, rules: [{name: a, when: 'request.path.glob(\"/**\")', action: allow}]}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Load("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		p.Decide(&Input{Principal: &identity.Principal{Groups: []string{"ml-users"}}, Request: Request{Path: "/v1/x"}})
+	})
+}
+
+// FuzzGlob compares Glob with path.Match on the patterns both support
+// (no "**", classes or escapes).
+func FuzzGlob(f *testing.F) {
+	f.Add("/v1/*", "/v1/models")
+	f.Add("/v1/?/x*", "/v1/a/xyz")
+	f.Add("*/*", "a/b")
+	f.Fuzz(func(t *testing.T, pat, s string) {
+		got := Glob(pat, s)
+		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `[]\`) || len(pat) > 64 || len(s) > 256 {
+			return
+		}
+		want, err := path.Match(pat, s)
+		if err == nil && got != want {
+			t.Fatalf("Glob(%q, %q) = %v, path.Match = %v", pat, s, got, want)
+		}
+	})
+}
+
+// FuzzBodyFacts: any body yields nil or facts within the policy input
+// bounds, without panicking.
+func FuzzBodyFacts(f *testing.F) {
+	f.Add([]byte(`{"model":"m","messages":[{}],"tools":[{"function":{"name":"a"}}],"input":"x","n":2}`))
+	f.Add([]byte(`{"tools":"x","n":1.5,"stream":"yes"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		facts := BodyFacts(body)
+		if facts == nil {
+			return
+		}
+		if len(facts) > 16 {
+			t.Fatalf("%d facts", len(facts))
+		}
+	})
+}
