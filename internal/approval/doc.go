@@ -1,0 +1,78 @@
+// Package approval implements human approval of high-risk requests
+// (ISO/IEC 27001:2022 A.8.2 privileged access rights, A.5.18 access
+// rights): one-time approvals of a single request and time-boxed,
+// scoped, revocable just-in-time grants.
+//
+// # Model
+//
+// A [Request] is created either by the gateway (a policy rule with
+// action require_approval; see [Service.Check]) or by a person through
+// the admin API ([NewHandler], POST /v1/approvals, grants only). It
+// carries a frozen copy of the policy's ApprovalSetting, so a policy
+// reload never changes the rules for a request already in flight.
+//
+// States and transitions, all checked in one place (machine.go):
+//
+//	pending  --approve (threshold met)--> approved
+//	pending  --deny--------------------> denied      (deny wins, at once)
+//	pending  --cancel (requester)------> cancelled
+//	pending  --TTL elapsed-------------> expired
+//	approved --used by the bound request> used       (one_time, exactly once)
+//	approved --unused for TTL----------> expired     (one_time)
+//	approved --grant_duration elapsed--> expired     (grant)
+//	approved --revoke------------------> revoked     (grant)
+//
+// # Guarantees
+//
+//   - Separation of duties without exceptions: the requester (same issuer
+//     and subject) can never approve or deny their own request, whatever
+//     their groups — admins included.
+//   - A reviewer must belong to one of the setting's reviewer groups,
+//     reviews a request once, and must give a reason. The requester must
+//     give a justification (see below for gateway-created requests).
+//   - MinApprovals approvals are needed; with OnePerGroup they must come
+//     from distinct reviewer groups (a reviewer in several groups counts
+//     for one of them: the check is a bipartite matching). One deny
+//     decides the request as denied, whatever approvals it already has.
+//   - A one-time approval is bound to the principal (issuer+subject),
+//     method, normalised path, route, model and body SHA-256 of the
+//     request that asked, and is consumed atomically exactly once.
+//   - Every transition appends an audit entry before it commits; if the
+//     append fails the transition fails (fail closed). Entry kinds:
+//     approval.requested, approval.reviewed, approval.approved,
+//     approval.denied, approval.expired, approval.cancelled,
+//     approval.used, grant.active, grant.revoked, grant.expired.
+//   - Transitions are race-free: each runs inside one store transaction
+//     holding the request's row (SQLite: the single writer connection;
+//     PostgreSQL: SELECT … FOR UPDATE).
+//   - Requests live in the store, so a restart keeps pending requests
+//     pending. Expiry is applied lazily on every read and by a periodic
+//     sweeper ([Service.Run]); each expiry is an audit entry.
+//   - Held callers are woken across replicas: in-process on every
+//     transition, and through the store's change feed (PostgreSQL
+//     LISTEN/NOTIFY) with a slow poll as a fallback.
+//
+// # Justification of gateway-created requests
+//
+// A request created by the gateway takes its justification from the
+// caller's X-Warden-Justification header (GateRequest.Justification;
+// trimmed, at most 1000 bytes). Without it the justification is
+// "requested by gateway": the request itself, bound by its hash, is the
+// thing justified, and reviewers can deny a request they find
+// insufficiently explained.
+//
+// # Grants and policy
+//
+// An approved grant appears in the policy input ([Service.ActiveGrants])
+// as policy.Grant{ID, Scope: <approval setting name>, Expires}, so a
+// rule can say has_grant("fine-tune"). Revocation takes effect on the
+// next request: positive grant lookups always read the store; only "this
+// principal holds no grant" is cached briefly.
+//
+// # What it must never do
+//
+// It never logs or stores a credential; webhook secrets are used only to
+// sign. Notifications never block a transition or the gate: they go
+// through a bounded queue and are dropped (logged and counted) when it
+// is full.
+package approval
