@@ -156,4 +156,3 @@ func Call(p *identity.Principal, name string, set *policy.ApprovalSetting, body 
 		Method: "POST", Path: "/v1/fine_tuning/jobs", Route: "fine-tune", Model: "llama-3-8b", BodySHA256: body,
 	}
 }
-
