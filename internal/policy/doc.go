@@ -23,7 +23,10 @@
 //	           are not JSON objects. Keys are present only when the body
 //	           has them, so guard with has(body.model).
 //	grants     list of the caller's active just-in-time grants
-//	           {id, scope, expires}
+//	           {id, scope, expires}; the approval workflow passes only
+//	           grants whose ApprovalSetting.Scope covers the request
+//	           (GrantScope.Covers) and sets scope to the approval
+//	           setting's name, which has_grant matches
 //	now        the decision time (timestamp)
 //
 // Helper functions: principal.in_group("g") / in_group(principal, "g"),
@@ -42,6 +45,12 @@
 // whole: [Engine] keeps serving the previous version. A rule whose
 // evaluation fails at run time (for example reading a body key that is
 // absent) denies the request — the engine fails closed.
+//
+// Cost is bounded without run-time tracking (which would cost several
+// allocations per rule): the load-time estimate assumes at most 256
+// elements per list or map, 8 KiB per string and nesting depth 4 in
+// claims and body, and Decide denies any input beyond those bounds
+// before evaluating a rule (EvalError says which bound).
 //
 // Every [Decision] carries the policy [Policy.Version], a SHA-256 of the
 // canonical policy content, so audit entries name exactly which rules

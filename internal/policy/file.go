@@ -283,3 +283,23 @@ func (f *File) validate() []problem {
 	}
 	return ps
 }
+
+// Covers reports whether a request on route, for model, at path lies
+// within the scope: each non-empty list must have a glob (see Glob) that
+// matches. The approval workflow uses it to pass only the grants that
+// apply to a request as Input.Grants.
+func (s GrantScope) Covers(route, model, path string) bool {
+	return anyGlob(s.Routes, route) && anyGlob(s.Models, model) && anyGlob(s.Paths, path)
+}
+
+func anyGlob(patterns []string, s string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if Glob(p, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -585,3 +585,27 @@ rules:
 		}
 	}
 }
+
+func TestGrantScopeCovers(t *testing.T) {
+	s := GrantScope{Routes: []string{"openai"}, Paths: []string{"/v1/exports**"}}
+	tests := []struct {
+		route, model, path string
+		want               bool
+	}{
+		{"openai", "any", "/v1/exports/1", true},
+		{"openai", "", "/v1/exports", true},
+		{"kserve", "", "/v1/exports", false},
+		{"openai", "", "/v1/chat/completions", false},
+	}
+	for _, tt := range tests {
+		if got := s.Covers(tt.route, tt.model, tt.path); got != tt.want {
+			t.Errorf("Covers(%q, %q, %q) = %v, want %v", tt.route, tt.model, tt.path, got, tt.want)
+		}
+	}
+	if !(GrantScope{}).Covers("x", "y", "/z") {
+		t.Error("empty scope must cover everything")
+	}
+	if (GrantScope{Models: []string{"warden-demo-*"}}).Covers("openai", "gpt-4", "/v1/x") {
+		t.Error("model glob ignored")
+	}
+}
