@@ -62,7 +62,7 @@ func newAuthenticator(ctx context.Context, cfg Config, dataDir string, now func(
 	bg, cancel := context.WithCancel(ctx)
 	a.cancel = cancel
 	for _, ic := range cfg.Issuers {
-		ks := newKeySet(ic.Issuer, ic.DiscoveryURL, client, cfg.UnknownKIDCooldown, now)
+		ks := newKeySet(bg, ic.Issuer, ic.DiscoveryURL, client, cfg.UnknownKIDCooldown, now)
 		iss := ic.Issuer
 		ks.onRemoved = func(kids []string) {
 			a.cache.dropKeys(iss, kids)

@@ -35,6 +35,7 @@ const maxJWKSBytes = 1 << 20
 // key id at most once per cooldown, and keeps serving the keys it has
 // when the IdP is down. It implements go-oidc's [oidc.KeySet].
 type KeySet struct {
+	life         context.Context // fetches end when it is done (Authenticator.Close)
 	issuer       string
 	discoveryURL string
 	client       *http.Client
@@ -56,11 +57,11 @@ type KeySet struct {
 
 var _ oidc.KeySet = (*KeySet)(nil)
 
-func newKeySet(issuer, discoveryURL string, client *http.Client, cooldown time.Duration, now func() time.Time) *KeySet {
+func newKeySet(life context.Context, issuer, discoveryURL string, client *http.Client, cooldown time.Duration, now func() time.Time) *KeySet {
 	if discoveryURL == "" {
 		discoveryURL = strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 	}
-	return &KeySet{issuer: issuer, discoveryURL: discoveryURL, client: client, cooldown: cooldown, now: now}
+	return &KeySet{life: life, issuer: issuer, discoveryURL: discoveryURL, client: client, cooldown: cooldown, now: now}
 }
 
 // Fetches reports how many JWKS fetches were attempted.
@@ -143,11 +144,12 @@ func (k *KeySet) cached(kid string) ([]jose.JSONWebKey, bool) {
 
 // Refresh runs discovery (until it has succeeded once) and fetches the
 // JWKS. Concurrent calls share one fetch. On failure the cached keys stay.
+// The fetch is bounded by 10s and by the key set's lifetime, not by ctx:
+// one request giving up must not cancel the fetch others wait for; ctx
+// only stops this caller from waiting.
 func (k *KeySet) Refresh(ctx context.Context) error {
-	_, err, _ := k.sf.Do("refresh", func() (any, error) {
-		// Detached from the caller: one request giving up must not cancel
-		// the fetch other requests are waiting for.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ch := k.sf.DoChan("refresh", func() (any, error) {
+		fctx, cancel := context.WithTimeout(k.life, 10*time.Second)
 		defer cancel()
 		err := k.fetch(fctx)
 		k.mu.Lock()
@@ -156,7 +158,12 @@ func (k *KeySet) Refresh(ctx context.Context) error {
 		k.mu.Unlock()
 		return nil, err
 	})
-	return err
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (k *KeySet) fetch(ctx context.Context) error {

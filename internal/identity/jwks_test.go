@@ -1,9 +1,11 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -204,5 +206,34 @@ func TestTokenCache(t *testing.T) {
 	}
 	if small.len() != 3 {
 		t.Fatalf("cache holds %d entries, bound is 3", small.len())
+	}
+}
+
+// TestHangingIdP: a request whose context ends stops waiting for a stuck
+// fetch (503), and Close aborts the fetch instead of waiting for it.
+func TestHangingIdP(t *testing.T) {
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stuck.Close()
+	defer close(release)
+	a, err := New(t.Context(), Config{Issuers: []IssuerConfig{{Issuer: stuck.URL, Audiences: []string{"warden"}}}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, _, _ := testKeys()
+	tok := mint(t, testKey{kid: "k", alg: jose.RS256, priv: ra}, "at+jwt", baseClaims(stuck.URL, time.Now()))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = a.AuthenticateToken(ctx, tok)
+	if e := authErr(t, err); e.Status != http.StatusServiceUnavailable {
+		t.Fatalf("got %d %q", e.Status, e.Description)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
