@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -53,7 +54,7 @@ func (e *env) open(t testing.TB) error {
 	if err != nil {
 		return err
 	}
-	l, err := audit.Open(context.Background(), st, e.cfg, e.signer, e.ver)
+	l, err := audit.Open(context.Background(), st, e.cfg, e.signer, e.ver, audit.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		st.Close()
 		return err
