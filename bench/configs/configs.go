@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"os"
 	"text/template"
 )
 
@@ -40,6 +41,9 @@ type Stage struct {
 	Policy string
 	// Summary says what the stage adds.
 	Summary string
+	// File, when set, is a template file on disk used instead of Config
+	// (a stage given on the command line with -stage NAME=FILE).
+	File string
 	// Features the stage turns on; the runner checks each is really
 	// active before measuring (a token is required, a denied request is
 	// refused, PII is masked, the audit store is written).
@@ -58,6 +62,27 @@ var Stages = []Stage{
 		Summary: "+ response masking (JSON and SSE)", Identity: true, PolicyOn: true, Masking: true},
 	{Name: "warden-full", Config: "warden-full.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
 		Summary: "+ durable audit (SQLite): everything on", Identity: true, PolicyOn: true, Masking: true, Audit: true},
+}
+
+// RenderStage renders st's gateway config: its File when set, else its
+// embedded Config template.
+func RenderStage(st Stage, d Data) ([]byte, error) {
+	if st.File == "" {
+		return Render(st.Config, d)
+	}
+	src, err := os.ReadFile(st.File)
+	if err != nil {
+		return nil, fmt.Errorf("configs: %w", err)
+	}
+	t, err := template.New(st.Name).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return nil, fmt.Errorf("configs: parse %s: %w", st.File, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return nil, fmt.Errorf("configs: render %s: %w", st.File, err)
+	}
+	return b.Bytes(), nil
 }
 
 // Render executes the named template with d.

@@ -157,15 +157,15 @@ func (rep *Report) Markdown() string {
 	for _, n := range s.Conns {
 		wl := fmt.Sprintf("chat-c%d", n)
 		w("## Closed loop, %d connections (1 KB chat completion)\n\n", n)
-		w("| target | req/s | × direct | × floor | p50 ms | p90 ms | p99 ms | p99.9 ms | non-2xx / errors | proxy CPU s per 1k req | valid |\n")
-		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		w("| target | req/s | × direct | × floor | p50 ms | p90 ms | p99 ms | p99.9 ms | non-2xx / errors | proxy CPU s per 1k req | generator / upstream CPU s per 1k | valid |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, r := range rep.Closed {
 			if r.Workload != wl {
 				continue
 			}
-			w("| %s | %.0f | %s | %s | %.2f | %.2f | %.2f | %.2f | %d / %d | %s | %s |\n",
+			w("| %s | %.0f | %s | %s | %.2f | %.2f | %.2f | %.2f | %d / %d | %s | %s / %s | %s |\n",
 				r.Target, r.RPS, ratio(r.RatioDirect), ratio(r.RatioFloor), r.P50, r.P90, r.P99, r.P999,
-				r.Non2xx, r.Errors, cpu(r.CPUPer1k), validity(r.Valid, r.FirstError))
+				r.Non2xx, r.Errors, cpu(r.CPUPer1k), cpu(r.GenCPUPer1k), cpu(r.UpstreamCPUPer1k), validity(r.Valid, r.FirstError))
 		}
 		w("\n")
 	}

@@ -1,6 +1,10 @@
 package runner
 
-import "time"
+import (
+	"time"
+
+	"github.com/wardenhq/warden/bench/configs"
+)
 
 // Options configure a run. DefaultOptions gives the documented modes.
 type Options struct {
@@ -26,6 +30,9 @@ type Options struct {
 	// Only, when non-empty, limits the run to these target names
 	// ("direct" is always included, as every ratio needs it).
 	Only []string
+	// ExtraStages are Warden configs given on the command line (-stage),
+	// measured after the built-in stages.
+	ExtraStages []configs.Stage
 	// SkipNginx leaves nginx out (no install attempt).
 	SkipNginx bool
 	// Profile takes CPU and allocation profiles of the most complete

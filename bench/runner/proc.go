@@ -24,6 +24,11 @@ type Proc struct {
 
 // StartProc starts argv with stdout and stderr appended to dir/name.log.
 func StartProc(name, dir string, argv ...string) (*Proc, error) {
+	return StartProcEnv(name, dir, nil, argv...)
+}
+
+// StartProcEnv is StartProc with extra environment variables ("K=V").
+func StartProcEnv(name, dir string, env []string, argv ...string) (*Proc, error) {
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -31,6 +36,9 @@ func StartProc(name, dir string, argv ...string) (*Proc, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// Own process group, so stopping it also stops its children (nginx
 	// workers) without touching anything else.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// profiler fetches pprof profiles from a Warden stage's admin listener
-// while the harness loads it. It needs the gateway to serve
-// /debug/pprof/ on its admin address; when it does not, the run goes on
-// and the report says so.
+// profiler fetches pprof profiles from a Warden stage while the harness
+// loads it, from the pprof listener the -profile build adds (see
+// pprofOverlay), or else from /debug/pprof/ on the admin listener. When
+// neither answers, the run goes on and the report says so.
 type profiler struct {
 	dir    string // where to write; "" disables
 	prefix string // file name prefix (report base name)
@@ -24,10 +24,14 @@ type profiler struct {
 // duration, then takes an allocation profile.
 func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, label string, load func()) {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
+	base := t.pprof
+	if base == "" {
+		base = t.admin
+	}
 	cpuFile := filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.cpu.pprof", p.prefix, t.Name, label))
 	done := make(chan error, 1)
 	go func() {
-		done <- fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", t.admin, secs), cpuFile, time.Duration(secs+10)*time.Second)
+		done <- fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), cpuFile, time.Duration(secs+10)*time.Second)
 	}()
 	load()
 	if err := <-done; err != nil {
@@ -35,7 +39,7 @@ func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, labe
 		return
 	}
 	allocFile := filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.allocs.pprof", p.prefix, t.Name, label))
-	if err := fetch(ctx, t.admin+"/debug/pprof/allocs", allocFile, 10*time.Second); err != nil {
+	if err := fetch(ctx, base+"/debug/pprof/allocs", allocFile, 10*time.Second); err != nil {
 		p.notes = append(p.notes, fmt.Sprintf("%s %s: allocation profile not taken: %v", t.Name, label, err))
 		return
 	}
@@ -55,7 +59,7 @@ func fetch(ctx context.Context, url, file string, timeout time.Duration) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s (the admin listener does not serve /debug/pprof/)", url, resp.Status)
+		return fmt.Errorf("GET %s: %s (no pprof handler there)", url, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {

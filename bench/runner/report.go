@@ -89,7 +89,11 @@ type Row struct {
 	// CPUPer1k is the proxy's CPU seconds per 1000 requests (-1: no proxy
 	// process, as for direct).
 	CPUPer1k float64 `json:"cpu_s_per_1k"`
-	Valid    bool    `json:"valid"`
+	// GenCPUPer1k and UpstreamCPUPer1k are the load generator's and the
+	// upstream's CPU seconds per 1000 requests in the same measurements.
+	GenCPUPer1k      float64 `json:"gen_cpu_s_per_1k"`
+	UpstreamCPUPer1k float64 `json:"upstream_cpu_s_per_1k"`
+	Valid            bool    `json:"valid"`
 }
 
 // StreamRow is one target under the streaming workload (ms).
@@ -166,6 +170,7 @@ func (r *run) rows(wl string, cells map[string]*cell, conns int) []Row {
 			P50: q(h, 0.5), P90: q(h, 0.9), P99: q(h, 0.99), P999: q(h, 0.999), Max: ms(time.Duration(h.Max())),
 			OK: c.res.OK, Non2xx: c.res.Non2xx, Errors: c.res.Errors, FirstError: c.res.FirstError,
 			CPUPer1k: cpuPer1k(c), Valid: c.res.Valid(),
+			GenCPUPer1k: per1k(c.genCPU, c.answers), UpstreamCPUPer1k: per1k(c.upCPU, c.answers),
 		}
 		if c.res.SendLag != nil {
 			row.SendLagP99 = q(c.res.SendLag, 0.99)
@@ -223,10 +228,17 @@ func (r *run) streamRows(cells map[string]*cell) []StreamRow {
 }
 
 func cpuPer1k(c *cell) float64 {
-	if !c.cpuOK || c.answers == 0 {
+	if !c.cpuOK {
 		return -1
 	}
-	return c.cpu.Seconds() / (float64(c.answers) / 1000)
+	return per1k(c.cpu, c.answers)
+}
+
+func per1k(d time.Duration, n uint64) float64 {
+	if n == 0 {
+		return -1
+	}
+	return d.Seconds() / (float64(n) / 1000)
 }
 
 func machine(root string) Machine {

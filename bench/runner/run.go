@@ -23,6 +23,10 @@ type cell struct {
 	cpu     time.Duration
 	cpuOK   bool
 	answers uint64
+	// genCPU and upCPU are the load generator's (this process) and the
+	// upstream's CPU time during the measurements: the rest of the
+	// machine's budget, which the proxy competes with.
+	genCPU, upCPU time.Duration
 }
 
 type run struct {
@@ -70,7 +74,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	e := &env{dir: dir, self: self, root: root, logf: o.Logf}
+	e := &env{dir: dir, self: self, root: root, logf: o.Logf, profile: o.Profile && o.OutDir != ""}
 	defer e.close()
 	if err := e.startUpstream(ctx, o); err != nil {
 		return nil, err
@@ -109,6 +113,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			stages = append(stages, st)
 		}
 	}
+	stages = append(stages, o.ExtraStages...)
 	if len(stages) > 0 {
 		o.Logf("building %s", o.WardenPkg)
 		bin, err := e.buildWarden(ctx, o.WardenPkg)
@@ -184,16 +189,33 @@ func (r *run) available() []*Target {
 	return out
 }
 
-func (r *run) cpuStart(t *Target) (time.Duration, bool) {
-	if t.pid() == 0 {
-		return 0, false
-	}
-	c, err := CPUTime(t.pid())
-	return c, err == nil
+// cpuMark is the CPU time of the proxy, this process and the upstream at
+// the start of a measurement.
+type cpuMark struct {
+	proxy, gen, up time.Duration
+	ok             bool
 }
 
-func (r *run) cpuEnd(c *cell, t *Target, start time.Duration, ok bool) {
-	if !ok {
+func (r *run) cpuStart(t *Target) cpuMark {
+	var m cpuMark
+	m.gen, _ = selfCPU()
+	m.up, _ = CPUTime(r.env.upProc.PID())
+	if t.pid() == 0 {
+		return m
+	}
+	c, err := CPUTime(t.pid())
+	m.proxy, m.ok = c, err == nil
+	return m
+}
+
+func (r *run) cpuEnd(c *cell, t *Target, m cpuMark) {
+	if g, err := selfCPU(); err == nil {
+		c.genCPU += g - m.gen
+	}
+	if u, err := CPUTime(r.env.upProc.PID()); err == nil {
+		c.upCPU += u - m.up
+	}
+	if !m.ok {
 		c.cpuOK = false
 		return
 	}
@@ -202,7 +224,16 @@ func (r *run) cpuEnd(c *cell, t *Target, start time.Duration, ok bool) {
 		c.cpuOK = false
 		return
 	}
-	c.cpu += end - start
+	c.cpu += end - m.proxy
+}
+
+// selfCPU is this process's CPU time (without the children it started).
+func selfCPU() (time.Duration, error) {
+	st, err := readStat(os.Getpid())
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(st.utime+st.stime) * time.Second / clockTick, nil
 }
 
 func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, rep int) {
@@ -211,7 +242,7 @@ func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, re
 	defer client.CloseIdleConnections()
 	req := chatRequest(t.BaseURL, r.env.token, false)
 	loadgen.RunClosed(ctx, client, req, conns, r.o.Warmup)
-	cpu0, ok := r.cpuStart(t)
+	mark := r.cpuStart(t)
 	var res loadgen.Result
 	load := func() { res = loadgen.RunClosed(ctx, client, req, conns, r.o.Duration) }
 	if r.prof != nil && rep == r.o.Reps && conns == slices.Max(r.o.Conns) && t.Name == r.refWarden() {
@@ -219,7 +250,7 @@ func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, re
 	} else {
 		load()
 	}
-	r.cpuEnd(c, t, cpu0, ok)
+	r.cpuEnd(c, t, mark)
 	c.res.Merge(&res)
 	c.reps = append(c.reps, res.RPS())
 	c.answers += res.OK + res.Non2xx
@@ -274,9 +305,9 @@ func (r *run) measureOpen(ctx context.Context, t *Target, rate float64, rep int)
 	defer client.CloseIdleConnections()
 	req := chatRequest(t.BaseURL, r.env.token, false)
 	loadgen.RunOpen(ctx, client, req, rate, r.o.Warmup, r.o.OpenMaxInFlight)
-	cpu0, ok := r.cpuStart(t)
+	mark := r.cpuStart(t)
 	res := loadgen.RunOpen(ctx, client, req, rate, r.o.Duration, r.o.OpenMaxInFlight)
-	r.cpuEnd(c, t, cpu0, ok)
+	r.cpuEnd(c, t, mark)
 	c.res.Merge(&res)
 	c.reps = append(c.reps, res.RPS())
 	c.answers += res.OK + res.Non2xx
@@ -292,9 +323,9 @@ func (r *run) measureStreams(ctx context.Context, t *Target, rep int) {
 	defer client.CloseIdleConnections()
 	req := chatRequest(t.BaseURL, r.env.token, true)
 	loadgen.RunStreams(ctx, client, req, n, r.o.Warmup/2, upstream.StreamEnd)
-	cpu0, ok := r.cpuStart(t)
+	mark := r.cpuStart(t)
 	res := loadgen.RunStreams(ctx, client, req, n, r.o.Duration, upstream.StreamEnd)
-	r.cpuEnd(c, t, cpu0, ok)
+	r.cpuEnd(c, t, mark)
 	c.stream.Merge(&res)
 	c.reps = append(c.reps, float64(res.Completed)/res.Elapsed.Seconds())
 	c.answers += res.Completed + res.Truncated + res.Non2xx

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type Target struct {
 
 	proc  *Proc
 	admin string
+	pprof string // base URL of the pprof listener (-profile builds only)
 }
 
 // Available reports whether the target is measured.
@@ -79,6 +81,7 @@ type env struct {
 	issuerSrv *http.Server
 	token     string
 	logf      func(string, ...any)
+	profile   bool // build Warden with the pprof overlay
 }
 
 func freeAddr() (string, error) {
@@ -197,10 +200,44 @@ func (e *env) startNginx(ctx context.Context) *Target {
 	return t
 }
 
+// pprofOverlay is added to package main of the Warden build when the run
+// profiles: it serves net/http/pprof on the address in $WARDENBENCH_PPROF
+// (a loopback port of its own, never the gateway or admin listener). It
+// is compiled in through `go build -overlay`, so the repository's sources
+// are untouched and the request path is the same as in any build.
+const pprofOverlay = `package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+)
+
+func init() {
+	if addr := os.Getenv("WARDENBENCH_PPROF"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
+}
+`
+
 // buildWarden builds ./cmd/warden into the run directory.
 func (e *env) buildWarden(ctx context.Context, pkg string) (string, error) {
 	bin := filepath.Join(e.dir, "warden")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	args := []string{"build", "-o", bin}
+	if e.profile {
+		src := filepath.Join(e.dir, "wardenbench_pprof.go")
+		if err := os.WriteFile(src, []byte(pprofOverlay), 0o644); err != nil {
+			return "", err
+		}
+		target := filepath.Join(e.root, filepath.FromSlash(strings.TrimPrefix(pkg, "./")), "zz_wardenbench_pprof.go")
+		ov, _ := json.Marshal(map[string]map[string]string{"Replace": {target: src}})
+		ovFile := filepath.Join(e.dir, "overlay.json")
+		if err := os.WriteFile(ovFile, ov, 0o644); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", ovFile)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = e.root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -248,14 +285,23 @@ func (e *env) startWarden(ctx context.Context, bin string, st configs.Stage) *Ta
 	t.Config = filepath.Join(sdir, "warden.yaml")
 	d.AuditOff = true
 	for {
-		conf, err := configs.Render(st.Config, d)
+		conf, err := configs.RenderStage(st, d)
 		if err != nil {
 			return fail("%v", err)
 		}
 		if err := os.WriteFile(t.Config, conf, 0o644); err != nil {
 			return fail("%v", err)
 		}
-		p, err := StartProc(st.Name, e.dir, bin, "serve", "--config", t.Config, "--log-level", "warn")
+		var extra []string
+		if e.profile {
+			pp, err := freeAddr()
+			if err != nil {
+				return fail("%v", err)
+			}
+			extra = []string{"WARDENBENCH_PPROF=" + pp}
+			t.pprof = "http://" + pp
+		}
+		p, err := StartProcEnv(st.Name, e.dir, extra, bin, "serve", "--config", t.Config, "--log-level", "warn")
 		if err != nil {
 			return fail("%v", err)
 		}

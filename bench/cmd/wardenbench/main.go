@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wardenhq/warden/bench/configs"
 	"github.com/wardenhq/warden/bench/runner"
 )
 
@@ -47,6 +48,8 @@ func bench(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "open-loop rate in req/s (default: half of the most complete Warden stage's closed-loop maximum)")
 	only := fs.String("only", "", "comma-separated target names to run (direct always runs), e.g. go-floor,warden-full")
 	profile := fs.Bool("profile", false, "take CPU and allocation profiles of the most complete Warden stage (needs /debug/pprof/ on its admin listener)")
+	var extra stageFlags
+	fs.Var(&extra, "stage", "extra Warden stage NAME=FILE: a config template (Go text/template over bench/configs.Data, e.g. {{.Listen}}) measured after the built-in stages; repeatable")
 	noNginx := fs.Bool("no-nginx", false, "leave nginx out (no install attempt)")
 	out := fs.String("out", "bench/results", "directory for the report files (relative to the repository root); empty: do not write")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +68,7 @@ func bench(ctx context.Context, args []string) error {
 	}
 	o.SkipNginx = *noNginx
 	o.Profile = *profile
+	o.ExtraStages = extra
 	o.Command = "go run ./bench/cmd/wardenbench"
 	if len(args) > 0 {
 		o.Command += " " + strings.Join(args, " ")
@@ -90,5 +94,19 @@ func bench(ctx context.Context, args []string) error {
 	if o.OutDir != "" {
 		fmt.Fprintf(os.Stderr, "wrote %s.md and .json\n", rep.BaseName(o.OutDir))
 	}
+	return nil
+}
+
+// stageFlags collects -stage NAME=FILE values.
+type stageFlags []configs.Stage
+
+func (s *stageFlags) String() string { return fmt.Sprint(len(*s)) }
+
+func (s *stageFlags) Set(v string) error {
+	name, file, ok := strings.Cut(v, "=")
+	if !ok || name == "" || file == "" {
+		return fmt.Errorf("want NAME=FILE, got %q", v)
+	}
+	*s = append(*s, configs.Stage{Name: name, File: file, Summary: "custom config " + file})
 	return nil
 }
