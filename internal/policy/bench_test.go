@@ -58,3 +58,33 @@ func BenchmarkDecide50Rules(b *testing.B) {
 		p.Decide(in)
 	}
 }
+
+// BenchmarkDecide1Rule is the baseline: the same input against only the
+// deciding rule, i.e. the fixed cost of a decision.
+func BenchmarkDecide1Rule(b *testing.B) {
+	p, err := Load("bench1.yaml", []byte("version: 1\nrules:\n  - name: chat\n    when: 'principal.in_group(\"ml-users\") && request.method == \"POST\" && request.path == \"/v1/chat/completions\" && has(body.model) && body.model in [\"warden-demo-small\", \"warden-demo-large\"]'\n    action: allow\n    mask: default\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := benchInput()
+	if d := p.Decide(in); d.Rule != "chat" {
+		b.Fatalf("decided by %q", d.Rule)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Decide(in)
+	}
+}
+
+// BenchmarkDecide50RulesParallel measures throughput with all CPUs
+// deciding at once (the pooled activation must not serialise them).
+func BenchmarkDecide50RulesParallel(b *testing.B) {
+	p := fiftyRules(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		in := benchInput()
+		for pb.Next() {
+			p.Decide(in)
+		}
+	})
+}
