@@ -1,6 +1,7 @@
 package nginx
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -18,5 +19,23 @@ func TestRender(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("config lacks %q", want)
 		}
+	}
+}
+
+// The generated config must be accepted by the real nginx, when installed.
+func TestConfigAcceptedByNginx(t *testing.T) {
+	bin, err := Find()
+	if err != nil {
+		t.Skip("nginx not installed; skipping the nginx -t check")
+	}
+	dir := t.TempDir()
+	argv, err := Prepare(bin, Config{Dir: dir, Listen: "127.0.0.1:1", Upstream: "127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nginx -t needs the same prefix and error log flags as the real run.
+	cmd := exec.Command(argv[0], append([]string{"-t"}, argv[1:]...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 }
