@@ -118,7 +118,7 @@ func (k *KeySet) lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, err
 		wait = minColdRetry
 	}
 	if k.now().Sub(last) >= wait {
-		_ = k.Refresh(ctx) // failure keeps the old keys; reported below
+		_ = k.refresh(ctx, wait) // failure keeps the old keys; reported below
 	}
 	if keys, ok := k.cached(kid); ok {
 		return keys, nil
@@ -147,8 +147,21 @@ func (k *KeySet) cached(kid string) ([]jose.JSONWebKey, bool) {
 // The fetch is bounded by 10s and by the key set's lifetime, not by ctx:
 // one request giving up must not cancel the fetch others wait for; ctx
 // only stops this caller from waiting.
-func (k *KeySet) Refresh(ctx context.Context) error {
+func (k *KeySet) Refresh(ctx context.Context) error { return k.refresh(ctx, 0) }
+
+// refresh fetches unless another fetch was attempted less than minAge ago
+// (re-checked inside the single flight, so callers that raced past the
+// cooldown check do not fetch again one after another).
+func (k *KeySet) refresh(ctx context.Context, minAge time.Duration) error {
 	ch := k.sf.DoChan("refresh", func() (any, error) {
+		if minAge > 0 {
+			k.mu.RLock()
+			recent := k.now().Sub(k.lastTry) < minAge
+			k.mu.RUnlock()
+			if recent {
+				return nil, nil
+			}
+		}
 		fctx, cancel := context.WithTimeout(k.life, 10*time.Second)
 		defer cancel()
 		err := k.fetch(fctx)
