@@ -8,6 +8,6 @@
 // value. Recording is O(1) and allocation-free. A Histogram is not safe for
 // concurrent use: give each worker its own and Merge them at the end.
 //
-// It must never drop or clamp a value silently: values beyond the top
-// bucket are counted in the top bucket and Max stays exact.
+// It must never drop a value: values of 2^40 (18 minutes in ns) and more
+// are counted in the top bucket, and Max stays exact.
 package hist

@@ -10,8 +10,11 @@ const (
 	subBits   = 8
 	subCount  = 1 << subBits // exact values below this
 	halfCount = subCount / 2 // linear buckets per power of two above it
-	maxExp    = 64 - subBits
-	numBucket = subCount + maxExp*halfCount
+	// maxBits bounds the resolved range to values below 2^40 (18 minutes
+	// in nanoseconds); larger values share the top bucket. It keeps a
+	// histogram at 34 KiB.
+	maxBits   = 40
+	numBucket = subCount + (maxBits-subBits)*halfCount
 )
 
 // Histogram counts non-negative int64 values in log-linear buckets.
@@ -34,11 +37,15 @@ func index(v uint64) int {
 	if v < subCount {
 		return int(v)
 	}
+	if v >= 1<<maxBits {
+		return numBucket - 1
+	}
 	exp := bits.Len64(v) - subBits // >= 1
 	return subCount + (exp-1)*halfCount + int(v>>uint(exp)) - halfCount
 }
 
-// highest returns the largest value that maps to bucket i.
+// highest returns the largest value that maps to bucket i (for the top
+// bucket: the largest value below 2^maxBits).
 func highest(i int) int64 {
 	if i < subCount {
 		return int64(i)
@@ -128,6 +135,9 @@ func (h *Histogram) Quantile(q float64) int64 {
 	for i, c := range h.counts {
 		seen += c
 		if seen >= rank {
+			if i == numBucket-1 {
+				return h.max // the open-ended top bucket
+			}
 			return min(max(highest(i), h.min), h.max)
 		}
 	}

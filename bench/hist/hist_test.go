@@ -8,7 +8,7 @@ import (
 func TestIndexRoundTrip(t *testing.T) {
 	// Every value must land in a bucket whose highest value is >= it and
 	// whose previous bucket's highest value is < it.
-	for _, v := range []uint64{0, 1, 255, 256, 257, 511, 512, 1000, 1 << 20, 1<<20 + 12345, 1 << 40, math.MaxInt64} {
+	for _, v := range []uint64{0, 1, 255, 256, 257, 511, 512, 1000, 1 << 20, 1<<20 + 12345, 1<<40 - 1} {
 		i := index(v)
 		if i < 0 || i >= numBucket {
 			t.Fatalf("index(%d) = %d out of range", v, i)
@@ -19,6 +19,15 @@ func TestIndexRoundTrip(t *testing.T) {
 		if i > 0 && uint64(highest(i-1)) >= v {
 			t.Errorf("highest(index(%d)-1) = %d >= value", v, highest(i-1))
 		}
+	}
+}
+
+func TestHugeValuesKept(t *testing.T) {
+	h := New()
+	h.Record(math.MaxInt64)
+	h.Record(1 << 41)
+	if index(math.MaxInt64) != numBucket-1 || h.Count() != 2 || h.Max() != math.MaxInt64 || h.Quantile(1) != math.MaxInt64 {
+		t.Errorf("huge values: count %d max %d q1 %d", h.Count(), h.Max(), h.Quantile(1))
 	}
 }
 

@@ -207,13 +207,23 @@ func Intended(start time.Time, rate float64, i int64) time.Time {
 func RunOpen(ctx context.Context, c *http.Client, r Request, rate float64, d time.Duration, maxInFlight int) Result {
 	total := int64(rate * d.Seconds())
 	var next atomic.Int64
-	ws := make([]*worker, maxInFlight)
+	// Most of the maxInFlight goroutines sleep until their request is due;
+	// they record into a few shared shards instead of a histogram each.
+	shards := make([]struct {
+		mu sync.Mutex
+		w  *worker
+	}, min(maxInFlight, 16))
+	ws := make([]*worker, len(shards))
+	for i := range shards {
+		shards[i].w = newWorker()
+		ws[i] = shards[i].w
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i := range ws {
-		w := newWorker()
-		ws[i] = w
+	for i := range maxInFlight {
+		sh := &shards[i%len(shards)]
 		wg.Go(func() {
+			local := &worker{}
 			for ctx.Err() == nil {
 				n := next.Add(1) - 1
 				if n >= total {
@@ -223,10 +233,22 @@ func RunOpen(ctx context.Context, c *http.Client, r Request, rate float64, d tim
 				if wait := time.Until(due); wait > 0 {
 					sleep(ctx, wait)
 				}
-				w.lag.RecordDuration(time.Since(due))
-				if w.do(ctx, c, r) {
-					w.lat.RecordDuration(time.Since(due))
+				lag := time.Since(due)
+				*local = worker{}
+				answered := local.do(ctx, c, r)
+				lat := time.Since(due)
+				sh.mu.Lock()
+				sh.w.lag.RecordDuration(lag)
+				if answered {
+					sh.w.lat.RecordDuration(lat)
 				}
+				sh.w.ok += local.ok
+				sh.w.non2xx += local.non2xx
+				sh.w.errs += local.errs
+				if sh.w.firstErr == "" {
+					sh.w.firstErr = local.firstErr
+				}
+				sh.mu.Unlock()
 			}
 		})
 	}
