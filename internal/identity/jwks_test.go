@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -263,5 +264,22 @@ func TestBackgroundRefresh(t *testing.T) {
 	_, err := a.Authenticate(bearer(tok))
 	if e := authErr(t, err); e.Description != DescUnknownKey {
 		t.Fatalf("token of the withdrawn key: %q", e.Description)
+	}
+}
+
+// TestKeySetWithGoOIDC: KeySet satisfies go-oidc's KeySet contract, so
+// go-oidc's own IDTokenVerifier can run on our cache.
+func TestKeySetWithGoOIDC(t *testing.T) {
+	ra, rb, _ := testKeys()
+	k := testKey{kid: "rsa1", alg: jose.RS256, priv: ra}
+	idp := newTestIdP(t, k)
+	a, c := newAuth(t, oneIssuer(idp), true)
+	v := oidc.NewVerifier(idp.issuer(), a.KeySet(idp.issuer()), &oidc.Config{ClientID: "warden", Now: c.now})
+	if _, err := v.Verify(t.Context(), mint(t, k, "JWT", baseClaims(idp.issuer(), c.now()))); err != nil {
+		t.Fatal(err)
+	}
+	forged := mint(t, testKey{kid: "rsa1", alg: jose.RS256, priv: rb}, "JWT", baseClaims(idp.issuer(), c.now()))
+	if _, err := v.Verify(t.Context(), forged); err == nil {
+		t.Fatal("forged token verified")
 	}
 }
