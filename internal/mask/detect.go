@@ -118,7 +118,14 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // analyze runs the detectors over window w of s, appends edits for the
 // committed part and returns the position where scanning resumes.
-func (m *Masker) analyze(s string, w window, loc string, rec *Recorder, edits []edit) ([]edit, int) {
+func (m *Masker) analyze(s string, w window, edits []edit) ([]edit, int) {
+	needed := len(m.textRules) > 0
+	for _, r := range m.entityRules {
+		needed = needed || need(r.entity, w)
+	}
+	if !needed {
+		return edits, w.end
+	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	sc.ents = sc.ents[:0]
@@ -126,9 +133,6 @@ func (m *Masker) analyze(s string, w window, loc string, rec *Recorder, edits []
 		if need(r.entity, w) {
 			sc.ents = append(sc.ents, r.entity)
 		}
-	}
-	if len(sc.ents) == 0 && len(m.textRules) == 0 {
-		return edits, w.end
 	}
 	// Normalize the window, remembering where each byte came from.
 	sc.norm, sc.starts, sc.ends = sc.norm[:0], sc.starts[:0], sc.ends[:0]
@@ -194,8 +198,9 @@ func (m *Masker) analyze(s string, w window, loc string, rec *Recorder, edits []
 			start: w.start + int(sc.starts[h.ns]),
 			end:   w.start + int(sc.ends[h.ne-1]),
 			repl:  replacement(h.r.style, h.r.entity, canon, fp),
+			r:     h.r,
+			fp:    fp,
 		})
-		rec.add(Action{Rule: h.r.name, Entity: h.r.entity, Location: loc, Count: 1, Fingerprint: fp})
 	}
 	return edits, next
 }

@@ -1,10 +1,11 @@
 package mask
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -20,7 +21,11 @@ type stringHook func(ptr jsontext.Pointer, val string) (string, bool)
 // string). Only the rewritten values change; every other byte of in is kept.
 // When nothing is masked, in itself is returned. Invalid JSON is an error.
 func (m *Masker) MaskJSON(in []byte, rec *Recorder) ([]byte, error) {
-	return m.rewriteJSON(in, rec, "", nil)
+	out, changed, err := m.rewriteJSON(string(in), rec, "", nil)
+	if err != nil || !changed {
+		return in, err
+	}
+	return []byte(out), nil
 }
 
 // RedactJSONForLog masks a request body for logging and recording with the
@@ -28,25 +33,46 @@ func (m *Masker) MaskJSON(in []byte, rec *Recorder) ([]byte, error) {
 // are returned rather than recorded, since they concern the request.
 func (m *Masker) RedactJSONForLog(body []byte) ([]byte, []Action) {
 	rec := NewRecorder()
-	out, err := m.rewriteJSON(body, rec, "request:", nil)
+	out, err := m.MaskJSON(body, rec)
 	if err != nil {
 		rec = NewRecorder()
 		out = []byte(m.MaskText(string(body), "request:body", rec))
 	}
-	return out, rec.Actions()
+	acts := rec.Actions()
+	for i := range acts {
+		acts[i].Location = "request:" + acts[i].Location
+	}
+	return out, acts
 }
 
-func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook stringHook) ([]byte, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(in), jsontext.AllowDuplicateNames(true))
-	var out []byte
+// jsonDecoder is a pooled decoder with its reader.
+type jsonDecoder struct {
+	r   strings.Reader
+	dec *jsontext.Decoder
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	d := new(jsonDecoder)
+	d.dec = jsontext.NewDecoder(&d.r, jsontext.AllowDuplicateNames(true))
+	return d
+}}
+
+// rewriteJSON masks the JSON text in; changed is false when out == in.
+func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook stringHook) (out string, changed bool, err error) {
+	jd := decoderPool.Get().(*jsonDecoder)
+	defer decoderPool.Put(jd)
+	jd.r.Reset(in)
+	dec := jd.dec
+	dec.Reset(&jd.r, jsontext.AllowDuplicateNames(true))
+	var b []byte
 	last := 0
 	replace := func(start, end int, s string) error {
-		if out == nil {
-			out = make([]byte, 0, len(in)+64)
+		if b == nil {
+			b = make([]byte, 0, len(in)+64)
 		}
-		out = append(out, in[last:start]...)
+		b = append(b, in[last:start]...)
 		var err error
-		out, err = jsontext.AppendQuote(out, s)
+		b, err = jsontext.AppendQuote(b, s)
 		last = end
 		return err
 	}
@@ -57,7 +83,7 @@ func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook st
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, fmt.Errorf("mask: json: %w", err)
+			return "", false, fmt.Errorf("mask: json: %w", err)
 		}
 		depth := dec.StackDepth()
 		top, length := dec.StackIndex(depth)
@@ -65,12 +91,12 @@ func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook st
 		switch kind {
 		case '}', ']':
 			if _, err := dec.ReadToken(); err != nil {
-				return nil, fmt.Errorf("mask: json: %w", err)
+				return "", false, fmt.Errorf("mask: json: %w", err)
 			}
 			continue
 		case '{', '[':
 			if _, err := dec.ReadToken(); err != nil {
-				return nil, fmt.Errorf("mask: json: %w", err)
+				return "", false, fmt.Errorf("mask: json: %w", err)
 			}
 			if len(m.pathRules) == 0 {
 				continue
@@ -83,32 +109,33 @@ func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook st
 			start := int(dec.InputOffset()) - 1
 			for dec.StackDepth() > depth {
 				if _, err := dec.ReadToken(); err != nil {
-					return nil, fmt.Errorf("mask: json: %w", err)
+					return "", false, fmt.Errorf("mask: json: %w", err)
 				}
 			}
 			end := int(dec.InputOffset())
-			if err := replace(start, end, m.maskField(r, string(in[start:end]), locPrefix+pointerPath(ptr), rec)); err != nil {
-				return nil, err
+			if err := replace(start, end, m.maskField(r, in[start:end], locPrefix+pointerPath(ptr), rec)); err != nil {
+				return "", false, err
 			}
 			continue
 		}
-		raw, err := dec.ReadValue()
+		rawv, err := dec.ReadValue()
 		if err != nil {
-			return nil, fmt.Errorf("mask: json: %w", err)
+			return "", false, fmt.Errorf("mask: json: %w", err)
 		}
 		end := int(dec.InputOffset())
-		start := end - len(raw)
+		start := end - len(rawv)
+		raw := in[start:end]
 		var ptr jsontext.Pointer
 		havePtr := false
 		if !isName && len(m.pathRules) > 0 {
 			ptr, havePtr = dec.StackPointer(), true
 			if r := m.matchPath(ptr); r != nil {
-				val := string(raw)
+				val := raw
 				if kind == '"' {
 					val = unquote(raw)
 				}
 				if err := replace(start, end, m.maskField(r, val, locPrefix+pointerPath(ptr), rec)); err != nil {
-					return nil, err
+					return "", false, err
 				}
 				continue
 			}
@@ -121,7 +148,7 @@ func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook st
 			if len(raw) < 12 {
 				continue
 			}
-			val = string(raw)
+			val = raw
 		default:
 			continue
 		}
@@ -132,13 +159,13 @@ func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook st
 			if nv, ok := hook(ptr, val); ok {
 				if nv != val {
 					if err := replace(start, end, nv); err != nil {
-						return nil, err
+						return "", false, err
 					}
 				}
 				continue
 			}
 		}
-		edits, _ := m.scan(val, true, "", nil, nil)
+		edits, _ := m.scan(val, true, nil)
 		if len(edits) == 0 {
 			continue
 		}
@@ -149,20 +176,21 @@ func (m *Masker) rewriteJSON(in []byte, rec *Recorder, locPrefix string, hook st
 		if isName {
 			loc += "(name)"
 		}
-		if err := replace(start, end, m.MaskText(val, loc, rec)); err != nil {
-			return nil, err
+		record(rec, loc, edits)
+		if err := replace(start, end, applyString(val, edits)); err != nil {
+			return "", false, err
 		}
 	}
-	if out == nil {
-		return in, nil
+	if b == nil {
+		return in, false, nil
 	}
-	return append(out, in[last:]...), nil
+	return string(append(b, in[last:]...)), true, nil
 }
 
 // unquote decodes a raw JSON string token (already validated by the decoder).
-func unquote(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1])
+func unquote(raw string) string {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
 	}
 	b, err := jsontext.AppendUnquote(nil, raw)
 	if err != nil {

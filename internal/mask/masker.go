@@ -29,6 +29,10 @@ type Masker struct {
 	overlap     int
 	capBytes    int
 	failClosed  bool
+	// fastWords: windows made only of letters never need analysis (no
+	// regex or keyword rules, and no entity of the profile can be letters
+	// only), enabling the scanner's fast path for ordinary words.
+	fastWords bool
 }
 
 // New compiles cfg (SetDefaults is applied to a copy) with key as the HMAC
@@ -128,6 +132,12 @@ func compile(name string, p Profile, key []byte) (*Masker, error) {
 			rule: &rule{name: "json_paths." + j.Name, entity: j.Entity, style: styleOr(j.Style, p.Style)},
 		})
 	}
+	m.fastWords = len(m.textRules) == 0
+	for _, r := range m.entityRules {
+		if need(r.entity, window{upper: 1 << 20, normLen: 1 << 20}) {
+			m.fastWords = false
+		}
+	}
 	for _, a := range p.Allow {
 		if re, ok := strings.CutPrefix(a, "re:"); ok {
 			c, err := regexp.Compile(`^(?:` + re + `)$`)
@@ -151,11 +161,25 @@ func (m *Masker) HoldBack() int { return m.p.HoldBack }
 // MaskText masks s as one whole text and records each masked value under
 // location in rec (which may be nil).
 func (m *Masker) MaskText(s, location string, rec *Recorder) string {
-	edits, _ := m.scan(s, true, location, rec, nil)
+	edits, _ := m.scan(s, true, nil)
 	if len(edits) == 0 {
 		return s
 	}
-	return string(apply(make([]byte, 0, len(s)+32), s, edits))
+	record(rec, location, edits)
+	return applyString(s, edits)
+}
+
+func applyString(s string, edits []edit) string {
+	var b strings.Builder
+	b.Grow(len(s) + 32*len(edits))
+	last := 0
+	for _, e := range edits {
+		b.WriteString(s[last:e.start])
+		b.WriteString(e.repl)
+		last = e.end
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 // TextStream masks one logical channel of text that arrives in pieces. The
@@ -193,7 +217,8 @@ func (t *TextStream) Pending() int { return len(t.pending) }
 
 func (t *TextStream) emit(dst []byte, final bool) []byte {
 	var cut int
-	t.edits, cut = t.m.scan(t.pending, final, t.loc, t.rec, t.edits[:0])
+	t.edits, cut = t.m.scan(t.pending, final, t.edits[:0])
+	record(t.rec, t.loc, t.edits)
 	dst = apply(dst, t.pending[:cut], t.edits)
 	t.pending = t.pending[cut:]
 	if t.pending == "" {

@@ -182,6 +182,15 @@ func scanWindow(s string, i int, final bool, limit, capBytes int) window {
 type edit struct {
 	start, end int
 	repl       string
+	r          *rule  // the rule that matched
+	fp         string // fingerprint of the value
+}
+
+// record adds the evidence for edits to rec.
+func record(rec *Recorder, loc string, edits []edit) {
+	for _, e := range edits {
+		rec.add(Action{Rule: e.r.name, Entity: e.r.entity, Location: loc, Count: 1, Fingerprint: e.fp})
+	}
 }
 
 // scan masks s from its beginning. It returns the edits for s[:cut] and cut,
@@ -189,7 +198,7 @@ type edit struct {
 // scanned again together with more input (unless final, then cut == len(s)).
 // cut is always a position where the whole-text scan would also resume, so
 // restarting at cut reproduces the whole-text result.
-func (m *Masker) scan(s string, final bool, loc string, rec *Recorder, edits []edit) ([]edit, int) {
+func (m *Masker) scan(s string, final bool, edits []edit) ([]edit, int) {
 	i := 0
 	for i < len(s) {
 		c := s[i]
@@ -200,6 +209,32 @@ func (m *Masker) scan(s string, final bool, loc string, rec *Recorder, edits []e
 			if cls != cToken {
 				i++
 				continue
+			}
+			if m.fastWords && (c|0x20) >= 'a' && (c|0x20) <= 'z' {
+				// Fast path for ordinary words: a run of letters with a
+				// lower-case one (or a trailing '.') followed by a space or
+				// punctuation can neither join a neighbour nor hold an
+				// entity of this profile, so it is a closed window without
+				// analysis — exactly what scanWindow and analyze would
+				// conclude, only cheaper.
+				j, lower := i, false
+				for j < len(s) {
+					b := s[j]
+					if b >= 'a' && b <= 'z' {
+						lower = true
+					} else if b < 'A' || b > 'Z' {
+						break
+					}
+					j++
+				}
+				if j < len(s) && s[j] == '.' {
+					j++
+					lower = true
+				}
+				if lower && j < len(s) && s[j] < 0x80 && asciiClass[s[j]] != cToken {
+					i = j
+					continue
+				}
 			}
 		} else {
 			cls, _, size = classify(s, i, final)
@@ -216,7 +251,7 @@ func (m *Masker) scan(s string, final bool, loc string, rec *Recorder, edits []e
 			return edits, i
 		}
 		var next int
-		edits, next = m.analyze(s, w, loc, rec, edits)
+		edits, next = m.analyze(s, w, edits)
 		i = next
 	}
 	return edits, i

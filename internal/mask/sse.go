@@ -52,8 +52,7 @@ type channel struct {
 	field     string // chat delta field: content, reasoning_content, refusal
 	choice    int
 	tool      int
-	top       map[string]jsontext.Value // top-level fields of the last event (chat)
-	template  []byte                    // last event data (Responses API)
+	template  string // data of the channel's last event
 	eventName string
 }
 
@@ -288,7 +287,7 @@ func (s *sseMasker) flushChannel(c *channel) {
 			s.fail("cannot build flush event")
 			return
 		}
-		s.writeEvent(c.eventName, c.eventName != "", "", false, "", false, string(data), true)
+		s.writeEvent(c.eventName, c.eventName != "", "", false, "", false, data, true)
 	default:
 		s.writeEvent(c.eventName, c.eventName != "", "", false, "", false, s.chatFlushEvent(c, text), true)
 	}
@@ -297,10 +296,12 @@ func (s *sseMasker) flushChannel(c *channel) {
 // chatFlushEvent builds a chat/legacy completion chunk carrying text for
 // channel c, with the identifying top-level fields of the stream.
 func (s *sseMasker) chatFlushEvent(c *channel, text string) string {
+	var top map[string]jsontext.Value
+	_ = json.Unmarshal([]byte(c.template), &top)
 	var b []byte
 	b = append(b, '{')
 	for _, k := range []string{"id", "object", "created", "model", "system_fingerprint"} {
-		if v, ok := c.top[k]; ok {
+		if v, ok := top[k]; ok {
 			b, _ = jsontext.AppendQuote(b, k)
 			b = append(b, ':')
 			b = append(b, v...)
@@ -332,30 +333,30 @@ func (s *sseMasker) chatFlushEvent(c *channel, text string) string {
 
 // replaceTop returns the JSON object data with its top-level member name set
 // to the string val (other members kept byte for byte).
-func replaceTop(data []byte, name, val string) ([]byte, error) {
-	dec := jsontext.NewDecoder(strings.NewReader(string(data)), jsontext.AllowDuplicateNames(true))
+func replaceTop(data string, name, val string) (string, error) {
+	dec := jsontext.NewDecoder(strings.NewReader(data), jsontext.AllowDuplicateNames(true))
 	if _, err := dec.ReadToken(); err != nil {
-		return nil, err
+		return "", err
 	}
 	for dec.PeekKind() == '"' {
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		match := tok.String() == name
 		raw, err := dec.ReadValue()
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		if match {
 			end := int(dec.InputOffset())
 			start := end - len(raw)
 			out := append([]byte(nil), data[:start]...)
 			out, _ = jsontext.AppendQuote(out, val)
-			return append(out, data[end:]...), nil
+			return string(append(out, data[end:]...)), nil
 		}
 	}
-	return nil, errors.New("member not found")
+	return "", errors.New("member not found")
 }
 
 // openAIIndices is the part of an OpenAI event needed to name channels.
@@ -389,10 +390,10 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 	var ix openAIIndices
 	if err := json.Unmarshal([]byte(data), &ix, json.RejectUnknownMembers(false)); err != nil {
 		// Valid JSON of another shape (an array, a string): mask it as a document.
-		out, err := s.m.rewriteJSON([]byte(data), s.rec, "sse:", nil)
-		return string(out), err
+		out, _, err := s.m.rewriteJSON(data, s.rec, "sse:", nil)
+		return out, err
 	}
-	raw := []byte(data)
+	raw := data
 
 	// Responses API.
 	if strings.HasPrefix(ix.Type, "response.") || ix.Type == "error" {
@@ -402,15 +403,15 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 			base := strings.TrimSuffix(strings.TrimPrefix(ix.Type, "response."), ".delta")
 			key := fmt.Sprintf("output[%d].content[%d].%s", oi, ci, base)
 			c := s.channel(key, func(c *channel) { c.kind = chResponses })
-			c.template = append(c.template[:0], raw...)
+			c.template = raw
 			c.eventName = ev.name
-			out, err := s.m.rewriteJSON(raw, s.rec, "sse:", func(ptr jsontext.Pointer, val string) (string, bool) {
+			out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", func(ptr jsontext.Pointer, val string) (string, bool) {
 				if ptr != "/delta" {
 					return "", false
 				}
 				return string(c.ts.Write(nil, val)), true
 			})
-			return string(out), err
+			return out, err
 		case strings.HasSuffix(ix.Type, ".done"):
 			base := strings.TrimSuffix(strings.TrimPrefix(ix.Type, "response."), ".done")
 			if c, ok := s.channels[fmt.Sprintf("output[%d].content[%d].%s", oi, ci, base)]; ok {
@@ -419,18 +420,16 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 		case ix.Type == "response.completed" || ix.Type == "response.failed" || ix.Type == "response.incomplete" || ix.Type == "error":
 			s.flushAll()
 		}
-		out, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
-		return string(out), err
+		out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
+		return out, err
 	}
 
 	if len(ix.Choices) == 0 {
-		out, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
-		return string(out), err
+		out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
+		return out, err
 	}
 
 	// Chat completions and legacy completions.
-	var top map[string]jsontext.Value
-	_ = json.Unmarshal(raw, &top)
 	choiceIdx := func(k int) int {
 		if k < len(ix.Choices) {
 			return orDefault(ix.Choices[k].Index, k)
@@ -483,7 +482,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 			return "", false
 		}
 		c := s.channel(key, init)
-		c.top, c.eventName = top, ev.name
+		c.template, c.eventName = raw, ev.name
 		present[key] = true
 		out := c.ts.Write(nil, val)
 		if finishing[i] {
@@ -491,7 +490,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 		}
 		return string(out), true
 	}
-	out, err := s.m.rewriteJSON(raw, s.rec, "sse:", hook)
+	out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", hook)
 	if err != nil {
 		return "", err
 	}
@@ -504,5 +503,5 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 			}
 		}
 	}
-	return string(out), nil
+	return out, nil
 }
