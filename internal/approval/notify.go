@@ -132,9 +132,10 @@ func (n *notifier) enqueue(event string, r *Request, reviewURL string, now time.
 }
 
 func (n *notifier) push(d *delivery) {
+	first := d.attempt == 0 // read before a worker owns d
 	select {
 	case n.q <- d:
-		if d.attempt == 0 {
+		if first {
 			n.queued.Add(1)
 		}
 	default:
