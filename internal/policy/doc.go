@@ -48,8 +48,9 @@
 //
 // Cost is bounded without run-time tracking (which would cost several
 // allocations per rule): the load-time estimate assumes at most 256
-// elements per list or map, 8 KiB per string and nesting depth 4 in
-// claims and body, and Decide denies any input beyond those bounds
+// elements per list or map, 8 KiB per string of the request and claims,
+// 1 KiB per identity string (subject, group, …), route, grant and body
+// fact, and nesting depth 4 in claims and body, and Decide denies any input beyond those bounds
 // before evaluating a rule (EvalError says which bound).
 //
 // Every [Decision] carries the policy [Policy.Version], a SHA-256 of the

@@ -14,17 +14,23 @@ type sizeEstimator struct{}
 
 // EstimateSize implements cost.Estimator.
 func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if n.Path() == nil {
+	path := n.Path()
+	if len(path) == 0 {
 		return nil
+	}
+	str := uint64(estMaxShortString)
+	if path[0] == "request" || (path[0] == "principal" && len(path) > 1 && path[1] == "claims") {
+		str = estMaxLongString
 	}
 	switch n.Type().Kind() {
 	case types.StringKind, types.BytesKind:
-		return &cost.SizeEstimate{Min: 0, Max: estMaxStringSize}
+		return &cost.SizeEstimate{Min: 0, Max: str}
 	case types.ListKind, types.MapKind:
 		return &cost.SizeEstimate{Min: 0, Max: estMaxListSize}
 	case types.DynKind:
-		// body values: strings, numbers or (for tools) short lists.
-		return &cost.SizeEstimate{Min: 0, Max: estMaxStringSize}
+		// A claim or body value: a string, a number or a list; the
+		// estimate serves as both length and element count.
+		return &cost.SizeEstimate{Min: 0, Max: max(str, estMaxListSize)}
 	}
 	return nil
 }
@@ -36,7 +42,7 @@ func (sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.
 	case "in_group", "any_group", hasGrantImpl:
 		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: estMaxListSize}}
 	case "glob":
-		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: estMaxStringSize / 16}}
+		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: estMaxLongString / 16}}
 	}
 	return nil
 }

@@ -21,13 +21,17 @@ import (
 // operation or per element visited).
 const DefaultCostLimit = 100_000
 
-// Size bounds assumed by the load-time cost estimate. Run time enforces
-// the cost limit itself, so a request with more (say) groups than
-// assumed here is still bounded: the rule fails and the request is
-// denied.
+// Size bounds assumed by the load-time cost estimate and enforced on
+// every input by checkBounds (beyond them the request is denied).
 const (
-	estMaxListSize   = 256
-	estMaxStringSize = 8192
+	// estMaxListSize bounds every list and map.
+	estMaxListSize = 256
+	// estMaxLongString bounds strings the client sends in the request
+	// line and headers, and claim values.
+	estMaxLongString = 8192
+	// estMaxShortString bounds identity strings (subject, groups, …),
+	// route and grant fields and body facts.
+	estMaxShortString = 1024
 )
 
 // Policy is a loaded, compiled policy. It is immutable and safe for

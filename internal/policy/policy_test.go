@@ -200,7 +200,10 @@ func TestInputBoundsFailClosed(t *testing.T) {
 		in   *Input
 	}{
 		{"too many groups", &Input{Principal: &identity.Principal{Groups: many}}},
-		{"long path", &Input{Request: Request{Path: "/" + strings.Repeat("a", estMaxStringSize)}}},
+		{"long path", &Input{Request: Request{Path: "/" + strings.Repeat("a", estMaxLongString)}}},
+		{"long group name", &Input{Principal: &identity.Principal{Groups: []string{strings.Repeat("g", estMaxShortString+1)}}}},
+		{"long model", &Input{Body: map[string]any{"model": strings.Repeat("m", estMaxShortString+1)}}},
+		{"too many query values", &Input{Request: Request{Query: map[string][]string{"q": many}}}},
 		{"deep claims", &Input{Principal: &identity.Principal{Claims: map[string]any{"a": []any{[]any{[]any{[]any{[]any{"x"}}}}}}}}},
 	}
 	for _, tt := range tests {
@@ -332,6 +335,27 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("error is not a *LoadError: %T", err)
 			}
 		})
+	}
+}
+
+// TestCostLimitAcceptsReasonableRules: the load-time bound must not
+// reject the rules people write, only pathological ones.
+func TestCostLimitAcceptsReasonableRules(t *testing.T) {
+	ok := []string{
+		`request.path.matches("^/v1/[a-z_]+(/[a-z0-9-]+)*$")`,
+		`principal.groups.exists(g, g.startsWith("ml-"))`,
+		`principal.groups.exists(g, g.matches("^ml-[a-z]+$"))`,
+		`request.headers.exists(k, k.startsWith("x-") && request.headers[k].contains("a"))`,
+		`body.tools.all(t, t in ["search", "calculator"])`,
+		`principal.claims.exists(k, k == "department")`,
+		`grants.exists(g, g.scope == "x" && g.expires > now + duration("5m"))`,
+		`any_group(principal, ["a", "b", "c"]) && request.path.glob("/v1/**") && has_grant("x")`,
+	}
+	for _, e := range ok {
+		src := "version: 1\nrules:\n  - name: r\n    when: '" + strings.ReplaceAll(e, "'", "''") + "'\n    action: allow\n"
+		if _, err := Load("ok.yaml", []byte(src)); err != nil {
+			t.Errorf("rejected %s: %v", e, err)
+		}
 	}
 }
 
