@@ -125,7 +125,20 @@ func (s *Store) Close() error {
 	s.leaderMu.Lock()
 	s.closeLockConnLocked()
 	s.leaderMu.Unlock()
-	s.pool.Close()
+	// pgx closes a connection whose query was cancelled by sending a
+	// cancel request, for up to 15 s; on a hung network Pool.Close waits
+	// for that. Bound the wait; the connections finish closing in the
+	// background.
+	done := make(chan struct{})
+	go func() {
+		s.pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.WriteTimeout):
+		s.log.Warn("closing database connections timed out; they will close in the background")
+	}
 	return err
 }
 
