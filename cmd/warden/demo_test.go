@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wardenhq/warden/internal/devstack"
 )
 
 // runningDemo is a `warden demo` process started as a new user would.
@@ -159,8 +162,8 @@ var demoExpectations = []struct {
 }{
 	{"Get access tokens", []string{"alice's token: ey", "carol's token: ey"}, nil},
 	{"No token", []string{"HTTP/1.1 401", `Www-Authenticate: Bearer realm="warden"`}, nil},
-	{"alice chats", []string{`"object":"chat.completion"`}, nil},
-	{"streamed", []string{"data: [DONE]"}, nil},
+	{"alice chats", []string{`"object":"chat.completion"`, "[REDACTED:"}, demoRawPII},
+	{"streamed", []string{"data: [DONE]"}, demoRawPII},
 	{"unapproved model", []string{`"type":"forbidden"`, `"rule":"chat-unapproved-model"`}, nil},
 	{"admin routes", []string{`"rule":"admin-routes-others"`, `"fine_tuning_jobs"`}, nil},
 	{"Ambiguous paths", []string{`"type":"bad_request"`}, nil},
@@ -169,8 +172,46 @@ var demoExpectations = []struct {
 	{"Health, readiness", []string{`"status":"ready"`, "warden_requests_total{"}, nil},
 }
 
+// demoRawPII are the demo model server's fake PII values: none may reach
+// the caller, whole or split across stream events.
+var demoRawPII = []string{devstack.DemoPII.Card, devstack.DemoPII.Email, devstack.DemoPII.Phone, devstack.DemoPII.IBAN, "4111", "jane.doe"}
+
+// sseText concatenates the delta contents of an OpenAI chat stream, so a
+// value split across events is checked whole.
+func sseText(out string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var ev struct {
+			Choices []struct {
+				Delta struct{ Content string } `json:"delta"`
+			} `json:"choices"`
+		}
+		if json.Unmarshal([]byte(data), &ev) == nil {
+			for _, c := range ev.Choices {
+				b.WriteString(c.Delta.Content)
+			}
+		}
+	}
+	return b.String()
+}
+
 func checkDemoOutput(t *testing.T, title, out string) {
 	t.Helper()
+	if strings.Contains(title, "streamed") {
+		text := sseText(out)
+		if !strings.Contains(text, "[REDACTED:") {
+			t.Errorf("%q: reassembled stream text shows no masking: %q", title, text)
+		}
+		for _, raw := range demoRawPII {
+			if strings.Contains(text, raw) {
+				t.Errorf("%q: reassembled stream text contains raw %q: %q", title, raw, text)
+			}
+		}
+	}
 	if strings.TrimSpace(out) == "" {
 		t.Errorf("%q printed nothing", title)
 		return

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/mask"
 )
 
 // Options carry what the gateway needs besides the config.
@@ -196,14 +197,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Streams must not be truncated: let the handler keep reading the
-	// request body while the response is being written (golang/go#57786).
-	_ = http.NewResponseController(w).EnableFullDuplex()
-
 	if status, typ, msg := g.readBody(r, c); status != 0 {
+		if status == http.StatusRequestEntityTooLarge {
+			// The rest of the body is not read: do not reuse the connection.
+			w.Header().Set("Connection", "close")
+		}
 		g.fail(w, c, status, typ, msg)
 		return
 	}
+	// Streams must not be truncated by the server closing the inbound body
+	// while the response is written (golang/go#57786). The body has been
+	// read in full by now, so this is defence in depth; it is enabled only
+	// after a complete read, because with full duplex on, returning early
+	// with an unread body races the server's own read of the connection.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 
 	if !g.admit(w, r, c) {
 		return
@@ -299,6 +306,10 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		g.auth.PrepareUpstreamHeaders(out.Header, assertion)
 	} else {
 		identity.StripClientIdentityHeaders(out.Header, nil)
+		identity.StripCredentials(out.Header)
+	}
+	if c.mask.m != nil {
+		c.mask.m.RequestHeaderHint(out.Header)
 	}
 	pr.SetXForwarded()
 	c.upstreamStart = g.now()
@@ -352,6 +363,16 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		if sw, ok := w.(*statusWriter); ok {
 			sw.status = 499
 		}
+		return
+	}
+	if errors.Is(err, mask.ErrBlocked) {
+		g.log.Warn("response blocked by masking", "request_id", c.requestID, "route", c.route.name, "err", err)
+		msg := "the upstream response could not be masked safely and was withheld"
+		var be *mask.BlockedError
+		if errors.As(err, &be) {
+			msg += ": " + be.Reason
+		}
+		g.fail(w, c, http.StatusBadGateway, errMasking, msg)
 		return
 	}
 	var ne net.Error

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/mask"
+	"github.com/wardenhq/warden/internal/policy"
 )
 
 // Maskers provides the masking profiles that policy decisions name.
@@ -14,23 +17,127 @@ type Maskers interface {
 
 // maskState is the masking part of a call.
 type maskState struct {
+	m   *mask.Masker
 	rec *mask.Recorder
 }
 
-// wrapMasking installs the masker the decision asked for on the response.
-func (g *Gateway) wrapMasking(resp *http.Response, c *call) error {
+// logProfile is the profile used to redact request parameters recorded in
+// the audit log when the deciding rule names none.
+const logProfile = "default"
+
+// maxLoggedBody caps the request body recorded with log: full.
+const maxLoggedBody = 64 << 10
+
+// chooseMasker sets up response masking for the decision's profile. A
+// profile the configuration does not define refuses the request: without
+// it the caller would see unmasked data.
+func (g *Gateway) chooseMasker(c *call) error {
+	name := c.adm.decision.Mask
+	if name == "" || g.masks == nil {
+		if name != "" {
+			return errors.New("policy rule " + c.adm.decision.Rule + " asks for masking profile " + name + " but masking is not configured")
+		}
+		return nil
+	}
+	m, ok := g.masks.Profile(name)
+	if !ok {
+		return errors.New("policy rule " + c.adm.decision.Rule + " asks for masking profile " + name + ", which is not configured")
+	}
+	c.mask.m = m
+	c.mask.rec = mask.NewRecorder()
 	return nil
 }
 
-// maskActions converts what the masker recorded for the audit entry.
-func (c *call) maskActions() []audit.MaskAction {
+// wrapMasking installs the masker on the response (JSON rewritten, SSE and
+// text streamed with a bounded hold-back). An error blocks the response.
+func (g *Gateway) wrapMasking(resp *http.Response, c *call) error {
+	if c.mask.m == nil {
+		return nil
+	}
+	kind := mask.StreamGeneric
+	if c.route.profile == "openai" {
+		kind = mask.StreamOpenAI
+	}
+	return c.mask.m.WrapResponse(resp, c.mask.rec, kind)
+}
+
+// maskActions converts what the masker recorded for the audit entry and
+// counts it in the metrics.
+func (g *Gateway) maskActions(c *call) []audit.MaskAction {
 	if c.mask.rec == nil {
 		return nil
 	}
 	acts := c.mask.rec.Actions()
+	if len(acts) == 0 {
+		return nil
+	}
 	out := make([]audit.MaskAction, 0, len(acts))
 	for _, a := range acts {
+		g.metrics.maskActions.WithLabelValues(a.Rule, a.Entity).Add(float64(a.Count))
 		out = append(out, audit.MaskAction{Rule: a.Rule, Entity: a.Entity, Location: a.Location, Count: a.Count, Fingerprint: a.Fingerprint})
 	}
 	return out
+}
+
+// params are the request parameters recorded in the audit log, per the
+// deciding rule's log mode (docs/audit.md):
+//   - hash_only: none (the body hash is always recorded);
+//   - redacted (default): the body facts (model, stream, sizes, tool
+//     names), string values passed through the masker;
+//   - full: the facts and the request body itself, PII masked by the same
+//     detectors, capped at 64 KiB.
+//
+// Raw values that masking removed are never recorded.
+func (g *Gateway) params(c *call) map[string]any {
+	mode := c.adm.decision.Log
+	if mode == policy.LogHashOnly || (len(c.adm.facts) == 0 && mode != policy.LogFull) {
+		return nil
+	}
+	m := c.mask.m
+	if m == nil && g.masks != nil {
+		m, _ = g.masks.Profile(logProfile)
+	}
+	out := make(map[string]any, len(c.adm.facts)+1)
+	for k, v := range c.adm.facts {
+		out[k] = redactValue(m, "request:"+k, v)
+	}
+	if mode == policy.LogFull && len(c.body) > 0 {
+		body := c.body
+		if len(body) > maxLoggedBody {
+			out["body_truncated"] = true
+			body = body[:maxLoggedBody]
+		}
+		if m != nil {
+			body, _ = m.RedactJSONForLog(body)
+		}
+		if json.Valid(body) {
+			out["body"] = json.RawMessage(body)
+		} else {
+			out["body"] = string(body)
+		}
+	}
+	return out
+}
+
+func redactValue(m *mask.Masker, loc string, v any) any {
+	if m == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case string:
+		return m.MaskText(x, loc, mask.NewRecorder())
+	case []string:
+		out := make([]string, len(x))
+		for i, s := range x {
+			out[i] = m.MaskText(s, loc, mask.NewRecorder())
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, s := range x {
+			out[i] = redactValue(m, loc, s)
+		}
+		return out
+	}
+	return v
 }

@@ -116,6 +116,11 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			return false
 		}
 	}
+	if err := g.chooseMasker(c); err != nil {
+		g.log.Error("masking misconfigured; request refused", "request_id", c.requestID, "err", err)
+		g.refusePolicy(w, r, c, http.StatusInternalServerError, errMasking, "the masking profile this request needs is not configured")
+		return false
+	}
 	if g.audit != nil {
 		e := g.entry(r, c, audit.KindRequestAdmitted)
 		e.BytesIn = int64(len(c.body))
@@ -151,7 +156,15 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	}
 	e.Upstream = c.upstreamHdr
 	e.Gateway = c.added
-	e.Masking = c.maskActions()
+	e.Masking = g.maskActions(c)
+	if c.mask.rec != nil {
+		if f := c.mask.rec.Failure(); f != "" {
+			if e.Details == nil {
+				e.Details = map[string]any{}
+			}
+			e.Details["masking_failure"] = f
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
 	defer cancel()
 	if _, err := g.audit.Append(ctx, e); err != nil {
@@ -191,17 +204,6 @@ func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
 		e.Details = map[string]any{"request_id_source": "client"}
 	}
 	return e
-}
-
-// params are the request parameters recorded in the audit log, per the
-// deciding rule's log mode: hash_only records none (the body hash is
-// always there); redacted and full record the body facts (model, stream,
-// sizes, tool names), never message content.
-func (g *Gateway) params(c *call) map[string]any {
-	if c.adm.decision.Log == policy.LogHashOnly || len(c.adm.facts) == 0 {
-		return nil
-	}
-	return c.adm.facts
 }
 
 // refuseAuth answers 401/400/503 per RFC 6750 and records the refusal.
