@@ -313,4 +313,3 @@ func (h *handler) grants(w http.ResponseWriter, r *http.Request, p *identity.Pri
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"grants": gs})
 }
-
