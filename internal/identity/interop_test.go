@@ -25,12 +25,18 @@ func TestInteropOIDCProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// CI installs the provider and sets WARDEN_TEST_REQUIRE_INTEROP: there
+	// a missing install is a failure, not a skip.
+	skip := t.Skip
+	if os.Getenv("WARDEN_TEST_REQUIRE_INTEROP") != "" {
+		skip = t.Fatal
+	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
-		t.Skip("oidc-provider not installed; run `npm ci --prefix internal/identity/testdata/oidc-provider` to enable this interop test")
+		skip("oidc-provider not installed; run `npm ci --prefix internal/identity/testdata/oidc-provider` to enable this interop test")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node not found in PATH; install Node.js 20 to run the oidc-provider interop test")
+		skip("node not found in PATH; install Node.js 20 to run the oidc-provider interop test")
 	}
 	for _, alg := range []string{"RS256", "ES256"} {
 		t.Run(alg, func(t *testing.T) {
