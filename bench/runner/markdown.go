@@ -78,6 +78,29 @@ func checks(rep *Report) []Check {
 		out = append(out, c)
 	}
 	{
+		c := Check{Name: fmt.Sprintf("quiet machine (other processes used ≤ %.2f cores during every measurement)", noisyCores), Target: "every target"}
+		var noisy []string
+		worst := 0.0
+		for _, r := range append(append([]Row{}, rep.Closed...), rep.Open...) {
+			if r.OtherCores > noisyCores {
+				noisy = append(noisy, r.Workload+"/"+r.Target)
+			}
+			worst = max(worst, r.OtherCores)
+		}
+		for _, s := range rep.Streams {
+			if s.OtherCores > noisyCores {
+				noisy = append(noisy, "streams/"+s.Target)
+			}
+			worst = max(worst, s.OtherCores)
+		}
+		c.Verdict = verdict(len(noisy) == 0)
+		c.Measured = fmt.Sprintf("worst %.2f cores", worst)
+		if len(noisy) > 0 {
+			c.Measured += fmt.Sprintf("; disturbed: %s — re-run on a quiet machine before trusting these", strings.Join(noisy, ", "))
+		}
+		out = append(out, c)
+	}
+	{
 		c := Check{Name: "every measurement valid (no non-2xx, no transport errors)", Target: "every target"}
 		var bad []string
 		for _, r := range append(append([]Row{}, rep.Closed...), rep.Open...) {
@@ -112,6 +135,17 @@ func cpu(x float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.3f", x)
+}
+
+// noisyCores is the other-process load above which a measurement is
+// flagged as disturbed.
+const noisyCores = 0.25
+
+func load(x float64) string {
+	if x > noisyCores {
+		return fmt.Sprintf("**%.2f**", x)
+	}
+	return fmt.Sprintf("%.2f", x)
 }
 
 func signed(x float64) string { return fmt.Sprintf("%+.2f", x) }
@@ -157,39 +191,39 @@ func (rep *Report) Markdown() string {
 	for _, n := range s.Conns {
 		wl := fmt.Sprintf("chat-c%d", n)
 		w("## Closed loop, %d connections (1 KB chat completion)\n\n", n)
-		w("| target | req/s | × direct | × floor | p50 ms | p90 ms | p99 ms | p99.9 ms | non-2xx / errors | proxy CPU s per 1k req | generator / upstream CPU s per 1k | valid |\n")
-		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		w("| target | req/s | × direct | × floor | p50 ms | p90 ms | p99 ms | p99.9 ms | non-2xx / errors | proxy CPU s per 1k req | generator / upstream CPU s per 1k | other load (cores) | valid |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, r := range rep.Closed {
 			if r.Workload != wl {
 				continue
 			}
-			w("| %s | %.0f | %s | %s | %.2f | %.2f | %.2f | %.2f | %d / %d | %s | %s / %s | %s |\n",
+			w("| %s | %.0f | %s | %s | %.2f | %.2f | %.2f | %.2f | %d / %d | %s | %s / %s | %s | %s |\n",
 				r.Target, r.RPS, ratio(r.RatioDirect), ratio(r.RatioFloor), r.P50, r.P90, r.P99, r.P999,
-				r.Non2xx, r.Errors, cpu(r.CPUPer1k), cpu(r.GenCPUPer1k), cpu(r.UpstreamCPUPer1k), validity(r.Valid, r.FirstError))
+				r.Non2xx, r.Errors, cpu(r.CPUPer1k), cpu(r.GenCPUPer1k), cpu(r.UpstreamCPUPer1k), load(r.OtherCores), validity(r.Valid, r.FirstError))
 		}
 		w("\n")
 	}
 
 	w("## Open loop at %.0f req/s (%s)\n\n", rep.OpenRate, rep.OpenRateBasis)
 	w("Latency counts from each request's intended send time, so queueing is not hidden (no coordinated omission). Added = target minus direct.\n\n")
-	w("| target | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | send lag p99 ms | non-2xx / errors | proxy CPU s per 1k req | valid |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	w("| target | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | send lag p99 ms | non-2xx / errors | proxy CPU s per 1k req | other load (cores) | valid |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rep.Open {
-		w("| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.2f | %d / %d | %s | %s |\n",
+		w("| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %.2f | %d / %d | %s | %s | %s |\n",
 			r.Target, r.RPS, r.P50, r.P90, r.P99, r.P999, signed(r.AddedP50), signed(r.AddedP99), r.SendLagP99,
-			r.Non2xx, r.Errors, cpu(r.CPUPer1k), validity(r.Valid, r.FirstError))
+			r.Non2xx, r.Errors, cpu(r.CPUPer1k), load(r.OtherCores), validity(r.Valid, r.FirstError))
 	}
 	w("\n")
 
 	w("## Streams: %d concurrent SSE streams, %d deltas %.0f ms apart (PII split across deltas)\n\n", s.StreamConns, s.StreamDeltas, s.StreamPaceMs)
 	w("TTFT = request sent → first content delta. Gap = time between consecutive content events (the upstream paces them %.0f ms apart). Added = target minus direct. A stream is complete only if its final delta and `data: [DONE]` arrived.\n\n", s.StreamPaceMs)
-	w("| target | completed | truncated | non-2xx / errors | streams/s | TTFT p50 ms | TTFT p99 ms | added TTFT p50 | added TTFT p99 | gap p50 ms | gap p99 ms | added gap p50 | added gap p99 | proxy CPU s per 1k streams | valid |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	w("| target | completed | truncated | non-2xx / errors | streams/s | TTFT p50 ms | TTFT p99 ms | added TTFT p50 | added TTFT p99 | gap p50 ms | gap p99 ms | added gap p50 | added gap p99 | proxy CPU s per 1k streams | other load (cores) | valid |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rep.Streams {
-		w("| %s | %d | %d | %d / %d | %.0f | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n",
+		w("| %s | %d | %d | %d / %d | %.0f | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n",
 			r.Target, r.Completed, r.Truncated, r.Non2xx, r.Errors, r.StreamsPerSec, r.TTFTP50, r.TTFTP99,
 			signed(r.TTFTAddedP50), signed(r.TTFTAddedP99), r.GapP50, r.GapP99, signed(r.GapAddedP50), signed(r.GapAddedP99),
-			cpu(r.CPUPer1k), validity(r.Valid, r.FirstError))
+			cpu(r.CPUPer1k), load(r.OtherCores), validity(r.Valid, r.FirstError))
 	}
 	w("\n")
 

@@ -128,3 +128,35 @@ func parseHWM(b []byte) (int64, error) {
 	}
 	return 0, fmt.Errorf("procstat: no VmHWM")
 }
+
+// MachineBusy is the CPU time all processes on the machine have used
+// (every CPU's user, nice, system, irq, softirq and steal time from
+// /proc/stat), so a measurement can tell how much CPU went to processes
+// other than the ones it runs.
+func MachineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineBusy(b)
+}
+
+func parseMachineBusy(b []byte) (time.Duration, error) {
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("procstat: malformed /proc/stat")
+	}
+	var busy uint64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("procstat: /proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTick, nil
+}

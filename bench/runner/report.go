@@ -93,7 +93,11 @@ type Row struct {
 	// upstream's CPU seconds per 1000 requests in the same measurements.
 	GenCPUPer1k      float64 `json:"gen_cpu_s_per_1k"`
 	UpstreamCPUPer1k float64 `json:"upstream_cpu_s_per_1k"`
-	Valid            bool    `json:"valid"`
+	// OtherCores is how many cores other processes on the machine used
+	// on average during the measurements: noise that the ratios cannot
+	// remove when it is large.
+	OtherCores float64 `json:"other_cores"`
+	Valid      bool    `json:"valid"`
 }
 
 // StreamRow is one target under the streaming workload (ms).
@@ -115,6 +119,7 @@ type StreamRow struct {
 	GapAddedP50   float64 `json:"gap_added_p50_ms"`
 	GapAddedP99   float64 `json:"gap_added_p99_ms"`
 	CPUPer1k      float64 `json:"cpu_s_per_1k_streams"`
+	OtherCores    float64 `json:"other_cores"`
 	Valid         bool    `json:"valid"`
 }
 
@@ -171,6 +176,7 @@ func (r *run) rows(wl string, cells map[string]*cell, conns int) []Row {
 			OK: c.res.OK, Non2xx: c.res.Non2xx, Errors: c.res.Errors, FirstError: c.res.FirstError,
 			CPUPer1k: cpuPer1k(c), Valid: c.res.Valid(),
 			GenCPUPer1k: per1k(c.genCPU, c.answers), UpstreamCPUPer1k: per1k(c.upCPU, c.answers),
+			OtherCores: otherCores(c),
 		}
 		if c.res.SendLag != nil {
 			row.SendLagP99 = q(c.res.SendLag, 0.99)
@@ -213,7 +219,7 @@ func (r *run) streamRows(cells map[string]*cell) []StreamRow {
 			StreamsPerSec: median(c.reps),
 			TTFTP50:       q(s.TTFT, 0.5), TTFTP99: q(s.TTFT, 0.99),
 			GapP50: q(s.Gap, 0.5), GapP99: q(s.Gap, 0.99),
-			CPUPer1k: cpuPer1k(c), Valid: s.Valid(),
+			CPUPer1k: cpuPer1k(c), OtherCores: otherCores(c), Valid: s.Valid(),
 		})
 	}
 	for i := range out {
@@ -232,6 +238,13 @@ func cpuPer1k(c *cell) float64 {
 		return -1
 	}
 	return per1k(c.cpu, c.answers)
+}
+
+func otherCores(c *cell) float64 {
+	if c.wall <= 0 {
+		return 0
+	}
+	return c.otherCPU.Seconds() / c.wall.Seconds()
 }
 
 func per1k(d time.Duration, n uint64) float64 {

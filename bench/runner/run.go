@@ -27,6 +27,10 @@ type cell struct {
 	// upstream's CPU time during the measurements: the rest of the
 	// machine's budget, which the proxy competes with.
 	genCPU, upCPU time.Duration
+	// otherCPU is the CPU all other processes on the machine used during
+	// the measurements, and wall their total duration: their ratio says
+	// how many cores something else took (noise).
+	otherCPU, wall time.Duration
 }
 
 type run struct {
@@ -192,12 +196,14 @@ func (r *run) available() []*Target {
 // cpuMark is the CPU time of the proxy, this process and the upstream at
 // the start of a measurement.
 type cpuMark struct {
-	proxy, gen, up time.Duration
-	ok             bool
+	proxy, gen, up, busy time.Duration
+	at                   time.Time
+	ok                   bool
 }
 
 func (r *run) cpuStart(t *Target) cpuMark {
-	var m cpuMark
+	m := cpuMark{at: time.Now()}
+	m.busy, _ = MachineBusy()
 	m.gen, _ = selfCPU()
 	m.up, _ = CPUTime(r.env.upProc.PID())
 	if t.pid() == 0 {
@@ -209,22 +215,29 @@ func (r *run) cpuStart(t *Target) cpuMark {
 }
 
 func (r *run) cpuEnd(c *cell, t *Target, m cpuMark) {
+	var gen, up, proxy time.Duration
 	if g, err := selfCPU(); err == nil {
-		c.genCPU += g - m.gen
+		gen = g - m.gen
 	}
 	if u, err := CPUTime(r.env.upProc.PID()); err == nil {
-		c.upCPU += u - m.up
+		up = u - m.up
 	}
-	if !m.ok {
+	c.genCPU += gen
+	c.upCPU += up
+	if m.ok {
+		if end, err := CPUTime(t.pid()); err == nil {
+			proxy = end - m.proxy
+			c.cpu += proxy
+		} else {
+			c.cpuOK = false
+		}
+	} else {
 		c.cpuOK = false
-		return
 	}
-	end, err := CPUTime(t.pid())
-	if err != nil {
-		c.cpuOK = false
-		return
+	if busy, err := MachineBusy(); err == nil {
+		c.otherCPU += max(0, busy-m.busy-gen-up-proxy)
+		c.wall += time.Since(m.at)
 	}
-	c.cpu += end - m.proxy
 }
 
 // selfCPU is this process's CPU time (without the children it started).
