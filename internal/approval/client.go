@@ -1,0 +1,132 @@
+package approval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Client calls the admin API served by NewHandler (used by the warden
+// approvals CLI). The token is sent as a bearer token and never appears
+// in errors.
+type Client struct {
+	// BaseURL is the admin listener, e.g. http://127.0.0.1:9090.
+	BaseURL string
+	// Token is the caller's bearer token (OIDC access token).
+	Token string
+	// HTTP is the client to use (nil: http.DefaultClient).
+	HTTP *http.Client
+}
+
+// APIError is an error answer of the admin API.
+type APIError struct {
+	Status  int
+	Type    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("admin API: %d %s: %s", e.Status, e.Type, e.Message)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("approvals client: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, rd)
+	if err != nil {
+		return fmt.Errorf("approvals client: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("approvals client: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("approvals client: %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Type, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Type == "" {
+			return &APIError{Status: resp.StatusCode, Type: "http", Message: strings.TrimSpace(string(b))}
+		}
+		return &APIError{Status: resp.StatusCode, Type: e.Error.Type, Message: e.Error.Message}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("approvals client: %s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// List lists requests; q holds state, requester, setting, kind, limit.
+func (c *Client) List(ctx context.Context, q url.Values) ([]View, error) {
+	var out struct {
+		Approvals []View `json:"approvals"`
+	}
+	p := "/v1/approvals"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, p, nil, &out)
+	return out.Approvals, err
+}
+
+// Get returns one request.
+func (c *Client) Get(ctx context.Context, id string) (*View, error) {
+	var v View
+	return &v, c.do(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &v)
+}
+
+// Approve, Deny, Cancel and Revoke act on a request with a reason.
+func (c *Client) Approve(ctx context.Context, id, reason string) (*View, error) {
+	return c.act(ctx, "/v1/approvals/"+url.PathEscape(id)+"/approve", reason)
+}
+
+// Deny denies request id.
+func (c *Client) Deny(ctx context.Context, id, reason string) (*View, error) {
+	return c.act(ctx, "/v1/approvals/"+url.PathEscape(id)+"/deny", reason)
+}
+
+// Cancel withdraws the caller's own pending request id.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (*View, error) {
+	return c.act(ctx, "/v1/approvals/"+url.PathEscape(id)+"/cancel", reason)
+}
+
+// Revoke ends grant id.
+func (c *Client) Revoke(ctx context.Context, id, reason string) (*View, error) {
+	return c.act(ctx, "/v1/grants/"+url.PathEscape(id)+"/revoke", reason)
+}
+
+func (c *Client) act(ctx context.Context, path, reason string) (*View, error) {
+	var v View
+	return &v, c.do(ctx, http.MethodPost, path, ReasonBody{Reason: reason}, &v)
+}
+
+// RequestGrant asks for a just-in-time grant.
+func (c *Client) RequestGrant(ctx context.Context, b CreateBody) (*View, error) {
+	var v View
+	return &v, c.do(ctx, http.MethodPost, "/v1/approvals", b, &v)
+}
