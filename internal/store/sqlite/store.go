@@ -178,6 +178,9 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	if contiguous(indexes) {
+		return s.readHashRange(ctx, indexes[0], int64(len(indexes)))
+	}
 	out := make([]tlog.Hash, len(indexes))
 	found := make(map[int64]tlog.Hash, len(indexes))
 	const chunk = 500
@@ -221,6 +224,51 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 			return nil, fmt.Errorf("sqlite: read hash %d: %w", x, audit.ErrNotFound)
 		}
 		out[i] = h
+	}
+	return out, nil
+}
+
+func contiguous(idx []int64) bool {
+	if len(idx) < 2 {
+		return false
+	}
+	for i := 1; i < len(idx); i++ {
+		if idx[i] != idx[i-1]+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// readHashRange reads n hashes from index start with one range scan (the
+// verifier's access pattern).
+func (s *Store) readHashRange(ctx context.Context, start, n int64) ([]tlog.Hash, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT idx, hash FROM hashes WHERE idx >= ? AND idx < ? ORDER BY idx", start, start+n)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read hashes: %w", err)
+	}
+	defer rows.Close()
+	out := make([]tlog.Hash, 0, n)
+	var h []byte
+	for rows.Next() {
+		var idx int64
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, fmt.Errorf("sqlite: read hashes: %w", err)
+		}
+		want := start + int64(len(out))
+		if idx != want {
+			return nil, fmt.Errorf("sqlite: read hash %d: %w", want, audit.ErrNotFound)
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("sqlite: read hashes: hash %d has %d bytes", idx, len(h))
+		}
+		out = append(out, tlog.Hash(h))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read hashes: %w", err)
+	}
+	if int64(len(out)) != n {
+		return nil, fmt.Errorf("sqlite: read hash %d: %w", start+int64(len(out)), audit.ErrNotFound)
 	}
 	return out, nil
 }
