@@ -15,10 +15,10 @@ import (
 	"github.com/goccy/go-yaml"
 )
 
-// DefaultCostLimit bounds the cost of one rule expression, both as
-// estimated at load (worst case over the size bounds below) and as
-// measured at run time. The unit is CEL's abstract cost (roughly one per
-// operation or per element visited).
+// DefaultCostLimit bounds the worst-case cost of one rule expression, as
+// estimated at load over the size bounds below (which Decide enforces on
+// every input, so run-time cost tracking is unnecessary). The unit is
+// CEL's abstract cost (roughly one per operation or element visited).
 const DefaultCostLimit = 100_000
 
 // Size bounds assumed by the load-time cost estimate and enforced on
