@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 func TestMaskJSON(t *testing.T) {
@@ -101,3 +103,5 @@ func TestParseJSONPath(t *testing.T) {
 		}
 	}
 }
+
+func jsontextValid(b []byte) bool { return jsontext.Value(b).IsValid() }

@@ -138,6 +138,9 @@ func (s *sseMasker) processLine(line string) {
 		s.dispatch()
 		return
 	}
+	if s.failed {
+		return
+	}
 	if line[0] == ':' {
 		// A comment; masked like any text the caller receives.
 		s.out = append(s.out, s.m.MaskText(line, "sse:comment", s.rec)...)
@@ -181,6 +184,9 @@ func (s *sseMasker) fail(reason string) {
 }
 
 func (s *sseMasker) writeEvent(name string, hasName bool, id string, hasID bool, retry string, hasRetry bool, data string, hasData bool) {
+	if s.failed {
+		return // nothing follows a fail-closed error event
+	}
 	if hasName {
 		s.out = append(s.out, "event: "...)
 		s.out = append(s.out, name...)
