@@ -43,6 +43,7 @@ type Engine struct {
 	debounce time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	check    func(*Policy) error
 
 	cur atomic.Pointer[Policy]
 
@@ -63,6 +64,12 @@ func WithLogger(l *slog.Logger) EngineOption { return func(e *Engine) { e.log = 
 // WithClock sets the clock used for Change.At (default time.Now).
 func WithClock(now func() time.Time) EngineOption { return func(e *Engine) { e.now = now } }
 
+// WithCheck adds a check every policy must pass before it is installed,
+// at start and on each reload (for example that the masking profiles it
+// names exist). A policy failing the check is treated like one that does
+// not load: NewEngine fails, Reload keeps the old policy.
+func WithCheck(check func(*Policy) error) EngineOption { return func(e *Engine) { e.check = check } }
+
 // NewEngine loads the policy at path. It fails if the policy does not
 // load, so a gateway never starts with no or half a policy.
 func NewEngine(path string, opts ...EngineOption) (*Engine, error) {
@@ -74,12 +81,26 @@ func NewEngine(path string, opts ...EngineOption) (*Engine, error) {
 	for _, o := range opts {
 		o(e)
 	}
-	p, err := LoadFile(path)
+	p, err := e.load()
 	if err != nil {
 		return nil, err
 	}
 	e.cur.Store(p)
 	return e, nil
+}
+
+// load loads and checks the file.
+func (e *Engine) load() (*Policy, error) {
+	p, err := LoadFile(e.path)
+	if err != nil {
+		return nil, err
+	}
+	if e.check != nil {
+		if err := e.check(p); err != nil {
+			return nil, fmt.Errorf("policy: %s: %w", e.path, err)
+		}
+	}
+	return p, nil
 }
 
 // Current returns the policy in force. Use one *Policy for a whole
@@ -107,7 +128,7 @@ func (e *Engine) Reload(actor string) (Change, error) {
 	defer e.mu.Unlock()
 	old := e.cur.Load().Version()
 	c := Change{Old: old, New: old, Actor: actor, At: e.now()}
-	p, err := LoadFile(e.path)
+	p, err := e.load()
 	if err != nil {
 		c.Err = err
 		e.log.Warn("policy reload failed; keeping the previous version", "path", e.path, "actor", actor, "version", old, "err", err)
@@ -210,23 +231,24 @@ type reloadResponse struct {
 }
 
 // ReloadHandler returns the admin API endpoint that reloads the policy
-// on POST. subject returns the authenticated admin's subject for the
-// request ("" means unauthenticated: 401); the reload's actor is
-// "admin:<subject>". It answers 200 with {"old","new","changed"}, or 422
-// with "error" when the new policy does not load (the old one stays).
-func (e *Engine) ReloadHandler(subject func(*http.Request) string) http.Handler {
+// on POST. actor returns the actor to record for the request, by
+// convention "admin:<subject>" of the authenticated admin; "" means
+// unauthenticated and is answered 401. It answers 200 with
+// {"old","new","changed"}, or 422 with "error" as well when the new
+// policy does not load (the old one stays in force).
+func (e *Engine) ReloadHandler(actor func(*http.Request) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
 			return
 		}
-		sub := subject(r)
-		if sub == "" {
+		who := actor(r)
+		if who == "" {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "authentication required"})
 			return
 		}
-		c, err := e.Reload("admin:" + sub)
+		c, err := e.Reload(who)
 		resp := reloadResponse{Old: c.Old, New: c.New, Changed: c.Changed()}
 		status := http.StatusOK
 		if err != nil {

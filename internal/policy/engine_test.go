@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -196,7 +197,12 @@ func TestReloadOnSIGHUP(t *testing.T) {
 
 func TestReloadHandler(t *testing.T) {
 	e, path, ch := newTestEngine(t, policyV1)
-	srv := httptest.NewServer(e.ReloadHandler(func(r *http.Request) string { return r.Header.Get("X-Test-Admin") }))
+	srv := httptest.NewServer(e.ReloadHandler(func(r *http.Request) string {
+		if sub := r.Header.Get("X-Test-Admin"); sub != "" {
+			return "admin:" + sub
+		}
+		return ""
+	}))
 	defer srv.Close()
 	do := func(method, admin string) (int, reloadResponse) {
 		req, _ := http.NewRequest(method, srv.URL, nil)
@@ -247,5 +253,33 @@ func TestConfig(t *testing.T) {
 	c.File = "policy.yaml"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCheckRejectsPolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyV1)
+	noAdmins := func(p *Policy) error {
+		for _, r := range p.Rules() {
+			if r.Name == "admins" {
+				return errors.New("rule admins is not allowed here")
+			}
+		}
+		return nil
+	}
+	e, err := NewEngine(path, WithLogger(quietLogger()), WithCheck(noAdmins))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.Current()
+	writeFile(t, path, policyV2) // loads, but fails the check
+	if _, err := e.Reload("sighup"); err == nil || !strings.Contains(err.Error(), "rule admins is not allowed") {
+		t.Fatalf("reload: %v", err)
+	}
+	if e.Current() != before {
+		t.Fatal("a policy failing the check was installed")
+	}
+	if _, err := NewEngine(path, WithCheck(noAdmins)); err == nil {
+		t.Fatal("NewEngine accepted a policy failing the check")
 	}
 }
