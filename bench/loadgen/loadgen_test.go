@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/bench/floor"
-	"github.com/wardenhq/warden/bench/hist"
 	"github.com/wardenhq/warden/bench/upstream"
 )
 
@@ -169,12 +168,16 @@ func TestStreamOutcomes(t *testing.T) {
 func TestStreamContent(t *testing.T) {
 	srv := httptest.NewServer(upstream.New(upstream.Options{StreamDeltas: 12}))
 	defer srv.Close()
-	out, text, err := StreamContent(context.Background(), NewClient(1), streamReq(srv.URL), upstream.StreamEnd, hist.New(), hist.New())
+	res := NewStreamResult()
+	out, text, err := StreamContent(context.Background(), NewClient(1), streamReq(srv.URL), upstream.StreamEnd, &res)
 	if out != StreamCompleted || err != nil {
 		t.Fatalf("outcome %d, %v", out, err)
 	}
 	if want := strings.Join(upstream.StreamDeltas(upstream.ModelPII, 12), ""); text != want {
 		t.Errorf("content %q, want %q", text, want)
+	}
+	if res.TTFB.Count() != 1 || res.TTFT.Count() != 1 || res.Gap.Count() != 11 {
+		t.Errorf("timings recorded: ttfb %d ttft %d gaps %d, want 1, 1, 11", res.TTFB.Count(), res.TTFT.Count(), res.Gap.Count())
 	}
 	if !strings.Contains(text, upstream.PIIEmail) {
 		t.Errorf("joined PII stream lacks %s", upstream.PIIEmail)

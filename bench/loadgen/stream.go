@@ -27,6 +27,8 @@ type StreamResult struct {
 	Non2xx, Errors uint64
 	// FirstError describes the first failure, if any.
 	FirstError string
+	// TTFB is the time from sending the request to the response headers.
+	TTFB *hist.Histogram
 	// TTFT is the time from sending the request to the first content delta.
 	TTFT *hist.Histogram
 	// Gap is the time between two consecutive content-bearing events.
@@ -49,9 +51,12 @@ func (r *StreamResult) Merge(o *StreamResult) {
 	if r.FirstError == "" {
 		r.FirstError = o.FirstError
 	}
-	if r.TTFT == nil {
-		r.TTFT, r.Gap = hist.New(), hist.New()
+	for _, h := range []**hist.Histogram{&r.TTFB, &r.TTFT, &r.Gap} {
+		if *h == nil {
+			*h = hist.New()
+		}
 	}
+	r.TTFB.Merge(o.TTFB)
 	r.TTFT.Merge(o.TTFT)
 	r.Gap.Merge(o.Gap)
 	r.Elapsed += o.Elapsed
@@ -142,11 +147,11 @@ func RunStreams(ctx context.Context, c *http.Client, r Request, conns int, d tim
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for i := range ws {
-		w := &sw{res: StreamResult{TTFT: hist.New(), Gap: hist.New()}}
+		w := &sw{res: NewStreamResult()}
 		ws[i] = w
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				out, err := Stream(ctx, c, r, endMarker, w.res.TTFT, w.res.Gap)
+				out, _, err := StreamContent(ctx, c, r, endMarker, &w.res)
 				switch out {
 				case StreamCompleted:
 					w.res.Completed++
@@ -164,7 +169,7 @@ func RunStreams(ctx context.Context, c *http.Client, r Request, conns int, d tim
 		})
 	}
 	wg.Wait()
-	total := StreamResult{TTFT: hist.New(), Gap: hist.New()}
+	total := NewStreamResult()
 	for _, w := range ws {
 		total.Merge(&w.res)
 	}
@@ -174,14 +179,21 @@ func RunStreams(ctx context.Context, c *http.Client, r Request, conns int, d tim
 
 // Stream sends r once and reads the answer as an SSE stream (see
 // ReadStream); a non-2xx answer is StreamNon2xx, no answer StreamError.
-func Stream(ctx context.Context, c *http.Client, r Request, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, error) {
-	out, _, err := StreamContent(ctx, c, r, endMarker, ttft, gap)
+func Stream(ctx context.Context, c *http.Client, r Request, endMarker string) (StreamOutcome, error) {
+	res := NewStreamResult()
+	out, _, err := StreamContent(ctx, c, r, endMarker, &res)
 	return out, err
 }
 
+// NewStreamResult returns an empty result with its histograms allocated.
+func NewStreamResult() StreamResult {
+	return StreamResult{TTFB: hist.New(), TTFT: hist.New(), Gap: hist.New()}
+}
+
 // StreamContent is Stream that also returns the stream's concatenated
-// content deltas (what a chat client would display).
-func StreamContent(ctx context.Context, c *http.Client, r Request, endMarker string, ttft, gap *hist.Histogram) (StreamOutcome, string, error) {
+// content deltas (what a chat client would display) and records its
+// timings into res's histograms (res's counters are left alone).
+func StreamContent(ctx context.Context, c *http.Client, r Request, endMarker string, res *StreamResult) (StreamOutcome, string, error) {
 	req, err := r.build(ctx)
 	if err != nil {
 		return StreamError, "", err
@@ -191,10 +203,11 @@ func StreamContent(ctx context.Context, c *http.Client, r Request, endMarker str
 	if err != nil {
 		return StreamError, "", err
 	}
+	res.TTFB.RecordDuration(time.Since(sent))
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return StreamNon2xx, "", errors.New(resp.Status)
 	}
-	return readStream(resp.Body, sent, endMarker, ttft, gap)
+	return readStream(resp.Body, sent, endMarker, res.TTFT, res.Gap)
 }

@@ -216,12 +216,12 @@ func (rep *Report) Markdown() string {
 	w("\n")
 
 	w("## Streams: %d concurrent SSE streams, %d deltas %.0f ms apart (PII split across deltas)\n\n", s.StreamConns, s.StreamDeltas, s.StreamPaceMs)
-	w("TTFT = request sent → first content delta. Gap = time between consecutive content events (the upstream paces them %.0f ms apart). Added = target minus direct. A stream is complete only if its final delta and `data: [DONE]` arrived.\n\n", s.StreamPaceMs)
-	w("| target | completed | truncated | non-2xx / errors | streams/s | TTFT p50 ms | TTFT p99 ms | added TTFT p50 | added TTFT p99 | gap p50 ms | gap p99 ms | added gap p50 | added gap p99 | proxy CPU s per 1k streams | other load (cores) | valid |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	w("TTFB = request sent → response headers (the role-only first event follows at once). TTFT = request sent → first content delta. Gap = time between consecutive content events (the upstream paces them %.0f ms apart). Added = target minus direct. A stream is complete only if its final delta and `data: [DONE]` arrived.\n\n", s.StreamPaceMs)
+	w("| target | completed | truncated | non-2xx / errors | streams/s | TTFB p50 ms | added TTFB p50 | TTFT p50 ms | TTFT p99 ms | added TTFT p50 | added TTFT p99 | gap p50 ms | gap p99 ms | added gap p50 | added gap p99 | proxy CPU s per 1k streams | other load (cores) | valid |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rep.Streams {
-		w("| %s | %d | %d | %d / %d | %.0f | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n",
-			r.Target, r.Completed, r.Truncated, r.Non2xx, r.Errors, r.StreamsPerSec, r.TTFTP50, r.TTFTP99,
+		w("| %s | %d | %d | %d / %d | %.0f | %.2f | %s | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n",
+			r.Target, r.Completed, r.Truncated, r.Non2xx, r.Errors, r.StreamsPerSec, r.TTFBP50, signed(r.TTFBAddedP50), r.TTFTP50, r.TTFTP99,
 			signed(r.TTFTAddedP50), signed(r.TTFTAddedP99), r.GapP50, r.GapP99, signed(r.GapAddedP50), signed(r.GapAddedP99),
 			cpu(r.CPUPer1k), load(r.OtherCores), validity(r.Valid, r.FirstError))
 	}

@@ -52,7 +52,7 @@ func (r *run) cell(wl, target string) *cell {
 	}
 	c := m[target]
 	if c == nil {
-		c = &cell{res: loadgen.Result{Latency: hist.New()}, stream: loadgen.StreamResult{TTFT: hist.New(), Gap: hist.New()}, cpuOK: true}
+		c = &cell{res: loadgen.Result{Latency: hist.New()}, stream: loadgen.NewStreamResult(), cpuOK: true}
 		m[target] = c
 	}
 	return c

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/bench/configs"
-	"github.com/wardenhq/warden/bench/hist"
 	"github.com/wardenhq/warden/bench/loadgen"
 	"github.com/wardenhq/warden/bench/nginx"
 	"github.com/wardenhq/warden/bench/upstream"
@@ -367,7 +366,8 @@ func (e *env) featuresActive(ctx context.Context, st configs.Stage, base, dataDi
 		if err != nil || strings.Contains(body, upstream.PIIEmail) {
 			return fmt.Errorf("masking is not active: the chat answer still holds the email (%v)", err)
 		}
-		out, text, err := loadgen.StreamContent(ctx, c, chatRequest(base, e.token, true), upstream.StreamEnd, hist.New(), hist.New())
+		res := loadgen.NewStreamResult()
+		out, text, err := loadgen.StreamContent(ctx, c, chatRequest(base, e.token, true), upstream.StreamEnd, &res)
 		if out != loadgen.StreamCompleted {
 			return fmt.Errorf("masked stream did not complete: %v", err)
 		}
@@ -411,7 +411,7 @@ func (e *env) smoke(ctx context.Context, base string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("chat call: %s: %s", resp.Status, oneLine(string(body)))
 	}
-	out, err := loadgen.Stream(ctx, c, chatRequest(base, e.token, true), upstream.StreamEnd, hist.New(), hist.New())
+	out, err := loadgen.Stream(ctx, c, chatRequest(base, e.token, true), upstream.StreamEnd)
 	if out != loadgen.StreamCompleted {
 		return fmt.Errorf("stream: outcome %d: %v", out, err)
 	}

@@ -184,6 +184,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, model string) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// Like OpenAI, the first event carries the role and no content, so a
+	// proxy can forward it at once; TTFT counts to the first content.
+	if _, err := w.Write(chunk(model, true, "", "")); err != nil {
+		return
+	}
+	_ = rc.Flush()
 	var t *time.Timer
 	for i, d := range StreamDeltas(model, s.opts.StreamDeltas) {
 		if i > 0 && s.opts.StreamPace > 0 {
@@ -198,7 +204,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, model string) {
 				return
 			}
 		}
-		if _, err := w.Write(chunk(model, i == 0, d, "")); err != nil {
+		if _, err := w.Write(chunk(model, false, d, "")); err != nil {
 			return
 		}
 		_ = rc.Flush()
@@ -212,6 +218,7 @@ func chunk(model string, first bool, content, finish string) []byte {
 	delta := map[string]string{}
 	if first {
 		delta["role"] = "assistant"
+		delta["content"] = ""
 	}
 	if content != "" {
 		delta["content"] = content

@@ -78,8 +78,11 @@ func TestStreamDeltas(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
 	}
-	if n := bytes.Count(b, []byte("data: ")); n != 7 { // 5 deltas + stop + [DONE]
-		t.Errorf("%d events, want 7:\n%s", n, b)
+	if n := bytes.Count(b, []byte("data: ")); n != 8 { // role + 5 deltas + stop + [DONE]
+		t.Errorf("%d events, want 8:\n%s", n, b)
+	}
+	if !bytes.HasPrefix(b, []byte(`data: {"choices":[{"delta":{"content":"","role":"assistant"}`)) {
+		t.Errorf("first event is not the role-only chunk: %.120s", b)
 	}
 	if !bytes.HasSuffix(b, []byte("data: [DONE]\n\n")) {
 		t.Errorf("stream does not end with [DONE]")
