@@ -41,7 +41,9 @@ func StartProcEnv(name, dir string, env []string, argv ...string) (*Proc, error)
 	}
 	// Own process group, so stopping it also stops its children (nginx
 	// workers) without touching anything else.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the harness dies without cleaning up, the kernel
+	// still ends its children.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -250,6 +250,10 @@ func selfCPU() (time.Duration, error) {
 }
 
 func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, rep int) {
+	// A hung target must not stall the run: answers still outstanding
+	// 10 s after the measurement's end are cut and counted as errors.
+	ctx, cancel := context.WithTimeout(ctx, r.o.Warmup+r.o.Duration+10*time.Second)
+	defer cancel()
 	c := r.cell(wl, t.Name)
 	client := loadgen.NewClient(conns)
 	defer client.CloseIdleConnections()
@@ -312,6 +316,10 @@ func (r *run) openRate() (float64, string) {
 }
 
 func (r *run) measureOpen(ctx context.Context, t *Target, rate float64, rep int) {
+	// A hung target must not stall the run: answers still outstanding
+	// 10 s after the measurement's end are cut and counted as errors.
+	ctx, cancel := context.WithTimeout(ctx, r.o.Warmup+r.o.Duration+10*time.Second)
+	defer cancel()
 	const wl = "chat-open"
 	c := r.cell(wl, t.Name)
 	client := loadgen.NewClient(r.o.OpenMaxInFlight)
@@ -329,6 +337,10 @@ func (r *run) measureOpen(ctx context.Context, t *Target, rate float64, rep int)
 }
 
 func (r *run) measureStreams(ctx context.Context, t *Target, rep int) {
+	// A hung target must not stall the run: answers still outstanding
+	// 10 s after the measurement's end are cut and counted as errors.
+	ctx, cancel := context.WithTimeout(ctx, r.o.Warmup+r.o.Duration+10*time.Second)
+	defer cancel()
 	const wl = "streams"
 	c := r.cell(wl, t.Name)
 	n := r.o.StreamConns
