@@ -234,9 +234,11 @@ func (s *sseMasker) dispatch() {
 	}
 	if s.kind == StreamOpenAI {
 		if jsontext.Value(data).IsValid() {
-			out, err := s.openAIEvent(ev, data)
+			out, drop, err := s.openAIEvent(ev, data)
 			if err == nil {
-				s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, out, true)
+				if !drop || ev.hasID || ev.hasRetry {
+					s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, out, true)
+				}
 				return
 			}
 			if s.m.failClosed {
@@ -392,12 +394,15 @@ func orDefault(p *int, d int) int {
 var chatFields = map[string]bool{"content": true, "reasoning_content": true, "reasoning": true, "refusal": true}
 
 // openAIEvent masks one OpenAI event; delta text goes through its channel.
-func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
+// drop reports an event that only carried text now held back entirely: it
+// is left out, so that the flush event that later carries the text does not
+// make the stream longer.
+func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool, err error) {
 	var ix openAIIndices
 	if err := json.Unmarshal([]byte(data), &ix, json.RejectUnknownMembers(false)); err != nil {
 		// Valid JSON of another shape (an array, a string): mask it as a document.
 		out, _, err := s.m.rewriteJSON(data, s.rec, "sse:", nil)
-		return out, err
+		return out, false, err
 	}
 	raw := data
 
@@ -411,13 +416,16 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 			c := s.channel(key, func(c *channel) { c.kind = chResponses })
 			c.template = raw
 			c.eventName = ev.name
+			emptied := false
 			out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", func(ptr jsontext.Pointer, val string) (string, bool) {
 				if ptr != "/delta" {
 					return "", false
 				}
-				return string(c.ts.Write(nil, val)), true
+				o := string(c.ts.Write(nil, val))
+				emptied = val != "" && o == ""
+				return o, true
 			})
-			return out, err
+			return out, emptied, err
 		case strings.HasSuffix(ix.Type, ".done"):
 			base := strings.TrimSuffix(strings.TrimPrefix(ix.Type, "response."), ".done")
 			if c, ok := s.channels[fmt.Sprintf("output[%d].content[%d].%s", oi, ci, base)]; ok {
@@ -427,12 +435,12 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 			s.flushAll()
 		}
 		out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
-		return out, err
+		return out, false, err
 	}
 
 	if len(ix.Choices) == 0 {
 		out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)
-		return out, err
+		return out, false, err
 	}
 
 	// Chat completions and legacy completions.
@@ -449,6 +457,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 		}
 	}
 	present := map[string]bool{}
+	emptied, emitted := false, false
 	var toks []string
 	hook := func(ptr jsontext.Pointer, val string) (string, bool) {
 		toks = toks[:0]
@@ -490,24 +499,123 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (string, error) {
 		c := s.channel(key, init)
 		c.template, c.eventName = raw, ev.name
 		present[key] = true
-		out := c.ts.Write(nil, val)
+		o := c.ts.Write(nil, val)
 		if finishing[i] {
-			out = c.ts.Flush(out)
+			o = c.ts.Flush(o)
 		}
-		return string(out), true
+		if len(o) > 0 {
+			emitted = true
+		} else if val != "" {
+			emptied = true
+		}
+		return string(o), true
 	}
-	out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", hook)
+	out, _, err = s.m.rewriteJSON(raw, s.rec, "sse:", hook)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	// Held text of a finishing choice whose channel is not in this event goes
-	// out in its own event, before the finishing one.
 	if len(finishing) > 0 {
+		// Held text of a finishing choice whose channel is not in this
+		// event goes into the event's delta (or, failing that, into an
+		// event of its own) before the finish_reason reaches the client.
+		for k, ch := range ix.Choices {
+			i := choiceIdx(k)
+			if !finishing[i] {
+				continue
+			}
+			var members []byte
+			for _, c := range s.order {
+				if c.kind != chChatField || c.choice != i || present[c.key] || c.ts.Pending() == 0 {
+					continue
+				}
+				text := string(c.ts.Flush(nil))
+				if text == "" {
+					continue
+				}
+				if len(members) > 0 {
+					members = append(members, ',')
+				}
+				members, _ = jsontext.AppendQuote(members, c.field)
+				members = append(members, ':')
+				members, _ = jsontext.AppendQuote(members, text)
+			}
+			if len(members) > 0 {
+				if ch.Delta == nil {
+					return "", false, errors.New("finishing chunk without a delta")
+				}
+				if out, err = insertMembers(out, "/choices/"+strconv.Itoa(k)+"/delta", members); err != nil {
+					return "", false, err
+				}
+			}
+		}
 		for _, c := range s.order {
 			if c.kind != chGeneric && c.kind != chResponses && finishing[c.choice] && !present[c.key] {
 				s.flushChannel(c)
 			}
 		}
 	}
-	return out, nil
+	if emptied && !emitted && len(finishing) == 0 && onlyText(raw) {
+		return out, true, nil
+	}
+	return out, false, nil
+}
+
+// insertMembers inserts the object members (`"k":v,...`) at the start of the
+// object at pointer ptr in doc.
+func insertMembers(doc, ptr string, members []byte) (string, error) {
+	dec := jsontext.NewDecoder(strings.NewReader(doc))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", fmt.Errorf("no object at %s: %w", ptr, err)
+		}
+		if tok.Kind() == '{' && string(dec.StackPointer()) == ptr {
+			at := int(dec.InputOffset())
+			sep := ","
+			if dec.PeekKind() == '}' {
+				sep = ""
+			}
+			return doc[:at] + string(members) + sep + doc[at:], nil
+		}
+	}
+}
+
+// onlyText reports a chat/legacy chunk that carries nothing but text: no
+// usage, no finish_reason, no logprobs, no role, no tool-call header; such
+// a chunk whose text was all held back can be left out.
+func onlyText(data string) bool {
+	var probe struct {
+		Usage   jsontext.Value              `json:"usage"`
+		Choices []map[string]jsontext.Value `json:"choices"`
+	}
+	if err := json.Unmarshal([]byte(data), &probe); err != nil {
+		return false
+	}
+	if len(probe.Usage) > 0 && string(probe.Usage) != "null" {
+		return false
+	}
+	for _, c := range probe.Choices {
+		for k, v := range c {
+			switch k {
+			case "index", "text":
+			case "finish_reason", "logprobs":
+				if string(v) != "null" {
+					return false
+				}
+			case "delta":
+				var d map[string]jsontext.Value
+				if json.Unmarshal(v, &d) != nil {
+					return false
+				}
+				for dk := range d {
+					if !chatFields[dk] {
+						return false
+					}
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }
