@@ -278,3 +278,34 @@ func TestMemoryFlat(t *testing.T) {
 		t.Fatal("evidence holds a value")
 	}
 }
+
+func TestWrapResponseGzipSSE(t *testing.T) {
+	m := defaultMasker(t)
+	front, rec := proxy(t, m, StreamOpenAI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		for _, d := range []string{"mail jane", "@example", ".com ok"} {
+			fmt.Fprintf(zw, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":%q}}]}\n\n", d)
+			zw.Flush()
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(zw, "data: [DONE]\n\n")
+		zw.Close()
+	}))
+	req, _ := http.NewRequest("GET", front.URL, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("Content-Encoding") != "" || resp.ContentLength != -1 {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	texts := collectChat(t, parseSSE(t, out), []string{"jane@example.com"})
+	if texts[0] != "mail [REDACTED:EMAIL_ADDRESS] ok" || rec.Total() != 1 {
+		t.Fatalf("text %q actions %+v", texts[0], rec.Actions())
+	}
+}
