@@ -190,6 +190,16 @@ func (s *Service) consume(ctx context.Context, id, key string, p Person, request
 // replicas through the store's change feed, and otherwise re-reads every
 // PollInterval and at the request's expiry.
 func (s *Service) Wait(ctx context.Context, id string) (*Request, error) {
+	return s.wait(ctx, id, 0, nil)
+}
+
+// wait is Wait calling tick (in this goroutine) every `every` of wall
+// time while it waits.
+func (s *Service) wait(ctx context.Context, id string, every time.Duration, tick func()) (*Request, error) {
+	var nextTick time.Time
+	if tick != nil && every > 0 {
+		nextTick = time.Now().Add(every)
+	}
 	for {
 		ch := s.hub.wait(id) // subscribe before reading: no lost wake-up
 		r, err := s.Get(ctx, id)
@@ -200,6 +210,9 @@ func (s *Service) Wait(ctx context.Context, id string) (*Request, error) {
 			return r, nil
 		}
 		d := min(s.cfg.PollInterval, max(r.ExpiresAt.Sub(s.now()), time.Millisecond))
+		if !nextTick.IsZero() {
+			d = min(d, max(time.Until(nextTick), 0))
+		}
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -209,6 +222,10 @@ func (s *Service) Wait(ctx context.Context, id string) (*Request, error) {
 		case <-t.C:
 		}
 		t.Stop()
+		if !nextTick.IsZero() && !time.Now().Before(nextTick) {
+			tick()
+			nextTick = time.Now().Add(every)
+		}
 	}
 }
 
@@ -223,7 +240,17 @@ const holdFinish = 10 * time.Second
 // ends first it returns the Pending outcome (answer as in async mode).
 // A request that ended denied, expired or cancelled gives Denied.
 func (s *Service) Hold(ctx context.Context, g GateRequest, id string) (Outcome, error) {
-	r, err := s.Wait(ctx, id)
+	return s.HoldAlive(ctx, g, id, 0, nil)
+}
+
+// HoldAlive is Hold calling keepAlive every `every` while it waits, in
+// the calling goroutine, so keepAlive may write to the caller's
+// http.ResponseWriter — e.g. w.WriteHeader(http.StatusProcessing) sends
+// an interim "102 Processing" that keeps idle-timeouts of clients and
+// proxies from cutting the held connection (HTTP clients skip 1xx
+// responses; Go's allows them within its header size limit).
+func (s *Service) HoldAlive(ctx context.Context, g GateRequest, id string, every time.Duration, keepAlive func()) (Outcome, error) {
+	r, err := s.wait(ctx, id, every, keepAlive)
 	if err != nil {
 		if ctx.Err() == nil {
 			return Outcome{}, err

@@ -216,3 +216,30 @@ func TestSignature(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldAliveTicks(t *testing.T) {
+	log := approvaltest.NewAuditLog(t)
+	svc := approval.New(openStore(t), log)
+	set := approvaltest.OneTime(policy.ApprovalHold)
+	call := approvaltest.Call(approvaltest.Alice, "ft", set, "alive")
+	out, err := svc.Check(context.Background(), call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The first keep-alive approves the request, so the hold ends after
+	// at least one tick, whatever the machine's speed.
+	o, err := svc.HoldAlive(ctx, call, out.ApprovalID, time.Millisecond, func() {
+		ticks++
+		if ticks == 1 {
+			if _, err := svc.Approve(context.Background(), approvaltest.Bob, out.ApprovalID, "ok"); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil || o.Decision != approval.Proceed || ticks < 1 {
+		t.Fatalf("HoldAlive: %+v %v after %d ticks", o, err, ticks)
+	}
+}
