@@ -136,6 +136,7 @@ func forwardedDSN(t *testing.T) (string, *forwarder) {
 // Log and checks that appends fail (bounded by the caller's context)
 // instead of hanging, so the gateway can answer 503.
 func TestStoreDown(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		down func(f *forwarder)
@@ -145,6 +146,7 @@ func TestStoreDown(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			schema := newSchema(t)
 			dsn, f := forwardedDSN(t)
 			st := openStore(t, schema, WithWriteTimeout(2*time.Second))

@@ -210,8 +210,8 @@ func (s *Store) Leading() bool {
 	return s.leader != nil
 }
 
-// Resign gives up leadership: it closes the lock connection, which
-// releases the lock. It is a no-op when not leading.
+// Resign gives up leadership: it releases the lock and closes the lock
+// connection. It is a no-op when not leading.
 func (s *Store) Resign(ctx context.Context) error {
 	s.leaderMu.Lock()
 	defer s.leaderMu.Unlock()
@@ -221,7 +221,10 @@ func (s *Store) Resign(ctx context.Context) error {
 	s.leader = nil
 	c := s.lockConn
 	s.lockConn = nil
-	if err := c.Close(ctx); err != nil {
+	// Unlock explicitly: the server ends a closed session asynchronously,
+	// so without this another replica could still find the lock held.
+	_, uerr := c.Exec(ctx, "SELECT pg_advisory_unlock($1)", s.integratorKey)
+	if err := errors.Join(uerr, c.Close(ctx)); err != nil {
 		return fmt.Errorf("postgres: resign: %w", err)
 	}
 	s.log.Info("resigned as the audit integrator")

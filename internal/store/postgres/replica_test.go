@@ -191,6 +191,7 @@ func (c *cluster) verify(want map[string][]string) []*audit.Entry {
 }
 
 func TestReplicasShareOneLog(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	lead := c.leader()
 	ids := c.load(60, 8, "a")
@@ -230,6 +231,7 @@ func TestReplicasShareOneLog(t *testing.T) {
 }
 
 func TestLeaderFailover(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		fail func(t *testing.T, c *cluster, lead *replica)
@@ -276,6 +278,7 @@ func TestLeaderFailover(t *testing.T) {
 }
 
 func TestStaleIntegratorIsFenced(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	a := openStore(t, schema)
 	b := openStore(t, schema)

@@ -82,6 +82,7 @@ func rawConn(t testing.TB, schema string) *pgx.Conn {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	testDSN(t)
 	storetest.Run(t, func(t *testing.T) audit.Store { return openStore(t, newSchema(t)) })
 }
@@ -178,6 +179,7 @@ func (s *Store) leaderPID() uint32 {
 }
 
 func TestAppendOnlyTriggers(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	st := openStore(t, schema)
 	ctx := context.Background()
@@ -233,6 +235,7 @@ func TestAppendOnlyTriggers(t *testing.T) {
 }
 
 func TestOpenMigratesOnceConcurrently(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	var wg sync.WaitGroup
 	stores := make([]*Store, 4)

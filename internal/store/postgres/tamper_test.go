@@ -12,6 +12,7 @@ import (
 )
 
 func TestPendingLeavesOnlyBySequencing(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	st := openStore(t, schema)
 	ctx := context.Background()
@@ -67,6 +68,7 @@ func TestPendingLeavesOnlyBySequencing(t *testing.T) {
 // (session_replication_role = replica needs superuser) can change bytes,
 // but audit.Verify finds the entry.
 func TestDirectSQLEditDetected(t *testing.T) {
+	t.Parallel()
 	schema := newSchema(t)
 	st := openStore(t, schema)
 	ctx := context.Background()
