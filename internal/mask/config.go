@@ -166,6 +166,8 @@ const (
 	DefaultMinScore      = 0.5
 	DefaultMaxBodyBytes  = 16 << 20
 	DefaultMaxEventBytes = 1 << 20
+	// MinKeyBytes is the shortest accepted masking.key.
+	MinKeyBytes = 16
 )
 
 // SetDefaults fills unset fields and adds the built-in "default" profile
@@ -230,6 +232,9 @@ func (p *Profile) setDefaults() {
 // Validate checks the configuration after SetDefaults.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.Key != "" && len(c.Key) < MinKeyBytes {
+		errs = append(errs, field.Errorf("key", "must be at least %d bytes (use a random value; leave empty to use the generated deployment key)", MinKeyBytes))
+	}
 	names := make([]string, 0, len(c.Profiles))
 	for n := range c.Profiles {
 		names = append(names, n)

@@ -1,6 +1,7 @@
 package mask
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/goccy/go-yaml"
@@ -8,7 +9,7 @@ import (
 
 func TestConfigYAML(t *testing.T) {
 	src := `
-key: k1
+key: k1-0123456789abcdef
 profiles:
   clinical:
     style: token
@@ -62,6 +63,12 @@ profiles:
 	m, _ := set.Profile("clinical")
 	if got := m.MaskText("MRN-123456 falcon support@example.com x@example.org y@corp.io", "", nil); got != "<MRN_"+m.fingerprint("MRN", "MRN123456")[:6]+"> <KEYWORD_"+m.fingerprint("KEYWORD", "FALCON")[:6]+"> support@example.com x@example.org [EMAIL_ADDRESS:…p.io]" {
 		t.Fatalf("masked %q", got)
+	}
+
+	short := Config{Key: "short"}
+	short.SetDefaults()
+	if err := short.Validate(); err == nil || !strings.Contains(err.Error(), "key: must be at least") {
+		t.Fatalf("short key: %v", err)
 	}
 
 	var bad Config

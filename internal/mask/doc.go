@@ -42,6 +42,31 @@
 //     refused (an error for JSON/other types; an SSE `event: error` followed
 //     by end of stream for streams) unless the profile says otherwise.
 //
+//   - Same event structure. SSE events keep their JSON shape; text held
+//     back from a chunk is emitted in a later chunk of the same channel or,
+//     at finish_reason, inside the finishing chunk's delta; a chat or
+//     Responses delta event whose text was held back entirely is left out.
+//     The event count grows only where no later event of the channel can
+//     carry the tail: generic streams at end of stream, tool-call arguments
+//     at finish_reason, and a Responses *.done whose channel still holds
+//     text (one event each).
+//
+// # Limits (by design, documented for operators)
+//
+//   - Detection is window by window: entity types whose values cross ':' or
+//     '/' or free text (URL, PERSON, LOCATION, NRP, DATE_TIME) are refused
+//     by Validate; regex rules match inside one window; keyword rules match
+//     single words.
+//   - Inside a window longer than hold_back, an entity longer than
+//     hold_back/2 that straddles a commit point may be only partly masked.
+//   - Generic SSE treats data as text: JSON escapes inside it are not
+//     decoded (use the OpenAI kind for OpenAI-shaped streams).
+//   - response.audio.delta (base64 audio) is masked as an ordinary value,
+//     not reassembled.
+//   - application/x-ndjson and other unlisted types are blocked unless the
+//     profile's content_types says otherwise ("mask" masks them as text,
+//     which does not reassemble JSON-split values).
+//
 // # What it must never do
 //
 // Log, store or return a raw matched value; emit text that masking of the
