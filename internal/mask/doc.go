@@ -33,11 +33,14 @@
 //     first window that is still open. Whatever the chunking of the upstream
 //     bytes or events, the concatenated output equals MaskText of the
 //     concatenated input.
+//
 //   - Bounded hold-back. A window longer than HoldBack normalized characters
 //     is committed in overlapping pieces (overlap HoldBack/2), so a stream
 //     never holds more than about HoldBack characters per channel.
+//
 //   - Evidence without values. An [Action] carries rule, entity, location,
 //     count and a keyed fingerprint (HMAC-SHA256, 16 hex), never the value.
+//
 //   - Fail closed. A response the masker cannot parse, decode or classify is
 //     refused (an error for JSON/other types; an SSE `event: error` followed
 //     by end of stream for streams) unless the profile says otherwise.
