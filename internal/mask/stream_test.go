@@ -530,3 +530,33 @@ func TestSSEFailClosed(t *testing.T) {
 		t.Fatalf("fail_closed=false output %q", out)
 	}
 }
+
+// TestHoldBackBound: however long a candidate window grows, a stream holds
+// at most about hold_back characters of it.
+func TestHoldBackBound(t *testing.T) {
+	for _, hb := range []int{16, 96, 300} {
+		m, _ := newSet(t, Config{Profiles: map[string]Profile{"p": {HoldBack: hb}}}).Profile("p")
+		for _, text := range []string{
+			strings.Repeat("1 2 3 ", 400) + "4111 1111 1111 1111 end",
+			strings.Repeat("x", 5000) + "@example.com end",
+			strings.Repeat("AB12 ", 500),
+		} {
+			ts := m.NewTextStream("", nil)
+			var out []byte
+			maxHeld := 0
+			for i := range len(text) {
+				out = ts.Write(out, text[i:i+1])
+				maxHeld = max(maxHeld, ts.Pending())
+			}
+			out = ts.Flush(out)
+			// hold_back plus the look-ahead needed to decide a join (two
+			// spaces and a four-character IBAN group).
+			if maxHeld > hb+8 {
+				t.Errorf("hold_back %d: held %d bytes of %.20q…", hb, maxHeld, text)
+			}
+			if want := m.MaskText(text, "", nil); string(out) != want {
+				t.Errorf("hold_back %d: stream differs from MaskText", hb)
+			}
+		}
+	}
+}
