@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/wardenhq/warden/internal/config/field"
@@ -62,6 +63,16 @@ type WebhookConfig struct {
 	Events []string `yaml:"events"`
 	// Timeout bounds one delivery attempt. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
+}
+
+// DefaultFile is the approval store file under the data dir.
+const DefaultFile = "approvals.db"
+
+// Resolve sets Path to <dataDir>/approvals.db when it is empty.
+func (c *Config) Resolve(dataDir string) {
+	if c.Path == "" {
+		c.Path = filepath.Join(dataDir, DefaultFile)
+	}
 }
 
 // SetDefaults fills zero fields with their defaults.

@@ -42,6 +42,10 @@
 //     approval.requested, approval.reviewed, approval.approved,
 //     approval.denied, approval.expired, approval.cancelled,
 //     approval.used, grant.active, grant.revoked, grant.expired.
+//     The entry is written before the store commits, so evidence never
+//     lags the effect; if the commit itself then fails (the database
+//     died between the two), the log holds an entry for a transition
+//     that did not happen, and the stored request still shows the truth.
 //   - Transitions are race-free: each runs inside one store transaction
 //     holding the request's row (SQLite: the single writer connection;
 //     PostgreSQL: SELECT … FOR UPDATE).

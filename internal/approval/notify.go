@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,8 +215,12 @@ func (n *notifier) post(ctx context.Context, d *delivery) (int, error) {
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
-		// The error may include the URL; it holds no secret (the secret
-		// only keys the signature).
+		// A *url.Error repeats the URL, and webhook URLs (Slack) carry a
+		// token in their path: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

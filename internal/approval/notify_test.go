@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -242,4 +243,45 @@ func TestHoldAliveTicks(t *testing.T) {
 	if err != nil || o.Decision != approval.Proceed || ticks < 1 {
 		t.Fatalf("HoldAlive: %+v %v after %d ticks", o, err, ticks)
 	}
+}
+
+// TestWebhookLogsNoURLToken: Slack-style URLs carry a token in the path;
+// failed deliveries must not log it.
+func TestWebhookLogsNoURLToken(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u := srv.URL + "/services/T000/B000/XXXXsecretXXXX"
+	srv.Close() // connection refused
+	var buf syncBuffer
+	cfg := approval.Config{WebhookBackoff: time.Millisecond, WebhookMaxAttempts: 2, Webhooks: []approval.WebhookConfig{{URL: u, Format: "slack", Secret: "hmac-key-XYZ"}}}
+	svc := approval.New(openStore(t), approvaltest.NewAuditLog(t), approval.WithConfig(cfg),
+		approval.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if _, err := svc.Check(ctx, approvaltest.Call(approvaltest.Alice, "ft", approvaltest.OneTime(policy.ApprovalAsync), "x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "give-up", func() bool { return svc.Stats().WebhooksFailed == 1 })
+	logs := buf.String()
+	if !strings.Contains(logs, "giving up") || strings.Contains(logs, "XXXXsecretXXXX") || strings.Contains(logs, "hmac-key-XYZ") {
+		t.Fatalf("logs: %s", logs)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
