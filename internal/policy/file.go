@@ -172,7 +172,19 @@ func (f *File) setDefaults() {
 		if a.Kind == ApprovalGrant && a.GrantDuration == 0 {
 			a.GrantDuration = defaultGrantDuration
 		}
+		// "[]" and absent mean the same; keep the version equal.
+		a.Reviewers = nilIfEmpty(a.Reviewers)
+		a.Scope.Routes = nilIfEmpty(a.Scope.Routes)
+		a.Scope.Models = nilIfEmpty(a.Scope.Models)
+		a.Scope.Paths = nilIfEmpty(a.Scope.Paths)
 	}
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // problem is one validation finding with the YAML path it concerns.

@@ -167,4 +167,11 @@ rules:
 	if mustLoad(t, d).Version() == pa.Version() {
 		t.Error("changing the mask profile kept the version")
 	}
+
+	// Empty and absent lists are the same content.
+	const e1 = "version: 1\nrules:\n  - {name: a, when: 'true', action: require_approval, approval: x}\napprovals:\n  x: {reviewers: [r], kind: grant}\n"
+	const e2 = "version: 1\nrules:\n  - {name: a, when: 'true', action: require_approval, approval: x}\napprovals:\n  x: {reviewers: [r], kind: grant, scope: {routes: [], paths: []}}\n"
+	if mustLoad(t, e1).Version() != mustLoad(t, e2).Version() {
+		t.Error("an empty scope list changed the version")
+	}
 }
