@@ -119,8 +119,11 @@ func (s *Store) insertPending(reqs []*enqueueReq, n int) error {
 	return nil
 }
 
-// Unsequenced returns up to max pending entries, in enqueue order (their
-// Entry is not set).
+// Unsequenced returns up to max pending entries, in enqueue order, with
+// Entry decoded. A pending row whose bytes are not a valid canonical entry
+// (or whose ID differs from the entry's) cannot have come from a Log: it
+// is moved to the rejected table, logged, and skipped, so it cannot stall
+// the integrator.
 func (s *Store) Unsequenced(ctx context.Context, max int) ([]audit.Pending, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -128,22 +131,71 @@ func (s *Store) Unsequenced(ctx context.Context, max int) ([]audit.Pending, erro
 	if max <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT p.id, p.data FROM pending p
+	rows, err := s.pool.Query(ctx, `SELECT p.pos, p.id, p.data FROM pending p
 		WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = p.id)
 		ORDER BY p.pos LIMIT $1`, max)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unsequenced: %w", err)
 	}
 	var out []audit.Pending
+	var bad []rejectedRow
+	var pos int64
 	var p audit.Pending
-	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Data}, func() error {
-		out = append(out, audit.Pending{ID: p.ID, Data: p.Data})
+	_, err = pgx.ForEachRow(rows, []any{&pos, &p.ID, &p.Data}, func() error {
+		e, perr := audit.ParseEntry(-1, p.Data)
+		switch {
+		case perr != nil:
+			bad = append(bad, rejectedRow{pos, p.ID, p.Data, perr.Error()})
+		case noNUL(e.ID) != p.ID:
+			bad = append(bad, rejectedRow{pos, p.ID, p.Data, "queued under a different ID than the entry's"})
+		default:
+			out = append(out, audit.Pending{ID: p.ID, Data: p.Data, Entry: e})
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unsequenced: %w", err)
 	}
+	if len(bad) > 0 {
+		if err := s.reject(ctx, bad); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+type rejectedRow struct {
+	pos    int64
+	id     string
+	data   []byte
+	reason string
+}
+
+// reject moves invalid pending rows to the rejected table.
+func (s *Store) reject(ctx context.Context, bad []rejectedRow) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: reject pending: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
+	for _, r := range bad {
+		if _, err := tx.Exec(ctx, `INSERT INTO rejected (pos, id, data, reason) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (pos) DO NOTHING`, r.pos, r.id, r.data, noNUL(r.reason)); err != nil {
+			return fmt.Errorf("postgres: reject pending %d: %w", r.pos, err)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM pending WHERE pos = $1", r.pos); err != nil {
+			return fmt.Errorf("postgres: reject pending %d: %w", r.pos, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: reject pending: %w", err)
+	}
+	for _, r := range bad {
+		// The reason comes from the parser and names no field values.
+		s.log.Error("rejected a pending audit entry that is not a valid entry; it was not written by Warden",
+			"pending_pos", r.pos, "bytes", len(r.data))
+	}
+	return nil
 }
 
 // PendingCount returns the number of entries waiting to be sequenced.

@@ -102,6 +102,33 @@ CREATE TRIGGER pending_guard BEFORE UPDATE OR DELETE ON pending
 CREATE TRIGGER pending_no_truncate BEFORE TRUNCATE ON pending
 	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('pending entries');
 `,
+	// 3: pending rows that are not valid entries (they can only come from
+	// outside Warden: the Log marshals what it enqueues) are moved here by
+	// Unsequenced, so one bad row cannot stall the integrator. Kept forever
+	// as evidence.
+	`
+CREATE TABLE rejected (
+	pos         bigint PRIMARY KEY,
+	id          text   NOT NULL,
+	data        bytea  NOT NULL,
+	reason      text   NOT NULL,
+	rejected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER rejected_append_only BEFORE UPDATE OR DELETE ON rejected
+	FOR EACH ROW EXECUTE FUNCTION reject_change('rejected entries');
+CREATE TRIGGER rejected_no_truncate BEFORE TRUNCATE ON rejected
+	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('rejected entries');
+CREATE OR REPLACE FUNCTION pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' AND (EXISTS (SELECT 1 FROM entries e WHERE e.id = OLD.id)
+		OR EXISTS (SELECT 1 FROM rejected r WHERE r.pos = OLD.pos)) THEN
+		RETURN OLD;
+	END IF;
+	RAISE EXCEPTION 'audit pending entries leave the queue only by being sequenced'
+		USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+`,
 }
 
 // lockKey derives a 64-bit advisory lock key for purpose within schema, so

@@ -106,3 +106,52 @@ func TestDirectSQLEditDetected(t *testing.T) {
 	}
 	t.Logf("detected: %v", err)
 }
+
+// TestForeignPendingRowIsRejected: a row put into the queue with SQL that
+// is not a canonical entry is set aside, and the integrator goes on.
+func TestForeignPendingRowIsRejected(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	st := openStore(t, schema)
+	ctx := context.Background()
+	c := rawConn(t, schema)
+	good := testEntry(1, "g")
+	gdata, err := audit.Marshal(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := testEntry(2, "g")
+	rdata, _ := audit.Marshal(renamed)
+	for _, row := range []struct {
+		id   string
+		data []byte
+	}{
+		{"junk", []byte("not json")},
+		{"spaced", []byte(`{ "v": 1, "kind": "x" }`)},
+		{"other-id", rdata}, // valid bytes, queued under another ID
+	} {
+		if _, err := c.Exec(ctx, "INSERT INTO pending (id, data) VALUES ($1, $2)", row.id, row.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Enqueue(ctx, []audit.Pending{{ID: good.ID, Data: gdata}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Unsequenced(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != good.ID || got[0].Entry == nil || got[0].Entry.RequestID != good.RequestID {
+		t.Fatalf("Unsequenced = %+v; want only the valid entry, decoded", got)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM rejected").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("rejected rows = %d, %v; want 3", n, err)
+	}
+	if p, err := st.PendingCount(ctx); err != nil || p != 1 {
+		t.Fatalf("pending = %d, %v; want 1", p, err)
+	}
+	if _, err := c.Exec(ctx, "DELETE FROM rejected"); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Fatalf("DELETE FROM rejected: err = %v, want the append-only trigger", err)
+	}
+}
