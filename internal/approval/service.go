@@ -52,6 +52,7 @@ type Service struct {
 	instance string
 
 	hub           hub
+	trans         transitions
 	hooks         *notifier
 	webhookClient *http.Client
 
@@ -262,6 +263,7 @@ func (s *Service) insert(ctx context.Context, r *Request, requestID string) erro
 // "no grant" answers, notify webhooks.
 func (s *Service) changed(r *Request, kinds []string) {
 	s.hub.fire(r.ID)
+	s.trans.add(kinds)
 	if slices.Contains(kinds, KindGrantOn) {
 		s.clearNoGrant()
 	}
