@@ -283,3 +283,48 @@ func TestCheckRejectsPolicy(t *testing.T) {
 		t.Fatal("NewEngine accepted a policy failing the check")
 	}
 }
+
+// TestWatchFollowsConfigMapSwap mimics how Kubernetes updates a mounted
+// ConfigMap: the file is a symlink through "..data", which is swapped
+// atomically to a new directory.
+func TestWatchFollowsConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name, content string) {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, name, "policy.yaml"), content)
+	}
+	mk("..2026_01", policyV1)
+	if err := os.Symlink("..2026_01", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.Symlink(filepath.Join("..data", "policy.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(path, WithLogger(quietLogger()), WithDebounce(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan Change, 16)
+	e.OnChange(func(c Change) { ch <- c })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := e.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v1 := e.Current().Version()
+
+	mk("..2026_02", policyV2)
+	if err := os.Symlink("..2026_02", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	c := waitChange(t, ch, func(c Change) bool { return c.Changed() })
+	if c.Old != v1 || c.New == v1 || c.Actor != "file-watch" {
+		t.Fatalf("change = %+v", c)
+	}
+}
