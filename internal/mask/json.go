@@ -12,8 +12,12 @@ import (
 
 // stringHook lets a caller take over the masking of particular string values
 // (the SSE masker routes delta fields to their channel). It returns the new
-// value and true when it handled the value.
+// value and true when it handled the value. It is only offered object
+// members whose name is in hookNames.
 type stringHook func(ptr jsontext.Pointer, val string) (string, bool)
+
+// hookNames are the member names that can hold channel text.
+var hookNames = map[string]bool{"content": true, "reasoning_content": true, "reasoning": true, "refusal": true, "text": true, "arguments": true, "delta": true}
 
 // MaskJSON masks a JSON document: every decoded string value (and member
 // name) is scanned, json_paths rules replace whole fields, numbers long
@@ -66,6 +70,7 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 	dec.Reset(&jd.r, jsontext.AllowDuplicateNames(true))
 	var b []byte
 	last := 0
+	lastName := "" // the member name of the value being read, in objects
 	replace := func(start, end int, s string) error {
 		if b == nil {
 			b = make([]byte, 0, len(in)+64)
@@ -144,6 +149,9 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 		switch kind {
 		case '"':
 			val = unquote(raw)
+			if isName {
+				lastName = val
+			}
 		case '0':
 			if len(raw) < 12 {
 				continue
@@ -152,7 +160,7 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 		default:
 			continue
 		}
-		if hook != nil && !isName {
+		if hook != nil && !isName && top == '{' && hookNames[lastName] {
 			if !havePtr {
 				ptr, havePtr = dec.StackPointer(), true
 			}

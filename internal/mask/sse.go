@@ -460,10 +460,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool
 	emptied, emitted := false, false
 	var toks []string
 	hook := func(ptr jsontext.Pointer, val string) (string, bool) {
-		toks = toks[:0]
-		for t := range ptr.Tokens() {
-			toks = append(toks, t)
-		}
+		toks = splitPointer(toks[:0], string(ptr))
 		if len(toks) < 3 || toks[0] != "choices" {
 			return "", false
 		}
@@ -618,4 +615,19 @@ func onlyText(data string) bool {
 		}
 	}
 	return true
+}
+
+// splitPointer splits a JSON pointer into its reference tokens without
+// unescaping (~0, ~1 do not occur in the names the masker looks for).
+func splitPointer(dst []string, ptr string) []string {
+	for len(ptr) > 0 && ptr[0] == '/' {
+		ptr = ptr[1:]
+		i := strings.IndexByte(ptr, '/')
+		if i < 0 {
+			return append(dst, ptr)
+		}
+		dst = append(dst, ptr[:i])
+		ptr = ptr[i:]
+	}
+	return dst
 }
