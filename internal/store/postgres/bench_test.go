@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// quiet discards logs, so benchmark output stays readable.
+var quiet = slog.New(slog.DiscardHandler)
+
 func benchAppend(b *testing.B, backend string, writers int) {
 	ctx := context.Background()
 	signer, verifier, err := audit.LoadOrCreateKeys(filepath.Join(b.TempDir(), "k"), "bench")
@@ -49,11 +53,11 @@ func benchAppend(b *testing.B, backend string, writers int) {
 		st = s
 	case "postgres":
 		cfg.DSN = testDSN(b)
-		pg = openStore(b, newSchema(b), WithMaxConns(8))
+		pg = openStore(b, newSchema(b), WithMaxConns(8), WithLogger(quiet))
 		st = pg
 	}
 	defer st.Close()
-	l, err := audit.Open(ctx, st, cfg, signer, verifier, audit.WithInstance("bench"))
+	l, err := audit.Open(ctx, st, cfg, signer, verifier, audit.WithInstance("bench"), audit.WithLogger(quiet))
 	if err != nil {
 		b.Fatal(err)
 	}
