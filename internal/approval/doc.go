@@ -73,6 +73,39 @@
 // next request: positive grant lookups always read the store; only "this
 // principal holds no grant" is cached briefly.
 //
+// # The gate, as the gateway uses it
+//
+//	out, err := svc.Check(ctx, g)             // g: approval.GateRequest
+//	if err == nil && out.Decision == approval.Pending && setting.Mode == policy.ApprovalHold {
+//		hctx, cancel := context.WithTimeout(ctx, setting.HoldTimeout)
+//		out, err = svc.HoldAlive(hctx, g, out.ApprovalID, 15*time.Second,
+//			func() { w.WriteHeader(http.StatusProcessing) })
+//		cancel()
+//	}
+//	// err: 503 (fail closed); Denied: 403; Pending: 202 + Retry-After;
+//	// Proceed: forward, recording out.ApprovalID / out.GrantID.
+//
+// An identical retry (same principal, method, path, route, model, body
+// hash) of a pending one-time request finds the same request; once it is
+// approved, the next identical call consumes it; a denied request answers
+// identical retries with Denied until its TTL would have ended, after
+// which a retry opens a new request. A hold that times out returns the
+// Pending outcome, so the caller can retry as in async mode.
+//
+// # Notifications
+//
+// Webhooks (Config.Webhooks) receive every transition they subscribe to
+// as JSON (generic: Notification; slack: {"text": …}), signed with
+// HMAC-SHA256 when a secret is set (see HeaderSignature), with an
+// idempotency key (HeaderDelivery) that is the same on every retry.
+// Deliveries are retried with exponential backoff on network errors,
+// 5xx, 408 and 429, up to WebhookMaxAttempts; two workers deliver
+// concurrently, so receivers must not rely on order (use the event time
+// and the approval state). The queue is bounded (WebhookQueueSize): when
+// it is full the notification is dropped, logged at error level and
+// counted (warden_approval_webhooks_total{outcome="dropped"}); approval
+// itself never depends on a notification.
+//
 // # What it must never do
 //
 // It never logs or stores a credential; webhook secrets are used only to
