@@ -23,13 +23,14 @@ var engineOnce = sync.OnceValue(func() *analyzer.Engine {
 	reg := analyzer.NewRegistry("en")
 	for _, r := range recognizers.All() {
 		switch r.Name() {
-		case "PhoneRecognizer", "UsSsnRecognizer":
+		case "PhoneRecognizer", "UsSsnRecognizer", "CreditCardRecognizer":
 			continue
 		}
 		reg.Add("en", r)
 	}
 	reg.Add("en", strictPhone())
 	reg.Add("en", strictSSN())
+	reg.Add("en", cardRecognizer())
 	eng := analyzer.NewEngine(reg, []string{"en"})
 	eng.SetContextEnhancer(nil)
 	return eng
@@ -59,6 +60,38 @@ func strictPhone() analyzer.Recognizer {
 			// E.164 style: '+' then 8-15 digits, at most two separators between digits.
 			analyzer.MustPattern("Phone (intl)", `(?:^|[^\w+])(\+(?:[-.() ]{0,2}\d){8,15})\b`, 0.6).WithGroup(1),
 		})
+}
+
+// cardRecognizer is alcatraz's Luhn-validated card recognizer, widened to
+// dot separators and the 4-6-5 grouping of 15-digit cards.
+func cardRecognizer() analyzer.Recognizer {
+	return analyzer.NewPatternRecognizer("WardenCreditCardRecognizer", entities.CreditCard, "en",
+		[]*analyzer.Pattern{
+			analyzer.MustPattern("Card (4-4-4-4)", `\b(?:4\d{3}|5[0-5]\d{2}|6\d{3}|3\d{3}|2[2-7]\d{2})[-. ]?\d{3,4}[-. ]?\d{3,4}[-. ]?\d{3,5}\b`, 0.3),
+			analyzer.MustPattern("Card (4-6-5)", `\b3[47]\d{2}[-. ]?\d{6}[-. ]?\d{5}\b`, 0.3),
+		}).WithValidator(luhnValid)
+}
+
+// luhnValid checks the Luhn checksum over the digits of s (13 to 19 of them).
+func luhnValid(s string) bool {
+	sum, n, double := 0, 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if c < '0' || c > '9' {
+			continue
+		}
+		d := int(c - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+		n++
+	}
+	return n >= 13 && n <= 19 && sum%10 == 0
 }
 
 func strictSSN() analyzer.Recognizer {
@@ -138,6 +171,18 @@ func (m *Masker) analyze(s string, w window, edits []edit) ([]edit, int) {
 	sc.norm, sc.starts, sc.ends = sc.norm[:0], sc.starts[:0], sc.ends[:0]
 	for j := w.start; j < w.end; {
 		cls, nb, size := classify(s, j, true)
+		if cls == cSpace || nb == '-' {
+			// A run of separators ("4111 - 1111", "4111  1111") reads as
+			// one, so padding the groups of a number does not hide it.
+			if k := len(sc.norm); k > 0 && (sc.norm[k-1] == ' ' || sc.norm[k-1] == '-') {
+				if nb == '-' {
+					sc.norm[k-1] = '-'
+				}
+				sc.ends[k-1] = int32(j + size - w.start)
+				j += size
+				continue
+			}
+		}
 		if cls == cToken || cls == cSpace {
 			sc.norm = append(sc.norm, nb)
 			sc.starts = append(sc.starts, int32(j-w.start))

@@ -54,6 +54,11 @@ func TestMaskTextEntities(t *testing.T) {
 		{"narrow nbsp phone", "+44\u202f20\u202f7946\u202f0958", "[REDACTED:PHONE_NUMBER]", "PHONE_NUMBER"},
 		{"arabic-indic digits", "٤١١١١١١١١١١١١١١١", "[REDACTED:CREDIT_CARD]", "CREDIT_CARD"},
 		{"full-width at", "jane＠example.com", "[REDACTED:EMAIL_ADDRESS]", "EMAIL_ADDRESS"},
+		{"card dots", "4111.1111.1111.1111", "[REDACTED:CREDIT_CARD]", "CREDIT_CARD"},
+		{"card padded dashes", "4111 - 1111 - 1111 - 1111!", "[REDACTED:CREDIT_CARD]!", "CREDIT_CARD"},
+		{"card double spaces", "x 4111  1111  1111  1111 y", "x [REDACTED:CREDIT_CARD] y", "CREDIT_CARD"},
+		{"amex 4-6-5", "amex 3782 822463 10005", "amex [REDACTED:CREDIT_CARD]", "CREDIT_CARD"},
+		{"mastercard 2-series", "2223 0031 2200 3222", "[REDACTED:CREDIT_CARD]", "CREDIT_CARD"},
 		{"soft hyphen ssn", "123-4\u00ad5-6789", "[REDACTED:US_SSN]", "US_SSN"},
 	}
 	for _, tt := range tests {
