@@ -21,7 +21,16 @@
 //     so a stale integrator gets audit.ErrConflict instead of a fork; entry
 //     IDs are unique, so no entry is sequenced twice.
 //   - A replica that needs the Seq of an entry it enqueued calls WaitSeq,
-//     which waits for the integrator's NOTIFY (or polls).
+//     which waits for the integrator's NOTIFY (or polls). An integrator
+//     can block in WaitPending until some replica enqueues.
+//   - A pending row that is not a valid canonical entry cannot come from a
+//     Log (someone wrote it with SQL); Unsequenced moves it to the
+//     rejected table and skips it, so it cannot stall the log.
+//
+// Trust boundary: until an entry is sequenced and covered by a signed
+// checkpoint, its only protection is the database's. Anyone who can
+// INSERT into the pending table can have the integrator sign an entry of
+// their making; grant the gateway role alone write access to the schema.
 //
 // Guarantees: entries, tree hashes and checkpoints are never updated or
 // deleted by this package, and the schema refuses UPDATE, DELETE and
@@ -30,9 +39,9 @@
 // the log, so an admission cannot silently vanish before it is sequenced.
 // Someone who bypasses the triggers (a superuser) can still edit rows;
 // audit.Verify detects that from the hashes and signed checkpoints.
-// Every table lives in one schema (default "warden"),
-// created and migrated idempotently by Open under an advisory lock, with
-// the applied versions in schema_migrations.
+// Every table lives in one schema (default "warden"), created and
+// migrated idempotently by Open under an advisory lock, with the applied
+// versions in schema_migrations.
 //
 // This package never logs the DSN (it may hold a password) or entry
 // contents.
