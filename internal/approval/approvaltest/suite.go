@@ -619,6 +619,10 @@ func testExpiryGrants(t *testing.T, e *env) {
 func testConcurrentReviews(t *testing.T, e *env) {
 	set := OneTime(policy.ApprovalAsync)
 	set.MinApprovals = 3
+	// Reviews alternate between this service and a second one on its own
+	// store handle (another replica).
+	other := e.service(e.open(t))
+	svcs := []*approval.Service{e.svc, other}
 	for round := range 3 {
 		id := must(e.svc.Check(bg, Call(Alice, "ft", set, fmt.Sprint("race", round))))(t).ApprovalID
 		const n = 12
@@ -633,7 +637,7 @@ func testConcurrentReviews(t *testing.T, e *env) {
 				if i%4 == 3 && round != 2 { // round 2: approvals only
 					v = approval.VerdictDeny
 				}
-				_, err := e.svc.Review(bg, Reviewer(fmt.Sprint("rev", i), "ml-leads"), id, v, "r")
+				_, err := svcs[i%2].Review(bg, Reviewer(fmt.Sprint("rev", i), "ml-leads"), id, v, "r")
 				if err != nil && approval.CodeOf(err) != approval.CodeConflict {
 					t.Errorf("review %d: %v", i, err)
 				}
@@ -686,6 +690,7 @@ func testConcurrentUse(t *testing.T, e *env) {
 	call := Call(Alice, "ft", set, "once")
 	id := must(e.svc.Check(bg, call))(t).ApprovalID
 	must(e.svc.Approve(bg, Bob, id, "ok"))(t)
+	svcs := []*approval.Service{e.svc, e.service(e.open(t))} // two replicas
 	const n = 10
 	outs := make([]approval.Outcome, n)
 	var wg sync.WaitGroup
@@ -695,7 +700,7 @@ func testConcurrentUse(t *testing.T, e *env) {
 			defer wg.Done()
 			c := call
 			c.RequestID = fmt.Sprint("req-", i)
-			o, err := e.svc.Check(bg, c)
+			o, err := svcs[i%2].Check(bg, c)
 			if err != nil {
 				t.Errorf("check %d: %v", i, err)
 			}
