@@ -17,7 +17,7 @@ const integratePoll = 100 * time.Millisecond
 // (Store.Append, fenced by its ErrConflict check) and signs checkpoints;
 // the others only follow the latest checkpoint.
 func (l *Log) integrate() {
-	defer close(l.done)
+	defer close(l.idone)
 	tick := time.NewTicker(integratePoll)
 	defer tick.Stop()
 	leading := false

@@ -67,8 +67,9 @@ type Log struct {
 	reqs   chan *appendReq
 	ctl    chan chan struct{} // checkpoint now; closed when done
 	quit   chan struct{}
-	done   chan struct{}
-	mu     sync.RWMutex // guards closed
+	done   chan struct{} // closed when the writer (run) has stopped
+	idone  chan struct{} // closed when the integrator has stopped (Queue stores)
+	mu     sync.RWMutex  // guards closed
 	closed bool
 	busy   sync.WaitGroup // appends in flight
 
@@ -118,7 +119,7 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		st: st, cfg: cfg, signer: signer, verifier: verifier,
 		now: time.Now, log: slog.Default(),
 		reqs: make(chan *appendReq, cfg.BatchMax), ctl: make(chan chan struct{}),
-		quit: make(chan struct{}), done: make(chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{}), idone: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(l)
@@ -169,10 +170,11 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 	if err := l.reload(ctx); err != nil {
 		return nil, err
 	}
+	go l.run()
 	if l.q != nil {
 		go l.integrate()
 	} else {
-		go l.run()
+		close(l.idone)
 	}
 
 	details := map[string]any{
@@ -277,13 +279,6 @@ func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
 }
 
 func (l *Log) submit(ctx context.Context, data []byte, e *Entry) (Ref, error) {
-	if l.q != nil {
-		if err := l.q.Enqueue(ctx, []Pending{{ID: e.ID, Data: data, Entry: e}}); err != nil {
-			return Ref{}, fmt.Errorf("audit: enqueue %s: %w", e.ID, err)
-		}
-		l.stats.appends.Add(1)
-		return Ref{Seq: -1, ID: e.ID}, nil
-	}
 	r := &appendReq{data: data, e: e, done: make(chan appendRes, 1)}
 	select {
 	case l.reqs <- r:
@@ -352,11 +347,10 @@ func (l *Log) Close(ctx context.Context) error {
 	} else {
 		err = uerr
 	}
-	if l.q == nil {
-		l.checkpointNow(ctx)
-	}
+	l.checkpointNow(ctx)
 	close(l.quit)
 	<-l.done
+	<-l.idone
 	if err != nil {
 		return fmt.Errorf("audit: close: record stop: %w", err)
 	}

@@ -12,11 +12,16 @@ import (
 
 // run is the single writer: it batches concurrent appends into one store
 // transaction (group commit: one fsync for many admissions) and signs
-// checkpoints.
+// checkpoints. On a Queue store it batches appends into one Enqueue
+// instead, and the integrator sequences and signs.
 func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.CheckpointInterval)
 	defer tick.Stop()
+	tickC, ctl := tick.C, l.ctl
+	if l.q != nil {
+		tickC, ctl = nil, nil
+	}
 	for {
 		select {
 		case r := <-l.reqs:
@@ -31,11 +36,11 @@ func (l *Log) run() {
 				}
 			}
 			l.commit(batch)
-		case <-tick.C:
+		case <-tickC:
 			if l.tr.n > l.Latest().Size {
 				l.checkpoint()
 			}
-		case done := <-l.ctl:
+		case done := <-ctl:
 			if l.tr.n > l.Latest().Size || l.latest.Load() == nil {
 				l.checkpoint()
 			}
@@ -49,6 +54,10 @@ func (l *Log) run() {
 // checkpointNow asks the writer to sign a checkpoint now and waits.
 func (l *Log) checkpointNow(ctx context.Context) {
 	done := make(chan struct{})
+	stopped := l.done // the goroutine that serves ctl
+	if l.q != nil {
+		stopped = l.idone
+	}
 	select {
 	case l.ctl <- done:
 		select {
@@ -56,7 +65,7 @@ func (l *Log) checkpointNow(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	case <-ctx.Done():
-	case <-l.done:
+	case <-stopped:
 	}
 }
 
@@ -70,6 +79,10 @@ func (l *Log) commit(batch []*appendReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
 	defer cancel()
+	if l.q != nil {
+		l.enqueue(ctx, batch, fail)
+		return
+	}
 	if l.broken {
 		if err := l.reload(ctx); err != nil {
 			fail(fmt.Errorf("audit: append: store unavailable: %w", err))
@@ -101,6 +114,24 @@ func (l *Log) commit(batch []*appendReq) {
 	}
 	if l.tr.n-l.Latest().Size >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
+	}
+}
+
+// enqueue makes a batch durable on a Queue store, unsequenced.
+func (l *Log) enqueue(ctx context.Context, batch []*appendReq, fail func(error)) {
+	p := make([]Pending, len(batch))
+	for i, r := range batch {
+		p[i] = Pending{ID: r.e.ID, Data: r.data, Entry: r.e}
+	}
+	if err := l.q.Enqueue(ctx, p); err != nil {
+		l.log.Error("audit: enqueue failed", "count", len(batch), "err", err)
+		fail(fmt.Errorf("audit: enqueue %d entries: %w", len(batch), err))
+		return
+	}
+	l.stats.batches.Add(1)
+	l.stats.appends.Add(int64(len(batch)))
+	for _, r := range batch {
+		r.done <- appendRes{ref: Ref{Seq: -1, ID: r.e.ID}}
 	}
 }
 
