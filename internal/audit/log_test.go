@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -298,3 +299,38 @@ func TestOpenUnwritable(t *testing.T) {
 }
 
 func (e *env) log0time() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// TestStoreUnwritable makes the SQLite files immutable under a running
+// log (chattr +i, which stops writes even for root and even through open
+// descriptors): Append fails, so the gateway answers 503; once writable
+// again, appends succeed and the log still verifies.
+func TestStoreUnwritable(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("chattr not available")
+	}
+	e := newEnv(t, nil)
+	appendN(t, e.log, 3)
+	files := []string{e.cfg.Path, e.cfg.Path + "-wal"}
+	chattr := func(flag string) error {
+		return exec.Command("chattr", append([]string{flag}, files...)...).Run()
+	}
+	if err := chattr("+i"); err != nil {
+		t.Skipf("chattr +i not permitted here: %v", err)
+	}
+	defer chattr("-i")
+	for i := 0; i < 3; i++ {
+		if _, err := e.log.Append(context.Background(), request(100+i)); err == nil {
+			t.Fatal("Append on an immutable store succeeded")
+		}
+	}
+	if err := chattr("-i"); err != nil {
+		t.Fatal(err)
+	}
+	refs := appendN(t, e.log, 2)
+	if refs[0].Seq != 4 {
+		t.Fatalf("after recovery the next seq is %d, want 4 (failed appends left nothing)", refs[0].Seq)
+	}
+	if err := e.reopen(t); err != nil {
+		t.Fatalf("reopen after the outage: %v", err)
+	}
+}
