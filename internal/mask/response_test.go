@@ -272,7 +272,7 @@ func TestMemoryFlat(t *testing.T) {
 	}{
 		{"text", "text/plain", func() io.Reader { return newSparseSource(total) }},
 		// About 100 MB of events (a fifth of it text).
-		{"sse", "text/event-stream", func() io.Reader { return &sseSource{text: newSparseSource(total / 5)} }},
+		{"sse", "text/event-stream", func() io.Reader { return &sseSource{text: newSparseSource(total * 22 / 100)} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
