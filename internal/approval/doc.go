@@ -67,7 +67,8 @@
 //
 // # Grants and policy
 //
-// An approved grant appears in the policy input ([Service.ActiveGrants])
+// An approved grant appears in the policy input ([Service.ActiveGrantsFor],
+// only when its scope covers the call)
 // as policy.Grant{ID, Scope: <approval setting name>, Expires}, so a
 // rule can say has_grant("fine-tune"). Revocation takes effect on the
 // next request: positive grant lookups always read the store; only "this

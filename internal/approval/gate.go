@@ -286,12 +286,42 @@ func (s *Service) HoldAlive(ctx context.Context, g GateRequest, id string, every
 	}
 }
 
-// ActiveGrants returns p's active grants for the policy input (Scope is
-// the approval setting name, for has_grant). Positive answers are always
-// read from the store, so a revocation takes effect on the next request;
-// "no grants" is cached for NoGrantCacheTTL and dropped whenever a grant
-// becomes active (here or, through the change feed, on another replica).
+// ActiveGrantsFor returns p's active grants whose scope covers a call to
+// route, model and path: the policy input (policy.Input.Grants; Scope is
+// the approval setting name, which has_grant matches). Positive answers
+// are always read from the store, so a revocation takes effect on the
+// next request; "no grants at all" is cached for NoGrantCacheTTL and
+// dropped whenever a grant becomes active (here or, through the change
+// feed, on another replica).
+func (s *Service) ActiveGrantsFor(ctx context.Context, p *identity.Principal, route, model, path string) ([]policy.Grant, error) {
+	rs, err := s.activeGrants(ctx, p)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	var out []policy.Grant
+	for _, r := range rs {
+		if r.Covers(route, model, path) {
+			out = append(out, policy.Grant{ID: r.ID, Scope: r.SettingName, Expires: r.ValidUntil})
+		}
+	}
+	return out, nil
+}
+
+// ActiveGrants returns all of p's active grants, whatever they cover (for
+// GET /v1/grants); see ActiveGrantsFor for the policy input.
 func (s *Service) ActiveGrants(ctx context.Context, p *identity.Principal) ([]policy.Grant, error) {
+	rs, err := s.activeGrants(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	var out []policy.Grant
+	for _, r := range rs {
+		out = append(out, policy.Grant{ID: r.ID, Scope: r.SettingName, Expires: r.ValidUntil})
+	}
+	return out, nil
+}
+
+func (s *Service) activeGrants(ctx context.Context, p *identity.Principal) ([]*Request, error) {
 	if p == nil || p.Subject == "" {
 		return nil, nil
 	}
@@ -310,10 +340,10 @@ func (s *Service) ActiveGrants(ctx context.Context, p *identity.Principal) ([]po
 	if err != nil {
 		return nil, err
 	}
-	var out []policy.Grant
+	var out []*Request
 	for _, r := range rs {
 		if r.State == StateApproved && !due(r, now) {
-			out = append(out, policy.Grant{ID: r.ID, Scope: r.SettingName, Expires: r.ValidUntil})
+			out = append(out, r)
 		}
 	}
 	if len(out) == 0 && s.cfg.NoGrantCacheTTL > 0 {

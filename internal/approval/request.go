@@ -217,26 +217,14 @@ func (r *Request) DueAt() time.Time {
 	return time.Time{}
 }
 
-// Covers reports whether grant r covers a call to route, model and path.
-// Each non-empty scope list must match (policy.Glob: "*" within a path
-// segment, "**" across segments, a trailing "/**" also the bare prefix).
+// Covers reports whether grant r covers a call to route, model and path
+// (policy.GrantScope.Covers: each non-empty list must have a matching
+// glob; a nil scope covers everything).
 func (r *Request) Covers(route, model, p string) bool {
 	if r.Scope == nil {
 		return true
 	}
-	return matchAny(r.Scope.Routes, route) && matchAny(r.Scope.Models, model) && matchAny(r.Scope.Paths, p)
-}
-
-func matchAny(globs []string, s string) bool {
-	if len(globs) == 0 {
-		return true
-	}
-	for _, g := range globs {
-		if globMatch(g, s) {
-			return true
-		}
-	}
-	return false
+	return r.Scope.Covers(route, model, p)
 }
 
 func globMatch(g, s string) bool { return policy.Glob(g, s) }

@@ -374,6 +374,13 @@ func testGrantAPI(t *testing.T, e *env) {
 	if len(gs) != 1 || gs[0].ID != r.ID || gs[0].Scope != "ft" || !gs[0].Expires.Equal(g.ValidUntil) {
 		t.Fatalf("active grants: %+v", gs)
 	}
+	// The policy input holds only grants covering the call.
+	if gs := must(e.svc.ActiveGrantsFor(bg, Alice, "fine-tune", "m", "/v1/fine_tuning/jobs"))(t); len(gs) != 1 || gs[0].ID != r.ID {
+		t.Fatalf("grants for a covered call: %+v", gs)
+	}
+	if gs := must(e.svc.ActiveGrantsFor(bg, Alice, "fine-tune", "m", "/v1/files"))(t); len(gs) != 0 {
+		t.Fatalf("grants for an uncovered call: %+v", gs)
+	}
 	// Any number of calls within scope proceed under the grant.
 	for i := range 3 {
 		o := must(e.svc.Check(bg, Call(Alice, "ft", set, fmt.Sprint("b", i))))(t)
@@ -397,6 +404,9 @@ func testGrantAPI(t *testing.T, e *env) {
 	must(e.svc.Revoke(bg, Carol, r.ID, "incident closed"))(t)
 	if gs := must(e.svc.ActiveGrants(bg, Alice))(t); len(gs) != 0 {
 		t.Fatalf("grants after revoke: %v", gs)
+	}
+	if gs := must(e.svc.ActiveGrantsFor(bg, Alice, "fine-tune", "m", "/v1/fine_tuning/jobs"))(t); len(gs) != 0 {
+		t.Fatalf("policy grants after revoke: %v", gs)
 	}
 	if o := must(e.svc.Check(bg, Call(Alice, "ft", set, "b9")))(t); o.Decision == approval.Proceed {
 		t.Fatalf("call after revoke proceeded: %+v", o)
