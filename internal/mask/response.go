@@ -54,7 +54,7 @@ func (m *Masker) RequestHeaderHint(h http.Header) {
 //     unlisted types are blocked.
 //
 // Content-Encoding gzip and deflate are decoded and the header removed;
-// other encodings are blocked. Every returned error matches ErrBlocked.
+// other encodings are blocked, and so are protocol upgrades (101). Every returned error matches ErrBlocked.
 // Masking actions go to rec as the body is read; read rec after the body
 // is closed.
 func (m *Masker) WrapResponse(resp *http.Response, rec *Recorder, kind StreamKind) error {
@@ -66,6 +66,11 @@ func (m *Masker) WrapResponse(resp *http.Response, rec *Recorder, kind StreamKin
 	block := func(reason string) error {
 		rec.fail(reason)
 		return &BlockedError{ContentType: ct, Reason: reason}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection (WebSocket) is a byte pipe the masker
+		// cannot follow.
+		return block("protocol upgrade cannot be masked")
 	}
 	mt := ""
 	if ct != "" {

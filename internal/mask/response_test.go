@@ -325,6 +325,15 @@ func TestMemoryFlat(t *testing.T) {
 	}
 }
 
+func TestWrapResponseRefusesUpgrade(t *testing.T) {
+	m := defaultMasker(t)
+	rec := NewRecorder()
+	resp := &http.Response{StatusCode: http.StatusSwitchingProtocols, Header: http.Header{"Upgrade": {"websocket"}}, Body: io.NopCloser(strings.NewReader(""))}
+	if err := m.WrapResponse(resp, rec, StreamOpenAI); !errors.Is(err, ErrBlocked) || rec.Failure() == "" {
+		t.Fatalf("upgrade: %v", err)
+	}
+}
+
 func TestWrapResponseGzipSSE(t *testing.T) {
 	m := defaultMasker(t)
 	front, rec := proxy(t, m, StreamOpenAI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
