@@ -18,20 +18,61 @@ func findRow(rows []Row, wl, target string) *Row {
 	return nil
 }
 
+// lagLimit is the open-loop send lag (p99) above which the generator
+// itself was too late for the row's latencies to mean much.
+const lagLimit = 5.0 // ms
+
+// disturbed names why a row's figures are not trustworthy ("" if they are).
+func (r *Row) disturbed() string {
+	var why []string
+	if r.OtherCores > noisyCores {
+		why = append(why, fmt.Sprintf("other load %.2f cores", r.OtherCores))
+	}
+	if r.Workload == "chat-open" && r.SendLagP99 > lagLimit {
+		why = append(why, fmt.Sprintf("generator late by %.1f ms (p99)", r.SendLagP99))
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return r.Target + ": " + strings.Join(why, ", ")
+}
+
+func (s *StreamRow) disturbed() string {
+	if s.OtherCores > noisyCores {
+		return fmt.Sprintf("%s: other load %.2f cores", s.Target, s.OtherCores)
+	}
+	return ""
+}
+
+// judge turns a comparison into a verdict; when any row it rests on was
+// disturbed, the verdict is inconclusive and says which way it leaned.
+func judge(ok bool, disturbed ...string) string {
+	v := "missed"
+	if ok {
+		v = "met"
+	}
+	var why []string
+	for _, d := range disturbed {
+		if d != "" {
+			why = append(why, d)
+		}
+	}
+	if len(why) > 0 {
+		return fmt.Sprintf("inconclusive, would be %s (disturbed: %s)", v, strings.Join(why, "; "))
+	}
+	return v
+}
+
 func checks(rep *Report) []Check {
 	var out []Check
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "missed"
-	}
+	verdict := func(ok bool) string { return judge(ok) }
 	for _, n := range rep.Settings.Conns {
 		wl := fmt.Sprintf("chat-c%d", n)
 		c := Check{Name: fmt.Sprintf("req/s ≥ 0.8× go-floor at %d connections", n), Target: refStage}
-		if r := findRow(rep.Closed, wl, refStage); r != nil && r.RatioFloor > 0 {
+		r, f := findRow(rep.Closed, wl, refStage), findRow(rep.Closed, wl, "go-floor")
+		if r != nil && f != nil && r.RatioFloor > 0 {
 			c.Measured = fmt.Sprintf("%.0f req/s = %.2f× floor", r.RPS, r.RatioFloor)
-			c.Verdict = verdict(r.RatioFloor >= 0.8 && r.Valid)
+			c.Verdict = judge(r.RatioFloor >= 0.8 && r.Valid, r.disturbed(), f.disturbed())
 			if r.RatioFloor < 0.8 {
 				c.Measured += fmt.Sprintf(" (short by %.0f%% of the floor)", (0.8-r.RatioFloor)*100)
 			}
@@ -42,22 +83,29 @@ func checks(rep *Report) []Check {
 	}
 	{
 		c := Check{Name: fmt.Sprintf("added p99 over direct < 1 ms at %.0f req/s (open loop)", rep.OpenRate), Target: refStage}
-		if r := findRow(rep.Open, "chat-open", refStage); r != nil {
-			c.Measured = fmt.Sprintf("p99 %.2f ms, added %.2f ms", r.P99, r.AddedP99)
-			c.Verdict = verdict(r.AddedP99 < 1 && r.Valid)
+		r, d := findRow(rep.Open, "chat-open", refStage), findRow(rep.Open, "chat-open", "direct")
+		if r != nil && d != nil {
+			c.Measured = fmt.Sprintf("p99 %.2f ms vs direct %.2f ms: added %.2f ms", r.P99, d.P99, r.AddedP99)
+			c.Verdict = judge(r.AddedP99 < 1 && r.Valid, r.disturbed(), d.disturbed())
 		} else {
 			c.Verdict, c.Measured = "not measured", "warden-full not available"
 		}
 		out = append(out, c)
 	}
+	var direct *StreamRow
+	for i := range rep.Streams {
+		if rep.Streams[i].Target == "direct" {
+			direct = &rep.Streams[i]
+		}
+	}
 	for _, name := range []string{"warden-masking", refStage} {
 		c := Check{Name: "masked streams add < 1 ms to time to first token (p50)", Target: name}
 		found := false
-		for _, s := range rep.Streams {
-			if s.Target == name {
+		for i := range rep.Streams {
+			if s := &rep.Streams[i]; s.Target == name && direct != nil {
 				found = true
-				c.Measured = fmt.Sprintf("TTFT p50 +%.2f ms, p99 +%.2f ms", s.TTFTAddedP50, s.TTFTAddedP99)
-				c.Verdict = verdict(s.TTFTAddedP50 < 1 && s.Valid)
+				c.Measured = fmt.Sprintf("TTFT p50 %+.2f ms, p99 %+.2f ms (TTFB p50 %+.2f ms)", s.TTFTAddedP50, s.TTFTAddedP99, s.TTFBAddedP50)
+				c.Verdict = judge(s.TTFTAddedP50 < 1 && s.Valid, s.disturbed(), direct.disturbed())
 			}
 		}
 		if !found {
