@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/wardenhq/warden/internal/config/field"
 )
 
@@ -53,5 +55,40 @@ func TestConfigValidate(t *testing.T) {
 	c.Webhooks[0].URL = "bad"
 	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "topsecret") {
 		t.Fatalf("error %v must not show the secret", err)
+	}
+}
+
+// TestConfigYAML decodes the documented example the way the config
+// loader does (goccy/go-yaml, unknown fields refused).
+func TestConfigYAML(t *testing.T) {
+	const doc = `
+review_url_base: https://warden.example.com
+sweep_interval: 1m
+poll_interval: 2s
+retry_after: 20s
+webhook_queue_size: 500
+webhook_max_attempts: 6
+webhook_backoff: 2s
+webhooks:
+  - url: https://hooks.slack.com/services/T0/B0/XXXX
+    format: slack
+    events: [approval.requested, approval.approved, approval.denied]
+  - url: https://soc.example.com/warden
+    secret: s3cret
+    timeout: 5s
+`
+	var c Config
+	if err := yaml.UnmarshalWithOptions([]byte(doc), &c, yaml.DisallowUnknownField()); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.SweepInterval != time.Minute || c.Webhooks[1].Timeout != 5*time.Second || c.Webhooks[1].Format != "generic" || len(c.Webhooks[0].Events) != 3 {
+		t.Fatalf("decoded %+v", c)
+	}
+	if err := yaml.UnmarshalWithOptions([]byte("webhook:\n  - url: x\n"), &c, yaml.DisallowUnknownField()); err == nil {
+		t.Fatal("unknown key accepted")
 	}
 }
