@@ -31,6 +31,9 @@ const (
 	KindConfigChanged     = "config.changed"
 	KindGatewayStarted    = "gateway.started"
 	KindGatewayStopped    = "gateway.stopped"
+	// KindVerifyFailed records that a background verification of the log
+	// (startup_verify: recent) found a divergence.
+	KindVerifyFailed = "audit.verify_failed"
 )
 
 // Entry is one audit record. Its canonical encoding (see Marshal) is the

@@ -52,6 +52,12 @@ func WithLogger(lg *slog.Logger) Option { return func(l *Log) { l.log = lg } }
 // WithInstance sets Entry.Instance for entries that have none.
 func WithInstance(name string) Option { return func(l *Log) { l.instance = name } }
 
+// WithStartDetails adds details (e.g. the config version) to the
+// gateway.started entry Open appends.
+func WithStartDetails(d map[string]any) Option {
+	return func(l *Log) { l.startDetails = d }
+}
+
 // Log is the audit log: it appends entries durably, maintains the Merkle
 // tree, signs checkpoints and serves proofs. Safe for concurrent use.
 type Log struct {
@@ -64,6 +70,8 @@ type Log struct {
 	log      *slog.Logger
 	instance string
 
+	startDetails map[string]any
+
 	reqs   chan *appendReq
 	ctl    chan chan struct{} // checkpoint now; closed when done
 	quit   chan struct{}
@@ -72,6 +80,9 @@ type Log struct {
 	mu     sync.RWMutex  // guards closed
 	closed bool
 	busy   sync.WaitGroup // appends in flight
+	bg     sync.WaitGroup // background verification
+	// bgCancel stops the background verification (set before Open returns).
+	bgCancel context.CancelFunc
 
 	// Owned by the writer (or integrator) goroutine.
 	tr     tree
@@ -136,7 +147,15 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			return nil, fmt.Errorf("audit: open: %w", err)
 		}
 	}
-	rep, verr := Verify(ctx, st, verifier, VerifyOptions{External: external, SingleWriter: l.q == nil})
+	vopt := VerifyOptions{External: external, SingleWriter: l.q == nil}
+	if cfg.StartupVerify == "recent" {
+		size, err := st.Size(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+		vopt.From = max(0, size-cfg.StartupVerifyWindow)
+	}
+	rep, verr := Verify(ctx, st, verifier, vopt)
 	var div *Divergence
 	switch {
 	case verr == nil:
@@ -178,12 +197,18 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 	}
 
 	details := map[string]any{
-		"verified_entries": rep.Size,
+		"verified_entries": rep.Size - rep.From,
+		"verified_from":    rep.From,
 		"unsigned_tail":    rep.UnsignedTail,
 		"unverified_start": verr != nil,
 	}
 	if div != nil {
 		details["divergence"] = div.Msg
+	}
+	for k, v := range l.startDetails {
+		if _, ok := details[k]; !ok {
+			details[k] = v
+		}
 	}
 	if _, err := l.Append(ctx, &Entry{Kind: KindGatewayStarted, Details: details}); err != nil {
 		l.Close(ctx)
@@ -192,7 +217,37 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 	if l.q == nil {
 		l.checkpointNow(ctx)
 	}
+	if verr == nil && rep.From > 0 {
+		bctx, cancel := context.WithCancel(context.Background())
+		l.bgCancel = cancel
+		l.bg.Add(1)
+		go l.verifyInBackground(bctx, vopt.External)
+	}
 	return l, nil
+}
+
+// verifyInBackground runs the full verification after a start that
+// verified only the recent entries. A divergence is logged at error level
+// and recorded as an audit.verify_failed entry.
+func (l *Log) verifyInBackground(ctx context.Context, external []byte) {
+	defer l.bg.Done()
+	rep, err := Verify(ctx, l.st, l.verifier, VerifyOptions{External: external, SingleWriter: l.q == nil})
+	var div *Divergence
+	switch {
+	case err == nil:
+		l.log.Info("audit: background verification passed", "entries", rep.Size, "elapsed", rep.Elapsed)
+	case errors.As(err, &div):
+		l.log.Error("audit: BACKGROUND VERIFICATION FAILED: the audit store was tampered with",
+			"divergence", div.Msg, "seq", div.Seq, "checkpoint_size", div.CheckpointSize)
+		if _, aerr := l.Append(ctx, &Entry{Kind: KindVerifyFailed, Details: map[string]any{
+			"divergence": div.Msg, "seq": div.Seq, "checkpoint_size": div.CheckpointSize,
+		}}); aerr != nil {
+			l.log.Error("audit: record verification failure", "err", aerr)
+		}
+	case ctx.Err() != nil:
+	default:
+		l.log.Error("audit: background verification", "err", err)
+	}
 }
 
 // reload reads the tree state and latest checkpoint from the store. In
@@ -335,6 +390,10 @@ func (l *Log) Close(ctx context.Context) error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	if l.bgCancel != nil {
+		l.bgCancel()
+	}
+	l.bg.Wait()
 	l.busy.Wait()
 	e := &Entry{V: SchemaVersion, Kind: KindGatewayStopped, Time: l.now().UTC(), Instance: l.instance}
 	var err error
