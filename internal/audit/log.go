@@ -109,8 +109,9 @@ type appendRes struct {
 
 // Open verifies the store and starts the log.
 //
-// The whole store is verified (see Verify), against the checkpoint file
-// too. If it does not verify, Open returns the *Divergence (wrapped)
+// The store is verified (see Verify) against its checkpoints and the
+// checkpoint file: all of it, or with startup_verify: recent the recent
+// window now and the rest in the background. If it does not verify, Open returns the *Divergence (wrapped)
 // unless cfg.AllowUnverifiedStart; then it logs the divergence at error
 // level and records it in the gateway.started entry it appends. Open then
 // appends gateway.started and signs a checkpoint. The Log does not own
