@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/wardenhq/warden/internal/admin"
+	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/gateway"
@@ -26,14 +27,15 @@ import (
 // app is the wired gateway: everything `warden serve` runs, reused by
 // `warden demo` and by the end-to-end tests.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	server  *gateway.Server
-	auth    *identity.Authenticator
-	policy  *policy.Engine
-	masks   *mask.Set
-	audit   *audit.Log
-	closers []func(context.Context) error
+	cfg       *config.Config
+	log       *slog.Logger
+	server    *gateway.Server
+	auth      *identity.Authenticator
+	policy    *policy.Engine
+	masks     *mask.Set
+	audit     *audit.Log
+	approvals *approval.Service
+	closers   []func(context.Context) error
 }
 
 // newApp builds every component from cfg. Nothing listens yet. On error,
@@ -100,6 +102,14 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 			return nil, err
 		}
 		opts.Policy = a.policy
+		if a.audit != nil {
+			if err := a.openApprovals(ctx); err != nil {
+				return nil, err
+			}
+			opts.Approvals = a.approvals
+		} else {
+			log.Warn("approvals need the audit log: require_approval rules will refuse every request")
+		}
 	} else if cfg.Identity != nil {
 		log.Warn("no policy section: every authenticated request is allowed")
 	}
@@ -109,6 +119,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		return nil, err
 	}
 	a.server = srv
+	if a.approvals != nil {
+		srv.Registry().MustRegister(a.approvals.Collector())
+	}
 	a.mountAdmin()
 	return a, nil
 }
@@ -132,6 +145,52 @@ func (a *app) mountAdmin() {
 		})
 		a.server.Mount("POST /v1/policy/reload", admin.Require(authn, a.cfg.Admin.AdminGroups, reload))
 	}
+	if a.approvals != nil {
+		lookup := func(n string) (*policy.ApprovalSetting, bool) {
+			s, ok := a.policy.Current().Approvals()[n]
+			return s, ok
+		}
+		h := approval.NewHandler(a.approvals, admin.Authenticate(authn), lookup, a.cfg.Approvals.ReviewURLBase)
+		for _, p := range []string{"/v1/approvals", "/v1/approvals/", "/v1/grants", "/v1/grants/"} {
+			a.server.Mount(p, h)
+		}
+	}
+}
+
+// openApprovals opens the approval store next to the audit store (the
+// same PostgreSQL, or approvals.db beside audit.db) and starts the
+// service's background work (expiry sweeper, cross-replica wake-ups,
+// webhooks) for the lifetime of ctx.
+func (a *app) openApprovals(ctx context.Context) error {
+	var st approval.Store
+	if a.cfg.Audit.Store == "postgres" {
+		s, err := postgres.OpenApprovals(ctx, postgres.Config{DSN: a.cfg.Audit.DSN}, a.log)
+		if err != nil {
+			return fmt.Errorf("approval store: %w", err)
+		}
+		st = s
+		a.closers = append(a.closers, func(context.Context) error { return s.Close() })
+	} else {
+		s, err := sqlite.OpenApprovals(ctx, a.cfg.Approvals.Path)
+		if err != nil {
+			return fmt.Errorf("approval store: %w", err)
+		}
+		st = s
+		a.closers = append(a.closers, func(context.Context) error { return s.Close() })
+	}
+	a.approvals = approval.New(st, a.audit, approval.WithConfig(a.cfg.Approvals),
+		approval.WithInstance(a.cfg.Instance), approval.WithLogger(a.log))
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.approvals.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("approval service stopped", "err", err)
+		}
+	}()
+	// Stop the service before its store closes (closers run in reverse).
+	a.closers = append(a.closers, func(context.Context) error { cancel(); <-done; return nil })
+	return nil
 }
 
 func (a *app) openAudit(ctx context.Context) error {

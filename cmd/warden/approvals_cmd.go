@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,6 +50,8 @@ func newApprovalsCmd() *cobra.Command {
 	}
 
 	var state, requester, setting, kind string
+	var idsOnly bool
+	var wait time.Duration
 	list := &cobra.Command{
 		Use:   "list [--state pending] [--requester SUB] [--setting NAME] [--kind one_time|grant]",
 		Short: "List the requests you made or may review, newest first",
@@ -65,8 +68,24 @@ func newApprovalsCmd() *cobra.Command {
 				}
 			}
 			vs, err := c.List(cmd.Context(), q)
+			// --wait: poll until something matches (for scripts that
+			// approve a request another process just made).
+			for deadline := time.Now().Add(wait); err == nil && len(vs) == 0 && time.Now().Before(deadline); {
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(200 * time.Millisecond):
+				}
+				vs, err = c.List(cmd.Context(), q)
+			}
 			if err != nil {
 				return err
+			}
+			if idsOnly {
+				for _, v := range vs {
+					fmt.Fprintln(cmd.OutOrStdout(), v.ID)
+				}
+				return nil
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), vs)
@@ -84,6 +103,8 @@ func newApprovalsCmd() *cobra.Command {
 	list.Flags().StringVar(&requester, "requester", "", "filter by the requester's subject")
 	list.Flags().StringVar(&setting, "setting", "", "filter by approval setting name")
 	list.Flags().StringVar(&kind, "kind", "", "filter by kind (one_time or grant)")
+	list.Flags().BoolVarP(&idsOnly, "quiet", "q", false, "print only the request ids")
+	list.Flags().DurationVar(&wait, "wait", 0, "wait up to this long until at least one request matches")
 
 	showCmd := &cobra.Command{
 		Use:   "show ID",

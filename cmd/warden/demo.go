@@ -98,6 +98,14 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	// Resolve ":0" now, so the review links and printed URLs are real.
+	if f.gatewayAddr, err = resolveAddr(f.gatewayAddr); err != nil {
+		return fmt.Errorf("%w (choose another with --gateway-addr)", err)
+	}
+	if f.adminAddr, err = resolveAddr(f.adminAddr); err != nil {
+		return fmt.Errorf("%w (choose another with --admin-addr)", err)
+	}
+	st.adminURL = "http://" + f.adminAddr
 	cfg, err := demoConfig(f, st)
 	if err != nil {
 		return err
@@ -152,12 +160,26 @@ func demoConfig(f demoFlags, st demoStack) (*config.Config, error) {
 		},
 		Policy: &policy.Config{File: policyFile},
 	}
+	cfg.Approvals.ReviewURLBase = st.adminURL
 	cfg.SetDefaults()
 	cfg.Timeouts.Shutdown = 5 * time.Second
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
 	}
 	return cfg, nil
+}
+
+// resolveAddr turns a port-0 address into a concrete free one.
+func resolveAddr(addr string) (string, error) {
+	if !strings.HasSuffix(addr, ":0") {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // wardenCommand is how to invoke this binary in printed examples: its

@@ -32,6 +32,7 @@ func demoSteps(st demoStack) []demoStep {
 			title: "Get access tokens from the demo identity provider (OAuth2 client_credentials; secret: demo)",
 			cmds: []string{
 				tokenCmd(st, "alice", "ALICE"),
+				tokenCmd(st, "bob", "BOB"),
 				tokenCmd(st, "carol", "CAROL"),
 			},
 			note: "alice is in ml-users, bob in ml-approvers, carol in ml-admins, indexer is a service in ml-services.",
@@ -62,6 +63,24 @@ func demoSteps(st demoStack) []demoStep {
 		{
 			title: "Ambiguous paths are refused with a JSON error (400), never guessed",
 			cmds:  []string{`curl -s '` + gw + `/v1/chat%2Fcompletions' -H "Authorization: Bearer $ALICE"`},
+		},
+		{
+			title: "Fine-tuning needs an ml-approver: alice's job is held (connection kept open) until bob approves",
+			cmds: []string{
+				`curl -s ` + gw + `/v1/fine_tuning/jobs -H "Authorization: Bearer $ALICE" -H 'X-Warden-Justification: monthly retrain on Q3 tickets'` + json + ` -d '{"model":"warden-demo-small","training_file":"file-q3"}' > finetune.json &`,
+				`APPROVAL=$(` + st.warden + ` approvals list --admin-url ` + st.adminURL + ` --token "$BOB" --state pending --setting finetune --wait 30s -q | head -1) && echo "pending approval: $APPROVAL"`,
+				st.warden + ` approvals approve "$APPROVAL" --admin-url ` + st.adminURL + ` --token "$BOB" --reason "training file reviewed"`,
+				`wait; cat finetune.json`,
+			},
+			note: "alice cannot approve her own request, whatever her groups; bob's reason is recorded.",
+		},
+		{
+			title: "The approval chain in the audit log: requested, approved, used, and the job it allowed",
+			cmds:  []string{`curl -s '` + st.adminURL + `/v1/audit/entries?approval_id='"$APPROVAL" -H "Authorization: Bearer $CAROL" | grep -oE '"kind":"[a-z._]+"' | sort | uniq -c`},
+		},
+		{
+			title: "Bulk export needs a time-boxed grant: the first call gets 202 with an approval id to retry under",
+			cmds:  []string{`curl -s -i -X POST ` + gw + `/v1/exports -H "Authorization: Bearer $ALICE"` + json + ` -d '{"dataset":"customers"}' | grep -iE '^(HTTP|retry-after)|approval_id'`},
 		},
 		{
 			title: "The audit log through the admin API (carol is in ml-admins): alice's denied call, with rule and policy version",

@@ -160,7 +160,10 @@ var demoExpectations = []struct {
 	want     []string
 	wantNot  []string
 }{
-	{"Get access tokens", []string{"alice's token: ey", "carol's token: ey"}, nil},
+	{"Get access tokens", []string{"alice's token: ey", "bob's token: ey", "carol's token: ey"}, nil},
+	{"Fine-tuning", []string{"pending approval: ", `"object":"fine_tuning.job"`, `"status":"queued"`}, nil},
+	{"approval chain", []string{"approval.requested", "approval.approved", "approval.used", "request.admitted", "request.completed"}, nil},
+	{"Bulk export", []string{"HTTP/1.1 202", "Retry-After", `"approval_id"`}, nil},
 	{"No token", []string{"HTTP/1.1 401", `Www-Authenticate: Bearer realm="warden"`}, nil},
 	{"alice chats", []string{`"object":"chat.completion"`, "[REDACTED:"}, demoRawPII},
 	{"streamed", []string{"data: [DONE]"}, demoRawPII},

@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 		newPolicyCmd(),
 		newVerifyCmd(),
 		newKeygenCmd(),
+		newApprovalsCmd(),
 		newVersionCmd(),
 	)
 	return root

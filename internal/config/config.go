@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/admin"
+	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config/field"
 	"github.com/wardenhq/warden/internal/identity"
@@ -57,6 +58,9 @@ type Config struct {
 	Audit AuditSection `yaml:"audit"`
 	// Admin says which groups may use the admin API.
 	Admin admin.Config `yaml:"admin"`
+	// Approvals configures the approval workflow (store, webhooks, review
+	// links). It runs whenever a policy and the audit log are configured.
+	Approvals approval.Config `yaml:"approvals"`
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
@@ -192,6 +196,8 @@ func (c *Config) SetDefaults() {
 		c.Masking.SetDefaults()
 	}
 	c.Admin.SetDefaults()
+	c.Approvals.SetDefaults()
+	c.Approvals.Resolve(c.DataDir)
 	c.Audit.Config.SetDefaults()
 	c.Audit.Config.Resolve(c.DataDir)
 }
@@ -279,6 +285,7 @@ func (c *Config) Validate() error {
 	if c.Audit.On() {
 		errs = append(errs, field.Prefix("audit", c.Audit.Config.Validate()))
 	}
+	errs = append(errs, field.Prefix("approvals", c.Approvals.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -45,6 +45,8 @@ type Options struct {
 	Audit AuditLog
 	// Masks provides the masking profiles policy decisions name.
 	Masks Maskers
+	// Approvals gates require_approval decisions; nil refuses them.
+	Approvals ApprovalGate
 }
 
 // Gateway is the data-path handler: it normalises, routes, and forwards a
@@ -58,11 +60,12 @@ type Gateway struct {
 	now     func() time.Time
 	maxBody int64
 
-	auth     Authenticator
-	asserter Asserter
-	policy   PolicySource
-	audit    AuditLog
-	masks    Maskers
+	auth      Authenticator
+	asserter  Asserter
+	policy    PolicySource
+	audit     AuditLog
+	masks     Maskers
+	approvals ApprovalGate
 
 	callPool sync.Pool
 }
@@ -74,16 +77,17 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: routes: %w", err)
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		log:      opts.Logger,
-		router:   rt,
-		now:      opts.Now,
-		maxBody:  int64(cfg.Limits.MaxRequestBody),
-		auth:     opts.Auth,
-		asserter: opts.Asserter,
-		policy:   opts.Policy,
-		audit:    opts.Audit,
-		masks:    opts.Masks,
+		cfg:       cfg,
+		log:       opts.Logger,
+		router:    rt,
+		now:       opts.Now,
+		maxBody:   int64(cfg.Limits.MaxRequestBody),
+		auth:      opts.Auth,
+		asserter:  opts.Asserter,
+		policy:    opts.Policy,
+		audit:     opts.Audit,
+		masks:     opts.Masks,
+		approvals: opts.Approvals,
 	}
 	if g.log == nil {
 		g.log = slog.Default()

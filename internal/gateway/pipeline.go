@@ -98,6 +98,15 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			Body:  a.facts,
 			Now:   c.start,
 		}
+		if g.approvals != nil && a.principal != nil {
+			grants, err := g.approvals.ActiveGrantsFor(r.Context(), a.principal, c.route.name, a.model, c.path)
+			if err != nil {
+				g.log.Error("reading active grants failed; request refused", "request_id", c.requestID, "err", err)
+				g.fail(w, c, http.StatusServiceUnavailable, errApproval, "the approval store is unavailable; the request was not forwarded")
+				return false
+			}
+			in.Grants = grants
+		}
 		a.decision = pol.Decide(&in)
 		g.metrics.policyDecision.WithLabelValues(string(a.decision.Action), a.decision.Rule).Inc()
 		if a.decision.EvalError != "" {
@@ -108,12 +117,10 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		case policy.ActionDeny:
 			g.refusePolicy(w, r, c, http.StatusForbidden, errForbidden, a.decision.Reason)
 			return false
-		default:
-			// require_approval: without an approval workflow configured,
-			// nothing can approve it, so it is refused (fail closed).
-			g.refusePolicy(w, r, c, http.StatusForbidden, errApproval,
-				"this request needs an approval ("+a.decision.ApprovalName+") and no approval workflow is configured")
-			return false
+		default: // require_approval
+			if !g.gate(w, r, c) {
+				return false
+			}
 		}
 	}
 	if err := g.chooseMasker(c); err != nil {
