@@ -235,6 +235,7 @@ func (a *app) openPolicy(ctx context.Context) error {
 	}
 	a.policy = eng
 	eng.OnChange(a.policyChanged)
+	eng.ReloadOnSignal(ctx) // SIGHUP
 	if pc.WatchEnabled() {
 		if err := eng.Watch(ctx); err != nil {
 			return fmt.Errorf("policy: watch %s: %w", pc.File, err)
