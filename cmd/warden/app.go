@@ -226,11 +226,11 @@ func (a *app) openAudit(ctx context.Context) error {
 
 func (a *app) openPolicy(ctx context.Context) error {
 	pc := a.cfg.Policy
-	eng, err := policy.NewEngine(pc.File, policy.WithDebounce(pc.Debounce), policy.WithLogger(a.log))
+	// A policy naming a masking profile that does not exist is refused at
+	// start and on reload (the previous policy stays in force).
+	check := func(p *policy.Policy) error { return checkMaskProfiles(p, a.masks) }
+	eng, err := policy.NewEngine(pc.File, policy.WithDebounce(pc.Debounce), policy.WithLogger(a.log), policy.WithCheck(check))
 	if err != nil {
-		return err
-	}
-	if err := checkMaskProfiles(eng.Current(), a.masks); err != nil {
 		return err
 	}
 	a.policy = eng
@@ -252,9 +252,6 @@ func (a *app) policyChanged(ch policy.Change) {
 		a.log.Error("policy reload failed; the previous policy stays in force", "actor", ch.Actor, "err", ch.Err)
 	} else {
 		a.log.Info("policy reloaded", "actor", ch.Actor, "old", ch.Old, "new", ch.New)
-		if err := checkMaskProfiles(a.policy.Current(), a.masks); err != nil {
-			a.log.Error("reloaded policy names a masking profile that does not exist; such requests will be refused", "err", err)
-		}
 	}
 	if a.audit == nil {
 		return
