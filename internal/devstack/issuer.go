@@ -33,7 +33,7 @@ type User struct {
 // DemoUsers are the identities the demo issuer knows.
 var DemoUsers = []User{
 	{Name: "alice", Display: "Alice Example", Email: "alice@example.com", Groups: []string{"ml-users"}},
-	{Name: "bob", Display: "Bob Example", Email: "bob@example.com", Groups: []string{"ml-approvers", "ml-users"}},
+	{Name: "bob", Display: "Bob Example", Email: "bob@example.com", Groups: []string{"ml-approvers"}},
 	{Name: "carol", Display: "Carol Example", Email: "carol@example.com", Groups: []string{"ml-admins"}},
 	{Name: "dave", Display: "Dave Example", Email: "dave@example.com", Groups: []string{"ml-approvers"}},
 	{Name: "indexer", Display: "Indexer Service", Groups: []string{"ml-services"}, Service: true},
