@@ -67,6 +67,9 @@ type Gateway struct {
 	masks     Maskers
 	approvals ApprovalGate
 
+	completions chan struct{}  // semaphore for background completions
+	pending     sync.WaitGroup // background completions in flight
+
 	callPool sync.Pool
 }
 
@@ -114,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		BufferPool:     bufferPool{},
 	}
 	g.callPool.New = func() any { return new(call) }
+	g.completions = make(chan struct{}, maxPendingCompletions)
 	return g, nil
 }
 

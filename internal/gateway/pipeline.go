@@ -172,11 +172,38 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 			e.Details["masking_failure"] = f
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
-	defer cancel()
-	if _, err := g.audit.Append(ctx, e); err != nil {
-		g.metrics.auditCompleteFailed.Inc()
-		g.log.Error("audit completion failed; the request stays incomplete in the log", "request_id", c.requestID, "err", err)
+	// The caller already has the response, so the handler does not wait
+	// for this entry's fsync: it joins the log's next group commit in the
+	// background. The semaphore bounds how many may be in flight; when it
+	// is full the handler waits (backpressure instead of unbounded memory).
+	g.completions <- struct{}{}
+	g.pending.Add(1)
+	go func() {
+		defer func() { <-g.completions; g.pending.Done() }()
+		ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+		defer cancel()
+		if _, err := g.audit.Append(ctx, e); err != nil {
+			g.metrics.auditCompleteFailed.Inc()
+			g.log.Error("audit completion failed; the request stays incomplete in the log", "request_id", e.RequestID, "err", err)
+		}
+	}()
+}
+
+// maxPendingCompletions bounds the request.completed entries waiting for
+// their group commit.
+const maxPendingCompletions = 4096
+
+// Drain waits until every request.completed entry handed to the audit log
+// has been appended (or failed), or ctx ends. Call it after the listeners
+// have shut down and before the audit log is closed.
+func (g *Gateway) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { g.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -162,5 +162,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	_ = s.adminSrv.Shutdown(sctx)
 	s.adminSrv.Close()
 	wg.Wait()
+	if err := s.gw.Drain(sctx); err != nil {
+		s.log.Error("shutdown: some request.completed entries were not recorded in time; those requests stay incomplete in the log", "err", err)
+	}
 	return serveErr
 }
