@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -128,6 +129,8 @@ func TestWrapResponseContentTypes(t *testing.T) {
 func TestSSEFirstByteBeforeUpstreamEnds(t *testing.T) {
 	m := defaultMasker(t)
 	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
 	front, rec := proxy(t, m, StreamOpenAI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fl := w.(http.Flusher)
@@ -136,6 +139,7 @@ func TestSSEFirstByteBeforeUpstreamEnds(t *testing.T) {
 		<-release // the upstream is stuck until the client saw the first text
 		io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":" 1111 1111."},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
 	}))
+	t.Cleanup(unblock) // registered after the servers: runs before they close, even after a failure
 	resp, err := http.Get(front.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -158,13 +162,12 @@ func TestSSEFirstByteBeforeUpstreamEnds(t *testing.T) {
 	select {
 	case got = <-first:
 	case <-time.After(20 * time.Second): // a deadlock guard, not a timing assertion
-		close(release)
 		t.Fatal("no output while the upstream was blocked")
 	}
 	if !strings.Contains(got, "Hello there, your card is ") || strings.Contains(got, "4111") {
 		t.Fatalf("first event %q", got)
 	}
-	close(release)
+	unblock()
 	rest, _ := io.ReadAll(resp.Body)
 	all := got + string(rest)
 	if strings.Contains(all, "4111") || !strings.Contains(all, "[REDACTED:CREDIT_CARD]") || !strings.HasSuffix(all, "data: [DONE]\n\n") {

@@ -3,6 +3,7 @@ package mask
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -233,20 +234,17 @@ func (s *sseMasker) dispatch() {
 		return
 	}
 	if s.kind == StreamOpenAI {
-		if jsontext.Value(data).IsValid() {
-			out, drop, err := s.openAIEvent(ev, data)
-			if err == nil {
-				if !drop || ev.hasID || ev.hasRetry {
-					s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, out, true)
-				}
-				return
+		// openAIEvent parses the event before it feeds any channel, so an
+		// invalid event changes no state.
+		out, drop, err := s.openAIEvent(ev, data)
+		if err == nil {
+			if !drop || ev.hasID || ev.hasRetry {
+				s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, out, true)
 			}
-			if s.m.failClosed {
-				s.fail("event could not be masked: " + err.Error())
-				return
-			}
-		} else if s.m.failClosed {
-			s.fail("event data is not JSON")
+			return
+		}
+		if s.m.failClosed {
+			s.fail("event data is not valid JSON")
 			return
 		}
 	}
@@ -367,28 +365,188 @@ func replaceTop(data string, name, val string) (string, error) {
 	return "", errors.New("member not found")
 }
 
-// openAIIndices is the part of an OpenAI event needed to name channels.
-type openAIIndices struct {
-	Type         string `json:"type"`
-	OutputIndex  *int   `json:"output_index"`
-	ContentIndex *int   `json:"content_index"`
-	SummaryIndex *int   `json:"summary_index"`
-	Choices      []struct {
-		Index        *int    `json:"index"`
-		FinishReason *string `json:"finish_reason"`
-		Delta        *struct {
-			ToolCalls []struct {
-				Index *int `json:"index"`
-			} `json:"tool_calls"`
-		} `json:"delta"`
-	} `json:"choices"`
+// optInt is an optional integer member.
+type optInt struct {
+	v  int
+	ok bool
 }
 
-func orDefault(p *int, d int) int {
-	if p != nil {
-		return *p
+func (o optInt) or(d int) int {
+	if o.ok {
+		return o.v
 	}
 	return d
+}
+
+// openAIIndices is the part of an OpenAI event needed to name channels.
+type openAIIndices struct {
+	Type                                   string
+	OutputIndex, ContentIndex, SummaryIndex optInt
+	Choices                                []choiceIndices
+}
+
+type choiceIndices struct {
+	Index     optInt
+	Finishing bool // finish_reason is a non-empty string
+	HasDelta  bool
+	Tools     []optInt // delta.tool_calls[t].index
+}
+
+// Member names parseIndices looks at.
+const (
+	nOther = iota
+	nType
+	nOutputIndex
+	nContentIndex
+	nSummaryIndex
+	nChoices
+	nIndex
+	nFinishReason
+	nDelta
+	nToolCalls
+)
+
+func memberName(raw []byte) int {
+	switch string(raw) {
+	case `"type"`:
+		return nType
+	case `"output_index"`:
+		return nOutputIndex
+	case `"content_index"`:
+		return nContentIndex
+	case `"summary_index"`:
+		return nSummaryIndex
+	case `"choices"`:
+		return nChoices
+	case `"index"`:
+		return nIndex
+	case `"finish_reason"`:
+		return nFinishReason
+	case `"delta"`:
+		return nDelta
+	case `"tool_calls"`:
+		return nToolCalls
+	}
+	return nOther
+}
+
+func atoi(raw []byte) optInt {
+	if len(raw) == 0 || len(raw) > 9 {
+		return optInt{}
+	}
+	v := 0
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return optInt{}
+		}
+		v = v*10 + int(c-'0')
+	}
+	return optInt{v, true}
+}
+
+// errNotObject marks valid JSON that is not an object.
+var errNotObject = errors.New("not a JSON object")
+
+// parseIndices reads the indices of an OpenAI event in one token pass, without
+// reflection (this runs for every streamed chunk). It fails on invalid JSON.
+func parseIndices(data string, ix *openAIIndices) error {
+	jd := decoderPool.Get().(*jsonDecoder)
+	defer decoderPool.Put(jd)
+	jd.r.Reset(data)
+	dec := jd.dec
+	dec.Reset(&jd.r, jsontext.AllowDuplicateNames(true))
+	var names [8]int
+	name := func(d int) int {
+		if d < len(names) {
+			return names[d]
+		}
+		return nOther
+	}
+	first := true
+	for {
+		kind := dec.PeekKind()
+		if kind == 0 {
+			_, err := dec.ReadToken()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if first && kind != '{' {
+			if _, err := dec.ReadValue(); err != nil {
+				return err
+			}
+			return errNotObject
+		}
+		first = false
+		depth := dec.StackDepth()
+		top, length := dec.StackIndex(depth)
+		if top == '{' && length%2 == 0 && kind != '}' {
+			raw, err := dec.ReadValue()
+			if err != nil {
+				return err
+			}
+			if depth < len(names) {
+				names[depth] = memberName(raw)
+			}
+			continue
+		}
+		inChoice := depth == 3 && name(1) == nChoices
+		inTool := depth == 6 && name(1) == nChoices && name(3) == nDelta && name(4) == nToolCalls
+		switch kind {
+		case '{', '[', '}', ']':
+			if _, err := dec.ReadToken(); err != nil {
+				return err
+			}
+			if kind == '{' {
+				if d := depth + 1; d < len(names) {
+					names[d] = nOther
+				}
+				switch {
+				case depth == 2 && name(1) == nChoices:
+					ix.Choices = append(ix.Choices, choiceIndices{})
+				case inChoice && name(3) == nDelta && len(ix.Choices) > 0:
+					ix.Choices[len(ix.Choices)-1].HasDelta = true
+				case depth == 5 && name(1) == nChoices && name(3) == nDelta && name(4) == nToolCalls && len(ix.Choices) > 0:
+					c := &ix.Choices[len(ix.Choices)-1]
+					c.Tools = append(c.Tools, optInt{})
+				}
+			}
+			continue
+		}
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		switch {
+		case depth == 1:
+			switch name(1) {
+			case nType:
+				if kind == '"' {
+					ix.Type = unquote(string(raw))
+				}
+			case nOutputIndex:
+				ix.OutputIndex = atoi(raw)
+			case nContentIndex:
+				ix.ContentIndex = atoi(raw)
+			case nSummaryIndex:
+				ix.SummaryIndex = atoi(raw)
+			}
+		case inChoice && len(ix.Choices) > 0:
+			c := &ix.Choices[len(ix.Choices)-1]
+			switch name(3) {
+			case nIndex:
+				c.Index = atoi(raw)
+			case nFinishReason:
+				c.Finishing = kind == '"' && len(raw) > 2
+			}
+		case inTool && name(6) == nIndex && len(ix.Choices) > 0:
+			c := &ix.Choices[len(ix.Choices)-1]
+			if len(c.Tools) > 0 {
+				c.Tools[len(c.Tools)-1] = atoi(raw)
+			}
+		}
+	}
 }
 
 var chatFields = map[string]bool{"content": true, "reasoning_content": true, "reasoning": true, "refusal": true}
@@ -399,7 +557,10 @@ var chatFields = map[string]bool{"content": true, "reasoning_content": true, "re
 // make the stream longer.
 func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool, err error) {
 	var ix openAIIndices
-	if err := json.Unmarshal([]byte(data), &ix, json.RejectUnknownMembers(false)); err != nil {
+	if err := parseIndices(data, &ix); err != nil {
+		if !errors.Is(err, errNotObject) {
+			return "", false, err
+		}
 		// Valid JSON of another shape (an array, a string): mask it as a document.
 		out, _, err := s.m.rewriteJSON(data, s.rec, "sse:", nil)
 		return out, false, err
@@ -408,7 +569,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool
 
 	// Responses API.
 	if strings.HasPrefix(ix.Type, "response.") || ix.Type == "error" {
-		oi, ci := orDefault(ix.OutputIndex, 0), orDefault(ix.ContentIndex, orDefault(ix.SummaryIndex, 0))
+		oi, ci := ix.OutputIndex.or(0), ix.ContentIndex.or(ix.SummaryIndex.or(0))
 		switch {
 		case strings.HasSuffix(ix.Type, ".delta") && ix.Type != "response.audio.delta":
 			base := strings.TrimSuffix(strings.TrimPrefix(ix.Type, "response."), ".delta")
@@ -446,13 +607,13 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool
 	// Chat completions and legacy completions.
 	choiceIdx := func(k int) int {
 		if k < len(ix.Choices) {
-			return orDefault(ix.Choices[k].Index, k)
+			return ix.Choices[k].Index.or(k)
 		}
 		return k
 	}
 	finishing := map[int]bool{}
 	for k, c := range ix.Choices {
-		if c.FinishReason != nil && *c.FinishReason != "" {
+		if c.Finishing {
 			finishing[choiceIdx(k)] = true
 		}
 	}
@@ -485,8 +646,8 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool
 				return "", false
 			}
 			j := t
-			if d := ix.Choices[k].Delta; d != nil && t < len(d.ToolCalls) {
-				j = orDefault(d.ToolCalls[t].Index, t)
+			if tools := ix.Choices[k].Tools; t < len(tools) {
+				j = tools[t].or(t)
 			}
 			key = fmt.Sprintf("choices[%d].tool_calls[%d].arguments", i, j)
 			init = func(c *channel) { c.kind, c.choice, c.tool = chChatTool, i, j }
@@ -537,7 +698,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool
 				members, _ = jsontext.AppendQuote(members, text)
 			}
 			if len(members) > 0 {
-				if ch.Delta == nil {
+				if !ch.HasDelta {
 					return "", false, errors.New("finishing chunk without a delta")
 				}
 				if out, err = insertMembers(out, "/choices/"+strconv.Itoa(k)+"/delta", members); err != nil {
