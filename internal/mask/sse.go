@@ -380,9 +380,9 @@ func (o optInt) or(d int) int {
 
 // openAIIndices is the part of an OpenAI event needed to name channels.
 type openAIIndices struct {
-	Type                                   string
+	Type                                    string
 	OutputIndex, ContentIndex, SummaryIndex optInt
-	Choices                                []choiceIndices
+	Choices                                 []choiceIndices
 }
 
 type choiceIndices struct {
