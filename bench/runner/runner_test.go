@@ -199,3 +199,44 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("markdown report missing or without the command line: %v", err)
 	}
 }
+
+// The Warden path of the runner, against a stand-in binary whose loader
+// rejects the audit and identity keys: passthrough runs after dropping
+// "audit: {enabled: false}" (a build without audit has none to switch
+// off), identity is reported unavailable with the loader's error, and
+// the run completes.
+func TestRunWardenStagesWithFakeBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary and drives load for a few seconds")
+	}
+	o := DefaultOptions(true)
+	o.Duration, o.Warmup = 300*time.Millisecond, 100*time.Millisecond
+	o.Conns = []int{4}
+	o.StreamConns, o.StreamDeltas, o.StreamPace = 4, 5, time.Millisecond
+	o.Only = []string{"warden-passthrough", "warden-identity"}
+	o.WardenPkg = "./bench/runner/testdata/fakewarden"
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*Target{}
+	for _, tg := range rep.Targets {
+		byName[tg.Name] = tg
+	}
+	pt, id := byName["warden-passthrough"], byName["warden-identity"]
+	if pt == nil || !pt.Available() || !strings.Contains(pt.Summary, "no audit section") {
+		t.Fatalf("passthrough: %+v", pt)
+	}
+	if id == nil || id.Available() || !strings.Contains(id.Unavailable, "not available in this build") || !strings.Contains(id.Unavailable, `unknown key "identity"`) {
+		t.Fatalf("identity: %+v", id)
+	}
+	if r := findRow(rep.Closed, "chat-c4", "warden-passthrough"); r == nil || !r.Valid || r.CPUPer1k <= 0 {
+		t.Errorf("passthrough row: %+v", r)
+	}
+	if findRow(rep.Closed, "chat-c4", "warden-identity") != nil {
+		t.Error("an unavailable stage has a row")
+	}
+	if md := rep.Markdown(); !strings.Contains(md, `unknown key \"identity\"`) && !strings.Contains(md, `unknown key "identity"`) {
+		t.Errorf("markdown does not say why identity is missing:\n%s", md)
+	}
+}
