@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -44,16 +45,22 @@ func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("wardenbench", flag.ContinueOnError)
 	short := fs.Bool("short", false, "quick mode: 1 repetition of 1.5 s per measurement (under 2 minutes)")
 	reps := fs.Int("reps", 0, "repetitions per target and workload (default 3, or 1 with -short)")
-	dur := fs.Duration("duration", 0, "length of one measurement (default 3s, or 2s with -short)")
+	dur := fs.Duration("duration", 0, "length of one measurement (default 3s, or 1.5s with -short)")
 	rate := fs.Float64("rate", 0, "open-loop rate in req/s (default: half of the most complete Warden stage's closed-loop maximum)")
 	only := fs.String("only", "", "comma-separated target names to run (direct always runs), e.g. go-floor,warden-full")
-	profile := fs.Bool("profile", false, "take CPU and allocation profiles of the most complete Warden stage (needs /debug/pprof/ on its admin listener)")
+	profile := fs.Bool("profile", false, "take CPU and allocation profiles of the most complete Warden stage during its last 64-connection run (Warden is built with a pprof listener added via go build -overlay)")
 	var extra stageFlags
 	fs.Var(&extra, "stage", "extra Warden stage NAME=FILE: a config template (Go text/template over bench/configs.Data, e.g. {{.Listen}}) measured after the built-in stages; repeatable")
 	noNginx := fs.Bool("no-nginx", false, "leave nginx out (no install attempt)")
 	out := fs.String("out", "bench/results", "directory for the report files (relative to the repository root); empty: do not write")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (flags only; see -h)", fs.Args())
 	}
 	o := runner.DefaultOptions(*short)
 	if *reps > 0 {
