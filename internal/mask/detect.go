@@ -112,11 +112,13 @@ func need(entity string, w window) bool {
 	case entities.EmailAddress:
 		return w.at
 	case entities.PhoneNumber:
-		return w.digits >= 8
+		// Our phone patterns need a separator, '(' or '+'.
+		return w.digits >= 8 && w.sep
 	case entities.IBANCode:
 		return w.digits >= 2 && w.upper >= 2 && w.normLen >= 15
 	case entities.USSSN:
-		return w.digits >= 9
+		// Only the dashed form is recognized (see strictSSN).
+		return w.digits >= 9 && w.dash
 	case entities.IPAddress:
 		return w.digits >= 4
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Set holds the compiled masking profiles of one configuration. It is
@@ -33,6 +34,7 @@ type Masker struct {
 	// regex or keyword rules, and no entity of the profile can be letters
 	// only), enabling the scanner's fast path for ordinary words.
 	fastWords bool
+	macs      sync.Pool // of keyed HMAC-SHA256 hash.Hash
 }
 
 // New compiles cfg (SetDefaults is applied to a copy) with key as the HMAC

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"strings"
 )
 
@@ -36,7 +37,12 @@ func canonical(entity, v string) string {
 // occurrences without being able to recover or brute-force the value
 // without the deployment key.
 func (m *Masker) fingerprint(entity, canon string) string {
-	mac := hmac.New(sha256.New, m.key)
+	mac, ok := m.macs.Get().(hash.Hash)
+	if !ok {
+		mac = hmac.New(sha256.New, m.key)
+	}
+	defer m.macs.Put(mac)
+	mac.Reset()
 	mac.Write([]byte(entity))
 	mac.Write([]byte{0})
 	mac.Write([]byte(canon))

@@ -8,6 +8,8 @@ type window struct {
 	digits     int  // digit count
 	upper      int  // upper-case ASCII letter count
 	at         bool // contains '@'
+	dash       bool // contains a dash
+	sep        bool // contains a number separator: space, dash, '.', '(' or '+'
 	// open: the window may still grow with more input, nothing is decided.
 	open bool
 	// long: the window reached the length limit; only a prefix of the
@@ -63,6 +65,13 @@ func scanWindow(s string, i int, final bool, limit, capBytes int) window {
 				w.upper++
 			case nb == '@':
 				w.at = true
+				tokUpperAlnum = false
+			case nb == '-':
+				w.dash = true
+				w.sep = true
+				tokUpperAlnum = false
+			case nb == '.' || nb == '(' || nb == '+':
+				w.sep = true
 				tokUpperAlnum = false
 			default:
 				tokUpperAlnum = false
@@ -170,6 +179,7 @@ func scanWindow(s string, i int, final bool, limit, capBytes int) window {
 			return w
 		}
 		w.normLen += spaces
+		w.sep = true
 		j = g
 		if w.normLen > limit {
 			w.end, w.long = j, true
