@@ -171,6 +171,14 @@ func checks(rep *Report) []Check {
 	return out
 }
 
+func maxConns(cs []int) int {
+	m := 0
+	for _, c := range cs {
+		m = max(m, c)
+	}
+	return m
+}
+
 func ratio(x float64) string {
 	if x <= 0 {
 		return "–"
@@ -248,6 +256,29 @@ func (rep *Report) Markdown() string {
 			w("| %s | %.0f | %s | %s | %.2f | %.2f | %.2f | %.2f | %d / %d | %s | %s / %s | %s | %s |\n",
 				r.Target, r.RPS, ratio(r.RatioDirect), ratio(r.RatioFloor), r.P50, r.P90, r.P99, r.P999,
 				r.Non2xx, r.Errors, cpu(r.CPUPer1k), cpu(r.GenCPUPer1k), cpu(r.UpstreamCPUPer1k), load(r.OtherCores), validity(r.Valid, r.FirstError))
+		}
+		w("\n")
+	}
+
+	if n := maxConns(s.Conns); n > 0 {
+		w("## What each feature costs (%d connections)\n\n", n)
+		w("Proxy CPU per request, and what each stage adds over the one before it (passthrough: over the floor). CPU per request is steadier than req/s on a shared machine.\n\n")
+		w("| target | proxy CPU µs per req | added µs per req | req/s × floor |\n|---|---:|---:|---:|\n")
+		wl := fmt.Sprintf("chat-c%d", n)
+		prev := -1.0
+		for _, r := range rep.Closed {
+			if r.Workload != wl || r.CPUPer1k < 0 {
+				continue
+			}
+			us := r.CPUPer1k * 1000 // s per 1k req = ms per req; ×1000 = µs
+			added := "–"
+			if prev >= 0 && r.Target != "nginx" {
+				added = fmt.Sprintf("%+.0f", us-prev)
+			}
+			w("| %s | %.0f | %s | %s |\n", r.Target, us, added, ratio(r.RatioFloor))
+			if r.Target != "nginx" {
+				prev = us
+			}
 		}
 		w("\n")
 	}
