@@ -37,8 +37,8 @@ type Options struct {
 	SkipNginx bool
 	// Profile takes CPU and allocation profiles of the most complete
 	// Warden stage during its last closed-loop measurement at the highest
-	// connection count (needs /debug/pprof/ on the admin listener), written
-	// next to the report.
+	// connection count, and an execution trace during its last open-loop
+	// measurement, written next to the report.
 	Profile bool
 	// WardenPkg is the package built as the Warden binary.
 	WardenPkg string

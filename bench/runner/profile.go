@@ -72,3 +72,25 @@ func fetch(ctx context.Context, url, file string, timeout time.Duration) error {
 	}
 	return f.Close()
 }
+
+// trace runs load() while recording a runtime execution trace of t (up to
+// 5 s of it). `go tool trace -pprof=sync FILE` then shows where requests
+// waited, which a CPU profile cannot.
+func (p *profiler) trace(ctx context.Context, t *Target, d time.Duration, label string, load func()) {
+	secs := min(5, max(1, int(d.Round(time.Second)/time.Second)))
+	base := t.pprof
+	if base == "" {
+		base = t.admin
+	}
+	file := filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.trace", p.prefix, t.Name, label))
+	done := make(chan error, 1)
+	go func() {
+		done <- fetch(ctx, fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", base, secs), file, time.Duration(secs+10)*time.Second)
+	}()
+	load()
+	if err := <-done; err != nil {
+		p.notes = append(p.notes, fmt.Sprintf("%s %s: trace not taken: %v", t.Name, label, err))
+		return
+	}
+	p.notes = append(p.notes, fmt.Sprintf("%s %s: execution trace %s (go tool trace -pprof=sync FILE > sync.pprof; go tool pprof -top sync.pprof)", t.Name, label, filepath.Base(file)))
+}

@@ -327,7 +327,13 @@ func (r *run) measureOpen(ctx context.Context, t *Target, rate float64, rep int)
 	req := chatRequest(t.BaseURL, r.env.token, false)
 	loadgen.RunOpen(ctx, client, req, rate, r.o.Warmup, r.o.OpenMaxInFlight)
 	mark := r.cpuStart(t)
-	res := loadgen.RunOpen(ctx, client, req, rate, r.o.Duration, r.o.OpenMaxInFlight)
+	var res loadgen.Result
+	load := func() { res = loadgen.RunOpen(ctx, client, req, rate, r.o.Duration, r.o.OpenMaxInFlight) }
+	if r.prof != nil && rep == r.o.Reps && t.Name == r.refWarden() {
+		r.prof.trace(ctx, t, r.o.Duration, wl, load)
+	} else {
+		load()
+	}
 	r.cpuEnd(c, t, mark)
 	c.res.Merge(&res)
 	c.reps = append(c.reps, res.RPS())
