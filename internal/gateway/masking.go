@@ -125,11 +125,11 @@ func redactValue(m *mask.Masker, loc string, v any) any {
 	}
 	switch x := v.(type) {
 	case string:
-		return m.MaskText(x, loc, mask.NewRecorder())
+		return m.MaskText(x, loc, nil)
 	case []string:
 		out := make([]string, len(x))
 		for i, s := range x {
-			out[i] = m.MaskText(s, loc, mask.NewRecorder())
+			out[i] = m.MaskText(s, loc, nil)
 		}
 		return out
 	case []any:
