@@ -144,20 +144,31 @@ func Marshal(e *Entry) ([]byte, error) {
 	if e.Kind == "" {
 		return nil, fmt.Errorf("audit: marshal: empty kind")
 	}
-	c := *e
-	c.Time = c.Time.UTC()
-	first, err := json.Marshal(&c)
+	out, ok, err := marshalFast(e)
 	if err != nil {
 		return nil, fmt.Errorf("audit: marshal %s: %w", e.Kind, err)
 	}
-	out, err := canonicalJSON(first)
-	if err != nil {
-		return nil, fmt.Errorf("audit: marshal %s: %w", e.Kind, err)
+	if !ok {
+		if out, err = marshalSlow(e); err != nil {
+			return nil, fmt.Errorf("audit: marshal %s: %w", e.Kind, err)
+		}
 	}
 	if len(out) > MaxEntrySize {
 		return nil, fmt.Errorf("audit: marshal %s: entry is %d bytes, limit %d", e.Kind, len(out), MaxEntrySize)
 	}
 	return out, nil
+}
+
+// marshalSlow is the reference canonical encoding: encode, then decode and
+// re-encode with sorted keys.
+func marshalSlow(e *Entry) ([]byte, error) {
+	c := *e
+	c.Time = c.Time.UTC()
+	first, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	return canonicalJSON(first)
 }
 
 // canonicalJSON re-encodes JSON text with sorted keys and no whitespace,

@@ -1,0 +1,124 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestMarshalFastPath checks the sorted-mirror encoding against the
+// reference canonicalisation on many varied entries, including strings
+// that need escaping, HTML characters, invalid UTF-8, floats, json.Number
+// and nested maps.
+func TestMarshalFastPath(t *testing.T) {
+	strs := []string{"", "a", "<script>&amp;", "line\nbreak\t\"q\"", "\u2028\u2029", "caf\u00e9 \U0001F600", "bad\xffutf8", "\x00\x1f", "ü"}
+	nums := []any{0.0, 1.5, -3.0, 1e21, 1e-7, 123456789.0, json.Number("42"), json.Number("1.50"), 7, int64(-9)}
+	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
+	var value func(depth int) any
+	value = func(depth int) any {
+		switch k := r.IntN(7); {
+		case k == 0:
+			return pick(strs)
+		case k == 1:
+			return nums[r.IntN(len(nums))]
+		case k == 2:
+			return r.IntN(2) == 0
+		case k == 3:
+			return nil
+		case k == 4 && depth < 3:
+			m := map[string]any{}
+			for i := 0; i < r.IntN(4); i++ {
+				m[pick(strs)+pick([]string{"z", "a", "B", "_"})] = value(depth + 1)
+			}
+			return m
+		case k == 5 && depth < 3:
+			var xs []any
+			for i := 0; i < r.IntN(4); i++ {
+				xs = append(xs, value(depth+1))
+			}
+			return xs
+		default:
+			return []string{pick(strs), pick(strs)}
+		}
+	}
+	fastHits := 0
+	for i := 0; i < 3000; i++ {
+		e := &Entry{
+			V: SchemaVersion, Kind: pick([]string{KindRequestAdmitted, KindRequestCompleted, "x.y"}), ID: pick(strs) + "id",
+			Time:      time.Unix(int64(r.IntN(2e9)), int64(r.IntN(1e9))).In(time.FixedZone("x", 3600)),
+			RequestID: pick(strs), Instance: pick(strs), Route: pick(strs), Method: pick(strs), Path: pick(strs),
+			Model: pick(strs), RequestSHA256: pick(strs), ApprovalID: pick(strs), GrantID: pick(strs),
+			Status: r.IntN(600), BytesIn: int64(r.IntN(3)), BytesOut: r.Int64(), Upstream: time.Duration(r.IntN(5)),
+			Gateway: time.Duration(r.Int64()), ResponseSHA256: pick(strs),
+		}
+		if r.IntN(2) == 0 {
+			e.Principal = &Principal{Issuer: pick(strs), Subject: pick(strs), Kind: pick(strs), Groups: []string{pick(strs)}, AuthMethod: pick(strs)}
+		}
+		if r.IntN(2) == 0 {
+			e.Decision = &Decision{Action: pick(strs), Rule: pick(strs), PolicyVersion: pick(strs), Reason: pick(strs)}
+		}
+		if r.IntN(2) == 0 {
+			e.Masking = []MaskAction{{Rule: pick(strs), Entity: pick(strs), Location: pick(strs), Count: r.IntN(3), Fingerprint: pick(strs)}}
+		}
+		if m, ok := value(0).(map[string]any); ok {
+			e.Params = m
+		}
+		if m, ok := value(0).(map[string]any); ok {
+			e.Details = m
+		}
+		if _, ok, _ := marshalFast(e); ok {
+			fastHits++
+		}
+		fast, err := Marshal(e)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		slow, err := marshalSlow(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("entry %d differs:\nfast %s\nslow %s", i, fast, slow)
+		}
+	}
+	if fastHits < 1000 {
+		t.Fatalf("fast path taken for only %d of 3000 entries: the comparison proves little", fastHits)
+	}
+	// Values that are not plain fall back to the reference encoding.
+	e := &Entry{V: SchemaVersion, Kind: "x.y", ID: "i", Params: map[string]any{"body": json.RawMessage(`{"b":1,"a":2}`)}}
+	if _, ok, _ := marshalFast(e); ok {
+		t.Fatal("fast path accepted a RawMessage")
+	}
+	b, err := Marshal(e)
+	if err != nil || !bytes.Contains(b, []byte(`{"a":2,"b":1}`)) {
+		t.Fatalf("fallback not canonical: %s %v", b, err)
+	}
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	e := &Entry{V: SchemaVersion, Kind: KindRequestAdmitted, ID: "0190c1a2-7b3c-7d4e-8f90-123456789abc", Time: time.Now(),
+		RequestID: "3f0c9a1b2c3d4e5f60718293a4b5c6d7", Instance: "gw-1", Route: "openai", Method: "POST", Path: "/v1/chat/completions",
+		Model: "warden-demo-small", RequestSHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		Principal: &Principal{Issuer: "https://idp.example.com", Subject: "alice", Kind: "user", Groups: []string{"ml-users"}, AuthMethod: "oidc"},
+		Decision:  &Decision{Action: "allow", Rule: "chat-approved-models", PolicyVersion: "sha256:a36cf9e268d1276bd0bc39b4fd5b94c934b649dd12c9824735418fd9a50af16d"},
+		Params:    map[string]any{"model": "warden-demo-small", "stream": true, "message_count": 3.0}}
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Marshal(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := marshalSlow(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
