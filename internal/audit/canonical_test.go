@@ -13,7 +13,7 @@ import (
 // that need escaping, HTML characters, invalid UTF-8, floats, json.Number
 // and nested maps.
 func TestMarshalFastPath(t *testing.T) {
-	strs := []string{"", "a", "<script>&amp;", "line\nbreak\t\"q\"", "\u2028\u2029", "caf\u00e9 \U0001F600", "bad\xffutf8", "\x00\x1f", "ü"}
+	strs := []string{"", "a", "<script>&amp;", "line\nbreak\t\"q\"", "\u2028\u2029", "caf\u00e9 \U0001F600", "\x00\x1f", "ü", "\ufffd literal"}
 	nums := []any{0.0, 1.5, -3.0, 1e21, 1e-7, 123456789.0, json.Number("42"), json.Number("1.50"), 7, int64(-9)}
 	r := rand.New(rand.NewPCG(1, 2))
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
@@ -86,6 +86,13 @@ func TestMarshalFastPath(t *testing.T) {
 	}
 	if fastHits < 1000 {
 		t.Fatalf("fast path taken for only %d of 3000 entries: the comparison proves little", fastHits)
+	}
+	// Invalid UTF-8 falls back to the reference (which writes U+FFFD).
+	bad := &Entry{V: SchemaVersion, Kind: "x.y", ID: "bad\xffutf8", Params: map[string]any{"k": "v\xfe"}}
+	if fb, err := Marshal(bad); err != nil {
+		t.Fatal(err)
+	} else if sb, _ := marshalSlow(bad); !bytes.Equal(fb, sb) {
+		t.Fatalf("invalid UTF-8: %s != %s", fb, sb)
 	}
 	// Values that are not plain fall back to the reference encoding.
 	e := &Entry{V: SchemaVersion, Kind: "x.y", ID: "i", Params: map[string]any{"body": json.RawMessage(`{"b":1,"a":2}`)}}
