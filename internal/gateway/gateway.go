@@ -108,9 +108,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		tr = NewTransport(cfg)
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:        g.rewrite,
-		Transport:      tr,
-		FlushInterval:  -1, // SSE and chunked responses go out as they arrive
+		Rewrite:   g.rewrite,
+		Transport: tr,
+		// FlushInterval 0: ReverseProxy still flushes after every write for
+		// text/event-stream and bodies of unknown length (it decides after
+		// ModifyResponse, so a masked stream keeps streaming); plain JSON
+		// answers are not flushed write by write (that cost 5-6% CPU).
+		FlushInterval:  0,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),

@@ -77,7 +77,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		sum := sha256.Sum256(c.body)
 		a.bodyHash = hex.EncodeToString(sum[:])
 	}
-	if c.route.profile == "openai" && len(c.body) > 0 {
+	if c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil) {
 		a.facts = policy.BodyFacts(c.body)
 		if m, ok := a.facts["model"].(string); ok {
 			a.model = m
