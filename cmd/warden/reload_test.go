@@ -4,15 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/wardenhq/warden/internal/devstack"
 )
 
 // TestPolicyReloadOnSIGHUP: with file watching off, editing the policy
@@ -21,16 +18,7 @@ import (
 // broken edit is refused and the old policy stays in force.
 func TestPolicyReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
-	idp := httptest.NewUnstartedServer(nil)
-	idp.Start()
-	defer idp.Close()
-	issuer, err := devstack.NewIssuer(idp.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp.Config.Handler = issuer.Handler()
-	up := httptest.NewServer(devstack.NewModelServer().Handler())
-	defer up.Close()
+	issuer, idpURL, upURL := startIssuer(t)
 
 	allowModels := `version: 1
 rules:
@@ -56,7 +44,7 @@ identity:
 policy:
   file: %s
   watch: false
-`, gw, adm, filepath.Join(dir, "data"), up.URL, idp.URL, pf)
+`, gw, adm, filepath.Join(dir, "data"), upURL, idpURL, pf)
 	cp := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(cp, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -64,16 +52,7 @@ policy:
 	cmd := startServe(t, cp, adm)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
-	var alice, carol string
-	for _, u := range devstack.DemoUsers {
-		tok, _ := issuer.Mint(u, devstack.DemoAudience, time.Hour)
-		switch u.Name {
-		case "alice":
-			alice = tok
-		case "carol":
-			carol = tok
-		}
-	}
+	alice, carol := token(t, issuer, "alice"), token(t, issuer, "carol")
 	get := func(addr, path, tok string) (int, string) {
 		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardenhq/warden/internal/audit"
-	"github.com/wardenhq/warden/internal/devstack"
 	"github.com/wardenhq/warden/internal/store/postgres"
 )
 
@@ -92,16 +90,7 @@ func TestThreeReplicasOnePostgres(t *testing.T) {
 	if err := os.WriteFile(pf, []byte(replicaPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	idp := httptest.NewUnstartedServer(nil)
-	idp.Start()
-	defer idp.Close()
-	issuer, err := devstack.NewIssuer(idp.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp.Config.Handler = issuer.Handler()
-	up := httptest.NewServer(devstack.NewModelServer().Handler())
-	defer up.Close()
+	issuer, idpURL, upURL := startIssuer(t)
 
 	type replica struct {
 		name, gw, admin string
@@ -127,7 +116,7 @@ audit:
   signing_key_file: %s
   checkpoint_every: 100
   checkpoint_interval: 500ms
-`, r.gw, r.admin, filepath.Join(dir, name), name, up.URL, idp.URL, pf, dsn, signer)
+`, r.gw, r.admin, filepath.Join(dir, name), name, upURL, idpURL, pf, dsn, signer)
 		cp := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(cp, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -141,20 +130,7 @@ audit:
 			_ = r.cmd.Wait()
 		}
 	}()
-	token := func(user string) string {
-		for _, u := range devstack.DemoUsers {
-			if u.Name == user {
-				tok, err := issuer.Mint(u, devstack.DemoAudience, time.Hour)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return tok
-			}
-		}
-		t.Fatalf("no user %s", user)
-		return ""
-	}
-	alice, bob := token("alice"), token("bob")
+	alice, bob := token(t, issuer, "alice"), token(t, issuer, "bob")
 	post := func(addr, path, tok, body string) (*http.Response, error) {
 		req, _ := http.NewRequest("POST", "http://"+addr+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)

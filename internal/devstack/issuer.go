@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -135,6 +136,16 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "Bearer", "expires_in": int(is.ttl.Seconds()),
 	})
+}
+
+// Token signs an access token for the demo user named name, for the demo
+// audience, valid for ttl.
+func (is *Issuer) Token(name string, ttl time.Duration) (string, error) {
+	u, ok := is.users[name]
+	if !ok {
+		return "", fmt.Errorf("devstack: no demo user %q", name)
+	}
+	return is.Mint(u, DemoAudience, ttl)
 }
 
 // Mint signs an access token for u. Exported for tests.
