@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -100,27 +98,12 @@ func (s *Store) prepare(b audit.Batch) ([]entryRow, error) {
 			timeNS: e.Time.UnixNano(), kind: e.Kind, route: e.Route, model: e.Model,
 			requestID: e.RequestID, approvalID: e.ApprovalID, maskRules: []string{},
 		}
-		if e.Principal != nil {
-			row.subject = e.Principal.Subject
-		}
-		var text []string
-		if e.Decision != nil {
-			row.action = e.Decision.Action
-			if e.Decision.Reason != "" {
-				text = append(text, e.Decision.Reason)
-			}
-		}
-		text = flatten(text, e.Params)
-		text = flatten(text, e.Details)
-		row.text = strings.Join(text, " ")
+		f := audit.Index(e)
+		row.subject, row.action, row.text = f.Subject, f.Action, f.Text
 		if len(row.text) > maxSearchText {
 			row.text = strings.ToValidUTF8(row.text[:maxSearchText], "")
 		}
-		for _, m := range e.Masking {
-			if !slices.Contains(row.maskRules, m.Rule) {
-				row.maskRules = append(row.maskRules, m.Rule)
-			}
-		}
+		row.maskRules = append(row.maskRules, f.MaskRules...)
 		for _, f := range []*string{&row.id, &row.kind, &row.subject, &row.route, &row.model, &row.requestID, &row.approvalID, &row.action, &row.text} {
 			*f = noNUL(*f)
 		}
@@ -211,33 +194,4 @@ func (s *Store) appendTx(ctx context.Context, c *pgx.Conn, b audit.Batch, rows [
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
-}
-
-// flatten appends the keys and scalar values found in v, in a stable
-// order: the words full-text search sees (the same as the SQLite store).
-func flatten(out []string, v any) []string {
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			out = append(out, k)
-			out = flatten(out, x[k])
-		}
-	case []any:
-		for _, y := range x {
-			out = flatten(out, y)
-		}
-	case string:
-		out = append(out, x)
-	case json.Number:
-		out = append(out, x.String())
-	case nil:
-	default:
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
 }

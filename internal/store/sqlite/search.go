@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -19,57 +17,12 @@ type doc struct {
 }
 
 func docOf(e *audit.Entry) doc {
-	d := doc{
+	f := audit.Index(e)
+	return doc{
 		id: e.ID, kind: e.Kind, route: e.Route, model: e.Model,
 		requestID: e.RequestID, approvalID: e.ApprovalID, timeNS: e.Time.UnixNano(),
+		subject: f.Subject, action: f.Action, text: f.Text, maskRules: f.MaskRules,
 	}
-	if e.Principal != nil {
-		d.subject = e.Principal.Subject
-	}
-	var text []string
-	if e.Decision != nil {
-		d.action = e.Decision.Action
-		if e.Decision.Reason != "" {
-			text = append(text, e.Decision.Reason)
-		}
-	}
-	text = flatten(text, e.Params)
-	text = flatten(text, e.Details)
-	d.text = strings.Join(text, " ")
-	for _, m := range e.Masking {
-		if !slices.Contains(d.maskRules, m.Rule) {
-			d.maskRules = append(d.maskRules, m.Rule)
-		}
-	}
-	return d
-}
-
-// flatten appends the keys and scalar values found in v, in a stable order.
-func flatten(out []string, v any) []string {
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			out = append(out, k)
-			out = flatten(out, x[k])
-		}
-	case []any:
-		for _, y := range x {
-			out = flatten(out, y)
-		}
-	case string:
-		out = append(out, x)
-	case json.Number:
-		out = append(out, x.String())
-	case nil:
-	default:
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
 }
 
 // ftsQuery turns words into an FTS5 query: each word a quoted string,

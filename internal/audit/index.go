@@ -1,0 +1,77 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// IndexFields are what an entry contributes to a store's search indexes.
+// Stores index them for Query; verification never trusts them (it reads
+// only the canonical bytes).
+type IndexFields struct {
+	// Subject is the principal's subject ("" without a principal).
+	Subject string
+	// Action is the decision's action ("" without a decision).
+	Action string
+	// Text is the full-text document: the decision reason, then the keys
+	// and scalar values of Params and Details in a stable order.
+	Text string
+	// MaskRules are the distinct masking rules of the entry, in order.
+	MaskRules []string
+}
+
+// Index returns e's search index fields. Every store uses it, so a query
+// finds the same entries whichever store holds them.
+func Index(e *Entry) IndexFields {
+	var f IndexFields
+	if e.Principal != nil {
+		f.Subject = e.Principal.Subject
+	}
+	var text []string
+	if e.Decision != nil {
+		f.Action = e.Decision.Action
+		if e.Decision.Reason != "" {
+			text = append(text, e.Decision.Reason)
+		}
+	}
+	text = flattenText(text, e.Params)
+	text = flattenText(text, e.Details)
+	f.Text = strings.Join(text, " ")
+	for _, m := range e.Masking {
+		if !slices.Contains(f.MaskRules, m.Rule) {
+			f.MaskRules = append(f.MaskRules, m.Rule)
+		}
+	}
+	return f
+}
+
+// flattenText appends the keys and scalar values found in v, in a stable
+// order.
+func flattenText(out []string, v any) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			out = append(out, k)
+			out = flattenText(out, x[k])
+		}
+	case []any:
+		for _, y := range x {
+			out = flattenText(out, y)
+		}
+	case string:
+		out = append(out, x)
+	case json.Number:
+		out = append(out, x.String())
+	case nil:
+	default:
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
