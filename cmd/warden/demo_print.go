@@ -67,10 +67,10 @@ func demoSteps(st demoStack) []demoStep {
 		{
 			title: "Fine-tuning needs an ml-approver: alice's job is held (connection kept open) until bob approves",
 			cmds: []string{
-				`curl -s ` + gw + `/v1/fine_tuning/jobs -H "Authorization: Bearer $ALICE" -H 'X-Warden-Justification: monthly retrain on Q3 tickets'` + json + ` -d '{"model":"warden-demo-small","training_file":"file-q3"}' > finetune.json &`,
+				`curl -s ` + gw + `/v1/fine_tuning/jobs -H "Authorization: Bearer $ALICE" -H 'X-Warden-Justification: monthly retrain on Q3 tickets'` + json + ` -d '{"model":"warden-demo-small","training_file":"file-q3"}' > "${TMPDIR:-/tmp}/warden-finetune.json" &`,
 				`APPROVAL=$(` + st.warden + ` approvals list --admin-url ` + st.adminURL + ` --token "$BOB" --state pending --setting finetune --wait 30s -q | head -1) && echo "pending approval: $APPROVAL"`,
 				st.warden + ` approvals approve "$APPROVAL" --admin-url ` + st.adminURL + ` --token "$BOB" --reason "training file reviewed"`,
-				`wait; cat finetune.json`,
+				`wait; cat "${TMPDIR:-/tmp}/warden-finetune.json"`,
 			},
 			note: "alice cannot approve her own request, whatever her groups; bob's reason is recorded.",
 		},
