@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +78,13 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 	if len(c.body) > 0 || g.audit != nil {
 		sum := sha256.Sum256(c.body)
 		a.bodyHash = hex.EncodeToString(sum[:])
+	}
+	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) && !json.Valid(c.body) {
+		// An OpenAI-compatible API only takes JSON: say precisely what is
+		// wrong instead of letting policy decide on an empty body.
+		g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "malformed_json"})
+		g.fail(w, c, http.StatusBadRequest, errBadRequest, "request body is not valid JSON: "+jsonError(c.body))
+		return false
 	}
 	if c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil) {
 		a.facts = policy.BodyFacts(c.body)
@@ -282,6 +291,31 @@ func (g *Gateway) recordRefusal(r *http.Request, c *call, kind string, status in
 	if _, err := g.audit.Append(ctx, e); err != nil {
 		g.log.Error("audit: could not record refusal", "request_id", c.requestID, "kind", kind, "err", err)
 	}
+}
+
+// isJSONContent reports whether a request Content-Type is JSON (or absent,
+// as many clients of OpenAI-compatible APIs send none).
+func isJSONContent(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(strings.ToLower(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// jsonError describes why body is not JSON, with the byte offset.
+func jsonError(body []byte) string {
+	var v any
+	err := json.Unmarshal(body, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return se.Error() + " (at byte " + strconv.FormatInt(se.Offset, 10) + ")"
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "invalid JSON"
 }
 
 func authReason(e *identity.Error) string {

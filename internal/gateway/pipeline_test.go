@@ -156,7 +156,11 @@ func (s *stack) entries(t *testing.T, requestID string) []*audit.Entry {
 
 func (s *stack) do(t *testing.T, method, path, token string, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.gw+path, strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	reqBody := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	if strings.Contains(path, "bad=1") {
+		reqBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]` // truncated
+	}
+	req, _ := http.NewRequest(method, s.gw+path, strings.NewReader(reqBody))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -270,6 +274,7 @@ func TestRefusalsAreRecordedAndNeverForwarded(t *testing.T) {
 		{"garbage token", "/v1/chat/completions", "not.a.jwt", 401, audit.KindRequestRefused, "invalid_token"},
 		{"policy deny", "/admin/stats", s.token(t, "alice"), 403, audit.KindRequestDenied, "forbidden"},
 		{"default deny", "/v1/embeddings", s.token(t, "alice"), 403, audit.KindRequestDenied, "forbidden"},
+		{"malformed JSON body", "/v1/chat/completions?bad=1", s.token(t, "alice"), 400, audit.KindRequestRefused, "bad_request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,6 +293,9 @@ func TestRefusalsAreRecordedAndNeverForwarded(t *testing.T) {
 			es := s.entries(t, resp.Header.Get("X-Request-Id"))
 			if len(es) != 1 || es[0].Kind != tt.kind || es[0].Status != tt.status {
 				t.Fatalf("entries %+v", es)
+			}
+			if tt.errType == "bad_request" && !strings.Contains(string(body), "not valid JSON") {
+				t.Errorf("malformed body: message does not say what is wrong: %s", body)
 			}
 			if tt.token != "" && strings.Contains(string(body), tt.token) {
 				t.Error("token echoed in the error")
