@@ -68,33 +68,16 @@ CREATE INDEX IF NOT EXISTS approval_requests_created ON approval_requests (creat
 // DSN, Schema, MaxConns, WriteTimeout) and creates the approval tables
 // if needed. The DSN is never logged or put into errors.
 func OpenApprovals(ctx context.Context, cfg Config, log *slog.Logger) (*ApprovalStore, error) {
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("postgres: approvals config: %w", err)
-	}
 	if log == nil {
 		log = slog.Default()
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pool, connCfg, err := openPool(ctx, &cfg, "warden-approvals")
 	if err != nil {
-		return nil, errors.New("postgres: approvals: cannot parse the DSN")
-	}
-	pcfg.MaxConns = cfg.MaxConns
-	pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
-	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		pcfg.ConnConfig.RuntimeParams["application_name"] = "warden-approvals"
-	}
-	if pcfg.ConnConfig.ConnectTimeout == 0 {
-		pcfg.ConnConfig.ConnectTimeout = cfg.WriteTimeout
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: approvals: open pool: %w", err)
+		return nil, fmt.Errorf("postgres: approvals: %w", err)
 	}
 	s := &ApprovalStore{
 		cfg: cfg, log: log.With("component", "approval.postgres", "schema", cfg.Schema),
-		pool: pool, connCfg: pcfg.ConnConfig.Copy(),
+		pool: pool, connCfg: connCfg,
 		channel:   "warden_approvals:" + cfg.Schema,
 		listening: make(chan struct{}),
 	}

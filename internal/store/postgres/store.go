@@ -62,27 +62,9 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 		opt(&o)
 	}
 	cfg = o.cfg
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("postgres: config: %w", err)
-	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pool, connCfg, err := openPool(ctx, &cfg, "warden")
 	if err != nil {
-		// pgx's parse errors may echo the DSN; do not wrap them.
-		return nil, errors.New("postgres: cannot parse the DSN")
-	}
-	pcfg.MaxConns = cfg.MaxConns
-	pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
-	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		pcfg.ConnConfig.RuntimeParams["application_name"] = "warden"
-	}
-	if pcfg.ConnConfig.ConnectTimeout == 0 {
-		pcfg.ConnConfig.ConnectTimeout = cfg.WriteTimeout
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open pool: %w", err)
+		return nil, err
 	}
 	if _, err := migrate(ctx, pool, cfg.Schema); err != nil {
 		pool.Close()
@@ -92,7 +74,7 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 		cfg:           cfg,
 		log:           o.logger.With("component", "audit.postgres", "schema", cfg.Schema),
 		pool:          pool,
-		connCfg:       pcfg.ConnConfig.Copy(),
+		connCfg:       connCfg,
 		integratorKey: lockKey(cfg.Schema, "integrator"),
 		pendingChan:   "warden_audit:" + cfg.Schema + ":pending",
 		seqChan:       "warden_audit:" + cfg.Schema + ":sequenced",
@@ -105,6 +87,37 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 		go s.enqueueLoop()
 	}
 	return s, nil
+}
+
+// openPool validates cfg (after filling its defaults) and opens a pool with
+// the session settings every Warden connection needs: the schema on the
+// search path and synchronous commits. It returns a copy of the connection
+// config for dedicated (leader, listener) connections. Errors never carry
+// the DSN, which may hold a password.
+func openPool(ctx context.Context, cfg *Config, appName string) (*pgxpool.Pool, *pgx.ConnConfig, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("postgres: config: %w", err)
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		// pgx's parse errors may echo the DSN; do not wrap them.
+		return nil, nil, errors.New("postgres: cannot parse the DSN")
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = appName
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = cfg.WriteTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: open pool: %w", err)
+	}
+	return pool, pcfg.ConnConfig.Copy(), nil
 }
 
 // Schema returns the PostgreSQL schema holding the store's tables.
