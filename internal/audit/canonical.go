@@ -27,6 +27,7 @@ type sortedEntry struct {
 	Masking        []sortedMask     `json:"masking,omitempty"`
 	Method         string           `json:"method,omitempty"`
 	Model          string           `json:"model,omitempty"`
+	Outcome        string           `json:"outcome,omitempty"`
 	Params         map[string]any   `json:"params,omitempty"`
 	Path           string           `json:"path,omitempty"`
 	Principal      *sortedPrincipal `json:"principal,omitempty"`
@@ -82,7 +83,7 @@ func marshalFast(e *Entry) ([]byte, bool, error) {
 	s := sortedEntry{
 		ApprovalID: e.ApprovalID, BytesIn: e.BytesIn, BytesOut: e.BytesOut, Details: e.Details,
 		Gateway: int64(e.Gateway), GrantID: e.GrantID, ID: e.ID, Instance: e.Instance, Kind: e.Kind,
-		Method: e.Method, Model: e.Model, Params: e.Params, Path: e.Path, RequestID: e.RequestID,
+		Method: e.Method, Model: e.Model, Outcome: e.Outcome, Params: e.Params, Path: e.Path, RequestID: e.RequestID,
 		RequestSHA256: e.RequestSHA256, ResponseSHA256: e.ResponseSHA256, Route: e.Route,
 		Status: e.Status, Time: t, Upstream: int64(e.Upstream), V: e.V,
 	}

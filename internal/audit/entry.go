@@ -36,6 +36,27 @@ const (
 	KindVerifyFailed = "audit.verify_failed"
 )
 
+// Outcomes of a request, recorded in its terminal entry (Entry.Outcome).
+const (
+	// OutcomeOK: the upstream answered and the caller received all of it.
+	OutcomeOK = "ok"
+	// OutcomeUpstreamError: the upstream could not be reached, failed, or
+	// broke the connection mid-answer.
+	OutcomeUpstreamError = "upstream_error"
+	// OutcomeUpstreamTimeout: the upstream did not answer (or stalled) in time.
+	OutcomeUpstreamTimeout = "upstream_timeout"
+	// OutcomeClientAborted: the caller went away before the answer ended.
+	OutcomeClientAborted = "client_aborted"
+	// OutcomeTruncated: the answer ended abnormally after part of it had
+	// reached the caller; held-back text was dropped, not flushed.
+	OutcomeTruncated = "truncated"
+	// OutcomeMaskingFailed: the response could not be masked safely and was
+	// withheld (or cut).
+	OutcomeMaskingFailed = "masking_failed"
+	// OutcomeRefused: Warden refused the request after admission.
+	OutcomeRefused = "refused"
+)
+
 // Entry is one audit record. Its canonical encoding (see Marshal) is the
 // record data of the Merkle tree: the leaf hash is tlog.RecordHash(bytes).
 //
@@ -90,6 +111,9 @@ type Entry struct {
 	Masking []MaskAction `json:"masking,omitempty"`
 	// ResponseSHA256 is the hex SHA-256 of the bytes the caller received.
 	ResponseSHA256 string `json:"response_sha256,omitempty"`
+	// Outcome says how a request ended (terminal entries only): one of the
+	// Outcome* constants.
+	Outcome string `json:"outcome,omitempty"`
 	// Details carries kind-specific data, e.g. for config.changed the old
 	// and new config versions and the actor. Never secrets.
 	Details map[string]any `json:"details,omitempty"`

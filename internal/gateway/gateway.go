@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
@@ -161,6 +162,7 @@ type call struct {
 	grantID       string
 	admittedSeq   int64
 	mask          maskState
+	outcome       string // audit.Outcome*, set where the end is known; "" = decided in complete
 }
 
 func (c *call) reset() { *c = call{} }
@@ -372,12 +374,14 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nothing to answer.
 		c.status = 499
+		c.outcome = audit.OutcomeClientAborted
 		if sw, ok := w.(*statusWriter); ok {
 			sw.status = 499
 		}
 		return
 	}
 	if errors.Is(err, mask.ErrBlocked) {
+		c.outcome = audit.OutcomeMaskingFailed
 		g.log.Warn("response blocked by masking", "request_id", c.requestID, "route", c.route.name, "err", err)
 		msg := "the upstream response could not be masked safely and was withheld"
 		var be *mask.BlockedError
@@ -389,10 +393,12 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		c.outcome = audit.OutcomeUpstreamTimeout
 		g.log.Warn("upstream timeout", "request_id", c.requestID, "route", c.route.name, "err", err)
 		g.fail(w, c, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time")
 		return
 	}
+	c.outcome = audit.OutcomeUpstreamError
 	g.log.Warn("upstream error", "request_id", c.requestID, "route", c.route.name, "err", err)
 	g.fail(w, c, http.StatusBadGateway, errUpstream, "the upstream could not be reached or failed")
 }

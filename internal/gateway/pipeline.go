@@ -179,7 +179,14 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 				e.Details = map[string]any{}
 			}
 			e.Details["masking_failure"] = f
+			if c.outcome == "" {
+				c.outcome = audit.OutcomeMaskingFailed
+			}
 		}
+	}
+	e.Outcome = c.outcome
+	if e.Outcome == "" {
+		e.Outcome = audit.OutcomeOK
 	}
 	// The caller already has the response, so the handler does not wait
 	// for this entry's fsync: it joins the log's next group commit in the
