@@ -129,6 +129,24 @@ BEGIN
 END
 $$;
 `,
+	// 4: witness cosignatures beside the checkpoints (internal/witness):
+	// one row per (checkpoint size, witness key), append-only.
+	`
+CREATE TABLE cosignatures (
+	size       bigint NOT NULL CHECK (size >= 0),
+	witness    text   NOT NULL,
+	key_hash   bigint NOT NULL,
+	time_s     bigint NOT NULL,
+	note       bytea  NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (size, witness, key_hash)
+);
+CREATE INDEX cosignatures_witness ON cosignatures (witness, size);
+CREATE TRIGGER cosignatures_append_only BEFORE UPDATE OR DELETE ON cosignatures
+	FOR EACH ROW EXECUTE FUNCTION reject_change('cosignatures');
+CREATE TRIGGER cosignatures_no_truncate BEFORE TRUNCATE ON cosignatures
+	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('cosignatures');
+`,
 }
 
 // lockKey derives a 64-bit advisory lock key for purpose within schema, so
