@@ -22,20 +22,23 @@ import (
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/store/sqlite"
+	"github.com/wardenhq/warden/internal/witness"
 )
 
 // app is the wired gateway: everything `warden serve` runs, reused by
 // `warden demo` and by the end-to-end tests.
 type app struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	server    *gateway.Server
-	auth      *identity.Authenticator
-	policy    *policy.Engine
-	masks     *mask.Set
-	audit     *audit.Log
-	approvals *approval.Service
-	closers   []func(context.Context) error
+	cfg         *config.Config
+	log         *slog.Logger
+	server      *gateway.Server
+	auth        *identity.Authenticator
+	policy      *policy.Engine
+	masks       *mask.Set
+	audit       *audit.Log
+	approvals   *approval.Service
+	witness     *witness.Submitter          // nil without audit.witnesses
+	witnessStop func(context.Context) error // set by startWitnesses
+	closers     []func(context.Context) error
 }
 
 // newApp builds every component from cfg. Nothing listens yet. On error,
@@ -45,9 +48,11 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	a = &app{cfg: cfg, log: log}
+	// `return nil, err` sets a to nil before this runs: keep our own.
+	self := a
 	defer func() {
 		if err != nil {
-			a.close()
+			self.close()
 		}
 	}()
 	opts := gateway.Options{}
@@ -121,6 +126,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	a.server = srv
 	if a.approvals != nil {
 		srv.Registry().MustRegister(a.approvals.Collector())
+	}
+	if a.witness != nil {
+		srv.Registry().MustRegister(a.witness.Collector())
 	}
 	a.mountAdmin()
 	return a, nil
@@ -215,12 +223,30 @@ func (a *app) openAudit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
-	l, err := audit.Open(ctx, st, c, signer, verifier, audit.WithLogger(a.log), audit.WithInstance(a.cfg.Instance))
+	// Witnesses are asked before the log appends anything (witness.go).
+	startDetails, err := a.openWitnesses(ctx, st, signer, verifier)
+	if err != nil {
+		return err
+	}
+	// Runs after the log's Close (closers run in reverse), so the final
+	// checkpoint is submitted too.
+	a.closers = append(a.closers, func(ctx context.Context) error {
+		if a.witnessStop != nil {
+			return a.witnessStop(ctx)
+		}
+		return nil
+	})
+	opts := []audit.Option{audit.WithLogger(a.log), audit.WithInstance(a.cfg.Instance)}
+	if startDetails != nil {
+		opts = append(opts, audit.WithStartDetails(startDetails))
+	}
+	l, err := audit.Open(ctx, st, c, signer, verifier, opts...)
 	if err != nil {
 		return err
 	}
 	a.audit = l
 	a.closers = append(a.closers, l.Close)
+	a.startWitnesses()
 	return nil
 }
 

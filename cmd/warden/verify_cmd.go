@@ -17,11 +17,14 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/store/sqlite"
+	"github.com/wardenhq/warden/internal/witness"
 )
 
 type verifyFlags struct {
 	dataDir, db, dsn, key, checkpointFile, segment, export string
 	from, to                                               int64
+	witnesses, cosigned                                    []string
+	minWitnesses                                           int
 }
 
 // newVerifyCmd is `warden verify`: offline verification of the audit log
@@ -39,7 +42,16 @@ kept outside the store. It reports the first divergence with the entry's
 sequence number, and exits 0 only if everything holds.
 
 With --export FILE it then writes the verified segment [--from, --to) as
-JSON lines, verifiable on its own with --segment FILE --key audit.verifier.`,
+JSON lines, verifiable on its own with --segment FILE --key audit.verifier.
+
+With --witness KEY (a witness's cosignature verifier key, or a file of
+them; repeatable) it also finds the newest checkpoint cosigned by at least
+--min-witnesses of those witnesses — among the cosignatures the store
+keeps and the cosigned checkpoints given with --checkpoint FILE (e.g. the
+witness's own copy, or one exported off the host) — and refuses a store
+that is shorter than it or whose tree at that size differs: a log
+truncated, rolled back as a whole, or rewritten by whoever holds the
+signing key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runVerify(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -55,6 +67,9 @@ JSON lines, verifiable on its own with --segment FILE --key audit.verifier.`,
 	fl.StringVar(&f.export, "export", "", "after verifying the store, write the segment [--from, --to) to this file")
 	fl.Int64Var(&f.from, "from", 0, "export: first entry (0 or a checkpoint size)")
 	fl.Int64Var(&f.to, "to", 0, "export: end (a checkpoint size; 0 = latest checkpoint)")
+	fl.StringArrayVar(&f.witnesses, "witness", nil, "witness cosignature/v1 verifier key, or a file of keys (repeatable): check the store against the newest checkpoint they cosigned")
+	fl.IntVar(&f.minWitnesses, "min-witnesses", 1, "with --witness: cosignatures needed on a checkpoint for it to count")
+	fl.StringArrayVar(&f.cosigned, "checkpoint", nil, "with --witness: a cosigned checkpoint kept outside the operator's control (repeatable)")
 	return cmd
 }
 
@@ -119,6 +134,11 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		return &exitError{code: 2, err: err}
 	}
 	printReport(stdout, rep)
+	if len(f.witnesses) > 0 || len(f.cosigned) > 0 {
+		if err := verifyWitnessed(ctx, st, v, f, stdout); err != nil {
+			return err
+		}
+	}
 	if err := reportUnverifiedStarts(ctx, st, stdout); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -167,6 +187,10 @@ func reportUnverifiedStarts(ctx context.Context, st audit.Store, w io.Writer) er
 			if e.Details["unverified_start"] == true {
 				fmt.Fprintf(w, "WARNING: entry %d: the gateway started on %s although the store did not verify: %v\n",
 					e.Seq, e.Time.Format(time.RFC3339), e.Details["divergence"])
+			}
+			if e.Details["witness_unverified_start"] == true {
+				fmt.Fprintf(w, "WARNING: entry %d: the gateway started on %s although the store contradicted its witnesses: %v\n",
+					e.Seq, e.Time.Format(time.RFC3339), e.Details["witness_divergence"])
 			}
 		}
 		if len(recs) < q.Limit {
@@ -224,4 +248,107 @@ func verifySegments(ctx context.Context, path string, v note.Verifier, stdout io
 	}
 	fmt.Fprintln(stdout, "OK")
 	return nil
+}
+
+// verifyWitnessed checks the (already verified) store against the newest
+// checkpoint cosigned by at least --min-witnesses of the --witness keys.
+func verifyWitnessed(ctx context.Context, st audit.Store, v note.Verifier, f verifyFlags, stdout io.Writer) error {
+	usage := func(format string, args ...any) error {
+		return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	}
+	if len(f.witnesses) == 0 {
+		return usage("--checkpoint needs --witness KEY: a cosigned checkpoint only counts with the witnesses' keys")
+	}
+	keys, err := loadWitnessKeys(f.witnesses)
+	if err != nil {
+		return usage("%v", err)
+	}
+	if f.minWitnesses < 1 || f.minWitnesses > len(keys) {
+		return usage("--min-witnesses must be between 1 and the number of witness keys (%d)", len(keys))
+	}
+	var extra [][]byte
+	for _, p := range f.cosigned {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		extra = append(extra, b)
+	}
+	wst, _ := st.(witness.Store)
+	best, ok, problems, err := witness.Newest(ctx, wst, extra, v, keys, f.minWitnesses)
+	for _, p := range problems {
+		fmt.Fprintf(stdout, "warning: %s\n", p)
+	}
+	var d *witness.Divergence
+	switch {
+	case errors.As(err, &d):
+		fmt.Fprintf(stdout, "FAILED: %s\n", d.Msg)
+		return &exitError{code: 1, err: fmt.Errorf("audit log contradicts its witnesses")}
+	case err != nil:
+		return &exitError{code: 2, err: err}
+	case !ok:
+		fmt.Fprintf(stdout, "FAILED: no checkpoint is cosigned by at least %d of the given witnesses (in the store or --checkpoint): the log's history is not witnessed\n", f.minWitnesses)
+		return &exitError{code: 1, err: fmt.Errorf("audit log is not witnessed")}
+	}
+	if err := witness.CheckTree(ctx, &auditSource{st: st}, best); err != nil {
+		if errors.As(err, &d) {
+			fmt.Fprintf(stdout, "FAILED: %s\n", d.Msg)
+			return &exitError{code: 1, err: fmt.Errorf("audit log contradicts its witnesses")}
+		}
+		return &exitError{code: 2, err: err}
+	}
+	var who []string
+	for _, s := range best.Sigs {
+		who = append(who, fmt.Sprintf("%s (%s)", s.Witness, s.Time.Format(time.RFC3339)))
+	}
+	fmt.Fprintf(stdout, "witnessed: checkpoint of size %d (tree hash %s) cosigned by %s; the store is consistent with it\n",
+		best.Size, best.Hash, strings.Join(who, ", "))
+	return nil
+}
+
+// loadWitnessKeys reads --witness values: a verifier key, or a file with
+// one key per line (blank lines and # comments ignored).
+func loadWitnessKeys(args []string) ([]*witness.Verifier, error) {
+	var out []*witness.Verifier
+	seen := map[string]bool{}
+	add := func(k string) error {
+		v, err := witness.NewVerifier(k)
+		if err != nil {
+			return err
+		}
+		if !seen[v.String()] {
+			seen[v.String()] = true
+			out = append(out, v)
+		}
+		return nil
+	}
+	for _, a := range args {
+		_, kerr := witness.NewVerifier(a)
+		if kerr == nil {
+			add(a)
+			continue
+		}
+		b, err := os.ReadFile(a)
+		if err != nil {
+			if strings.Contains(a, "+") {
+				return nil, fmt.Errorf("--witness: %v", kerr)
+			}
+			return nil, fmt.Errorf("--witness %q is neither a witness verifier key nor a readable file: %v", a, err)
+		}
+		n := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if err := add(line); err != nil {
+				return nil, fmt.Errorf("--witness %s: %v", a, err)
+			}
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("--witness %s: no key in the file", a)
+		}
+	}
+	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/witness"
 )
 
 // Config is the whole Warden configuration file.
@@ -135,6 +136,11 @@ type AuditSection struct {
 	Enabled *bool `yaml:"enabled"`
 	// Config is the audit log's own configuration.
 	audit.Config `yaml:",inline"`
+	// Witnesses receive every signed checkpoint (C2SP tlog-witness) and
+	// cosign it; see docs/audit.md, "Witnesses". Empty: no witnessing.
+	Witnesses []witness.Endpoint `yaml:"witnesses"`
+	// Witnessing is the submission policy for the witnesses.
+	Witnessing witness.Policy `yaml:"witnessing"`
 }
 
 // On reports whether the audit log is enabled.
@@ -200,6 +206,11 @@ func (c *Config) SetDefaults() {
 	c.Approvals.Resolve(c.DataDir)
 	c.Audit.Config.SetDefaults()
 	c.Audit.Config.Resolve(c.DataDir)
+	for i := range c.Audit.Witnesses {
+		c.Audit.Witnesses[i].SetDefaults()
+	}
+	c.Audit.Witnessing.SetDefaults()
+	c.Audit.Witnessing.Resolve(c.DataDir)
 }
 
 // Validate checks the gateway part of the configuration. Errors are
@@ -284,6 +295,8 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.On() {
 		errs = append(errs, field.Prefix("audit", c.Audit.Config.Validate()))
+		errs = append(errs, field.Prefix("audit.witnesses", witness.ValidateEndpoints(c.Audit.Witnesses)))
+		errs = append(errs, field.Prefix("audit.witnessing", c.Audit.Witnessing.Validate()))
 	}
 	errs = append(errs, field.Prefix("approvals", c.Approvals.Validate()))
 	return errors.Join(errs...)
