@@ -478,4 +478,3 @@ func TestVerifyWitnessFlags(t *testing.T) {
 func (e *witnessedEnv) vkeyOfNewWitness(t *testing.T) string {
 	return witnesstest.New(t, "stranger.example", e.vkey).Key
 }
-
