@@ -13,10 +13,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 	"github.com/wardenhq/warden/internal/witness/witnesstest"
 )
@@ -477,4 +479,104 @@ func TestVerifyWitnessFlags(t *testing.T) {
 
 func (e *witnessedEnv) vkeyOfNewWitness(t *testing.T) string {
 	return witnesstest.New(t, "stranger.example", e.vkey).Key
+}
+
+// TestWitnessPostgresReplicas: two gateways share one PostgreSQL log and
+// one witness. Only checkpoints the integrator signed are submitted, a
+// replica skips what the other already had cosigned, cosignatures land in
+// PostgreSQL, `warden verify --dsn … --witness` accepts them, and after
+// the tail is cut (triggers dropped, cosignatures deleted) neither
+// replica starts: the witness remembers.
+func TestWitnessPostgresReplicas(t *testing.T) {
+	dsn := testDatabase(t)
+	e := newWitnessedEnv(t, 1)
+	dir2 := t.TempDir()
+	copyDir(t, filepath.Join(e.dir, "keys"), filepath.Join(dir2, "keys"))
+	e.extra = "" // witnessing section is the last block of the config
+	pg := func(dir string) *config.Config {
+		cfg := e.config(t)
+		cfg.DataDir = dir
+		cfg.Audit.Store, cfg.Audit.DSN = "postgres", dsn
+		cfg.Audit.CheckpointFile = filepath.Join(dir, "audit.checkpoint")
+		cfg.Audit.SigningKeyFile = filepath.Join(dir, "keys", "audit.signer")
+		cfg.Audit.Witnessing.CosignedFile = filepath.Join(dir, "audit.cosigned")
+		cfg.Approvals.Path = filepath.Join(dir, "approvals.db")
+		return cfg
+	}
+	log := slog.New(slog.NewTextHandler(e.logs, nil))
+	ctx := context.Background()
+	a1, err := newApp(ctx, pg(e.dir), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := newApp(ctx, pg(dir2), log)
+	if err != nil {
+		a1.close()
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		a := a1
+		if i%2 == 1 {
+			a = a2
+		}
+		if _, err := a.audit.Append(ctx, &audit.Entry{Kind: audit.KindRequestAdmitted, RequestID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a2.close()
+	a1.close()
+
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := st.LatestCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Cosignatures(ctx, "", 0, 1000)
+	st.Close()
+	if err != nil || len(rows) == 0 || rows[0].Size != latest.Size {
+		t.Fatalf("cosignatures in PostgreSQL: %d rows (newest %v), latest checkpoint %d: %v", len(rows), rows, latest.Size, err)
+	}
+	if got := e.ws[0].Size("warden-audit"); got != latest.Size {
+		t.Fatalf("witness at %d, latest checkpoint %d\n%s", got, latest.Size, e.logs)
+	}
+	if strings.Contains(e.logs.String(), "THE WITNESS REFUSED") {
+		t.Fatalf("a replica was refused:\n%s", e.logs)
+	}
+	out, code := runCmd(t, newVerifyCmd(), "--dsn", dsn, "--key", filepath.Join(e.dir, "keys", "audit.verifier"), "--witness", e.ws[0].Key)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("witnessed: checkpoint of size %d", latest.Size)) {
+		t.Fatalf("verify --dsn --witness: exit %d\n%s", code, out)
+	}
+
+	// Cut the tail, with its checkpoints and cosignatures.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := latest.Size - 5
+	for _, s := range []string{
+		"SET search_path = warden",
+		"ALTER TABLE entries DISABLE TRIGGER USER", "ALTER TABLE hashes DISABLE TRIGGER USER",
+		"ALTER TABLE checkpoints DISABLE TRIGGER USER", "ALTER TABLE cosignatures DISABLE TRIGGER USER",
+		fmt.Sprintf("DELETE FROM entries WHERE seq >= %d", cut),
+		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(cut)),
+		fmt.Sprintf("DELETE FROM checkpoints WHERE size > %d", cut),
+		fmt.Sprintf("DELETE FROM cosignatures WHERE size > %d", cut),
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			conn.Close(ctx)
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	conn.Close(ctx)
+	a, err := newApp(ctx, pg(dir2), log)
+	if err == nil {
+		a.close()
+		t.Fatal("a replica started on a truncated PostgreSQL log")
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("has cosigned a tree of size %d for this log, but the store has only %d entries", latest.Size, cut)) {
+		t.Fatalf("start-up error: %v", err)
+	}
 }
