@@ -25,6 +25,7 @@ type verifyFlags struct {
 	from, to                                               int64
 	witnesses, cosigned                                    []string
 	minWitnesses                                           int
+	cosignatureDB                                          string
 }
 
 // newVerifyCmd is `warden verify`: offline verification of the audit log
@@ -69,6 +70,7 @@ signing key.`,
 	fl.Int64Var(&f.to, "to", 0, "export: end (a checkpoint size; 0 = latest checkpoint)")
 	fl.StringArrayVar(&f.witnesses, "witness", nil, "witness cosignature/v1 verifier key, or a file of keys (repeatable): check the store against the newest checkpoint they cosigned")
 	fl.IntVar(&f.minWitnesses, "min-witnesses", 1, "with --witness: cosignatures needed on a checkpoint for it to count")
+	fl.StringVar(&f.cosignatureDB, "cosignature-db", "", "with --witness: the cosignatures kept beside an embedded store (default <data-dir>/cosignatures.db if present)")
 	fl.StringArrayVar(&f.cosigned, "checkpoint", nil, "with --witness: a cosigned checkpoint kept outside the operator's control (repeatable)")
 	return cmd
 }
@@ -275,6 +277,20 @@ func verifyWitnessed(ctx context.Context, st audit.Store, v note.Verifier, f ver
 		extra = append(extra, b)
 	}
 	wst, _ := st.(witness.Store)
+	if wst == nil {
+		path := f.cosignatureDB
+		if path == "" {
+			path = filepath.Join(f.dataDir, "cosignatures.db")
+		}
+		cs, err := sqlite.OpenCosignaturesReadOnly(ctx, path)
+		switch {
+		case err == nil:
+			defer cs.Close()
+			wst = cs
+		case f.cosignatureDB != "" || !errors.Is(err, os.ErrNotExist):
+			return &exitError{code: 2, err: err}
+		}
+	}
 	best, ok, problems, err := witness.Newest(ctx, wst, extra, v, keys, f.minWitnesses)
 	for _, p := range problems {
 		fmt.Fprintf(stdout, "warning: %s\n", p)

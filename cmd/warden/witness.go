@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/sqlite"
 	"github.com/wardenhq/warden/internal/witness"
 )
 
@@ -76,7 +77,15 @@ func (a *app) openWitnesses(ctx context.Context, st audit.Store, signer note.Sig
 	if len(c.Witnesses) == 0 {
 		return nil, nil
 	}
-	wst, _ := st.(witness.Store)
+	wst, ok := st.(witness.Store) // PostgreSQL keeps cosignatures in its schema
+	if !ok {
+		cs, err := sqlite.OpenCosignatures(ctx, c.Witnessing.CosignatureDB)
+		if err != nil {
+			return nil, fmt.Errorf("audit witnesses: %w", err)
+		}
+		a.closers = append(a.closers, func(context.Context) error { return cs.Close() })
+		wst = cs
+	}
 	src := &auditSource{st: st, probe: signer}
 	sub, err := witness.New(src, wst, verifier, c.Witnesses, c.Witnessing, witness.WithLogger(a.log))
 	if err != nil {

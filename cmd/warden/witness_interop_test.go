@@ -110,8 +110,13 @@ audit:
 		}
 		defer st.Close()
 		size, _ := st.Size(context.Background())
+		cs, err := sqlite.OpenCosignaturesReadOnly(context.Background(), filepath.Join(data, "cosignatures.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close()
 		for _, w := range []string{"witness-a.test", "witness-b.test"} {
-			rows, err := st.Cosignatures(context.Background(), w, 0, 1)
+			rows, err := cs.Cosignatures(context.Background(), w, 0, 1)
 			if err != nil || len(rows) != 1 || rows[0].Size != size {
 				t.Fatalf("stored cosignatures of %s: %+v %v (store size %d)", w, rows, err, size)
 			}

@@ -175,8 +175,7 @@ func sqlExec(t *testing.T, path string, stmts ...string) {
 
 const dropAllTriggers = `DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete;
 DROP TRIGGER hashes_no_update; DROP TRIGGER hashes_no_delete;
-DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;
-DROP TRIGGER cosignatures_no_update; DROP TRIGGER cosignatures_no_delete;`
+DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;`
 
 func copyDir(t *testing.T, from, to string) {
 	t.Helper()
@@ -240,7 +239,8 @@ func TestWitnessTamperTruncateWithOlderCheckpoint(t *testing.T) {
 	db.Close()
 	sqlExec(t, e.db(), dropAllTriggers, "DELETE FROM entries WHERE seq >= 45",
 		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(45)),
-		"DELETE FROM checkpoints WHERE size > 41", "DELETE FROM cosignatures WHERE size > 41", "PRAGMA wal_checkpoint(TRUNCATE)")
+		"DELETE FROM checkpoints WHERE size > 41", "PRAGMA wal_checkpoint(TRUNCATE)")
+	sqlExec(t, filepath.Join(e.dir, "cosignatures.db"), "DROP TRIGGER cosignatures_no_delete", "DELETE FROM cosignatures WHERE size > 41")
 	if err := os.WriteFile(filepath.Join(e.dir, "audit.checkpoint"), old, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +405,7 @@ func rewriteStore(t *testing.T, e *witnessedEnv, seq int64) {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(e.dir, "audit.cosigned"))
+	os.Remove(filepath.Join(e.dir, "cosignatures.db"))
 }
 
 // TestWitnessDownGatewayServes: with every witness unreachable the
@@ -500,6 +501,7 @@ func TestWitnessPostgresReplicas(t *testing.T) {
 		cfg.Audit.CheckpointFile = filepath.Join(dir, "audit.checkpoint")
 		cfg.Audit.SigningKeyFile = filepath.Join(dir, "keys", "audit.signer")
 		cfg.Audit.Witnessing.CosignedFile = filepath.Join(dir, "audit.cosigned")
+		cfg.Audit.Witnessing.CosignatureDB = filepath.Join(dir, "cosignatures.db")
 		cfg.Approvals.Path = filepath.Join(dir, "approvals.db")
 		return cfg
 	}

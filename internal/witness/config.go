@@ -53,6 +53,10 @@ type Policy struct {
 	// a copy outside the operator's reach; `warden verify --checkpoint`
 	// reads it. Default <data dir>/audit.cosigned; "-" disables it.
 	CosignedFile string `yaml:"cosigned_file"`
+	// CosignatureDB is the SQLite file that keeps cosignatures when the
+	// audit store is embedded (PostgreSQL keeps them in a table of its
+	// own schema). Default <data dir>/cosignatures.db.
+	CosignatureDB string `yaml:"cosignature_db"`
 	// StartCheck asks every witness at start-up for its view of the log
 	// (by submitting the store's newest checkpoint) and refuses to start
 	// on a store older than, or forked from, what a witness has cosigned.
@@ -76,10 +80,13 @@ func (p *Policy) SetDefaults() {
 	}
 }
 
-// Resolve sets the default cosigned file under dataDir.
+// Resolve sets the default file paths under dataDir.
 func (p *Policy) Resolve(dataDir string) {
 	if p.CosignedFile == "" {
 		p.CosignedFile = filepath.Join(dataDir, "audit.cosigned")
+	}
+	if p.CosignatureDB == "" {
+		p.CosignatureDB = filepath.Join(dataDir, "cosignatures.db")
 	}
 }
 

@@ -3,18 +3,33 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wardenhq/warden/internal/witness"
 )
 
-var _ witness.Store = (*Store)(nil)
+var _ witness.Store = (*CosignatureStore)(nil)
 
-// cosignatureSchema keeps witness cosignatures beside the checkpoints:
-// one row per (checkpoint size, witness key), append-only like the log.
-// It is applied by migrate on every open (IF NOT EXISTS), so stores
-// created before witnessing gain it without a schema version bump.
+// CosignatureStore keeps witness cosignatures (witness.Store) in their own
+// SQLite file, by default <data dir>/cosignatures.db, beside the embedded
+// audit store: one row per (checkpoint size, witness key), append-only
+// like the log. (PostgreSQL keeps them in a table of the audit schema.)
+type CosignatureStore struct {
+	path     string
+	w        *sql.DB // one connection: the writer (nil when read-only)
+	r        *sql.DB
+	mu       sync.Mutex
+	closed   atomic.Bool
+	readOnly bool
+}
+
 const cosignatureSchema = `
 CREATE TABLE IF NOT EXISTS cosignatures (
 	size     INTEGER NOT NULL,
@@ -31,13 +46,101 @@ CREATE TRIGGER IF NOT EXISTS cosignatures_no_delete BEFORE DELETE ON cosignature
 BEGIN SELECT RAISE(ABORT, 'audit cosignatures are append-only'); END;
 `
 
-// PutCosignature stores a witness's cosignature (a no-op if that witness
-// key's cosignature for the size is already there). Durable on return.
-func (s *Store) PutCosignature(ctx context.Context, c witness.Cosignature) error {
+func dsn(path string, q url.Values) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// OpenCosignatures opens (creating if needed) the cosignature store at
+// path (directory mode 0700, file mode 0600).
+func OpenCosignatures(ctx context.Context, path string) (*CosignatureStore, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	f.Close()
+	q := url.Values{}
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", dsn(path, q))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if _, err := w.ExecContext(ctx, cosignatureSchema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: create cosignature table in %s: %w", path, err)
+	}
+	rq := url.Values{}
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", dsn(path, rq))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &CosignatureStore{path: path, w: w, r: r}, nil
+}
+
+// OpenCosignaturesReadOnly opens an existing cosignature store for reading
+// (offline verification); a missing file is an error wrapping
+// fs.ErrNotExist.
+func OpenCosignaturesReadOnly(ctx context.Context, path string) (*CosignatureStore, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	rq := url.Values{}
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", dsn(path, rq))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(2)
+	var n int
+	if err := r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'").Scan(&n); err != nil || n != 1 {
+		r.Close()
+		if err == nil {
+			err = errors.New("no cosignatures table (not a cosignature store?)")
+		}
+		return nil, fmt.Errorf("sqlite: open cosignatures %s: %w", path, err)
+	}
+	return &CosignatureStore{path: path, r: r, readOnly: true}, nil
+}
+
+// Path is the database file.
+func (s *CosignatureStore) Path() string { return s.path }
+
+// Close closes the store. Closing twice is harmless.
+func (s *CosignatureStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkWrite(); err != nil {
-		return err
+	if s.w == nil {
+		return s.r.Close()
+	}
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// PutCosignature stores a witness's cosignature (a no-op if that witness
+// key's cosignature for the size is already there). Durable on return.
+func (s *CosignatureStore) PutCosignature(ctx context.Context, c witness.Cosignature) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed.Load():
+		return fmt.Errorf("sqlite: put cosignature: store closed")
+	case s.readOnly:
+		return fmt.Errorf("sqlite: %s is open read-only", s.path)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO cosignatures(size, witness, key_hash, time_s, note)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, c.Size, c.Witness, int64(c.KeyHash), c.Time.Unix(), c.Note)
@@ -49,20 +152,10 @@ func (s *Store) PutCosignature(ctx context.Context, c witness.Cosignature) error
 
 // Cosignatures returns up to limit cosignatures with size < before (all
 // sizes if before <= 0), newest first, of one witness unless witness is
-// empty. A store without the table (opened read-only, made before
-// witnessing) has none.
-func (s *Store) Cosignatures(ctx context.Context, witnessName string, before int64, limit int) ([]witness.Cosignature, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	if s.readOnly {
-		var n int
-		if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'").Scan(&n); err != nil {
-			return nil, fmt.Errorf("sqlite: cosignatures: %w", err)
-		}
-		if n == 0 {
-			return nil, nil
-		}
+// empty.
+func (s *CosignatureStore) Cosignatures(ctx context.Context, witnessName string, before int64, limit int) ([]witness.Cosignature, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("sqlite: cosignatures: store closed")
 	}
 	if before <= 0 {
 		before = 1<<63 - 1

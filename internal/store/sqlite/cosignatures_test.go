@@ -3,6 +3,8 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,20 +15,34 @@ import (
 	"github.com/wardenhq/warden/internal/witness/witnesstest"
 )
 
+func openCosignatures(t *testing.T) *sqlite.CosignatureStore {
+	t.Helper()
+	st, err := sqlite.OpenCosignatures(context.Background(), filepath.Join(t.TempDir(), "cosignatures.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func TestCosignatureConformance(t *testing.T) {
-	witnesstest.RunStore(t, func(t *testing.T) witness.Store { return openTemp(t) })
+	witnesstest.RunStore(t, func(t *testing.T) witness.Store { return openCosignatures(t) })
 }
 
 // TestCosignaturesAppendOnly: the schema refuses to change or remove a
-// stored cosignature, and a read-only open (warden verify) reads them.
+// stored cosignature; a read-only open (warden verify) reads them and
+// cannot write.
 func TestCosignaturesAppendOnly(t *testing.T) {
-	st := openTemp(t)
+	st := openCosignatures(t)
 	ctx := context.Background()
 	c := witness.Cosignature{Size: 3, Witness: "w", KeyHash: 0xdeadbeef, Time: time.Unix(1700000000, 0).UTC(), Note: []byte("n")}
 	if err := st.PutCosignature(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
+	if err := st.PutCosignature(ctx, c); err == nil {
+		t.Fatal("PutCosignature after Close succeeded")
+	}
 	db, err := sql.Open("sqlite", "file:"+st.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +53,7 @@ func TestCosignaturesAppendOnly(t *testing.T) {
 			t.Errorf("%s: %v, want the append-only refusal", stmt, err)
 		}
 	}
-	ro, err := sqlite.OpenReadOnly(ctx, st.Path())
+	ro, err := sqlite.OpenCosignaturesReadOnly(ctx, st.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,26 +67,19 @@ func TestCosignaturesAppendOnly(t *testing.T) {
 	}
 }
 
-// TestCosignaturesOldStore: a store written before witnessing existed
-// (no cosignatures table) reads as having none when opened read-only.
-func TestCosignaturesOldStore(t *testing.T) {
-	st := openTemp(t)
-	st.Close()
-	db, err := sql.Open("sqlite", "file:"+st.Path())
+func TestCosignaturesReadOnlyRefusals(t *testing.T) {
+	ctx := context.Background()
+	if _, err := sqlite.OpenCosignaturesReadOnly(ctx, filepath.Join(t.TempDir(), "none.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	// Another SQLite file (the approvals store) is not a cosignature store.
+	other := filepath.Join(t.TempDir(), "approvals.db")
+	a, err := sqlite.OpenApprovals(ctx, other)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("DROP TRIGGER cosignatures_no_update; DROP TRIGGER cosignatures_no_delete; DROP TABLE cosignatures"); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	ro, err := sqlite.OpenReadOnly(context.Background(), filepath.Clean(st.Path()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	rows, err := ro.Cosignatures(context.Background(), "", 0, 10)
-	if err != nil || len(rows) != 0 {
-		t.Fatalf("old store: %v %v", rows, err)
+	a.Close()
+	if _, err := sqlite.OpenCosignaturesReadOnly(ctx, other); err == nil || !strings.Contains(err.Error(), "not a cosignature store") {
+		t.Fatalf("approvals file: %v", err)
 	}
 }

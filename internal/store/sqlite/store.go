@@ -87,9 +87,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("sqlite: create schema in %s: %w", s.path, err)
 	}
-	if _, err := s.w.ExecContext(ctx, cosignatureSchema); err != nil {
-		return fmt.Errorf("sqlite: create cosignature table in %s: %w", s.path, err)
-	}
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("sqlite: set schema version: %w", err)
 	}
