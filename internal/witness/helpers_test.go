@@ -26,7 +26,8 @@ type testLog struct {
 	hashes []tlog.Hash
 	n      int64
 	latest witness.Checkpoint
-	fork   int // changes the records' content (a rewritten history)
+	fork   int           // changes the records' content (a rewritten history)
+	signed chan struct{} // closed and replaced at each new checkpoint
 }
 
 func newTestLog(t *testing.T, name string) *testLog {
@@ -85,7 +86,34 @@ func (l *testLog) signLocked(t *testing.T) witness.Checkpoint {
 		t.Fatal(err)
 	}
 	l.latest = witness.Checkpoint{Origin: l.signer.Name(), Size: l.n, Hash: h, Note: msg}
+	if l.signed != nil {
+		close(l.signed)
+	}
+	l.signed = make(chan struct{})
 	return l.latest
+}
+
+// waitingLog is a testLog that also implements witness.Waiter.
+type waitingLog struct{ *testLog }
+
+func (w waitingLog) WaitCheckpoint(ctx context.Context, after int64) (witness.Checkpoint, error) {
+	for {
+		w.mu.Lock()
+		c, ch := w.latest, w.signed
+		if ch == nil {
+			w.signed = make(chan struct{})
+			ch = w.signed
+		}
+		w.mu.Unlock()
+		if c.Size > after {
+			return c, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return witness.Checkpoint{}, ctx.Err()
+		}
+	}
 }
 
 // truncate cuts the log back to n records (a rollback) and signs a

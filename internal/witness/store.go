@@ -52,6 +52,15 @@ type Source interface {
 	ConsistencyProof(ctx context.Context, old, new int64) (tlog.TreeProof, error)
 }
 
+// Waiter is implemented by a Source that can block until the log has a
+// checkpoint larger than after (audit.Log.WaitCheckpoint in the reworked
+// log). With it the submitter wakes on each new checkpoint instead of
+// waiting for the next poll. WaitCheckpoint returns ctx's error when ctx
+// ends.
+type Waiter interface {
+	WaitCheckpoint(ctx context.Context, after int64) (Checkpoint, error)
+}
+
 // TreeReader reads a log's current size and its tree hash at any size up
 // to it, for checking a store against a cosigned checkpoint.
 type TreeReader interface {

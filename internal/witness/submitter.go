@@ -124,6 +124,13 @@ func (s *Submitter) Wake() {
 // Policy.Interval).
 func (s *Submitter) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if w, ok := s.src.(Waiter); ok && s.pol.Submit == SubmitEveryCheckpoint {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.follow(ctx, w)
+		}()
+	}
 	for _, p := range s.peers {
 		wg.Add(1)
 		go func() {
@@ -132,6 +139,26 @@ func (s *Submitter) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// follow wakes the witnesses' loops on every new checkpoint.
+func (s *Submitter) follow(ctx context.Context, w Waiter) {
+	after := int64(0)
+	for ctx.Err() == nil {
+		c, err := w.WaitCheckpoint(ctx, after)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("witness: waiting for checkpoints failed; polling meanwhile", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(s.pol.Poll):
+				}
+			}
+			continue
+		}
+		after = c.Size
+		s.Wake()
+	}
 }
 
 func (s *Submitter) loop(ctx context.Context, p *peer) {

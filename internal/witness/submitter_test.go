@@ -398,3 +398,23 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestSubmitterWaiter: a Source that can wait for checkpoints wakes the
+// submitter on each one; no poll is needed (the poll is an hour here).
+func TestSubmitterWaiter(t *testing.T) {
+	l := newTestLog(t, "warden-audit")
+	w := witnesstest.New(t, "w1", l.vkey)
+	sub, err := witness.New(waitingLog{l}, &memStore{}, l.ver, []witness.Endpoint{{URL: w.URL, Key: w.Key}},
+		witness.Policy{Poll: time.Hour, CosignedFile: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := 0; i < 3; i++ {
+		cp := l.add(t, 4)
+		waitFor(t, "the witness at the new size", func() bool { return w.Size("warden-audit") == cp.Size })
+	}
+}
