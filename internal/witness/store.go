@@ -44,7 +44,10 @@ type Store interface {
 // consistency proofs between tree sizes.
 //
 // Contract: Latest returns the checkpoint with the largest size the log
-// has signed (Note nil when there is none yet). ConsistencyProof returns
+// has signed and made durable (Note nil when there is none yet). It must
+// never return a checkpoint a crash could still lose: a witness that
+// cosigned it would then refuse the recovered log, and the gateway would
+// not start. ConsistencyProof returns
 // the RFC 6962 proof that the tree of size old is a prefix of the tree of
 // size new (0 < old <= new <= Latest().Size).
 type Source interface {
