@@ -36,6 +36,7 @@ type app struct {
 	audit     *audit.Log
 	approvals *approval.Service
 	closers   []func(context.Context) error
+	adminMux  *http.ServeMux
 }
 
 // newApp builds every component from cfg. Nothing listens yet. On error,
@@ -44,7 +45,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	a = &app{cfg: cfg, log: log}
+	a = &app{cfg: cfg, log: log, adminMux: http.NewServeMux()}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -77,7 +78,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		opts.Asserter = asserter
 		defer func() {
 			if err == nil {
-				a.server.Mount("GET "+identity.JWKSPath, asserter.JWKSHandler())
+				a.adminMux.Handle("GET "+identity.JWKSPath, asserter.JWKSHandler())
 			}
 		}()
 	} else {
@@ -123,6 +124,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		srv.Registry().MustRegister(a.approvals.Collector())
 	}
 	a.mountAdmin()
+	srv.SetAdmin(a.adminMux)
 	return a, nil
 }
 
@@ -134,7 +136,7 @@ func (a *app) mountAdmin() {
 		authn = a.auth
 	}
 	if a.audit != nil {
-		a.server.Mount("/v1/audit/", admin.Require(authn, a.cfg.Admin.AuditorGroups, audit.NewHandler(a.audit)))
+		a.adminMux.Handle("/v1/audit/", admin.Require(authn, a.cfg.Admin.AuditorGroups, audit.NewHandler(a.audit)))
 	}
 	if a.policy != nil {
 		reload := a.policy.ReloadHandler(func(r *http.Request) string {
@@ -143,7 +145,7 @@ func (a *app) mountAdmin() {
 			}
 			return "admin"
 		})
-		a.server.Mount("POST /v1/policy/reload", admin.Require(authn, a.cfg.Admin.AdminGroups, reload))
+		a.adminMux.Handle("POST /v1/policy/reload", admin.Require(authn, a.cfg.Admin.AdminGroups, reload))
 	}
 	if a.approvals != nil {
 		lookup := func(n string) (*policy.ApprovalSetting, bool) {
@@ -152,7 +154,7 @@ func (a *app) mountAdmin() {
 		}
 		h := approval.NewHandler(a.approvals, admin.Authenticate(authn), lookup, a.cfg.Approvals.ReviewURLBase)
 		for _, p := range []string{"/v1/approvals", "/v1/approvals/", "/v1/grants", "/v1/grants/"} {
-			a.server.Mount(p, h)
+			a.adminMux.Handle(p, h)
 		}
 	}
 }
