@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +34,9 @@ type app struct {
 	masks     *mask.Set
 	audit     *audit.Log
 	approvals *approval.Service
+	asserter  *identity.Asserter
+	admin     *admin.Router
 	closers   []func(context.Context) error
-	adminMux  *http.ServeMux
 }
 
 // newApp builds every component from cfg. Nothing listens yet. On error,
@@ -45,7 +45,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	a = &app{cfg: cfg, log: log, adminMux: http.NewServeMux()}
+	a = &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -76,11 +76,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 			return nil, fmt.Errorf("identity assertion key: %w", err)
 		}
 		opts.Asserter = asserter
-		defer func() {
-			if err == nil {
-				a.adminMux.Handle("GET "+identity.JWKSPath, asserter.JWKSHandler())
-			}
-		}()
+		a.asserter = asserter
 	} else {
 		log.Warn("no identity section: requests are not authenticated (allow_anonymous: true)")
 	}
@@ -123,40 +119,26 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if a.approvals != nil {
 		srv.Registry().MustRegister(a.approvals.Collector())
 	}
-	a.mountAdmin()
-	srv.SetAdmin(a.adminMux)
+	a.admin = a.newAdmin()
+	srv.SetAdmin(a.admin)
 	return a, nil
 }
 
-// mountAdmin adds the admin API to the admin listener, each part behind
-// the groups allowed to use it.
-func (a *app) mountAdmin() {
-	var authn admin.Authenticator // stays a nil interface without identity: the admin API is closed
+// newAdmin builds the admin API over the components that exist. Without
+// identity it has no authenticator, so it is closed.
+func (a *app) newAdmin() *admin.Router {
+	for _, d := range a.cfg.Admin.Deprecations() {
+		a.log.Warn(d)
+	}
+	o := admin.Options{
+		Config: a.cfg.Admin, Logger: a.log, Audit: a.audit, Policy: a.policy, Approvals: a.approvals,
+		ReviewURLBase: a.cfg.Approvals.ReviewURLBase, Asserter: a.asserter,
+	}
 	if a.auth != nil {
-		authn = a.auth
+		o.Authenticators = []admin.Authenticator{a.auth}
+		o.Keys = a.auth.KeyStore()
 	}
-	if a.audit != nil {
-		a.adminMux.Handle("/v1/audit/", admin.Require(authn, a.cfg.Admin.AuditorGroups, audit.NewHandler(a.audit)))
-	}
-	if a.policy != nil {
-		reload := a.policy.ReloadHandler(func(r *http.Request) string {
-			if p := admin.PrincipalFrom(r.Context()); p != nil {
-				return "admin:" + p.Subject
-			}
-			return "admin"
-		})
-		a.adminMux.Handle("POST /v1/policy/reload", admin.Require(authn, a.cfg.Admin.AdminGroups, reload))
-	}
-	if a.approvals != nil {
-		lookup := func(n string) (*policy.ApprovalSetting, bool) {
-			s, ok := a.policy.Current().Approvals()[n]
-			return s, ok
-		}
-		h := approval.NewHandler(a.approvals, admin.Authenticate(authn), lookup, a.cfg.Approvals.ReviewURLBase)
-		for _, p := range []string{"/v1/approvals", "/v1/approvals/", "/v1/grants", "/v1/grants/"} {
-			a.adminMux.Handle(p, h)
-		}
-	}
+	return admin.New(o)
 }
 
 // openApprovals opens the approval store next to the audit store (the

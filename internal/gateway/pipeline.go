@@ -236,12 +236,7 @@ func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
 		ApprovalID:    c.approvalID,
 		GrantID:       c.grantID,
 	}
-	if p := a.principal; p != nil {
-		e.Principal = &audit.Principal{
-			Issuer: p.Issuer, Subject: p.Subject, Kind: string(p.Kind), Groups: p.Groups,
-			AuthMethod: p.AuthMethod, CredentialID: p.CredentialID,
-		}
-	}
+	e.Principal = a.principal // the audit package records what it needs of it
 	if a.decision.Action != "" {
 		e.Decision = &audit.Decision{
 			Action: string(a.decision.Action), Rule: a.decision.Rule,

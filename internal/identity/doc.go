@@ -72,5 +72,5 @@
 // X-Forwarded-User/-Email/-Groups, X-Remote-User and configured extras.
 // Asserter signs an EdDSA JWT (typ warden-identity+jwt) with sub, iss,
 // warden_idp, kind, groups, rid, aud, iat/nbf/exp, jti; its key is
-// published by JWKSHandler at JWKSPath.
+// published (Asserter.JWKS) by the admin API at JWKSPath.
 package identity
