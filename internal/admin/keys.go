@@ -23,7 +23,7 @@ func keyRoutes(ks *identity.FileKeyStore, log *audit.Log) []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/keys", Role: Admin, Handle: k.list,
 			Summary: "List API keys (never the keys, nor their hashes)",
-			Reply:   `{"keys":[{"id","name","groups","state","created_at","expires_at","revoked_at","last_used_at"}]}`},
+			Reply:   "`{\"keys\":[{\"id\",\"name\",\"groups\",\"state\",\"created_at\",\"expires_at\",\"revoked_at\",\"last_used_at\"}]}`"},
 		{Method: "POST", Path: "/v1/keys", Role: Admin, Handle: k.create,
 			Summary: "Create an API key for a service account; the key is in this answer only",
 			Params: []Param{
@@ -31,7 +31,7 @@ func keyRoutes(ks *identity.FileKeyStore, log *audit.Log) []Route {
 				{"groups", "body", "groups of the key's principal"},
 				{"expires", "body", "optional lifetime, e.g. 720h (default: never)"},
 			},
-			Reply:  `201 {"key":"wk_…","id","name","groups","state","created_at","expires_at"}`,
+			Reply:  "201 `{\"key\":\"wk_…\",\"id\",\"name\",\"groups\",\"state\",\"created_at\",\"expires_at\"}`",
 			Errors: []apierr.Code{apierr.BadRequest, apierr.TooLarge, apierr.AuditUnavailable}},
 		{Method: "POST", Path: "/v1/keys/{id}/revoke", Role: Admin, Handle: k.revoke,
 			Summary: "Revoke an API key (every replica refuses it within about a second)",

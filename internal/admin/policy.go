@@ -16,17 +16,17 @@ func policyRoutes(eng *policy.Engine, log *audit.Log) []Route {
 	rs := []Route{
 		{Method: "GET", Path: "/v1/policy", Role: Auditor, Handle: p.current,
 			Summary: "The policy in force: version, file, rules and approval settings",
-			Reply:   `{"version","name","file","rules":[…],"approvals":{…}}`},
+			Reply:   "`{\"version\",\"name\",\"file\",\"rules\":[…],\"approvals\":{…}}`"},
 		{Method: "POST", Path: "/v1/policy/reload", Role: Admin, Handle: p.reload,
-			Summary: "Reload the policy file now (recorded as config.changed with actor admin:<subject>)",
-			Reply:   `{"old","new","changed"}`,
+			Summary: "Reload the policy file now (recorded as `config.changed` with actor `admin:<subject>`)",
+			Reply:   "`{\"old\",\"new\",\"changed\"}`",
 			Errors:  []apierr.Code{apierr.InvalidPolicy}},
 	}
 	if log != nil {
 		rs = append(rs, Route{Method: "GET", Path: "/v1/policy/versions", Role: Auditor, Handle: p.versions,
 			Summary: "The policy's history from the audit log, newest first: every reload and failed reload",
 			Params:  []Param{{"limit", "query", "1..1000, default 100"}},
-			Reply:   `{"versions":[{"seq","time","actor","old_version","new_version","applied","error"}]}`,
+			Reply:   "`{\"versions\":[{\"seq\",\"time\",\"actor\",\"old_version\",\"new_version\",\"applied\",\"error\"}]}`",
 			Errors:  []apierr.Code{apierr.BadRequest, apierr.Unavailable}})
 	}
 	return rs

@@ -69,28 +69,29 @@ const (
 var table = map[Code]struct {
 	status int
 	typ    string
+	doc    string
 }{
-	BadRequest:             {http.StatusBadRequest, ""},
-	InvalidRequest:         {http.StatusBadRequest, ""},
-	Unauthenticated:        {http.StatusUnauthorized, ""},
-	InvalidToken:           {http.StatusUnauthorized, ""},
-	Forbidden:              {http.StatusForbidden, ""},
-	ApprovalRequired:       {http.StatusForbidden, ""},
-	NotFound:               {http.StatusNotFound, ""},
-	MethodNotAllowed:       {http.StatusMethodNotAllowed, ""},
-	Conflict:               {http.StatusConflict, ""},
-	TooLarge:               {http.StatusRequestEntityTooLarge, ""},
-	InvalidPolicy:          {http.StatusUnprocessableEntity, ""},
-	Internal:               {http.StatusInternalServerError, ""},
-	MaskingMisconfigured:   {http.StatusInternalServerError, string(MaskingFailed)},
-	UpstreamUnavailable:    {http.StatusBadGateway, ""},
-	MaskingFailed:          {http.StatusBadGateway, ""},
-	AuditUnavailable:       {http.StatusServiceUnavailable, ""},
-	ApprovalUnavailable:    {http.StatusServiceUnavailable, string(ApprovalRequired)},
-	TemporarilyUnavailable: {http.StatusServiceUnavailable, ""},
-	Unavailable:            {http.StatusServiceUnavailable, ""},
-	NotReady:               {http.StatusServiceUnavailable, ""},
-	UpstreamTimeout:        {http.StatusGatewayTimeout, ""},
+	BadRequest:             {http.StatusBadRequest, "", "malformed request: path, body (with the byte offset) or parameter"},
+	InvalidRequest:         {http.StatusBadRequest, "", "malformed credential (RFC 6750): two credentials, a scheme other than Bearer"},
+	Unauthenticated:        {http.StatusUnauthorized, "", "no credential (or, on the admin listener, no identity configured: the admin API is closed)"},
+	InvalidToken:           {http.StatusUnauthorized, "", "the credential did not verify: expired, wrong audience, unknown key, revoked API key …"},
+	Forbidden:              {http.StatusForbidden, "", "denied: by policy (with the rule), by role, by separation of duties"},
+	ApprovalRequired:       {http.StatusForbidden, "", "the call needs an approval and none can be had"},
+	NotFound:               {http.StatusNotFound, "", "no route, endpoint or object — or one the caller may not see"},
+	MethodNotAllowed:       {http.StatusMethodNotAllowed, "", "the endpoint does not serve this method (see Allow)"},
+	Conflict:               {http.StatusConflict, "", "the object's state does not allow this (already decided, already open …)"},
+	TooLarge:               {http.StatusRequestEntityTooLarge, "", "the request body exceeds its limit"},
+	InvalidPolicy:          {http.StatusUnprocessableEntity, "", "the policy file does not load; the previous policy stays in force"},
+	Internal:               {http.StatusInternalServerError, "", "a fault inside Warden; details are logged under the request id, never sent"},
+	MaskingMisconfigured:   {http.StatusInternalServerError, string(MaskingFailed), "the masking profile a decision names is not configured"},
+	UpstreamUnavailable:    {http.StatusBadGateway, "", "the model server is unreachable or failed"},
+	MaskingFailed:          {http.StatusBadGateway, "", "a response that cannot be masked safely is withheld"},
+	AuditUnavailable:       {http.StatusServiceUnavailable, "", "the audit log cannot durably record: nothing was done (fail closed)"},
+	ApprovalUnavailable:    {http.StatusServiceUnavailable, string(ApprovalRequired), "the approval store is unavailable: the request was not forwarded"},
+	TemporarilyUnavailable: {http.StatusServiceUnavailable, "", "the caller's identity provider cannot be reached yet"},
+	Unavailable:            {http.StatusServiceUnavailable, "", "a store the endpoint needs is closed or down"},
+	NotReady:               {http.StatusServiceUnavailable, "", "the server is starting or draining"},
+	UpstreamTimeout:        {http.StatusGatewayTimeout, "", "the model server did not answer in time"},
 }
 
 // Status is the HTTP status c answers with; 500 for a code not in the
@@ -113,6 +114,9 @@ func (c Code) Type() string {
 	}
 	return string(c)
 }
+
+// Doc says in a line when c is answered, for the references.
+func (c Code) Doc() string { return table[c].doc }
 
 // Known reports whether c is in the table.
 func (c Code) Known() bool {

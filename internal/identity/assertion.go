@@ -28,7 +28,8 @@ const JWKSPath = "/.well-known/warden/jwks.json"
 
 // Asserter signs the short-lived identity assertion the upstream receives
 // in place of the caller's credential: a compact JWS (EdDSA) an upstream
-// may verify against JWKSHandler. Safe for concurrent use.
+// may verify against the keys the admin API publishes at JWKSPath (JWKS).
+// Safe for concurrent use.
 type Asserter struct {
 	issuer string
 	ttl    time.Duration
