@@ -56,7 +56,7 @@ var users = map[string]devstack.User{
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	rt      *admin.Router
 	tokens  map[string]string
@@ -78,7 +78,7 @@ func writePolicy(path, text string) error { return os.WriteFile(path, []byte(tex
 
 type envOption func(*admin.Options)
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -140,7 +140,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 // newAuditLog opens a real audit log on SQLite that signs a checkpoint
 // every 10 entries.
-func newAuditLog(t *testing.T, dir string) (*audit.Log, note.Verifier, *sqlite.Store) {
+func newAuditLog(t testing.TB, dir string) (*audit.Log, note.Verifier, *sqlite.Store) {
 	t.Helper()
 	cfg := audit.Config{}
 	cfg.SetDefaults()
@@ -188,7 +188,7 @@ type answer struct {
 }
 
 // json decodes the answer into a map.
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(a.body, &m); err != nil {
@@ -200,7 +200,7 @@ func (a answer) json(t *testing.T) map[string]any {
 // errorType checks the single error shape and returns its type: exactly
 // {"error":{"type","message","request_id"}} (rule only on the data
 // path), request_id equal to X-Request-Id, JSON and no-store.
-func (a answer) errorType(t *testing.T) string {
+func (a answer) errorType(t testing.TB) string {
 	t.Helper()
 	var b struct {
 		Error struct {
