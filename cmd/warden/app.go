@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +35,8 @@ type app struct {
 	masks       *mask.Set
 	audit       *audit.Log
 	approvals   *approval.Service
+	asserter    *identity.Asserter
+	admin       *admin.Router
 	witness     *witness.Submitter          // nil without audit.witnesses
 	witnessStop func(context.Context) error // set by startWitnesses
 	closers     []func(context.Context) error
@@ -80,11 +81,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 			return nil, fmt.Errorf("identity assertion key: %w", err)
 		}
 		opts.Asserter = asserter
-		defer func() {
-			if err == nil {
-				a.server.Mount("GET "+identity.JWKSPath, asserter.JWKSHandler())
-			}
-		}()
+		a.asserter = asserter
 	} else {
 		log.Warn("no identity section: requests are not authenticated (allow_anonymous: true)")
 	}
@@ -130,39 +127,26 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if a.witness != nil {
 		srv.Registry().MustRegister(a.witness.Collector())
 	}
-	a.mountAdmin()
+	a.admin = a.newAdmin()
+	srv.SetAdmin(a.admin)
 	return a, nil
 }
 
-// mountAdmin adds the admin API to the admin listener, each part behind
-// the groups allowed to use it.
-func (a *app) mountAdmin() {
-	var authn admin.Authenticator // stays a nil interface without identity: the admin API is closed
+// newAdmin builds the admin API over the components that exist. Without
+// identity it has no authenticator, so it is closed.
+func (a *app) newAdmin() *admin.Router {
+	for _, d := range a.cfg.Admin.Deprecations() {
+		a.log.Warn(d)
+	}
+	o := admin.Options{
+		Config: a.cfg.Admin, Logger: a.log, Audit: a.audit, Policy: a.policy, Approvals: a.approvals,
+		ReviewURLBase: a.cfg.Approvals.ReviewURLBase, Asserter: a.asserter,
+	}
 	if a.auth != nil {
-		authn = a.auth
+		o.Authenticators = []admin.Authenticator{a.auth}
+		o.Keys = a.auth.KeyStore()
 	}
-	if a.audit != nil {
-		a.server.Mount("/v1/audit/", admin.Require(authn, a.cfg.Admin.AuditorGroups, audit.NewHandler(a.audit)))
-	}
-	if a.policy != nil {
-		reload := a.policy.ReloadHandler(func(r *http.Request) string {
-			if p := admin.PrincipalFrom(r.Context()); p != nil {
-				return "admin:" + p.Subject
-			}
-			return "admin"
-		})
-		a.server.Mount("POST /v1/policy/reload", admin.Require(authn, a.cfg.Admin.AdminGroups, reload))
-	}
-	if a.approvals != nil {
-		lookup := func(n string) (*policy.ApprovalSetting, bool) {
-			s, ok := a.policy.Current().Approvals()[n]
-			return s, ok
-		}
-		h := approval.NewHandler(a.approvals, admin.Authenticate(authn), lookup, a.cfg.Approvals.ReviewURLBase)
-		for _, p := range []string{"/v1/approvals", "/v1/approvals/", "/v1/grants", "/v1/grants/"} {
-			a.server.Mount(p, h)
-		}
-	}
+	return admin.New(o)
 }
 
 // openApprovals opens the approval store next to the audit store (the

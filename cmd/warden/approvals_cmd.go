@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wardenhq/warden/internal/approval"
+	"github.com/wardenhq/warden/internal/admin"
 	"github.com/wardenhq/warden/internal/policy"
 )
 
@@ -31,7 +31,7 @@ func newApprovalsCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&adminURL, "admin-url", "http://127.0.0.1:9090", "admin listener URL")
 	cmd.PersistentFlags().StringVar(&token, "token", "", "bearer token (default: $WARDEN_TOKEN)")
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
-	client := func() (*approval.Client, error) {
+	client := func() (*admin.Client, error) {
 		t := token
 		if t == "" {
 			t = os.Getenv("WARDEN_TOKEN")
@@ -39,9 +39,9 @@ func newApprovalsCmd() *cobra.Command {
 		if t == "" {
 			return nil, errors.New("a token is required: --token or WARDEN_TOKEN")
 		}
-		return &approval.Client{BaseURL: adminURL, Token: t}, nil
+		return &admin.Client{BaseURL: adminURL, Token: t}, nil
 	}
-	show := func(w io.Writer, v *approval.View) error {
+	show := func(w io.Writer, v *admin.View) error {
 		if asJSON {
 			return printJSON(w, v)
 		}
@@ -67,7 +67,7 @@ func newApprovalsCmd() *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			vs, err := c.List(cmd.Context(), q)
+			vs, err := c.ListApprovals(cmd.Context(), q)
 			// --wait: poll until something matches (for scripts that
 			// approve a request another process just made).
 			for deadline := time.Now().Add(wait); err == nil && len(vs) == 0 && time.Now().Before(deadline); {
@@ -76,7 +76,7 @@ func newApprovalsCmd() *cobra.Command {
 					return cmd.Context().Err()
 				case <-time.After(200 * time.Millisecond):
 				}
-				vs, err = c.List(cmd.Context(), q)
+				vs, err = c.ListApprovals(cmd.Context(), q)
 			}
 			if err != nil {
 				return err
@@ -115,7 +115,7 @@ func newApprovalsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := c.Get(cmd.Context(), args[0])
+			v, err := c.GetApproval(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -123,7 +123,7 @@ func newApprovalsCmd() *cobra.Command {
 		},
 	}
 
-	act := func(use, short string, reasonRequired bool, do func(c *approval.Client, cmd *cobra.Command, id, reason string) (*approval.View, error)) *cobra.Command {
+	act := func(use, short string, reasonRequired bool, do func(c *admin.Client, cmd *cobra.Command, id, reason string) (*admin.View, error)) *cobra.Command {
 		var reason string
 		c := &cobra.Command{
 			Use:   use,
@@ -147,16 +147,16 @@ func newApprovalsCmd() *cobra.Command {
 		c.Flags().StringVar(&reason, "reason", "", "reason, recorded in the audit log")
 		return c
 	}
-	approve := act("approve ID --reason TEXT", "Approve a request (not your own)", true, func(c *approval.Client, cmd *cobra.Command, id, r string) (*approval.View, error) {
+	approve := act("approve ID --reason TEXT", "Approve a request (not your own)", true, func(c *admin.Client, cmd *cobra.Command, id, r string) (*admin.View, error) {
 		return c.Approve(cmd.Context(), id, r)
 	})
-	deny := act("deny ID --reason TEXT", "Deny a request; one deny decides", true, func(c *approval.Client, cmd *cobra.Command, id, r string) (*approval.View, error) {
+	deny := act("deny ID --reason TEXT", "Deny a request; one deny decides", true, func(c *admin.Client, cmd *cobra.Command, id, r string) (*admin.View, error) {
 		return c.Deny(cmd.Context(), id, r)
 	})
-	cancel := act("cancel ID [--reason TEXT]", "Withdraw your own pending request", false, func(c *approval.Client, cmd *cobra.Command, id, r string) (*approval.View, error) {
+	cancel := act("cancel ID [--reason TEXT]", "Withdraw your own pending request", false, func(c *admin.Client, cmd *cobra.Command, id, r string) (*admin.View, error) {
 		return c.Cancel(cmd.Context(), id, r)
 	})
-	revoke := act("revoke ID --reason TEXT", "Revoke an active grant (its holder or a reviewer)", true, func(c *approval.Client, cmd *cobra.Command, id, r string) (*approval.View, error) {
+	revoke := act("revoke ID --reason TEXT", "Revoke an active grant (its holder or a reviewer)", true, func(c *admin.Client, cmd *cobra.Command, id, r string) (*admin.View, error) {
 		return c.Revoke(cmd.Context(), id, r)
 	})
 
@@ -171,7 +171,7 @@ func newApprovalsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b := approval.CreateBody{Setting: reqSetting, Justification: justification, Duration: duration}
+			b := admin.CreateBody{Setting: reqSetting, Justification: justification, Duration: duration}
 			if len(routes)+len(models)+len(paths) > 0 {
 				b.Scope = &policy.GrantScope{Routes: routes, Models: models, Paths: paths}
 			}
@@ -201,7 +201,7 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printView(w io.Writer, v *approval.View) {
+func printView(w io.Writer, v *admin.View) {
 	fmt.Fprintf(w, "%s  %s %s  setting %s\n", v.ID, v.Kind, strings.ToUpper(string(v.State)), v.SettingName)
 	fmt.Fprintf(w, "requester      %s (%s)\n", v.Requester.Subject, v.Requester.Issuer)
 	fmt.Fprintf(w, "justification  %s\n", v.Justification)

@@ -4,45 +4,59 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/wardenhq/warden/internal/admin"
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/approval/approvaltest"
+	"github.com/wardenhq/warden/internal/devstack"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
-func approvalsAPI(t *testing.T) string {
+// approvalsAPI serves the real admin API (real OIDC tokens from the demo
+// issuer, real approval service and audit log) and returns its URL and
+// the tokens of alice (ml-users) and bob (ml-approvers).
+func approvalsAPI(t *testing.T) (url string, alice, bob string) {
 	t.Helper()
-	st, err := sqlite.OpenApprovals(context.Background(), filepath.Join(t.TempDir(), "approvals.db"))
+	ctx := context.Background()
+	dir := t.TempDir()
+	issuer, idpURL, _ := startIssuer(t)
+	auth, err := identity.New(ctx, identity.Config{Issuers: []identity.IssuerConfig{{Issuer: idpURL, Audiences: []string{devstack.DemoAudience}}}}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auth.Close() })
+	pf := filepath.Join(dir, "policy.yaml")
+	pol := "version: 1\nrules: [{name: none, when: \"false\", action: allow}]\napprovals:\n  ft: {kind: grant, mode: async, reviewers: [ml-approvers], grant_duration: 2h, scope: {paths: [\"/v1/fine_tuning/**\"]}}\n"
+	if err := os.WriteFile(pf, []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := policy.NewEngine(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.OpenApprovals(ctx, filepath.Join(dir, "approvals.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	svc := approval.New(st, approvaltest.NewAuditLog(t))
-	users := map[string]*identity.Principal{"secret-alice": approvaltest.Alice, "secret-bob": approvaltest.Bob}
-	authn := func(r *http.Request) (*identity.Principal, error) {
-		if p := users[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]; p != nil {
-			return p, nil
-		}
-		return nil, errors.New("unknown token")
-	}
-	lookup := func(name string) (*policy.ApprovalSetting, bool) {
-		if name == "ft" {
-			return approvaltest.Grant(policy.ApprovalAsync), true
-		}
-		return nil, false
-	}
-	srv := httptest.NewServer(approval.NewHandler(svc, authn, lookup, ""))
+	srv := httptest.NewServer(admin.New(admin.Options{Authenticators: []admin.Authenticator{auth}, Policy: eng, Approvals: svc,
+		Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	secrets = []string{token(t, issuer, "alice"), token(t, issuer, "bob")}
+	return srv.URL, secrets[0], secrets[1]
 }
+
+// secrets are the tokens no command output may contain.
+var secrets []string
 
 func runApprovals(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -56,8 +70,10 @@ func runApprovals(t *testing.T, args ...string) (string, error) {
 	if err != nil {
 		all += err.Error()
 	}
-	if strings.Contains(all, "secret-") {
-		t.Fatalf("the token was printed: %q", all)
+	for _, sec := range secrets {
+		if strings.Contains(all, sec) || strings.Contains(all, sec[len(sec)-20:]) {
+			t.Fatalf("the token was printed: %q", all)
+		}
 	}
 	return out.String(), err
 }
@@ -65,23 +81,23 @@ func runApprovals(t *testing.T, args ...string) (string, error) {
 // TestApprovalsCmd: request a grant as alice, refuse her self-approval,
 // approve as bob (token from WARDEN_TOKEN), revoke it, list and show.
 func TestApprovalsCmd(t *testing.T) {
-	u := approvalsAPI(t)
+	u, alice, bob := approvalsAPI(t)
 	if _, err := runApprovals(t, "list", "--admin-url", u); err == nil || !strings.Contains(err.Error(), "token is required") {
 		t.Fatalf("list without token: %v", err)
 	}
-	out, err := runApprovals(t, "request", "--admin-url", u, "--token", "secret-alice", "--json",
+	out, err := runApprovals(t, "request", "--admin-url", u, "--token", alice, "--json",
 		"--setting", "ft", "--justification", "retrain after incident", "--duration", "30m", "--path", "/v1/fine_tuning/jobs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v approval.View
+	var v admin.View
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v.State != approval.StatePending || v.Scope == nil || v.Scope.Paths[0] != "/v1/fine_tuning/jobs" {
 		t.Fatalf("request: %v %q", err, out)
 	}
-	if _, err := runApprovals(t, "approve", v.ID, "--admin-url", u, "--token", "secret-alice", "--reason", "mine"); err == nil || !strings.Contains(err.Error(), "403 forbidden") {
+	if _, err := runApprovals(t, "approve", v.ID, "--admin-url", u, "--token", alice, "--reason", "mine"); err == nil || !strings.Contains(err.Error(), "403 forbidden") {
 		t.Fatalf("self-approval: %v", err)
 	}
-	t.Setenv("WARDEN_TOKEN", "secret-bob")
+	t.Setenv("WARDEN_TOKEN", bob)
 	if _, err := runApprovals(t, "approve", v.ID, "--admin-url", u); err == nil || !strings.Contains(err.Error(), "--reason is required") {
 		t.Fatalf("approve without reason: %v", err)
 	}
@@ -104,7 +120,12 @@ func TestApprovalsCmd(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v.State != approval.StateRevoked || v.RevokedBy.Subject != "bob" {
 		t.Fatalf("show: %v %q", err, out)
 	}
-	if _, err := runApprovals(t, "show", "nope", "--admin-url", u); err == nil || !strings.Contains(err.Error(), "404") {
+	// Errors come in the one error shape: status, type, message and the
+	// request id to quote to an operator.
+	if _, err := runApprovals(t, "show", "nope", "--admin-url", u); err == nil || !strings.Contains(err.Error(), "404 not_found: no approval request nope (request id ") {
 		t.Fatalf("show unknown: %v", err)
+	}
+	if _, err := runApprovals(t, "list", "--admin-url", u, "--token", "not-a-token"); err == nil || !strings.Contains(err.Error(), "401 invalid_token: malformed token") {
+		t.Fatalf("bad token: %v", err)
 	}
 }

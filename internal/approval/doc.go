@@ -7,7 +7,8 @@
 //
 // A [Request] is created either by the gateway (a policy rule with
 // action require_approval; see [Service.Check]) or by a person through
-// the admin API ([NewHandler], POST /v1/approvals, grants only). It
+// the admin API ([Service.RequestGrant], POST /v1/approvals in
+// internal/admin, grants only). It
 // carries a frozen copy of the policy's ApprovalSetting, so a policy
 // reload never changes the rules for a request already in flight.
 //
@@ -106,6 +107,13 @@
 // it is full the notification is dropped, logged at error level and
 // counted (warden_approval_webhooks_total{outcome="dropped"}); approval
 // itself never depends on a notification.
+//
+// # Visibility
+//
+// A request is visible to its requester and to the members of its
+// reviewer groups ([Request.VisibleTo], [Service.GetVisible]); to anyone
+// else it does not exist (not found). This package offers Go services
+// only: internal/admin maps them to HTTP.
 //
 // # What it must never do
 //

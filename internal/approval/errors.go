@@ -2,45 +2,36 @@ package approval
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/wardenhq/warden/internal/apierr"
 )
 
-// Code classifies errors for callers; the admin API maps each code to an
-// HTTP status in one place (httpStatus).
-type Code string
+// Code classifies errors for callers. The codes are those of package
+// apierr, the one vocabulary of Warden's HTTP answers; the admin API
+// maps them to statuses there, in one place.
+type Code = apierr.Code
 
-// Error codes.
+// Error codes an approval operation returns.
 const (
 	// CodeInvalid: the input is malformed or incomplete (400).
-	CodeInvalid Code = "invalid"
+	CodeInvalid = apierr.BadRequest
 	// CodeUnauthenticated: no verified identity (401).
-	CodeUnauthenticated Code = "unauthenticated"
+	CodeUnauthenticated = apierr.Unauthenticated
 	// CodeForbidden: the actor may not do this (403): self-approval,
 	// not a reviewer, not the requester.
-	CodeForbidden Code = "forbidden"
+	CodeForbidden = apierr.Forbidden
 	// CodeNotFound: no such request (404).
-	CodeNotFound Code = "not_found"
+	CodeNotFound = apierr.NotFound
 	// CodeConflict: the request is not in a state that allows this (409):
 	// already decided, already reviewed by this reviewer, already open.
-	CodeConflict Code = "conflict"
+	CodeConflict = apierr.Conflict
 	// CodeInternal: a store or audit failure (500).
-	CodeInternal Code = "internal"
+	CodeInternal = apierr.Internal
 )
 
-// Error is an error with a Code and a message safe to show to the actor.
-type Error struct {
-	Code Code
-	Msg  string
-}
-
-func (e *Error) Error() string { return "approval: " + e.Msg }
-
-// Is makes errors.Is(err, ErrNotFound) (etc.) match any *Error of the
-// same code.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Msg == "" && t.Code == e.Code
-}
+// Error is an error with a Code and a message safe to show to the actor
+// (an apierr.Error).
+type Error = apierr.Error
 
 // Sentinels for errors.Is; they match any *Error of their code.
 var (
@@ -61,14 +52,13 @@ var ErrDuplicate = errors.New("approval: an open request with the same key exist
 var errStale = errors.New("approval: stale")
 
 func errorf(code Code, format string, args ...any) error {
-	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+	return apierr.Errorf(code, format, args...)
 }
 
 // CodeOf returns the Code of err (CodeInternal for errors without one).
 func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
+	if err == nil {
+		return CodeInternal
 	}
-	return CodeInternal
+	return apierr.CodeOf(err)
 }

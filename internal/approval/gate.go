@@ -94,7 +94,7 @@ func (s *Service) Check(ctx context.Context, g GateRequest) (Outcome, error) {
 		return Outcome{}, errorf(CodeInvalid, "gate: no approval setting")
 	}
 	set := normalise(g.Setting)
-	p := PersonOf(g.Principal)
+	p := g.Principal.Snapshot()
 	bind := &Binding{Method: g.Method, Path: g.Path, Route: g.Route, Model: g.Model, BodySHA256: g.BodySHA256, RequestID: g.RequestID}
 	var key string
 	if set.Kind == policy.ApprovalGrant {
@@ -171,9 +171,9 @@ func (s *Service) Check(ctx context.Context, g GateRequest) (Outcome, error) {
 
 // consume marks one-time approval id used by requestID, checking again
 // inside the transaction that it is bound to this call.
-func (s *Service) consume(ctx context.Context, id, key string, p Person, requestID string) (Outcome, error) {
+func (s *Service) consume(ctx context.Context, id, key string, p identity.Principal, requestID string) (Outcome, error) {
 	_, err := s.transition(ctx, id, &p, requestID, func(r *Request, now time.Time) ([]string, error) {
-		if r.BindKey() != key || !r.Requester.Same(p) {
+		if r.BindKey() != key || !r.Requester.Same(&p) {
 			return nil, errorf(CodeForbidden, "approval %s is bound to another request", id)
 		}
 		return use(r, requestID, now)

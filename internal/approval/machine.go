@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 )
 
@@ -67,7 +68,7 @@ func expire(r *Request, now time.Time) []string {
 }
 
 // reviewerGroups returns the setting's reviewer groups p belongs to.
-func reviewerGroups(s *policy.ApprovalSetting, p Person) []string {
+func reviewerGroups(s *policy.ApprovalSetting, p identity.Principal) []string {
 	var out []string
 	for _, g := range s.Reviewers {
 		if slices.Contains(p.Groups, g) && !slices.Contains(out, g) {
@@ -78,7 +79,7 @@ func reviewerGroups(s *policy.ApprovalSetting, p Person) []string {
 }
 
 // review records reviewer's verdict on a pending request.
-func review(r *Request, reviewer Person, v Verdict, reason string, now time.Time) ([]string, error) {
+func review(r *Request, reviewer identity.Principal, v Verdict, reason string, now time.Time) ([]string, error) {
 	reason = cleanText(reason)
 	switch {
 	case v != VerdictApprove && v != VerdictDeny:
@@ -87,7 +88,7 @@ func review(r *Request, reviewer Person, v Verdict, reason string, now time.Time
 		return nil, errorf(CodeInvalid, "a reason is required")
 	case reviewer.Issuer == "" || reviewer.Subject == "":
 		return nil, errorf(CodeUnauthenticated, "the reviewer has no identity")
-	case reviewer.Same(r.Requester):
+	case reviewer.Same(&r.Requester):
 		// Separation of duties: no exception for any group, admins included.
 		return nil, errorf(CodeForbidden, "the requester cannot review their own request (cancel it instead)")
 	case len(reviewerGroups(&r.Setting, reviewer)) == 0:
@@ -96,7 +97,7 @@ func review(r *Request, reviewer Person, v Verdict, reason string, now time.Time
 		return nil, errorf(CodeConflict, "request %s is %s, not pending", r.ID, r.State)
 	}
 	for _, rv := range r.Reviews {
-		if rv.Reviewer.Same(reviewer) {
+		if rv.Reviewer.Same(&reviewer) {
 			return nil, errorf(CodeConflict, "reviewer has already reviewed request %s", r.ID)
 		}
 	}
@@ -169,9 +170,9 @@ func matching(approvers [][]string) int {
 }
 
 // cancel withdraws a pending request; only its requester may.
-func cancel(r *Request, actor Person, reason string, now time.Time) ([]string, error) {
+func cancel(r *Request, actor identity.Principal, reason string, now time.Time) ([]string, error) {
 	switch {
-	case !actor.Same(r.Requester):
+	case !actor.Same(&r.Requester):
 		return nil, errorf(CodeForbidden, "only the requester can cancel request %s", r.ID)
 	case r.State != StatePending:
 		return nil, errorf(CodeConflict, "request %s is %s, not pending", r.ID, r.State)
@@ -202,14 +203,14 @@ func use(r *Request, requestID string, now time.Time) ([]string, error) {
 // revoke ends an approved grant early. The grant holder may give it up;
 // otherwise the actor must be a reviewer of the grant's setting. (A
 // reviewer who is the holder is simply the holder.)
-func revoke(r *Request, actor Person, reason string, now time.Time) ([]string, error) {
+func revoke(r *Request, actor identity.Principal, reason string, now time.Time) ([]string, error) {
 	reason = cleanText(reason)
 	switch {
 	case r.Kind != policy.ApprovalGrant:
 		return nil, errorf(CodeConflict, "request %s is not a grant", r.ID)
 	case reason == "":
 		return nil, errorf(CodeInvalid, "a reason is required")
-	case !actor.Same(r.Requester) && len(reviewerGroups(&r.Setting, actor)) == 0:
+	case !actor.Same(&r.Requester) && len(reviewerGroups(&r.Setting, actor)) == 0:
 		return nil, errorf(CodeForbidden, "only the grant holder or a reviewer of %q can revoke grant %s", r.SettingName, r.ID)
 	case r.State != StateApproved:
 		return nil, errorf(CodeConflict, "grant %s is %s, not active", r.ID, r.State)

@@ -4,13 +4,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-func person(sub string, groups ...string) Person {
-	return Person{Issuer: "https://idp.test", Subject: sub, Groups: groups}
+func person(sub string, groups ...string) identity.Principal {
+	return identity.Principal{Issuer: "https://idp.test", Subject: sub, Groups: groups}
 }
 
 func pendingReq(kind policy.ApprovalKind, min int, onePerGroup bool, reviewers ...string) *Request {
@@ -28,15 +29,19 @@ func pendingReq(kind policy.ApprovalKind, min int, onePerGroup bool, reviewers .
 func TestTransitions(t *testing.T) {
 	bob, carol := person("bob", "ml-leads"), person("carol", "ml-leads")
 	type op func(r *Request) ([]string, error)
-	approve := func(p Person) op {
+	approve := func(p identity.Principal) op {
 		return func(r *Request) ([]string, error) { return review(r, p, VerdictApprove, "ok", t0) }
 	}
-	deny := func(p Person) op {
+	deny := func(p identity.Principal) op {
 		return func(r *Request) ([]string, error) { return review(r, p, VerdictDeny, "no", t0) }
 	}
-	cancelBy := func(p Person) op { return func(r *Request) ([]string, error) { return cancel(r, p, "", t0) } }
+	cancelBy := func(p identity.Principal) op {
+		return func(r *Request) ([]string, error) { return cancel(r, p, "", t0) }
+	}
 	useIt := func(r *Request) ([]string, error) { return use(r, "req-9", t0) }
-	revokeBy := func(p Person) op { return func(r *Request) ([]string, error) { return revoke(r, p, "stop", t0) } }
+	revokeBy := func(p identity.Principal) op {
+		return func(r *Request) ([]string, error) { return revoke(r, p, "stop", t0) }
+	}
 	tests := []struct {
 		name   string
 		kind   policy.ApprovalKind
@@ -52,7 +57,7 @@ func TestTransitions(t *testing.T) {
 		{"self approve", policy.ApprovalOneTime, StatePending, approve(person("alice", "ml-leads")), CodeForbidden, nil, StatePending},
 		{"self deny", policy.ApprovalOneTime, StatePending, deny(person("alice", "ml-leads")), CodeForbidden, nil, StatePending},
 		{"non-reviewer", policy.ApprovalOneTime, StatePending, approve(person("mallory", "ml-engineers")), CodeForbidden, nil, StatePending},
-		{"no identity", policy.ApprovalOneTime, StatePending, approve(Person{Groups: []string{"ml-leads"}}), CodeUnauthenticated, nil, StatePending},
+		{"no identity", policy.ApprovalOneTime, StatePending, approve(identity.Principal{Groups: []string{"ml-leads"}}), CodeUnauthenticated, nil, StatePending},
 		{"approve approved", policy.ApprovalOneTime, StateApproved, approve(carol), CodeConflict, nil, StateApproved},
 		{"deny approved", policy.ApprovalOneTime, StateApproved, deny(carol), CodeConflict, nil, StateApproved},
 		{"approve denied", policy.ApprovalOneTime, StateDenied, approve(carol), CodeConflict, nil, StateDenied},

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // Webhook headers.
@@ -56,24 +58,24 @@ type Notification struct {
 // NotifiedRequest is what a notification tells about a request (no
 // review reasons of other reviewers beyond the latest, no secrets).
 type NotifiedRequest struct {
-	ID            string    `json:"id"`
-	Kind          string    `json:"kind"`
-	State         string    `json:"state"`
-	Setting       string    `json:"setting"`
-	Requester     Person    `json:"requester"`
-	Justification string    `json:"justification"`
-	Reason        string    `json:"reason,omitempty"`
-	Approvals     int       `json:"approvals"`
-	MinApprovals  int       `json:"min_approvals"`
-	Reviewers     []string  `json:"reviewers"`
-	Method        string    `json:"method,omitempty"`
-	Path          string    `json:"path,omitempty"`
-	Route         string    `json:"route,omitempty"`
-	Model         string    `json:"model,omitempty"`
-	ExpiresAt     time.Time `json:"expires_at"`
-	ValidUntil    time.Time `json:"valid_until,omitzero"`
-	ReviewURL     string    `json:"review_url,omitempty"`
-	LastReview    *Review   `json:"last_review,omitempty"`
+	ID            string             `json:"id"`
+	Kind          string             `json:"kind"`
+	State         string             `json:"state"`
+	Setting       string             `json:"setting"`
+	Requester     identity.Principal `json:"requester"`
+	Justification string             `json:"justification"`
+	Reason        string             `json:"reason,omitempty"`
+	Approvals     int                `json:"approvals"`
+	MinApprovals  int                `json:"min_approvals"`
+	Reviewers     []string           `json:"reviewers"`
+	Method        string             `json:"method,omitempty"`
+	Path          string             `json:"path,omitempty"`
+	Route         string             `json:"route,omitempty"`
+	Model         string             `json:"model,omitempty"`
+	ExpiresAt     time.Time          `json:"expires_at"`
+	ValidUntil    time.Time          `json:"valid_until,omitzero"`
+	ReviewURL     string             `json:"review_url,omitempty"`
+	LastReview    *Review            `json:"last_review,omitempty"`
 }
 
 type delivery struct {

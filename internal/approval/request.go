@@ -43,30 +43,14 @@ const (
 	VerdictDeny    Verdict = "deny"
 )
 
-// Person is the snapshot of a principal kept in a request.
-type Person struct {
-	// Issuer and Subject identify the person (the pair is the identity).
-	Issuer  string `json:"iss"`
-	Subject string `json:"sub"`
-	// Kind is user or service.
-	Kind string `json:"kind,omitempty"`
-	// Name is a display name, if known.
-	Name string `json:"name,omitempty"`
-	// Groups are the groups at the time of the snapshot.
-	Groups []string `json:"groups,omitempty"`
+// VisibleTo reports whether p may see r: its requester, or a member of
+// one of its reviewer groups.
+func (r *Request) VisibleTo(p *identity.Principal) bool {
+	return p.Same(&r.Requester) || (p != nil && len(reviewerGroups(&r.Setting, *p)) > 0)
 }
 
-// PersonOf snapshots p (nil gives the zero Person).
-func PersonOf(p *identity.Principal) Person {
-	if p == nil {
-		return Person{}
-	}
-	return Person{Issuer: p.Issuer, Subject: p.Subject, Kind: string(p.Kind), Name: p.Name, Groups: slices.Clone(p.Groups)}
-}
-
-// Same reports whether a and b are the same identity (issuer and
-// subject), whatever their groups.
-func (a Person) Same(b Person) bool { return a.Issuer == b.Issuer && a.Subject == b.Subject }
+// ApprovalCount is the number of approving reviews so far.
+func (r *Request) ApprovalCount() int { return countVerdict(r, VerdictApprove) }
 
 // Binding is what a one-time approval is bound to: the request that
 // asked for it.
@@ -83,10 +67,10 @@ type Binding struct {
 
 // Review is one reviewer's decision.
 type Review struct {
-	Reviewer Person    `json:"reviewer"`
-	Verdict  Verdict   `json:"decision"`
-	Reason   string    `json:"reason"`
-	At       time.Time `json:"at"`
+	Reviewer identity.Principal `json:"reviewer"`
+	Verdict  Verdict            `json:"decision"`
+	Reason   string             `json:"reason"`
+	At       time.Time          `json:"at"`
 }
 
 // Request is an approval request: a one-time approval or a grant.
@@ -98,7 +82,7 @@ type Request struct {
 	// Version increases with every stored change.
 	Version int64 `json:"version"`
 	// Requester is who asked (for gateway requests: the caller).
-	Requester Person `json:"requester"`
+	Requester identity.Principal `json:"requester"`
 	// SettingName names the policy approval setting; Setting is a copy
 	// of it taken at creation (later policy reloads do not change it).
 	SettingName string                 `json:"setting"`
@@ -127,7 +111,7 @@ type Request struct {
 	UsedAt time.Time `json:"used_at,omitzero"`
 	UsedBy string    `json:"used_by_request_id,omitempty"`
 	// RevokedBy is who revoked a grant.
-	RevokedBy *Person `json:"revoked_by,omitempty"`
+	RevokedBy *identity.Principal `json:"revoked_by,omitempty"`
 }
 
 // Clone returns a deep copy of r.
@@ -173,7 +157,7 @@ func (r *Request) BindKey() string {
 	return bindKey(r.SettingName, r.Requester, r.Binding)
 }
 
-func bindKey(setting string, p Person, b *Binding) string {
+func bindKey(setting string, p identity.Principal, b *Binding) string {
 	h := sha256.New()
 	for _, s := range []string{"one_time", setting, p.Issuer, p.Subject, b.Method, b.Path, b.Route, b.Model, b.BodySHA256} {
 		h.Write([]byte(s))
@@ -196,7 +180,7 @@ func (r *Request) OpenKey() string {
 	return ""
 }
 
-func grantOpenKey(setting string, p Person) string {
+func grantOpenKey(setting string, p identity.Principal) string {
 	h := sha256.New()
 	for _, s := range []string{"grant", setting, p.Issuer, p.Subject} {
 		h.Write([]byte(s))

@@ -173,6 +173,20 @@ func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
+// GetVisible returns request id if p may see it (see
+// Request.VisibleTo); a request p may not see is not found, so its
+// existence is not revealed.
+func (s *Service) GetVisible(ctx context.Context, p *identity.Principal, id string) (*Request, error) {
+	r, err := s.Get(ctx, id)
+	if err == nil && !r.VisibleTo(p) {
+		err = ErrNotFound
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, errorf(CodeNotFound, "no approval request %s", id)
+	}
+	return r, err
+}
+
 // List returns requests matching f, newest first, expiring due ones.
 func (s *Service) List(ctx context.Context, f Filter) ([]*Request, error) {
 	rs, err := s.store.List(ctx, f)
@@ -216,7 +230,7 @@ func (s *Service) expireID(ctx context.Context, id string) (bool, error) {
 // before commit. actor is recorded as the entry principal (nil: the
 // system). If the request was due, the expiry is committed and a conflict
 // error returned instead of running op.
-func (s *Service) transition(ctx context.Context, id string, actor *Person, requestID string, op func(r *Request, now time.Time) ([]string, error)) (*Request, error) {
+func (s *Service) transition(ctx context.Context, id string, actor *identity.Principal, requestID string, op func(r *Request, now time.Time) ([]string, error)) (*Request, error) {
 	var kinds []string
 	expired := false
 	now := s.now()
@@ -274,7 +288,7 @@ func (s *Service) changed(r *Request, kinds []string) {
 
 // record appends one audit entry per kind. Any failure fails the
 // transition (fail closed).
-func (s *Service) record(ctx context.Context, r *Request, kinds []string, actor *Person, requestID string) error {
+func (s *Service) record(ctx context.Context, r *Request, kinds []string, actor *identity.Principal, requestID string) error {
 	for _, k := range kinds {
 		e := s.entry(k, r, actor, requestID)
 		if _, err := s.auditor.Append(ctx, e); err != nil {
@@ -284,15 +298,17 @@ func (s *Service) record(ctx context.Context, r *Request, kinds []string, actor 
 	return nil
 }
 
-func auditPrincipal(p *Person) *audit.Principal {
+// auditPrincipal is the actor an entry records: nil for none (the
+// sweeper's expiries).
+func auditPrincipal(p *identity.Principal) *identity.Principal {
 	if p == nil || (p.Issuer == "" && p.Subject == "") {
 		return nil
 	}
-	return &audit.Principal{Issuer: p.Issuer, Subject: p.Subject, Kind: p.Kind, Name: p.Name, Groups: slices.Clone(p.Groups)}
+	return p
 }
 
 // entry builds the audit entry of one transition kind.
-func (s *Service) entry(kind string, r *Request, actor *Person, requestID string) *audit.Entry {
+func (s *Service) entry(kind string, r *Request, actor *identity.Principal, requestID string) *audit.Entry {
 	e := &audit.Entry{
 		Kind:       kind,
 		Time:       s.now(),
@@ -306,7 +322,7 @@ func (s *Service) entry(kind string, r *Request, actor *Person, requestID string
 		"approval_kind": string(r.Kind),
 		"state":         string(r.State),
 	}
-	if actor == nil || !actor.Same(r.Requester) {
+	if actor == nil || !actor.Same(&r.Requester) {
 		d["requester"] = r.Requester.Issuer + " " + r.Requester.Subject
 	}
 	if r.Kind == policy.ApprovalGrant {
@@ -375,6 +391,10 @@ func scopeString(sc *policy.GrantScope) string {
 	}
 	return part("routes", sc.Routes) + " " + part("models", sc.Models) + " " + part("paths", sc.Paths)
 }
+
+// ReviewURL is the link to request id under approvals.review_url_base,
+// or "" when none is configured.
+func (s *Service) ReviewURL(id string) string { return s.reviewURL(id) }
 
 func (s *Service) reviewURL(id string) string {
 	if s.cfg.ReviewURLBase == "" {
@@ -478,7 +498,7 @@ func (s *Service) RequestGrant(ctx context.Context, actor *identity.Principal, g
 	case g.Duration > 0:
 		dur = g.Duration
 	}
-	r, err := s.newRequest(PersonOf(actor), g.SettingName, set, just)
+	r, err := s.newRequest(actor.Snapshot(), g.SettingName, set, just)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +546,7 @@ func narrow(have, want policy.GrantScope) (policy.GrantScope, error) {
 	return out, err
 }
 
-func (s *Service) newRequest(p Person, name string, set policy.ApprovalSetting, justification string) (*Request, error) {
+func (s *Service) newRequest(p identity.Principal, name string, set policy.ApprovalSetting, justification string) (*Request, error) {
 	id, err := newID()
 	if err != nil {
 		return nil, err
@@ -546,7 +566,7 @@ func (s *Service) Review(ctx context.Context, actor *identity.Principal, id stri
 	if err := checkPrincipal(actor); err != nil {
 		return nil, err
 	}
-	p := PersonOf(actor)
+	p := actor.Snapshot()
 	return s.transition(ctx, id, &p, "", func(r *Request, now time.Time) ([]string, error) {
 		return review(r, p, v, reason, now)
 	})
@@ -567,7 +587,7 @@ func (s *Service) Cancel(ctx context.Context, actor *identity.Principal, id, rea
 	if err := checkPrincipal(actor); err != nil {
 		return nil, err
 	}
-	p := PersonOf(actor)
+	p := actor.Snapshot()
 	return s.transition(ctx, id, &p, "", func(r *Request, now time.Time) ([]string, error) {
 		return cancel(r, p, reason, now)
 	})
@@ -579,7 +599,7 @@ func (s *Service) Revoke(ctx context.Context, actor *identity.Principal, id, rea
 	if err := checkPrincipal(actor); err != nil {
 		return nil, err
 	}
-	p := PersonOf(actor)
+	p := actor.Snapshot()
 	return s.transition(ctx, id, &p, "", func(r *Request, now time.Time) ([]string, error) {
 		return revoke(r, p, reason, now)
 	})

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"sync"
+
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // The types below mirror Entry and its parts with their fields declared in
@@ -30,7 +32,7 @@ type sortedEntry struct {
 	Outcome        string           `json:"outcome,omitempty"`
 	Params         map[string]any   `json:"params,omitempty"`
 	Path           string           `json:"path,omitempty"`
-	Principal      *sortedPrincipal `json:"principal,omitempty"`
+	Principal      *principalRecord `json:"principal,omitempty"`
 	RequestID      string           `json:"request_id,omitempty"`
 	RequestSHA256  string           `json:"request_sha256,omitempty"`
 	ResponseSHA256 string           `json:"response_sha256,omitempty"`
@@ -41,7 +43,11 @@ type sortedEntry struct {
 	V              int              `json:"v"`
 }
 
-type sortedPrincipal struct {
+// principalRecord is the audit encoding of a principal: the fields an
+// auditor needs, never email, claims or expiry. It is this package's own
+// schema (part of the hashed bytes), independent of how identity encodes
+// a Principal elsewhere.
+type principalRecord struct {
 	AuthMethod   string   `json:"auth_method,omitempty"`
 	CredentialID string   `json:"credential_id,omitempty"`
 	Groups       []string `json:"groups,omitempty"`
@@ -49,6 +55,37 @@ type sortedPrincipal struct {
 	Kind         string   `json:"kind,omitempty"`
 	Name         string   `json:"name,omitempty"`
 	Subject      string   `json:"sub"`
+}
+
+// recordPrincipal is the one conversion from the identity package's
+// Principal to what an entry records; principal is its inverse. A nil
+// principal records nothing.
+func recordPrincipal(p *identity.Principal) *principalRecord {
+	if p == nil {
+		return nil
+	}
+	return &principalRecord{AuthMethod: p.AuthMethod, CredentialID: p.CredentialID, Groups: p.Groups,
+		Issuer: p.Issuer, Kind: string(p.Kind), Name: p.Name, Subject: p.Subject}
+}
+
+// principal returns the recorded principal as an identity.Principal.
+func (r *principalRecord) principal() *identity.Principal {
+	if r == nil {
+		return nil
+	}
+	return &identity.Principal{AuthMethod: r.AuthMethod, CredentialID: r.CredentialID, Groups: r.Groups,
+		Issuer: r.Issuer, Kind: identity.Kind(r.Kind), Name: r.Name, Subject: r.Subject}
+}
+
+// entryFields is Entry without its methods, and entryJSON is how
+// encoding/json sees an entry in the reference encoding and in
+// ParseEntry: every field of Entry under its JSON name, with the
+// principal in its recorded form.
+type entryFields Entry
+
+type entryJSON struct {
+	*entryFields
+	Principal *principalRecord `json:"principal,omitempty"`
 }
 
 type sortedDecision struct {
@@ -90,10 +127,7 @@ func marshalFast(e *Entry) ([]byte, bool, error) {
 	if d := e.Decision; d != nil {
 		s.Decision = &sortedDecision{Action: d.Action, PolicyVersion: d.PolicyVersion, Reason: d.Reason, Rule: d.Rule}
 	}
-	if p := e.Principal; p != nil {
-		s.Principal = &sortedPrincipal{AuthMethod: p.AuthMethod, CredentialID: p.CredentialID, Groups: p.Groups,
-			Issuer: p.Issuer, Kind: p.Kind, Name: p.Name, Subject: p.Subject}
-	}
+	s.Principal = recordPrincipal(e.Principal)
 	if len(e.Masking) > 0 {
 		s.Masking = make([]sortedMask, len(e.Masking))
 		for i, m := range e.Masking {

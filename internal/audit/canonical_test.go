@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // TestMarshalFastPath checks the sorted-mirror encoding against the
@@ -55,7 +57,7 @@ func TestMarshalFastPath(t *testing.T) {
 			Gateway: time.Duration(r.Int64()), ResponseSHA256: pick(strs),
 		}
 		if r.IntN(2) == 0 {
-			e.Principal = &Principal{Issuer: pick(strs), Subject: pick(strs), Kind: pick(strs), Groups: []string{pick(strs)}, AuthMethod: pick(strs)}
+			e.Principal = &identity.Principal{Issuer: pick(strs), Subject: pick(strs), Kind: identity.Kind(pick(strs)), Name: pick(strs), CredentialID: pick(strs), Groups: []string{pick(strs)}, AuthMethod: pick(strs)}
 		}
 		if r.IntN(2) == 0 {
 			e.Decision = &Decision{Action: pick(strs), Rule: pick(strs), PolicyVersion: pick(strs), Reason: pick(strs)}
@@ -109,7 +111,7 @@ func BenchmarkMarshal(b *testing.B) {
 	e := &Entry{V: SchemaVersion, Kind: KindRequestAdmitted, ID: "0190c1a2-7b3c-7d4e-8f90-123456789abc", Time: time.Now(),
 		RequestID: "3f0c9a1b2c3d4e5f60718293a4b5c6d7", Instance: "gw-1", Route: "openai", Method: "POST", Path: "/v1/chat/completions",
 		Model: "warden-demo-small", RequestSHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-		Principal: &Principal{Issuer: "https://idp.example.com", Subject: "alice", Kind: "user", Groups: []string{"ml-users"}, AuthMethod: "oidc"},
+		Principal: &identity.Principal{Issuer: "https://idp.example.com", Subject: "alice", Kind: "user", Groups: []string{"ml-users"}, AuthMethod: "oidc"},
 		Decision:  &Decision{Action: "allow", Rule: "chat-approved-models", PolicyVersion: "sha256:a36cf9e268d1276bd0bc39b4fd5b94c934b649dd12c9824735418fd9a50af16d"},
 		Params:    map[string]any{"model": "warden-demo-small", "stream": true, "message_count": 3.0}}
 	b.Run("fast", func(b *testing.B) {

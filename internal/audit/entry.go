@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // SchemaVersion is the version of the Entry schema written by this package.
@@ -77,8 +79,12 @@ type Entry struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Instance names the gateway instance that wrote the entry.
 	Instance string `json:"instance,omitempty"`
-	// Principal is the verified caller, if any.
-	Principal *Principal `json:"principal,omitempty"`
+	// Principal is the verified caller, or the actor of an approval
+	// transition, if any. The entry records issuer, subject, kind, name,
+	// groups, auth method and credential id — never email, claims or
+	// expiry — in the audit package's own encoding ("principal": {"iss",
+	// "sub", …}); recordPrincipal is the one conversion.
+	Principal *identity.Principal `json:"-"`
 	// Route is the name of the matched route.
 	Route string `json:"route,omitempty"`
 	// Method is the HTTP method.
@@ -117,20 +123,6 @@ type Entry struct {
 	// Details carries kind-specific data, e.g. for config.changed the old
 	// and new config versions and the actor. Never secrets.
 	Details map[string]any `json:"details,omitempty"`
-}
-
-// Principal is the identity recorded in an entry: the fields of
-// identity.Principal an auditor needs, without claims or expiry. (Copied
-// rather than imported, so the audit package depends on no other domain
-// package; the gateway converts.)
-type Principal struct {
-	Issuer       string   `json:"iss"`
-	Subject      string   `json:"sub"`
-	Kind         string   `json:"kind,omitempty"`
-	Name         string   `json:"name,omitempty"`
-	Groups       []string `json:"groups,omitempty"`
-	AuthMethod   string   `json:"auth_method,omitempty"`
-	CredentialID string   `json:"credential_id,omitempty"`
 }
 
 // Decision is the policy outcome recorded with a request.
@@ -188,7 +180,7 @@ func Marshal(e *Entry) ([]byte, error) {
 func marshalSlow(e *Entry) ([]byte, error) {
 	c := *e
 	c.Time = c.Time.UTC()
-	first, err := json.Marshal(&c)
+	first, err := json.Marshal(entryJSON{(*entryFields)(&c), recordPrincipal(c.Principal)})
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +217,11 @@ func ParseEntry(seq int64, data []byte) (*Entry, error) {
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	var e Entry
-	if err := dec.Decode(&e); err != nil {
+	w := entryJSON{entryFields: (*entryFields)(&e)}
+	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("audit: entry %d: %w", seq, err)
 	}
+	e.Principal = w.Principal.principal()
 	if dec.More() {
 		return nil, fmt.Errorf("audit: entry %d: trailing data", seq)
 	}

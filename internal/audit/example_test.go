@@ -8,6 +8,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // A fixed test key (never use it for anything else).
@@ -20,7 +21,7 @@ func ExampleMarshal() {
 		Kind:      audit.KindRequestAdmitted,
 		ID:        "0193a1b2-0000-7000-8000-000000000001",
 		RequestID: "req-1",
-		Principal: &audit.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user"},
+		Principal: &identity.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user"},
 		Model:     "llama-3",
 		Params:    map[string]any{"temperature": 0.2, "max_tokens": 256},
 		Decision:  &audit.Decision{Action: "allow", Rule: "default"},

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
@@ -87,7 +88,7 @@ func request(i int) *audit.Entry {
 	return &audit.Entry{
 		Kind:      audit.KindRequestAdmitted,
 		RequestID: fmt.Sprintf("req-%d", i),
-		Principal: &audit.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user"},
+		Principal: &identity.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user"},
 		Route:     "chat",
 		Method:    "POST",
 		Path:      "/v1/chat/completions",

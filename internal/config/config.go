@@ -57,7 +57,7 @@ type Config struct {
 	// Audit configures the tamper-evident audit log. On by default
 	// (SQLite under data_dir).
 	Audit AuditSection `yaml:"audit"`
-	// Admin says which groups may use the admin API.
+	// Admin says which groups hold which role on the admin API.
 	Admin admin.Config `yaml:"admin"`
 	// Approvals configures the approval workflow (store, webhooks, review
 	// links). It runs whenever a policy and the audit log are configured.
@@ -299,6 +299,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Prefix("audit.witnessing", c.Audit.Witnessing.Validate()))
 	}
 	errs = append(errs, field.Prefix("approvals", c.Approvals.Validate()))
+	errs = append(errs, field.Prefix("admin", c.Admin.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
@@ -33,7 +34,7 @@ const holdKeepAlive = 15 * time.Second
 func (g *Gateway) gate(w http.ResponseWriter, r *http.Request, c *call) bool {
 	d := &c.adm.decision
 	if g.approvals == nil || d.Approval == nil || c.adm.principal == nil {
-		g.refusePolicy(w, r, c, http.StatusForbidden, errApproval,
+		g.refusePolicy(w, r, c, apierr.ApprovalRequired,
 			"this request needs an approval ("+d.ApprovalName+") and no approval workflow is configured")
 		return false
 	}
@@ -61,7 +62,7 @@ func (g *Gateway) gate(w http.ResponseWriter, r *http.Request, c *call) bool {
 			return false
 		}
 		g.log.Error("approval gate failed; request refused", "request_id", c.requestID, "err", err)
-		g.fail(w, c, http.StatusServiceUnavailable, errApproval, "the approval workflow is unavailable; the request was not forwarded")
+		g.fail(w, c, apierr.ApprovalUnavailable, "the approval workflow is unavailable; the request was not forwarded")
 		return false
 	}
 	c.approvalID, c.grantID = out.ApprovalID, out.GrantID
@@ -73,7 +74,7 @@ func (g *Gateway) gate(w http.ResponseWriter, r *http.Request, c *call) bool {
 		if reason == "" {
 			reason = "the approval request was denied"
 		}
-		g.refusePolicy(w, r, c, http.StatusForbidden, errForbidden, reason)
+		g.refusePolicy(w, r, c, apierr.Forbidden, reason)
 		return false
 	default:
 		g.pendingAnswer(w, r, c, out)

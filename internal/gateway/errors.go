@@ -1,53 +1,34 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
+
+	"github.com/wardenhq/warden/internal/apierr"
 )
 
-// Error types in JSON error bodies. Clients can switch on them; the
-// message is for humans.
+// The data path answers errors with the codes of internal/apierr, whose
+// table is the one place that fixes their statuses and wire types. These
+// are the wire types (the JSON "type") clients of the gateway switch on.
 const (
-	errBadRequest      = "bad_request"
-	errUnauthenticated = "unauthenticated"
-	errForbidden       = "forbidden"
-	errNotFound        = "not_found"
-	errTooLarge        = "request_too_large"
-	errUpstream        = "upstream_unavailable"
-	errTimeout         = "upstream_timeout"
-	errAudit           = "audit_unavailable"
-	errInternal        = "internal_error"
-	errApproval        = "approval_required"
-	errMasking         = "masking_failed"
+	errBadRequest = string(apierr.BadRequest)
+	errNotFound   = string(apierr.NotFound)
+	errTooLarge   = string(apierr.TooLarge)
+	errUpstream   = string(apierr.UpstreamUnavailable)
+	errTimeout    = string(apierr.UpstreamTimeout)
+	errAudit      = string(apierr.AuditUnavailable)
 )
 
 // errorBody is the JSON shape of every error Warden itself produces:
 // {"error":{"type":"...","message":"...","request_id":"..."}}.
-type errorBody struct {
-	Error errorDetail `json:"error"`
+type errorBody = apierr.Body
+
+type errorDetail = apierr.Detail
+
+// writeError writes a JSON error. Callers must not pass secrets in e.Msg.
+func writeError(w http.ResponseWriter, requestID string, e *apierr.Error) {
+	apierr.Write(w, requestID, e)
 }
 
-type errorDetail struct {
-	Type      string `json:"type"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id,omitempty"`
-	Rule      string `json:"rule,omitempty"`
-}
-
-// writeError writes a JSON error. Callers must not pass secrets in msg.
-func writeError(w http.ResponseWriter, status int, typ, msg, requestID string) {
-	writeErrorDetail(w, status, errorDetail{Type: typ, Message: msg, RequestID: requestID})
-}
-
-func writeErrorDetail(w http.ResponseWriter, status int, d errorDetail) {
-	b, _ := json.Marshal(errorBody{Error: d})
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Encoding")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+// wellFormedRequestID reports whether a client-supplied X-Request-Id is
+// kept (see apierr.RequestID).
+func wellFormedRequestID(s string) bool { return apierr.WellFormedRequestID(s) }

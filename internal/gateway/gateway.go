@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/identity"
@@ -183,12 +184,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.metrics.inflight.Inc()
 	defer g.metrics.inflight.Dec()
 
-	if id := r.Header.Get("X-Request-Id"); id != "" && wellFormedRequestID(id) {
-		c.requestID, c.clientReqID = id, true
-	} else {
-		c.requestID = newRequestID()
-	}
-	w.Header().Set("X-Request-Id", c.requestID)
+	c.requestID, c.clientReqID = apierr.RequestID(r)
+	w.Header().Set(apierr.HeaderRequestID, c.requestID)
 	routeName := "-"
 	defer func() {
 		g.metrics.requests.WithLabelValues(routeName, strconv.Itoa(c.status)).Inc()
@@ -196,27 +193,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	p, err := normalizePath(r.URL.EscapedPath())
 	if err != nil {
-		g.fail(w, c, http.StatusBadRequest, errBadRequest, "ambiguous request path: "+err.Error())
+		g.fail(w, c, apierr.BadRequest, "ambiguous request path: "+err.Error())
 		return
 	}
 	c.path = p
 	c.route = g.router.match(r.Host, p)
 	if c.route == nil {
-		g.fail(w, c, http.StatusNotFound, errNotFound, "no route for "+r.Method+" "+p)
+		g.fail(w, c, apierr.NotFound, "no route for "+r.Method+" "+p)
 		return
 	}
 	routeName = c.route.name
 	if hasEncodedSlash(p) && !c.route.allowEncodedSlash {
-		g.fail(w, c, http.StatusBadRequest, errBadRequest, "encoded slash (%2F) in path is not allowed on route "+c.route.name)
+		g.fail(w, c, apierr.BadRequest, "encoded slash (%2F) in path is not allowed on route "+c.route.name)
 		return
 	}
 
-	if status, typ, msg := g.readBody(r, c); status != 0 {
-		if status == http.StatusRequestEntityTooLarge {
+	if code, msg := g.readBody(r, c); code != "" {
+		if code == apierr.TooLarge {
 			// The rest of the body is not read: do not reuse the connection.
 			w.Header().Set("Connection", "close")
 		}
-		g.fail(w, c, status, typ, msg)
+		g.fail(w, c, code, msg)
 		return
 	}
 	// Streams must not be truncated by the server closing the inbound body
@@ -247,30 +244,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the request body once, bounded by the size limit. It
-// returns a non-zero status on failure.
-func (g *Gateway) readBody(r *http.Request, c *call) (int, string, string) {
+// returns an error code and message on failure.
+func (g *Gateway) readBody(r *http.Request, c *call) (apierr.Code, string) {
 	if r.ContentLength > g.maxBody {
-		return http.StatusRequestEntityTooLarge, errTooLarge,
-			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.maxBody)
+		return apierr.TooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.maxBody)
 	}
 	if r.Body == nil || r.Body == http.NoBody {
-		return 0, "", ""
+		return "", ""
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r.ContentLength)))
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, g.maxBody+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return http.StatusRequestEntityTooLarge, errTooLarge, "request body too large"
+			return apierr.TooLarge, "request body too large"
 		}
-		return http.StatusBadRequest, errBadRequest, "could not read request body: " + err.Error()
+		return apierr.BadRequest, "could not read request body: " + err.Error()
 	}
 	if n > g.maxBody {
-		return http.StatusRequestEntityTooLarge, errTooLarge,
-			fmt.Sprintf("request body exceeds the limit of %d bytes", g.maxBody)
+		return apierr.TooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", g.maxBody)
 	}
 	c.body = buf.Bytes()
-	return 0, "", ""
+	return "", ""
 }
 
 func bodyCap(cl int64) int64 {
@@ -388,26 +383,32 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		if errors.As(err, &be) {
 			msg += ": " + be.Reason
 		}
-		g.fail(w, c, http.StatusBadGateway, errMasking, msg)
+		g.fail(w, c, apierr.MaskingFailed, msg)
 		return
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		c.outcome = audit.OutcomeUpstreamTimeout
 		g.log.Warn("upstream timeout", "request_id", c.requestID, "route", c.route.name, "err", err)
-		g.fail(w, c, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time")
+		g.fail(w, c, apierr.UpstreamTimeout, "the upstream did not answer in time")
 		return
 	}
 	c.outcome = audit.OutcomeUpstreamError
 	g.log.Warn("upstream error", "request_id", c.requestID, "route", c.route.name, "err", err)
-	g.fail(w, c, http.StatusBadGateway, errUpstream, "the upstream could not be reached or failed")
+	g.fail(w, c, apierr.UpstreamUnavailable, "the upstream could not be reached or failed")
 }
 
 // fail writes a gateway-generated error with Server-Timing.
-func (g *Gateway) fail(w http.ResponseWriter, c *call, status int, typ, msg string) {
-	c.status = status
+func (g *Gateway) fail(w http.ResponseWriter, c *call, code apierr.Code, msg string) {
+	g.failWith(w, c, &apierr.Error{Code: code, Msg: msg})
+}
+
+// failWith is fail for an error that carries more than a message (a
+// policy rule, an authentication challenge).
+func (g *Gateway) failWith(w http.ResponseWriter, c *call, e *apierr.Error) {
+	c.status = e.Code.Status()
 	w.Header().Set("Server-Timing", serverTiming(g.now().Sub(c.start)-c.upstreamHdr))
-	writeError(w, status, typ, msg, c.requestID)
+	writeError(w, c.requestID, e)
 }
 
 func serverTiming(d time.Duration) string {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
@@ -65,10 +66,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 	if g.auth != nil {
 		p, err := g.auth.Authenticate(r)
 		if err != nil {
-			var ie *identity.Error
-			if !errors.As(err, &ie) {
-				ie = &identity.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "credential could not be verified"}
-			}
+			ie := identity.AsError(err)
 			g.metrics.authFailures.WithLabelValues(authReason(ie)).Inc()
 			g.refuseAuth(w, r, c, ie)
 			return false
@@ -83,7 +81,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		// An OpenAI-compatible API only takes JSON: say precisely what is
 		// wrong instead of letting policy decide on an empty body.
 		g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "malformed_json"})
-		g.fail(w, c, http.StatusBadRequest, errBadRequest, "request body is not valid JSON: "+jsonError(c.body))
+		g.fail(w, c, apierr.BadRequest, "request body is not valid JSON: "+jsonError(c.body))
 		return false
 	}
 	if c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil) {
@@ -111,7 +109,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			grants, err := g.approvals.ActiveGrantsFor(r.Context(), a.principal, c.route.name, a.model, c.path)
 			if err != nil {
 				g.log.Error("reading active grants failed; request refused", "request_id", c.requestID, "err", err)
-				g.fail(w, c, http.StatusServiceUnavailable, errApproval, "the approval store is unavailable; the request was not forwarded")
+				g.fail(w, c, apierr.ApprovalUnavailable, "the approval store is unavailable; the request was not forwarded")
 				return false
 			}
 			in.Grants = grants
@@ -124,7 +122,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		switch a.decision.Action {
 		case policy.ActionAllow:
 		case policy.ActionDeny:
-			g.refusePolicy(w, r, c, http.StatusForbidden, errForbidden, a.decision.Reason)
+			g.refusePolicy(w, r, c, apierr.Forbidden, a.decision.Reason)
 			return false
 		default: // require_approval
 			if !g.gate(w, r, c) {
@@ -134,7 +132,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 	}
 	if err := g.chooseMasker(c); err != nil {
 		g.log.Error("masking misconfigured; request refused", "request_id", c.requestID, "err", err)
-		g.refusePolicy(w, r, c, http.StatusInternalServerError, errMasking, "the masking profile this request needs is not configured")
+		g.refusePolicy(w, r, c, apierr.MaskingMisconfigured, "the masking profile this request needs is not configured")
 		return false
 	}
 	if g.audit != nil {
@@ -147,7 +145,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		if err != nil {
 			g.metrics.auditRefused.Inc()
 			g.log.Error("audit admission failed; request refused", "request_id", c.requestID, "err", err)
-			g.fail(w, c, http.StatusServiceUnavailable, errAudit, "the audit log could not durably record this request; it was not forwarded")
+			g.fail(w, c, apierr.AuditUnavailable, "the audit log could not durably record this request; it was not forwarded")
 			return false
 		}
 		c.admittedSeq = ref.Seq
@@ -238,12 +236,7 @@ func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
 		ApprovalID:    c.approvalID,
 		GrantID:       c.grantID,
 	}
-	if p := a.principal; p != nil {
-		e.Principal = &audit.Principal{
-			Issuer: p.Issuer, Subject: p.Subject, Kind: string(p.Kind), Groups: p.Groups,
-			AuthMethod: p.AuthMethod, CredentialID: p.CredentialID,
-		}
-	}
+	e.Principal = a.principal // the audit package records what it needs of it
 	if a.decision.Action != "" {
 		e.Decision = &audit.Decision{
 			Action: string(a.decision.Action), Rule: a.decision.Rule,
@@ -258,24 +251,16 @@ func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
 
 // refuseAuth answers 401/400/503 per RFC 6750 and records the refusal.
 func (g *Gateway) refuseAuth(w http.ResponseWriter, r *http.Request, c *call, ie *identity.Error) {
-	if ie.Status == http.StatusUnauthorized || ie.Status == http.StatusBadRequest {
-		w.Header().Set("WWW-Authenticate", ie.WWWAuthenticate())
-	}
-	typ, msg := ie.Code, ie.Description
-	if typ == "" {
-		typ, msg = errUnauthenticated, "a bearer token or API key is required"
-	}
-	g.recordRefusal(r, c, audit.KindRequestRefused, ie.Status, map[string]any{"reason": typ, "description": msg})
-	g.fail(w, c, ie.Status, typ, msg)
+	e := ie.APIError()
+	g.recordRefusal(r, c, audit.KindRequestRefused, e.Code.Status(), map[string]any{"reason": e.Code.Type(), "description": e.Msg})
+	g.failWith(w, c, e)
 }
 
 // refusePolicy answers a policy refusal with rule and reason and records
 // it as request.denied.
-func (g *Gateway) refusePolicy(w http.ResponseWriter, r *http.Request, c *call, status int, typ, msg string) {
-	g.recordRefusal(r, c, audit.KindRequestDenied, status, nil)
-	c.status = status
-	w.Header().Set("Server-Timing", serverTiming(g.now().Sub(c.start)))
-	writeErrorDetail(w, status, errorDetail{Type: typ, Message: msg, RequestID: c.requestID, Rule: c.adm.decision.Rule})
+func (g *Gateway) refusePolicy(w http.ResponseWriter, r *http.Request, c *call, code apierr.Code, msg string) {
+	g.recordRefusal(r, c, audit.KindRequestDenied, code.Status(), nil)
+	g.failWith(w, c, &apierr.Error{Code: code, Msg: msg, Rule: c.adm.decision.Rule})
 }
 
 // recordRefusal writes the refusal to the audit log (best effort: the

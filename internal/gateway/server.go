@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/config"
 )
 
@@ -25,6 +26,7 @@ type Server struct {
 	gw       *Gateway
 	registry *prometheus.Registry
 	adminMux *http.ServeMux
+	admin    http.Handler // the admin API (internal/admin); nil: 404
 
 	gwSrv, adminSrv *http.Server
 	gwLn, adminLn   net.Listener
@@ -53,6 +55,13 @@ func NewServer(cfg *config.Config, log *slog.Logger, opts Options) (*Server, err
 	})
 	s.adminMux.HandleFunc("GET /readyz", s.readyz)
 	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.adminMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.admin != nil {
+			s.admin.ServeHTTP(w, r)
+			return
+		}
+		apierr.WriteRequest(w, r, apierr.Errorf(apierr.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
 	return s, nil
 }
 
@@ -62,8 +71,11 @@ func (s *Server) Gateway() *Gateway { return s.gw }
 // Registry returns the Prometheus registry shared by all components.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
-// Mount adds a handler on the admin listener.
-func (s *Server) Mount(pattern string, h http.Handler) { s.adminMux.Handle(pattern, h) }
+// SetAdmin installs the admin API (internal/admin) on the admin listener,
+// behind the operations endpoints /healthz, /readyz and /metrics, which
+// the server keeps: they report on the server itself and must answer
+// whether or not an admin API is configured. Call it before Serve.
+func (s *Server) SetAdmin(h http.Handler) { s.admin = h }
 
 // AddReadyCheck adds a check that /readyz runs; any error makes it 503.
 func (s *Server) AddReadyCheck(f func(context.Context) error) {
@@ -72,14 +84,14 @@ func (s *Server) AddReadyCheck(f func(context.Context) error) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
-		writeError(w, http.StatusServiceUnavailable, "not_ready", "starting or shutting down", "")
+		apierr.WriteRequest(w, r, apierr.New(apierr.NotReady, "starting or shutting down"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	for _, f := range s.readyChecks {
 		if err := f(ctx); err != nil {
-			writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error(), "")
+			apierr.WriteRequest(w, r, apierr.New(apierr.NotReady, err.Error()))
 			return
 		}
 	}
@@ -125,7 +137,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		ErrorLog:          errLog,
 	}
 	s.adminSrv = &http.Server{
-		Handler:           s.adminMux,
+		Handler:           apierr.WithRequestID(s.adminMux),
 		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
 		IdleTimeout:       s.cfg.Timeouts.Idle,
 		ErrorLog:          errLog,

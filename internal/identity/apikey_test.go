@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wardenhq/warden/internal/apierr"
 )
 
 func TestAPIKeyLifecycle(t *testing.T) {
@@ -205,8 +207,8 @@ func TestMissingCredential(t *testing.T) {
 			t.Fatalf("missing credential challenge %q", e.WWWAuthenticate())
 		}
 		w := httptest.NewRecorder()
-		e.WriteResponse(w)
-		if w.Code != tc.status || w.Header().Get("WWW-Authenticate") == "" || !strings.Contains(w.Body.String(), `"error"`) {
+		apierr.Write(w, "req-12345678", e.APIError())
+		if w.Code != tc.status || w.Header().Get("WWW-Authenticate") == "" || !strings.Contains(w.Body.String(), `"request_id":"req-12345678"`) {
 			t.Fatalf("%s: response %d %q %s", tc.name, w.Code, w.Header().Get("WWW-Authenticate"), w.Body)
 		}
 	}

@@ -12,9 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -23,12 +23,13 @@ import (
 // AssertionType is the JOSE typ of Warden identity assertions.
 const AssertionType = "warden-identity+jwt"
 
-// JWKSPath is where the gateway serves Asserter.JWKSHandler.
+// JWKSPath is where the admin listener publishes Asserter.JWKS.
 const JWKSPath = "/.well-known/warden/jwks.json"
 
 // Asserter signs the short-lived identity assertion the upstream receives
 // in place of the caller's credential: a compact JWS (EdDSA) an upstream
-// may verify against JWKSHandler. Safe for concurrent use.
+// may verify against the keys the admin API publishes at JWKSPath (JWKS).
+// Safe for concurrent use.
 type Asserter struct {
 	issuer string
 	ttl    time.Duration
@@ -172,16 +173,6 @@ func (a *Asserter) Sign(p *Principal, requestID, audience string) (string, error
 	return string(buf), nil
 }
 
-// JWKSHandler serves the public key set (for JWKSPath).
-func (a *Asserter) JWKSHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "application/jwk-set+json")
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(a.jwks)
-	})
-}
+// JWKS returns the public key set (JSON, a JWK Set) that verifies the
+// assertions, for the admin API to publish at JWKSPath.
+func (a *Asserter) JWKS() []byte { return slices.Clone(a.jwks) }

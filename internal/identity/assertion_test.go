@@ -142,7 +142,7 @@ func TestHeaderSpoofing(t *testing.T) {
 	target, _ := url.Parse(upstream.URL)
 
 	mux := http.NewServeMux()
-	mux.Handle(JWKSPath, asserter.JWKSHandler())
+	mux.HandleFunc(JWKSPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(asserter.JWKS()) })
 	mux.Handle("/", &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		p, err := auth.Authenticate(pr.In)
 		if err != nil {

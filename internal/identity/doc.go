@@ -11,7 +11,7 @@
 //	auth, err := identity.New(ctx, cfg, dataDir) // never waits for an IdP
 //	defer auth.Close()
 //	p, err := auth.Authenticate(r)               // err is always *identity.Error
-//	if err != nil { err.(*identity.Error).WriteResponse(w); return }
+//	if err != nil { apierr.Write(w, requestID, identity.AsError(err).APIError()); return }
 //	asserter, _ := identity.NewAsserter(cfg.Assertion.KeyFile, cfg.Assertion.Issuer, cfg.Assertion.TTL)
 //	a, _ := asserter.Sign(p, requestID, routeName)
 //	auth.PrepareUpstreamHeaders(out.Header, a)   // strip spoofable headers + credential, set assertion
@@ -72,5 +72,5 @@
 // X-Forwarded-User/-Email/-Groups, X-Remote-User and configured extras.
 // Asserter signs an EdDSA JWT (typ warden-identity+jwt) with sub, iss,
 // warden_idp, kind, groups, rid, aud, iat/nbf/exp, jti; its key is
-// published by JWKSHandler at JWKSPath.
+// published (Asserter.JWKS) by the admin API at JWKSPath.
 package identity

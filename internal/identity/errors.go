@@ -1,10 +1,11 @@
 package identity
 
 import (
-	"encoding/json"
+	"errors"
 	"net/http"
-	"strconv"
 	"strings"
+
+	"github.com/wardenhq/warden/internal/apierr"
 )
 
 // Error codes (RFC 6750 §3.1, and RFC 6749 §4.1.2.1 for the IdP outage).
@@ -81,28 +82,37 @@ func (e *Error) WWWAuthenticate() string {
 	return b.String()
 }
 
-// WriteResponse answers the request with e: status, WWW-Authenticate
-// (for 400/401), and a JSON body {"error","error_description"}.
-func (e *Error) WriteResponse(w http.ResponseWriter) {
-	h := w.Header()
+// APIError returns e as the error Warden answers with (package apierr):
+// the code for e.Code (no credential at all is "unauthenticated"), the
+// description as message, and the RFC 6750 challenge for 400 and 401.
+// The status this gives always equals e.Status.
+func (e *Error) APIError() *apierr.Error {
+	out := &apierr.Error{Msg: e.Description}
+	switch e.Code {
+	case "":
+		out.Code, out.Msg = apierr.Unauthenticated, "a bearer token or API key is required"
+	case CodeInvalidRequest:
+		out.Code = apierr.InvalidRequest
+	case CodeTemporarilyUnavailable:
+		out.Code = apierr.TemporarilyUnavailable
+	default:
+		out.Code = apierr.InvalidToken
+	}
 	if e.Status == http.StatusUnauthorized || e.Status == http.StatusBadRequest {
-		h.Set("WWW-Authenticate", e.WWWAuthenticate())
+		out.Challenge = e.WWWAuthenticate()
 	}
-	if e.Status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.Itoa(5))
+	return out
+}
+
+// AsError returns the *Error in err's chain, or, for any other error
+// from an authenticator, a generic invalid_token that says nothing about
+// the credential.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(e.Status)
-	body := struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{e.Code, e.Description}
-	if body.Error == "" {
-		body.Error = "unauthorized"
-		body.Description = "a bearer token or API key is required"
-	}
-	_ = json.NewEncoder(w).Encode(body)
+	return errToken("credential could not be verified")
 }
 
 // quoteSafe keeps only characters RFC 6750 allows in error_description

@@ -2,10 +2,8 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -220,47 +218,4 @@ func (e *Engine) ReloadOnSignal(ctx context.Context, sigs ...os.Signal) {
 			}
 		}
 	}()
-}
-
-// reloadResponse is the JSON body of the admin reload endpoint.
-type reloadResponse struct {
-	Old     string `json:"old"`
-	New     string `json:"new"`
-	Changed bool   `json:"changed"`
-	Error   string `json:"error,omitempty"`
-}
-
-// ReloadHandler returns the admin API endpoint that reloads the policy
-// on POST. actor returns the actor to record for the request, by
-// convention "admin:<subject>" of the authenticated admin; "" means
-// unauthenticated and is answered 401. It answers 200 with
-// {"old","new","changed"}, or 422 with "error" as well when the new
-// policy does not load (the old one stays in force).
-func (e *Engine) ReloadHandler(actor func(*http.Request) string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
-			return
-		}
-		who := actor(r)
-		if who == "" {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "authentication required"})
-			return
-		}
-		c, err := e.Reload(who)
-		resp := reloadResponse{Old: c.Old, New: c.New, Changed: c.Changed()}
-		status := http.StatusOK
-		if err != nil {
-			resp.Error = err.Error()
-			status = http.StatusUnprocessableEntity
-		}
-		writeJSON(w, status, resp)
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck // client went away
 }

@@ -2,12 +2,9 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,52 +189,6 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	c := waitChange(t, ch, func(c Change) bool { return c.Changed() })
 	if c.Actor != "sighup" || c.Old != v1 || c.New != e.Current().Version() {
 		t.Fatalf("change = %+v", c)
-	}
-}
-
-func TestReloadHandler(t *testing.T) {
-	e, path, ch := newTestEngine(t, policyV1)
-	srv := httptest.NewServer(e.ReloadHandler(func(r *http.Request) string {
-		if sub := r.Header.Get("X-Test-Admin"); sub != "" {
-			return "admin:" + sub
-		}
-		return ""
-	}))
-	defer srv.Close()
-	do := func(method, admin string) (int, reloadResponse) {
-		req, _ := http.NewRequest(method, srv.URL, nil)
-		if admin != "" {
-			req.Header.Set("X-Test-Admin", admin)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body reloadResponse
-		json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body
-	}
-	v1 := e.Current().Version()
-	if code, _ := do(http.MethodGet, "carol"); code != http.StatusMethodNotAllowed {
-		t.Errorf("GET: %d", code)
-	}
-	if code, _ := do(http.MethodPost, ""); code != http.StatusUnauthorized {
-		t.Errorf("unauthenticated POST: %d", code)
-	}
-	writeFile(t, path, policyV2)
-	code, body := do(http.MethodPost, "carol")
-	if code != http.StatusOK || body.Old != v1 || body.New != e.Current().Version() || !body.Changed {
-		t.Fatalf("POST: %d %+v", code, body)
-	}
-	if c := <-ch; c.Actor != "admin:carol" {
-		t.Fatalf("actor %q", c.Actor)
-	}
-	v2 := body.New
-	writeFile(t, path, policyBad)
-	code, body = do(http.MethodPost, "carol")
-	if code != http.StatusUnprocessableEntity || body.Error == "" || body.New != v2 || e.Current().Version() != v2 {
-		t.Fatalf("bad policy POST: %d %+v", code, body)
 	}
 }
 

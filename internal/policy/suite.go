@@ -46,7 +46,7 @@ type SuiteTest struct {
 	// Name describes the case.
 	Name string `yaml:"name"`
 	// Principal is the caller.
-	Principal *SuitePrincipal `yaml:"principal,omitempty"`
+	Principal *identity.Principal `yaml:"principal,omitempty"`
 	// Request is the HTTP request.
 	Request Request `yaml:"request"`
 	// Route overrides the suite's default route.
@@ -59,18 +59,6 @@ type SuiteTest struct {
 	Now *time.Time `yaml:"now,omitempty"`
 	// Expect is the expected decision.
 	Expect SuiteExpect `yaml:"expect"`
-}
-
-// SuitePrincipal is a principal written in a suite.
-type SuitePrincipal struct {
-	Issuer     string         `yaml:"issuer,omitempty"`
-	Subject    string         `yaml:"subject"`
-	Kind       string         `yaml:"kind,omitempty"`
-	Name       string         `yaml:"name,omitempty"`
-	Email      string         `yaml:"email,omitempty"`
-	Groups     []string       `yaml:"groups,omitempty"`
-	Claims     map[string]any `yaml:"claims,omitempty"`
-	AuthMethod string         `yaml:"auth_method,omitempty"`
 }
 
 // SuiteExpect is the expected decision; empty fields other than Action
@@ -200,15 +188,11 @@ func (s *Suite) input(tc *SuiteTest) (*Input, error) {
 	}
 	in := &Input{Request: tc.Request, Grants: tc.Grants}
 	if tc.Principal != nil {
-		sp := tc.Principal
-		kind := identity.Kind(sp.Kind)
-		if kind == "" {
-			kind = identity.KindUser
+		p := *tc.Principal
+		if p.Kind == "" {
+			p.Kind = identity.KindUser
 		}
-		in.Principal = &identity.Principal{
-			Issuer: sp.Issuer, Subject: sp.Subject, Kind: kind, Name: sp.Name, Email: sp.Email,
-			Groups: sp.Groups, Claims: sp.Claims, AuthMethod: sp.AuthMethod,
-		}
+		in.Principal = &p
 	}
 	switch {
 	case tc.Route != nil:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/approval"
+	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 )
 
@@ -104,7 +105,7 @@ func testStoreContract(t *testing.T, e *env) {
 	now := e.clock.Now()
 	mk := func(id, sub string, kind policy.ApprovalKind) *approval.Request {
 		r := &approval.Request{ID: id, Kind: kind, State: approval.StatePending, SettingName: "s",
-			Requester: approval.Person{Issuer: "i", Subject: sub}, Justification: "j",
+			Requester: identity.Principal{Issuer: "i", Subject: sub}, Justification: "j",
 			Setting: *OneTime(policy.ApprovalAsync), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		if kind == policy.ApprovalOneTime {
 			r.Binding = &approval.Binding{Method: "POST", Path: "/p", BodySHA256: sub}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // Run runs the conformance suite. open must return a new empty store and
@@ -62,7 +63,7 @@ func entry(i int) *audit.Entry {
 		ID:        fmt.Sprintf("e-%04d", i),
 		RequestID: fmt.Sprintf("r-%04d", i/2),
 		Instance:  "test",
-		Principal: &audit.Principal{Issuer: "https://idp", Subject: []string{"alice", "bob", "svc-batch"}[i%3], Kind: "user"},
+		Principal: &identity.Principal{Issuer: "https://idp", Subject: []string{"alice", "bob", "svc-batch"}[i%3], Kind: "user"},
 		Route:     []string{"chat", "embed"}[i%2],
 		Method:    "POST",
 		Path:      "/v1/chat/completions",

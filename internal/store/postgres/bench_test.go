@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
@@ -77,7 +78,7 @@ func benchAppend(b *testing.B, backend string, writers int) {
 				e := &audit.Entry{
 					Kind:      audit.KindRequestAdmitted,
 					RequestID: "bench",
-					Principal: &audit.Principal{Issuer: "https://idp", Subject: "alice"},
+					Principal: &identity.Principal{Issuer: "https://idp", Subject: "alice"},
 					Route:     "chat", Method: "POST", Path: "/v1/chat/completions", Model: "llama-3",
 					Params:   map[string]any{"temperature": 0.2, "max_tokens": 256},
 					Decision: &audit.Decision{Action: "allow", Rule: "default", PolicyVersion: "abc"},

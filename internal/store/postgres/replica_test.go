@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // replica is one gateway instance: its own store (pool, leader and
@@ -119,7 +120,7 @@ func (c *cluster) load(n, writers int, tag string) map[string][]string {
 					e := &audit.Entry{
 						Kind:      audit.KindRequestAdmitted,
 						RequestID: fmt.Sprintf("%s-%s-%d", tag, r.name, i),
-						Principal: &audit.Principal{Issuer: "https://idp", Subject: "svc-" + r.name},
+						Principal: &identity.Principal{Issuer: "https://idp", Subject: "svc-" + r.name},
 						Route:     "chat",
 						Params:    map[string]any{"replica": r.name, "tag": tag},
 					}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/audit/storetest"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // testDSN returns the test database, or skips the test.
@@ -96,7 +97,7 @@ func testEntry(i int, instance string) *audit.Entry {
 		ID:        instance + "-" + strings.Repeat("0", 6-len(itoa(i))) + itoa(i),
 		RequestID: "req-" + itoa(i),
 		Instance:  instance,
-		Principal: &audit.Principal{Issuer: "https://idp", Subject: "alice"},
+		Principal: &identity.Principal{Issuer: "https://idp", Subject: "alice"},
 		Route:     "chat",
 		Params:    map[string]any{"words": "hello world " + instance},
 	}

@@ -1,4 +1,4 @@
-package approval
+package admin
 
 import (
 	"bytes"
@@ -9,43 +9,51 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/wardenhq/warden/internal/apierr"
 )
 
-// Client calls the admin API served by NewHandler (used by the warden
-// approvals CLI). The token is sent as a bearer token and never appears
-// in errors.
+// Client calls the admin API (the warden approvals CLI uses it). The
+// token is sent as a bearer token and never appears in errors.
 type Client struct {
 	// BaseURL is the admin listener, e.g. http://127.0.0.1:9090.
 	BaseURL string
-	// Token is the caller's bearer token (OIDC access token).
+	// Token is the caller's bearer token (OIDC access token or API key).
 	Token string
 	// HTTP is the client to use (nil: http.DefaultClient).
 	HTTP *http.Client
 }
 
-// APIError is an error answer of the admin API.
+// APIError is an error answer of the admin API, in the one error shape.
 type APIError struct {
-	Status  int
-	Type    string
-	Message string
+	// Status is the HTTP status.
+	Status int
+	// Type, Message and RequestID are the body's error fields.
+	Type, Message, RequestID string
 }
 
 func (e *APIError) Error() string {
-	return fmt.Sprintf("admin API: %d %s: %s", e.Status, e.Type, e.Message)
+	s := fmt.Sprintf("admin API: %d %s: %s", e.Status, e.Type, e.Message)
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+// Do sends one request (body as JSON when not nil) and decodes a
+// successful JSON answer into out. An error answer is an *APIError.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("approvals client: %w", err)
+			return fmt.Errorf("admin client: %w", err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, rd)
 	if err != nil {
-		return fmt.Errorf("approvals client: %w", err)
+		return fmt.Errorf("admin client: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -59,30 +67,36 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("approvals client: %s %s: %w", method, path, err)
+		return fmt.Errorf("admin client: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("approvals client: %s %s: %w", method, path, err)
+		return fmt.Errorf("admin client: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Type, Message string } `json:"error"`
-		}
+		var e apierr.Body
 		if json.Unmarshal(b, &e) != nil || e.Error.Type == "" {
-			return &APIError{Status: resp.StatusCode, Type: "http", Message: strings.TrimSpace(string(b))}
+			msg := strings.TrimSpace(string(b))
+			if len(msg) > 200 {
+				msg = msg[:200] + "…"
+			}
+			return &APIError{Status: resp.StatusCode, Type: "http", Message: msg, RequestID: resp.Header.Get(apierr.HeaderRequestID)}
 		}
-		return &APIError{Status: resp.StatusCode, Type: e.Error.Type, Message: e.Error.Message}
+		return &APIError{Status: resp.StatusCode, Type: e.Error.Type, Message: e.Error.Message, RequestID: e.Error.RequestID}
+	}
+	if out == nil {
+		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("approvals client: %s %s: bad answer: %w", method, path, err)
+		return fmt.Errorf("admin client: %s %s: bad answer: %w", method, path, err)
 	}
 	return nil
 }
 
-// List lists requests; q holds state, requester, setting, kind, limit.
-func (c *Client) List(ctx context.Context, q url.Values) ([]View, error) {
+// ListApprovals lists requests; q holds state, requester, setting, kind,
+// limit.
+func (c *Client) ListApprovals(ctx context.Context, q url.Values) ([]View, error) {
 	var out struct {
 		Approvals []View `json:"approvals"`
 	}
@@ -90,17 +104,17 @@ func (c *Client) List(ctx context.Context, q url.Values) ([]View, error) {
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
-	err := c.do(ctx, http.MethodGet, p, nil, &out)
+	err := c.Do(ctx, http.MethodGet, p, nil, &out)
 	return out.Approvals, err
 }
 
-// Get returns one request.
-func (c *Client) Get(ctx context.Context, id string) (*View, error) {
+// GetApproval returns one request.
+func (c *Client) GetApproval(ctx context.Context, id string) (*View, error) {
 	var v View
-	return &v, c.do(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &v)
+	return &v, c.Do(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &v)
 }
 
-// Approve, Deny, Cancel and Revoke act on a request with a reason.
+// Approve approves request id with a reason.
 func (c *Client) Approve(ctx context.Context, id, reason string) (*View, error) {
 	return c.act(ctx, "/v1/approvals/"+url.PathEscape(id)+"/approve", reason)
 }
@@ -122,11 +136,11 @@ func (c *Client) Revoke(ctx context.Context, id, reason string) (*View, error) {
 
 func (c *Client) act(ctx context.Context, path, reason string) (*View, error) {
 	var v View
-	return &v, c.do(ctx, http.MethodPost, path, ReasonBody{Reason: reason}, &v)
+	return &v, c.Do(ctx, http.MethodPost, path, ReasonBody{Reason: reason}, &v)
 }
 
 // RequestGrant asks for a just-in-time grant.
 func (c *Client) RequestGrant(ctx context.Context, b CreateBody) (*View, error) {
 	var v View
-	return &v, c.do(ctx, http.MethodPost, "/v1/approvals", b, &v)
+	return &v, c.Do(ctx, http.MethodPost, "/v1/approvals", b, &v)
 }
