@@ -315,7 +315,9 @@ func classify(err error) string {
 // record counts, logs and keeps the outcome of a submission.
 func (s *Submitter) record(ctx context.Context, p *peer, cp Checkpoint, co Cosigned, err error) Result {
 	res := Result{Witness: p.name, Size: cp.Size, Outcome: classify(err), Err: err}
-	s.m.submissions.WithLabelValues(p.name, res.Outcome).Inc()
+	// Counted last, once the outcome is logged and kept: whoever watches
+	// the counter then also finds the log line and the stored cosignature.
+	defer s.m.submissions.WithLabelValues(p.name, res.Outcome).Inc()
 	switch res.Outcome {
 	case ResultCosigned:
 		res.Cosigned = co
