@@ -1,0 +1,412 @@
+package recording
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErasureLog records erasures durably (in the audit log, as
+// recording.erased entries) before the keys are destroyed, so the log
+// never lacks an erasure that happened. If RecordErasure fails, nothing is
+// destroyed.
+type ErasureLog interface {
+	RecordErasure(ctx context.Context, e Erased) error
+}
+
+// Erased describes one erased recording.
+type Erased struct {
+	ID        string
+	RequestID string
+	Principal string
+	StartedAt time.Time
+	Digest    Digest
+	Erasure
+}
+
+// Options configure a Recorder. Blobs, Catalog and Keys are required.
+type Options struct {
+	Blobs   BlobStore
+	Catalog Catalog
+	Keys    *Keyring
+	// Mode is Strict (default) or BestEffort.
+	Mode FailureMode
+	// SpillDir holds spill files (default os.TempDir()).
+	SpillDir string
+	// SpillThreshold, MemoryBudget, MaxSize, ProbeInterval, ProbeTimeout,
+	// SaveTimeout, Retention and SweepInterval are as in Config (zero
+	// values take Config's defaults; Retention 0 disables the sweeper).
+	SpillThreshold int
+	MemoryBudget   int64
+	MaxSize        int64
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	SaveTimeout    time.Duration
+	Retention      time.Duration
+	SweepInterval  time.Duration
+	// StripHeaders are further header names never recorded (the identity
+	// assertion header, configured API-key headers).
+	StripHeaders []string
+	// ErasureLog, when set, records every erasure before it happens.
+	ErasureLog ErasureLog
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives operational messages (never content or keys).
+	Logger *slog.Logger
+}
+
+// Recorder captures, stores, reads and erases recordings.
+type Recorder struct {
+	blobs   BlobStore
+	cat     Catalog
+	keys    *Keyring
+	mode    FailureMode
+	spill   string
+	thresh  int
+	budget  *budget
+	maxSize int64
+	probeIv time.Duration
+	probeTo time.Duration
+	saveTo  time.Duration
+	retain  time.Duration
+	sweepIv time.Duration
+	strip   []string
+	elog    ErasureLog
+	now     func() time.Time
+	log     *slog.Logger
+
+	health  atomic.Pointer[health]
+	kick    chan struct{}
+	slots   chan struct{}
+	encs    sync.Pool
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+type health struct {
+	ok  bool
+	at  time.Time // of the probe (or failure) that set it
+	err error
+}
+
+// New returns a Recorder after one synchronous probe of the stores, and
+// starts its background prober (and sweeper, with a retention period).
+// Close stops them.
+func New(opts Options) (*Recorder, error) {
+	if opts.Blobs == nil || opts.Catalog == nil || opts.Keys == nil {
+		return nil, errors.New("recording: New needs Blobs, Catalog and Keys")
+	}
+	d := Config{
+		Mode: opts.Mode, SpillThreshold: opts.SpillThreshold, MemoryBudget: opts.MemoryBudget,
+		MaxSize: opts.MaxSize, ProbeInterval: opts.ProbeInterval, ProbeTimeout: opts.ProbeTimeout,
+		SaveTimeout: opts.SaveTimeout, SweepInterval: opts.SweepInterval, Retention: opts.Retention,
+	}
+	d.SetDefaults()
+	if d.Mode != Strict && d.Mode != BestEffort {
+		return nil, fmt.Errorf("recording: mode must be strict or best_effort, not %q", d.Mode)
+	}
+	r := &Recorder{
+		blobs: opts.Blobs, cat: opts.Catalog, keys: opts.Keys, mode: d.Mode,
+		spill: opts.SpillDir, thresh: d.SpillThreshold, budget: &budget{max: d.MemoryBudget},
+		maxSize: d.MaxSize, probeIv: d.ProbeInterval, probeTo: d.ProbeTimeout, saveTo: d.SaveTimeout,
+		retain: d.Retention, sweepIv: d.SweepInterval, strip: opts.StripHeaders, elog: opts.ErasureLog,
+		now: opts.Now, log: opts.Logger,
+		kick:  make(chan struct{}, 1),
+		slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		stop:  make(chan struct{}),
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.spill == "" {
+		r.spill = os.TempDir()
+	} else if err := os.MkdirAll(r.spill, 0o700); err != nil {
+		return nil, fmt.Errorf("recording: spill dir: %w", err)
+	}
+	r.probe(context.Background())
+	r.wg.Add(1)
+	go r.prober()
+	if r.retain > 0 {
+		r.wg.Add(1)
+		go r.sweeper()
+	}
+	return r, nil
+}
+
+// Close stops the background work. Captures in progress may still
+// Finish.
+func (r *Recorder) Close() error {
+	r.stopped.Do(func() { close(r.stop) })
+	r.wg.Wait()
+	return nil
+}
+
+// Mode is the failure mode.
+func (r *Recorder) Mode() FailureMode { return r.mode }
+
+// probe checks the object store, the catalogue and the spill directory,
+// and records the result.
+func (r *Recorder) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.probeTo)
+	defer cancel()
+	err := r.blobs.Probe(ctx)
+	if err == nil {
+		err = r.cat.Probe(ctx)
+	}
+	if err == nil {
+		var f *os.File
+		if f, err = os.CreateTemp(r.spill, ".warden-probe-*"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	prev := r.health.Load()
+	r.health.Store(&health{ok: err == nil, at: r.now(), err: err})
+	if err != nil && (prev == nil || prev.ok) {
+		r.log.Error("recording store unavailable", "err", err, "mode", string(r.mode))
+	} else if err == nil && prev != nil && !prev.ok {
+		r.log.Info("recording store available again")
+	}
+}
+
+func (r *Recorder) prober() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.probeIv)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		case <-r.kick:
+		}
+		r.probe(context.Background())
+	}
+}
+
+// saveFailed marks the store unhealthy until the next successful probe,
+// and asks for that probe now.
+func (r *Recorder) saveFailed(err error) {
+	r.health.Store(&health{ok: false, at: r.now(), err: err})
+	r.log.Warn("recording failed", "err", err)
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether the store can accept a recording now: the last
+// probe succeeded, no save has failed since, and the probe is recent
+// (3×probe_interval+probe_timeout). It reads cached state only.
+func (r *Recorder) Ready() error {
+	h := r.health.Load()
+	if h == nil {
+		return ErrUnavailable
+	}
+	if !h.ok {
+		return fmt.Errorf("%w: %v", ErrUnavailable, h.err)
+	}
+	if age := r.now().Sub(h.at); age > 3*r.probeIv+r.probeTo {
+		return fmt.Errorf("%w: no successful probe for %s", ErrUnavailable, age.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// Reserve starts a capture for a request about to be forwarded. At level
+// off it returns (nil, nil). In strict mode it returns an error wrapping
+// ErrUnavailable when Ready fails: the caller must then refuse the
+// request (503) without forwarding it. In best-effort mode it always
+// returns a capture. It does no I/O.
+func (r *Recorder) Reserve(info Info) (*Capture, error) {
+	switch info.Level {
+	case LevelOff, "":
+		return nil, nil
+	case LevelMetadata, LevelFull:
+	default:
+		return nil, fmt.Errorf("recording: level %q", info.Level)
+	}
+	if info.RequestID == "" {
+		return nil, errors.New("recording: Reserve without a request id")
+	}
+	if r.mode == Strict {
+		if err := r.Ready(); err != nil {
+			return nil, err
+		}
+	}
+	if info.Start.IsZero() {
+		info.Start = r.now()
+	}
+	c := &Capture{r: r, info: info, id: r.newID(), lineBeg: true}
+	c.marks = &spillBuffer{dir: r.spill, threshold: r.thresh, budget: r.budget}
+	if info.Level == LevelFull {
+		c.body = &spillBuffer{dir: r.spill, threshold: r.thresh, budget: r.budget, encrypt: true}
+	}
+	return c, nil
+}
+
+// newID returns a recording id that sorts by creation time: 13 hex digits
+// of Unix milliseconds and 20 random hex digits.
+func (r *Recorder) newID() string {
+	var b [8 + 10]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(r.now().UnixMilli()))
+	rand.Read(b[8:])
+	return hex.EncodeToString(b[:8])[3:] + hex.EncodeToString(b[8:])
+}
+
+// meta builds the recording's header from the capture.
+func (r *Recorder) meta(c *Capture) (*Meta, []byte) {
+	m := &Meta{
+		V: FormatVersion, ID: c.id, RequestID: c.info.RequestID, Principal: c.info.Principal,
+		Route: c.info.Route, Level: c.info.Level, StartedAt: c.info.Start.UTC(),
+		DurationNS: max(c.lastAt, c.headerAt, c.since()),
+	}
+	m.Request = RequestMeta{
+		Method: c.req.Method, Scheme: c.req.Scheme, Host: c.req.Host, Path: c.req.Path, Query: redactQuery(c.req.RawQuery),
+		Header: filterHeader(c.req.Header, r.strip), BodySize: int64(len(c.req.Body)),
+	}
+	var reqBody []byte
+	switch {
+	case len(c.req.Body) == 0:
+		m.Request.Body = BodyNone
+	case c.info.Level != LevelFull:
+		m.Request.Body = BodyOmitted
+	case c.info.RawRequest:
+		m.Request.Body, reqBody = BodyRaw, c.req.Body
+	case c.info.Redact != nil:
+		red, err := c.info.Redact(c.req.Body)
+		if err != nil {
+			// Never fall back to the raw body.
+			r.log.Warn("recording: request body redaction failed; body omitted", "request_id", c.info.RequestID, "err", err)
+			m.Request.Body = BodyOmitted
+		} else {
+			m.Request.Body, reqBody = BodyRedacted, red
+		}
+	default:
+		m.Request.Body = BodyOmitted
+	}
+	m.Response = ResponseMeta{
+		Status: c.status, Header: filterHeader(c.header, r.strip), HeaderAtNS: c.headerAt,
+		BodySize: c.size, SSE: c.sse, Events: c.events, Marks: c.nMarks,
+	}
+	switch {
+	case c.size == 0:
+		m.Response.Body = BodyNone
+	case c.body == nil:
+		m.Response.Body = BodyOmitted
+	default:
+		m.Response.Body = BodyFull
+	}
+	if !c.sse {
+		m.Response.Events = 0
+	}
+	return m, reqBody
+}
+
+// save writes c's recording: canonical form → zstd → sealed chunks →
+// object store, then the catalogue entry with the wrapped data key.
+func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.saveTo)
+	defer cancel()
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+		return Digest{}, 0, fmt.Errorf("recording %s: waiting to save: %w", c.id, ctx.Err())
+	}
+	m, reqBody := r.meta(c)
+	timing, err := c.marks.Body()
+	if err != nil {
+		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
+	}
+	resp := Body{R: eofReader{}, Size: 0}
+	if m.Response.Body == BodyFull {
+		if resp, err = c.body.Body(); err != nil {
+			return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
+		}
+	}
+	dk := make([]byte, KeySize)
+	rand.Read(dk)
+	defer clear(dk)
+	obj := &spillBuffer{dir: r.spill, threshold: 4 << 20}
+	defer obj.Close()
+	sw, err := newSealWriter(obj, dk, c.id)
+	if err != nil {
+		return Digest{}, 0, err
+	}
+	enc, err := r.encoder(sw)
+	if err != nil {
+		return Digest{}, 0, err
+	}
+	d, err := Encode(enc, m, BytesBody(reqBody), timing, resp)
+	if err == nil {
+		err = enc.Close()
+	}
+	r.encs.Put(enc)
+	if err == nil {
+		err = sw.Close()
+	}
+	if err != nil {
+		return Digest{}, 0, fmt.Errorf("recording %s: build object: %w", c.id, err)
+	}
+	body, err := obj.Body()
+	if err != nil {
+		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
+	}
+	key := objectKey(c.id, m.StartedAt)
+	if err := r.blobs.Put(ctx, key, body.R, body.Size); err != nil {
+		return Digest{}, 0, fmt.Errorf("recording %s: store object: %w", c.id, err)
+	}
+	kek := r.keys.Current()
+	wrapped, err := kek.Wrap(dk, c.id)
+	if err != nil {
+		return Digest{}, 0, err
+	}
+	e := Entry{
+		ID: c.id, RequestID: m.RequestID, Principal: m.Principal, Route: m.Route, Level: m.Level,
+		StartedAt: m.StartedAt, Object: key, Size: body.Size, Digest: d, KEKID: kek.ID(),
+		WrappedKey: wrapped, CreatedAt: r.now().UTC(),
+	}
+	if err := r.cat.Put(ctx, e); err != nil {
+		// Without its key the object is noise; remove it.
+		if derr := r.blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
+			r.log.Warn("recording: removing an object without a catalogue entry failed", "object", key, "err", derr)
+		}
+		return Digest{}, 0, fmt.Errorf("recording %s: catalogue: %w", c.id, err)
+	}
+	return d, body.Size, nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (r *Recorder) encoder(w io.Writer) (*zstd.Encoder, error) {
+	if e, ok := r.encs.Get().(*zstd.Encoder); ok {
+		e.Reset(w)
+		return e, nil
+	}
+	// Fastest level and a 512 KiB window: recording is on every request's
+	// completion path, and memory per concurrent save stays small.
+	e, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(512<<10), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("recording: compressor: %w", err)
+	}
+	return e, nil
+}

@@ -1,0 +1,184 @@
+package recording
+
+import (
+	"bufio"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+)
+
+// budget is the memory all captures of a recorder may hold before they
+// spill to disk, so that many concurrent streams stay bounded too.
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func (b *budget) take(n int) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(int64(n)) > b.max {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (b *budget) release(n int) {
+	if b != nil && n > 0 {
+		b.used.Add(-int64(n))
+	}
+}
+
+// spillBuffer holds bytes in memory up to a threshold, then in a temporary
+// file. The file is unlinked as soon as it is created, so it disappears
+// with the process, and (when encrypt is set) its content is encrypted
+// with AES-256-CTR under a key that only lives in this buffer, so no
+// plaintext of a recording ever reaches the disk. Not safe for concurrent
+// use.
+type spillBuffer struct {
+	dir       string
+	threshold int
+	budget    *budget
+	encrypt   bool
+
+	mem  []byte
+	f    *os.File
+	name string // set when unlinking at creation failed
+	bw   *bufio.Writer
+	key  []byte
+	iv   []byte
+	ctr  cipher.Stream
+	tmp  []byte
+	n    int64
+	err  error
+}
+
+// Write appends p. After a failure every later Write returns the same
+// error (and the buffer must be discarded).
+func (b *spillBuffer) Write(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.f == nil {
+		if len(b.mem)+len(p) <= b.threshold && b.budget.take(len(p)) {
+			b.mem = append(b.mem, p...)
+			b.n += int64(len(p))
+			return len(p), nil
+		}
+		if err := b.spill(); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
+	if err := b.writeFile(p); err != nil {
+		b.err = err
+		return 0, err
+	}
+	b.n += int64(len(p))
+	return len(p), nil
+}
+
+func (b *spillBuffer) spill() error {
+	f, err := os.CreateTemp(b.dir, ".warden-rec-*")
+	if err != nil {
+		return fmt.Errorf("recording: spill: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		b.name = f.Name()
+	}
+	b.f = f
+	b.bw = bufio.NewWriterSize(f, 32<<10)
+	if b.encrypt {
+		b.key = make([]byte, 32)
+		b.iv = make([]byte, aes.BlockSize)
+		rand.Read(b.key)
+		rand.Read(b.iv)
+		blk, err := aes.NewCipher(b.key)
+		if err != nil {
+			return fmt.Errorf("recording: spill: %w", err)
+		}
+		b.ctr = cipher.NewCTR(blk, b.iv)
+	}
+	mem := b.mem
+	b.mem = nil
+	b.budget.release(len(mem))
+	return b.writeFile(mem)
+}
+
+func (b *spillBuffer) writeFile(p []byte) error {
+	for len(p) > 0 {
+		q := p
+		if b.ctr != nil {
+			if len(q) > 32<<10 {
+				q = q[:32<<10]
+			}
+			if cap(b.tmp) < len(q) {
+				b.tmp = make([]byte, 32<<10)
+			}
+			t := b.tmp[:len(q)]
+			b.ctr.XORKeyStream(t, q)
+			if _, err := b.bw.Write(t); err != nil {
+				return fmt.Errorf("recording: spill: %w", err)
+			}
+		} else if _, err := b.bw.Write(q); err != nil {
+			return fmt.Errorf("recording: spill: %w", err)
+		}
+		p = p[len(q):]
+	}
+	return nil
+}
+
+// Len is the number of bytes written.
+func (b *spillBuffer) Len() int64 { return b.n }
+
+// Spilled reports whether the content is on disk.
+func (b *spillBuffer) Spilled() bool { return b.f != nil }
+
+// Body returns a reader of everything written so far. Writes must not
+// follow.
+func (b *spillBuffer) Body() (Body, error) {
+	if b.err != nil {
+		return Body{}, b.err
+	}
+	if b.f == nil {
+		return BytesBody(b.mem), nil
+	}
+	if err := b.bw.Flush(); err != nil {
+		b.err = fmt.Errorf("recording: spill: %w", err)
+		return Body{}, b.err
+	}
+	var r io.Reader = io.NewSectionReader(b.f, 0, b.n)
+	if b.key != nil {
+		blk, err := aes.NewCipher(b.key)
+		if err != nil {
+			return Body{}, err
+		}
+		r = cipher.StreamReader{S: cipher.NewCTR(blk, b.iv), R: r}
+	}
+	return Body{R: r, Size: b.n}, nil
+}
+
+// Close releases the memory and the file.
+func (b *spillBuffer) Close() {
+	b.budget.release(len(b.mem))
+	b.mem = nil
+	if b.f != nil {
+		b.f.Close()
+		if b.name != "" {
+			os.Remove(b.name)
+		}
+		b.f = nil
+	}
+	clear(b.key)
+	if b.err == nil {
+		b.err = errClosed
+	}
+}
+
+var errClosed = fmt.Errorf("recording: buffer closed")

@@ -1,0 +1,139 @@
+package recording
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// BlobStore keeps sealed recording objects. Implementations: FSStore
+// (files under the data dir, the default) and S3Store (S3-compatible
+// object storage, shared by replicas). recordingtest.TestBlobStore is the
+// contract every implementation passes.
+type BlobStore interface {
+	// Put stores size bytes from r under key. It returns only when the
+	// object is durable, and readers never observe a partial object: an
+	// interrupted Put leaves either nothing or the whole object. An
+	// existing key is replaced. r delivering fewer than size bytes is an
+	// error and stores nothing.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// Get opens the object. A missing key is an error wrapping
+	// ErrNotFound. The caller closes the reader.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Delete removes the object; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List calls fn for every object whose key starts with prefix, in
+	// lexical key order. An error from fn stops the listing and is
+	// returned.
+	List(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+	// Probe checks, quickly, that the store can accept a Put now. It is
+	// what strict mode's Reserve relies on.
+	Probe(ctx context.Context) error
+}
+
+// validKey checks an object key: relative, slash-separated segments of
+// [a-z0-9._-], none empty, "." or "..".
+func validKey(key string) error {
+	if key == "" || len(key) > 512 {
+		return fmt.Errorf("recording: object key %q: empty or too long", key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("recording: object key %q: empty, . or .. segment", key)
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return fmt.Errorf("recording: object key %q: character %q not allowed", key, c)
+			}
+		}
+	}
+	return nil
+}
+
+// objectKey is where a recording's object lives: by start date, so that
+// an operator can see (and bucket lifecycle rules can act on) age.
+func objectKey(id string, started time.Time) string {
+	return started.UTC().Format("2006/01/02/") + id + ".wrec"
+}
+
+// Entry is a recording's catalogue row: what the recording is, where its
+// object is, and its wrapped data key.
+type Entry struct {
+	// ID is the recording id.
+	ID string
+	// RequestID is the gateway request id (not unique: a client may
+	// reuse one).
+	RequestID string
+	// Principal is the caller's subject ("" when anonymous).
+	Principal string
+	// Route is the gateway route name.
+	Route string
+	// Level is metadata or full.
+	Level Level
+	// StartedAt is the request's start.
+	StartedAt time.Time
+	// Object is the BlobStore key.
+	Object string
+	// Size is the stored object's size in bytes.
+	Size int64
+	// Digest is the SHA-256 of the canonical form.
+	Digest Digest
+	// KEKID names the key-encryption key that wrapped the data key.
+	KEKID string
+	// WrappedKey is the data key wrapped by the KEK; nil once erased.
+	WrappedKey []byte
+	// CreatedAt is when the recording was stored.
+	CreatedAt time.Time
+	// Erasure is set once the recording has been erased.
+	Erasure *Erasure
+}
+
+// Erasure says who erased a recording, when and why.
+type Erasure struct {
+	At     time.Time
+	By     string
+	Reason string
+}
+
+// Filter selects catalogue entries. Zero fields do not filter.
+type Filter struct {
+	// Principal matches Entry.Principal exactly.
+	Principal string
+	// RequestID matches Entry.RequestID exactly.
+	RequestID string
+	// Before selects entries with StartedAt < Before.
+	Before time.Time
+	// Erased: nil for all, true for erased only, false for live only.
+	Erased *bool
+	// AfterID continues a listing after the entry with this id.
+	AfterID string
+	// Limit caps the entries returned; 0 means 1000.
+	Limit int
+}
+
+// Catalog keeps the catalogue of recordings and custody of their wrapped
+// data keys, apart from the objects: erasing destroys the key here, so an
+// object that survives elsewhere (S3 versioning, a backup of the bucket)
+// stays unreadable. Implementations live in internal/store/sqlite (a file
+// of its own in the data dir) and internal/store/postgres (shared by
+// replicas); recordingtest.TestCatalog is their contract.
+type Catalog interface {
+	// Put adds an entry. An existing id is an error wrapping ErrExists.
+	Put(ctx context.Context, e Entry) error
+	// Get returns the entry with id, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (Entry, error)
+	// List returns entries matching f, ordered by id (ids sort by
+	// creation time).
+	List(ctx context.Context, f Filter) ([]Entry, error)
+	// Erase destroys the wrapped data key of id (so that it is not
+	// recoverable from the catalogue's own storage either, as far as the
+	// backend allows) and records the erasure. It returns the updated
+	// entry. Erasing an erased entry changes nothing and returns it with
+	// an error wrapping ErrErased; a missing id wraps ErrNotFound.
+	Erase(ctx context.Context, id string, e Erasure) (Entry, error)
+	// Probe checks, quickly, that Put would succeed now.
+	Probe(ctx context.Context) error
+}
