@@ -18,6 +18,9 @@ var credentialHeaders = map[string]bool{
 	"Api-Key":              true,
 	"X-Auth-Token":         true,
 	"X-Amz-Security-Token": true,
+	// The identity assertion Warden sends upstream (its default name;
+	// a configured name comes in through Options.StripHeaders).
+	"X-Warden-Identity": true,
 }
 
 // hopByHop are the RFC 9110 §7.6.1 connection-specific headers (plus the

@@ -97,8 +97,10 @@ type Recorder struct {
 }
 
 type health struct {
-	ok  bool
-	at  time.Time // of the probe (or failure) that set it
+	ok bool
+	// at is when the probe (or failure) that set it happened, on the
+	// real monotonic clock (Options.Now is for timestamps only).
+	at  time.Time
 	err error
 }
 
@@ -177,7 +179,7 @@ func (r *Recorder) probe(ctx context.Context) {
 		}
 	}
 	prev := r.health.Load()
-	r.health.Store(&health{ok: err == nil, at: r.now(), err: err})
+	r.health.Store(&health{ok: err == nil, at: time.Now(), err: err})
 	if err != nil && (prev == nil || prev.ok) {
 		r.log.Error("recording store unavailable", "err", err, "mode", string(r.mode))
 	} else if err == nil && prev != nil && !prev.ok {
@@ -203,7 +205,7 @@ func (r *Recorder) prober() {
 // saveFailed marks the store unhealthy until the next successful probe,
 // and asks for that probe now.
 func (r *Recorder) saveFailed(err error) {
-	r.health.Store(&health{ok: false, at: r.now(), err: err})
+	r.health.Store(&health{ok: false, at: time.Now(), err: err})
 	r.log.Warn("recording failed", "err", err)
 	select {
 	case r.kick <- struct{}{}:
@@ -222,7 +224,7 @@ func (r *Recorder) Ready() error {
 	if !h.ok {
 		return fmt.Errorf("%w: %v", ErrUnavailable, h.err)
 	}
-	if age := r.now().Sub(h.at); age > 3*r.probeIv+r.probeTo {
+	if age := time.Since(h.at); age > 3*r.probeIv+r.probeTo {
 		return fmt.Errorf("%w: no successful probe for %s", ErrUnavailable, age.Round(time.Millisecond))
 	}
 	return nil
