@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -86,6 +87,9 @@ func MarshalMeta(m *Meta) ([]byte, error) {
 	return b, nil
 }
 
+// encodeBufs recycles Encode's write buffers.
+var encodeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
 // Encode writes the canonical form of a recording to w and returns its
 // digest. Each Body must deliver exactly Size bytes.
 func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error) {
@@ -94,7 +98,9 @@ func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error
 		return Digest{}, err
 	}
 	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 32<<10)
+	bw := encodeBufs.Get().(*bufio.Writer)
+	bw.Reset(io.MultiWriter(w, h))
+	defer func() { bw.Reset(nil); encodeBufs.Put(bw) }()
 	bw.WriteString(magic)
 	secs := []struct {
 		name string

@@ -235,7 +235,7 @@ func TestSpillBuffer(t *testing.T) {
 	if ents, _ := osReadDir(b.dir); len(ents) != 0 {
 		t.Errorf("spill dir holds %v; the file should be unlinked", ents)
 	}
-	b.bw.Flush()
+	b.flush()
 	raw := make([]byte, b.n)
 	b.f.ReadAt(raw, 0)
 	if bytes.Contains(raw, secret) {

@@ -134,10 +134,20 @@ func (r *Recorder) Sweep(ctx context.Context) ([]Erased, error) {
 			}
 		}
 		if len(es) < f.Limit {
-			return out, nil
+			break
 		}
 		f.AfterID = es[len(es)-1].ID
 	}
+	// Every recording that started before cutoff is erased now: objects
+	// written before it can go in bulk.
+	if ex, ok := r.blobs.(Expirer); ok {
+		if n, err := ex.Expire(ctx, cutoff); err != nil {
+			return out, fmt.Errorf("recording: sweep: %w", err)
+		} else if n > 0 {
+			r.log.Info("recording retention: removed expired object packs", "packs", n)
+		}
+	}
+	return out, nil
 }
 
 func (r *Recorder) sweeper() {

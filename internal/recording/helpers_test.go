@@ -43,6 +43,7 @@ func newEnv(t testing.TB, blobs recording.BlobStore, tweak func(*recording.Optio
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { fs.Close() })
 		blobs = fs
 	}
 	cat, err := sqlite.OpenRecordingCatalog(context.Background(), filepath.Join(dir, "recordings", "catalog.db"))

@@ -22,7 +22,7 @@ import (
 // small spill threshold and memory budget so most of them spill; every
 // recording holds exactly what its client received, event for event.
 func TestSixtyFourConcurrentStreams(t *testing.T) {
-	e := newEnv(t, nil, func(o *recording.Options) { o.SpillThreshold, o.MemoryBudget = 4096, 64 << 10 })
+	e := newEnv(t, nil, func(o *recording.Options) { o.SpillThreshold, o.MemoryBudget = 4096, 64<<10 })
 	g := newGatewayProxy(t, e.rec, upstream(t), proxyOpts{redact: redactCards})
 	const n = 64
 	seens := make([]seen, n)

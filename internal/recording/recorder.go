@@ -7,15 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // ErasureLog records erasures durably (in the audit log, as
@@ -87,13 +84,17 @@ type Recorder struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	health  atomic.Pointer[health]
-	kick    chan struct{}
-	slots   chan struct{}
-	encs    sync.Pool
-	stop    chan struct{}
-	stopped sync.Once
-	wg      sync.WaitGroup
+	health atomic.Pointer[health]
+	kick   chan struct{}
+	slots  chan struct{} // objects being built (CPU)
+	queue  chan *commitReq
+	// committerDone is closed when the committer has stopped.
+	committerDone chan struct{}
+	encs          sync.Pool
+	closing       atomic.Bool
+	stop          chan struct{}
+	stopped       sync.Once
+	wg            sync.WaitGroup
 }
 
 type health struct {
@@ -128,7 +129,8 @@ func New(opts Options) (*Recorder, error) {
 		now: opts.Now, log: opts.Logger,
 		kick:  make(chan struct{}, 1),
 		slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-		stop:  make(chan struct{}),
+		queue: make(chan *commitReq, commitQueue), committerDone: make(chan struct{}),
+		stop: make(chan struct{}),
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -142,8 +144,9 @@ func New(opts Options) (*Recorder, error) {
 		return nil, fmt.Errorf("recording: spill dir: %w", err)
 	}
 	r.probe(context.Background())
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.prober()
+	go r.committer()
 	if r.retain > 0 {
 		r.wg.Add(1)
 		go r.sweeper()
@@ -151,10 +154,13 @@ func New(opts Options) (*Recorder, error) {
 	return r, nil
 }
 
-// Close stops the background work. Captures in progress may still
-// Finish.
+// Close stops the background work after committing the recordings
+// already queued. A Finish after Close fails.
 func (r *Recorder) Close() error {
-	r.stopped.Do(func() { close(r.stop) })
+	r.stopped.Do(func() {
+		r.closing.Store(true)
+		close(r.stop)
+	})
 	r.wg.Wait()
 	return nil
 }
@@ -318,97 +324,4 @@ func (r *Recorder) meta(c *Capture) (*Meta, []byte) {
 		m.Response.Events = 0
 	}
 	return m, reqBody
-}
-
-// save writes c's recording: canonical form → zstd → sealed chunks →
-// object store, then the catalogue entry with the wrapped data key.
-func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.saveTo)
-	defer cancel()
-	select {
-	case r.slots <- struct{}{}:
-		defer func() { <-r.slots }()
-	case <-ctx.Done():
-		return Digest{}, 0, fmt.Errorf("recording %s: waiting to save: %w", c.id, ctx.Err())
-	}
-	m, reqBody := r.meta(c)
-	timing, err := c.marks.Body()
-	if err != nil {
-		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
-	}
-	resp := Body{R: eofReader{}, Size: 0}
-	if m.Response.Body == BodyFull {
-		if resp, err = c.body.Body(); err != nil {
-			return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
-		}
-	}
-	dk := make([]byte, KeySize)
-	rand.Read(dk)
-	defer clear(dk)
-	obj := &spillBuffer{dir: r.spill, threshold: 4 << 20}
-	defer obj.Close()
-	sw, err := newSealWriter(obj, dk, c.id)
-	if err != nil {
-		return Digest{}, 0, err
-	}
-	enc, err := r.encoder(sw)
-	if err != nil {
-		return Digest{}, 0, err
-	}
-	d, err := Encode(enc, m, BytesBody(reqBody), timing, resp)
-	if err == nil {
-		err = enc.Close()
-	}
-	r.encs.Put(enc)
-	if err == nil {
-		err = sw.Close()
-	}
-	if err != nil {
-		return Digest{}, 0, fmt.Errorf("recording %s: build object: %w", c.id, err)
-	}
-	body, err := obj.Body()
-	if err != nil {
-		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
-	}
-	key := objectKey(c.id, m.StartedAt)
-	if err := r.blobs.Put(ctx, key, body.R, body.Size); err != nil {
-		return Digest{}, 0, fmt.Errorf("recording %s: store object: %w", c.id, err)
-	}
-	kek := r.keys.Current()
-	wrapped, err := kek.Wrap(dk, c.id)
-	if err != nil {
-		return Digest{}, 0, err
-	}
-	e := Entry{
-		ID: c.id, RequestID: m.RequestID, Principal: m.Principal, Route: m.Route, Level: m.Level,
-		StartedAt: m.StartedAt, Object: key, Size: body.Size, Digest: d, KEKID: kek.ID(),
-		WrappedKey: wrapped, CreatedAt: r.now().UTC(),
-	}
-	if err := r.cat.Put(ctx, e); err != nil {
-		// Without its key the object is noise; remove it.
-		if derr := r.blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
-			r.log.Warn("recording: removing an object without a catalogue entry failed", "object", key, "err", derr)
-		}
-		return Digest{}, 0, fmt.Errorf("recording %s: catalogue: %w", c.id, err)
-	}
-	return d, body.Size, nil
-}
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-func (r *Recorder) encoder(w io.Writer) (*zstd.Encoder, error) {
-	if e, ok := r.encs.Get().(*zstd.Encoder); ok {
-		e.Reset(w)
-		return e, nil
-	}
-	// Fastest level and a 512 KiB window: recording is on every request's
-	// completion path, and memory per concurrent save stays small.
-	e, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(512<<10), zstd.WithLowerEncoderMem(true))
-	if err != nil {
-		return nil, fmt.Errorf("recording: compressor: %w", err)
-	}
-	return e, nil
 }

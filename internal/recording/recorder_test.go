@@ -158,14 +158,37 @@ func TestRecordJSONAnswerAndModes(t *testing.T) {
 	}
 }
 
-// flipByte changes one byte in the middle of a stored object, through the
-// store itself (as an attacker with write access to the bucket would).
+// flipByte changes one byte of a stored object where it lives (in the
+// pack file on disk, or in the bucket), as an attacker with write access
+// to the storage would.
 func flipByte(t *testing.T, e *env, entry recording.Entry, at func(n int) int) {
 	t.Helper()
 	obj := readObject(t, e, entry)
 	obj[at(len(obj))] ^= 0x01
-	if err := e.blobs.Put(testCtx(t), entry.Object, bytes.NewReader(obj), int64(len(obj))); err != nil {
-		t.Fatal(err)
+	overwriteObject(t, e, entry, obj)
+}
+
+// overwriteObject replaces a stored object's bytes in place.
+func overwriteObject(t *testing.T, e *env, entry recording.Entry, data []byte) {
+	t.Helper()
+	if fs, ok := e.blobs.(*recording.FSStore); ok {
+		path, off, size, err := fs.Locate(entry.Object)
+		if err != nil || size != int64(len(data)) {
+			t.Fatalf("Locate: %v (%d bytes for %d)", err, size, len(data))
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(data, off); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	loc, err := e.blobs.Put(testCtx(t), entry.Object, bytes.NewReader(data), int64(len(data)))
+	if err != nil || loc != entry.Object {
+		t.Fatalf("overwrite %s: %v (%s)", entry.Object, err, loc)
 	}
 }
 
@@ -290,10 +313,9 @@ func TestEraseCryptoShreds(t *testing.T) {
 			t.Errorf("erasure entry %+v", er)
 		}
 	}
-	// Restore the object as a versioned bucket would still have it.
-	if err := e.blobs.Put(testCtx(t), entry.Object, bytes.NewReader(kept), int64(len(kept))); err != nil {
-		t.Fatal(err)
-	}
+	// Restore the object as a versioned bucket or a backup would still
+	// have it.
+	overwriteObject(t, e, entry, kept)
 	for _, r := range alice {
 		if _, _, err := e.rec.Load(testCtx(t), r.ID, 1<<20); !errors.Is(err, recording.ErrErased) {
 			t.Errorf("Load of an erased recording: %v, want ErrErased", err)
@@ -516,14 +538,14 @@ type blockingStore struct {
 
 func (b *blockingStore) count() int { b.mu.Lock(); defer b.mu.Unlock(); return b.calls }
 
-func (b *blockingStore) Put(ctx context.Context, key string, r io.Reader, n int64) error {
+func (b *blockingStore) Put(ctx context.Context, key string, r io.Reader, n int64) (string, error) {
 	b.mu.Lock()
 	b.calls++
 	b.mu.Unlock()
 	select {
 	case <-b.release:
 	case <-ctx.Done():
-		return ctx.Err()
+		return "", ctx.Err()
 	}
 	return b.BlobStore.Put(ctx, key, r, n)
 }

@@ -143,10 +143,10 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	return s, nil
 }
 
-// Put implements BlobStore.
-func (s *S3Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+// Put implements BlobStore: the object's key (and locator) is its name.
+func (s *S3Store) Put(ctx context.Context, key string, r io.Reader, size int64) (string, error) {
 	if err := validKey(key); err != nil {
-		return err
+		return "", err
 	}
 	// Objects up to the part size go in one request; larger ones in
 	// 16 MiB parts, so memory per upload stays bounded.
@@ -155,9 +155,9 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.Reader, size int64) 
 		PartSize:    16 << 20,
 	})
 	if err != nil {
-		return fmt.Errorf("recording: put %s: %w", key, err)
+		return "", fmt.Errorf("recording: put %s: %w", key, err)
 	}
-	return nil
+	return key, nil
 }
 
 // Get implements BlobStore.
@@ -196,27 +196,8 @@ func (s *S3Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// s3ProbeKey is the object Probe writes (outside every listing).
+// s3ProbeKey is the object Probe writes.
 const s3ProbeKey = ".probe"
-
-// List implements BlobStore.
-func (s *S3Store) List(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for o := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}) {
-		if o.Err != nil {
-			return fmt.Errorf("recording: list %q: %w", prefix, o.Err)
-		}
-		key := strings.TrimPrefix(o.Key, s.prefix)
-		if key == s3ProbeKey {
-			continue
-		}
-		if err := fn(key, o.Size); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Probe writes a small object: it proves the endpoint answers, the
 // credentials are valid and the bucket accepts writes.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // A stored object is the zstd-compressed canonical form, sealed in chunks
@@ -66,8 +67,7 @@ func newSealWriter(w io.Writer, dk []byte, id string) (*sealWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recording: seal: %w", err)
 	}
-	sw := &sealWriter{w: w, aead: aead, header: objectHeader(id), buf: make([]byte, 0, chunkSize)}
-	sw.out = make([]byte, 0, chunkSize+aead.Overhead())
+	sw := &sealWriter{w: w, aead: aead, header: objectHeader(id), buf: getChunkBuf(), out: getChunkBuf()}
 	if _, err := w.Write(sw.header); err != nil {
 		return nil, fmt.Errorf("recording: seal: %w", err)
 	}
@@ -99,11 +99,34 @@ func (sw *sealWriter) flush(last bool) error {
 	chunkNonce(&nonce, sw.ctr, last)
 	sw.out = sw.aead.Seal(sw.out[:0], nonce[:], sw.buf, sw.header)
 	sw.ctr++
+	clear(sw.buf) // plaintext does not outlive its chunk
 	sw.buf = sw.buf[:0]
 	if _, err := sw.w.Write(sw.out); err != nil {
 		return fmt.Errorf("recording: seal: %w", err)
 	}
 	return nil
+}
+
+// chunkBufs recycles chunk-sized buffers (sealing allocates two per
+// recording otherwise: 128 KiB of garbage per request).
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+16); return &b }}
+
+func getChunkBuf() []byte { return (*chunkBufs.Get().(*[]byte))[:0] }
+
+func putChunkBuf(b []byte) {
+	b = b[:0]
+	chunkBufs.Put(&b)
+}
+
+// release returns the writer's buffers to the pool (the plaintext one is
+// wiped after every chunk); the writer must not be used afterwards.
+func (sw *sealWriter) release() {
+	if sw.buf != nil {
+		clear(sw.buf)
+		putChunkBuf(sw.buf)
+		putChunkBuf(sw.out)
+		sw.buf, sw.out = nil, nil
+	}
 }
 
 // Close seals the final chunk (possibly empty).

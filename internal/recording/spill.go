@@ -1,7 +1,6 @@
 package recording
 
 import (
-	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -50,14 +49,16 @@ type spillBuffer struct {
 	mem  []byte
 	f    *os.File
 	name string // set when unlinking at creation failed
-	bw   *bufio.Writer
+	wbuf []byte // file write buffer, encrypted in place when flushed
 	key  []byte
 	iv   []byte
 	ctr  cipher.Stream
-	tmp  []byte
 	n    int64
 	err  error
 }
+
+// spillWriteBuf is the size of a spill file's write buffer.
+const spillWriteBuf = 32 << 10
 
 // Write appends p. After a failure every later Write returns the same
 // error (and the buffer must be discarded).
@@ -93,7 +94,7 @@ func (b *spillBuffer) spill() error {
 		b.name = f.Name()
 	}
 	b.f = f
-	b.bw = bufio.NewWriterSize(f, 32<<10)
+	b.wbuf = make([]byte, 0, spillWriteBuf)
 	if b.encrypt {
 		b.key = make([]byte, 32)
 		b.iv = make([]byte, aes.BlockSize)
@@ -113,23 +114,30 @@ func (b *spillBuffer) spill() error {
 
 func (b *spillBuffer) writeFile(p []byte) error {
 	for len(p) > 0 {
-		q := p
-		if b.ctr != nil {
-			if len(q) > 32<<10 {
-				q = q[:32<<10]
+		k := copy(b.wbuf[len(b.wbuf):cap(b.wbuf)], p)
+		b.wbuf = b.wbuf[:len(b.wbuf)+k]
+		p = p[k:]
+		if len(b.wbuf) == cap(b.wbuf) {
+			if err := b.flush(); err != nil {
+				return err
 			}
-			if cap(b.tmp) < len(q) {
-				b.tmp = make([]byte, 32<<10)
-			}
-			t := b.tmp[:len(q)]
-			b.ctr.XORKeyStream(t, q)
-			if _, err := b.bw.Write(t); err != nil {
-				return fmt.Errorf("recording: spill: %w", err)
-			}
-		} else if _, err := b.bw.Write(q); err != nil {
-			return fmt.Errorf("recording: spill: %w", err)
 		}
-		p = p[len(q):]
+	}
+	return nil
+}
+
+// flush encrypts the write buffer in place and writes it to the file.
+func (b *spillBuffer) flush() error {
+	if len(b.wbuf) == 0 {
+		return nil
+	}
+	if b.ctr != nil {
+		b.ctr.XORKeyStream(b.wbuf, b.wbuf)
+	}
+	_, err := b.f.Write(b.wbuf)
+	b.wbuf = b.wbuf[:0]
+	if err != nil {
+		return fmt.Errorf("recording: spill: %w", err)
 	}
 	return nil
 }
@@ -149,8 +157,8 @@ func (b *spillBuffer) Body() (Body, error) {
 	if b.f == nil {
 		return BytesBody(b.mem), nil
 	}
-	if err := b.bw.Flush(); err != nil {
-		b.err = fmt.Errorf("recording: spill: %w", err)
+	if err := b.flush(); err != nil {
+		b.err = err
 		return Body{}, b.err
 	}
 	var r io.Reader = io.NewSectionReader(b.f, 0, b.n)
@@ -176,6 +184,8 @@ func (b *spillBuffer) Close() {
 		b.f = nil
 	}
 	clear(b.key)
+	clear(b.wbuf)
+	b.wbuf = nil
 	if b.err == nil {
 		b.err = errClosed
 	}

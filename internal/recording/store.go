@@ -9,28 +9,56 @@ import (
 )
 
 // BlobStore keeps sealed recording objects. Implementations: FSStore
-// (files under the data dir, the default) and S3Store (S3-compatible
-// object storage, shared by replicas). recordingtest.TestBlobStore is the
-// contract every implementation passes.
+// (pack files under the data dir, the default) and S3Store
+// (S3-compatible object storage, shared by replicas).
+// recordingtest.RunBlobStore is the contract every implementation passes.
 type BlobStore interface {
-	// Put stores size bytes from r under key. It returns only when the
-	// object is durable, and readers never observe a partial object: an
-	// interrupted Put leaves either nothing or the whole object. An
-	// existing key is replaced. r delivering fewer than size bytes is an
-	// error and stores nothing.
-	Put(ctx context.Context, key string, r io.Reader, size int64) error
-	// Get opens the object. A missing key is an error wrapping
+	// Put stores size bytes from r as a new object and returns its
+	// locator, which Get and Delete take. name is unique per object
+	// (the caller never reuses one) and made of [a-z0-9._-] segments
+	// separated by '/'; a store that addresses objects by name (S3) uses
+	// it as the key, others choose their own locator. Put returns only
+	// when the object is durable; r delivering fewer than size bytes, or
+	// ctx ending, is an error and leaves nothing Get would return.
+	Put(ctx context.Context, name string, r io.Reader, size int64) (locator string, err error)
+	// Get opens the object. An unknown locator is an error wrapping
 	// ErrNotFound. The caller closes the reader.
-	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	// Delete removes the object; deleting a missing key is not an error.
-	Delete(ctx context.Context, key string) error
-	// List calls fn for every object whose key starts with prefix, in
-	// lexical key order. An error from fn stops the listing and is
-	// returned.
-	List(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+	Get(ctx context.Context, locator string) (io.ReadCloser, error)
+	// Delete removes the object's bytes (removes the object, or
+	// overwrites it with zeros); deleting a missing object is not an
+	// error.
+	Delete(ctx context.Context, locator string) error
 	// Probe checks, quickly, that the store can accept a Put now. It is
 	// what strict mode's Reserve relies on.
 	Probe(ctx context.Context) error
+}
+
+// Object is one object of a batch.
+type Object struct {
+	Name string
+	Body io.Reader
+	Size int64
+}
+
+// PutResult is the outcome of one object of a batch.
+type PutResult struct {
+	Locator string
+	Err     error
+}
+
+// BatchPutter is implemented by a BlobStore that makes several objects
+// durable together, cheaper than one Put each (FSStore: one append and one
+// fsync for the batch). PutBatch has Put's contract for each object and
+// returns one result per object.
+type BatchPutter interface {
+	PutBatch(ctx context.Context, objs []Object) []PutResult
+}
+
+// Expirer is implemented by a BlobStore that can drop, in bulk, objects
+// written before a time (FSStore: whole pack files). The retention sweep
+// calls it after erasing every recording that started before cutoff.
+type Expirer interface {
+	Expire(ctx context.Context, cutoff time.Time) (removed int, err error)
 }
 
 // validKey checks an object key: relative, slash-separated segments of
@@ -53,9 +81,9 @@ func validKey(key string) error {
 	return nil
 }
 
-// objectKey is where a recording's object lives: by start date, so that
-// an operator can see (and bucket lifecycle rules can act on) age.
-func objectKey(id string, started time.Time) string {
+// objectName names a recording's object: by start date, so that an
+// operator can see (and bucket lifecycle rules can act on) age.
+func objectName(id string, started time.Time) string {
 	return started.UTC().Format("2006/01/02/") + id + ".wrec"
 }
 
@@ -75,7 +103,7 @@ type Entry struct {
 	Level Level
 	// StartedAt is the request's start.
 	StartedAt time.Time
-	// Object is the BlobStore key.
+	// Object is the object's locator in the BlobStore.
 	Object string
 	// Size is the stored object's size in bytes.
 	Size int64
@@ -123,6 +151,9 @@ type Filter struct {
 type Catalog interface {
 	// Put adds an entry. An existing id is an error wrapping ErrExists.
 	Put(ctx context.Context, e Entry) error
+	// PutBatch adds entries in one transaction: all of them, durably, or
+	// none (an existing id fails the batch with ErrExists).
+	PutBatch(ctx context.Context, es []Entry) error
 	// Get returns the entry with id, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, id string) (Entry, error)
 	// List returns entries matching f, ordered by id (ids sort by

@@ -20,6 +20,7 @@ func RunCatalog(t *testing.T, open func(t *testing.T) recording.Catalog) {
 	}{
 		{"PutGet", testCatalogPutGet},
 		{"Duplicate", testCatalogDuplicate},
+		{"PutBatch", testCatalogPutBatch},
 		{"Missing", testCatalogMissing},
 		{"List", testCatalogList},
 		{"Paging", testCatalogPaging},
@@ -95,6 +96,34 @@ func testCatalogDuplicate(t *testing.T, c recording.Catalog) {
 	got, _ := c.Get(ctx(t), e.ID)
 	if !bytes.Equal(got.WrappedKey, Entry(2).WrappedKey) {
 		t.Error("a refused Put replaced the wrapped key")
+	}
+}
+
+func testCatalogPutBatch(t *testing.T, c recording.Catalog) {
+	var es []recording.Entry
+	for i := range 50 {
+		es = append(es, Entry(200+i))
+	}
+	if err := c.PutBatch(ctx(t), es); err != nil {
+		t.Fatalf("PutBatch: %v", err)
+	}
+	if err := c.PutBatch(ctx(t), nil); err != nil {
+		t.Errorf("empty PutBatch: %v", err)
+	}
+	got, err := c.List(ctx(t), recording.Filter{})
+	if err != nil || len(got) != 50 || !sameEntry(got[17], es[17]) {
+		t.Fatalf("after PutBatch: %d entries, %v", len(got), err)
+	}
+	// All or nothing: a batch with one existing id stores none of the
+	// others.
+	bad := []recording.Entry{Entry(300), Entry(301), es[3], Entry(302)}
+	if err := c.PutBatch(ctx(t), bad); !errors.Is(err, recording.ErrExists) {
+		t.Errorf("batch with an existing id: %v, want ErrExists", err)
+	}
+	for _, e := range []recording.Entry{Entry(300), Entry(301), Entry(302)} {
+		if _, err := c.Get(ctx(t), e.ID); !errors.Is(err, recording.ErrNotFound) {
+			t.Errorf("entry %s of a failed batch was stored: %v", e.ID, err)
+		}
 	}
 }
 

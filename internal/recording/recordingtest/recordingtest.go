@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,15 +31,14 @@ func RunBlobStore(t *testing.T, open func(t *testing.T) recording.BlobStore) {
 		fn   func(t *testing.T, s recording.BlobStore)
 	}{
 		{"PutGet", testPutGet},
-		{"Replace", testReplace},
 		{"Missing", testMissing},
 		{"Delete", testDelete},
-		{"List", testList},
-		{"InvalidKeys", testInvalidKeys},
+		{"InvalidNames", testInvalidNames},
 		{"ShortReader", testShortReader},
 		{"Canceled", testCanceled},
 		{"Probe", testProbe},
 		{"Concurrent", testConcurrentPuts},
+		{"PutBatch", testPutBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -57,121 +57,125 @@ func randBytes(n int) []byte {
 	return b
 }
 
-func put(t *testing.T, s recording.BlobStore, key string, b []byte) {
+func put(t *testing.T, s recording.BlobStore, name string, b []byte) string {
 	t.Helper()
-	if err := s.Put(ctx(t), key, bytes.NewReader(b), int64(len(b))); err != nil {
-		t.Fatalf("Put(%s, %d bytes): %v", key, len(b), err)
+	loc, err := s.Put(ctx(t), name, bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("Put(%s, %d bytes): %v", name, len(b), err)
 	}
+	if loc == "" {
+		t.Fatalf("Put(%s): empty locator", name)
+	}
+	return loc
 }
 
-func get(t *testing.T, s recording.BlobStore, key string) []byte {
+func get(t *testing.T, s recording.BlobStore, loc string) []byte {
 	t.Helper()
-	rc, err := s.Get(ctx(t), key)
+	rc, err := s.Get(ctx(t), loc)
 	if err != nil {
-		t.Fatalf("Get(%s): %v", key, err)
+		t.Fatalf("Get(%s): %v", loc, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	if err != nil {
-		t.Fatalf("Get(%s): read: %v", key, err)
+		t.Fatalf("Get(%s): read: %v", loc, err)
 	}
 	return b
 }
 
 func testPutGet(t *testing.T, s recording.BlobStore) {
-	for _, n := range []int{0, 1, 100, 64<<10 + 17, 3 << 20} {
-		key := fmt.Sprintf("2026/01/02/obj-%d.wrec", n)
+	locs := map[string][]byte{}
+	for _, n := range []int{0, 1, 100, 64<<10 + 17, 3 << 20, 5} {
 		want := randBytes(n)
-		put(t, s, key, want)
-		if got := get(t, s, key); !bytes.Equal(got, want) {
-			t.Errorf("Get(%s): %d bytes differ from the %d put", key, len(got), n)
+		loc := put(t, s, fmt.Sprintf("2026/01/02/obj-%d.wrec", n), want)
+		if _, dup := locs[loc]; dup {
+			t.Fatalf("two objects got the locator %s", loc)
+		}
+		locs[loc] = want
+	}
+	for loc, want := range locs {
+		if got := get(t, s, loc); !bytes.Equal(got, want) {
+			t.Errorf("Get(%s): %d bytes differ from the %d put", loc, len(got), len(want))
 		}
 	}
 }
 
-func testReplace(t *testing.T, s recording.BlobStore) {
-	put(t, s, "a/x.wrec", []byte("first version"))
-	put(t, s, "a/x.wrec", []byte("second"))
-	if got := string(get(t, s, "a/x.wrec")); got != "second" {
-		t.Errorf("after replacing: %q", got)
+// missingLocator is a locator of the store's form for an object that was
+// never stored.
+func missingLocator(t *testing.T, s recording.BlobStore) string {
+	loc := put(t, s, "2026/01/02/probe-form.wrec", []byte("x"))
+	if err := s.Delete(ctx(t), loc); err != nil {
+		t.Fatal(err)
 	}
+	if i := strings.IndexByte(loc, '#'); i > 0 {
+		// A pack locator: a pack that does not exist.
+		return "1999/01/01/1.pack" + loc[i:]
+	}
+	return "1999/01/01/never-stored.wrec"
 }
 
 func testMissing(t *testing.T, s recording.BlobStore) {
-	_, err := s.Get(ctx(t), "no/such/object.wrec")
-	if !errors.Is(err, recording.ErrNotFound) {
-		t.Errorf("Get of a missing key: %v, want ErrNotFound", err)
+	loc := missingLocator(t, s)
+	if _, err := s.Get(ctx(t), loc); !errors.Is(err, recording.ErrNotFound) {
+		t.Errorf("Get(%s) of a missing object: %v, want ErrNotFound", loc, err)
 	}
+}
+
+// deleted reports whether loc's object is gone: ErrNotFound, or only
+// zeros where it was.
+func deleted(t *testing.T, s recording.BlobStore, loc string) bool {
+	rc, err := s.Get(ctx(t), loc)
+	if errors.Is(err, recording.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return len(bytes.Trim(b, "\x00")) == 0
 }
 
 func testDelete(t *testing.T, s recording.BlobStore) {
-	put(t, s, "d/1.wrec", []byte("x"))
-	if err := s.Delete(ctx(t), "d/1.wrec"); err != nil {
+	keep := put(t, s, "d/0.wrec", []byte("keep me"))
+	loc := put(t, s, "d/1.wrec", []byte("delete me"))
+	after := put(t, s, "d/2.wrec", []byte("keep me too"))
+	if err := s.Delete(ctx(t), loc); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, err := s.Get(ctx(t), "d/1.wrec"); !errors.Is(err, recording.ErrNotFound) {
-		t.Errorf("Get after Delete: %v, want ErrNotFound", err)
+	if !deleted(t, s, loc) {
+		t.Error("the object's bytes survived Delete")
 	}
-	if err := s.Delete(ctx(t), "d/1.wrec"); err != nil {
+	if err := s.Delete(ctx(t), loc); err != nil {
 		t.Errorf("second Delete: %v, want nil", err)
 	}
-	if err := s.Delete(ctx(t), "never/there.wrec"); err != nil {
-		t.Errorf("Delete of a missing key: %v, want nil", err)
+	if err := s.Delete(ctx(t), missingLocator(t, s)); err != nil {
+		t.Errorf("Delete of a missing object: %v, want nil", err)
+	}
+	if string(get(t, s, keep)) != "keep me" || string(get(t, s, after)) != "keep me too" {
+		t.Error("Delete damaged its neighbours")
 	}
 }
 
-func testList(t *testing.T, s recording.BlobStore) {
-	keys := []string{"2026/01/02/b.wrec", "2026/01/02/a.wrec", "2026/01/03/c.wrec", "2026/01/02.x/d.wrec", "2027/e.wrec"}
-	for i, k := range keys {
-		put(t, s, k, make([]byte, i+1))
-	}
-	var got []string
-	sizes := map[string]int64{}
-	err := s.List(ctx(t), "2026/01/", func(k string, n int64) error {
-		got = append(got, k)
-		sizes[k] = n
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("List: %v", err)
-	}
-	want := []string{"2026/01/02.x/d.wrec", "2026/01/02/a.wrec", "2026/01/02/b.wrec", "2026/01/03/c.wrec"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("List(2026/01/) = %v, want %v (lexical order)", got, want)
-	}
-	if sizes["2026/01/03/c.wrec"] != 3 {
-		t.Errorf("size of c = %d, want 3", sizes["2026/01/03/c.wrec"])
-	}
-	stop := errors.New("stop")
-	n := 0
-	err = s.List(ctx(t), "", func(string, int64) error { n++; return stop })
-	if !errors.Is(err, stop) || n != 1 {
-		t.Errorf("List stopped by fn: err %v after %d calls, want stop after 1", err, n)
-	}
-	n = 0
-	if err := s.List(ctx(t), "", func(string, int64) error { n++; return nil }); err != nil || n != len(keys) {
-		t.Errorf("List(\"\") = %d objects, %v; want %d (probe objects are not listed)", n, err, len(keys))
-	}
-}
-
-func testInvalidKeys(t *testing.T, s recording.BlobStore) {
+func testInvalidNames(t *testing.T, s recording.BlobStore) {
 	for _, k := range []string{"", "/abs.wrec", "../up.wrec", "a/../b.wrec", "a//b.wrec", "A.wrec", "a b.wrec", "a/./b.wrec", "x\\y.wrec", "a/"} {
-		if err := s.Put(ctx(t), k, bytes.NewReader([]byte("x")), 1); err == nil {
-			t.Errorf("Put(%q) accepted an invalid key", k)
+		if _, err := s.Put(ctx(t), k, bytes.NewReader([]byte("x")), 1); err == nil {
+			t.Errorf("Put(%q) accepted an invalid name", k)
 		}
 		if _, err := s.Get(ctx(t), k); err == nil || errors.Is(err, recording.ErrNotFound) {
-			t.Errorf("Get(%q) = %v, want an invalid-key error", k, err)
+			t.Errorf("Get(%q) = %v, want an invalid-locator error", k, err)
 		}
 	}
 }
 
 func testShortReader(t *testing.T, s recording.BlobStore) {
-	err := s.Put(ctx(t), "short/x.wrec", bytes.NewReader([]byte("only ten b")), 1000)
-	if err == nil {
+	before := put(t, s, "short/before.wrec", []byte("before"))
+	if _, err := s.Put(ctx(t), "short/x.wrec", bytes.NewReader([]byte("only ten b")), 1000); err == nil {
 		t.Fatal("Put with a reader shorter than size succeeded")
 	}
-	if _, err := s.Get(ctx(t), "short/x.wrec"); !errors.Is(err, recording.ErrNotFound) {
-		t.Errorf("a failed Put left an object behind: %v", err)
+	after := put(t, s, "short/after.wrec", []byte("after"))
+	if string(get(t, s, before)) != "before" || string(get(t, s, after)) != "after" {
+		t.Error("a failed Put damaged the objects around it")
 	}
 }
 
@@ -197,12 +201,11 @@ func (r *slowReader) Read(p []byte) (int, error) {
 
 func testCanceled(t *testing.T, s recording.BlobStore) {
 	c, cancel := context.WithCancel(ctx(t))
-	err := s.Put(c, "cancel/x.wrec", &slowReader{n: 8 << 20, after: cancel}, 8<<20)
-	if err == nil {
+	if _, err := s.Put(c, "cancel/x.wrec", &slowReader{n: 8 << 20, after: cancel}, 8<<20); err == nil {
 		t.Fatal("Put succeeded after its context was canceled")
 	}
-	if _, err := s.Get(ctx(t), "cancel/x.wrec"); !errors.Is(err, recording.ErrNotFound) {
-		t.Errorf("a canceled Put left an object behind: %v", err)
+	if got := get(t, s, put(t, s, "cancel/y.wrec", []byte("next"))); string(got) != "next" {
+		t.Errorf("Put after a canceled one: %q", got)
 	}
 }
 
@@ -215,20 +218,61 @@ func testProbe(t *testing.T, s recording.BlobStore) {
 func testConcurrentPuts(t *testing.T, s recording.BlobStore) {
 	var wg sync.WaitGroup
 	data := make([][]byte, 16)
+	locs := make([]string, 16)
 	for i := range data {
 		data[i] = randBytes(10_000 + i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Put(ctx(t), fmt.Sprintf("conc/%02d.wrec", i), bytes.NewReader(data[i]), int64(len(data[i]))); err != nil {
+			loc, err := s.Put(ctx(t), fmt.Sprintf("conc/%02d.wrec", i), bytes.NewReader(data[i]), int64(len(data[i])))
+			if err != nil {
 				t.Errorf("Put %d: %v", i, err)
 			}
+			locs[i] = loc
 		}()
 	}
 	wg.Wait()
 	for i := range data {
-		if got := get(t, s, fmt.Sprintf("conc/%02d.wrec", i)); !bytes.Equal(got, data[i]) {
+		if got := get(t, s, locs[i]); !bytes.Equal(got, data[i]) {
 			t.Errorf("object %d differs", i)
 		}
+	}
+}
+
+// testPutBatch runs only for stores that implement BatchPutter.
+func testPutBatch(t *testing.T, s recording.BlobStore) {
+	bp, ok := s.(recording.BatchPutter)
+	if !ok {
+		t.Skip("the store does not implement BatchPutter")
+	}
+	var objs []recording.Object
+	var data [][]byte
+	for i := range 20 {
+		data = append(data, randBytes(i*1000))
+		objs = append(objs, recording.Object{Name: fmt.Sprintf("2026/0%d/batch-%02d.wrec", i%3+1, i), Body: bytes.NewReader(data[i]), Size: int64(len(data[i]))})
+		if i == 9 {
+			// A short body and a bad name in the middle fail alone.
+			objs = append(objs, recording.Object{Name: "2026/01/short.wrec", Body: bytes.NewReader([]byte("x")), Size: 10})
+			objs = append(objs, recording.Object{Name: "../escape.wrec", Body: bytes.NewReader([]byte("x")), Size: 1})
+		}
+	}
+	res := bp.PutBatch(ctx(t), objs)
+	if len(res) != len(objs) {
+		t.Fatalf("%d results for %d objects", len(res), len(objs))
+	}
+	d := 0
+	for i, r := range res {
+		if objs[i].Name == "2026/01/short.wrec" || objs[i].Name == "../escape.wrec" {
+			if r.Err == nil {
+				t.Errorf("bad object %s stored", objs[i].Name)
+			}
+			continue
+		}
+		if r.Err != nil {
+			t.Errorf("object %d: %v", d, r.Err)
+		} else if got := get(t, s, r.Locator); !bytes.Equal(got, data[d]) {
+			t.Errorf("object %d differs", d)
+		}
+		d++
 	}
 }

@@ -117,20 +117,34 @@ const pgRecordingColumns = `id, request_id, principal, route, level, started_ns,
 
 // Put implements recording.Catalog.
 func (c *RecordingCatalog) Put(ctx context.Context, e recording.Entry) error {
+	return c.PutBatch(ctx, []recording.Entry{e})
+}
+
+// PutBatch implements recording.Catalog: one transaction.
+func (c *RecordingCatalog) PutBatch(ctx context.Context, es []recording.Entry) error {
 	if err := c.check(); err != nil {
 		return err
 	}
+	if len(es) == 0 {
+		return nil
+	}
 	ctx, cancel := c.writeCtx(ctx)
 	defer cancel()
-	_, err := c.pool.Exec(ctx, `INSERT INTO recordings (`+pgRecordingColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)`,
-		e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(), e.Object, e.Size,
-		e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
+	b := &pgx.Batch{}
+	for _, e := range es {
+		b.Queue(`INSERT INTO recordings (`+pgRecordingColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)`,
+			e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(), e.Object, e.Size,
+			e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
+	}
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, b).Close()
+	})
 	if isUniqueViolation(err) {
-		return fmt.Errorf("postgres: put recording %s: %w", e.ID, recording.ErrExists)
+		return fmt.Errorf("postgres: put recordings: %w", recording.ErrExists)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: put recording %s: %w", e.ID, err)
+		return fmt.Errorf("postgres: put recordings: %w", err)
 	}
 	return nil
 }

@@ -127,18 +127,44 @@ const recordingColumns = `id, request_id, principal, route, level, started_ns, o
 
 // Put implements recording.Catalog.
 func (c *RecordingCatalog) Put(ctx context.Context, e recording.Entry) error {
+	return c.PutBatch(ctx, []recording.Entry{e})
+}
+
+// PutBatch implements recording.Catalog: one transaction, one sync.
+func (c *RecordingCatalog) PutBatch(ctx context.Context, es []recording.Entry) (err error) {
 	if err := c.check(); err != nil {
 		return err
 	}
-	_, err := c.w.ExecContext(ctx, `INSERT INTO recordings (`+recordingColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)`,
-		e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(), e.Object, e.Size,
-		e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
+	if len(es) == 0 {
+		return nil
+	}
+	tx, err := c.w.BeginTx(ctx, nil)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
-			return fmt.Errorf("sqlite: put recording %s: %w", e.ID, recording.ErrExists)
+		return fmt.Errorf("sqlite: put recordings: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
 		}
-		return fmt.Errorf("sqlite: put recording %s: %w", e.ID, err)
+	}()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO recordings (`+recordingColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: put recordings: %w", err)
+	}
+	defer st.Close()
+	for _, e := range es {
+		_, err := st.ExecContext(ctx, e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(),
+			e.Object, e.Size, e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+				return fmt.Errorf("sqlite: put recording %s: %w", e.ID, recording.ErrExists)
+			}
+			return fmt.Errorf("sqlite: put recording %s: %w", e.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: put recordings: commit: %w", err)
 	}
 	return nil
 }
