@@ -1,7 +1,10 @@
 package recording
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -182,4 +185,59 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Errorf("save_timeout", "must be > 0"))
 	}
 	return errors.Join(errs...)
+}
+
+// Open builds a Recorder from cfg (after SetDefaults and Resolve): the
+// object store (filesystem or S3), the keyring (creating the KEK file on
+// first start when it is the default one) and the spill directory. The
+// catalogue comes from the caller: internal/store/sqlite
+// OpenRecordingCatalog(cfg.CatalogPath), or internal/store/postgres
+// OpenRecordingCatalog for catalog: postgres. o supplies what the config
+// does not: StripHeaders, ErasureLog, Logger, Now. Closing the Recorder
+// closes the object store it opened (not the catalogue).
+func Open(ctx context.Context, cfg Config, cat Catalog, o Options) (*Recorder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("recording: config: %w", err)
+	}
+	var blobs BlobStore
+	var closer io.Closer
+	switch cfg.Store {
+	case "s3":
+		s3, err := NewS3Store(ctx, cfg.S3)
+		if err != nil {
+			return nil, err
+		}
+		blobs = s3
+	default:
+		fs, err := NewFSStore(cfg.Path)
+		if err != nil {
+			return nil, err
+		}
+		blobs, closer = fs, fs
+	}
+	kek, err := LoadOrCreateKEKFile(cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	var old []*KEK
+	for _, p := range cfg.PreviousKeyFiles {
+		k, err := LoadKEKFile(p)
+		if err != nil {
+			return nil, err
+		}
+		old = append(old, k)
+	}
+	o.Blobs, o.Catalog, o.Keys = blobs, cat, NewKeyring(kek, old...)
+	o.Mode, o.SpillDir, o.SpillThreshold, o.MemoryBudget = cfg.Mode, cfg.SpillDir, cfg.SpillThreshold, cfg.MemoryBudget
+	o.MaxSize, o.ProbeInterval, o.ProbeTimeout, o.SaveTimeout = cfg.MaxSize, cfg.ProbeInterval, cfg.ProbeTimeout, cfg.SaveTimeout
+	o.Retention, o.SweepInterval = cfg.Retention, cfg.SweepInterval
+	r, err := New(o)
+	if err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, err
+	}
+	r.closer = closer
+	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -92,6 +93,7 @@ type Recorder struct {
 	committerDone chan struct{}
 	encs          sync.Pool
 	closing       atomic.Bool
+	closer        io.Closer // the object store, when Open opened it
 	stop          chan struct{}
 	stopped       sync.Once
 	wg            sync.WaitGroup
@@ -162,6 +164,9 @@ func (r *Recorder) Close() error {
 		close(r.stop)
 	})
 	r.wg.Wait()
+	if r.closer != nil {
+		return r.closer.Close()
+	}
 	return nil
 }
 

@@ -1,12 +1,14 @@
 package recording
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -46,7 +48,8 @@ type spillBuffer struct {
 	budget    *budget
 	encrypt   bool
 
-	mem  []byte
+	mem  [][]byte // memChunk-sized chunks: growing never copies
+	memN int      // bytes in mem
 	f    *os.File
 	name string // set when unlinking at creation failed
 	wbuf []byte // file write buffer, encrypted in place when flushed
@@ -67,8 +70,8 @@ func (b *spillBuffer) Write(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if b.f == nil {
-		if len(b.mem)+len(p) <= b.threshold && b.budget.take(len(p)) {
-			b.mem = append(b.mem, p...)
+		if b.memN+len(p) <= b.threshold && b.budget.take(len(p)) {
+			b.appendMem(p)
 			b.n += int64(len(p))
 			return len(p), nil
 		}
@@ -106,10 +109,40 @@ func (b *spillBuffer) spill() error {
 		}
 		b.ctr = cipher.NewCTR(blk, b.iv)
 	}
-	mem := b.mem
-	b.mem = nil
-	b.budget.release(len(mem))
-	return b.writeFile(mem)
+	mem, n := b.mem, b.memN
+	b.mem, b.memN = nil, 0
+	b.budget.release(n)
+	for _, c := range mem {
+		if err := b.writeFile(c); err != nil {
+			return err
+		}
+		putMemChunk(c)
+	}
+	return nil
+}
+
+// memChunk is the size of the in-memory chunks.
+const memChunk = 16 << 10
+
+var memChunks = sync.Pool{New: func() any { b := make([]byte, 0, memChunk); return &b }}
+
+func putMemChunk(c []byte) {
+	clear(c)
+	c = c[:0]
+	memChunks.Put(&c)
+}
+
+func (b *spillBuffer) appendMem(p []byte) {
+	for len(p) > 0 {
+		if len(b.mem) == 0 || len(b.mem[len(b.mem)-1]) == memChunk {
+			b.mem = append(b.mem, (*memChunks.Get().(*[]byte))[:0])
+		}
+		last := &b.mem[len(b.mem)-1]
+		k := copy((*last)[len(*last):memChunk], p)
+		*last = (*last)[:len(*last)+k]
+		p = p[k:]
+		b.memN += k
+	}
 }
 
 func (b *spillBuffer) writeFile(p []byte) error {
@@ -155,7 +188,11 @@ func (b *spillBuffer) Body() (Body, error) {
 		return Body{}, b.err
 	}
 	if b.f == nil {
-		return BytesBody(b.mem), nil
+		rs := make([]io.Reader, len(b.mem))
+		for i, c := range b.mem {
+			rs[i] = bytes.NewReader(c)
+		}
+		return Body{R: io.MultiReader(rs...), Size: int64(b.memN)}, nil
 	}
 	if err := b.flush(); err != nil {
 		b.err = err
@@ -174,8 +211,11 @@ func (b *spillBuffer) Body() (Body, error) {
 
 // Close releases the memory and the file.
 func (b *spillBuffer) Close() {
-	b.budget.release(len(b.mem))
-	b.mem = nil
+	b.budget.release(b.memN)
+	for _, c := range b.mem {
+		putMemChunk(c)
+	}
+	b.mem, b.memN = nil, 0
 	if b.f != nil {
 		b.f.Close()
 		if b.name != "" {
