@@ -24,7 +24,7 @@ var (
 // <data dir>/recordings/objects), appended to pack files: a batch of
 // objects is one append and one fsync, where a file per object would cost
 // a file creation and an fsync each (measured: ~350 µs of CPU per object
-// against ~11 µs; docs/decisions/007-recording-storage.md). A pack is
+// against ~11 µs; docs/decisions/009-recording-storage.md). A pack is
 // only ever appended to by one process (every start opens a new one) and
 // rotates daily or at PackSize; bytes of an interrupted append are cut
 // off before the next one, and a crash leaves at most an unreferenced

@@ -18,7 +18,7 @@ import (
 // syncs a batch with one journal commit; other stores get parallel Puts)
 // and then the catalogue entries in one transaction. One sync for many
 // recordings, instead of three per recording, is what keeps recording
-// everything affordable (docs/decisions/007-recording-storage.md).
+// everything affordable (docs/decisions/009-recording-storage.md).
 
 // commitQueue bounds the recordings built and waiting to be committed.
 const commitQueue = 1024
