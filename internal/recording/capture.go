@@ -52,7 +52,8 @@ type ForwardedRequest struct {
 
 // Capture records one request and its response. The gateway calls
 // Request when it forwards, WriteHeader and Write after each write to the
-// client, and Finish once when the response is over. Every method is safe
+// client (from its own response writer: this package serves no HTTP), and
+// Finish once when the response is over. Every method is safe
 // on a nil *Capture (and does nothing), so a caller with nothing to record
 // needs no checks. Methods may be called from different goroutines but
 // not concurrently with Finish.
@@ -260,44 +261,6 @@ func (c *Capture) flushPend() {
 	c.nMarks++
 	c.hasPend = false
 }
-
-// ResponseWriter wraps w so that the status, headers and every byte
-// written to the client are captured after they were written. Unwrap
-// keeps http.ResponseController (Flush, deadlines) working. On a nil
-// Capture it returns w.
-func (c *Capture) ResponseWriter(w http.ResponseWriter) http.ResponseWriter {
-	if c == nil {
-		return w
-	}
-	return &teeWriter{ResponseWriter: w, c: c}
-}
-
-type teeWriter struct {
-	http.ResponseWriter
-	c     *Capture
-	wrote bool
-}
-
-func (t *teeWriter) WriteHeader(code int) {
-	t.ResponseWriter.WriteHeader(code)
-	if !t.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		t.wrote = true
-		t.c.WriteHeader(code, t.ResponseWriter.Header())
-	}
-}
-
-func (t *teeWriter) Write(p []byte) (int, error) {
-	if !t.wrote {
-		t.WriteHeader(http.StatusOK)
-	}
-	n, err := t.ResponseWriter.Write(p)
-	t.c.Write(p[:n])
-	return n, err
-}
-
-func (t *teeWriter) Flush() { _ = http.NewResponseController(t.ResponseWriter).Flush() }
-
-func (t *teeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // Outcome is what became of a recording, for the terminal audit entry.
 type Outcome string

@@ -102,7 +102,7 @@ func newGatewayProxy(t testing.TB, rec *recording.Recorder, up *httptest.Server,
 			},
 			FlushInterval: -1,
 		}
-		rp.ServeHTTP(c.ResponseWriter(w), r)
+		rp.ServeHTTP(&teeWriter{ResponseWriter: w, c: c}, r)
 		go func() { g.results <- c.Finish(context.Background()) }()
 	}))
 	t.Cleanup(g.Close)
@@ -160,3 +160,31 @@ func result(t testing.TB, g *gatewayProxy) recording.Result {
 	}
 	return recording.Result{}
 }
+
+// teeWriter is how a gateway feeds a capture: status and headers when
+// they are sent, every byte after it was written to the client. Unwrap
+// keeps http.ResponseController (Flush) working.
+type teeWriter struct {
+	http.ResponseWriter
+	c     *recording.Capture
+	wrote bool
+}
+
+func (t *teeWriter) WriteHeader(code int) {
+	t.ResponseWriter.WriteHeader(code)
+	if !t.wrote && code >= 200 {
+		t.wrote = true
+		t.c.WriteHeader(code, t.ResponseWriter.Header())
+	}
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	if !t.wrote {
+		t.WriteHeader(http.StatusOK)
+	}
+	n, err := t.ResponseWriter.Write(p)
+	t.c.Write(p[:n])
+	return n, err
+}
+
+func (t *teeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
