@@ -5,9 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -60,50 +57,10 @@ CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_ns);
 // OpenRecordingCatalog opens (creating if needed, mode 0600) the catalogue
 // at path. It refuses a file that holds the audit log.
 func OpenRecordingCatalog(ctx context.Context, path string) (*RecordingCatalog, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: open recording catalog %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	w, r, err := openSideFile(ctx, path, "recording catalog", recordingSchema, "secure_delete(1)")
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open recording catalog %s: %w", path, err)
+		return nil, err
 	}
-	f.Close()
-	p := (&url.URL{Path: path}).EscapedPath()
-	q := url.Values{}
-	q.Set("_busy_timeout", "10000")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_txlock", "immediate")
-	q.Add("_pragma", "secure_delete(1)")
-	w, err := sql.Open("sqlite", "file:"+p+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open recording catalog %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	var audit int
-	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'entries'").Scan(&audit); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open recording catalog %s: %w", path, err)
-	}
-	if audit > 0 {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open recording catalog %s: the file holds the audit log; use a separate file", path)
-	}
-	if _, err := w.ExecContext(ctx, recordingSchema); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: create recording catalog schema in %s: %w", path, err)
-	}
-	rq := url.Values{}
-	rq.Set("_busy_timeout", "10000")
-	rq.Set("_query_only", "1")
-	r, err := sql.Open("sqlite", "file:"+p+"?"+rq.Encode())
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open recording catalog %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(4)
 	return &RecordingCatalog{path: path, w: w, r: r}, nil
 }
 
