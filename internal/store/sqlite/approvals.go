@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -56,49 +53,10 @@ CREATE INDEX IF NOT EXISTS approval_requests_created ON approval_requests(create
 // OpenApprovals opens (creating if needed) the approval store at path.
 // It refuses a file that holds the audit log.
 func OpenApprovals(ctx context.Context, path string) (*ApprovalStore, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: open approvals %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	w, r, err := openSideFile(ctx, path, "approvals", approvalSchema)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open approvals %s: %w", path, err)
+		return nil, err
 	}
-	f.Close()
-	p := (&url.URL{Path: path}).EscapedPath()
-	q := url.Values{}
-	q.Set("_busy_timeout", "10000")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_txlock", "immediate")
-	w, err := sql.Open("sqlite", "file:"+p+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open approvals %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	var audit int
-	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'entries'").Scan(&audit); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open approvals %s: %w", path, err)
-	}
-	if audit > 0 {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open approvals %s: the file holds the audit log; use a separate file", path)
-	}
-	if _, err := w.ExecContext(ctx, approvalSchema); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: create approval schema in %s: %w", path, err)
-	}
-	rq := url.Values{}
-	rq.Set("_busy_timeout", "10000")
-	rq.Set("_query_only", "1")
-	r, err := sql.Open("sqlite", "file:"+p+"?"+rq.Encode())
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open approvals %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(4)
 	return &ApprovalStore{path: path, w: w, r: r}, nil
 }
 

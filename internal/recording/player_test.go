@@ -1,0 +1,263 @@
+package recording_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardenhq/warden/internal/recording"
+)
+
+// timedRecording is a streamed answer with events at the given offsets.
+func timedRecording(offsets ...time.Duration) *recording.Recording {
+	var body bytes.Buffer
+	var marks []recording.Mark
+	for i, at := range offsets {
+		fmt.Fprintf(&body, "data: {\"choices\":[{\"delta\":{\"content\":\"w%d \"}}]}\n\n", i)
+		marks = append(marks, recording.Mark{End: int64(body.Len()), AtNS: int64(at)})
+	}
+	last := offsets[len(offsets)-1]
+	return &recording.Recording{
+		Meta: recording.Meta{
+			V: recording.FormatVersion, ID: "0193a4f5c2e1a9f8e7d6c5b4a39210000", RequestID: "req-play",
+			Principal: "alice", Route: "openai", Level: recording.LevelFull,
+			StartedAt: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC), DurationNS: int64(last + 5*time.Millisecond),
+			Request: recording.RequestMeta{
+				Method: "POST", Scheme: "http", Host: "127.0.0.1:8080", Path: "/v1/chat/completions", Query: "trace=1",
+				Header:   []recording.Field{{Name: "Content-Type", Value: "application/json"}},
+				BodySize: 80, Body: recording.BodyRedacted,
+			},
+			Response: recording.ResponseMeta{
+				Status: 200, Header: []recording.Field{{Name: "Content-Type", Value: "text/event-stream"}},
+				HeaderAtNS: int64(offsets[0] / 2), BodySize: int64(body.Len()), Body: recording.BodyFull,
+				SSE: true, Events: len(offsets), Marks: len(offsets),
+			},
+		},
+		RequestBody:  []byte(`{"model":"m","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"card [REDACTED:CREDIT_CARD]"}]}`),
+		Marks:        marks,
+		ResponseBody: body.Bytes(),
+	}
+}
+
+// stampWriter timestamps every write (one JSON line each) relative to
+// start.
+type stampWriter struct {
+	mu    sync.Mutex
+	start time.Time
+	lines []string
+	at    []time.Duration
+}
+
+func (w *stampWriter) Write(p []byte) (int, error) {
+	now := time.Since(w.start)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = append(w.lines, string(p))
+	w.at = append(w.at, now)
+	return len(p), nil
+}
+
+// TestPlayerTimingSpeed1: at speed 1 every event is written within 5 ms
+// of its recorded offset, measured from the player's start. (The player
+// schedules against its start, so lateness does not accumulate; a timer
+// never fires early.)
+func TestPlayerTimingSpeed1(t *testing.T) {
+	offs := []time.Duration{10 * time.Millisecond, 15 * time.Millisecond, 40 * time.Millisecond, 41 * time.Millisecond,
+		90 * time.Millisecond, 150 * time.Millisecond, 151 * time.Millisecond, 250 * time.Millisecond}
+	checkTiming(t, timedRecording(offs...), 1, offs)
+}
+
+func TestPlayerTimingSpeed4(t *testing.T) {
+	offs := []time.Duration{20 * time.Millisecond, 60 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
+	checkTiming(t, timedRecording(offs...), 4, offs)
+}
+
+// checkTiming plays rec and checks every event's offset, measured from
+// the player's own start (its first write, the request line, at offset
+// 0): never early, at most 5 ms late. A shared, overloaded machine can
+// deschedule the process for longer than that, so a run that misses is
+// retried (up to three runs); a player that is systematically off — wrong
+// speed, accumulating lateness — misses in every run.
+func checkTiming(t *testing.T, rec *recording.Recording, speed float64, offs []time.Duration) {
+	t.Helper()
+	const tolerance = 5 * time.Millisecond
+	var problems []string
+	for attempt := range 3 {
+		problems = playAndMeasure(t, rec, speed, offs, tolerance)
+		if len(problems) == 0 {
+			return
+		}
+		t.Logf("run %d missed the tolerance (machine busy?): %s", attempt+1, strings.Join(problems, "; "))
+	}
+	t.Errorf("speed %v: three runs missed the %v tolerance; last: %s", speed, tolerance, strings.Join(problems, "; "))
+}
+
+func playAndMeasure(t *testing.T, rec *recording.Recording, speed float64, offs []time.Duration, tolerance time.Duration) []string {
+	t.Helper()
+	w := &stampWriter{start: time.Now()}
+	p := &recording.Player{Speed: speed, Format: recording.FormatJSON}
+	if err := p.Play(context.Background(), w, rec); err != nil {
+		t.Fatal(err)
+	}
+	zero := w.at[0] // the request line, written at the player's start
+	var evAt []time.Duration
+	for i, line := range w.lines {
+		var l struct{ Type string }
+		json.Unmarshal([]byte(line), &l)
+		if l.Type == "event" {
+			evAt = append(evAt, w.at[i]-zero)
+		}
+	}
+	if len(evAt) != len(offs) {
+		t.Fatalf("%d events played, want %d", len(evAt), len(offs))
+	}
+	var problems []string
+	for i, at := range evAt {
+		want := time.Duration(float64(offs[i]) / speed)
+		if d := at - want; d < -time.Millisecond || d > tolerance {
+			problems = append(problems, fmt.Sprintf("event %d at %v, recorded %v (speed %v: %v), off by %v",
+				i, at.Round(10*time.Microsecond), offs[i], speed, want, d.Round(10*time.Microsecond)))
+		}
+	}
+	return problems
+}
+
+// fakePlayClock records the waits the player asks for, without waiting.
+type fakePlayClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakePlayClock) Now() time.Time { return c.now }
+
+func (c *fakePlayClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.sleeps = append(c.sleeps, d)
+	if d > 0 {
+		c.now = c.now.Add(d)
+	}
+	return ctx.Err()
+}
+
+func TestPlayerSchedule(t *testing.T) {
+	rec := timedRecording(10*time.Millisecond, 30*time.Millisecond, 100*time.Millisecond)
+	for _, tc := range []struct {
+		speed float64
+		want  string
+	}{
+		// header at 5ms, events at 10/30/100, end at 105; waits are the
+		// differences, divided by the speed.
+		{1, "[5ms 5ms 20ms 70ms 5ms]"},
+		{4, "[1.25ms 1.25ms 5ms 17.5ms 1.25ms]"},
+		{0, "[]"},
+	} {
+		clk := &fakePlayClock{now: time.Unix(0, 0)}
+		p := &recording.Player{Speed: tc.speed, Format: recording.FormatText, Clock: clk}
+		if err := p.Play(context.Background(), &bytes.Buffer{}, rec); err != nil {
+			t.Fatal(err)
+		}
+		var got []time.Duration
+		for _, s := range clk.sleeps {
+			if s > 0 {
+				got = append(got, s)
+			}
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("speed %v: waits %v, want %s", tc.speed, got, tc.want)
+		}
+	}
+}
+
+func TestPlayerText(t *testing.T) {
+	rec := timedRecording(time.Millisecond, 2*time.Millisecond, 3*time.Millisecond)
+	var out bytes.Buffer
+	if err := (&recording.Player{Speed: 0}).Play(context.Background(), &out, rec); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{
+		"request req-play", "principal alice", "POST /v1/chat/completions?trace=1",
+		"system: be brief\n", "user: card [REDACTED:CREDIT_CARD]\n", "[request body redacted]",
+		"--- 200 OK", "assistant: w0 w1 w2 ", "3 events",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("text replay lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestPlayerJSON(t *testing.T) {
+	rec := timedRecording(time.Millisecond, 2*time.Millisecond, 3*time.Millisecond)
+	var out bytes.Buffer
+	if err := (&recording.Player{Format: recording.FormatJSON}).Play(context.Background(), &out, rec); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	var body strings.Builder
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var l struct {
+			Type string  `json:"type"`
+			AtMS float64 `json:"at_ms"`
+			Data string  `json:"data"`
+			Body any     `json:"body"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		types = append(types, l.Type)
+		if l.Type == "event" {
+			body.WriteString(l.Data)
+			if want := float64(rec.Marks[len(types)-3].AtNS) / 1e6; math.Abs(l.AtMS-want) > 0.001 {
+				t.Errorf("event at_ms %v, want %v", l.AtMS, want)
+			}
+		}
+		if l.Type == "request" && l.Body == nil {
+			t.Error("request line without the (JSON) body")
+		}
+	}
+	if fmt.Sprint(types) != "[request response event event event end]" {
+		t.Errorf("line types %v", types)
+	}
+	if body.String() != string(rec.ResponseBody) {
+		t.Error("the events' data do not add up to the response body")
+	}
+}
+
+func TestPlayerStopsWithContext(t *testing.T) {
+	rec := timedRecording(10*time.Millisecond, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := (&recording.Player{Speed: 1}).Play(ctx, &bytes.Buffer{}, rec)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("Play did not stop with its context: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestParseSpeedAndFormat(t *testing.T) {
+	for s, want := range map[string]float64{"1": 1, "4": 4, "max": 0, "0.5": 0.5} {
+		if got, err := recording.ParseSpeed(s); err != nil || got != want {
+			t.Errorf("ParseSpeed(%q) = %v, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "0", "-1", "fast", "NaN", "Inf", "1e9"} {
+		if _, err := recording.ParseSpeed(s); err == nil {
+			t.Errorf("ParseSpeed(%q) accepted", s)
+		}
+	}
+	for _, s := range []string{"text", "json", "har"} {
+		if _, err := recording.ParseFormat(s); err != nil {
+			t.Errorf("ParseFormat(%q): %v", s, err)
+		}
+	}
+	if _, err := recording.ParseFormat("xml"); err == nil {
+		t.Error("ParseFormat(xml) accepted")
+	}
+}

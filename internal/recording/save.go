@@ -1,0 +1,267 @@
+package recording
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Saving a recording has two steps. Finish builds the object on the
+// caller's goroutine (CPU: canonical form, zstd, AES-GCM; at most
+// GOMAXPROCS at once), then hands it to the committer, which makes whole
+// batches durable together: the objects (a BatchPutter such as FSStore
+// syncs a batch with one journal commit; other stores get parallel Puts)
+// and then the catalogue entries in one transaction. One sync for many
+// recordings, instead of three per recording, is what keeps recording
+// everything affordable (docs/decisions/009-recording-storage.md).
+
+// commitQueue bounds the recordings built and waiting to be committed.
+const commitQueue = 1024
+
+// maxBatch bounds one commit.
+const maxBatch = 256
+
+type commitReq struct {
+	ctx   context.Context
+	obj   Object
+	entry Entry
+	done  chan error
+}
+
+// errClosedRecorder: Finish after Close.
+var errClosedRecorder = errors.New("recording: recorder closed")
+
+// save builds c's object and waits until the committer made it durable.
+func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.saveTo)
+	defer cancel()
+	if r.closing.Load() {
+		return Digest{}, 0, errClosedRecorder
+	}
+	obj := &spillBuffer{dir: r.spill, threshold: 1 << 20, budget: r.budget}
+	defer obj.Close()
+	m, d, dk, err := r.build(ctx, c, obj)
+	if err != nil {
+		return Digest{}, 0, err
+	}
+	defer clear(dk)
+	body, err := obj.Body()
+	if err != nil {
+		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
+	}
+	kek := r.keys.Current()
+	wrapped, err := kek.Wrap(dk, c.id)
+	if err != nil {
+		return Digest{}, 0, err
+	}
+	req := &commitReq{
+		ctx: ctx,
+		obj: Object{Name: objectName(c.id, m.StartedAt), Body: body.R, Size: body.Size},
+		entry: Entry{
+			ID: c.id, RequestID: m.RequestID, Principal: m.Principal, Route: m.Route, Level: m.Level,
+			StartedAt: m.StartedAt, Size: body.Size, Digest: d, KEKID: kek.ID(),
+			WrappedKey: wrapped, CreatedAt: r.now().UTC(),
+		},
+		done: make(chan error, 1),
+	}
+	select {
+	case r.queue <- req:
+	case <-ctx.Done():
+		return Digest{}, 0, fmt.Errorf("recording %s: waiting to commit: %w", c.id, ctx.Err())
+	case <-r.stop:
+		return Digest{}, 0, errClosedRecorder
+	}
+	// The committer reads the object: wait for its answer before
+	// releasing obj. It answers everything it dequeued, and drains the
+	// queue when it stops; a request that slipped in after that gets no
+	// answer, which committerDone reveals.
+	var cerr error
+	select {
+	case cerr = <-req.done:
+	case <-r.committerDone:
+		select {
+		case cerr = <-req.done:
+		default:
+			cerr = errClosedRecorder
+		}
+	}
+	if cerr != nil {
+		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, cerr)
+	}
+	return d, body.Size, nil
+}
+
+// build writes c's object into obj: canonical form → zstd → sealed
+// chunks under a fresh data key, which it returns with the digest.
+func (r *Recorder) build(ctx context.Context, c *Capture, obj io.Writer) (*Meta, Digest, []byte, error) {
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+		return nil, Digest{}, nil, fmt.Errorf("recording %s: waiting to build: %w", c.id, ctx.Err())
+	}
+	m, reqBody := r.meta(c)
+	timing, err := c.marks.Body()
+	if err != nil {
+		return nil, Digest{}, nil, fmt.Errorf("recording %s: %w", c.id, err)
+	}
+	resp := Body{R: eofReader{}}
+	if m.Response.Body == BodyFull {
+		if resp, err = c.body.Body(); err != nil {
+			return nil, Digest{}, nil, fmt.Errorf("recording %s: %w", c.id, err)
+		}
+	}
+	dk := make([]byte, KeySize)
+	rand.Read(dk)
+	sw, err := newSealWriter(obj, dk, c.id)
+	if err != nil {
+		return nil, Digest{}, nil, err
+	}
+	defer sw.release()
+	enc, err := r.encoder(sw)
+	if err != nil {
+		return nil, Digest{}, nil, err
+	}
+	d, err := Encode(enc, m, BytesBody(reqBody), timing, resp)
+	if err == nil {
+		err = enc.Close()
+	}
+	enc.Reset(nil)
+	r.encs.Put(enc)
+	if err == nil {
+		err = sw.Close()
+	}
+	if err != nil {
+		clear(dk)
+		return nil, Digest{}, nil, fmt.Errorf("recording %s: build object: %w", c.id, err)
+	}
+	return m, d, dk, nil
+}
+
+// committer makes queued recordings durable in batches until Close;
+// then it commits what is still queued and stops.
+func (r *Recorder) committer() {
+	defer r.wg.Done()
+	defer close(r.committerDone)
+	for {
+		var first *commitReq
+		select {
+		case first = <-r.queue:
+		case <-r.stop:
+			for {
+				select {
+				case req := <-r.queue:
+					r.commit([]*commitReq{req})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*commitReq{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-r.queue:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		r.commit(batch)
+	}
+}
+
+// commit stores the batch's objects, then their catalogue entries in one
+// transaction, and answers every request.
+func (r *Recorder) commit(batch []*commitReq) {
+	live := batch[:0:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.done <- fmt.Errorf("waiting to commit: %w", err)
+			continue
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.saveTo)
+	defer cancel()
+	objs := make([]Object, len(live))
+	for i, req := range live {
+		objs[i] = req.obj
+	}
+	res := r.putObjects(ctx, objs)
+	var entries []Entry
+	var stored []*commitReq
+	for i, req := range live {
+		if res[i].Err != nil {
+			req.done <- fmt.Errorf("store object: %w", res[i].Err)
+			continue
+		}
+		req.entry.Object = res[i].Locator
+		entries = append(entries, req.entry)
+		stored = append(stored, req)
+	}
+	if len(stored) == 0 {
+		return
+	}
+	if err := r.cat.PutBatch(ctx, entries); err != nil {
+		for _, req := range stored {
+			// Without its key the object is noise; remove it.
+			if derr := r.blobs.Delete(ctx, req.entry.Object); derr != nil {
+				r.log.Warn("recording: removing an object without a catalogue entry failed", "object", req.entry.Object, "err", derr)
+			}
+			req.done <- fmt.Errorf("catalogue: %w", err)
+		}
+		return
+	}
+	for _, req := range stored {
+		req.done <- nil
+	}
+}
+
+// putObjects stores objs: in one batch when the store supports it,
+// otherwise with parallel Puts.
+func (r *Recorder) putObjects(ctx context.Context, objs []Object) []PutResult {
+	if bp, ok := r.blobs.(BatchPutter); ok {
+		return bp.PutBatch(ctx, objs)
+	}
+	res := make([]PutResult, len(objs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, o := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res[i].Locator, res[i].Err = r.blobs.Put(ctx, o.Name, o.Body, o.Size)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (r *Recorder) encoder(w io.Writer) (*zstd.Encoder, error) {
+	if e, ok := r.encs.Get().(*zstd.Encoder); ok {
+		e.Reset(w)
+		return e, nil
+	}
+	// Fastest level and a 512 KiB window: recording is on every request's
+	// completion path, and memory per concurrent save stays small.
+	e, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(512<<10), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("recording: compressor: %w", err)
+	}
+	return e, nil
+}

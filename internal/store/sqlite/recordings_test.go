@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wardenhq/warden/internal/recording"
+	"github.com/wardenhq/warden/internal/recording/recordingtest"
+)
+
+func openCatalog(t *testing.T, path string) *RecordingCatalog {
+	t.Helper()
+	c, err := OpenRecordingCatalog(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRecordingCatalogConformance(t *testing.T) {
+	recordingtest.RunCatalog(t, func(t *testing.T) recording.Catalog {
+		return openCatalog(t, filepath.Join(t.TempDir(), "catalog.db"))
+	})
+}
+
+// TestRecordingCatalogEraseLeavesNoKeyBytes: after an erasure, the wrapped
+// key's bytes appear nowhere in the database file or its write-ahead log
+// (secure_delete and the truncating checkpoint).
+func TestRecordingCatalogEraseLeavesNoKeyBytes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	c := openCatalog(t, path)
+	ctx := context.Background()
+	var keys [][]byte
+	for i := range 20 {
+		e := recordingtest.Entry(i)
+		e.WrappedKey = make([]byte, 60)
+		rand.Read(e.WrappedKey)
+		keys = append(keys, e.WrappedKey)
+		if err := c.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Fold the WAL into the main file first, so the key is on a page of
+	// the database file itself before it is erased.
+	if _, err := c.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	if !fileHolds(t, dir, keys[7]) {
+		t.Fatal("test broken: the key is not in the files before erasure")
+	}
+	if _, err := c.Erase(ctx, recordingtest.Entry(7).ID, recording.Erasure{At: time.Now(), By: "t", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if fileHolds(t, dir, keys[7]) {
+		t.Error("the erased wrapped key is still in the catalogue's files")
+	}
+	if !fileHolds(t, dir, keys[8]) {
+		t.Error("a key that was not erased is gone")
+	}
+}
+
+func fileHolds(t *testing.T, dir string, b []byte) bool {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, b) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRecordingCatalogRefusesAuditFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if c, err := OpenRecordingCatalog(context.Background(), path); err == nil {
+		c.Close()
+		t.Fatal("the recording catalogue opened the audit log's file")
+	}
+}
