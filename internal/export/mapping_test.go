@@ -105,9 +105,9 @@ func sampleEntries(k string) []*audit.Entry {
 		return &audit.Entry{V: 1, Time: t0, Kind: kind, ID: "0193a1b2-0000-7000-8000-000000000001",
 			RequestID: "req-1", Instance: "gw-1", Principal: alice(), Route: "openai", Method: "POST",
 			Path: "/v1/chat/completions", Model: "llama-3", RequestSHA256: strings.Repeat("ab", 32),
-			Params: map[string]any{"temperature": json.Number("0.2"), "stream": true},
+			Params:   map[string]any{"temperature": json.Number("0.2"), "stream": true},
 			Decision: &audit.Decision{Action: "allow", Rule: "chat-ok", PolicyVersion: "sha256:00ff", Reason: "approved model"},
-			BytesIn: 120}
+			BytesIn:  120}
 	}
 	switch k {
 	case audit.KindRequestCompleted:

@@ -90,8 +90,8 @@ type product struct {
 }
 
 type actor struct {
-	User    *user `json:"user,omitempty"`
-	IDP     *idp  `json:"idp,omitempty"`
+	User    *user  `json:"user,omitempty"`
+	IDP     *idp   `json:"idp,omitempty"`
 	AppName string `json:"app_name,omitempty"`
 }
 
