@@ -423,6 +423,10 @@ func (r *runner) deliver(ctx context.Context, batch []Event) error {
 		r.x.metrics.failed.WithLabelValues(r.t.Name).Inc()
 		r.noteError(err)
 		d := r.backoff(attempt)
+		var se *SinkError
+		if errors.As(err, &se) && se.RetryAfter > d {
+			d = min(se.RetryAfter, r.t.BackoffMax)
+		}
 		r.log.Warn("export: delivery failed; retrying", "err", err, "pending", len(batch), "retry_in", d)
 		if !sleep(ctx, d) {
 			return ctx.Err()

@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Sink delivers batches of events to one receiver.
@@ -54,6 +55,9 @@ type SinkError struct {
 	Sink string
 	Msg  string
 	Err  error
+	// RetryAfter is the receiver's hint (e.g. HTTP Retry-After); the
+	// exporter waits at least this long (capped by its maximum backoff).
+	RetryAfter time.Duration
 }
 
 func (e *SinkError) Error() string {
