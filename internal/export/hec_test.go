@@ -26,10 +26,10 @@ type fakeHEC struct {
 	ack   bool
 
 	mu        sync.Mutex
-	indexed   []json.RawMessage // event bodies, in the order indexed
+	indexed   []string // metadata.uid of the events, in the order indexed
 	meta      []hecEvent
 	busy      int // answer this many requests with 503/429
-	pending   map[string]map[int64][]json.RawMessage
+	pending   map[string]map[int64][]string
 	nextAck   int64
 	ackPolls  int  // polls before an ack turns true
 	neverAck  bool // never confirm (the sink must re-send)
@@ -39,7 +39,7 @@ type fakeHEC struct {
 }
 
 func newFakeHEC(t *testing.T, ack bool) (*fakeHEC, *httptest.Server) {
-	h := &fakeHEC{t: t, token: "s3cret-token", ack: ack, pending: map[string]map[int64][]json.RawMessage{}}
+	h := &fakeHEC{t: t, token: "s3cret-token", ack: ack, pending: map[string]map[int64][]string{}}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return h, srv
@@ -119,7 +119,7 @@ func (h *fakeHEC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.gzipped++
 	}
 	dec := json.NewDecoder(body)
-	var batch []json.RawMessage
+	var batch []string
 	for n := 0; ; n++ {
 		var he hecEvent
 		err := dec.Decode(&he)
@@ -132,7 +132,9 @@ func (h *fakeHEC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.reply(w, 400, "Invalid data format", 6, map[string]any{"invalid-event-number": n})
 			return
 		}
-		batch = append(batch, he.Event)
+		var m struct{ Metadata struct{ UID string } }
+		json.Unmarshal(he.Event, &m)
+		batch = append(batch, m.Metadata.UID)
 		h.meta = append(h.meta, he)
 	}
 	if len(batch) == 0 {
@@ -143,7 +145,7 @@ func (h *fakeHEC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id := h.nextAck
 		h.nextAck++
 		if h.pending[ch] == nil {
-			h.pending[ch] = map[int64][]json.RawMessage{}
+			h.pending[ch] = map[int64][]string{}
 		}
 		h.pending[ch][id] = batch
 		h.reply(w, 200, "Success", 0, map[string]any{"ackId": id})
@@ -156,13 +158,7 @@ func (h *fakeHEC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *fakeHEC) uids() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]string, len(h.indexed))
-	for i, e := range h.indexed {
-		var m struct{ Metadata struct{ UID string } }
-		json.Unmarshal(e, &m)
-		out[i] = m.Metadata.UID
-	}
-	return out
+	return append([]string(nil), h.indexed...)
 }
 
 func hecTarget(t *testing.T, cfg HECConfig) Target {
