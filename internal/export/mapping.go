@@ -110,7 +110,7 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 	if m.DropParams {
 		w.ParamsDropped = len(e.Params) > 0
 	} else {
-		w.Entry = string(data)
+		w.Entry = data
 	}
 	if e.Instance != "" {
 		ev.Device = &device{Name: e.Instance, TypeID: 1, Type: "Server"}
@@ -122,7 +122,7 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 	}
 	rule.build(m, e, &ev)
 	w.Frontier = frontier
-	return m.encode(&ev, seq)
+	return m.encode(&ev, seq, 2*len(data)+1024)
 }
 
 // Checkpoint maps a signed checkpoint. frontier is as for Entry.
@@ -139,7 +139,7 @@ func (m *Mapper) Checkpoint(c audit.Checkpoint, frontier []tlog.Hash) (Event, er
 		Size: c.Size, Hash: c.Hash, Time: c.Time.UTC().Format(time.RFC3339Nano), Note: string(c.Note),
 	}
 	ev.Unmapped.Warden.Frontier = frontier
-	return m.encode(&ev, c.Size)
+	return m.encode(&ev, c.Size, 2048)
 }
 
 const logProvider = "Warden audit log"
@@ -158,8 +158,8 @@ func (m *Mapper) base(t time.Time, uid, kind string) ocsfEvent {
 	}
 }
 
-func (m *Mapper) encode(ev *ocsfEvent, seq int64) (Event, error) {
-	b, err := marshalEvent(ev)
+func (m *Mapper) encode(ev *ocsfEvent, seq int64, sizeHint int) (Event, error) {
+	b, err := marshalEvent(ev, sizeHint)
 	if err != nil {
 		return Event{}, fmt.Errorf("export: encode %s: %w", ev.Metadata.UID, err)
 	}

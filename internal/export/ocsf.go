@@ -229,10 +229,12 @@ type wardenFields struct {
 
 	Checkpoint *checkpointFields `json:"checkpoint,omitempty"`
 
-	// Entry is the canonical entry (the bytes the leaf hash covers), so
-	// an offline verifier can bind every field above to the signed tree.
-	// Absent when the sink drops parameters.
-	Entry string `json:"entry,omitempty"`
+	// Entry is the canonical entry (the bytes the leaf hash covers,
+	// embedded as they are: canonical JSON is compact, so the encoder
+	// keeps it byte for byte), so an offline verifier can bind every
+	// field above to the signed tree. Absent when the sink drops
+	// parameters.
+	Entry json.RawMessage `json:"entry,omitempty"`
 	// Frontier is set on the first event of each delivered batch: the
 	// roots of the complete subtrees of the tree before this event (of
 	// size Seq for an entry, Size for a checkpoint), largest first. From
@@ -259,9 +261,9 @@ type checkpointFields struct {
 }
 
 // marshalEvent encodes ev without HTML escaping (so <, >, & stay as they
-// are in the log).
-func marshalEvent(ev *ocsfEvent) ([]byte, error) {
-	var b jsonBuffer
+// are in the log). sizeHint presizes the buffer.
+func marshalEvent(ev *ocsfEvent, sizeHint int) ([]byte, error) {
+	b := jsonBuffer{buf: make([]byte, 0, sizeHint)}
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(ev); err != nil {

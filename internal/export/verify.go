@@ -83,7 +83,7 @@ type exported struct {
 			Kind       string            `json:"kind"`
 			Seq        *int64            `json:"seq"`
 			LeafHash   *tlog.Hash        `json:"leaf_hash"`
-			Entry      *string           `json:"entry"`
+			Entry      json.RawMessage   `json:"entry"`
 			Frontier   []tlog.Hash       `json:"frontier"`
 			Checkpoint *checkpointFields `json:"checkpoint"`
 		} `json:"warden"`
@@ -193,7 +193,7 @@ func (vs *streamVerifier) event(b []byte) error {
 		return vs.fail(uid, "metadata.uid does not name entry %d", seq)
 	}
 	if w.Entry != nil {
-		data := []byte(*w.Entry)
+		data := []byte(w.Entry)
 		if tlog.RecordHash(data) != leaf {
 			return vs.fail(uid, "the embedded entry does not hash to the event's leaf hash: the entry was altered")
 		}

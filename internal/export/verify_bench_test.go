@@ -3,6 +3,8 @@ package export
 import (
 	"bytes"
 	"testing"
+
+	"github.com/wardenhq/warden/internal/audit"
 )
 
 func BenchmarkVerifyStream(b *testing.B) {
@@ -38,3 +40,21 @@ func BenchmarkVerifyStream(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
+
+func BenchmarkMapEntry(b *testing.B) {
+	e := sampleEntries("request.completed")[0]
+	e.Seq = 12345
+	data, _ := auditMarshalForBench(e)
+	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	var size int
+	for b.Loop() {
+		ev, err := m.Entry(e, data, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(ev.JSON)
+	}
+	b.ReportMetric(float64(size), "bytes/event")
+}
+
+func auditMarshalForBench(e *audit.Entry) ([]byte, error) { return audit.Marshal(e) }

@@ -269,7 +269,7 @@ func forge(t *testing.T, line []byte, edit func(e *audit.Entry)) []byte {
 		t.Fatal(err)
 	}
 	w := ev.Unmapped.Warden
-	e, err := audit.ParseEntry(*w.Seq, []byte(*w.Entry))
+	e, err := audit.ParseEntry(*w.Seq, w.Entry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,8 +342,8 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		}, "differs"},
 		{"the embedded entry altered", func(ls [][]byte) [][]byte {
 			ls[mid] = editJSON(t, ls[mid], func(m map[string]any) {
-				w := warden(m)
-				w["entry"] = strings.Replace(w["entry"].(string), `"kind":"`, `"kind":"x`, 1)
+				e := warden(m)["entry"].(map[string]any)
+				e["instance"] = "gw-evil"
 			})
 			return ls
 		}, "does not hash to the event's leaf hash"},
