@@ -2,6 +2,7 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -260,9 +261,15 @@ func sendAll(t *testing.T, s Sink, evs []Event) (failures int) {
 
 func waitLines(t *testing.T, r *rsyslog, n int) []received {
 	t.Helper()
-	var got []received
-	waitFor(t, fmt.Sprintf("%d lines from rsyslog", n), func() bool { got = r.read(t); return len(got) >= n })
-	return got
+	waitFor(t, fmt.Sprintf("%d lines from rsyslog", n), func() bool {
+		b, _ := os.ReadFile(r.out)
+		if bytes.Count(b, []byte("\n")) >= n {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	return r.read(t)
 }
 
 // TestSyslogRsyslog10k: rsyslog receives 10k events over TCP and 10k
@@ -322,7 +329,7 @@ func TestSyslogRsyslogRestart(t *testing.T) {
 	defer s.Close()
 	done := make(chan int)
 	go func() { done <- sendAll(t, s, evs) }()
-	waitFor(t, "some messages", func() bool { return len(r.read(t)) > 500 })
+	waitFor(t, "some messages", func() bool { b, _ := os.ReadFile(r.out); return bytes.Count(b, []byte("\n")) > 500 })
 	r.stop()
 	time.Sleep(300 * time.Millisecond)
 	startRsyslog(t, r)
