@@ -3,6 +3,7 @@ package export
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -114,15 +115,15 @@ func requestCommon(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 	if hr.HTTPMethod != "" || hr.URL != nil || hr.UserAgent != "" || hr.Length != 0 {
 		ev.HTTPRequest = hr
 	}
-	if e.Status > 0 {
+	if httpStatus(e.Status) {
 		ev.HTTPResponse = &httpResponse{Code: e.Status, Length: e.BytesOut}
 		ev.StatusCode = strconv.Itoa(e.Status)
 	}
 	// The client address is not in today's entries; the gateway may add
 	// details.client_ip. src_endpoint is required by API Activity.
-	ev.SrcEndpoint = &endpoint{IP: detail(e, "client_ip")}
-	if ev.SrcEndpoint.IP == "" {
-		ev.SrcEndpoint.Name = "unrecorded"
+	ev.SrcEndpoint = &endpoint{Name: "unrecorded"}
+	if ip, err := netip.ParseAddr(detail(e, "client_ip")); err == nil {
+		ev.SrcEndpoint = &endpoint{IP: ip.String()}
 	}
 	if d := e.Decision; d != nil && (d.Rule != "" || d.PolicyVersion != "") {
 		ev.Policy = &policy{Name: d.Rule, UID: d.PolicyVersion, Version: d.PolicyVersion, Desc: d.Reason, IsApplied: true}
@@ -132,6 +133,10 @@ func requestCommon(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 		addProfile(ev, "security_control")
 	}
 }
+
+// httpStatus reports whether s is an HTTP status code (entries from
+// elsewhere may hold anything).
+func httpStatus(s int) bool { return s >= 100 && s <= 999 }
 
 // mapRequest maps the request.* kinds to API Activity.
 func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
@@ -177,12 +182,15 @@ func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
 				setStatus(ev, 2, "")
 				ev.StatusDetail = outcome
 				setSeverity(ev, 2)
-				ev.API.Response = &apiResponse{Code: e.Status, Error: outcome}
+				ev.API.Response = &apiResponse{Error: outcome}
+				if httpStatus(e.Status) {
+					ev.API.Response.Code = e.Status
+				}
 			}
 			if outcome == audit.OutcomeMaskingFailed {
 				setSeverity(ev, 3)
 			}
-			if ev.API.Response == nil && e.Status > 0 {
+			if ev.API.Response == nil && httpStatus(e.Status) {
 				ev.API.Response = &apiResponse{Code: e.Status}
 			}
 			ev.Duration = (e.Upstream + e.Gateway).Milliseconds()
