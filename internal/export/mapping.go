@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // KindCheckpoint is the Kind of exported checkpoint events (they are not
@@ -276,7 +277,7 @@ func detail(e *audit.Entry, key string) string {
 }
 
 // principalUser maps an audit principal to an OCSF user.
-func principalUser(p *audit.Principal) *user {
+func principalUser(p *identity.Principal) *user {
 	if p == nil {
 		return nil
 	}
@@ -284,7 +285,7 @@ func principalUser(p *audit.Principal) *user {
 	if u.Name == "" {
 		u.Name = p.Subject
 	}
-	switch p.Kind {
+	switch string(p.Kind) {
 	case "user":
 		u.TypeID, u.Type = 1, "User"
 	case "service":
@@ -301,7 +302,7 @@ func principalUser(p *audit.Principal) *user {
 
 // principalActor is the actor of an entry: its principal, or Warden
 // itself when there is none.
-func principalActor(p *audit.Principal) *actor {
+func principalActor(p *identity.Principal) *actor {
 	if p == nil {
 		return &actor{AppName: ProductName}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/export/ocsfschema"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // schemaDir finds ../shared/ocsf-schema-1.8.0 beside the module root (or
@@ -93,8 +94,8 @@ func TestEveryKindMapped(t *testing.T) {
 
 var t0 = time.Date(2026, 11, 26, 20, 0, 0, 123456789, time.UTC)
 
-func alice() *audit.Principal {
-	return &audit.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user", Name: "Alice",
+func alice() *identity.Principal {
+	return &identity.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user", Name: "Alice",
 		Groups: []string{"ml-users", "staff"}, AuthMethod: "oidc"}
 }
 
@@ -160,7 +161,7 @@ func sampleEntries(k string) []*audit.Entry {
 		return []*audit.Entry{e}
 	}
 	if strings.HasPrefix(k, "approval.") || strings.HasPrefix(k, "grant.") {
-		bob := &audit.Principal{Issuer: "https://idp.example", Subject: "bob", Kind: "user", Groups: []string{"ml-approvers"}}
+		bob := &identity.Principal{Issuer: "https://idp.example", Subject: "bob", Kind: "user", Groups: []string{"ml-approvers"}}
 		e := &audit.Entry{V: 1, Time: t0, Kind: k, ID: "0193a1b2-0000-7000-8000-000000000002", Instance: "gw-1",
 			Principal: bob, ApprovalID: "apr-1", Method: "POST", Path: "/v1/fine_tuning/jobs", Route: "openai",
 			Details: map[string]any{"setting": "fine-tune", "approval_kind": "one_time", "state": "approved",

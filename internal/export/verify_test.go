@@ -288,7 +288,13 @@ func TestVerifyRejectsTampering(t *testing.T) {
 	b, v, _ := exportRealLog(t)
 	orig := lines(b)
 	ents := entryLines(orig)
-	mid := ents[len(ents)/2]
+	mid := 0 // an entry line followed by another entry line, half-way
+	for k := len(ents) / 2; k+1 < len(ents); k++ {
+		if ents[k+1] == ents[k]+1 && !bytes.Contains(orig[ents[k]], []byte(`"frontier":[`)) && !bytes.Contains(orig[ents[k+1]], []byte(`"frontier":[`)) {
+			mid = ents[k]
+			break
+		}
+	}
 	var lastBeforeCP int // an entry line directly followed by a checkpoint line
 	for _, i := range ents[5:] {
 		if i+1 < len(orig) && bytes.Contains(orig[i+1], []byte(`"checkpoint":{"size"`)) {
@@ -310,7 +316,7 @@ func TestVerifyRejectsTampering(t *testing.T) {
 			break
 		}
 	}
-	if lastBeforeCP == 0 || firstAnchor == 0 || cpLine == 0 {
+	if mid == 0 || lastBeforeCP == 0 || firstAnchor == 0 || cpLine == 0 {
 		t.Fatalf("export shape unexpected: %d %d %d", lastBeforeCP, firstAnchor, cpLine)
 	}
 	cases := []struct {
