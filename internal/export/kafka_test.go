@@ -99,29 +99,13 @@ func TestKafkaOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startExporter(t, l, target(t.TempDir(), "kafka", s))
-	stop, fed := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(fed)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			l.append(t, sampleRequest(i))
-			if i%25 == 24 {
-				l.checkpoint(t)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	stopLoad := l.steadyLoad(t) // a steady load while the sink is down
 	waitFor(t, "a first delivery", func() bool { return h.x.Status()[0].Delivered > 100 })
 	down.Store(true)
 	time.Sleep(2 * time.Second)
 	down.Store(false)
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	<-fed
+	stopLoad()
 	l.checkpoint(t)
 	l.mu.Lock()
 	total := len(l.items)

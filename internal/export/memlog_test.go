@@ -81,13 +81,7 @@ func (l *memLog) append(t testing.TB, es ...*audit.Entry) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		hs, err := tlog.StoredHashes(n, data, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-			out := make([]tlog.Hash, len(idx))
-			for i, x := range idx {
-				out[i] = l.hashes[x]
-			}
-			return out, nil
-		}))
+		hs, err := tlog.StoredHashes(n, data, l.reader())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,13 +99,7 @@ func (l *memLog) checkpoint(t testing.TB) audit.Checkpoint {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := int64(len(l.data))
-	h, err := tlog.TreeHash(n, tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = l.hashes[x]
-		}
-		return out, nil
-	}))
+	h, err := tlog.TreeHash(n, l.reader())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +110,39 @@ func (l *memLog) checkpoint(t testing.TB) audit.Checkpoint {
 	l.items = append(l.items, Item{Checkpoint: &c})
 	l.notify()
 	return c
+}
+
+// reader reads the stored hashes (l.mu held).
+func (l *memLog) reader() tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = l.hashes[x]
+		}
+		return out, nil
+	})
+}
+
+// steadyLoad appends a request entry every 2 ms (a checkpoint every 25)
+// until the returned stop function is called.
+func (l *memLog) steadyLoad(t testing.TB) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			l.append(t, sampleRequest(i))
+			if i%25 == 24 {
+				l.checkpoint(t)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 func (l *memLog) notify() {

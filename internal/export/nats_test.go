@@ -127,30 +127,13 @@ func TestNATSOutage(t *testing.T) {
 	tg := target(t.TempDir(), "nats", s)
 	tg.BackoffMax = 200 * time.Millisecond
 	h := startExporter(t, l, tg)
-	stop := make(chan struct{})
-	fed := make(chan struct{})
-	go func() { // a steady load while the sink is down
-		defer close(fed)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			l.append(t, sampleRequest(i))
-			if i%25 == 24 {
-				l.checkpoint(t)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	stopLoad := l.steadyLoad(t) // a steady load while the sink is down
 	waitFor(t, "a first delivery", func() bool { return h.x.Status()[0].Delivered > 100 })
 	p.cut()
 	time.Sleep(2 * time.Second)
 	p.restore()
 	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	<-fed
+	stopLoad()
 	l.checkpoint(t)
 	n, _ := l.Size(context.Background())
 	waitFor(t, "catch-up", func() bool { return h.x.Status()[0].Cursor == n && h.x.Status()[0].LagEntries == 0 })
