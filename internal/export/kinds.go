@@ -1,0 +1,372 @@
+package export
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+// kindRule maps one audit entry kind to OCSF: build sets the class,
+// activity and the class's attributes.
+type kindRule struct {
+	// class is the OCSF class the kind maps to (documentation and tests;
+	// build may choose another for some entries, e.g. request.refused of
+	// a bad token goes to Authentication).
+	class classSpec
+	build func(m *Mapper, e *audit.Entry, ev *ocsfEvent)
+}
+
+// Kinds written by other packages that internal/audit does not (yet)
+// declare as constants. The catalogue (issue 14) will move them there.
+const (
+	kindRequestPending   = "request.pending_approval"
+	kindRequestAbandoned = "request.abandoned"
+	kindApprovalReviewed = "approval.reviewed"
+	kindApprovalApproved = "approval.approved"
+	kindApprovalDenied   = "approval.denied"
+	kindApprovalExpired  = "approval.expired"
+	kindApprovalCancel   = "approval.cancelled"
+	kindApprovalUsed     = "approval.used"
+	kindGrantActive      = "grant.active"
+	kindGrantRevoked     = "grant.revoked"
+)
+
+// kindTable is the mapping, one row per event kind (docs/export.md has the
+// same table). Adding a kind is adding a row; TestEveryKindMapped fails
+// for a catalogued kind without one.
+var kindTable = map[string]kindRule{
+	audit.KindRequestAdmitted:  {classAPIActivity, mapRequest(dispAllowed)},
+	audit.KindRequestCompleted: {classAPIActivity, mapRequest(dispAllowed)},
+	audit.KindRequestDenied:    {classAPIActivity, mapRequest(dispBlocked)},
+	audit.KindRequestRefused:   {classAPIActivity, mapRefused},
+	kindRequestPending:         {classAPIActivity, mapRequest(dispHeld)},
+	kindRequestAbandoned:       {classAPIActivity, mapRequest(dispAllowed)},
+
+	audit.KindApprovalRequested: {classEntityManagement, mapApprovalEntity(1, dispNone)},
+	kindApprovalReviewed:        {classEntityManagement, mapApprovalEntity(3, dispNone)},
+	kindApprovalApproved:        {classUserAccess, mapPrivileges(1, dispApproved)},
+	audit.KindApprovalGranted:   {classUserAccess, mapPrivileges(1, dispApproved)},
+	kindApprovalDenied:          {classEntityManagement, mapApprovalEntity(3, dispRejected)},
+	audit.KindApprovalRejected:  {classEntityManagement, mapApprovalEntity(3, dispRejected)},
+	kindApprovalExpired:         {classEntityManagement, mapApprovalEntity(11, dispNone)},
+	kindApprovalCancel:          {classEntityManagement, mapApprovalEntity(11, dispNone)},
+	kindApprovalUsed:            {classEntityManagement, mapApprovalEntity(3, dispNone)},
+	audit.KindGrantUsed:         {classEntityManagement, mapApprovalEntity(3, dispNone)},
+	kindGrantActive:             {classUserAccess, mapPrivileges(1, dispApproved)},
+	kindGrantRevoked:            {classUserAccess, mapPrivileges(2, dispNone)},
+	audit.KindGrantExpired:      {classUserAccess, mapPrivileges(2, dispNone)},
+
+	audit.KindConfigChanged:  {classEntityManagement, mapConfigChanged},
+	audit.KindGatewayStarted: {classAppLifecycle, mapLifecycle(3)},
+	audit.KindGatewayStopped: {classAppLifecycle, mapLifecycle(4)},
+	audit.KindVerifyFailed:   {classEventLog, mapVerifyFailed},
+}
+
+// unknownKind maps a kind without a row to the OCSF Base Event, so
+// nothing is lost; its activity_name is the kind.
+var unknownKind = kindRule{classBase, func(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+	setClass(ev, classBase, 99, e.Kind)
+	ev.Message = "audit entry of kind " + e.Kind
+}}
+
+// MappedKinds returns every kind the mapping table has a row for.
+func MappedKinds() []string {
+	out := make([]string, 0, len(kindTable))
+	for k := range kindTable {
+		out = append(out, k)
+	}
+	return out
+}
+
+// methodActivity maps an HTTP method to the API Activity CRUD activity.
+func methodActivity(method string) (int, string) {
+	switch method {
+	case http.MethodPost:
+		return 1, ""
+	case http.MethodGet, http.MethodHead:
+		return 2, ""
+	case http.MethodPut, http.MethodPatch:
+		return 3, ""
+	case http.MethodDelete:
+		return 4, ""
+	}
+	return 99, method
+}
+
+// httpMethods are the OCSF http_method enum values.
+var httpMethods = map[string]bool{
+	"CONNECT": true, "DELETE": true, "GET": true, "HEAD": true, "OPTIONS": true,
+	"PATCH": true, "POST": true, "PUT": true, "TRACE": true,
+}
+
+// requestCommon fills what every request-derived event carries.
+func requestCommon(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+	hr := &httpRequest{Length: e.BytesIn}
+	if httpMethods[e.Method] {
+		hr.HTTPMethod = e.Method
+	}
+	if e.Path != "" {
+		hr.URL = &url{Path: e.Path}
+	}
+	hr.UserAgent = detail(e, "user_agent")
+	if hr.HTTPMethod != "" || hr.URL != nil || hr.UserAgent != "" || hr.Length != 0 {
+		ev.HTTPRequest = hr
+	}
+	if httpStatus(e.Status) {
+		ev.HTTPResponse = &httpResponse{Code: e.Status, Length: e.BytesOut}
+		ev.StatusCode = strconv.Itoa(e.Status)
+	}
+	// The client address is not in today's entries; the gateway may add
+	// details.client_ip. src_endpoint is required by API Activity.
+	ev.SrcEndpoint = &endpoint{Name: "unrecorded"}
+	if ip, err := netip.ParseAddr(detail(e, "client_ip")); err == nil {
+		ev.SrcEndpoint = &endpoint{IP: ip.String()}
+	}
+	if d := e.Decision; d != nil && (d.Rule != "" || d.PolicyVersion != "") {
+		ev.Policy = &policy{Name: d.Rule, UID: d.PolicyVersion, Version: d.PolicyVersion, Desc: d.Reason, IsApplied: true}
+		if ev.Policy.Name == "" {
+			ev.Policy.Name = "default"
+		}
+		addProfile(ev, "security_control")
+	}
+}
+
+// httpStatus reports whether s is an HTTP status code (entries from
+// elsewhere may hold anything).
+func httpStatus(s int) bool { return s >= 100 && s <= 999 }
+
+// mapRequest maps the request.* kinds to API Activity.
+func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
+	return func(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+		act, other := methodActivity(e.Method)
+		setClass(ev, classAPIActivity, act, other)
+		ev.Actor = principalActor(e.Principal)
+		op := e.Path
+		if op == "" {
+			op = e.Kind
+		}
+		ev.API = &api{Operation: op}
+		if e.Route != "" {
+			ev.API.Service = &service{Name: e.Route}
+		}
+		if e.RequestID != "" {
+			ev.API.Request = &apiRequest{UID: e.RequestID}
+			if !m.DropParams && len(e.Params) > 0 {
+				ev.API.Request.Data = e.Params
+			}
+		}
+		requestCommon(m, e, ev)
+		if e.Model != "" {
+			ev.Resources = []resource{{Type: "AI Model", Name: e.Model}}
+		}
+		setDisposition(ev, d)
+		who := "anonymous"
+		if e.Principal != nil {
+			who = e.Principal.Subject
+		}
+		switch e.Kind {
+		case audit.KindRequestAdmitted:
+			setStatus(ev, 1, "")
+			ev.Message = fmt.Sprintf("%s: %s %s admitted", who, e.Method, e.Path)
+		case audit.KindRequestCompleted, kindRequestAbandoned:
+			outcome := e.Outcome
+			if e.Kind == kindRequestAbandoned && outcome == "" {
+				outcome = "abandoned"
+			}
+			if outcome == audit.OutcomeOK && e.Status < 400 {
+				setStatus(ev, 1, "")
+			} else {
+				setStatus(ev, 2, "")
+				ev.StatusDetail = outcome
+				setSeverity(ev, 2)
+				ev.API.Response = &apiResponse{Error: outcome}
+				if httpStatus(e.Status) {
+					ev.API.Response.Code = e.Status
+				}
+			}
+			if outcome == audit.OutcomeMaskingFailed {
+				setSeverity(ev, 3)
+			}
+			if ev.API.Response == nil && httpStatus(e.Status) {
+				ev.API.Response = &apiResponse{Code: e.Status}
+			}
+			ev.Duration = (e.Upstream + e.Gateway).Milliseconds()
+			ev.Message = fmt.Sprintf("%s: %s %s completed: %s, status %d", who, e.Method, e.Path, outcome, e.Status)
+		case audit.KindRequestDenied, audit.KindRequestRefused:
+			setStatus(ev, 2, "")
+			setSeverity(ev, 2)
+			reason := detail(e, "reason")
+			if e.Decision != nil && e.Decision.Reason != "" {
+				reason = e.Decision.Reason
+			}
+			ev.StatusDetail = reason
+			ev.Message = fmt.Sprintf("%s: %s %s refused: %s", who, e.Method, e.Path, reason)
+		case kindRequestPending:
+			setStatus(ev, 99, "Pending approval")
+			ev.Message = fmt.Sprintf("%s: %s %s held for approval %s", who, e.Method, e.Path, e.ApprovalID)
+		}
+	}
+}
+
+// authRefusalReasons are the details.reason values of a request.refused
+// written because the credential was missing or invalid.
+var authRefusalReasons = map[string]bool{
+	"unauthenticated": true, "invalid_token": true, "invalid_request": true, "temporarily_unavailable": true,
+}
+
+// mapRefused maps request.refused: a token refusal (no principal, an
+// identity reason) is an Authentication failure; any other refusal is an
+// API Activity blocked.
+func mapRefused(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+	if e.Principal != nil || !authRefusalReasons[detail(e, "reason")] {
+		mapRequest(dispBlocked)(m, e, ev)
+		return
+	}
+	setClass(ev, classAuthentication, 1, "")
+	// The credential is never recorded, so the user is unknown.
+	ev.User = &user{Name: "unknown"}
+	svc := e.Route
+	if svc == "" {
+		svc = ProductName
+	}
+	ev.Service = &service{Name: svc}
+	remote := true
+	ev.IsRemote = &remote
+	requestCommon(m, e, ev)
+	setStatus(ev, 2, "")
+	setSeverity(ev, 2)
+	ev.StatusCode = detail(e, "reason")
+	ev.StatusDetail = detail(e, "description")
+	setDisposition(ev, dispBlocked)
+	ev.Message = fmt.Sprintf("authentication failed for %s %s: %s", e.Method, e.Path, ev.StatusCode)
+}
+
+// approvalEntity is the approval request (or grant) an entry is about.
+func approvalEntity(e *audit.Entry) *managedEntity {
+	me := &managedEntity{UID: e.ApprovalID, Name: detail(e, "setting"), Type: "Approval Request"}
+	if detail(e, "approval_kind") == "grant" {
+		me.Type = "Grant"
+	}
+	if s := detail(e, "state"); s != "" {
+		me.Data = map[string]any{"state": s}
+	}
+	if me.UID == "" && me.Name == "" {
+		me.Name = e.Kind
+	}
+	return me
+}
+
+// mapApprovalEntity maps approval life-cycle kinds to Entity Management
+// of the approval request.
+func mapApprovalEntity(activity int, d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
+	return func(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+		setClass(ev, classEntityManagement, activity, "")
+		ev.Actor = principalActor(e.Principal)
+		ev.Entity = approvalEntity(e)
+		ev.Comment = detail(e, "reason")
+		if e.Kind == audit.KindApprovalRequested {
+			ev.Comment = detail(e, "justification")
+		}
+		setStatus(ev, 1, "")
+		setDisposition(ev, d)
+		ev.Message = fmt.Sprintf("%s %s", e.Kind, e.ApprovalID)
+	}
+}
+
+// mapPrivileges maps approvals and grants that give or take a privilege
+// to User Access Management: the user is the requester, the actor the
+// reviewer (or Warden when a grant lapses).
+func mapPrivileges(activity int, d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
+	return func(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+		setClass(ev, classUserAccess, activity, "")
+		ev.Actor = principalActor(e.Principal)
+		if ref := detail(e, "requester"); ref != "" {
+			ev.User = userFromRef(ref)
+		} else if u := principalUser(e.Principal); u != nil {
+			ev.User = u
+		} else {
+			ev.User = &user{Name: "unknown"}
+		}
+		priv := detail(e, "scope")
+		if priv == "" {
+			setting := detail(e, "setting")
+			if setting == "" {
+				setting = e.ApprovalID
+			}
+			priv = "approval:" + setting
+		}
+		ev.Privileges = []string{priv}
+		setStatus(ev, 1, "")
+		setDisposition(ev, d)
+		ev.Message = fmt.Sprintf("%s %s: %s", e.Kind, e.ApprovalID, priv)
+	}
+}
+
+// mapConfigChanged maps a policy (or other configuration) change to
+// Entity Management / Update of the policy.
+func mapConfigChanged(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+	setClass(ev, classEntityManagement, 3, "")
+	if who := detail(e, "actor"); who != "" {
+		ev.Actor = &actor{User: &user{Name: who}}
+	} else {
+		ev.Actor = principalActor(e.Principal)
+	}
+	what := detail(e, "what")
+	if what == "" {
+		what = "configuration"
+	}
+	ev.Entity = &managedEntity{Name: detail(e, "file"), Type: what, Version: detail(e, "new_version")}
+	if what == "policy" {
+		ev.Entity.TypeID, ev.Entity.Type = 5, "Policy"
+	}
+	if ev.Entity.Name == "" {
+		ev.Entity.Name = what
+	}
+	if old := detail(e, "old_version"); old != "" {
+		ev.Entity.Data = map[string]any{"old_version": old}
+	}
+	if applied, ok := e.Details["applied"].(bool); ok && !applied {
+		setStatus(ev, 2, "")
+		setSeverity(ev, 3)
+		ev.StatusDetail = detail(e, "error")
+		ev.Message = what + " change refused: " + ev.StatusDetail
+		return
+	}
+	setStatus(ev, 1, "")
+	ev.Message = fmt.Sprintf("%s changed to version %s", what, ev.Entity.Version)
+}
+
+// mapLifecycle maps gateway.started (3) and gateway.stopped (4).
+func mapLifecycle(activity int) func(*Mapper, *audit.Entry, *ocsfEvent) {
+	return func(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+		setClass(ev, classAppLifecycle, activity, "")
+		ev.App = &product{Name: ProductName, VendorName: ProductVendor, UID: e.Instance, Version: detail(e, "version")}
+		setStatus(ev, 1, "")
+		ev.Message = "gateway " + ev.ActivityName
+		if u, _ := e.Details["unverified_start"].(bool); u {
+			setSeverity(ev, 4)
+			ev.Message = "gateway started although the audit log did not verify: " + detail(e, "divergence")
+		}
+	}
+}
+
+// mapVerifyFailed maps audit.verify_failed: tampering found in the log.
+func mapVerifyFailed(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
+	setClass(ev, classEventLog, 99, "Verify")
+	ev.Actor = &actor{AppName: ProductName}
+	if ev.Device == nil {
+		ev.Device = &device{Name: m.Origin, TypeID: 1, Type: "Server"}
+		addProfile(ev, "host")
+	}
+	ev.LogName, ev.LogProvider = m.Origin, logProvider
+	setStatus(ev, 2, "")
+	setSeverity(ev, 5)
+	ev.StatusDetail = detail(e, "divergence")
+	alert := true
+	ev.IsAlert = &alert
+	addProfile(ev, "security_control")
+	ev.Message = "audit log verification failed: " + ev.StatusDetail
+}

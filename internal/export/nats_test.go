@@ -1,0 +1,157 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsURL returns the JetStream server for tests: WARDEN_TEST_NATS
+// (required to answer when set), else nats://127.0.0.1:4222 if it
+// answers, else the test is skipped.
+func natsURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("WARDEN_TEST_NATS")
+	required := u != ""
+	if u == "" {
+		u = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(u, nats.Timeout(3*time.Second))
+	if err != nil {
+		if required {
+			t.Fatalf("WARDEN_TEST_NATS=%s is set but the server does not answer: %v", u, err)
+		}
+		t.Skipf("no NATS server at %s (set WARDEN_TEST_NATS to a JetStream server); skipping: %v", u, err)
+	}
+	nc.Close()
+	return u
+}
+
+// testStream creates a unique stream and returns its name and subject
+// prefix; it is deleted when the test ends.
+func testStream(t *testing.T, url string) (string, string) {
+	t.Helper()
+	id := fmt.Sprintf("%d_%d", time.Now().UnixNano(), rand.Int64())
+	name, prefix := "WARDEN_TEST_"+id, "wardentest."+id
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	t.Cleanup(func() {
+		js.DeleteStream(context.Background(), name)
+		nc.Close()
+	})
+	return name, prefix
+}
+
+// streamUIDs reads every message of the stream, in stream order, and
+// returns their Nats-Msg-Id headers.
+func streamUIDs(t *testing.T, url, stream string) []string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m.Header.Get("Nats-Msg-Id"))
+	}
+	return out
+}
+
+func TestNATSDelivers(t *testing.T) {
+	url := natsURL(t)
+	stream, prefix := testStream(t, url)
+	l := newMemLog(t)
+	l.fill(t, 500, 100)
+	s, err := NewNATSSink(NATSConfig{URL: url, Subject: prefix + ".{kind}", Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startExporter(t, l, target(t.TempDir(), "nats", s))
+	waitFor(t, "every event in the stream", func() bool { return len(streamUIDs(t, url, stream)) >= 505 })
+	checkUIDs(t, l, streamUIDs(t, url, stream), false)
+
+	// Subjects carry the kind.
+	nc, _ := nats.Connect(url)
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, _ := js.Stream(context.Background(), stream)
+	m, err := st.GetLastMsgForSubject(context.Background(), prefix+".request.denied")
+	if err != nil || !strings.Contains(string(m.Data), `"class_uid":6003`) || m.Header.Get("Warden-Kind") != "request.denied" {
+		t.Fatalf("last request.denied message: %v %v", m, err)
+	}
+}
+
+// TestNATSOutage: the connection to NATS is cut while events flow and
+// restored; every event is in the stream once, in order (re-sends are
+// dropped by Nats-Msg-Id).
+func TestNATSOutage(t *testing.T) {
+	url := natsURL(t)
+	stream, prefix := testStream(t, url)
+	host := strings.TrimPrefix(url, "nats://")
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		t.Skipf("cannot proxy %s", url)
+	}
+	p := newTCPProxy(t, host)
+	l := newMemLog(t)
+	s, err := NewNATSSink(NATSConfig{URL: "nats://" + p.addr, Subject: prefix + ".{kind}", Stream: stream, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := target(t.TempDir(), "nats", s)
+	tg.BackoffMax = 200 * time.Millisecond
+	h := startExporter(t, l, tg)
+	stopLoad := l.steadyLoad(t) // a steady load while the sink is down
+	waitFor(t, "a first delivery", func() bool { return h.x.Status()[0].Delivered > 100 })
+	p.cut()
+	time.Sleep(2 * time.Second)
+	p.restore()
+	time.Sleep(500 * time.Millisecond)
+	stopLoad()
+	l.checkpoint(t)
+	n, _ := l.Size(context.Background())
+	waitFor(t, "catch-up", func() bool { return h.x.Status()[0].Cursor == n && h.x.Status()[0].LagEntries == 0 })
+	if h.x.Status()[0].Failed == 0 {
+		t.Fatal("the outage caused no failure")
+	}
+	checkUIDs(t, l, streamUIDs(t, url, stream), false)
+}
+
+func TestNATSConfigErrors(t *testing.T) {
+	for _, c := range []NATSConfig{{}, {URL: "nats://x", Subject: "a.*"}, {URL: "nats://x", Subject: "a b"}, {URL: "nats://x", CertFile: "c"}} {
+		if _, err := NewNATSSink(c); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	s, _ := NewNATSSink(NATSConfig{URL: "nats://u:secretpw@127.0.0.1:1", Timeout: 200 * time.Millisecond})
+	_, err := s.Send(context.Background(), syslogEvents(t, 1))
+	if err == nil || strings.Contains(err.Error(), "secretpw") {
+		t.Fatalf("connect error %v", err)
+	}
+}
