@@ -40,6 +40,8 @@ func newRootCmd() *cobra.Command {
 		newKeygenCmd(),
 		newApprovalsCmd(),
 		newVersionCmd(),
+		newBackupCmd(),
+		newRestoreCmd(),
 	)
 	return root
 }
