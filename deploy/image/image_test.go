@@ -457,3 +457,40 @@ func TestSpecCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandLine runs the command as `go run ./image` would, with a
+// prebuilt binary: it writes the layout and the tarball, and refuses a
+// missing date source and a bad version.
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "warden")
+	ca := filepath.Join(dir, "ca.pem")
+	for p, b := range map[string][]byte{bin: []byte("\x7fELF not really"), ca: testCA} {
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "dist")
+	args := []string{"-out", out, "-binary", bin, "-ca-bundle", ca, "-version", "v9.9.9", "-commit", testSpec.Commit, "-date", "2026-11-30T12:00:00Z"}
+	if err := run(context.Background(), args); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := layout.ImageIndexFromPath(filepath.Join(out, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 1 {
+		t.Fatalf("layout has %d images", len(im.Manifests))
+	}
+	if _, err := tarball.ImageFromPath(filepath.Join(out, "warden-v9.9.9-linux-amd64.tar"), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "1764504000")
+	if err := run(context.Background(), []string{"-out", filepath.Join(dir, "d2"), "-binary", bin, "-ca-bundle", ca, "-version", "v1", "-commit", "c"}); err != nil {
+		t.Fatalf("SOURCE_DATE_EPOCH as the date: %v", err)
+	}
+	if err := run(context.Background(), []string{"-out", filepath.Join(dir, "d3"), "-binary", bin, "-ca-bundle", ca, "-version", "v1 bad", "-commit", "c"}); err == nil {
+		t.Fatal("a version with a space was accepted")
+	}
+}
