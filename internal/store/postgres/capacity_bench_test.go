@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // cpuMeter measures CPU time (user+system) of this process and of the
@@ -128,7 +129,7 @@ func BenchmarkSequencer(b *testing.B) {
 			e := &audit.Entry{
 				V: audit.SchemaVersion, ID: uuid.Must(uuid.NewV7()).String(), Time: time.Now().UTC(), Instance: "bench",
 				Kind: audit.KindRequestAdmitted, RequestID: "bench",
-				Principal: &audit.Principal{Issuer: "https://idp", Subject: "alice"},
+				Principal: &identity.Principal{Issuer: "https://idp", Subject: "alice"},
 				Route:     "chat", Method: "POST", Path: "/v1/chat/completions", Model: "llama-3",
 				Params:   map[string]any{"temperature": 0.2, "max_tokens": 256},
 				Decision: &audit.Decision{Action: "allow", Rule: "default", PolicyVersion: "abc"},

@@ -96,7 +96,7 @@ change its shape; values.config is merged over it.
   "identity" $v.identity
   "policy" (dict "file" "/etc/warden/config/policy.yaml" "watch" true)
   "masking" (deepCopy $v.masking)
-  "admin" (dict "auditor_groups" $v.admin.auditorGroups "admin_groups" $v.admin.adminGroups)
+  "admin" (dict "roles" (dict "auditor" $v.admin.auditorGroups "admin" $v.admin.adminGroups))
 -}}
 {{- if $v.maskKeySecret.name -}}
 {{- $_ := set $cfg.masking "key" "${WARDEN_MASK_KEY}" -}}
