@@ -2,14 +2,9 @@ package main
 
 import (
 	"errors"
-	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // exitError carries a process exit code other than 1.
 type exitError struct {
@@ -45,22 +40,8 @@ func newRootCmd() *cobra.Command {
 		newKeygenCmd(),
 		newApprovalsCmd(),
 		newVersionCmd(),
+		newBackupCmd(),
+		newRestoreCmd(),
 	)
 	return root
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "warden", v)
-			return nil
-		},
-	}
 }

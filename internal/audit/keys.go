@@ -88,8 +88,8 @@ func LoadSigner(path string) (note.Signer, note.Verifier, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: load signing key: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, nil, fmt.Errorf("audit: load signing key %s: mode %v is readable by others; want 0600", path, fi.Mode().Perm())
+	if fi, err := os.Stat(path); err == nil && !privateMode(fi) {
+		return nil, nil, fmt.Errorf("audit: load signing key %s: mode %v is readable by others; want 0600 (or 0440 in the process's own group, as a Kubernetes Secret mounted with fsGroup is)", path, fi.Mode().Perm())
 	}
 	skey := strings.TrimSpace(string(b))
 	s, err := note.NewSigner(skey)

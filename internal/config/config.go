@@ -16,6 +16,7 @@ import (
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/tlsutil"
 	"github.com/wardenhq/warden/internal/witness"
 )
 
@@ -43,6 +44,13 @@ type Config struct {
 	UpstreamPool UpstreamPool `yaml:"upstream_pool"`
 	// Routes map host and path prefix to an upstream. At least one.
 	Routes []Route `yaml:"routes"`
+	// TLS serves the gateway listener over TLS (HTTP/2 and HTTP/1.1)
+	// from a certificate and key file, reloaded when they change. Absent:
+	// plain HTTP (behind a TLS-terminating proxy, or on loopback).
+	TLS *tlsutil.ServerConfig `yaml:"tls"`
+	// AdminTLS serves the admin listener over TLS, optionally requiring
+	// client certificates. Absent: plain HTTP.
+	AdminTLS *tlsutil.ServerConfig `yaml:"admin_tls"`
 
 	// Identity verifies callers (OIDC issuers, API keys) and signs the
 	// assertion sent upstream. Absent: no authentication, which is only
@@ -126,6 +134,24 @@ type Route struct {
 	AllowEncodedSlash bool `yaml:"allow_encoded_slash"`
 	// StripPrefix removes PathPrefix before forwarding. Default false.
 	StripPrefix bool `yaml:"strip_prefix"`
+	// UpstreamTLS is how an https upstream is verified and dialled: CA
+	// bundle, client certificate (mTLS), server name. Absent: the system
+	// roots, no client certificate.
+	UpstreamTLS *tlsutil.ClientConfig `yaml:"upstream_tls"`
+	// UpstreamCredential is a static credential Warden sends to this
+	// upstream (many model servers want an API key). The caller's own
+	// credential is never forwarded on such a route.
+	UpstreamCredential *UpstreamCredential `yaml:"upstream_credential"`
+}
+
+// UpstreamCredential is a header Warden sets on every request to one
+// upstream.
+type UpstreamCredential struct {
+	// Header is the header name. Default Authorization.
+	Header string `yaml:"header"`
+	// Value is the header value, usually from the environment:
+	// "Bearer ${MODEL_API_KEY}". Required; never logged.
+	Value string `yaml:"value"`
 }
 
 // AuditSection is the audit log configuration plus its on/off switch.
@@ -190,7 +216,19 @@ func (c *Config) SetDefaults() {
 	}
 	defDur(&c.UpstreamPool.IdleTimeout, 90*time.Second)
 	for i := range c.Routes {
-		def(&c.Routes[i].Profile, ProfileGeneric)
+		r := &c.Routes[i]
+		def(&r.Profile, ProfileGeneric)
+		if r.UpstreamTLS != nil {
+			r.UpstreamTLS.SetDefaults()
+		}
+		if r.UpstreamCredential != nil {
+			def(&r.UpstreamCredential.Header, "Authorization")
+		}
+	}
+	for _, t := range []*tlsutil.ServerConfig{c.TLS, c.AdminTLS} {
+		if t != nil {
+			t.SetDefaults()
+		}
 	}
 	if c.Identity != nil {
 		c.Identity.SetDefaults()
@@ -278,8 +316,22 @@ func (c *Config) Validate() error {
 		case u.Host == "":
 			add(p+".upstream", "has no host: %q", r.Upstream)
 		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			add(p+".upstream", "must not carry a query, fragment or credentials")
+			add(p+".upstream", "must not carry a query, fragment or credentials (use upstream_credential for an API key)")
+		case r.UpstreamTLS != nil && u.Scheme != "https":
+			add(p+".upstream_tls", "needs an https:// upstream, got %q", r.Upstream)
 		}
+		if r.UpstreamTLS != nil {
+			errs = append(errs, field.Prefix(p+".upstream_tls", r.UpstreamTLS.Validate()))
+		}
+		if r.UpstreamCredential != nil {
+			errs = append(errs, field.Prefix(p+".upstream_credential", r.UpstreamCredential.validate(c.Identity)))
+		}
+	}
+	if c.TLS != nil {
+		errs = append(errs, field.Prefix("tls", c.TLS.Validate()))
+	}
+	if c.AdminTLS != nil {
+		errs = append(errs, field.Prefix("admin_tls", c.AdminTLS.Validate()))
 	}
 	if c.Identity == nil && !c.AllowAnonymous {
 		add("identity", "is required: configure identity.issuers (or API keys), or set allow_anonymous: true for a gateway without authentication")

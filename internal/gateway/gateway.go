@@ -107,7 +107,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.metrics = newMetrics(reg)
 	tr := opts.Transport
 	if tr == nil {
-		tr = NewTransport(cfg)
+		if err := g.setupUpstreamTLS(cfg); err != nil {
+			return nil, err
+		}
+		tr = routeTransport{def: NewTransport(cfg)}
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:   g.rewrite,
@@ -317,6 +320,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		identity.StripClientIdentityHeaders(out.Header, nil)
 		identity.StripCredentials(out.Header)
 	}
+	setUpstreamCredential(out.Header, rt)
 	if c.mask.m != nil {
 		c.mask.m.RequestHeaderHint(out.Header)
 	}

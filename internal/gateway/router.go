@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"net"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/tlsutil"
 )
 
 // route is the runtime form of a configured route.
@@ -18,6 +21,12 @@ type route struct {
 	profile           string
 	allowEncodedSlash bool
 	stripPrefix       bool
+
+	// upstream connection (upstream.go)
+	tls        *tlsutil.Client                // nil: default transport
+	transport  atomic.Pointer[http.Transport] // set when tls is
+	credHeader string                         // "" = no upstream credential
+	credValue  string                         // never logged
 }
 
 // router picks the route for a host and normalised path: exact host routes
@@ -40,6 +49,10 @@ func newRouter(cfg []config.Route) (*router, error) {
 			allowEncodedSlash: c.AllowEncodedSlash,
 			stripPrefix:       c.StripPrefix,
 		})
+		if cr := c.UpstreamCredential; cr != nil {
+			r := rt.routes[len(rt.routes)-1]
+			r.credHeader, r.credValue = http.CanonicalHeaderKey(cr.Header), cr.Value
+		}
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool {
 		a, b := rt.routes[i], rt.routes[j]

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/tlsutil"
 )
 
 // Server runs the gateway listener and the admin listener.
@@ -30,6 +31,7 @@ type Server struct {
 
 	gwSrv, adminSrv *http.Server
 	gwLn, adminLn   net.Listener
+	tls             listenerTLS
 	ready           atomic.Bool
 	readyChecks     []func(context.Context) error
 }
@@ -48,7 +50,11 @@ func NewServer(cfg *config.Config, log *slog.Logger, opts Options) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, gw: gw, registry: reg, adminMux: http.NewServeMux()}
+	lt, err := loadListenerTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, gw: gw, registry: reg, adminMux: http.NewServeMux(), tls: lt}
 	s.adminMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -119,6 +125,13 @@ func (s *Server) Addr() string { return s.gwLn.Addr().String() }
 // AdminAddr returns the admin listener's address (after Listen).
 func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
 
+// URL is the gateway listener's base URL, http:// or https:// (after
+// Listen).
+func (s *Server) URL() string { return scheme(s.tls.gateway) + "://" + s.Addr() }
+
+// AdminURL is the admin listener's base URL (after Listen).
+func (s *Server) AdminURL() string { return scheme(s.tls.admin) + "://" + s.AdminAddr() }
+
 // Serve serves both listeners until ctx is done, then shuts down
 // gracefully: new connections are refused, in-flight requests and streams
 // get up to timeouts.shutdown to finish, then are cut.
@@ -137,27 +150,36 @@ func (s *Server) Serve(ctx context.Context) error {
 		ErrorLog:          errLog,
 	}
 	s.adminSrv = &http.Server{
-		Handler:           apierr.WithRequestID(s.adminMux),
+		Handler:           s.tls.adminHandler(apierr.WithRequestID(s.adminMux)),
 		ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
 		IdleTimeout:       s.cfg.Timeouts.Idle,
 		ErrorLog:          errLog,
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := s.tls.watch(wctx); err != nil {
+		return err
+	}
+	if err := s.gw.WatchUpstreamTLS(wctx); err != nil {
+		return err
 	}
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
 	for _, p := range []struct {
 		srv *http.Server
 		ln  net.Listener
-	}{{s.gwSrv, s.gwLn}, {s.adminSrv, s.adminLn}} {
+		tls *tlsutil.Server
+	}{{s.gwSrv, s.gwLn, s.tls.gateway}, {s.adminSrv, s.adminLn, s.tls.admin}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serveListener(p.srv, p.ln, p.tls); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
 	}
 	s.ready.Store(true)
-	s.log.Info("warden listening", "gateway", s.Addr(), "admin", s.AdminAddr())
+	s.log.Info("warden listening", "gateway", s.URL(), "admin", s.AdminURL())
 	var serveErr error
 	select {
 	case <-ctx.Done():

@@ -69,6 +69,7 @@ func benchAppend(b *testing.B, backend string, writers int) {
 	var wg sync.WaitGroup
 	errc := make(chan error, writers)
 	b.ResetTimer()
+	m := startCPU(cfg.DSN)
 	start := time.Now()
 	for range writers {
 		wg.Add(1)
@@ -111,4 +112,5 @@ func benchAppend(b *testing.B, backend string, writers int) {
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sequenced/s")
 	}
+	m.report(b, b.N)
 }
