@@ -39,7 +39,7 @@ var leakCorpus = []struct {
 func digitsOf(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
-		cls, nb, size := classify(s, i, true)
+		cls, nb, size := classify(s, i, true, false)
 		if cls == cToken && isDigit(nb) {
 			b.WriteByte(nb)
 		}
@@ -507,12 +507,12 @@ func TestSSEGenericLeakProperty(t *testing.T) {
 
 func TestSSEFailClosed(t *testing.T) {
 	m := defaultMasker(t)
-	stream := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: not json 4111 1111 1111 1111\n\ndata: {\"choices\":[]}\n\n"
+	stream := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[{\"delta\":\"4111 1111 1111 1111\"\n\ndata: {\"choices\":[]}\n\n"
 	rec := NewRecorder()
 	out := maskSSE(t, m, StreamOpenAI, strings.NewReader(stream), rec)
 	evs := parseSSE(t, out)
 	last := evs[len(evs)-1]
-	if last.name != "error" || !strings.Contains(last.data, "warden_mask_error") {
+	if last.name != "error" || !strings.Contains(last.data, `"type":"masking_failed"`) {
 		t.Fatalf("last event %+v", last)
 	}
 	if strings.Contains(string(out), "4111") || strings.Contains(string(out), `"choices":[]`) {
