@@ -131,15 +131,20 @@ func (s *sseMasker) finish() {
 	if s.ev.hasData || s.ev.hasName || s.ev.hasID || s.ev.hasRetry {
 		s.dispatch()
 	}
-	if s.kind == StreamOpenAI && !s.ended && !s.failed {
-		for _, c := range s.order {
-			if c.ts.Pending() > 0 {
-				s.abort("the upstream stream ended without its end marker ([DONE])")
-				return
-			}
-		}
+	if s.kind == StreamOpenAI && !s.ended && !s.failed && s.pendingText() > 0 {
+		s.abort("the upstream stream ended without its end marker ([DONE])")
+		return
 	}
 	s.flushAll()
+}
+
+// pendingText is how many bytes the channels hold back.
+func (s *sseMasker) pendingText() int {
+	n := 0
+	for _, c := range s.order {
+		n += c.ts.Pending()
+	}
+	return n
 }
 
 // abort ends the stream abnormally (the upstream broke, timed out, or the
@@ -148,6 +153,11 @@ func (s *sseMasker) finish() {
 // ends with an error event the OpenAI SDKs raise as an APIError.
 func (s *sseMasker) abort(reason string) {
 	if s.failed {
+		return
+	}
+	if s.ended && s.pendingText() == 0 {
+		// The stream's own end marker arrived and nothing is held: the
+		// answer was complete; only the connection's end was not clean.
 		return
 	}
 	s.line = s.line[:0]
