@@ -72,7 +72,7 @@ func detectCards(c *detectCtx, r *rule, hits []hit) []hit {
 		if len(groups) > 0 {
 			prev := groups[len(groups)-1]
 			if !ok || prev.e+1 != i || !isCardSep(n[prev.e]) {
-				hits = cardsIn(n, groups, r, hits)
+				hits = cardsIn(c, groups, r, hits)
 				groups = groups[:0]
 			}
 		}
@@ -81,18 +81,27 @@ func detectCards(c *detectCtx, r *rule, hits []hit) []hit {
 		}
 		i = j
 	}
-	return cardsIn(n, groups, r, hits)
+	return cardsIn(c, groups, r, hits)
 }
 
 func isCardSep(b byte) bool { return b == ' ' || b == '-' || b == '.' }
 
+// barcodeLabel matches the end of the text before a number labelled as a
+// product code: 13-digit EAN codes starting with 4, 5 or 6 pass the Luhn
+// check one time in ten, like 13-digit Visa and Maestro numbers.
+var barcodeLabel = regexp.MustCompile(`(?i)(?:^|[^a-z0-9])(?:ean(?:-?13)?|gtin(?:-?13)?|upc|barcode|isbn(?:-?13)?|sku)[ \t.#:=|"'()\[\]-]*$`)
+
 // cardsIn reports the cards in one run of digit groups.
-func cardsIn(n string, groups []span, r *rule, hits []hit) []hit {
+func cardsIn(c *detectCtx, groups []span, r *rule, hits []hit) []hit {
+	n := c.n
 	total := 0
 	for _, g := range groups {
 		total += g.e - g.s
 	}
 	if total < 13 {
+		return hits
+	}
+	if total == 13 && len(groups) == 1 && barcodeLabel.MatchString(c.before(groups[0].s)) {
 		return hits
 	}
 	if total <= 19 {
@@ -104,24 +113,37 @@ func cardsIn(n string, groups []span, r *rule, hits []hit) []hit {
 			return hits
 		}
 	}
+	// A longer run: cards written one after the other, or a card followed
+	// by more digits (an expiry date). A card may start the run, follow a
+	// card, or follow a group shorter than four digits ("Qty 2 4111 …");
+	// not the middle of a longer number (tracking numbers).
+	afterCard := false
 	for a := 0; a < len(groups); {
+		if a > 0 && !afterCard && groups[a-1].e-groups[a-1].s >= 4 {
+			a++
+			continue
+		}
 		d, b := 0, a
 		for b < len(groups) && d+groups[b].e-groups[b].s <= 19 {
 			d += groups[b].e - groups[b].s
 			b++
 		}
-		found := false
+		afterCard = false
 		for e := b; e > a && d >= 13; e-- {
 			if valid, _ := cardCandidate(n, groups[a:e]); valid {
 				hits = append(hits, hit{groups[a].s, groups[e-1].e, r})
-				a, found = e, true
+				afterCard = true
 				break
 			}
 			d -= groups[e-1].e - groups[e-1].s
 		}
-		if !found {
-			a++
+		if afterCard {
+			for a < len(groups) && groups[a].s < hits[len(hits)-1].ne {
+				a++
+			}
+			continue
 		}
+		a++
 	}
 	return hits
 }
@@ -296,17 +318,13 @@ func detectPhones(c *detectCtx, r *rule, hits []hit) []hit {
 			if e < len(n) && (isWordByte(n[e]) || (isDigit(n[e-1]) && n[e] == '-' && e+1 < len(n) && isDigit(n[e+1]))) {
 				continue // the number goes on: not this shape
 			}
-			// A national number followed by another group ("020 7946 0958
-			// 24/7") is tried without its trailing groups.
-			for !phoneValid(n[s:e], p.plan) {
-				cut := strings.LastIndexAny(n[s:e], "-./ ")
-				if p.plan != planNational || cut <= 0 || !strings.ContainsAny(n[s:s+cut], "-./ )") {
-					e = -1
-					break
-				}
-				e = s + cut
+			if p.plan != planIntl && s >= 2 && isDigit(n[s-2]) && strings.IndexByte(" -./", n[s-1]) >= 0 {
+				continue // the middle of a run of digit groups
 			}
-			if e > 0 {
+			if p.plan != planIntl && e+1 < len(n) && strings.IndexByte(" -./", n[e]) >= 0 && isDigit(n[e+1]) {
+				continue // more digit groups follow: a list or a longer number
+			}
+			if phoneValid(n[s:e], p.plan) {
 				hits = append(hits, hit{s, e, r})
 			}
 		}
@@ -317,32 +335,38 @@ func detectPhones(c *detectCtx, r *rule, hits []hit) []hit {
 // phoneValid checks the digits of a candidate against its numbering plan.
 func phoneValid(v string, plan phonePlan) bool {
 	var d [24]byte
-	k, seps, dots, groups := 0, 0, 0, 0
+	var groups [8]int // digits per group
+	var seps [8]byte  // the separator before each group after the first
+	k, ng := 0, 0
+	var sep byte
 	inGroup := false
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c == 'x' || c == 'e' {
 			break // the extension
 		}
-		if isDigit(c) {
-			if k == len(d) {
-				return false
+		if !isDigit(c) {
+			inGroup = false
+			if c != '(' && c != '+' && c != ')' {
+				sep = c
 			}
-			d[k] = c
-			k++
-			if !inGroup {
-				groups++
-			}
-			inGroup = true
 			continue
 		}
-		inGroup = false
-		if c != '(' && c != '+' {
-			seps++
+		if k == len(d) {
+			return false
 		}
-		if c == '.' {
-			dots++
+		d[k] = c
+		k++
+		if !inGroup {
+			if ng == len(groups) {
+				return false
+			}
+			seps[ng] = sep
+			ng++
+			sep = 0
 		}
+		groups[ng-1]++
+		inGroup = true
 	}
 	num := d[:k]
 	switch plan {
@@ -354,17 +378,38 @@ func phoneValid(v string, plan phonePlan) bool {
 	case planIntl:
 		return k >= 8 && k <= 15 && num[0] != '0'
 	case planNational:
-		if k < 10 || k > 12 {
-			return false
-		}
-		// Dots separate the pairs of French numbers only (01.23.45.67.89);
-		// anything else with dots is a date, a version or an address.
-		if dots > 0 {
-			return k == 10 && dots == 4 && seps == 4 && groups == 5
-		}
-		return true
+		return k >= 10 && k <= 12 && nationalShape(groups[:ng], seps[:ng])
 	case planIndiaMobile:
 		return k == 10 || (k == 11 && num[0] == '0')
+	}
+	return false
+}
+
+// nationalShape accepts the ways national numbers with a trunk 0 are
+// grouped: area code and subscriber number (030 12345678, 07700 900123,
+// 011-23456789), with a German extension (030 12345-67), 3-4-4 (020 7946
+// 0958, 011 2345 6789), 4-3-4 (0161 496 0000), and French pairs. Other
+// groupings of the same digits are tracking, order or account numbers.
+func nationalShape(g []int, seps []byte) bool {
+	dots := 0
+	for _, s := range seps {
+		if s == '.' {
+			dots++
+		}
+	}
+	pairs := len(g) == 5 && g[0] == 2 && g[1] == 2 && g[2] == 2 && g[3] == 2 && g[4] == 2
+	if dots > 0 {
+		return pairs && dots == 4
+	}
+	switch {
+	case pairs:
+		return true
+	case len(g) == 2:
+		return g[0] >= 3 && g[0] <= 5 && g[1] >= 5
+	case len(g) == 3 && seps[2] == '-' && g[2] <= 5:
+		return g[0] >= 3 && g[0] <= 5 && g[1] >= 3
+	case len(g) == 3:
+		return (g[0] == 3 && g[1] == 4 && g[2] == 4) || (g[0] == 4 && g[1] == 3 && g[2] == 4)
 	}
 	return false
 }
@@ -458,7 +503,7 @@ func mod97(v []byte) bool {
 // ssnLabel matches the end of the text before a bare 9-digit number when it
 // names the number as an SSN: "SSN: ", "ssn=", "social security number ",
 // "Soc. Sec. No. ", `"ssn": "`, "| SSN | ".
-var ssnLabel = regexp.MustCompile(`(?i)(?:^|[^a-z0-9])(?:ssn|ss#|social[ _.-]*security(?:[ _.-]*(?:number|num|no|nr|#))?|soc\.?[ _-]*sec\.?(?:[ _.-]*(?:number|num|no|nr|#))?)` +
+var ssnLabel = regexp.MustCompile(`(?i)(?:^|[^a-z0-9])(?:ssn|ss#|social[ _.-]*security|soc\.?[ _-]*sec\.?)(?:[ _.-]*(?:number|num|no|nr|#))?` +
 	`[ \t.#:=|"'()\[\]-]*(?:(?:is|was)[ \t]+)?["'(\[]?[ \t]*$`)
 
 // detectSSNs finds US social security numbers written 123-45-6789 or

@@ -11,8 +11,9 @@ type window struct {
 	at         bool // contains '@'
 	dash       bool // contains a dash
 	sep        bool // contains a number separator: space, dash, '.', '/', '(' or '+'
-	// head: the first token is an IBAN head (two letters, two digits), so
-	// short alphanumeric groups may follow it across a space, in any case.
+	// head: the window is short alphanumeric groups, one of them an IBAN
+	// head (two letters, two digits), so more such groups may follow it
+	// across a space, in any letter case.
 	head bool
 	// open: the window may still grow with more input, nothing is decided.
 	open bool
@@ -48,7 +49,7 @@ func scanWindow(s string, i int, final, htmlText bool, limit, capBytes int) wind
 	tab := classTable(htmlText)
 	w := window{start: i}
 	j := i
-	first := true
+	allShort := true // every token so far is a short alphanumeric group
 	for {
 		// One token: a run of token (and invisible) characters.
 		var last byte
@@ -115,9 +116,10 @@ func scanWindow(s string, i int, final, htmlText bool, limit, capBytes int) wind
 				return w
 			}
 		}
-		if first {
-			first = false
-			w.head = tokLen == 4 && isLetter(tokHead[0]) && isLetter(tokHead[1]) && isDigit(tokHead[2]) && isDigit(tokHead[3])
+		// An IBAN head may follow other short groups ("IBAN GB82 WEST …").
+		allShort = allShort && tokAlnum && tokLen <= 4
+		if allShort && tokLen == 4 && isLetter(tokHead[0]) && isLetter(tokHead[1]) && isDigit(tokHead[2]) && isDigit(tokHead[3]) {
+			w.head = true
 		}
 		tokEnd := j
 		if j == len(s) {
@@ -207,7 +209,8 @@ func scanWindow(s string, i int, final, htmlText bool, limit, capBytes int) wind
 						break
 					}
 					if !isAlnum(nb) {
-						bUpper, bAlnum = false, false
+						// The group ends here ("32." at the end of a
+						// sentence); its alphanumeric run decides.
 						break
 					}
 					bUpper = bUpper && isUpperAlnum(nb)
@@ -222,8 +225,8 @@ func scanWindow(s string, i int, final, htmlText bool, limit, capBytes int) wind
 					w.open = true
 					return w
 				}
-				join = (upperRule && bUpper && bLen <= 4 && (tokDigit || bDigit)) ||
-					(headRule && bAlnum && bLen <= 4)
+				join = bLen > 0 && ((upperRule && bUpper && bLen <= 4 && (tokDigit || bDigit)) ||
+					(headRule && bAlnum && bLen <= 4))
 			}
 		}
 		if !join {
