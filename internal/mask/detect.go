@@ -18,12 +18,30 @@ var unsupportedEntities = []string{entities.URL, entities.Person, entities.Locat
 // types (detectors.go): stricter and measured (TestDetectorQuality), and
 // able to look at the text before a window (labels like "SSN:"). Every
 // other entity type is detected by alcatraz's recognizers.
-var builtin = map[string]detector{
-	entities.CreditCard:   detectCards,
-	entities.EmailAddress: detectEmails,
-	entities.PhoneNumber:  detectPhones,
-	entities.IBANCode:     detectIBANs,
-	entities.USSSN:        detectSSNs,
+var builtin = map[string]bool{
+	entities.CreditCard:   true,
+	entities.EmailAddress: true,
+	entities.PhoneNumber:  true,
+	entities.IBANCode:     true,
+	entities.USSSN:        true,
+}
+
+// detectBuiltin runs the built-in detector of r's entity type. The calls
+// are static so that the window context stays on the stack.
+func detectBuiltin(c *detectCtx, r *rule, hits []hit) []hit {
+	switch r.entity {
+	case entities.CreditCard:
+		return detectCards(c, r, hits)
+	case entities.EmailAddress:
+		return detectEmails(c, r, hits)
+	case entities.PhoneNumber:
+		return detectPhones(c, r, hits)
+	case entities.IBANCode:
+		return detectIBANs(c, r, hits)
+	case entities.USSSN:
+		return detectSSNs(c, r, hits)
+	}
+	return hits
 }
 
 // engineOnce builds the shared alcatraz engine with every built-in
@@ -34,7 +52,7 @@ var engineOnce = sync.OnceValue(func() *analyzer.Engine {
 	for _, r := range recognizers.All() {
 		mine := false
 		for _, e := range r.SupportedEntities() {
-			if _, ok := builtin[e]; ok {
+			if builtin[e] {
 				mine = true
 			}
 		}
@@ -156,7 +174,7 @@ func (m *Masker) analyze(s string, w window, edits []edit, o scanOpts) ([]edit, 
 		if !need(r.entity, w) {
 			continue
 		}
-		if d := builtin[r.entity]; d != nil {
+		if builtin[r.entity] {
 			if w.head && r.entity != entities.IBANCode {
 				// A window that began with an IBAN head holds short
 				// alphanumeric groups: a checksum-invalid IBAN is not a
@@ -164,9 +182,12 @@ func (m *Masker) analyze(s string, w window, edits []edit, o scanOpts) ([]edit, 
 				continue
 			}
 			if ctx.n == "" {
-				ctx = detectCtx{n: n, s: s, start: w.start, starts: sc.starts, pre: o.pre}
+				ctx = detectCtx{n: n, s: s, start: w.start, starts: sc.starts}
+				if o.pre != nil {
+					ctx.pre = *o.pre
+				}
 			}
-			sc.hits = d(&ctx, r, sc.hits)
+			sc.hits = detectBuiltin(&ctx, r, sc.hits)
 			continue
 		}
 		sc.ents = append(sc.ents, r.entity)

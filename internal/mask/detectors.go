@@ -13,11 +13,11 @@ import (
 
 // detectCtx is what a detector sees of a window.
 type detectCtx struct {
-	n      string  // the normalized window
-	s      string  // the original text
-	start  int     // the window's start in s
-	starts []int32 // offset in s (from start) of each byte of n
-	pre    *lookback
+	n      string   // the normalized window
+	s      string   // the original text
+	start  int      // the window's start in s
+	starts []int32  // offset in s (from start) of each byte of n
+	pre    lookback // a copy: the window context must not keep the caller's alive
 }
 
 // before returns up to lookbackLen bytes of the original text before the
@@ -25,9 +25,6 @@ type detectCtx struct {
 func (c *detectCtx) before(ns int) string {
 	return c.pre.before(c.s, c.start+int(c.starts[ns]))
 }
-
-// detector appends the hits of rule r's entity type in the window.
-type detector func(c *detectCtx, r *rule, hits []hit) []hit
 
 // Scores of the built-in detectors, compared with an entity's min_score.
 const (
@@ -292,19 +289,22 @@ const (
 	planIndiaMobile
 )
 
+// phoneREs are the phone patterns with the first digits of the runs of
+// digit groups they can match (0: they need a '+').
 var phoneREs = []struct {
-	re   *regexp.Regexp
-	plan phonePlan
+	re     *regexp.Regexp
+	plan   phonePlan
+	firsts uint16
 }{
 	// (415) 555-2671, 415-555-2671, 415.555.2671, 415 555 2671, +1 415 555 2671, 1-415-555-2671
-	{regexp.MustCompile(phonePre + `(?:\+?1[-. ]?)?(?:\(\d{3}\)[-. ]?|\d{3}[-. ])\d{3}[-. ]\d{4}` + phoneExt), planNANP},
-	{regexp.MustCompile(phonePre + `\+1\d{10}` + phoneExt), planNANP},
+	{regexp.MustCompile(phonePre + `(?:\+?1[-. ]?)?(?:\(\d{3}\)[-. ]?|\d{3}[-. ])\d{3}[-. ]\d{4}` + phoneExt), planNANP, 0x3fe},
+	{regexp.MustCompile(phonePre + `\+1\d{10}` + phoneExt), planNANP, 0},
 	// E.164 style: '+', then 8-15 digits with at most two separators between digits.
-	{regexp.MustCompile(phonePre + `\+(?:[-. ()]{0,2}\d){8,15}` + phoneExt), planIntl},
+	{regexp.MustCompile(phonePre + `\+(?:[-. ()]{0,2}\d){8,15}` + phoneExt), planIntl, 0},
 	// National numbers with a trunk 0: 020 7946 0958, 030/12345678, (030) 1234567, 01 23 45 67 89.
-	{regexp.MustCompile(phonePre + `(?:\(0[1-9]\d{0,3}\) ?|0[1-9]\d{0,3}[-./ ])\d{2,8}(?:[-./ ]\d{1,8}){0,4}` + phoneExt), planNational},
+	{regexp.MustCompile(phonePre + `(?:\(0[1-9]\d{0,3}\) ?|0[1-9]\d{0,3}[-./ ])\d{2,8}(?:[-./ ]\d{1,8}){0,4}` + phoneExt), planNational, 1},
 	// Indian mobile numbers: 98765 43210, 098765-43210.
-	{regexp.MustCompile(phonePre + `0?[6-9]\d{4}[- ]\d{5}` + phoneExt), planIndiaMobile},
+	{regexp.MustCompile(phonePre + `0?[6-9]\d{4}[- ]\d{5}` + phoneExt), planIndiaMobile, 1 | 0x3c0},
 }
 
 func detectPhones(c *detectCtx, r *rule, hits []hit) []hit {
@@ -312,7 +312,14 @@ func detectPhones(c *detectCtx, r *rule, hits []hit) []hit {
 		return hits
 	}
 	n := c.n
+	// Numbers without '+' must stand alone (see below), so they are whole
+	// runs of digit groups with 10-12 digits: a card number or an SSN is
+	// not searched with the phone patterns.
+	plus, firsts := phoneCandidates(n)
 	for _, p := range phoneREs {
+		if p.firsts == 0 && !plus || p.firsts != 0 && firsts&p.firsts == 0 {
+			continue
+		}
 		for _, loc := range p.re.FindAllStringSubmatchIndex(n, -1) {
 			s, e := loc[2], loc[3]
 			if e < len(n) && (isWordByte(n[e]) || (isDigit(n[e-1]) && n[e] == '-' && e+1 < len(n) && isDigit(n[e+1]))) {
@@ -330,6 +337,42 @@ func detectPhones(c *detectCtx, r *rule, hits []hit) []hit {
 		}
 	}
 	return hits
+}
+
+// phoneCandidates reports whether a window has a '+' (international
+// numbers), and, as a bit set of first digits (bit d for digit d), the runs
+// of digit groups (digits joined by single separators or parentheses) with
+// 10 to 12 digits: numbers without '+' must stand alone (see
+// detectPhones), so only such a run can hold one.
+func phoneCandidates(n string) (plus bool, firsts uint16) {
+	digits := 0
+	var first byte
+	end := func() {
+		if digits >= 10 && digits <= 12 {
+			firsts |= 1 << (first - '0')
+		}
+		digits = 0
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		switch {
+		case isDigit(c):
+			if digits == 0 {
+				first = c
+			}
+			digits++
+		case c == '(' || c == ')':
+		case (c == ' ' || c == '-' || c == '.' || c == '/') && i > 0 && i+1 < len(n) &&
+			(isDigit(n[i-1]) || n[i-1] == ')') && (isDigit(n[i+1]) || n[i+1] == '('):
+		default:
+			if c == '+' {
+				plus = true
+			}
+			end()
+		}
+	}
+	end()
+	return plus, firsts
 }
 
 // phoneValid checks the digits of a candidate against its numbering plan.

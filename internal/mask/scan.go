@@ -372,9 +372,9 @@ func (l *lookback) set(s string) {
 }
 
 // before returns up to lookbackLen bytes of text before offset p of s,
-// continuing into the context l (which may be nil).
+// continuing into the context l.
 func (l *lookback) before(s string, p int) string {
-	if p >= lookbackLen || l == nil || l.n == 0 {
+	if p >= lookbackLen || l.n == 0 {
 		return s[max(0, p-lookbackLen):p]
 	}
 	need := lookbackLen - p
