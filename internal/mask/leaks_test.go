@@ -144,6 +144,18 @@ func TestLeakWrappedCard(t *testing.T) {
 		{"indented", "4111 1111 1111\n  1111", cc},
 		{"two lines of numbers stay", "1234\n5678", "1234\n5678"},
 	})
+	// Streamed, split at every byte (a CR at the end of a chunk may be the
+	// first half of CRLF).
+	m := defaultMasker(t)
+	for _, in := range []string{"card 4111 1111 1111\r\n1111 ok", "4111 1111\r\r\n1111 1111", "a 4111 1111 \r\n  1111 1111\n"} {
+		want := m.MaskText(in, "", nil)
+		for k := 1; k < len(in); k++ {
+			ts := m.NewTextStream("", nil)
+			if got := string(ts.Flush(ts.Write(ts.Write(nil, in[:k]), in[k:]))); got != want {
+				t.Errorf("%q split at %d: %q, want %q", in, k, got, want)
+			}
+		}
+	}
 }
 
 // TestFalsePositivePackageSpecs: name@version is not an email address.
