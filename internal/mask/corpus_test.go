@@ -253,18 +253,7 @@ func (g *corpusGen) negatives(n int) []corpusItem {
 		}
 		return d + check
 	}
-	isbn13 := func() string {
-		d := g.pick([]string{"978", "979"}) + g.digits(9)
-		sum := 0
-		for i := range 12 {
-			w := 1
-			if i%2 == 1 {
-				w = 3
-			}
-			sum += w * int(d[i]-'0')
-		}
-		return d + strconv.Itoa((10-sum%10)%10)
-	}
+	isbn13 := func() string { return withGTINCheck(g.pick([]string{"978", "979"}) + g.digits(9)) }
 	validCard := func() string {
 		nw := cardNetworks[g.r.IntN(len(cardNetworks))]
 		l := g.pick(intStrings(nw.lengths))
@@ -313,16 +302,7 @@ func (g *corpusGen) negatives(n int) []corpusItem {
 			return g.pick([]string{a, b, a[:3] + "-" + a[3:4] + "-" + a[4:6] + "-" + a[6:12] + "-" + a[12:], b[:1] + "-" + b[1:4] + "-" + b[4:9] + "-" + b[9:]})
 		}},
 		{"EAN-13 / UPC-A barcode", "gtin", false, func() string {
-			d := g.pick([]string{"0", "4", "5", "7", "8", "9", "3", "6"}) + g.digits(11)
-			sum := 0
-			for i := range 12 {
-				w := 1
-				if i%2 == 1 {
-					w = 3
-				}
-				sum += w * int(d[i]-'0')
-			}
-			v := d + strconv.Itoa((10-sum%10)%10)
+			v := withGTINCheck(g.pick([]string{"0", "4", "5", "7", "8", "9", "3", "6"}) + g.digits(11))
 			if g.r.IntN(4) == 0 {
 				return v[1:] // UPC-A
 			}
@@ -422,6 +402,20 @@ func (g *corpusGen) negatives(n int) []corpusItem {
 		}
 	}
 	return items
+}
+
+// withGTINCheck appends the check digit of a 13-digit EAN/ISBN (weights 1
+// and 3) to its first 12 digits.
+func withGTINCheck(d string) string {
+	sum := 0
+	for i := range 12 {
+		w := 1
+		if i%2 == 1 {
+			w = 3
+		}
+		sum += w * int(d[i]-'0')
+	}
+	return d + strconv.Itoa((10-sum%10)%10)
 }
 
 func intStrings(v []int) []string {

@@ -20,16 +20,7 @@ func detectCards(c *detectCtx, r *rule, hits []hit) []hit {
 	n := c.n
 	var buf [24]span
 	groups := buf[:0]
-	i := 0
-	for i < len(n) {
-		if !isDigit(n[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(n) && isDigit(n[j]) {
-			j++
-		}
+	for i, j := digitRun(n, 0); i < len(n); i, j = digitRun(n, j) {
 		ok := (i == 0 || !isWordByte(n[i-1])) && (j == len(n) || !isWordByte(n[j]))
 		if len(groups) > 0 {
 			prev := groups[len(groups)-1]
@@ -41,7 +32,6 @@ func detectCards(c *detectCtx, r *rule, hits []hit) []hit {
 		if ok {
 			groups = append(groups, span{i, j})
 		}
-		i = j
 	}
 	return cardsIn(c, groups, r, hits)
 }

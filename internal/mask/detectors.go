@@ -36,6 +36,20 @@ const (
 	scorePhone     = 0.6
 )
 
+// digitRun returns the next run of digits at or after from: n[i:j], or
+// i == len(n) when there is none.
+func digitRun(n string, from int) (i, j int) {
+	i = from
+	for i < len(n) && !isDigit(n[i]) {
+		i++
+	}
+	j = i
+	for j < len(n) && isDigit(n[j]) {
+		j++
+	}
+	return i, j
+}
+
 // span is a byte range [s, e) of a normalized window.
 type span struct{ s, e int }
 
@@ -163,17 +177,8 @@ var ssnLabel = regexp.MustCompile(`(?i)(?:^|[^a-z0-9])(?:ssn|ss#|social[ _.-]*se
 // 0000, or one of the numbers published in advertising) is not an SSN.
 func detectSSNs(c *detectCtx, r *rule, hits []hit) []hit {
 	n := c.n
-	for i := 0; i < len(n); {
-		if !isDigit(n[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(n) && isDigit(n[j]) {
-			j++
-		}
+	for i, j := digitRun(n, 0); i < len(n); i, j = digitRun(n, j) {
 		if i > 0 && isWordByte(n[i-1]) {
-			i = j
 			continue
 		}
 		end := func(e int) bool {
@@ -188,15 +193,13 @@ func detectSSNs(c *detectCtx, r *rule, hits []hit) []hit {
 			}
 			if score >= r.minScore && ssnValid(n[i:j], n[j+1:j+3], n[j+4:j+8]) {
 				hits = append(hits, hit{i, j + 8, r})
-				i = j + 8
-				continue
+				j += 8 // go on after the number
 			}
 		case j-i == 9 && end(j) && scoreSSNLabel >= r.minScore && ssnValid(n[i:i+3], n[i+3:i+5], n[i+5:j]):
 			if ssnLabel.MatchString(c.before(i)) {
 				hits = append(hits, hit{i, j, r})
 			}
 		}
-		i = j
 	}
 	return hits
 }
