@@ -235,7 +235,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.audit != nil {
 		sw.hash = sha256.New()
 	}
-	g.proxy.ServeHTTP(sw, r.WithContext(ctx))
+	g.forward(sw, r.WithContext(ctx), c)
 	c.status = sw.status
 	if c.status == 0 {
 		c.status = http.StatusOK
@@ -360,7 +360,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	added := g.now().Sub(c.start) - c.upstreamHdr
 	c.added = added
 	resp.Header.Set("Server-Timing", serverTiming(added))
-	resp.Header.Set("X-Request-Id", c.requestID)
+	// The handler already set ours on the response; the proxy adds the
+	// upstream's headers to it, so an upstream X-Request-Id would make two.
+	resp.Header.Del("X-Request-Id")
 	g.metrics.gatewayAdded.WithLabelValues(c.route.name).Observe(added.Seconds())
 	return nil
 }

@@ -45,6 +45,7 @@ func (g *Gateway) chooseMasker(c *call) error {
 	}
 	c.mask.m = m
 	c.mask.rec = mask.NewRecorder()
+	c.mask.rec.SetRequestID(c.requestID)
 	return nil
 }
 
@@ -77,6 +78,39 @@ func (g *Gateway) maskActions(c *call) []audit.MaskAction {
 		out = append(out, audit.MaskAction{Rule: a.Rule, Entity: a.Entity, Location: a.Location, Count: a.Count, Fingerprint: a.Fingerprint})
 	}
 	return out
+}
+
+// maskingOutcome records in the completed entry how masking ended the
+// response: refused or cut by the masker (masking_failed), or cut short
+// because the upstream broke off, timed out or the caller went away, with
+// the held-back text dropped (truncated, or client_aborted when the
+// caller's request was canceled). An outcome already known is kept.
+func (g *Gateway) maskingOutcome(r *http.Request, c *call, e *audit.Entry) {
+	rec := c.mask.rec
+	if rec == nil {
+		return
+	}
+	detail := func(k, v string) {
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details[k] = v
+	}
+	if f := rec.Failure(); f != "" {
+		detail("masking_failure", f)
+		if c.outcome == "" {
+			c.outcome = audit.OutcomeMaskingFailed
+		}
+	}
+	if t := rec.Truncated(); t != "" {
+		detail("truncated", t)
+		if c.outcome == "" {
+			c.outcome = audit.OutcomeTruncated
+			if r.Context().Err() != nil {
+				c.outcome = audit.OutcomeClientAborted
+			}
+		}
+	}
 }
 
 // params are the request parameters recorded in the audit log, per the

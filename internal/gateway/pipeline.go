@@ -171,17 +171,7 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	e.Upstream = c.upstreamHdr
 	e.Gateway = c.added
 	e.Masking = g.maskActions(c)
-	if c.mask.rec != nil {
-		if f := c.mask.rec.Failure(); f != "" {
-			if e.Details == nil {
-				e.Details = map[string]any{}
-			}
-			e.Details["masking_failure"] = f
-			if c.outcome == "" {
-				c.outcome = audit.OutcomeMaskingFailed
-			}
-		}
-	}
+	g.maskingOutcome(r, c, e)
 	e.Outcome = c.outcome
 	if e.Outcome == "" {
 		e.Outcome = audit.OutcomeOK

@@ -11,26 +11,55 @@ import (
 )
 
 // Entity types whose shape crosses characters that end a candidate window
-// (':' '/' or free text), so they cannot be detected window by window.
+// (':' or free text), so they cannot be detected window by window.
 var unsupportedEntities = []string{entities.URL, entities.Person, entities.Location, entities.NRP, entities.DateTime}
 
-// engineOnce builds the shared alcatraz engine: every built-in recognizer,
-// except that the phone and US SSN recognizers are replaced by stricter ones
-// (a bare 10-digit run such as a Unix timestamp is not a phone number here,
-// and an undashed 9-digit run is not an SSN). Context scoring is off so a
-// window's result depends on the window alone.
+// builtin are the detectors Warden runs itself for the default entity
+// types (detectors.go): stricter and measured (TestDetectorQuality), and
+// able to look at the text before a window (labels like "SSN:"). Every
+// other entity type is detected by alcatraz's recognizers.
+var builtin = map[string]bool{
+	entities.CreditCard:   true,
+	entities.EmailAddress: true,
+	entities.PhoneNumber:  true,
+	entities.IBANCode:     true,
+	entities.USSSN:        true,
+}
+
+// detectBuiltin runs the built-in detector of r's entity type. The calls
+// are static so that the window context stays on the stack.
+func detectBuiltin(c *detectCtx, r *rule, hits []hit) []hit {
+	switch r.entity {
+	case entities.CreditCard:
+		return detectCards(c, r, hits)
+	case entities.EmailAddress:
+		return detectEmails(c, r, hits)
+	case entities.PhoneNumber:
+		return detectPhones(c, r, hits)
+	case entities.IBANCode:
+		return detectIBANs(c, r, hits)
+	case entities.USSSN:
+		return detectSSNs(c, r, hits)
+	}
+	return hits
+}
+
+// engineOnce builds the shared alcatraz engine with every built-in
+// recognizer except those for the entity types Warden detects itself.
+// Context scoring is off so a window's result depends on the window alone.
 var engineOnce = sync.OnceValue(func() *analyzer.Engine {
 	reg := analyzer.NewRegistry("en")
 	for _, r := range recognizers.All() {
-		switch r.Name() {
-		case "PhoneRecognizer", "UsSsnRecognizer", "CreditCardRecognizer":
-			continue
+		mine := false
+		for _, e := range r.SupportedEntities() {
+			if builtin[e] {
+				mine = true
+			}
 		}
-		reg.Add("en", r)
+		if !mine {
+			reg.Add("en", r)
+		}
 	}
-	reg.Add("en", strictPhone())
-	reg.Add("en", strictSSN())
-	reg.Add("en", cardRecognizer())
 	eng := analyzer.NewEngine(reg, []string{"en"})
 	eng.SetContextEnhancer(nil)
 	return eng
@@ -43,64 +72,11 @@ func supportedEntities() []string {
 			out = append(out, e)
 		}
 	}
-	slices.Sort(out)
-	return out
-}
-
-const hsp = ` ` // windows are normalized: every horizontal space is ' '
-
-func strictPhone() analyzer.Recognizer {
-	return analyzer.NewPatternRecognizer("WardenPhoneRecognizer", entities.PhoneNumber, "en",
-		[]*analyzer.Pattern{
-			// US/NANP with at least one separator group: (415) 555-2671,
-			// 415-555-2671, 415.555.2671, +1 415 555 2671.
-			analyzer.MustPattern("Phone (US)",
-				`(?:^|[^\w+])((?:\+?1[-.`+hsp+`]?)?(?:\(\d{3}\)[-.`+hsp+`]?|\d{3}[-.`+hsp+`])\d{3}[-.`+hsp+`]\d{4})\b`, 0.6).WithGroup(1),
-			analyzer.MustPattern("Phone (US, +1 undelimited)", `(?:^|[^\w+])(\+1\d{10})\b`, 0.6).WithGroup(1),
-			// E.164 style: '+' then 8-15 digits, at most two separators between digits.
-			analyzer.MustPattern("Phone (intl)", `(?:^|[^\w+])(\+(?:[-.() ]{0,2}\d){8,15})\b`, 0.6).WithGroup(1),
-		})
-}
-
-// cardRecognizer is alcatraz's Luhn-validated card recognizer, widened to
-// dot separators and the 4-6-5 grouping of 15-digit cards.
-func cardRecognizer() analyzer.Recognizer {
-	return analyzer.NewPatternRecognizer("WardenCreditCardRecognizer", entities.CreditCard, "en",
-		[]*analyzer.Pattern{
-			analyzer.MustPattern("Card (4-4-4-4)", `\b(?:4\d{3}|5[0-5]\d{2}|6\d{3}|3\d{3}|2[2-7]\d{2})[-. ]?\d{3,4}[-. ]?\d{3,4}[-. ]?\d{3,5}\b`, 0.3),
-			analyzer.MustPattern("Card (4-6-5)", `\b3[47]\d{2}[-. ]?\d{6}[-. ]?\d{5}\b`, 0.3),
-		}).WithValidator(luhnValid)
-}
-
-// luhnValid checks the Luhn checksum over the digits of s (13 to 19 of them).
-func luhnValid(s string) bool {
-	sum, n, double := 0, 0, false
-	for i := len(s) - 1; i >= 0; i-- {
-		c := s[i]
-		if c < '0' || c > '9' {
-			continue
-		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-		n++
+	for e := range builtin {
+		out = append(out, e)
 	}
-	return n >= 13 && n <= 19 && sum%10 == 0
-}
-
-func strictSSN() analyzer.Recognizer {
-	return analyzer.NewPatternRecognizer("WardenSsnRecognizer", entities.USSSN, "en",
-		[]*analyzer.Pattern{analyzer.MustPattern("SSN (dashes)", `\b\d{3}-\d{2}-\d{4}\b`, 0.85)}).
-		WithValidator(func(s string) bool {
-			area, group, serial := s[0:3], s[4:6], s[7:11]
-			return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
-		})
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // need says whether a window's statistics allow an entity type at all: the
@@ -108,17 +84,16 @@ func strictSSN() analyzer.Recognizer {
 func need(entity string, w window) bool {
 	switch entity {
 	case entities.CreditCard:
-		return w.digits >= 12
+		return w.digits >= 13
 	case entities.EmailAddress:
 		return w.at
 	case entities.PhoneNumber:
 		// Our phone patterns need a separator, '(' or '+'.
 		return w.digits >= 8 && w.sep
 	case entities.IBANCode:
-		return w.digits >= 2 && w.upper >= 2 && w.normLen >= 15
+		return w.digits >= 2 && w.upper+w.lower >= 2 && w.normLen >= 15
 	case entities.USSSN:
-		// Only the dashed form is recognized (see strictSSN).
-		return w.digits >= 9 && w.dash
+		return w.digits >= 9
 	case entities.IPAddress:
 		return w.digits >= 4
 	}
@@ -153,7 +128,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // analyze runs the detectors over window w of s, appends edits for the
 // committed part and returns the position where scanning resumes.
-func (m *Masker) analyze(s string, w window, edits []edit) ([]edit, int) {
+func (m *Masker) analyze(s string, w window, edits []edit, o scanOpts) ([]edit, int) {
 	needed := len(m.textRules) > 0
 	for _, r := range m.entityRules {
 		needed = needed || need(r.entity, w)
@@ -163,16 +138,15 @@ func (m *Masker) analyze(s string, w window, edits []edit) ([]edit, int) {
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	sc.ents = sc.ents[:0]
-	for _, r := range m.entityRules {
-		if need(r.entity, w) {
-			sc.ents = append(sc.ents, r.entity)
-		}
-	}
 	// Normalize the window, remembering where each byte came from.
 	sc.norm, sc.starts, sc.ends = sc.norm[:0], sc.starts[:0], sc.ends[:0]
 	for j := w.start; j < w.end; {
-		cls, nb, size := classify(s, j, true)
+		cls, nb, size := classify(s, j, true, o.html)
+		if c := s[j]; c == '\n' || c == '\r' {
+			// Only a wrapped digit group puts a line break inside a
+			// window: it separates like a space.
+			cls, nb = cSpace, ' '
+		}
 		if cls == cSpace || nb == '-' {
 			// A run of separators ("4111 - 1111", "4111  1111") reads as
 			// one, so padding the groups of a number does not hide it.
@@ -194,6 +168,30 @@ func (m *Masker) analyze(s string, w window, edits []edit) ([]edit, int) {
 	}
 	n := string(sc.norm)
 	sc.hits = sc.hits[:0]
+	sc.ents = sc.ents[:0]
+	var ctx detectCtx
+	for _, r := range m.entityRules {
+		if !need(r.entity, w) {
+			continue
+		}
+		if builtin[r.entity] {
+			if w.head && r.entity != entities.IBANCode {
+				// A window that began with an IBAN head holds short
+				// alphanumeric groups: a checksum-invalid IBAN is not a
+				// place to look for card or phone numbers.
+				continue
+			}
+			if ctx.n == "" {
+				ctx = detectCtx{n: n, s: s, start: w.start, starts: sc.starts}
+				if o.pre != nil {
+					ctx.pre = *o.pre
+				}
+			}
+			sc.hits = detectBuiltin(&ctx, r, sc.hits)
+			continue
+		}
+		sc.ents = append(sc.ents, r.entity)
+	}
 	if len(sc.ents) > 0 {
 		for _, res := range engineOnce().Analyze(n, analyzer.Options{Entities: sc.ents}) {
 			r := m.byEntity[res.EntityType]
@@ -238,12 +236,13 @@ func (m *Masker) analyze(s string, w window, edits []edit) ([]edit, int) {
 		}
 	}
 	for _, h := range hits {
-		val := n[h.ns:h.ne]
-		canon := canonical(h.r.entity, val)
+		start := w.start + int(sc.starts[h.ns])
+		end := w.start + int(sc.ends[h.ne-1])
+		canon := canonical(h.r.entity, n[h.ns:h.ne], s[start:end], o.html)
 		fp := m.fingerprint(h.r.entity, canon)
 		edits = append(edits, edit{
-			start: w.start + int(sc.starts[h.ns]),
-			end:   w.start + int(sc.ends[h.ne-1]),
+			start: start,
+			end:   end,
 			repl:  replacement(h.r.style, h.r.entity, canon, fp),
 			r:     h.r,
 			fp:    fp,

@@ -16,14 +16,22 @@
 // # How detection works
 //
 // A fast byte-class scanner splits the text into candidate windows: runs of
-// identifier characters ([A-Za-z0-9@._%+()-] after normalization) joined
-// across single spaces when both sides look like parts of a number or of an
-// IBAN. Only windows that can hold an entity of the profile (enough digits, or
-// an '@') are normalized (NFKC-style folding of full-width and other digits,
-// zero-width characters dropped, NBSP and other spaces to ' ', every dash to
-// '-') and passed to the github.com/hoophq/alcatraz recognizers, custom RE2
-// rules and keyword lists. Matches are mapped back and replaced in the
-// ORIGINAL text.
+// identifier characters ([A-Za-z0-9@._%+()/-] and letters outside ASCII,
+// after normalization) joined across one or two spaces when both sides look
+// like parts of a number or the window holds IBAN groups, and across one
+// line break between digit groups. Only windows that can hold an entity of
+// the profile (enough digits, or an '@') are normalized (full-width and
+// other digits folded, zero-width, control and combining characters
+// dropped, NBSP and other spaces to ' ', every dash to '-'; in text/html,
+// character references decoded) and analysed: the default entity types by
+// Warden's own detectors (detectors.go: Luhn, card networks and lengths,
+// mod 97 and IBAN country lengths, issued SSN ranges, numbering plans),
+// any other type by the github.com/hoophq/alcatraz recognizers, plus custom
+// RE2 rules and keyword lists. Up to 48 bytes of text before a window
+// (across stream chunks, or a JSON member name) are its context, where
+// labels like "SSN:" are read. Matches are mapped back and replaced in the
+// ORIGINAL text. TestDetectorQuality measures recall and precision on a
+// generated, labelled corpus.
 //
 // # What it guarantees
 //
@@ -43,7 +51,14 @@
 //
 //   - Fail closed. A response the masker cannot parse, decode or classify is
 //     refused (an error for JSON/other types; an SSE `event: error` followed
-//     by end of stream for streams) unless the profile says otherwise.
+//     by end of stream for streams) unless the profile says otherwise; so is
+//     a charset it cannot decode, and conflicting Content-Type headers.
+//
+//   - Nothing held back leaks at an abnormal end. When the upstream body
+//     fails mid-stream (connection broken, timeout, request canceled) the
+//     text held back is dropped, not flushed; an SSE stream ends with an
+//     OpenAI-style error event, other bodies with a read error, and
+//     Recorder.Truncated says why.
 //
 //   - Same event structure. SSE events keep their JSON shape; text held
 //     back from a chunk is emitted in a later chunk of the same channel or,

@@ -97,3 +97,57 @@ func FuzzMaskJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHTMLStreamEqualsMaskHTML: text/html is masked as a stream with
+// character references decoded; for any text and any cut points the
+// streamed output equals MaskHTML of the whole text.
+func FuzzHTMLStreamEqualsMaskHTML(f *testing.F) {
+	f.Add("<p>card &#52;111&nbsp;1111&nbsp1111 1111 &amp; mail jane&commat;example.com</p>", uint64(5))
+	f.Add("&#x34;&#49;&#0000049;1 1111 1111 1111 &", uint64(1))
+	m := defaultMasker(f)
+	f.Fuzz(func(t *testing.T, text string, seed uint64) {
+		want := m.MaskHTML(text, "", nil)
+		ts := m.newHTMLStream("", nil)
+		var out []byte
+		for i := 0; i < len(text); {
+			seed = seed*6364136223846793005 + 1442695040888963407
+			j := min(len(text), i+1+int(seed>>60))
+			out = ts.Write(out, text[i:j])
+			i = j
+		}
+		if out = ts.Flush(out); string(out) != want {
+			t.Fatalf("stream %q\n  != %q", out, want)
+		}
+	})
+}
+
+// FuzzSSEAbort: when a stream ends abnormally at any point, the masker adds
+// nothing to what it had already emitted but the error event: held-back
+// text is never flushed.
+func FuzzSSEAbort(f *testing.F) {
+	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card 4111 1111 1111\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" 1111 ok\"}}]}\n\n"), uint16(60), true)
+	f.Add([]byte("data: mail jane.doe@exa\n\ndata: mple.com\n\n"), uint16(30), false)
+	m := defaultMasker(f)
+	f.Fuzz(func(t *testing.T, in []byte, cut uint16, openai bool) {
+		kind := StreamGeneric
+		if openai {
+			kind = StreamOpenAI
+		}
+		in = in[:min(len(in), int(cut))]
+		s := newSSEMasker(m, nil, kind)
+		s.feed(in)
+		before := string(s.out)
+		if s.failed {
+			return
+		}
+		s.abort("test")
+		after := string(s.out)
+		if s.ended && s.pendingText() == 0 && after == before {
+			return // the answer was complete
+		}
+		rest, ok := strings.CutPrefix(after, before)
+		if !ok || !strings.HasPrefix(rest, "event: error\ndata: {\"error\":") || strings.Count(rest, "\n\n") != 1 || !strings.HasSuffix(rest, "}}\n\n") {
+			t.Fatalf("abort added more than an error event: %q", rest)
+		}
+	})
+}

@@ -19,11 +19,15 @@ type stringHook func(ptr jsontext.Pointer, val string) (string, bool)
 // hookNames are the member names that can hold channel text.
 var hookNames = map[string]bool{"content": true, "reasoning_content": true, "reasoning": true, "refusal": true, "text": true, "arguments": true, "delta": true}
 
+// errNotOneValue: the text holds more than one JSON value.
+var errNotOneValue = errors.New("mask: json: more than one JSON value")
+
 // MaskJSON masks a JSON document: every decoded string value (and member
 // name) is scanned, json_paths rules replace whole fields, numbers long
 // enough to be an identifier are scanned as text (a masked number becomes a
 // string). Only the rewritten values change; every other byte of in is kept.
-// When nothing is masked, in itself is returned. Invalid JSON is an error.
+// When nothing is masked, in itself is returned. Invalid JSON, and text
+// holding more than one JSON value, is an error.
 func (m *Masker) MaskJSON(in []byte, rec *Recorder) ([]byte, error) {
 	out, changed, err := m.rewriteJSON(string(in), rec, "", nil)
 	if err != nil || !changed {
@@ -71,6 +75,8 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 	var b []byte
 	last := 0
 	lastName := "" // the member name of the value being read, in objects
+	var pre lookback
+	values := 0 // top-level values read
 	replace := func(start, end int, s string) error {
 		if b == nil {
 			b = make([]byte, 0, len(in)+64)
@@ -91,6 +97,14 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 			return "", false, fmt.Errorf("mask: json: %w", err)
 		}
 		depth := dec.StackDepth()
+		if depth == 0 {
+			// A second top-level value ("4111 1111 1111 1111" reads as four
+			// numbers) would let a value hide in pieces: refused.
+			if values > 0 {
+				return "", false, errNotOneValue
+			}
+			values++
+		}
 		top, length := dec.StackIndex(depth)
 		isName := top == '{' && length%2 == 0
 		switch kind {
@@ -153,8 +167,8 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 				lastName = val
 			}
 		case '0':
-			if len(raw) < 12 {
-				continue
+			if len(raw) < 9 {
+				continue // too short to be an identifier (9 digits: a labelled SSN)
 			}
 			val = raw
 		default:
@@ -173,7 +187,14 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 				continue
 			}
 		}
-		edits, _ := m.scan(val, true, nil)
+		var o scanOpts
+		if !isName && top == '{' && lastName != "" {
+			// The member name is the label before the value: {"ssn":"…"}.
+			pre.set(lastName)
+			pre.push(": ")
+			o.pre = &pre
+		}
+		edits, _ := m.scan(val, true, nil, o)
 		if len(edits) == 0 {
 			continue
 		}
@@ -218,7 +239,7 @@ func (m *Masker) matchPath(ptr jsontext.Pointer) *rule {
 
 // maskField replaces a whole field matched by a json_paths rule.
 func (m *Masker) maskField(r *rule, val, loc string, rec *Recorder) string {
-	canon := canonical(r.entity, val)
+	canon := canonical(r.entity, val, val, false)
 	fp := m.fingerprint(r.entity, canon)
 	rec.add(Action{Rule: r.name, Entity: r.entity, Location: loc, Count: 1, Fingerprint: fp})
 	return replacement(r.style, r.entity, canon, fp)

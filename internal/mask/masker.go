@@ -163,7 +163,18 @@ func (m *Masker) HoldBack() int { return m.p.HoldBack }
 // MaskText masks s as one whole text and records each masked value under
 // location in rec (which may be nil).
 func (m *Masker) MaskText(s, location string, rec *Recorder) string {
-	edits, _ := m.scan(s, true, nil)
+	return m.maskText(s, location, rec, scanOpts{})
+}
+
+// MaskHTML masks s as one whole text/html text: character references
+// (&#52; &commat; &nbsp;) are decoded for detection, and a match is replaced
+// together with the references it is written with.
+func (m *Masker) MaskHTML(s, location string, rec *Recorder) string {
+	return m.maskText(s, location, rec, scanOpts{html: true})
+}
+
+func (m *Masker) maskText(s, location string, rec *Recorder, o scanOpts) string {
+	edits, _ := m.scan(s, true, nil, o)
 	if len(edits) == 0 {
 		return s
 	}
@@ -193,11 +204,20 @@ type TextStream struct {
 	rec     *Recorder
 	pending string
 	edits   []edit
+	html    bool
+	// pre is the tail of the text already committed, where labels such as
+	// "SSN:" before a window are found, exactly as MaskText would see them.
+	pre lookback
 }
 
 // NewTextStream starts a text stream recorded under location.
 func (m *Masker) NewTextStream(location string, rec *Recorder) *TextStream {
 	return &TextStream{m: m, loc: location, rec: rec}
+}
+
+// newHTMLStream starts a text stream of text/html (see MaskHTML).
+func (m *Masker) newHTMLStream(location string, rec *Recorder) *TextStream {
+	return &TextStream{m: m, loc: location, rec: rec, html: true}
 }
 
 // Write adds p to the stream and appends the masked text that is now final
@@ -214,14 +234,24 @@ func (t *TextStream) Write(dst []byte, p string) []byte {
 // Flush ends the stream: it appends all remaining masked text to dst.
 func (t *TextStream) Flush(dst []byte) []byte { return t.emit(dst, true) }
 
+// Drop ends the stream abnormally: the text held back (it could still be
+// the start of a value) is discarded, never emitted, and the number of
+// dropped bytes is returned.
+func (t *TextStream) Drop() int {
+	n := len(t.pending)
+	t.pending = ""
+	return n
+}
+
 // Pending reports how many bytes are held back.
 func (t *TextStream) Pending() int { return len(t.pending) }
 
 func (t *TextStream) emit(dst []byte, final bool) []byte {
 	var cut int
-	t.edits, cut = t.m.scan(t.pending, final, t.edits[:0])
+	t.edits, cut = t.m.scan(t.pending, final, t.edits[:0], scanOpts{pre: &t.pre, html: t.html})
 	record(t.rec, t.loc, t.edits)
 	dst = apply(dst, t.pending[:cut], t.edits)
+	t.pre.push(t.pending[:cut])
 	t.pending = t.pending[cut:]
 	if t.pending == "" {
 		t.pending = "" // drop the reference to the old buffer

@@ -187,6 +187,9 @@ func parseIndices(data string, ix *openAIIndices) error {
 			}
 			return err
 		}
+		if !first && dec.StackDepth() == 0 {
+			return errNotOneValue
+		}
 		if first && kind != '{' {
 			if _, err := dec.ReadValue(); err != nil {
 				return err
@@ -308,6 +311,7 @@ func (s *sseMasker) openAIEvent(ev sseEvent, data string) (out string, drop bool
 				s.flushChannel(c)
 			}
 		case ix.Type == "response.completed" || ix.Type == "response.failed" || ix.Type == "response.incomplete" || ix.Type == "error":
+			s.ended = true
 			s.flushAll()
 		}
 		out, _, err := s.m.rewriteJSON(raw, s.rec, "sse:", nil)

@@ -27,10 +27,58 @@ type actionKey struct{ rule, entity, location, fp string }
 // is safe for concurrent use; the gateway reads it after the response body
 // is closed. A nil *Recorder records nothing.
 type Recorder struct {
-	mu      sync.Mutex
-	idx     map[actionKey]int
-	actions []Action
-	failure string
+	mu        sync.Mutex
+	idx       map[actionKey]int
+	actions   []Action
+	failure   string
+	truncated string
+	reqID     string
+}
+
+// SetRequestID names the request in the error events the masker writes
+// into a stream it ends early.
+func (r *Recorder) SetRequestID(id string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqID = id
+}
+
+func (r *Recorder) requestID() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reqID
+}
+
+// truncate notes that the response ended abnormally (the upstream broke,
+// timed out, the request was canceled) and that held-back text was dropped.
+func (r *Recorder) truncate(reason string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.truncated == "" {
+		r.truncated = reason
+	}
+}
+
+// Truncated returns why a streamed response ended abnormally after part of
+// it had been sent ("" if it did not): the upstream connection broke or
+// timed out, or the request was canceled. The text the masker held back
+// was dropped, not flushed. The gateway records the outcome "truncated".
+func (r *Recorder) Truncated() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.truncated
 }
 
 // fail notes that the response was cut short by the masker (fail closed).

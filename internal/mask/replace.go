@@ -6,30 +6,64 @@ import (
 	"encoding/hex"
 	"hash"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // canonical is the form of a value that fingerprints and tokens are computed
 // from, so that formatting does not change them: emails lower-cased, other
 // values without separators and upper-cased ("4111-1111…" and "4111 1111…"
-// give the same token).
-func canonical(entity, v string) string {
-	if entity == "EMAIL_ADDRESS" {
-		return strings.ToLower(v)
+// give the same token). norm is the normalized match; letters outside ASCII
+// are taken from orig, the original text of the match.
+func canonical(entity, norm, orig string, htmlText bool) string {
+	email := entity == "EMAIL_ADDRESS"
+	if strings.IndexByte(norm, nbLetter) < 0 {
+		if email {
+			return strings.ToLower(norm)
+		}
+		var b strings.Builder
+		b.Grow(len(norm))
+		for i := 0; i < len(norm); i++ {
+			if c := canonByte(norm[i]); c != 0 {
+				b.WriteByte(c)
+			}
+		}
+		return b.String()
 	}
 	var b strings.Builder
-	b.Grow(len(v))
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch c {
-		case ' ', '-', '.', '(', ')':
-			continue
+	for i := 0; i < len(orig); {
+		cls, nb, size := classify(orig, i, true, htmlText)
+		switch {
+		case cls == cToken && nb == nbLetter:
+			r, _ := utf8.DecodeRuneInString(orig[i:])
+			if email {
+				b.WriteRune(unicode.ToLower(r))
+			} else {
+				b.WriteRune(unicode.ToUpper(r))
+			}
+		case cls == cToken && email:
+			b.WriteByte(byte(unicode.ToLower(rune(nb))))
+		case cls == cToken:
+			if c := canonByte(nb); c != 0 {
+				b.WriteByte(c)
+			}
 		}
-		if c >= 'a' && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		b.WriteByte(c)
+		i += size
 	}
 	return b.String()
+}
+
+// canonByte maps a normalized byte of a non-email value to its canonical
+// form: separators dropped (0), letters upper-cased.
+func canonByte(c byte) byte {
+	switch c {
+	case ' ', '-', '.', '(', ')', '/':
+		return 0
+	}
+	if isLower(c) {
+		c -= 'a' - 'A'
+	}
+	return c
 }
 
 // fingerprint is the keyed fingerprint of a canonical value: HMAC-SHA256

@@ -75,6 +75,9 @@ type sseMasker struct {
 	channels map[string]*channel
 	order    []*channel
 	failed   bool
+	// ended: the stream's own end marker was seen ([DONE], or a Responses
+	// API terminal event), so an end of input afterwards is a normal end.
+	ended bool
 }
 
 func newSSEMasker(m *Masker, rec *Recorder, kind StreamKind) *sseMasker {
@@ -114,7 +117,9 @@ func (s *sseMasker) feed(p []byte) {
 }
 
 // finish ends the stream: a last unterminated line and event are processed
-// and every channel is flushed.
+// and every channel is flushed. An OpenAI stream that ends without its end
+// marker while text is held back was cut short (a close-delimited body
+// reads as a clean end): it ends like abort, the held text withheld.
 func (s *sseMasker) finish() {
 	if s.failed {
 		return
@@ -126,7 +131,66 @@ func (s *sseMasker) finish() {
 	if s.ev.hasData || s.ev.hasName || s.ev.hasID || s.ev.hasRetry {
 		s.dispatch()
 	}
+	if s.kind == StreamOpenAI && !s.ended && !s.failed && s.pendingText() > 0 {
+		s.abort("the upstream stream ended without its end marker ([DONE])")
+		return
+	}
 	s.flushAll()
+}
+
+// pendingText is how many bytes the channels hold back.
+func (s *sseMasker) pendingText() int {
+	n := 0
+	for _, c := range s.order {
+		n += c.ts.Pending()
+	}
+	return n
+}
+
+// abort ends the stream abnormally (the upstream broke, timed out, or the
+// request was canceled): the partial line and event are discarded, the
+// text every channel holds back is dropped, never flushed, and the stream
+// ends with an error event the OpenAI SDKs raise as an APIError.
+func (s *sseMasker) abort(reason string) {
+	if s.failed {
+		return
+	}
+	if s.ended && s.pendingText() == 0 {
+		// The stream's own end marker arrived and nothing is held: the
+		// answer was complete; only the connection's end was not clean.
+		return
+	}
+	s.line = s.line[:0]
+	s.ev = sseEvent{data: s.ev.data[:0]}
+	dropped := 0
+	for _, c := range s.order {
+		dropped += c.ts.Drop()
+	}
+	s.rec.truncate(reason)
+	s.failed = true
+	s.out = appendErrorEvent(s.out, "upstream_error", "stream_truncated",
+		"warden: the response stream was cut short: "+reason+"; text held back for masking was withheld", s.rec.requestID())
+}
+
+// appendErrorEvent appends an OpenAI-style error event:
+//
+//	event: error
+//	data: {"error":{"type":…,"code":…,"message":…,"request_id":…}}
+//
+// The openai Python and Node SDKs raise an APIError with this message for
+// an event named error whose data has an "error" object.
+func appendErrorEvent(dst []byte, typ, code, msg, requestID string) []byte {
+	dst = append(dst, "event: error\ndata: {\"error\":{\"type\":"...)
+	dst, _ = jsontext.AppendQuote(dst, typ)
+	dst = append(dst, `,"code":`...)
+	dst, _ = jsontext.AppendQuote(dst, code)
+	dst = append(dst, `,"message":`...)
+	dst, _ = jsontext.AppendQuote(dst, msg)
+	if requestID != "" {
+		dst = append(dst, `,"request_id":`...)
+		dst, _ = jsontext.AppendQuote(dst, requestID)
+	}
+	return append(dst, "}}\n\n"...)
 }
 
 func (s *sseMasker) processLine(line string) {
@@ -173,10 +237,8 @@ func (s *sseMasker) fail(reason string) {
 	}
 	s.failed = true
 	s.rec.fail(reason)
-	msg, _ := jsontext.AppendQuote(nil, "warden: response stream refused by masking: "+reason)
-	s.out = append(s.out, "event: error\ndata: {\"error\":{\"type\":\"warden_mask_error\",\"message\":"...)
-	s.out = append(s.out, msg...)
-	s.out = append(s.out, "}}\n\n"...)
+	s.out = appendErrorEvent(s.out, "masking_failed", "response_refused",
+		"warden: response stream refused by masking: "+reason, s.rec.requestID())
 }
 
 func (s *sseMasker) writeEvent(name string, hasName bool, id string, hasID bool, retry string, hasRetry bool, data string, hasData bool) {
@@ -224,11 +286,12 @@ func (s *sseMasker) dispatch() {
 	}
 	data := strings.Join(ev.data, "\n")
 	if strings.TrimSpace(data) == "[DONE]" {
+		s.ended = true
 		s.flushAll()
 		s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, data, true)
 		return
 	}
-	if s.kind == StreamOpenAI {
+	if s.kind == StreamOpenAI && looksJSON(data) {
 		// openAIEvent parses the event before it feeds any channel, so an
 		// invalid event changes no state.
 		out, drop, err := s.openAIEvent(ev, data)
@@ -239,16 +302,23 @@ func (s *sseMasker) dispatch() {
 			return
 		}
 		if s.m.failClosed {
-			s.fail("event data is not valid JSON")
+			s.fail("event data is not exactly one valid JSON value")
 			return
 		}
 	}
+	// Data that is not JSON (plain text, a bare number) is masked as text.
 	ch := s.channel("data", func(c *channel) { c.kind = chGeneric })
 	text := string(ch.ts.Write(nil, data))
 	if text == "" && !ev.hasName && !ev.hasID && !ev.hasRetry {
 		return // held back entirely: fewer events, never more
 	}
 	s.writeEvent(ev.name, ev.hasName, ev.id, ev.hasID, ev.retry, ev.hasRetry, text, true)
+}
+
+// looksJSON reports data that starts like a JSON object, array or string.
+func looksJSON(data string) bool {
+	t := strings.TrimLeft(data, " \t\r\n")
+	return t != "" && (t[0] == '{' || t[0] == '[' || t[0] == '"')
 }
 
 func (s *sseMasker) channel(key string, init func(*channel)) *channel {
