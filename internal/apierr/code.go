@@ -28,6 +28,9 @@ const (
 	Forbidden Code = "forbidden"
 	// ApprovalRequired: the call needs an approval it does not have: 403.
 	ApprovalRequired Code = "approval_required"
+	// ClientCertificateRequired: the listener requires a verified client
+	// certificate and the connection presented none: 403.
+	ClientCertificateRequired Code = "client_certificate_required"
 	// NotFound: no such route, endpoint or object (or one the caller may
 	// not see): 404.
 	NotFound Code = "not_found"
@@ -71,27 +74,28 @@ var table = map[Code]struct {
 	typ    string
 	doc    string
 }{
-	BadRequest:             {http.StatusBadRequest, "", "malformed request: path, body (with the byte offset) or parameter"},
-	InvalidRequest:         {http.StatusBadRequest, "", "malformed credential (RFC 6750): two credentials, a scheme other than Bearer"},
-	Unauthenticated:        {http.StatusUnauthorized, "", "no credential (or, on the admin listener, no identity configured: the admin API is closed)"},
-	InvalidToken:           {http.StatusUnauthorized, "", "the credential did not verify: expired, wrong audience, unknown key, revoked API key …"},
-	Forbidden:              {http.StatusForbidden, "", "denied: by policy (with the rule), by role, by separation of duties"},
-	ApprovalRequired:       {http.StatusForbidden, "", "the call needs an approval and none can be had"},
-	NotFound:               {http.StatusNotFound, "", "no route, endpoint or object — or one the caller may not see"},
-	MethodNotAllowed:       {http.StatusMethodNotAllowed, "", "the endpoint does not serve this method (see Allow)"},
-	Conflict:               {http.StatusConflict, "", "the object's state does not allow this (already decided, already open …)"},
-	TooLarge:               {http.StatusRequestEntityTooLarge, "", "the request body exceeds its limit"},
-	InvalidPolicy:          {http.StatusUnprocessableEntity, "", "the policy file does not load; the previous policy stays in force"},
-	Internal:               {http.StatusInternalServerError, "", "a fault inside Warden; details are logged under the request id, never sent"},
-	MaskingMisconfigured:   {http.StatusInternalServerError, string(MaskingFailed), "the masking profile a decision names is not configured"},
-	UpstreamUnavailable:    {http.StatusBadGateway, "", "the model server is unreachable or failed"},
-	MaskingFailed:          {http.StatusBadGateway, "", "a response that cannot be masked safely is withheld"},
-	AuditUnavailable:       {http.StatusServiceUnavailable, "", "the audit log cannot durably record: nothing was done (fail closed)"},
-	ApprovalUnavailable:    {http.StatusServiceUnavailable, string(ApprovalRequired), "the approval store is unavailable: the request was not forwarded"},
-	TemporarilyUnavailable: {http.StatusServiceUnavailable, "", "the caller's identity provider cannot be reached yet"},
-	Unavailable:            {http.StatusServiceUnavailable, "", "a store the endpoint needs is closed or down"},
-	NotReady:               {http.StatusServiceUnavailable, "", "the server is starting or draining"},
-	UpstreamTimeout:        {http.StatusGatewayTimeout, "", "the model server did not answer in time"},
+	BadRequest:                {http.StatusBadRequest, "", "malformed request: path, body (with the byte offset) or parameter"},
+	InvalidRequest:            {http.StatusBadRequest, "", "malformed credential (RFC 6750): two credentials, a scheme other than Bearer"},
+	Unauthenticated:           {http.StatusUnauthorized, "", "no credential (or, on the admin listener, no identity configured: the admin API is closed)"},
+	InvalidToken:              {http.StatusUnauthorized, "", "the credential did not verify: expired, wrong audience, unknown key, revoked API key …"},
+	Forbidden:                 {http.StatusForbidden, "", "denied: by policy (with the rule), by role, by separation of duties"},
+	ApprovalRequired:          {http.StatusForbidden, "", "the call needs an approval and none can be had"},
+	ClientCertificateRequired: {http.StatusForbidden, "", "the admin listener requires a client certificate signed by its client_ca_file"},
+	NotFound:                  {http.StatusNotFound, "", "no route, endpoint or object — or one the caller may not see"},
+	MethodNotAllowed:          {http.StatusMethodNotAllowed, "", "the endpoint does not serve this method (see Allow)"},
+	Conflict:                  {http.StatusConflict, "", "the object's state does not allow this (already decided, already open …)"},
+	TooLarge:                  {http.StatusRequestEntityTooLarge, "", "the request body exceeds its limit"},
+	InvalidPolicy:             {http.StatusUnprocessableEntity, "", "the policy file does not load; the previous policy stays in force"},
+	Internal:                  {http.StatusInternalServerError, "", "a fault inside Warden; details are logged under the request id, never sent"},
+	MaskingMisconfigured:      {http.StatusInternalServerError, string(MaskingFailed), "the masking profile a decision names is not configured"},
+	UpstreamUnavailable:       {http.StatusBadGateway, "", "the model server is unreachable or failed"},
+	MaskingFailed:             {http.StatusBadGateway, "", "a response that cannot be masked safely is withheld"},
+	AuditUnavailable:          {http.StatusServiceUnavailable, "", "the audit log cannot durably record: nothing was done (fail closed)"},
+	ApprovalUnavailable:       {http.StatusServiceUnavailable, string(ApprovalRequired), "the approval store is unavailable: the request was not forwarded"},
+	TemporarilyUnavailable:    {http.StatusServiceUnavailable, "", "the caller's identity provider cannot be reached yet"},
+	Unavailable:               {http.StatusServiceUnavailable, "", "a store the endpoint needs is closed or down"},
+	NotReady:                  {http.StatusServiceUnavailable, "", "the server is starting or draining"},
+	UpstreamTimeout:           {http.StatusGatewayTimeout, "", "the model server did not answer in time"},
 }
 
 // Status is the HTTP status c answers with; 500 for a code not in the

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
+	"github.com/wardenhq/warden/internal/apierr"
 	"log/slog"
 	"net/http"
 	"time"
@@ -120,7 +120,7 @@ func (s *Server) RequireClientCert(h http.Handler) http.Handler {
 	if s.cfg.ClientAuth != ClientAuthRequireExceptProbes {
 		return h
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return apierr.WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 			h.ServeHTTP(w, r)
 			return
@@ -129,13 +129,9 @@ func (s *Server) RequireClientCert(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{
-			"type":    "client_certificate_required",
-			"message": "this listener requires a client certificate signed by its client_ca_file",
-		}})
-	})
+		apierr.WriteRequest(w, r, apierr.New(apierr.ClientCertificateRequired,
+			"this listener requires a client certificate signed by its client_ca_file"))
+	}))
 }
 
 func warnExpiry(log *slog.Logger, c *tls.Certificate) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"log"
 	"log/slog"
@@ -226,6 +227,26 @@ func TestClientAuthModes(t *testing.T) {
 	}
 	if code, err := get(u+"/metrics", &bad); err == nil {
 		t.Fatalf("require_except_probes: a certificate from another CA got %d", code)
+	}
+
+	// The refusal is the one JSON error shape, with the request id in the
+	// body and the header.
+	resp, err := client(&tls.Config{RootCAs: ca.Pool()}).Get(u + "/v1/audit/entries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct {
+			Type      string `json:"type"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Error.Type != "client_certificate_required" || body.Error.RequestID == "" || body.Error.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("refusal body %+v, X-Request-Id %q", body.Error, resp.Header.Get("X-Request-Id"))
 	}
 }
 
