@@ -55,6 +55,7 @@ func New(o Options) *Router {
 	}
 	if o.Audit != nil {
 		rt.Handle(auditRoutes(o.Audit)...)
+		rt.Handle(countRoutes(o.Audit)...)
 	}
 	if o.Policy != nil {
 		rt.Handle(policyRoutes(o.Policy, o.Audit)...)

@@ -64,6 +64,12 @@ func TestEveryEndpoint(t *testing.T) {
 			{path: "/v1/audit/consistency?from=1&to=99999", status: 400, typ: "bad_request"},
 			{path: "/v1/audit/consistency?from=a", status: 400, typ: "bad_request"},
 		}},
+		"GET /v1/audit/counts": {path: "/v1/audit/counts?by=kind", noCreds: unauth, wrongRole: auditor, badInput: []call{
+			{path: "/v1/audit/counts?by=colour", status: 400, typ: "bad_request"},
+			{path: "/v1/audit/counts?from=yesterday", status: 400, typ: "bad_request"},
+			{path: "/v1/audit/counts?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", status: 400, typ: "bad_request"},
+		}},
+		"GET /v1/audit/kinds":       {path: "/v1/audit/kinds", noCreds: unauth, wrongRole: auditor, note: "no input"},
 		"GET /v1/audit/checkpoints": {path: "/v1/audit/checkpoints", noCreds: unauth, wrongRole: auditor, note: "no input"},
 		"GET /v1/audit/checkpoint":  {path: "/v1/audit/checkpoint", noCreds: unauth, wrongRole: auditor, note: "no input"},
 		"GET /v1/policy":            {path: "/v1/policy", noCreds: unauth, wrongRole: auditor, note: "no input"},

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 )
@@ -14,18 +15,19 @@ import (
 // kinds to record (in order). The Service runs them inside
 // Store.Update, so they always see the current stored request.
 
-// Audit entry kinds written by this package.
+// Audit entry kinds written by this package: the audit catalogue's
+// constants (audit.Kinds describes them).
 const (
-	KindRequested = "approval.requested"
-	KindReviewed  = "approval.reviewed"
-	KindApproved  = "approval.approved"
-	KindDenied    = "approval.denied"
-	KindExpired   = "approval.expired"
-	KindCancelled = "approval.cancelled"
-	KindUsed      = "approval.used"
-	KindGrantOn   = "grant.active"
-	KindRevoked   = "grant.revoked"
-	KindGrantOff  = "grant.expired"
+	KindRequested = audit.KindApprovalRequested
+	KindReviewed  = audit.KindApprovalReviewed
+	KindApproved  = audit.KindApprovalApproved
+	KindDenied    = audit.KindApprovalDenied
+	KindExpired   = audit.KindApprovalExpired
+	KindCancelled = audit.KindApprovalCancelled
+	KindUsed      = audit.KindApprovalUsed
+	KindGrantOn   = audit.KindGrantActive
+	KindRevoked   = audit.KindGrantRevoked
+	KindGrantOff  = audit.KindGrantExpired
 )
 
 // maxText bounds justifications and reasons.

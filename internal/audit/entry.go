@@ -18,26 +18,6 @@ const SchemaVersion = 1
 // never a request or response body.
 const MaxEntrySize = 1 << 20
 
-// Kinds of entries. The set is open (a Kind is any non-empty string of the
-// form "area.event"), but these are the ones the gateway writes.
-const (
-	KindRequestAdmitted   = "request.admitted"
-	KindRequestCompleted  = "request.completed"
-	KindRequestDenied     = "request.denied"
-	KindRequestRefused    = "request.refused"
-	KindApprovalRequested = "approval.requested"
-	KindApprovalGranted   = "approval.granted"
-	KindApprovalRejected  = "approval.rejected"
-	KindGrantUsed         = "grant.used"
-	KindGrantExpired      = "grant.expired"
-	KindConfigChanged     = "config.changed"
-	KindGatewayStarted    = "gateway.started"
-	KindGatewayStopped    = "gateway.stopped"
-	// KindVerifyFailed records that a background verification of the log
-	// (startup_verify: recent) found a divergence.
-	KindVerifyFailed = "audit.verify_failed"
-)
-
 // Outcomes of a request, recorded in its terminal entry (Entry.Outcome).
 const (
 	// OutcomeOK: the upstream answered and the caller received all of it.

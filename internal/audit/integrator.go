@@ -33,8 +33,9 @@ func (l *Log) integrate() {
 		}
 		if !lead {
 			leading = false
-			if c, err := l.st.LatestCheckpoint(ctx); err == nil {
+			if c, err := l.st.LatestCheckpoint(ctx); err == nil && c.Size != l.Latest().Size {
 				l.latest.Store(&c)
+				l.grown.ring()
 			}
 			return
 		}
@@ -113,5 +114,6 @@ func (l *Log) integrateBatch(ctx context.Context) (int, error) {
 	}
 	l.tr = next
 	l.stats.batches.Add(1)
+	l.grown.ring()
 	return len(pend), nil
 }

@@ -89,6 +89,7 @@ type Log struct {
 	broken bool // the store state must be reloaded before the next batch
 
 	latest atomic.Pointer[Checkpoint]
+	grown  bell // rung after every commit and checkpoint (Follow, WaitCheckpoint)
 	stats  struct{ appends, batches, failures, checkpoints atomic.Int64 }
 
 	// Verification result at Open.

@@ -116,6 +116,7 @@ func (l *Log) commit(batch []*appendReq) {
 	for i, r := range batch {
 		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
 	}
+	l.grown.ring()
 	if l.tr.n-l.Latest().Size >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
 	}
@@ -166,6 +167,7 @@ func (l *Log) checkpoint() {
 	}
 	l.latest.Store(&c)
 	l.stats.checkpoints.Add(1)
+	l.grown.ring()
 }
 
 // writeFileAtomic replaces path with data durably (temp file, fsync,

@@ -19,44 +19,26 @@ type kindRule struct {
 	build func(m *Mapper, e *audit.Entry, ev *ocsfEvent)
 }
 
-// Kinds written by other packages that internal/audit does not (yet)
-// declare as constants. The catalogue (issue 14) will move them there.
-const (
-	kindRequestPending   = "request.pending_approval"
-	kindRequestAbandoned = "request.abandoned"
-	kindApprovalReviewed = "approval.reviewed"
-	kindApprovalApproved = "approval.approved"
-	kindApprovalDenied   = "approval.denied"
-	kindApprovalExpired  = "approval.expired"
-	kindApprovalCancel   = "approval.cancelled"
-	kindApprovalUsed     = "approval.used"
-	kindGrantActive      = "grant.active"
-	kindGrantRevoked     = "grant.revoked"
-)
-
 // kindTable is the mapping, one row per event kind (docs/export.md has the
 // same table). Adding a kind is adding a row; TestEveryKindMapped fails
 // for a catalogued kind without one.
 var kindTable = map[string]kindRule{
-	audit.KindRequestAdmitted:  {classAPIActivity, mapRequest(dispAllowed)},
-	audit.KindRequestCompleted: {classAPIActivity, mapRequest(dispAllowed)},
-	audit.KindRequestDenied:    {classAPIActivity, mapRequest(dispBlocked)},
-	audit.KindRequestRefused:   {classAPIActivity, mapRefused},
-	kindRequestPending:         {classAPIActivity, mapRequest(dispHeld)},
-	kindRequestAbandoned:       {classAPIActivity, mapRequest(dispAllowed)},
+	audit.KindRequestAdmitted:        {classAPIActivity, mapRequest(dispAllowed)},
+	audit.KindRequestCompleted:       {classAPIActivity, mapRequest(dispAllowed)},
+	audit.KindRequestDenied:          {classAPIActivity, mapRequest(dispBlocked)},
+	audit.KindRequestRefused:         {classAPIActivity, mapRefused},
+	audit.KindRequestPendingApproval: {classAPIActivity, mapRequest(dispHeld)},
+	audit.KindRequestAbandoned:       {classAPIActivity, mapRequest(dispAllowed)},
 
 	audit.KindApprovalRequested: {classEntityManagement, mapApprovalEntity(1, dispNone)},
-	kindApprovalReviewed:        {classEntityManagement, mapApprovalEntity(3, dispNone)},
-	kindApprovalApproved:        {classUserAccess, mapPrivileges(1, dispApproved)},
-	audit.KindApprovalGranted:   {classUserAccess, mapPrivileges(1, dispApproved)},
-	kindApprovalDenied:          {classEntityManagement, mapApprovalEntity(3, dispRejected)},
-	audit.KindApprovalRejected:  {classEntityManagement, mapApprovalEntity(3, dispRejected)},
-	kindApprovalExpired:         {classEntityManagement, mapApprovalEntity(11, dispNone)},
-	kindApprovalCancel:          {classEntityManagement, mapApprovalEntity(11, dispNone)},
-	kindApprovalUsed:            {classEntityManagement, mapApprovalEntity(3, dispNone)},
-	audit.KindGrantUsed:         {classEntityManagement, mapApprovalEntity(3, dispNone)},
-	kindGrantActive:             {classUserAccess, mapPrivileges(1, dispApproved)},
-	kindGrantRevoked:            {classUserAccess, mapPrivileges(2, dispNone)},
+	audit.KindApprovalReviewed:  {classEntityManagement, mapApprovalEntity(3, dispNone)},
+	audit.KindApprovalApproved:  {classUserAccess, mapPrivileges(1, dispApproved)},
+	audit.KindApprovalDenied:    {classEntityManagement, mapApprovalEntity(3, dispRejected)},
+	audit.KindApprovalExpired:   {classEntityManagement, mapApprovalEntity(11, dispNone)},
+	audit.KindApprovalCancelled: {classEntityManagement, mapApprovalEntity(11, dispNone)},
+	audit.KindApprovalUsed:      {classEntityManagement, mapApprovalEntity(3, dispNone)},
+	audit.KindGrantActive:       {classUserAccess, mapPrivileges(1, dispApproved)},
+	audit.KindGrantRevoked:      {classUserAccess, mapPrivileges(2, dispNone)},
 	audit.KindGrantExpired:      {classUserAccess, mapPrivileges(2, dispNone)},
 
 	audit.KindConfigChanged:  {classEntityManagement, mapConfigChanged},
@@ -171,9 +153,9 @@ func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
 		case audit.KindRequestAdmitted:
 			setStatus(ev, 1, "")
 			ev.Message = fmt.Sprintf("%s: %s %s admitted", who, e.Method, e.Path)
-		case audit.KindRequestCompleted, kindRequestAbandoned:
+		case audit.KindRequestCompleted, audit.KindRequestAbandoned:
 			outcome := e.Outcome
-			if e.Kind == kindRequestAbandoned && outcome == "" {
+			if e.Kind == audit.KindRequestAbandoned && outcome == "" {
 				outcome = "abandoned"
 			}
 			if outcome == audit.OutcomeOK && e.Status < 400 {
@@ -204,7 +186,7 @@ func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
 			}
 			ev.StatusDetail = reason
 			ev.Message = fmt.Sprintf("%s: %s %s refused: %s", who, e.Method, e.Path, reason)
-		case kindRequestPending:
+		case audit.KindRequestPendingApproval:
 			setStatus(ev, 99, "Pending approval")
 			ev.Message = fmt.Sprintf("%s: %s %s held for approval %s", who, e.Method, e.Path, e.ApprovalID)
 		}

@@ -72,8 +72,7 @@ func loadSchema(t testing.TB) *ocsfschema.Schema {
 var catalogue = []string{
 	audit.KindRequestAdmitted, audit.KindRequestCompleted, audit.KindRequestDenied,
 	audit.KindRequestRefused, "request.pending_approval", "request.abandoned",
-	audit.KindApprovalRequested, audit.KindApprovalGranted, audit.KindApprovalRejected,
-	audit.KindGrantUsed, audit.KindGrantExpired,
+	audit.KindApprovalRequested, audit.KindGrantExpired,
 	"approval.reviewed", "approval.approved", "approval.denied", "approval.expired",
 	"approval.cancelled", "approval.used", "grant.active", "grant.revoked",
 	audit.KindConfigChanged, audit.KindGatewayStarted, audit.KindGatewayStopped, audit.KindVerifyFailed,

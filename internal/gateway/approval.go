@@ -9,6 +9,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/approval"
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 )
@@ -86,7 +87,7 @@ func (g *Gateway) gate(w http.ResponseWriter, r *http.Request, c *call) bool {
 // reviewers' link and Retry-After; the identical request, retried once
 // approved, runs.
 func (g *Gateway) pendingAnswer(w http.ResponseWriter, r *http.Request, c *call, out approval.Outcome) {
-	g.recordRefusal(r, c, "request.pending_approval", http.StatusAccepted, map[string]any{"approval_setting": c.adm.decision.ApprovalName})
+	g.recordRefusal(r, c, audit.KindRequestPendingApproval, http.StatusAccepted, map[string]any{"approval_setting": c.adm.decision.ApprovalName})
 	c.status = http.StatusAccepted
 	ra := int(out.RetryAfter.Seconds())
 	if ra < 1 {
