@@ -2,11 +2,16 @@ package audit
 
 import (
 	"cmp"
+	"runtime"
+	"sync"
+
 	"context"
 	"errors"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -84,12 +89,21 @@ type Aggregate struct {
 // query's dimensions. It reads the canonical entries covered by the
 // latest checkpoint, so the result is tied to a signed tree; it never
 // uses the search index.
+//
+// The log keeps the counts of every whole chunk of entries it has read
+// (entries never change), so repeated counts over the same period read
+// only the chunks at its edges.
 func (l *Log) Aggregate(ctx context.Context, q AggregateQuery) (Aggregate, error) {
-	return AggregateStore(ctx, l.st, q)
+	return aggregate(ctx, l.st, q, &l.agg)
 }
 
-// AggregateStore is Log.Aggregate on a store (for offline use).
+// AggregateStore is Log.Aggregate on a store (for offline use), without
+// the cache.
 func AggregateStore(ctx context.Context, st Store, q AggregateQuery) (Aggregate, error) {
+	return aggregate(ctx, st, q, nil)
+}
+
+func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCache) (Aggregate, error) {
 	for _, d := range q.By {
 		if !slices.Contains(AggregateDimensions, d) {
 			return Aggregate{}, fmt.Errorf("audit: aggregate: unknown dimension %q (want one of %v)", d, AggregateDimensions)
@@ -113,42 +127,20 @@ func AggregateStore(ctx context.Context, st Store, q AggregateQuery) (Aggregate,
 			return Aggregate{}, err
 		}
 	}
-	var stop time.Time
+	stop := cp.Size
 	if !q.To.IsZero() {
-		stop = q.To.Add(TimeSkew)
+		// Every entry from stop on is at or after To (TimeSkew).
+		if stop, err = searchTime(ctx, st, cp.Size, q.To.Add(TimeSkew)); err != nil {
+			return Aggregate{}, err
+		}
 	}
-	groups := map[Group]int64{}
-	seq := start
-scan:
-	for seq < cp.Size {
-		to := min(seq+verifyChunk, cp.Size)
-		recs, err := st.ReadRecords(ctx, seq, to)
-		if err != nil {
-			return Aggregate{}, fmt.Errorf("audit: aggregate: %w", err)
-		}
-		for _, r := range recs {
-			e, err := ParseEntry(r.Seq, r.Data)
-			if err != nil {
-				return Aggregate{}, fmt.Errorf("audit: aggregate: %w", err)
-			}
-			seq = r.Seq + 1
-			if !stop.IsZero() && !e.Time.Before(stop) {
-				// Every later entry is at or after To (TimeSkew).
-				break scan
-			}
-			if (!q.From.IsZero() && e.Time.Before(q.From)) || (!q.To.IsZero() && !e.Time.Before(q.To)) {
-				continue
-			}
-			if q.Kind != "" && e.Kind != q.Kind {
-				continue
-			}
-			k := groupOf(e, q.By)
-			if _, ok := groups[k]; !ok && len(groups) >= MaxAggregateGroups {
-				return Aggregate{}, fmt.Errorf("audit: aggregate: more than %d groups; narrow the range or group by fewer dimensions", MaxAggregateGroups)
-			}
-			groups[k]++
-			out.Total++
-		}
+	groups, err := countRange(ctx, st, start, max(start, stop), q, cache)
+	if err != nil {
+		return Aggregate{}, err
+	}
+	seq := max(start, stop)
+	for _, n := range groups {
+		out.Total += n
 	}
 	out.Scanned = [2]int64{start, seq}
 	for g, n := range groups {
@@ -166,8 +158,214 @@ scan:
 	return out, nil
 }
 
+// aggEntry holds the fields of an entry Aggregate filters and groups by.
+// Decoding only these (unknown members skipped) costs a fifth of
+// ParseEntry, which also checks the canonical form: that is verification's
+// job, and counting reads entries a signed checkpoint covers.
+type aggEntry struct {
+	Kind      string    `json:"kind"`
+	Time      time.Time `json:"time"`
+	Route     string    `json:"route"`
+	Model     string    `json:"model"`
+	Outcome   string    `json:"outcome"`
+	Status    int       `json:"status"`
+	Principal *struct {
+		Subject string `json:"sub"`
+	} `json:"principal"`
+	Decision *struct {
+		Action string `json:"action"`
+		Rule   string `json:"rule"`
+	} `json:"decision"`
+}
+
+// aggregateChunk is how many records one store read returns.
+var aggregateChunk int64 = 4096
+
+// countRange counts the entries [from, to) of st that match q, grouped by
+// q.By: one goroutine reads chunks in order (or takes a whole chunk's
+// counts from cache), GOMAXPROCS workers decode and count them, and their
+// counts are merged.
+func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery, cache *chunkCache) (map[Group]int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	key := chunkKey{kind: q.Kind, by: strings.Join(q.By, ",")}
+	type job struct {
+		recs   []Record
+		cached map[Group]int64 // a whole chunk's counts, from the cache
+		key    chunkKey
+		keep   bool // a whole chunk: cache its counts
+	}
+	jobs := make(chan job, 2)
+	go func() {
+		defer close(jobs)
+		for seq := from; seq < to; {
+			end := min((seq/aggregateChunk+1)*aggregateChunk, to)
+			j := job{}
+			whole := seq%aggregateChunk == 0 && end-seq == aggregateChunk
+			if whole && cache != nil {
+				k := key
+				k.chunk = seq / aggregateChunk
+				if c, ok := cache.get(k); ok && c.within(q) {
+					j.cached = c.groups
+				} else {
+					j.key, j.keep = k, true
+				}
+			}
+			if j.cached == nil {
+				recs, err := st.ReadRecords(ctx, seq, end)
+				if err != nil {
+					cancel(fmt.Errorf("audit: aggregate: %w", err))
+					return
+				}
+				if int64(len(recs)) != end-seq {
+					cancel(fmt.Errorf("audit: aggregate: %d records from seq %d, want %d", len(recs), seq, end-seq))
+					return
+				}
+				j.recs = recs
+			}
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return
+			}
+			seq = end
+		}
+	}()
+	workers := max(1, runtime.GOMAXPROCS(0))
+	parts := make([]map[Group]int64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		parts[w] = map[Group]int64{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if j.cached != nil {
+					for g, n := range j.cached {
+						parts[w][g] += n
+					}
+					continue
+				}
+				c, err := countChunk(j.recs, q)
+				if err != nil {
+					cancel(err)
+					continue
+				}
+				for g, n := range c.groups {
+					parts[w][g] += n
+				}
+				if j.keep && !c.cut {
+					cache.put(j.key, c)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	groups := parts[0]
+	for _, p := range parts[1:] {
+		for g, n := range p {
+			groups[g] += n
+		}
+	}
+	if len(groups) > MaxAggregateGroups {
+		return nil, fmt.Errorf("audit: aggregate: more than %d groups; narrow the range or group by fewer dimensions", MaxAggregateGroups)
+	}
+	return groups, nil
+}
+
+// chunkCounts are the counts of one run of entries for one query shape.
+type chunkCounts struct {
+	groups     map[Group]int64
+	minT, maxT time.Time // the entries' time range
+	cut        bool      // the query's time range left some entries out
+}
+
+// within reports whether every entry counted lies in q's time range, so
+// the counts answer q as they are.
+func (c chunkCounts) within(q AggregateQuery) bool {
+	return (q.From.IsZero() || !c.minT.Before(q.From)) && (q.To.IsZero() || c.maxT.Before(q.To))
+}
+
+// countChunk counts the entries of recs that match q.
+func countChunk(recs []Record, q AggregateQuery) (chunkCounts, error) {
+	c := chunkCounts{groups: map[Group]int64{}}
+	for i, r := range recs {
+		if len(r.Data) > MaxEntrySize {
+			return c, fmt.Errorf("audit: aggregate: entry %d: %d bytes, limit %d", r.Seq, len(r.Data), MaxEntrySize)
+		}
+		var e aggEntry
+		if err := jsonv2.Unmarshal(r.Data, &e); err != nil {
+			return c, fmt.Errorf("audit: aggregate: entry %d: %w", r.Seq, err)
+		}
+		if i == 0 || e.Time.Before(c.minT) {
+			c.minT = e.Time
+		}
+		if i == 0 || e.Time.After(c.maxT) {
+			c.maxT = e.Time
+		}
+		if (!q.From.IsZero() && e.Time.Before(q.From)) || (!q.To.IsZero() && !e.Time.Before(q.To)) {
+			c.cut = true
+			continue
+		}
+		if q.Kind != "" && e.Kind != q.Kind {
+			continue
+		}
+		k := groupOf(&e, q.By)
+		if _, ok := c.groups[k]; !ok && len(c.groups) >= MaxAggregateGroups {
+			return c, fmt.Errorf("audit: aggregate: more than %d groups; narrow the range or group by fewer dimensions", MaxAggregateGroups)
+		}
+		c.groups[k]++
+	}
+	return c, nil
+}
+
+// chunkKey names the counts of one aligned chunk for one query shape.
+type chunkKey struct {
+	chunk int64
+	kind  string
+	by    string
+}
+
+// maxCachedChunks bounds the chunk cache (each holds at most
+// MaxAggregateGroups groups; typically a few dozen).
+const maxCachedChunks = 4096
+
+// chunkCache keeps the counts of whole, aligned chunks of entries, which
+// never change once written. Its zero value is ready to use.
+type chunkCache struct {
+	mu sync.Mutex
+	m  map[chunkKey]chunkCounts
+}
+
+func (c *chunkCache) get(k chunkKey) (chunkCounts, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *chunkCache) put(k chunkKey, v chunkCounts) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[chunkKey]chunkCounts{}
+	}
+	if len(c.m) >= maxCachedChunks {
+		for old := range c.m { // evict an arbitrary eighth
+			delete(c.m, old)
+			if len(c.m) < maxCachedChunks*7/8 {
+				break
+			}
+		}
+	}
+	c.m[k] = v
+}
+
 // groupOf returns e's values of the dimensions by.
-func groupOf(e *Entry, by []string) Group {
+func groupOf(e *aggEntry, by []string) Group {
 	var g Group
 	for _, d := range by {
 		switch d {

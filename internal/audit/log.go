@@ -89,7 +89,8 @@ type Log struct {
 	broken bool // the store state must be reloaded before the next batch
 
 	latest atomic.Pointer[Checkpoint]
-	grown  bell // rung after every commit and checkpoint (Follow, WaitCheckpoint)
+	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
+	agg    chunkCache // Aggregate's counts of whole chunks already read
 	stats  struct{ appends, batches, failures, checkpoints atomic.Int64 }
 
 	// Verification result at Open.

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"testing"
 	"time"
@@ -528,4 +529,36 @@ func testClosed(t *testing.T, st audit.Store) {
 	if _, err := st.Size(ctx); err == nil {
 		t.Fatal("Size after Close succeeded")
 	}
+}
+
+// FollowUntil ranges over a follower (Log.Follow or audit.Follow) that
+// starts at seq from, until every key in want has been yielded (key gives
+// an entry's key, e.g. its ID or request id). It returns an error unless
+// the entries came in sequence order with no gap (from, from+1, …) and
+// each wanted key exactly once; it may be called from any goroutine. A
+// follower that stalls ends when its context does.
+func FollowUntil(it iter.Seq2[*audit.Entry, error], from int64, want map[string]bool, key func(*audit.Entry) string) ([]*audit.Entry, error) {
+	seen := make(map[string]bool, len(want))
+	next := from
+	var got []*audit.Entry
+	for e, err := range it {
+		if err != nil {
+			return got, fmt.Errorf("follower ended at seq %d with %d wanted entries missing: %w", next, len(want)-len(seen), err)
+		}
+		if e.Seq != next {
+			return got, fmt.Errorf("follower yielded seq %d, want %d (a gap or a repeat)", e.Seq, next)
+		}
+		next++
+		got = append(got, e)
+		if k := key(e); want[k] {
+			if seen[k] {
+				return got, fmt.Errorf("follower yielded %s twice (seq %d)", k, e.Seq)
+			}
+			seen[k] = true
+		}
+		if len(seen) == len(want) {
+			return got, nil
+		}
+	}
+	return got, fmt.Errorf("follower stopped with %d wanted entries missing", len(want)-len(seen))
 }
