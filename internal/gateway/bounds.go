@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/apierr"
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 )
 
@@ -158,6 +159,8 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, c *call) (api
 // the body is not read, so the connection is not reused.
 func (g *Gateway) failBody(w http.ResponseWriter, r *http.Request, c *call, code apierr.Code, msg string) {
 	closeUnread(w, r)
+	// The caller is known by now: its refusal is evidence too.
+	g.recordRefusal(r, c, audit.KindRequestRefused, code.Status(), map[string]any{"reason": code.Type()})
 	if code == apierr.TemporarilyUnavailable {
 		g.busy(w, c, msg)
 		return
@@ -276,6 +279,10 @@ func (u *upstreamBody) Close() error {
 	u.close()
 	return nil
 }
+
+// upstreamStalled reports whether the call's upstream body was cut for
+// stalling (timeouts.upstream_body_idle).
+func (c *call) upstreamStalled() bool { return c.upBody != nil && c.upBody.fired.Load() }
 
 // busy answers 503 temporarily_unavailable with Retry-After.
 func (g *Gateway) busy(w http.ResponseWriter, c *call, msg string) {

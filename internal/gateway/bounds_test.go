@@ -143,6 +143,9 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	if s.upHits.Load() != 0 {
 		t.Error("a request without its body reached the upstream")
 	}
+	if es := s.entries(t, resp.Header.Get("X-Request-Id")); len(es) != 1 || es[0].Kind != "request.refused" || es[0].Status != http.StatusRequestTimeout || es[0].Principal == nil {
+		t.Errorf("the timed-out body of a known caller is not recorded as refused: %+v", es)
+	}
 	if n := drained(&s.g.bodyBudget.used); n != 0 {
 		t.Errorf("%d body bytes still reserved after the timeout", n)
 	}
@@ -302,6 +305,10 @@ func TestUpstreamBodyIdle(t *testing.T) {
 			w.Header().Set("Content-Length", "200")
 			_, _ = io.WriteString(w, `{"text":"`)
 			w.(http.Flusher).Flush()
+		case "/v1/sse":
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":"hello"}}]}`+"\n\n")
+			w.(http.Flusher).Flush()
 		case "/files/stream":
 			w.Header().Set("Content-Type", "application/octet-stream")
 			_, _ = io.WriteString(w, "first part\n")
@@ -315,7 +322,8 @@ func TestUpstreamBodyIdle(t *testing.T) {
 	defer up.Close()
 	defer close(done)
 	idle := func(c *config.Config) { c.Timeouts.UpstreamBodyIdle = 300 * time.Millisecond }
-	_, gw := maskingGatewayWith(t, up.URL, &memAudit{}, mask.Profile{}, nil, idle)
+	log := &memAudit{}
+	_, gw := maskingGatewayWith(t, up.URL, log, mask.Profile{}, nil, idle)
 	client := &http.Client{Timeout: hangGuard}
 	for _, path := range []string{"/v1/slow", "/v1/stall"} {
 		resp, err := client.Get(gw + path)
@@ -331,15 +339,32 @@ func TestUpstreamBodyIdle(t *testing.T) {
 		}
 	}
 
+	// A masked event stream that stalls: it ends with an error event
+	// (the held-back text withheld), recorded as upstream_timeout.
+	resp, err := client.Get(gw + "/v1/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	evs := readEvents(string(body))
+	if len(evs) == 0 {
+		t.Fatalf("stalled event stream: %q", body)
+	}
+	checkErrorEvent(t, evs[len(evs)-1], "upstream_error")
+	if e := log.completed(resp.Header.Get("X-Request-Id")); e == nil || e.Outcome != "upstream_timeout" {
+		t.Fatalf("stalled event stream recorded as %+v, want outcome upstream_timeout", e)
+	}
+
 	// A stream (not buffered) that stalls after its first bytes: the
 	// caller gets them, then the stream is cut instead of hanging.
 	_, gw2 := newTestGateway(t, up.URL, idle)
-	resp, err := client.Get(gw2 + "/files/stream")
+	resp, err = client.Get(gw2 + "/files/stream")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err = io.ReadAll(resp.Body)
 	if err == nil {
 		t.Fatalf("a stalled stream ended normally: %q", body)
 	}

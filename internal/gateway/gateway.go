@@ -168,6 +168,7 @@ type call struct {
 	body          []byte
 	bodyReserved  int64 // of the body budget, released at the end
 	respReserved  int64 // of the response budget, released at the end
+	upBody        *upstreamBody
 	upstreamStart time.Time
 	upstreamHdr   time.Duration // upstream time to response headers
 	added         time.Duration // gateway time before the response headers
@@ -337,6 +338,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	now := g.now()
 	c.upstreamHdr = now.Sub(c.upstreamStart)
 	ub := g.wrapUpstreamBody(resp, c)
+	c.upBody = ub
 	if err := g.wrapMasking(resp, c); err != nil {
 		return err
 	}

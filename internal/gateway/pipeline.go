@@ -186,6 +186,9 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	e.Upstream = c.upstreamHdr
 	e.Gateway = c.added
 	e.Masking = g.maskActions(c)
+	if c.outcome == "" && c.upstreamStalled() {
+		c.outcome = audit.OutcomeUpstreamTimeout
+	}
 	g.maskingOutcome(r, c, e)
 	e.Outcome = c.outcome
 	if e.Outcome == "" {
