@@ -26,13 +26,24 @@ const hangGuard = 20 * time.Second
 // POST with the given Content-Length and the first part of its body.
 func rawUpload(t *testing.T, gwURL, token string, contentLength int64, first string) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	return rawUploadAs(t, gwURL, "/v1/chat/completions", token, contentLength, first)
+}
+
+// rawUploadPath is rawUpload without a credential to another path.
+func rawUploadPath(t *testing.T, gwURL, path string, contentLength int64, first string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	return rawUploadAs(t, gwURL, path, "", contentLength, first)
+}
+
+func rawUploadAs(t *testing.T, gwURL, path, token string, contentLength int64, first string) (net.Conn, *bufio.Reader) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(gwURL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	var b strings.Builder
-	fmt.Fprintf(&b, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", contentLength)
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", path, contentLength)
 	if token != "" {
 		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", token)
 	}
@@ -104,6 +115,15 @@ func TestUnauthenticatedBodyNeverRead(t *testing.T) {
 		if !connClosed(conn, br) {
 			t.Errorf("token %q: the server did not close the connection", tok)
 		}
+	}
+	// A request refused before identity (no route) with a small body
+	// that never arrives does not hold its connection either.
+	conn, br := rawUploadPath(t, s.gw, "/nowhere", 1000, "{")
+	if resp, _ := readAnswer(t, br); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("no route: status %d", resp.StatusCode)
+	}
+	if !connClosed(conn, br) {
+		t.Error("the connection of a request without a route waits for its body")
 	}
 	if s.upHits.Load() != 0 {
 		t.Error("a refused request reached the upstream")

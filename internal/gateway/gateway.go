@@ -208,17 +208,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	p, err := normalizePath(r.URL.EscapedPath())
 	if err != nil {
+		closeUnread(w, r)
 		g.fail(w, c, apierr.BadRequest, "ambiguous request path: "+err.Error())
 		return
 	}
 	c.path = p
 	c.route = g.router.match(r.Host, p)
 	if c.route == nil {
+		closeUnread(w, r)
 		g.fail(w, c, apierr.NotFound, "no route for "+r.Method+" "+p)
 		return
 	}
 	routeName = c.route.name
 	if hasEncodedSlash(p) && !c.route.allowEncodedSlash {
+		closeUnread(w, r)
 		g.fail(w, c, apierr.BadRequest, "encoded slash (%2F) in path is not allowed on route "+c.route.name)
 		return
 	}
