@@ -225,7 +225,9 @@ type upstreamBody struct {
 }
 
 func (g *Gateway) wrapUpstreamBody(resp *http.Response, c *call) *upstreamBody {
-	if resp.Body == nil || resp.Body == http.NoBody {
+	if resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection must stay the transport's writable
+		// body; the proxy copies it both ways itself.
 		return nil
 	}
 	u := &upstreamBody{rc: resp.Body, idle: g.upstreamIdle, budget: g.respBudget, reserved: &c.respReserved}

@@ -395,3 +395,40 @@ func TestUpstreamBodyIdle(t *testing.T) {
 		t.Errorf("the caller did not get the bytes before the stall: %q", body)
 	}
 }
+
+// TestUpgradePassesBodyBounds: the upstream body wrapper leaves a
+// protocol upgrade alone (the proxy needs the transport's writable
+// body), so an upgraded connection on an unmasked route still carries
+// bytes both ways.
+func TestUpgradePassesBodyBounds(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n')
+		_, _ = brw.WriteString("echo: " + line)
+		_ = brw.Flush()
+	}))
+	defer up.Close()
+	_, gw := newTestGateway(t, up.URL, func(c *config.Config) { c.Timeouts.UpstreamBodyIdle = time.Minute })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(hangGuard))
+	_, _ = io.WriteString(conn, "GET /admin/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	_, _ = io.WriteString(conn, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: ping\n" {
+		t.Fatalf("upgraded connection: %q %v", line, err)
+	}
+}
