@@ -198,7 +198,7 @@ func TestSIGTERMDrainDelay(t *testing.T) {
 admin_listen: %s
 data_dir: %s
 allow_anonymous: true
-timeouts: {drain_delay: 3s}
+timeouts: {drain_delay: 5s}
 routes:
   - {name: openai, path_prefix: /v1/, upstream: %s, profile: openai}
 `, gw, adm, filepath.Join(dir, "data"), upURL)

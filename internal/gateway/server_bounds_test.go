@@ -39,7 +39,7 @@ func waitStatus(t *testing.T, url string, want int) {
 // for timeouts.drain_delay before its listener closes.
 func TestDrainDelayKeepsServing(t *testing.T) {
 	up := echoUpstream(t)
-	s, cancel, done := startServerWith(t, up.URL, func(c *config.Config) { c.Timeouts.DrainDelay = 3 * time.Second })
+	s, cancel, done := startServerWith(t, up.URL, func(c *config.Config) { c.Timeouts.DrainDelay = 5 * time.Second })
 	waitStatus(t, "http://"+s.AdminAddr()+"/readyz", http.StatusOK)
 	cancel() // SIGTERM
 	waitStatus(t, "http://"+s.AdminAddr()+"/readyz", http.StatusServiceUnavailable)
