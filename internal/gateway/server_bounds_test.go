@@ -1,13 +1,16 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/tlsutil/tlstest"
 )
 
 // getStatus answers the status of a GET on a fresh connection, or 0.
@@ -89,5 +92,35 @@ func TestMaxConnections(t *testing.T) {
 	held[0].Close()
 	if st := <-got; st != http.StatusOK {
 		t.Fatalf("after a slot freed: status %d", st)
+	}
+}
+
+// TestSlowBodyTimesOutOverHTTP2: timeouts.request_body holds on an
+// HTTP/2 stream too (the read deadline is per stream there): a body that
+// stalls gets 408, and the connection's other streams are not shut down.
+func TestSlowBodyTimesOutOverHTTP2(t *testing.T) {
+	ca := tlstest.NewCA(t, "test-ca")
+	s := tlsServer(t, ca, t.TempDir(), jsonUpstream(t).URL, func(c *config.Config) { c.Timeouts.RequestBody = 300 * time.Millisecond })
+	c := h2Client(&tls.Config{RootCAs: ca.Pool()})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte("{")) }() // then nothing
+	resp, err := c.Post(s.URL()+"/v1/chat/completions", "application/json", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "request_timeout") {
+		t.Fatalf("%s: %d %s, want HTTP/2 408 request_timeout", resp.Proto, resp.StatusCode, b)
+	}
+	// The same client (the same HTTP/2 connection) is still served.
+	resp, err = c.Post(s.URL()+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("next request on the connection: %d", resp.StatusCode)
 	}
 }
