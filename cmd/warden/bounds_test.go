@@ -100,7 +100,7 @@ identity:
 	for i := 0; i < conns; i++ {
 		c, err := net.Dial("tcp", gw)
 		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
+			t.Fatalf("connection %d: %v (peak RSS %d MiB; the gateway is killed past %d MiB)", i, err, peak.Load()>>20, maxRSS>>20)
 		}
 		held = append(held, c)
 		wg.Add(2)
