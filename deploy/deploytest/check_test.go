@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -515,10 +514,10 @@ func loadConfig(f findings, b *bundle, ps *corev1.PodSpec, c *corev1.Container) 
 	return cfg, drain
 }
 
-// drainDelay reads timeouts.drain_delay from the raw config. The key
-// belongs to the graceful-shutdown work (issue 11); until this module's
-// config package knows it, it is removed before the strict load (and the
-// test says so), so that everything else is still checked strictly.
+// drainDelay reads timeouts.drain_delay from the raw config: it must be
+// set (positive) so that the Service's endpoints drain before the
+// listeners close; the value is checked against the grace period. The
+// config is then loaded strictly, the key included.
 func drainDelay(f findings, raw string) (time.Duration, string) {
 	f.t.Helper()
 	var doc struct {
@@ -533,26 +532,7 @@ func drainDelay(f findings, raw string) (time.Duration, string) {
 	if err != nil || d <= 0 {
 		f.errorf("warden.yaml: timeouts.drain_delay %q, want a positive duration matching the Service's endpoint removal", s)
 	}
-	if !configKnows(reflect.TypeOf(config.Timeouts{}), "drain_delay") {
-		f.t.Logf("%s: config.Timeouts has no drain_delay yet (issue 11); the key is checked here and removed before the strict load", f.source)
-		var kept []string
-		for _, l := range strings.Split(raw, "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "drain_delay:") {
-				kept = append(kept, l)
-			}
-		}
-		raw = strings.Join(kept, "\n")
-	}
 	return d, raw
-}
-
-func configKnows(t reflect.Type, key string) bool {
-	for i := 0; i < t.NumField(); i++ {
-		if strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0] == key {
-			return true
-		}
-	}
-	return false
 }
 
 // checkConfig: the listeners are the container's ports, TLS files and

@@ -65,6 +65,8 @@ const (
 	NotReady Code = "not_ready"
 	// UpstreamTimeout: the model server did not answer in time: 504.
 	UpstreamTimeout Code = "upstream_timeout"
+	// RequestTimeout: the request body did not arrive in time: 408.
+	RequestTimeout Code = "request_timeout"
 )
 
 // table is the one place codes are mapped to HTTP status (and wire type,
@@ -84,6 +86,7 @@ var table = map[Code]struct {
 	NotFound:                  {http.StatusNotFound, "", "no route, endpoint or object — or one the caller may not see"},
 	MethodNotAllowed:          {http.StatusMethodNotAllowed, "", "the endpoint does not serve this method (see Allow)"},
 	Conflict:                  {http.StatusConflict, "", "the object's state does not allow this (already decided, already open …)"},
+	RequestTimeout:            {http.StatusRequestTimeout, "", "the request body did not arrive within timeouts.request_body"},
 	TooLarge:                  {http.StatusRequestEntityTooLarge, "", "the request body exceeds its limit"},
 	InvalidPolicy:             {http.StatusUnprocessableEntity, "", "the policy file does not load; the previous policy stays in force"},
 	Internal:                  {http.StatusInternalServerError, "", "a fault inside Warden; details are logged under the request id, never sent"},

@@ -418,3 +418,13 @@ func (l *Log) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Probe reports whether the store answers, without recording anything:
+// it reads the log's size. The readiness check uses it to learn that a
+// store which failed appends is back.
+func (l *Log) Probe(ctx context.Context) error {
+	if _, err := l.st.Size(ctx); err != nil {
+		return fmt.Errorf("audit: probe: %w", err)
+	}
+	return nil
+}

@@ -91,6 +91,25 @@ type Timeouts struct {
 	// Shutdown is how long in-flight requests and streams may drain on
 	// SIGTERM/SIGINT before they are cut. Default 30s.
 	Shutdown time.Duration `yaml:"shutdown"`
+	// DrainDelay is how long the gateway keeps serving after SIGTERM with
+	// /readyz already answering 503, so that load balancers (a Kubernetes
+	// Service's endpoints) stop sending traffic before the listeners
+	// close. Default 0s (close at once); set it to how long endpoint
+	// removal takes to propagate, e.g. 10s.
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// RequestBody bounds reading a request body, from the first body read
+	// to its end (408 after). Default 30s.
+	RequestBody time.Duration `yaml:"request_body"`
+	// UpstreamBodyIdle is the longest the caller may receive nothing
+	// while the upstream's body is read: the gap between two reads of a
+	// streamed body, and the whole read of a body that is buffered for
+	// masking (JSON). 504 upstream_timeout before the response starts;
+	// the stream is cut after. Default 60s.
+	UpstreamBodyIdle time.Duration `yaml:"upstream_body_idle"`
+	// Store bounds every store call on the request path (the approval
+	// store's grant lookup and checks, audit appends): a stalled store
+	// gives 503 within it. Default 10s.
+	Store time.Duration `yaml:"store"`
 }
 
 // Limits bound request sizes.
@@ -100,6 +119,18 @@ type Limits struct {
 	MaxRequestBody ByteSize `yaml:"max_request_body"`
 	// MaxHeaderBytes bounds the request header block. Default 64KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxInflightBodyBytes caps the request body bytes buffered across
+	// all requests at once; a request that would exceed it gets 503
+	// temporarily_unavailable with Retry-After. Default 256MiB.
+	MaxInflightBodyBytes ByteSize `yaml:"max_inflight_body_bytes"`
+	// MaxInflightResponseBytes caps the upstream response bytes buffered
+	// for masking (JSON answers) across all requests at once; an answer
+	// that would exceed it gets 503 temporarily_unavailable. Default
+	// 256MiB.
+	MaxInflightResponseBytes ByteSize `yaml:"max_inflight_response_bytes"`
+	// MaxConnections caps the open client connections of the gateway
+	// listener; more wait in the kernel's accept queue. Default 0: no cap.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // UpstreamPool tunes the HTTP keep-alive pool towards upstreams.
@@ -205,11 +236,20 @@ func (c *Config) SetDefaults() {
 	defDur(&c.Timeouts.UpstreamDial, 5*time.Second)
 	defDur(&c.Timeouts.UpstreamHeader, 120*time.Second)
 	defDur(&c.Timeouts.Shutdown, 30*time.Second)
+	defDur(&c.Timeouts.RequestBody, 30*time.Second)
+	defDur(&c.Timeouts.UpstreamBodyIdle, 60*time.Second)
+	defDur(&c.Timeouts.Store, 10*time.Second)
 	if c.Limits.MaxRequestBody == 0 {
 		c.Limits.MaxRequestBody = 10 << 20
 	}
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = 64 << 10
+	}
+	if c.Limits.MaxInflightBodyBytes == 0 {
+		c.Limits.MaxInflightBodyBytes = max(256<<20, c.Limits.MaxRequestBody)
+	}
+	if c.Limits.MaxInflightResponseBytes == 0 {
+		c.Limits.MaxInflightResponseBytes = 256 << 20
 	}
 	if c.UpstreamPool.MaxIdlePerHost == 0 {
 		c.UpstreamPool.MaxIdlePerHost = 256
@@ -276,6 +316,16 @@ func (c *Config) Validate() error {
 	neg("timeouts.upstream_dial", c.Timeouts.UpstreamDial)
 	neg("timeouts.upstream_header", c.Timeouts.UpstreamHeader)
 	neg("timeouts.shutdown", c.Timeouts.Shutdown)
+	neg("timeouts.drain_delay", c.Timeouts.DrainDelay)
+	neg("timeouts.request_body", c.Timeouts.RequestBody)
+	neg("timeouts.upstream_body_idle", c.Timeouts.UpstreamBodyIdle)
+	neg("timeouts.store", c.Timeouts.Store)
+	if c.Limits.MaxConnections < 0 {
+		add("limits.max_connections", "must not be negative (0: no cap)")
+	}
+	if c.Limits.MaxInflightBodyBytes > 0 && c.Limits.MaxInflightBodyBytes < c.Limits.MaxRequestBody {
+		add("limits.max_inflight_body_bytes", "must be at least limits.max_request_body (%d bytes), got %d", c.Limits.MaxRequestBody, c.Limits.MaxInflightBodyBytes)
+	}
 	if c.UpstreamPool.MaxIdlePerHost < 0 {
 		add("upstream_pool.max_idle_per_host", "must not be negative")
 	}

@@ -30,6 +30,8 @@ func (g *Gateway) forward(sw *statusWriter, r *http.Request, c *call) {
 				switch {
 				case r.Context().Err() != nil:
 					c.outcome = audit.OutcomeClientAborted
+				case c.upstreamStalled():
+					c.outcome = audit.OutcomeUpstreamTimeout
 				case c.mask.rec != nil && c.mask.rec.Truncated() != "":
 					c.outcome = audit.OutcomeTruncated
 				default:

@@ -45,7 +45,9 @@ func (g *Gateway) gate(w http.ResponseWriter, r *http.Request, c *call) bool {
 		Model: c.adm.model, BodySHA256: c.adm.bodyHash,
 		Justification: r.Header.Get(approval.JustificationHeader),
 	}
-	out, err := g.approvals.Check(r.Context(), gr)
+	cctx, cancel := g.storeContext(r.Context())
+	out, err := g.approvals.Check(cctx, gr)
+	cancel()
 	if err == nil && out.Decision == approval.Pending && d.Approval.Mode == policy.ApprovalHold {
 		hctx, cancel := context.WithTimeout(r.Context(), d.Approval.HoldTimeout)
 		g.log.Info("request held for approval", "request_id", c.requestID, "approval_id", out.ApprovalID)

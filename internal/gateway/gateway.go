@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,13 @@ type Gateway struct {
 	now     func() time.Time
 	maxBody int64
 
+	bodyBudget   *byteBudget   // limits.max_inflight_body_bytes
+	respBudget   *byteBudget   // limits.max_inflight_response_bytes
+	bodyTimeout  time.Duration // timeouts.request_body
+	upstreamIdle time.Duration // timeouts.upstream_body_idle
+	storeTimeout time.Duration // timeouts.store
+	auditFailing atomic.Bool   // the last audit append failed (readyz)
+
 	auth      Authenticator
 	asserter  Asserter
 	policy    PolicySource
@@ -100,6 +108,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.setBounds(cfg)
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -157,6 +166,9 @@ type call struct {
 	route         *route
 	path          string // normalised, escaped
 	body          []byte
+	bodyReserved  int64 // of the body budget, released at the end
+	respReserved  int64 // of the response budget, released at the end
+	upBody        *upstreamBody
 	upstreamStart time.Time
 	upstreamHdr   time.Duration // upstream time to response headers
 	added         time.Duration // gateway time before the response headers
@@ -196,27 +208,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	p, err := normalizePath(r.URL.EscapedPath())
 	if err != nil {
+		closeUnread(w, r)
 		g.fail(w, c, apierr.BadRequest, "ambiguous request path: "+err.Error())
 		return
 	}
 	c.path = p
 	c.route = g.router.match(r.Host, p)
 	if c.route == nil {
+		closeUnread(w, r)
 		g.fail(w, c, apierr.NotFound, "no route for "+r.Method+" "+p)
 		return
 	}
 	routeName = c.route.name
 	if hasEncodedSlash(p) && !c.route.allowEncodedSlash {
+		closeUnread(w, r)
 		g.fail(w, c, apierr.BadRequest, "encoded slash (%2F) in path is not allowed on route "+c.route.name)
 		return
 	}
 
-	if code, msg := g.readBody(r, c); code != "" {
-		if code == apierr.TooLarge {
-			// The rest of the body is not read: do not reuse the connection.
-			w.Header().Set("Connection", "close")
-		}
-		g.fail(w, c, code, msg)
+	// Identity comes from the headers alone: the body of a caller who is
+	// not admitted is never read or buffered (a flood of unauthenticated
+	// uploads costs no memory), and its connection is not kept.
+	if !g.authenticate(w, r, c) {
+		return
+	}
+	defer g.releaseBody(c)
+	if code, msg := g.readBody(w, r, c); code != "" {
+		g.failBody(w, r, c, code, msg)
 		return
 	}
 	// Streams must not be truncated by the server closing the inbound body
@@ -244,38 +262,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.upstreamHdr > 0 {
 		g.metrics.upstreamDur.WithLabelValues(routeName).Observe(c.upstreamHdr.Seconds())
 	}
-}
-
-// readBody reads the request body once, bounded by the size limit. It
-// returns an error code and message on failure.
-func (g *Gateway) readBody(r *http.Request, c *call) (apierr.Code, string) {
-	if r.ContentLength > g.maxBody {
-		return apierr.TooLarge, fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.maxBody)
-	}
-	if r.Body == nil || r.Body == http.NoBody {
-		return "", ""
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r.ContentLength)))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, g.maxBody+1))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apierr.TooLarge, "request body too large"
-		}
-		return apierr.BadRequest, "could not read request body: " + err.Error()
-	}
-	if n > g.maxBody {
-		return apierr.TooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", g.maxBody)
-	}
-	c.body = buf.Bytes()
-	return "", ""
-}
-
-func bodyCap(cl int64) int64 {
-	if cl > 0 && cl < 1<<20 {
-		return cl
-	}
-	return 4096
 }
 
 // rewrite builds the outbound request: the normalised path under the
@@ -354,9 +340,12 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	c := callFrom(resp.Request.Context())
 	now := g.now()
 	c.upstreamHdr = now.Sub(c.upstreamStart)
+	ub := g.wrapUpstreamBody(resp, c)
+	c.upBody = ub
 	if err := g.wrapMasking(resp, c); err != nil {
 		return err
 	}
+	ub.stream()
 	added := g.now().Sub(c.start) - c.upstreamHdr
 	c.added = added
 	resp.Header.Set("Server-Timing", serverTiming(added))
@@ -379,6 +368,12 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		if sw, ok := w.(*statusWriter); ok {
 			sw.status = 499
 		}
+		return
+	}
+	if errors.Is(err, errResponseBudget) {
+		c.outcome = audit.OutcomeUpstreamError
+		g.log.Warn("upstream response refused: response buffer budget full", "request_id", c.requestID, "route", c.route.name)
+		g.busy(w, c, errResponseBudget.Error()+"; retry later")
 		return
 	}
 	if errors.Is(err, mask.ErrBlocked) {

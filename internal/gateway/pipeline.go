@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/audit"
@@ -46,8 +45,12 @@ type AuditLog interface {
 	Append(ctx context.Context, e *audit.Entry) (audit.Ref, error)
 }
 
-// auditTimeout bounds how long an admission may wait for durability.
-const auditTimeout = 10 * time.Second
+// storeContext bounds one store call on the request path by
+// timeouts.store, so that a stalled store answers 503 within it instead
+// of hanging the request.
+func (g *Gateway) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, g.storeTimeout)
+}
 
 // admission is what the checks before forwarding decided.
 type admission struct {
@@ -58,21 +61,31 @@ type admission struct {
 	bodyHash  string
 }
 
-// admit runs identity, policy and the durable admission record. It
+// authenticate verifies the caller from the request headers, before
+// the body is read. It answers the request itself and returns false when
+// the caller is refused.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, c *call) bool {
+	if g.auth == nil {
+		return true
+	}
+	p, err := g.auth.Authenticate(r)
+	if err != nil {
+		ie := identity.AsError(err)
+		g.metrics.authFailures.WithLabelValues(authReason(ie)).Inc()
+		closeUnread(w, r)
+		g.refuseAuth(w, r, c, ie)
+		return false
+	}
+	c.adm.principal = p
+	return true
+}
+
+// admit runs policy, the approval gate and the durable admission record
+// for an authenticated caller whose body has been read. It
 // answers the request itself and returns false when the request must not
 // be forwarded.
 func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 	a := &c.adm
-	if g.auth != nil {
-		p, err := g.auth.Authenticate(r)
-		if err != nil {
-			ie := identity.AsError(err)
-			g.metrics.authFailures.WithLabelValues(authReason(ie)).Inc()
-			g.refuseAuth(w, r, c, ie)
-			return false
-		}
-		a.principal = p
-	}
 	if len(c.body) > 0 || g.audit != nil {
 		sum := sha256.Sum256(c.body)
 		a.bodyHash = hex.EncodeToString(sum[:])
@@ -106,7 +119,9 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			Now:   c.start,
 		}
 		if g.approvals != nil && a.principal != nil {
-			grants, err := g.approvals.ActiveGrantsFor(r.Context(), a.principal, c.route.name, a.model, c.path)
+			sctx, cancel := g.storeContext(r.Context())
+			grants, err := g.approvals.ActiveGrantsFor(sctx, a.principal, c.route.name, a.model, c.path)
+			cancel()
 			if err != nil {
 				g.log.Error("reading active grants failed; request refused", "request_id", c.requestID, "err", err)
 				g.fail(w, c, apierr.ApprovalUnavailable, "the approval store is unavailable; the request was not forwarded")
@@ -139,8 +154,8 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		e := g.entry(r, c, audit.KindRequestAdmitted)
 		e.BytesIn = int64(len(c.body))
 		e.Params = g.params(c)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
-		ref, err := g.audit.Append(ctx, e)
+		ctx, cancel := g.storeContext(context.WithoutCancel(r.Context()))
+		ref, err := g.appendAudit(ctx, e)
 		cancel()
 		if err != nil {
 			g.metrics.auditRefused.Inc()
@@ -171,6 +186,9 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	e.Upstream = c.upstreamHdr
 	e.Gateway = c.added
 	e.Masking = g.maskActions(c)
+	if c.outcome == "" && c.upstreamStalled() {
+		c.outcome = audit.OutcomeUpstreamTimeout
+	}
 	g.maskingOutcome(r, c, e)
 	e.Outcome = c.outcome
 	if e.Outcome == "" {
@@ -184,9 +202,9 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	g.pending.Add(1)
 	go func() {
 		defer func() { <-g.completions; g.pending.Done() }()
-		ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+		ctx, cancel := g.storeContext(context.Background())
 		defer cancel()
-		if _, err := g.audit.Append(ctx, e); err != nil {
+		if _, err := g.appendAudit(ctx, e); err != nil {
 			g.metrics.auditCompleteFailed.Inc()
 			g.log.Error("audit completion failed; the request stays incomplete in the log", "request_id", e.RequestID, "err", err)
 		}
@@ -268,9 +286,9 @@ func (g *Gateway) recordRefusal(r *http.Request, c *call, kind string, status in
 		}
 		e.Details[k] = v
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	ctx, cancel := g.storeContext(context.WithoutCancel(r.Context()))
 	defer cancel()
-	if _, err := g.audit.Append(ctx, e); err != nil {
+	if _, err := g.appendAudit(ctx, e); err != nil {
 		g.log.Error("audit: could not record refusal", "request_id", c.requestID, "kind", kind, "err", err)
 	}
 }

@@ -42,6 +42,7 @@ rules:
 // SQLite audit log in front of a recording upstream.
 type stack struct {
 	gw       string
+	g        *Gateway
 	issuer   *devstack.Issuer
 	asserter *identity.Asserter
 	log      *audit.Log
@@ -51,7 +52,7 @@ type stack struct {
 	onUp     func(r *http.Request)
 }
 
-func newStack(t testing.TB) *stack {
+func newStack(t testing.TB, mods ...func(*config.Config)) *stack {
 	t.Helper()
 	s := &stack{}
 	dir := t.TempDir()
@@ -120,10 +121,14 @@ func newStack(t testing.TB) *stack {
 		},
 	}
 	cfg.SetDefaults()
+	for _, m := range mods {
+		m(cfg)
+	}
 	g, err := New(cfg, Options{Auth: auth, Asserter: s.asserter, Policy: eng, Audit: s.log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.g = g
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	s.gw = srv.URL

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/config"
@@ -60,6 +61,9 @@ func NewServer(cfg *config.Config, log *slog.Logger, opts Options) (*Server, err
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	s.adminMux.HandleFunc("GET /readyz", s.readyz)
+	if opts.Audit != nil {
+		s.AddReadyCheck(gw.AuditReady)
+	}
 	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.adminMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.admin != nil {
@@ -112,6 +116,10 @@ func (s *Server) Listen() error {
 	if s.gwLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
 		return fmt.Errorf("gateway: listen %s: %w", s.cfg.Listen, err)
 	}
+	if n := s.cfg.Limits.MaxConnections; n > 0 {
+		// Connections past the cap wait in the kernel's accept queue.
+		s.gwLn = netutil.LimitListener(s.gwLn, n)
+	}
 	if s.adminLn, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
 		s.gwLn.Close()
 		return fmt.Errorf("gateway: admin listen %s: %w", s.cfg.AdminListen, err)
@@ -133,8 +141,10 @@ func (s *Server) URL() string { return scheme(s.tls.gateway) + "://" + s.Addr() 
 func (s *Server) AdminURL() string { return scheme(s.tls.admin) + "://" + s.AdminAddr() }
 
 // Serve serves both listeners until ctx is done, then shuts down
-// gracefully: new connections are refused, in-flight requests and streams
-// get up to timeouts.shutdown to finish, then are cut.
+// gracefully: /readyz turns 503 and both listeners keep serving for
+// timeouts.drain_delay; then new connections are refused, in-flight
+// requests and streams get up to timeouts.shutdown to finish, then are
+// cut.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.gwLn == nil {
 		if err := s.Listen(); err != nil {
@@ -186,6 +196,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	s.ready.Store(false)
+	if d := s.cfg.Timeouts.DrainDelay; d > 0 && serveErr == nil {
+		// /readyz answers 503 from now on; keep serving while the load
+		// balancer (a Service's endpoints) learns it and stops sending.
+		s.log.Info("shutting down: not ready, still serving", "drain_delay", d)
+		select {
+		case <-time.After(d):
+		case serveErr = <-errc:
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Shutdown)
 	defer cancel()
 	s.log.Info("draining", "deadline", s.cfg.Timeouts.Shutdown)

@@ -16,12 +16,18 @@ import (
 
 func startServer(t *testing.T, upstream string, shutdown time.Duration) (*Server, context.CancelFunc, chan error) {
 	t.Helper()
+	return startServerWith(t, upstream, func(c *config.Config) { c.Timeouts.Shutdown = shutdown })
+}
+
+// startServerWith is startServer with a change to the config.
+func startServerWith(t *testing.T, upstream string, mod func(*config.Config)) (*Server, context.CancelFunc, chan error) {
+	t.Helper()
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", AllowAnonymous: true,
 		Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: upstream, Profile: config.ProfileOpenAI}},
 	}
 	cfg.SetDefaults()
-	cfg.Timeouts.Shutdown = shutdown
+	mod(cfg)
 	s, err := NewServer(cfg, nil, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,12 @@ func maskingGateway(t testing.TB, upstream string, log AuditLog, profile mask.Pr
 // maskingGatewayVia is maskingGateway with an upstream transport.
 func maskingGatewayVia(t testing.TB, upstream string, log AuditLog, profile mask.Profile, tr http.RoundTripper) (*Gateway, string) {
 	t.Helper()
+	return maskingGatewayWith(t, upstream, log, profile, tr, nil)
+}
+
+// maskingGatewayWith is maskingGatewayVia with a change to the config.
+func maskingGatewayWith(t testing.TB, upstream string, log AuditLog, profile mask.Profile, tr http.RoundTripper, mod func(*config.Config)) (*Gateway, string) {
+	t.Helper()
 	pol, err := policy.Load("test.yaml", []byte("version: 1\nrules:\n  - name: all\n    when: 'true'\n    action: allow\n    mask: default\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +118,9 @@ func maskingGatewayVia(t testing.TB, upstream string, log AuditLog, profile mask
 		},
 	}
 	cfg.SetDefaults()
+	if mod != nil {
+		mod(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
