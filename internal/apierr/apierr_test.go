@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTable(t *testing.T) {
@@ -169,4 +170,19 @@ func FuzzWellFormedRequestID(f *testing.F) {
 			t.Fatalf("kept %q", s)
 		}
 	})
+}
+
+// TestWriteRetryAfter: RetryAfter becomes Retry-After in whole seconds,
+// rounded up; without it there is no header.
+func TestWriteRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{5 * time.Second, "5"}, {1500 * time.Millisecond, "2"}, {time.Millisecond, "1"}, {0, ""}} {
+		w := httptest.NewRecorder()
+		Write(w, "rid", &Error{Code: TemporarilyUnavailable, Msg: "x", RetryAfter: tc.d})
+		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%v: Retry-After %q status %d, want %q", tc.d, got, w.Code, tc.want)
+		}
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/devstack"
 	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
@@ -124,7 +125,13 @@ func newStack(t testing.TB, mods ...func(*config.Config)) *stack {
 	for _, m := range mods {
 		m(cfg)
 	}
-	g, err := New(cfg, Options{Auth: auth, Asserter: s.asserter, Policy: eng, Audit: s.log})
+	// The allow rule names no profile, so it masks with "default": the
+	// masking set is part of every policy-driven stack.
+	masks, err := mask.New(mask.Config{}, []byte("test-masking-key-0123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, Options{Auth: auth, Asserter: s.asserter, Policy: eng, Audit: s.log, Masks: masks})
 	if err != nil {
 		t.Fatal(err)
 	}
