@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wardenhq/warden/internal/config"
@@ -70,5 +72,60 @@ func TestAllowWithoutMaskMasks(t *testing.T) {
 	raw := get(policyGateway(t, up.URL, "version: 1\nrules:\n  - name: all\n    when: 'true'\n    action: allow\n    mask: none\n"))
 	if !strings.Contains(raw, email) {
 		t.Fatalf("mask: none still masked: %s", raw)
+	}
+}
+
+// TestOpenAIFieldTypesBeforePolicy: "max_tokens":"8000" no longer slips
+// past a numeric cap rule: the body is refused with 400 naming the field,
+// and nothing reaches the upstream; the numeric cap still denies and a
+// well-typed request passes.
+func TestOpenAIFieldTypesBeforePolicy(t *testing.T) {
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	gw := policyGateway(t, up.URL, `version: 1
+rules:
+  - name: cap
+    when: has(body.max_tokens) && body.max_tokens > 4096
+    action: deny
+    reason: at most 4096 tokens
+  - name: rest
+    when: "true"
+    action: allow
+`)
+	cases := []struct {
+		body   string
+		status int
+		msg    string
+	}{
+		{`{"model":"m","max_tokens":"8000"}`, http.StatusBadRequest, `field "max_tokens" must be an integer, got a string`},
+		{`{"model":"m","stream":"yes"}`, http.StatusBadRequest, `field "stream" must be a boolean`},
+		{`{"model":"m","max_tokens":10,"max_tokens":8000}`, http.StatusBadRequest, `"max_tokens" appears more than once`},
+		{`{"model":"m","max_tokens":8000}`, http.StatusForbidden, "at most 4096 tokens"},
+		{`{"model":"m","max_tokens":100}`, http.StatusOK, ""},
+	}
+	for _, tc := range cases {
+		before := hits.Load()
+		resp, err := http.Post(gw+"/v1/chat/completions", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var eb errorBody
+		_ = json.Unmarshal(b, &eb)
+		if resp.StatusCode != tc.status || !strings.Contains(eb.Error.Message, tc.msg) {
+			t.Fatalf("%s: %d %s, want %d %q", tc.body, resp.StatusCode, b, tc.status, tc.msg)
+		}
+		if tc.status == http.StatusBadRequest && !strings.Contains(string(b), `"type":"bad_request"`) {
+			t.Fatalf("%s: %s", tc.body, b)
+		}
+		if forwarded := hits.Load() - before; (tc.status == http.StatusOK) != (forwarded == 1) {
+			t.Fatalf("%s: forwarded %d times", tc.body, forwarded)
+		}
 	}
 }

@@ -90,12 +90,25 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		sum := sha256.Sum256(c.body)
 		a.bodyHash = hex.EncodeToString(sum[:])
 	}
-	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) && !json.Valid(c.body) {
-		// An OpenAI-compatible API only takes JSON: say precisely what is
-		// wrong instead of letting policy decide on an empty body.
-		g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "malformed_json"})
-		g.fail(w, c, apierr.BadRequest, "request body is not valid JSON: "+jsonError(c.body))
-		return false
+	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) {
+		// An OpenAI-compatible API only takes JSON, and policy must see
+		// typed values: say precisely what is wrong instead of letting
+		// policy decide on an empty body or miss "8000" as a cap.
+		if err := policy.CheckOpenAIBody(c.body); err != nil {
+			var fe *policy.FieldTypeError
+			if errors.As(err, &fe) {
+				g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "invalid_field_type", "field": fe.Field})
+				g.fail(w, c, apierr.BadRequest, "invalid request body: "+fe.Error())
+				return false
+			}
+			detail := err.Error()
+			if !json.Valid(c.body) {
+				detail = jsonError(c.body)
+			}
+			g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "malformed_json"})
+			g.fail(w, c, apierr.BadRequest, "request body is not valid JSON: "+detail)
+			return false
+		}
 	}
 	if c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil) {
 		a.facts = policy.BodyFacts(c.body)
