@@ -29,9 +29,10 @@ type Authenticator interface {
 	PrepareUpstreamHeaders(h http.Header, assertion string)
 }
 
-// Asserter signs the identity assertion the upstream receives.
+// Asserter signs the identity assertion the upstream receives (it may
+// hand out one signed earlier for the same principal and audience).
 type Asserter interface {
-	Sign(p *identity.Principal, requestID, audience string) (string, error)
+	Assertion(p *identity.Principal, audience string) (string, error)
 }
 
 // PolicySource returns the policy in force (it may change on reload).
@@ -162,6 +163,18 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		g.log.Error("masking misconfigured; request refused", "request_id", c.requestID, "err", err)
 		g.refusePolicy(w, r, c, apierr.MaskingMisconfigured, "the masking profile this request needs is not configured")
 		return false
+	}
+	if g.auth != nil && g.asserter != nil && a.principal != nil {
+		// Signed before the admission is made durable: a failure refuses
+		// the request while nothing has been promised or forwarded.
+		assertion, err := g.asserter.Assertion(a.principal, c.route.name)
+		if err != nil {
+			g.log.Error("signing the identity assertion failed; request refused", "request_id", c.requestID, "err", err)
+			g.recordRefusal(r, c, audit.KindRequestRefused, apierr.Internal.Status(), map[string]any{"reason": "assertion_failed"})
+			g.fail(w, c, apierr.Internal, "")
+			return false
+		}
+		c.assertion = assertion
 	}
 	if g.audit != nil {
 		e := g.entry(r, c, audit.KindRequestAdmitted)

@@ -13,7 +13,7 @@
 //	p, err := auth.Authenticate(r)               // err is always *identity.Error
 //	if err != nil { apierr.Write(w, requestID, identity.AsError(err).APIError()); return }
 //	asserter, _ := identity.NewAsserter(cfg.Assertion.KeyFile, cfg.Assertion.Issuer, cfg.Assertion.TTL)
-//	a, _ := asserter.Sign(p, requestID, routeName)
+//	a, _ := asserter.Assertion(p, routeName)      // reused while > ttl/2 remains
 //	auth.PrepareUpstreamHeaders(out.Header, a)   // strip spoofable headers + credential, set assertion
 //
 // # Bearer tokens
@@ -75,6 +75,10 @@
 // StripClientIdentityHeaders removes X-Warden-*, X-Auth-Request-*,
 // X-Forwarded-User/-Email/-Groups, X-Remote-User and configured extras.
 // Asserter signs an EdDSA JWT (typ warden-identity+jwt) with sub, iss,
-// warden_idp, kind, groups, rid, aud, iat/nbf/exp, jti; its key is
-// published (Asserter.JWKS) by the admin API at JWKSPath.
+// warden_idp, kind, groups, aud, iat/nbf/exp, jti; its key is published
+// (Asserter.JWKS) by the admin API at JWKSPath. It names no request (the
+// gateway sends X-Request-Id beside it), so Asserter.Assertion reuses one
+// per (principal, audience) while more than half its lifetime remains,
+// in a bounded cache: a signature per caller and route every ttl/2
+// instead of one per request.
 package identity
