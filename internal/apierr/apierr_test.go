@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +184,29 @@ func TestWriteRetryAfter(t *testing.T) {
 		Write(w, "rid", &Error{Code: TemporarilyUnavailable, Msg: "x", RetryAfter: tc.d})
 		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%v: Retry-After %q status %d, want %q", tc.d, got, w.Code, tc.want)
+		}
+	}
+}
+
+// TestReadmeErrorTable: README's error table lists every status and wire
+// type Warden answers with, so the table cannot fall behind the code.
+func TestReadmeErrorTable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 {
+			continue
+		}
+		status, typ := strings.TrimSpace(cells[1]), strings.Trim(strings.TrimSpace(cells[2]), "`")
+		rows[status+" "+typ] = true
+	}
+	for _, c := range Codes() {
+		if key := fmt.Sprintf("%d %s", c.Status(), c.Type()); !rows[key] {
+			t.Errorf("README error table has no row %q (code %s)", key, c)
 		}
 	}
 }
