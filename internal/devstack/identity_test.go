@@ -9,19 +9,26 @@ import (
 	"github.com/wardenhq/warden/internal/identity"
 )
 
-// TestIssuerTokensAcceptedByDefault: Warden's identity stage, configured
-// with nothing but the demo issuer and audience (so the default
-// token_types, access tokens only), accepts the demo issuer's tokens for
-// users and services — the demo must not need the ID-token opt-in.
-func TestIssuerTokensAcceptedByDefault(t *testing.T) {
+// startIssuer serves a demo issuer on httptest until the test ends.
+func startIssuer(t *testing.T) (*Issuer, *httptest.Server) {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	is, err := NewIssuer(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Config.Handler = is.Handler()
+	return is, srv
+}
+
+// TestIssuerTokensAcceptedByDefault: Warden's identity stage, configured
+// with nothing but the demo issuer and audience (so the default
+// token_types, access tokens only), accepts the demo issuer's tokens for
+// users and services — the demo must not need the ID-token opt-in.
+func TestIssuerTokensAcceptedByDefault(t *testing.T) {
+	is, _ := startIssuer(t)
 	cfg := identity.Config{Issuers: []identity.IssuerConfig{{Issuer: is.URL(), Audiences: []string{DemoAudience}}}}
 	a, err := identity.New(t.Context(), cfg, t.TempDir())
 	if err != nil {

@@ -60,6 +60,21 @@ func identityGateway(t *testing.T, upstream string, issuers []identity.IssuerCon
 	return srv.URL, key
 }
 
+// postAuthorized posts a chat request with the Authorization value given
+// and returns the answer and its body.
+func postAuthorized(t *testing.T, gw, authorization string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	req.Header.Set("Authorization", authorization)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, body
+}
+
 // TestAssertionSigningFailureRefusesBeforeForwarding: when the identity
 // assertion cannot be signed, the request is refused (500) in the
 // admission step: nothing reaches the upstream and no request.admitted
@@ -72,14 +87,7 @@ func TestAssertionSigningFailureRefusesBeforeForwarding(t *testing.T) {
 	log := &memAudit{}
 	gw, key := identityGateway(t, up.URL, nil, fa, log)
 
-	req, _ := http.NewRequest(http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := postAuthorized(t, gw, "Bearer "+key)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), `"type":"internal_error"`) {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
@@ -118,14 +126,7 @@ func TestUnreachableIdPRetryAfter(t *testing.T) {
 	enc := base64.RawURLEncoding.EncodeToString
 	tok := enc([]byte(`{"alg":"RS256","typ":"at+jwt","kid":"k1"}`)) + "." +
 		enc([]byte(fmt.Sprintf(`{"iss":%q,"sub":"alice","aud":"warden","exp":%d}`, dead, time.Now().Add(time.Hour).Unix()))) + "." + enc([]byte("sig"))
-	req, _ := http.NewRequest(http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := postAuthorized(t, gw, "Bearer "+tok)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "temporarily_unavailable") {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
@@ -134,14 +135,7 @@ func TestUnreachableIdPRetryAfter(t *testing.T) {
 	}
 
 	// An empty bearer token is reported as such, not as a wrong scheme.
-	req, _ = http.NewRequest(http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer ")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body = postAuthorized(t, gw, "Bearer ")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), identity.DescEmptyBearer) ||
 		!strings.Contains(resp.Header.Get("WWW-Authenticate"), identity.DescEmptyBearer) {
 		t.Fatalf("empty bearer: %d %s %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))

@@ -81,7 +81,7 @@ func NewAsserter(keyFile string, issuer string, ttl time.Duration) (*Asserter, e
 		issuer: issuer, ttl: ttl, key: key, kid: kid,
 		header: base64.RawURLEncoding.EncodeToString(hdr),
 		jwks:   jwks, now: time.Now,
-		cache:  newAssertionCache(DefaultAssertionCacheSize),
+		cache: newAssertionCache(DefaultAssertionCacheSize),
 	}, nil
 }
 
