@@ -276,7 +276,7 @@ func (ic *IssuerConfig) validate() error {
 		}
 	}
 	if slices.Contains(ic.TokenTypes, TokenTypeAccess) && len(ic.Audiences) == 0 {
-		errs = append(errs, field.Errorf("audiences", "at least one audience is required to accept access tokens"))
+		errs = append(errs, field.Errorf("audiences", "at least one audience is required to accept access tokens (token_types defaults to [access_token]; ID tokens only with token_types: [id_token] or [access_token, id_token] and client_ids)"))
 	}
 	if slices.Contains(ic.TokenTypes, TokenTypeID) && len(ic.ClientIDs) == 0 && len(ic.Audiences) == 0 {
 		errs = append(errs, field.Errorf("client_ids", "client_ids or audiences are required to accept ID tokens"))
