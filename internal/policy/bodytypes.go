@@ -188,7 +188,11 @@ func kindName(k jsontext.Kind, lit string) string {
 		return "null"
 	case '0':
 		f, err := strconv.ParseFloat(lit, 64)
-		if err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		switch {
+		case err != nil:
+			// 1e400: policy could not hold it as a number at all.
+			return "number out of range"
+		case f == math.Trunc(f) && math.Abs(f) < 1<<53:
 			return TypeInteger
 		}
 		return TypeNumber

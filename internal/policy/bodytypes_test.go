@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -27,6 +28,8 @@ func TestCheckOpenAIBody(t *testing.T) {
 		{`{"model":"m","n":"4"}`, "n", "integer"},
 		{`{"model":"m","n":2.5}`, "n", "got a number"},
 		{`{"model":"m","n":1e300}`, "n", "got a number"},
+		{`{"model":"m","temperature":1e400}`, "temperature", "got a number out of range"},
+		{`{"model":"m","max_tokens":-1e999}`, "max_tokens", "out of range"},
 		{`{"model":["a","b"]}`, "model", `field "model" must be a string, got an array`},
 		{`{"model":7}`, "model", "got an integer"},
 		{`{"model":"m","stream":"true"}`, "stream", `field "stream" must be a boolean, got a string`},
@@ -101,4 +104,38 @@ rules:
 			t.Fatalf("%s: %s; the largest cap field must count", body, a)
 		}
 	}
+}
+
+// FuzzCheckOpenAIBody: no body makes the check panic; a body it accepts
+// is valid JSON, and every known field it holds with a non-null value is
+// a fact of the type policy expects (so a rule never sees a field as
+// absent because of its type).
+func FuzzCheckOpenAIBody(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","max_tokens":8000}`, `{"max_tokens":"8000"}`, `{"n":2.5,"stream":true}`,
+		`{"a":1,"a":2}`, `[1]`, `{"messages":[{"content":"x"}],"temperature":0.2}`, `{"model":"\ud800"}`,
+		`{"max_tokens":1e400}`, `{"temperature":1e400}`, `{"input":["a"],"user":"u"} x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if CheckOpenAIBody(body) != nil {
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted invalid JSON %q", body)
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(body, &raw); err != nil {
+			t.Fatalf("accepted %q, not an object: %v", body, err)
+		}
+		facts := BodyFacts(body)
+		for field, fact := range map[string]string{"model": "model", "stream": "stream", "n": "n", "max_tokens": "max_tokens", "temperature": "temperature", "messages": "message_count", "user": "user"} {
+			if v, ok := raw[field]; ok && string(v) != "null" {
+				if _, has := facts[fact]; !has {
+					t.Fatalf("accepted %q but policy sees no %s", body, fact)
+				}
+			}
+		}
+	})
 }
