@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTable(t *testing.T) {
@@ -169,4 +171,42 @@ func FuzzWellFormedRequestID(f *testing.F) {
 			t.Fatalf("kept %q", s)
 		}
 	})
+}
+
+// TestWriteRetryAfter: RetryAfter becomes Retry-After in whole seconds,
+// rounded up; without it there is no header.
+func TestWriteRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{5 * time.Second, "5"}, {1500 * time.Millisecond, "2"}, {time.Millisecond, "1"}, {0, ""}} {
+		w := httptest.NewRecorder()
+		Write(w, "rid", &Error{Code: TemporarilyUnavailable, Msg: "x", RetryAfter: tc.d})
+		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%v: Retry-After %q status %d, want %q", tc.d, got, w.Code, tc.want)
+		}
+	}
+}
+
+// TestReadmeErrorTable: README's error table lists every status and wire
+// type Warden answers with, so the table cannot fall behind the code.
+func TestReadmeErrorTable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 {
+			continue
+		}
+		status, typ := strings.TrimSpace(cells[1]), strings.Trim(strings.TrimSpace(cells[2]), "`")
+		rows[status+" "+typ] = true
+	}
+	for _, c := range Codes() {
+		if key := fmt.Sprintf("%d %s", c.Status(), c.Type()); !rows[key] {
+			t.Errorf("README error table has no row %q (code %s)", key, c)
+		}
+	}
 }

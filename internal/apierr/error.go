@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Error is an error with a Code and a message safe to show to the caller.
@@ -23,6 +24,9 @@ type Error struct {
 	// Challenge is the WWW-Authenticate value of an authentication
 	// failure (RFC 6750), set by the identity package.
 	Challenge string
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// at least 1): how soon a retry of a 503 may succeed.
+	RetryAfter time.Duration
 	// Err is the cause, for logs; it is never written to the client.
 	Err error
 }
@@ -112,6 +116,9 @@ func Write(w http.ResponseWriter, requestID string, err error) {
 	var e *Error
 	if errors.As(err, &e) && e.Challenge != "" {
 		w.Header().Set("WWW-Authenticate", e.Challenge)
+	}
+	if e != nil && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	b, _ := json.Marshal(body)
 	b = append(b, '\n')

@@ -13,14 +13,7 @@ import (
 )
 
 func TestIssuerClientCredentials(t *testing.T) {
-	srv := httptest.NewUnstartedServer(nil)
-	srv.Start()
-	defer srv.Close()
-	is, err := NewIssuer(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = is.Handler()
+	_, srv := startIssuer(t)
 
 	tests := []struct {
 		name, user, secret string

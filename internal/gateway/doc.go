@@ -50,9 +50,16 @@
 //     upstream_unavailable; no headers within timeouts.upstream_header,
 //     504 upstream_timeout. A failure after the answer started cuts the
 //     stream. The outcome (upstream_error, upstream_timeout,
-//     client_aborted, truncated) is in request.completed. If the identity
-//     assertion cannot be signed the request is cut before it leaves
-//     (502): the upstream never gets an unidentified request.
+//     client_aborted, truncated) is in request.completed.
+//   - Assertion: signed (or reused, see identity.Asserter.Assertion) in
+//     the admission step, before request.admitted; if it cannot be signed,
+//     500 internal_error, recorded as request.refused (assertion_failed),
+//     and nothing is forwarded. The request id travels upstream in
+//     X-Request-Id, not in the assertion; every answer carries exactly
+//     one X-Request-Id, the gateway's.
+//   - Body types: on openai routes the known JSON fields are type-checked
+//     before policy (policy.CheckOpenAIBody): 400 bad_request naming the
+//     field, recorded as request.refused (invalid_field_type).
 //   - Masking: a response that cannot be masked safely is withheld — 502
 //     masking_failed before any byte was sent, or the stream is cut, never
 //     flushing held-back text — and request.completed says

@@ -163,6 +163,7 @@ type call struct {
 	start         time.Time
 	requestID     string
 	clientReqID   bool
+	respHeader    http.Header // the caller's response headers (X-Request-Id)
 	route         *route
 	path          string // normalised, escaped
 	body          []byte
@@ -176,6 +177,7 @@ type call struct {
 	adm           admission
 	approvalID    string
 	grantID       string
+	assertion     string // signed identity assertion for the upstream
 	admittedSeq   int64
 	mask          maskState
 	outcome       string // audit.Outcome*, set where the end is known; "" = decided in complete
@@ -200,7 +202,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.metrics.inflight.Dec()
 
 	c.requestID, c.clientReqID = apierr.RequestID(r)
-	w.Header().Set(apierr.HeaderRequestID, c.requestID)
+	c.respHeader = w.Header()
+	c.respHeader.Set(apierr.HeaderRequestID, c.requestID)
 	routeName := "-"
 	defer func() {
 		g.metrics.requests.WithLabelValues(routeName, strconv.Itoa(c.status)).Inc()
@@ -290,18 +293,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Header.Set("X-Request-Id", c.requestID)
 	if g.auth != nil {
-		var assertion string
-		if g.asserter != nil && c.adm.principal != nil {
-			var err error
-			if assertion, err = g.asserter.Sign(c.adm.principal, c.requestID, rt.name); err != nil {
-				// Without the assertion the upstream would get an
-				// unidentified request: cut it (the transport fails
-				// on the invalid URL and the caller gets 502).
-				g.log.Error("signing identity assertion failed", "request_id", c.requestID, "err", err)
-				out.URL.Host = ""
-			}
-		}
-		g.auth.PrepareUpstreamHeaders(out.Header, assertion)
+		// The assertion was signed in admit; the request id travels in
+		// X-Request-Id, not in the (reusable) assertion.
+		g.auth.PrepareUpstreamHeaders(out.Header, c.assertion)
 	} else {
 		identity.StripClientIdentityHeaders(out.Header, nil)
 		identity.StripCredentials(out.Header)
@@ -349,9 +343,12 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	added := g.now().Sub(c.start) - c.upstreamHdr
 	c.added = added
 	resp.Header.Set("Server-Timing", serverTiming(added))
-	// The handler already set ours on the response; the proxy adds the
-	// upstream's headers to it, so an upstream X-Request-Id would make two.
-	resp.Header.Del("X-Request-Id")
+	// Exactly one X-Request-Id, ours. The proxy *adds* the upstream's
+	// headers to the ones the handler set, so ours is moved onto the
+	// upstream's response (replacing any it sent) instead of being set
+	// twice; a 1xx answer has also cleared the handler's headers by now.
+	c.respHeader.Del(apierr.HeaderRequestID)
+	resp.Header.Set(apierr.HeaderRequestID, c.requestID)
 	g.metrics.gatewayAdded.WithLabelValues(c.route.name).Observe(added.Seconds())
 	return nil
 }
@@ -408,7 +405,9 @@ func (g *Gateway) fail(w http.ResponseWriter, c *call, code apierr.Code, msg str
 // policy rule, an authentication challenge).
 func (g *Gateway) failWith(w http.ResponseWriter, c *call, e *apierr.Error) {
 	c.status = e.Code.Status()
-	w.Header().Set("Server-Timing", serverTiming(g.now().Sub(c.start)-c.upstreamHdr))
+	h := w.Header()
+	h.Set(apierr.HeaderRequestID, c.requestID) // a 1xx may have cleared it
+	h.Set("Server-Timing", serverTiming(g.now().Sub(c.start)-c.upstreamHdr))
 	writeError(w, c.requestID, e)
 }
 

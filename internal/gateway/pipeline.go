@@ -29,9 +29,10 @@ type Authenticator interface {
 	PrepareUpstreamHeaders(h http.Header, assertion string)
 }
 
-// Asserter signs the identity assertion the upstream receives.
+// Asserter signs the identity assertion the upstream receives (it may
+// hand out one signed earlier for the same principal and audience).
 type Asserter interface {
-	Sign(p *identity.Principal, requestID, audience string) (string, error)
+	Assertion(p *identity.Principal, audience string) (string, error)
 }
 
 // PolicySource returns the policy in force (it may change on reload).
@@ -90,12 +91,25 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		sum := sha256.Sum256(c.body)
 		a.bodyHash = hex.EncodeToString(sum[:])
 	}
-	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) && !json.Valid(c.body) {
-		// An OpenAI-compatible API only takes JSON: say precisely what is
-		// wrong instead of letting policy decide on an empty body.
-		g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "malformed_json"})
-		g.fail(w, c, apierr.BadRequest, "request body is not valid JSON: "+jsonError(c.body))
-		return false
+	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) {
+		// An OpenAI-compatible API only takes JSON, and policy must see
+		// typed values: say precisely what is wrong instead of letting
+		// policy decide on an empty body or miss "8000" as a cap.
+		if err := policy.CheckOpenAIBody(c.body); err != nil {
+			var fe *policy.FieldTypeError
+			if errors.As(err, &fe) {
+				g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "invalid_field_type", "field": fe.Field})
+				g.fail(w, c, apierr.BadRequest, "invalid request body: "+fe.Error())
+				return false
+			}
+			detail := err.Error()
+			if !json.Valid(c.body) {
+				detail = jsonError(c.body)
+			}
+			g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "malformed_json"})
+			g.fail(w, c, apierr.BadRequest, "request body is not valid JSON: "+detail)
+			return false
+		}
 	}
 	if c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil) {
 		a.facts = policy.BodyFacts(c.body)
@@ -149,6 +163,18 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		g.log.Error("masking misconfigured; request refused", "request_id", c.requestID, "err", err)
 		g.refusePolicy(w, r, c, apierr.MaskingMisconfigured, "the masking profile this request needs is not configured")
 		return false
+	}
+	if g.auth != nil && g.asserter != nil && a.principal != nil {
+		// Signed before the admission is made durable: a failure refuses
+		// the request while nothing has been promised or forwarded.
+		assertion, err := g.asserter.Assertion(a.principal, c.route.name)
+		if err != nil {
+			g.log.Error("signing the identity assertion failed; request refused", "request_id", c.requestID, "err", err)
+			g.recordRefusal(r, c, audit.KindRequestRefused, apierr.Internal.Status(), map[string]any{"reason": "assertion_failed"})
+			g.fail(w, c, apierr.Internal, "")
+			return false
+		}
+		c.assertion = assertion
 	}
 	if g.audit != nil {
 		e := g.entry(r, c, audit.KindRequestAdmitted)

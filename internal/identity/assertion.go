@@ -38,6 +38,7 @@ type Asserter struct {
 	header string // base64url of the JOSE header, precomputed
 	jwks   []byte
 	now    func() time.Time
+	cache  *assertionCache
 }
 
 // AssertionClaims is the payload of an assertion.
@@ -49,7 +50,6 @@ type AssertionClaims struct {
 	NotBefore  int64    `json:"nbf"`
 	Expiry     int64    `json:"exp"`
 	ID         string   `json:"jti"`
-	RequestID  string   `json:"rid,omitempty"`
 	IdP        string   `json:"warden_idp"`
 	Kind       Kind     `json:"kind"`
 	Groups     []string `json:"groups,omitempty"`
@@ -81,6 +81,7 @@ func NewAsserter(keyFile string, issuer string, ttl time.Duration) (*Asserter, e
 		issuer: issuer, ttl: ttl, key: key, kid: kid,
 		header: base64.RawURLEncoding.EncodeToString(hdr),
 		jwks:   jwks, now: time.Now,
+		cache: newAssertionCache(DefaultAssertionCacheSize),
 	}, nil
 }
 
@@ -140,12 +141,20 @@ func (a *Asserter) KeyID() string { return a.kid }
 // PublicKey is the verification key.
 func (a *Asserter) PublicKey() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
 
-// Sign returns the assertion for p: a compact EdDSA JWS with sub, iss (this
-// Warden), warden_idp (p's issuer), kind, groups, rid (requestID), aud
-// (audience, e.g. the route name), iat/nbf/exp and a random jti.
-func (a *Asserter) Sign(p *Principal, requestID, audience string) (string, error) {
+// Sign returns a new assertion for p: a compact EdDSA JWS with sub, iss
+// (this Warden), warden_idp (p's issuer), kind, groups, email, name,
+// auth_method, aud (audience, e.g. the route name), iat/nbf/exp and a
+// random jti. It names no request: the gateway sends the request id in
+// its own header (X-Request-Id), so one assertion can serve several
+// requests of the same caller (see Assertion).
+func (a *Asserter) Sign(p *Principal, audience string) (string, error) {
+	tok, _, err := a.sign(p, audience)
+	return tok, err
+}
+
+func (a *Asserter) sign(p *Principal, audience string) (string, time.Time, error) {
 	if p == nil {
-		return "", errors.New("identity: sign: nil principal")
+		return "", time.Time{}, errors.New("identity: sign: nil principal")
 	}
 	now := a.now()
 	var jti [12]byte
@@ -153,13 +162,13 @@ func (a *Asserter) Sign(p *Principal, requestID, audience string) (string, error
 	c := AssertionClaims{
 		Issuer: a.issuer, Subject: p.Subject, Audience: audience,
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(a.ttl).Unix(),
-		ID: hex.EncodeToString(jti[:]), RequestID: requestID,
+		ID:  hex.EncodeToString(jti[:]),
 		IdP: p.Issuer, Kind: p.Kind, Groups: p.Groups, Email: p.Email, Name: p.Name,
 		AuthMethod: p.AuthMethod,
 	}
 	payload, err := json.Marshal(&c)
 	if err != nil {
-		return "", fmt.Errorf("identity: sign: %w", err)
+		return "", time.Time{}, fmt.Errorf("identity: sign: %w", err)
 	}
 	enc := base64.RawURLEncoding
 	plen := enc.EncodedLen(len(payload))
@@ -170,7 +179,32 @@ func (a *Asserter) Sign(p *Principal, requestID, audience string) (string, error
 	sig := ed25519.Sign(a.key, buf)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	return string(buf), now, nil
+}
+
+// Assertion returns an assertion for p and audience, reusing one signed
+// earlier for the same principal and audience while more than half of
+// its lifetime remains (so the upstream always gets at least ttl/2 of
+// validity), and signing a new one otherwise. "The same principal" means
+// every claim the assertion carries is equal (issuer, subject, kind,
+// groups, email, name, auth method), so a caller whose groups changed gets
+// a new assertion at once. The cache holds at most
+// DefaultAssertionCacheSize entries.
+func (a *Asserter) Assertion(p *Principal, audience string) (string, error) {
+	if p == nil {
+		return "", errors.New("identity: sign: nil principal")
+	}
+	key := assertionKey(p, audience)
+	now := a.now()
+	if tok, ok := a.cache.get(key, now); ok {
+		return tok, nil
+	}
+	tok, issued, err := a.sign(p, audience)
+	if err != nil {
+		return "", err
+	}
+	a.cache.put(key, tok, issued.Add(a.ttl/2), now)
+	return tok, nil
 }
 
 // JWKS returns the public key set (JSON, a JWK Set) that verifies the

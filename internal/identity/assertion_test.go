@@ -135,7 +135,8 @@ func TestHeaderSpoofing(t *testing.T) {
 			http.Error(w, "bad times/iss/jti", 401)
 			return
 		}
-		s.Sub, s.Idp, s.Rid, s.Aud, s.Groups = c.Subject, c.IdP, c.RequestID, c.Audience, c.Groups
+		s.Sub, s.Idp, s.Aud, s.Groups = c.Subject, c.IdP, c.Audience, c.Groups
+		s.Rid = r.Header.Get("X-Request-Id")
 		got <- s
 	}))
 	defer upstream.Close()
@@ -149,13 +150,14 @@ func TestHeaderSpoofing(t *testing.T) {
 			t.Errorf("authenticate: %v", err)
 			return
 		}
-		a, err := asserter.Sign(p, "req-1", "chat")
+		a, err := asserter.Assertion(p, "chat")
 		if err != nil {
 			t.Errorf("sign: %v", err)
 			return
 		}
 		pr.SetURL(target)
 		auth.PrepareUpstreamHeaders(pr.Out.Header, a)
+		pr.Out.Header.Set("X-Request-Id", "req-1")
 	}})
 	front := httptest.NewServer(mux)
 	defer front.Close()

@@ -128,13 +128,16 @@ func (a *Authenticator) authenticate(r *http.Request) (*Principal, *Error) {
 	if len(apiKey) == 1 {
 		return a.authenticateAPIKey(strings.TrimSpace(apiKey[0]))
 	}
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(authz[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	// "Bearer" alone: HTTP servers trim the trailing space of
+	// "Authorization: Bearer ", so this is an empty token, not another
+	// scheme.
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(authz[0]), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
 		return nil, errRequest(DescBadScheme)
 	}
 	cred = strings.TrimSpace(cred)
 	if cred == "" {
-		return nil, errRequest(DescMalformed)
+		return nil, errRequest(DescEmptyBearer)
 	}
 	if strings.HasPrefix(cred, APIKeyPrefix) {
 		return a.authenticateAPIKey(cred)

@@ -53,6 +53,33 @@ func stringList(v any) []string {
 	return nil
 }
 
+// groupList reads a groups claim: a list of strings, or one string (some
+// IdPs emit a single group that way). Anything else — a number, an
+// object, null, a list holding a non-string — is not readable (ok false).
+// Empty strings are dropped.
+func groupList(v any) ([]string, bool) {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return nil, true
+		}
+		return []string{x}, true
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		return out, true
+	}
+	return nil, false
+}
+
 // mapGroups applies the issuer's rename map and prefix, dropping
 // duplicates while keeping order.
 func mapGroups(raw []string, rename map[string]string, prefix string) []string {
@@ -156,6 +183,30 @@ func claimMatches(claims map[string]any, path, want string) bool {
 func isAccessTokenType(typ string) bool {
 	typ = strings.ToLower(typ)
 	return typ == "at+jwt" || typ == "application/at+jwt"
+}
+
+// isPlainJWTType reports whether a JOSE typ header says no more than
+// "a JWT" (RFC 7519 §5.1): "JWT", "application/jwt", or absent.
+func isPlainJWTType(typ string) bool {
+	typ = strings.ToLower(typ)
+	return typ == "" || typ == "jwt" || typ == "application/jwt"
+}
+
+// IDTokenMarkers are the claims that only an OpenID Connect ID token
+// carries (OIDC Core §2, §3.1.3.6, §3.3.2.11): a JWT that has one is never
+// taken for an access token.
+var IDTokenMarkers = []string{"nonce", "at_hash", "c_hash"}
+
+// hasIDTokenMarker reports whether claims carry an ID-token marker, or
+// Keycloak's own `typ: "ID"` claim.
+func hasIDTokenMarker(claims map[string]any) bool {
+	for _, m := range IDTokenMarkers {
+		if _, ok := claims[m]; ok {
+			return true
+		}
+	}
+	t, _ := claims["typ"].(string)
+	return strings.EqualFold(t, "ID")
 }
 
 // plainJSON converts json.Number (from a UseNumber decode) to int64 when

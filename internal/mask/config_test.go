@@ -76,3 +76,13 @@ profiles:
 		t.Fatal("strict mode accepted an unknown key")
 	}
 }
+
+// TestProfileNameNoneReserved: a profile may not be called none, which a
+// policy rule uses to turn masking off.
+func TestProfileNameNoneReserved(t *testing.T) {
+	cfg := Config{Profiles: map[string]Profile{"none": {}}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "profiles.none") || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("Validate: %v", err)
+	}
+}

@@ -17,7 +17,7 @@ const maxTools = estMaxListSize
 //	model          string
 //	stream         bool
 //	n              int
-//	max_tokens     int (max_tokens, max_completion_tokens or max_output_tokens)
+//	max_tokens     int (the largest of max_tokens, max_completion_tokens and max_output_tokens)
 //	temperature    double
 //	message_count  int   (len(messages))
 //	input_count    int   (embeddings/responses "input": 1 for a string, else its length)
@@ -25,7 +25,9 @@ const maxTools = estMaxListSize
 //	tools          list of string (tool/function names, at most 256)
 //	user           string
 //
-// Message contents are never copied into the facts.
+// Message contents are never copied into the facts. A field of the wrong
+// type yields no fact: callers check the types first (CheckOpenAIBody) and
+// refuse such a body, so a rule never mistakes "8000" for absent.
 func BodyFacts(body []byte) map[string]any {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
@@ -53,9 +55,16 @@ func BodyFacts(body []byte) map[string]any {
 		}
 	}
 	integer("n", "n")
-	integer("max_output_tokens", "max_tokens")
-	integer("max_completion_tokens", "max_tokens")
-	integer("max_tokens", "max_tokens")
+	// Servers differ on which of these wins when several are sent (vLLM
+	// prefers max_completion_tokens, others max_tokens): a cap rule must
+	// see the largest.
+	for _, key := range []string{"max_output_tokens", "max_completion_tokens", "max_tokens"} {
+		prev, had := f["max_tokens"]
+		integer(key, "max_tokens")
+		if had && prev.(int64) > f["max_tokens"].(int64) {
+			f["max_tokens"] = prev
+		}
+	}
 	if v, ok := raw["temperature"]; ok {
 		var t float64
 		if json.Unmarshal(v, &t) == nil {

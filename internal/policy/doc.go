@@ -1,6 +1,9 @@
 // Package policy decides, for every call through the gateway, whether it
 // may proceed: allow, deny, or require approval, together with the masking
-// profile and request-logging mode to apply.
+// profile and request-logging mode to apply. Masking is on by default: an
+// allow or require_approval rule without `mask:` gets [MaskDefault]; only
+// `mask: none` ([MaskNone]) turns it off, and [Policy.Warnings] (logged by
+// the engine at every load) names each such rule.
 //
 // A policy is a YAML file of ordered rules. Each rule has a CEL expression
 // ("when") over the request's facts; the first rule whose expression is
@@ -21,7 +24,10 @@
 //	           has_tools, tools, input_count, user) for openai-profile
 //	           routes; an empty map for other routes and for bodies that
 //	           are not JSON objects. Keys are present only when the body
-//	           has them, so guard with has(body.model).
+//	           has them, so guard with has(body.model). The gateway
+//	           refuses a body whose known fields have the wrong type
+//	           (CheckOpenAIBody, OpenAIFieldTypes) before any rule runs,
+//	           so a present field is always a fact of its type.
 //	grants     list of the caller's active just-in-time grants
 //	           {id, scope, expires}; the approval workflow passes only
 //	           grants whose ApprovalSetting.Scope covers the request

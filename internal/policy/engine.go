@@ -98,6 +98,9 @@ func (e *Engine) load() (*Policy, error) {
 			return nil, fmt.Errorf("policy: %s: %w", e.path, err)
 		}
 	}
+	for _, w := range p.Warnings() {
+		e.log.Warn("policy: "+w, "file", e.path, "version", p.Version())
+	}
 	return p, nil
 }
 

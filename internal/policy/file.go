@@ -52,6 +52,16 @@ const (
 	ApprovalAsync ApprovalMode = "async"
 )
 
+// Masking profile names with a meaning of their own in rules.
+const (
+	// MaskDefault is the profile an allow or require_approval rule
+	// without `mask:` applies: masking is on unless a rule turns it off.
+	MaskDefault = "default"
+	// MaskNone turns masking off for a rule's responses. The loader warns
+	// about every rule that uses it (Policy.Warnings).
+	MaskNone = "none"
+)
+
 // DefaultRuleName is the rule recorded when no rule matched and the
 // request was denied by default.
 const DefaultRuleName = "default-deny"
@@ -80,7 +90,9 @@ type Rule struct {
 	When string `yaml:"when" json:"when"`
 	// Action is taken when When is true.
 	Action Action `yaml:"action" json:"action"`
-	// Mask names the masking profile for the response (optional).
+	// Mask names the masking profile for the response. Default, for
+	// allow and require_approval rules, MaskDefault; MaskNone sends the
+	// upstream's response unmasked.
 	Mask string `yaml:"mask,omitempty" json:"mask"`
 	// Log is the request logging mode; default redacted.
 	Log LogMode `yaml:"log,omitempty" json:"log"`
@@ -142,6 +154,9 @@ func (f *File) setDefaults() {
 		r := &f.Rules[i]
 		if r.Log == "" {
 			r.Log = LogRedacted
+		}
+		if r.Mask == "" && r.Action != ActionDeny {
+			r.Mask = MaskDefault
 		}
 		if r.Reason == "" && r.Action == ActionDeny {
 			r.Reason = "denied by policy rule " + r.Name

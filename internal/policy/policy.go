@@ -60,7 +60,8 @@ type Decision struct {
 	// Reason is the human-readable reason (set on deny and
 	// require_approval). It reveals no internals.
 	Reason string
-	// Mask is the masking profile to apply ("" for none).
+	// Mask is the masking profile to apply ("" for none: a deny, or a
+	// rule with mask: none).
 	Mask string
 	// Log is the request logging mode.
 	Log LogMode
@@ -263,9 +264,22 @@ func (p *Policy) MaskProfiles() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, r := range p.file.Rules {
-		if r.Mask != "" && !seen[r.Mask] {
+		if r.Mask != "" && r.Mask != MaskNone && !seen[r.Mask] {
 			seen[r.Mask] = true
 			out = append(out, r.Mask)
+		}
+	}
+	return out
+}
+
+// Warnings returns what is allowed but unsafe in the policy, one line
+// per finding: today every rule that forwards responses unmasked
+// (mask: none). The engine logs them at every load.
+func (p *Policy) Warnings() []string {
+	var out []string
+	for _, r := range p.file.Rules {
+		if r.Mask == MaskNone && r.Action != ActionDeny {
+			out = append(out, fmt.Sprintf("rule %q has mask: none: its responses reach the caller unmasked", r.Name))
 		}
 	}
 	return out
@@ -313,6 +327,9 @@ func (p *Policy) decision(c *compiled) Decision {
 		Mask:    c.spec.Mask,
 		Log:     c.spec.Log,
 		Version: p.version,
+	}
+	if d.Mask == MaskNone {
+		d.Mask = ""
 	}
 	if c.approval != nil {
 		d.Approval = c.approval
