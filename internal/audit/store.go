@@ -3,6 +3,9 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -204,3 +207,32 @@ type IndexMaintainer interface {
 	CheckIndex(ctx context.Context) (IndexReport, error)
 	RebuildIndex(ctx context.Context) (int64, error)
 }
+
+// TermDiffs turns the values (terms, rules) of part that an index has
+// beyond the log (extra) and lacks (missing), by Seq, into differences:
+// extra, missing, or altered when both. Stores use it in CheckIndex.
+func TermDiffs(part, what string, extra, missing map[int64][]string) []IndexDiff {
+	var out []IndexDiff
+	list := func(v []string) string {
+		v = slices.Compact(v)
+		if len(v) > 10 {
+			return strings.Join(v[:10], " ") + fmt.Sprintf(" … (%d in all)", len(v))
+		}
+		return strings.Join(v, " ")
+	}
+	for seq, x := range extra {
+		d := IndexDiff{Seq: seq, Kind: "extra", Part: part, Detail: fmt.Sprintf("%s the entry does not have: %s", what, list(x))}
+		if m, ok := missing[seq]; ok {
+			d.Kind = "altered"
+			d.Detail += fmt.Sprintf("; %s missing: %s", what, list(m))
+		}
+		out = append(out, d)
+	}
+	for seq, m := range missing {
+		if _, ok := extra[seq]; !ok {
+			out = append(out, IndexDiff{Seq: seq, Kind: "missing", Part: part, Detail: fmt.Sprintf("%s missing: %s", what, list(m))})
+		}
+	}
+	return out
+}
+

@@ -210,7 +210,7 @@ func diffMasks(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, err
 	if err != nil {
 		return nil, err
 	}
-	return termDiffs("mask_rules", "rules", extra, missing), nil
+	return audit.TermDiffs("mask_rules", "rules", extra, missing), nil
 }
 
 func diffText(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
@@ -224,34 +224,7 @@ func diffText(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, erro
 	if err != nil {
 		return nil, err
 	}
-	return termDiffs("text", "terms", extra, missing), nil
-}
-
-// termDiffs reports, per seq, what the index has that the log does not
-// (extra), lacks (missing), or both (altered).
-func termDiffs(part, what string, extra, missing map[int64][]string) []audit.IndexDiff {
-	var out []audit.IndexDiff
-	list := func(v []string) string {
-		v = slices.Compact(v)
-		if len(v) > 10 {
-			return strings.Join(v[:10], " ") + fmt.Sprintf(" … (%d in all)", len(v))
-		}
-		return strings.Join(v, " ")
-	}
-	for seq, x := range extra {
-		d := audit.IndexDiff{Seq: seq, Kind: "extra", Part: part, Detail: fmt.Sprintf("%s the entry does not have: %s", what, list(x))}
-		if m, ok := missing[seq]; ok {
-			d.Kind = "altered"
-			d.Detail += fmt.Sprintf("; %s missing: %s", what, list(m))
-		}
-		out = append(out, d)
-	}
-	for seq, m := range missing {
-		if _, ok := extra[seq]; !ok {
-			out = append(out, audit.IndexDiff{Seq: seq, Kind: "missing", Part: part, Detail: fmt.Sprintf("%s missing: %s", what, list(m))})
-		}
-	}
-	return out
+	return audit.TermDiffs("text", "terms", extra, missing), nil
 }
 
 // RebuildIndex replaces the search index with one built from the log. On
