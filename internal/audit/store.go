@@ -235,4 +235,3 @@ func TermDiffs(part, what string, extra, missing map[int64][]string) []IndexDiff
 	}
 	return out
 }
-
