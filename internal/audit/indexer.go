@@ -65,6 +65,8 @@ type Indexer struct {
 
 	quit, done chan struct{}
 	closeOnce  sync.Once
+	base       context.Context // canceled by Close: a write in progress stops
+	stop       context.CancelFunc
 }
 
 // Tuning of the Indexer (variables so tests and benchmarks can change
@@ -92,6 +94,7 @@ func NewIndexer(lr LogReader, w IndexWriter, lg *slog.Logger) *Indexer {
 	}
 	x := &Indexer{lr: lr, w: w, log: lg, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}), dropped: true}
+	x.base, x.stop = context.WithCancel(context.Background())
 	go x.run()
 	x.wake()
 	return x
@@ -136,8 +139,8 @@ func (x *Indexer) run() {
 		case <-t.C:
 		}
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := x.CatchUp(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		ctx, cancel := context.WithTimeout(x.base, time.Minute)
+		if err := x.CatchUp(ctx); err != nil && !errors.Is(err, ErrClosed) && x.base.Err() == nil {
 			x.log.Warn("audit: search index: catching up with the log failed (searches retry)", "err", err)
 		}
 		cancel()
@@ -282,7 +285,10 @@ func (x *Indexer) Rebuild(ctx context.Context) (int64, error) {
 // Close stops the background writer. Records not yet indexed are caught
 // up from the log at the next start.
 func (x *Indexer) Close() {
-	x.closeOnce.Do(func() { close(x.quit) })
+	x.closeOnce.Do(func() {
+		x.stop()
+		close(x.quit)
+	})
 	<-x.done
 }
 
