@@ -35,6 +35,20 @@ type IndexWriter interface {
 	ResetIndex(ctx context.Context) error
 }
 
+// Unindexed returns the records of recs an IndexWriter holding n records
+// must still write: those from Seq n on. It is an error wrapping
+// ErrIndexGap if they start beyond n. WriteIndex implementations call it
+// inside their transaction.
+func Unindexed(recs []Record, n int64) ([]Record, error) {
+	for len(recs) > 0 && recs[0].Seq < n {
+		recs = recs[1:]
+	}
+	if len(recs) > 0 && recs[0].Seq > n {
+		return nil, fmt.Errorf("index holds %d records, given %d: %w", n, recs[0].Seq, ErrIndexGap)
+	}
+	return recs, nil
+}
+
 // LogReader is the part of a Store an Indexer reads to catch up.
 type LogReader interface {
 	Size(ctx context.Context) (int64, error)

@@ -85,14 +85,8 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if err != nil {
 		return err
 	}
-	for len(recs) > 0 && recs[0].Seq < n {
-		recs = recs[1:]
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	if recs[0].Seq > n {
-		return fmt.Errorf("postgres: index holds %d records, given %d: %w", n, recs[0].Seq, audit.ErrIndexGap)
+	if recs, err = audit.Unindexed(recs, n); err != nil || len(recs) == 0 {
+		return err
 	}
 	_, err = tx.CopyFrom(ctx, pgx.Identifier(strings.Split(ix.table, ".")), indexColumns, pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
 		if recs[i].Seq != n+int64(i) {

@@ -5,28 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
-	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/audit/storetest"
 )
-
-func indexEntry(i int) *audit.Entry {
-	e := &audit.Entry{
-		V: audit.SchemaVersion, Kind: audit.KindRequestAdmitted, ID: fmt.Sprintf("ix-%03d", i),
-		Time:      time.Date(2026, 11, 30, 12, 0, i, 0, time.UTC),
-		RequestID: fmt.Sprintf("req-%03d", i), Route: "chat", Model: "llama-3",
-		Principal: &identity.Principal{Issuer: "https://idp", Subject: []string{"alice", "bob"}[i%2], Kind: "user"},
-		Params:    map[string]any{"note": fmt.Sprintf("word%d quarterly", i)},
-		Decision:  &audit.Decision{Action: "allow", Rule: "r"},
-	}
-	if i%5 == 0 {
-		e.Masking = []audit.MaskAction{{Rule: "email", Entity: "EMAIL_ADDRESS", Location: "$.x", Count: 1, Fingerprint: "ab"}}
-	}
-	return e
-}
 
 // TestIndexTamper: edits of entry_index alone (a copied column, a row,
 // the mask rules, the full text) hide entries from searches; CheckIndex
@@ -35,24 +17,8 @@ func TestIndexTamper(t *testing.T) {
 	schema := newSchema(t)
 	st := openStore(t, schema)
 	ctx := context.Background()
-	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) })
 	const n = 20
-	for i := 0; i < n; i++ {
-		e := indexEntry(i)
-		data, err := audit.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs, err := tlog.StoredHashes(int64(i), data, hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Seq = int64(i)
-		if err := st.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: int64(i), Data: data, Entry: e}},
-			HashStart: tlog.StoredHashCount(int64(i)), Hashes: hs}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.AppendEach(t, st, n, storetest.IndexEntry)
 	search := func(q audit.Query) []int64 {
 		t.Helper()
 		q.Limit = 1000

@@ -159,14 +159,8 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if err != nil {
 		return err
 	}
-	for len(recs) > 0 && recs[0].Seq < n {
-		recs = recs[1:]
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	if recs[0].Seq > n {
-		return fmt.Errorf("sqlite: index holds %d records, given %d: %w", n, recs[0].Seq, audit.ErrIndexGap)
+	if recs, err = audit.Unindexed(recs, n); err != nil || len(recs) == 0 {
+		return err
 	}
 	insF, err := tx.PrepareContext(ctx, `INSERT INTO entry_fields
 		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)

@@ -8,53 +8,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
-	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/audit/storetest"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
-// indexEntry is entry i of the index tests: subjects alternate, every
-// fifth entry has a masking action, every entry a word of its own.
-func indexEntry(i int) *audit.Entry {
-	e := &audit.Entry{
-		V: audit.SchemaVersion, Kind: audit.KindRequestAdmitted, ID: fmt.Sprintf("ix-%03d", i),
-		Time:      time.Date(2026, 11, 30, 12, 0, i, 0, time.UTC),
-		RequestID: fmt.Sprintf("req-%03d", i), Route: "chat", Model: "llama-3",
-		Principal: &identity.Principal{Issuer: "https://idp", Subject: []string{"alice", "bob"}[i%2], Kind: "user"},
-		Params:    map[string]any{"note": fmt.Sprintf("word%d quarterly", i)},
-		Decision:  &audit.Decision{Action: "allow", Rule: "r"},
-	}
-	if i%5 == 0 {
-		e.Masking = []audit.MaskAction{{Rule: "email", Entity: "EMAIL_ADDRESS", Location: "$.x", Count: 1, Fingerprint: "ab"}}
-	}
-	return e
-}
+var indexEntry = storetest.IndexEntry
 
 // appendEntries appends entries [0, n) one batch each.
 func appendEntries(t *testing.T, st *sqlite.Store, n int) {
 	t.Helper()
-	ctx := context.Background()
-	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) })
-	for i := 0; i < n; i++ {
-		e := indexEntry(i)
-		data, err := audit.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs, err := tlog.StoredHashes(int64(i), data, hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Seq = int64(i)
-		if err := st.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: int64(i), Data: data, Entry: e}},
-			HashStart: tlog.StoredHashCount(int64(i)), Hashes: hs}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.AppendEach(t, st, n, indexEntry)
 }
 
 func seqsOf(recs []audit.Record) []int64 {
