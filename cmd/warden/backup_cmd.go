@@ -161,9 +161,10 @@ func runBackup(ctx context.Context, src dataFiles, dst string, stdout, stderr io
 }
 
 // handled reports whether path is one of the named files (or their
-// SQLite side files), which copyRest must not copy again.
+// SQLite side files), which copyRest must not copy again. The audit
+// search index is left out: it is rebuilt from the log.
 func (d dataFiles) handled(path string) bool {
-	for _, db := range []string{d.auditDB, d.approvalsDB} {
+	for _, db := range []string{d.auditDB, d.approvalsDB, sqlite.IndexPath(d.auditDB)} {
 		if path == db || path == db+"-wal" || path == db+"-shm" || path == db+"-journal" {
 			return true
 		}

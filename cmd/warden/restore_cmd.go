@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,6 +71,13 @@ func runRestore(ctx context.Context, from string, dst dataFiles, force bool, std
 	}
 	if err := sqlite.Restore(ctx, src.auditDB, dst.auditDB); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	// The search index of the replaced log goes; the gateway rebuilds it
+	// from the restored one.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(sqlite.IndexPath(dst.auditDB) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return &exitError{code: 2, err: fmt.Errorf("restore: %w", err)}
+		}
 	}
 	if _, err := os.Stat(src.approvalsDB); err == nil {
 		if err := sqlite.Restore(ctx, src.approvalsDB, dst.approvalsDB); err != nil {

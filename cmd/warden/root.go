@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 		newKeysCmd(),
 		newPolicyCmd(),
 		newVerifyCmd(),
+		newIndexCmd(),
 		newKeygenCmd(),
 		newApprovalsCmd(),
 		newVersionCmd(),

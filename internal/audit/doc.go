@@ -19,6 +19,10 @@
 //     gateway.started entry saying so.
 //   - Verify and VerifySegment recompute every leaf and tree hash offline
 //     and report the first divergence with its sequence number.
+//   - The search index is derived from the log, off the admission path
+//     (Indexer, IndexWriter): searches catch it up first, verification
+//     never reads it, IndexMaintainer checks it against the log and
+//     rebuilds it.
 //
 // This package never stores or logs secrets: callers pass entries whose
 // Params and Details are already redacted. It never updates or deletes a

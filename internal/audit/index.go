@@ -75,3 +75,25 @@ func flattenText(out []string, v any) []string {
 	}
 	return out
 }
+
+// Matches reports whether e meets q's filters, all but Text (which is the
+// index's tokenizer's to decide). Log.Search applies it to what the index
+// selected, so an altered index row cannot put an entry into results it
+// does not belong to (it can still leave one out: warden index check).
+func (q Query) Matches(e *Entry) bool {
+	f := Index(e)
+	eq := func(want, got string) bool { return want == "" || want == got }
+	switch {
+	case !eq(q.Principal, f.Subject), !eq(q.Route, e.Route), !eq(q.Model, e.Model),
+		!eq(q.Kind, e.Kind), !eq(q.RequestID, e.RequestID), !eq(q.ApprovalID, e.ApprovalID),
+		!eq(q.Action, f.Action):
+		return false
+	case !q.From.IsZero() && e.Time.Before(q.From), !q.To.IsZero() && !e.Time.Before(q.To):
+		return false
+	case e.Seq < q.Start, q.End > 0 && e.Seq >= q.End:
+		return false
+	case q.MaskRule != "" && !slices.Contains(f.MaskRules, q.MaskRule):
+		return false
+	}
+	return true
+}

@@ -68,16 +68,22 @@ func (l *Log) Entry(ctx context.Context, seq int64) (*Entry, []byte, error) {
 	return e, recs[0].Data, nil
 }
 
-// Search returns the entries matching q (see Query).
+// Search returns the entries matching q (see Query): the store's search
+// index selects them, and entries that do not meet q's filters (an
+// altered index row; see Query.Matches) are left out.
 func (l *Log) Search(ctx context.Context, q Query) ([]*Entry, error) {
 	recs, err := l.st.Search(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("audit: search: %w", err)
 	}
-	out := make([]*Entry, len(recs))
-	for i, r := range recs {
-		if out[i], err = ParseEntry(r.Seq, r.Data); err != nil {
+	out := make([]*Entry, 0, len(recs))
+	for _, r := range recs {
+		e, err := ParseEntry(r.Seq, r.Data)
+		if err != nil {
 			return nil, err
+		}
+		if q.Matches(e) {
+			out = append(out, e)
 		}
 	}
 	return out, nil

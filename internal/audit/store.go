@@ -3,6 +3,9 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -158,4 +161,77 @@ type Queue interface {
 	Unsequenced(ctx context.Context, max int) ([]Pending, error)
 	Lead(ctx context.Context) (bool, error)
 	Resign(ctx context.Context) error
+}
+
+// IndexDiff is one difference between a search index and the log it is
+// derived from.
+type IndexDiff struct {
+	// Seq is the entry concerned.
+	Seq int64
+	// Kind is "missing" (the log has it, the index does not), "extra" (the
+	// index has it, the log does not) or "altered" (both, differently).
+	Kind string
+	// Part is what differs: "fields" (copied columns), "text" (full-text
+	// index), "mask_rules" (mask-rule index).
+	Part string
+	// Detail says how (column values, terms, rules).
+	Detail string
+}
+
+// IndexReport is the result of checking a search index against the log.
+type IndexReport struct {
+	// LogSize is the number of log records the check compared against.
+	LogSize int64
+	// Indexed is the number of leading records the index holds; records
+	// in [Indexed, LogSize) are not indexed yet (the gateway catches up;
+	// not a difference).
+	Indexed int64
+	// Diffs are the differences, by Seq.
+	Diffs []IndexDiff
+}
+
+// IndexMaintainer is implemented by stores whose search index is derived
+// from the log (both stores). The index is not evidence: verification
+// never reads it; CheckIndex shows whether searches can be trusted to
+// find every entry.
+//
+// Contract:
+//   - CheckIndex builds a reference index from the log's entries (as
+//     audit.Index derives them) and returns every difference from the
+//     store's index: rows missing, extra or altered in the copied
+//     columns, the full-text index and the mask-rule index. It changes
+//     nothing. An error wrapping ErrNotFound means the store has no index.
+//   - RebuildIndex replaces the index with one built from the log and
+//     returns the number of entries indexed.
+type IndexMaintainer interface {
+	CheckIndex(ctx context.Context) (IndexReport, error)
+	RebuildIndex(ctx context.Context) (int64, error)
+}
+
+// TermDiffs turns the values (terms, rules) of part that an index has
+// beyond the log (extra) and lacks (missing), by Seq, into differences:
+// extra, missing, or altered when both. Stores use it in CheckIndex.
+func TermDiffs(part, what string, extra, missing map[int64][]string) []IndexDiff {
+	var out []IndexDiff
+	list := func(v []string) string {
+		v = slices.Compact(v)
+		if len(v) > 10 {
+			return strings.Join(v[:10], " ") + fmt.Sprintf(" … (%d in all)", len(v))
+		}
+		return strings.Join(v, " ")
+	}
+	for seq, x := range extra {
+		d := IndexDiff{Seq: seq, Kind: "extra", Part: part, Detail: fmt.Sprintf("%s the entry does not have: %s", what, list(x))}
+		if m, ok := missing[seq]; ok {
+			d.Kind = "altered"
+			d.Detail += fmt.Sprintf("; %s missing: %s", what, list(m))
+		}
+		out = append(out, d)
+	}
+	for seq, m := range missing {
+		if _, ok := extra[seq]; !ok {
+			out = append(out, IndexDiff{Seq: seq, Kind: "missing", Part: part, Detail: fmt.Sprintf("%s missing: %s", what, list(m))})
+		}
+	}
+	return out
 }

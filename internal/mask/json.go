@@ -67,19 +67,37 @@ var decoderPool = sync.Pool{New: func() any {
 
 // rewriteJSON masks the JSON text in; changed is false when out == in.
 func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook stringHook) (out string, changed bool, err error) {
+	b, changed, err := m.rewriteJSONInto(nil, in, rec, locPrefix, hook)
+	switch {
+	case err != nil:
+		return "", false, err
+	case !changed:
+		return in, false, nil
+	}
+	return string(b), true, nil
+}
+
+// rewriteJSONInto is rewriteJSON writing the masked text into dst's
+// storage (grown as needed): callers with a pooled buffer avoid allocating
+// the output. When nothing changes it returns dst[:0] and false.
+func (m *Masker) rewriteJSONInto(dst []byte, in string, rec *Recorder, locPrefix string, hook stringHook) (out []byte, changed bool, err error) {
 	jd := decoderPool.Get().(*jsonDecoder)
 	defer decoderPool.Put(jd)
 	jd.r.Reset(in)
 	dec := jd.dec
 	dec.Reset(&jd.r, jsontext.AllowDuplicateNames(true))
-	var b []byte
+	b := dst[:0]
+	started := false
 	last := 0
 	lastName := "" // the member name of the value being read, in objects
 	var pre lookback
 	values := 0 // top-level values read
 	replace := func(start, end int, s string) error {
-		if b == nil {
-			b = make([]byte, 0, len(in)+64)
+		if !started {
+			started = true
+			if cap(b) < len(in)+64 {
+				b = make([]byte, 0, len(in)+64)
+			}
 		}
 		b = append(b, in[last:start]...)
 		var err error
@@ -94,14 +112,14 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return "", false, fmt.Errorf("mask: json: %w", err)
+			return nil, false, fmt.Errorf("mask: json: %w", err)
 		}
 		depth := dec.StackDepth()
 		if depth == 0 {
 			// A second top-level value ("4111 1111 1111 1111" reads as four
 			// numbers) would let a value hide in pieces: refused.
 			if values > 0 {
-				return "", false, errNotOneValue
+				return nil, false, errNotOneValue
 			}
 			values++
 		}
@@ -110,12 +128,12 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 		switch kind {
 		case '}', ']':
 			if _, err := dec.ReadToken(); err != nil {
-				return "", false, fmt.Errorf("mask: json: %w", err)
+				return nil, false, fmt.Errorf("mask: json: %w", err)
 			}
 			continue
 		case '{', '[':
 			if _, err := dec.ReadToken(); err != nil {
-				return "", false, fmt.Errorf("mask: json: %w", err)
+				return nil, false, fmt.Errorf("mask: json: %w", err)
 			}
 			if len(m.pathRules) == 0 {
 				continue
@@ -128,18 +146,18 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 			start := int(dec.InputOffset()) - 1
 			for dec.StackDepth() > depth {
 				if _, err := dec.ReadToken(); err != nil {
-					return "", false, fmt.Errorf("mask: json: %w", err)
+					return nil, false, fmt.Errorf("mask: json: %w", err)
 				}
 			}
 			end := int(dec.InputOffset())
 			if err := replace(start, end, m.maskField(r, in[start:end], locPrefix+pointerPath(ptr), rec)); err != nil {
-				return "", false, err
+				return nil, false, err
 			}
 			continue
 		}
 		rawv, err := dec.ReadValue()
 		if err != nil {
-			return "", false, fmt.Errorf("mask: json: %w", err)
+			return nil, false, fmt.Errorf("mask: json: %w", err)
 		}
 		end := int(dec.InputOffset())
 		start := end - len(rawv)
@@ -154,7 +172,7 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 					val = unquote(raw)
 				}
 				if err := replace(start, end, m.maskField(r, val, locPrefix+pointerPath(ptr), rec)); err != nil {
-					return "", false, err
+					return nil, false, err
 				}
 				continue
 			}
@@ -181,7 +199,7 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 			if nv, ok := hook(ptr, val); ok {
 				if nv != val {
 					if err := replace(start, end, nv); err != nil {
-						return "", false, err
+						return nil, false, err
 					}
 				}
 				continue
@@ -207,13 +225,13 @@ func (m *Masker) rewriteJSON(in string, rec *Recorder, locPrefix string, hook st
 		}
 		record(rec, loc, edits)
 		if err := replace(start, end, applyString(val, edits)); err != nil {
-			return "", false, err
+			return nil, false, err
 		}
 	}
-	if b == nil {
-		return in, false, nil
+	if !started {
+		return dst[:0], false, nil
 	}
-	return string(append(b, in[last:]...)), true, nil
+	return append(b, in[last:]...), true, nil
 }
 
 // unquote decodes a raw JSON string token (already validated by the decoder).

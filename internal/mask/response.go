@@ -197,7 +197,14 @@ func (m *Masker) wrapJSON(resp *http.Response, orig io.ReadCloser, body io.Reade
 		}
 		in = dec
 	}
-	out, changed, err := m.rewriteJSON(string(in), rec, "", nil)
+	// The masked text goes into a pooled buffer too (sent, then returned
+	// to the pool when the body is closed).
+	ob := outPool.Get().(*[]byte)
+	out, changed, err := m.rewriteJSONInto((*ob)[:0], string(in), rec, "", nil)
+	pooledOut := err == nil && changed
+	if !pooledOut {
+		outPool.Put(ob)
+	}
 	if err != nil {
 		if m.failClosed {
 			putBody(buf)
@@ -206,20 +213,31 @@ func (m *Masker) wrapJSON(resp *http.Response, orig io.ReadCloser, body io.Reade
 			}
 			return block("body is not valid JSON")
 		}
-		out, changed = m.MaskText(string(in), "body", rec), true
+		out, changed = []byte(m.MaskText(string(in), "body", rec)), true
 	}
 	var n int
 	switch {
 	case enc != nil:
-		b, err := encoding.ReplaceUnsupported(enc.NewEncoder()).Bytes([]byte(out))
+		src := in
+		if changed {
+			src = out
+		}
+		b, err := encoding.ReplaceUnsupported(enc.NewEncoder()).Bytes(src)
 		putBody(buf)
+		if pooledOut {
+			putOut(ob, out)
+		}
 		if err != nil {
 			return block("masked body cannot be encoded in its charset")
 		}
 		resp.Body, n = io.NopCloser(bytes.NewReader(b)), len(b)
+	case pooledOut:
+		putBody(buf)
+		*ob = out
+		resp.Body, n = &pooledBody{Reader: bytes.NewReader(out), out: ob}, len(out)
 	case changed:
 		putBody(buf)
-		resp.Body, n = io.NopCloser(strings.NewReader(out)), len(out)
+		resp.Body, n = io.NopCloser(bytes.NewReader(out)), len(out)
 	default:
 		resp.Body, n = &pooledBody{Reader: bytes.NewReader(in), buf: buf}, len(in)
 	}
@@ -240,20 +258,35 @@ func putBody(b *bytes.Buffer) {
 	}
 }
 
-// pooledBody sends a pooled buffer and returns it to the pool on Close.
+// outPool recycles the buffers masked JSON bodies are written into.
+var outPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func putOut(p *[]byte, b []byte) {
+	if cap(b) <= maxPooledBody {
+		*p = b[:0]
+		outPool.Put(p)
+	}
+}
+
+// pooledBody sends a pooled buffer and returns it to its pool on Close.
 type pooledBody struct {
 	*bytes.Reader
 	mu  sync.Mutex
-	buf *bytes.Buffer
+	buf *bytes.Buffer // the body as read (bodyPool)
+	out *[]byte       // or the masked body (outPool)
 }
 
 func (p *pooledBody) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.Reader.Reset(nil)
 	if p.buf != nil {
-		p.Reader.Reset(nil)
 		putBody(p.buf)
 		p.buf = nil
+	}
+	if p.out != nil {
+		putOut(p.out, *p.out)
+		p.out = nil
 	}
 	return nil
 }

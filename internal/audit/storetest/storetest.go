@@ -562,3 +562,46 @@ func FollowUntil(it iter.Seq2[*audit.Entry, error], from int64, want map[string]
 	}
 	return got, fmt.Errorf("follower stopped with %d wanted entries missing", len(want)-len(seen))
 }
+
+// IndexEntry is entry i of the search-index tests: subjects alternate
+// (alice, bob), request ids are "req-%03d", every fifth entry has an
+// "email" masking action, and each has a word of its own ("word<i>") in
+// its parameters.
+func IndexEntry(i int) *audit.Entry {
+	e := &audit.Entry{
+		V: audit.SchemaVersion, Kind: audit.KindRequestAdmitted, ID: fmt.Sprintf("ix-%03d", i),
+		Time:      time.Date(2026, 11, 30, 12, 0, i, 0, time.UTC),
+		RequestID: fmt.Sprintf("req-%03d", i), Route: "chat", Model: "llama-3",
+		Principal: &identity.Principal{Issuer: "https://idp", Subject: []string{"alice", "bob"}[i%2], Kind: "user"},
+		Params:    map[string]any{"note": fmt.Sprintf("word%d quarterly", i)},
+		Decision:  &audit.Decision{Action: "allow", Rule: "r"},
+	}
+	if i%5 == 0 {
+		e.Masking = []audit.MaskAction{{Rule: "email", Entity: "EMAIL_ADDRESS", Location: "$.x", Count: 1, Fingerprint: "ab"}}
+	}
+	return e
+}
+
+// AppendEach appends entry(0) … entry(n-1) to an empty store, one batch
+// each, with Record.Entry set as the Log sets it.
+func AppendEach(t testing.TB, st audit.Store, n int, entry func(int) *audit.Entry) {
+	t.Helper()
+	ctx := context.Background()
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, idx) })
+	for i := 0; i < n; i++ {
+		e := entry(i)
+		data, err := audit.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, err := tlog.StoredHashes(int64(i), data, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Seq = int64(i)
+		if err := st.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: int64(i), Data: data, Entry: e}},
+			HashStart: tlog.StoredHashCount(int64(i)), Hashes: hs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

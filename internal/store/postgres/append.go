@@ -58,23 +58,21 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 		return fmt.Errorf("postgres: append %d records at %d: %w", len(b.Records), first, err)
 	}
 	s.log.Debug("appended", "from", first, "n", len(b.Records))
+	s.idx.Feed(b.Records)
 	return nil
 }
 
-// entryRow is what one record adds to the entries table.
+// entryRow is what one record adds to the entries table (the search
+// index is written after the commit, by the indexer: index.go).
 type entryRow struct {
-	seq                  int64
-	id                   string
-	data, leaf           []byte
-	timeNS               int64
-	kind, subject, route string
-	model, requestID     string
-	approvalID, action   string
-	maskRules            []string
-	text                 string
+	seq        int64
+	id         string
+	data, leaf []byte
+	timeNS     int64
+	kind       string
 }
 
-// prepare checks the batch's shape and derives the indexed columns.
+// prepare checks the batch's shape and derives the copied columns.
 func (s *Store) prepare(b audit.Batch) ([]entryRow, error) {
 	first := b.Records[0].Seq
 	out := make([]entryRow, len(b.Records))
@@ -94,21 +92,8 @@ func (s *Store) prepare(b audit.Batch) ([]entryRow, error) {
 		}
 		leaf := tlog.RecordHash(r.Data)
 		row := entryRow{
-			seq: r.Seq, id: e.ID, data: r.Data, leaf: leaf[:],
-			timeNS: e.Time.UnixNano(), kind: e.Kind, route: e.Route, model: e.Model,
-			requestID: e.RequestID, approvalID: e.ApprovalID, maskRules: []string{},
-		}
-		f := audit.Index(e)
-		row.subject, row.action, row.text = f.Subject, f.Action, f.Text
-		if len(row.text) > maxSearchText {
-			row.text = strings.ToValidUTF8(row.text[:maxSearchText], "")
-		}
-		row.maskRules = append(row.maskRules, f.MaskRules...)
-		for _, f := range []*string{&row.id, &row.kind, &row.subject, &row.route, &row.model, &row.requestID, &row.approvalID, &row.action, &row.text} {
-			*f = noNUL(*f)
-		}
-		for j := range row.maskRules {
-			row.maskRules[j] = noNUL(row.maskRules[j])
+			seq: r.Seq, id: noNUL(e.ID), data: r.Data, leaf: leaf[:],
+			timeNS: e.Time.UnixNano(), kind: noNUL(e.Kind),
 		}
 		out[i] = row
 	}
@@ -128,7 +113,7 @@ func noNUL(s string) string {
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
-var entryColumns = []string{"seq", "id", "data", "leaf_hash", "time_ns", "kind", "subject", "route", "model", "request_id", "approval_id", "action", "mask_rules", "search_text"}
+var entryColumns = []string{"seq", "id", "data", "leaf_hash", "time_ns", "kind"}
 
 func (s *Store) appendTx(ctx context.Context, c *pgx.Conn, b audit.Batch, rows []entryRow) error {
 	first := b.Records[0].Seq
@@ -160,7 +145,7 @@ func (s *Store) appendTx(ctx context.Context, c *pgx.Conn, b audit.Batch, rows [
 	}
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"entries"}, entryColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		r := &rows[i]
-		return []any{r.seq, r.id, r.data, r.leaf, r.timeNS, r.kind, r.subject, r.route, r.model, r.requestID, r.approvalID, r.action, r.maskRules, r.text}, nil
+		return []any{r.seq, r.id, r.data, r.leaf, r.timeNS, r.kind}, nil
 	}))
 	if err != nil {
 		if isUniqueViolation(err) {

@@ -147,6 +147,47 @@ CREATE TRIGGER cosignatures_append_only BEFORE UPDATE OR DELETE ON cosignatures
 CREATE TRIGGER cosignatures_no_truncate BEFORE TRUNCATE ON cosignatures
 	FOR EACH STATEMENT EXECUTE FUNCTION reject_change('cosignatures');
 `,
+	// 5: the search index leaves the entries table (decision 015). It is
+	// derived from the entries, rebuilt from them at will (not
+	// append-only), and written by an indexer after sequencing instead of
+	// in the integrator's transaction. Existing logs are indexed again by
+	// the indexer catching up.
+	`
+DROP INDEX entries_time, entries_kind;
+ALTER TABLE entries DROP COLUMN search_tsv, DROP COLUMN search_text, DROP COLUMN subject,
+	DROP COLUMN route, DROP COLUMN model, DROP COLUMN request_id, DROP COLUMN approval_id,
+	DROP COLUMN action, DROP COLUMN mask_rules;
+` + indexTable("entry_index") + `
+CREATE INDEX entry_index_time     ON entry_index (time_ns);
+CREATE INDEX entry_index_subject  ON entry_index (subject, seq);
+CREATE INDEX entry_index_route    ON entry_index (route, seq);
+CREATE INDEX entry_index_model    ON entry_index (model, seq);
+CREATE INDEX entry_index_kind     ON entry_index (kind, seq);
+CREATE INDEX entry_index_request  ON entry_index (request_id, seq);
+CREATE INDEX entry_index_approval ON entry_index (approval_id, seq);
+CREATE INDEX entry_index_action   ON entry_index (action, seq);
+CREATE INDEX entry_index_masks    ON entry_index USING gin (mask_rules);
+CREATE INDEX entry_index_text     ON entry_index USING gin (search_tsv);
+`,
+}
+
+// indexTable creates a search index table named name (the store's, or a
+// reference one built by CheckIndex).
+func indexTable(name string) string {
+	return `CREATE TABLE ` + name + ` (
+	seq         bigint  PRIMARY KEY,
+	time_ns     bigint  NOT NULL,
+	kind        text    NOT NULL,
+	subject     text    NOT NULL,
+	route       text    NOT NULL,
+	model       text    NOT NULL,
+	request_id  text    NOT NULL,
+	approval_id text    NOT NULL,
+	action      text    NOT NULL,
+	mask_rules  text[]  NOT NULL,
+	search_text text    NOT NULL,
+	search_tsv  tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED
+);`
 }
 
 // lockKey derives a 64-bit advisory lock key for purpose within schema, so

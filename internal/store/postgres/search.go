@@ -10,12 +10,17 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 )
 
-// Search returns the records matching q (Data set, Entry nil), by Seq.
+// Search returns the records matching q (Data set, Entry nil), by Seq:
+// entry_index selects them (after catching up with the log, so every
+// sequenced entry is found), the entries table supplies their bytes.
 // Text is matched with plainto_tsquery('simple', …): each word a whole
 // token, case-insensitive, ANDed; no query syntax is interpreted.
 func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if err := s.idx.CatchUp(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: search: %w", err)
 	}
 	var where []string
 	var args []any
@@ -28,44 +33,44 @@ func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, erro
 			where = append(where, col+" = "+arg(noNUL(v)))
 		}
 	}
-	eq("subject", q.Principal)
-	eq("route", q.Route)
-	eq("model", q.Model)
-	eq("kind", q.Kind)
-	eq("request_id", q.RequestID)
-	eq("approval_id", q.ApprovalID)
-	eq("action", q.Action)
+	eq("i.subject", q.Principal)
+	eq("i.route", q.Route)
+	eq("i.model", q.Model)
+	eq("i.kind", q.Kind)
+	eq("i.request_id", q.RequestID)
+	eq("i.approval_id", q.ApprovalID)
+	eq("i.action", q.Action)
 	if !q.From.IsZero() {
-		where = append(where, "time_ns >= "+arg(q.From.UnixNano()))
+		where = append(where, "i.time_ns >= "+arg(q.From.UnixNano()))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "time_ns < "+arg(q.To.UnixNano()))
+		where = append(where, "i.time_ns < "+arg(q.To.UnixNano()))
 	}
 	if q.Start > 0 {
-		where = append(where, "seq >= "+arg(q.Start))
+		where = append(where, "i.seq >= "+arg(q.Start))
 	}
 	if q.End > 0 {
-		where = append(where, "seq < "+arg(q.End))
+		where = append(where, "i.seq < "+arg(q.End))
 	}
 	if q.MaskRule != "" {
-		where = append(where, "mask_rules @> ARRAY["+arg(noNUL(q.MaskRule))+"::text]")
+		where = append(where, "i.mask_rules @> ARRAY["+arg(noNUL(q.MaskRule))+"::text]")
 	}
 	if t := strings.TrimSpace(q.Text); t != "" {
-		where = append(where, "search_tsv @@ plainto_tsquery('simple', "+arg(noNUL(t))+")")
+		where = append(where, "i.search_tsv @@ plainto_tsquery('simple', "+arg(noNUL(t))+")")
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	limit = min(limit, 1000)
-	sql := "SELECT seq, data FROM entries"
+	sql := "SELECT e.seq, e.data FROM entry_index i JOIN entries e ON e.seq = i.seq"
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
 	if q.Desc {
-		sql += " ORDER BY seq DESC"
+		sql += " ORDER BY i.seq DESC"
 	} else {
-		sql += " ORDER BY seq"
+		sql += " ORDER BY i.seq"
 	}
 	sql += fmt.Sprintf(" LIMIT %d", limit)
 	rows, err := s.pool.Query(ctx, sql, args...)

@@ -45,6 +45,8 @@ type Store struct {
 	leader   *pgx.Conn  // lockConn while it holds the lock; nil when not leading
 
 	notify *notifier
+
+	idx *audit.Indexer // the search index (entry_index), off the admission path
 }
 
 // Open connects to PostgreSQL at dsn, creates or migrates the schema and
@@ -82,6 +84,7 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 		enq:           make(chan *enqueueReq),
 	}
 	s.notify = newNotifier(s)
+	s.idx = audit.NewIndexer(s, &index{db: pool, table: "entry_index", lock: lockKey(cfg.Schema, "index")}, s.log)
 	for range enqueueWriters {
 		s.wg.Add(1)
 		go s.enqueueLoop()
@@ -126,6 +129,10 @@ func (s *Store) Schema() string { return s.cfg.Schema }
 // Close stops the store: it resigns leadership, stops the writers and
 // closes every connection. Calling it again is harmless.
 func (s *Store) Close() error {
+	if s.closed.Load() {
+		return nil
+	}
+	s.idx.Close() // before the pool closes under it
 	if s.closed.Swap(true) {
 		return nil
 	}

@@ -29,16 +29,22 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 			return fmt.Errorf("sqlite: append: records not consecutive at %d: %w", r.Seq, audit.ErrConflict)
 		}
 	}
-	docs := make([]doc, len(b.Records))
-	for i, r := range b.Records {
-		e := r.Entry
-		if e == nil {
-			var err error
-			if e, err = audit.ParseEntry(r.Seq, r.Data); err != nil {
-				return fmt.Errorf("sqlite: append: %w", err)
+	// The log's rows hold what verification needs; the search index is
+	// fed the decoded entries after the commit (Indexer, off this path).
+	// A version-1 table still has NOT NULL copied columns to fill.
+	var legacy []doc
+	if s.legacy {
+		legacy = make([]doc, len(b.Records))
+		for i, r := range b.Records {
+			e := r.Entry
+			if e == nil {
+				var err error
+				if e, err = audit.ParseEntry(r.Seq, r.Data); err != nil {
+					return fmt.Errorf("sqlite: append: %w", err)
+				}
 			}
+			legacy[i] = doc{id: e.ID, kind: e.Kind, timeNS: e.Time.UnixNano()}
 		}
-		docs[i] = docOf(e)
 	}
 
 	s.mu.Lock()
@@ -61,42 +67,27 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	if b.HashStart != tlog.StoredHashCount(first) || int64(len(b.Hashes)) != tlog.StoredHashCount(last)-b.HashStart {
 		return fmt.Errorf("sqlite: append [%d, %d): %d hashes from %d do not fit the records", first, last, len(b.Hashes), b.HashStart)
 	}
-	insE, err := tx.PrepareContext(ctx, `INSERT INTO entries
-		(seq, id, data, time_ns, kind, subject, route, model, request_id, approval_id, action)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	insert := "INSERT INTO entries(seq, data) VALUES (?, ?)"
+	if s.legacy {
+		insert = "INSERT INTO entries(seq, data, id, time_ns, kind) VALUES (?, ?, ?, ?, ?)"
+	}
+	insE, err := tx.PrepareContext(ctx, insert)
 	if err != nil {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer insE.Close()
-	insT, err := tx.PrepareContext(ctx, "INSERT INTO entry_text(rowid, body) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer insT.Close()
-	insM, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer insM.Close()
 	insH, err := tx.PrepareContext(ctx, "INSERT INTO hashes(idx, hash) VALUES (?, ?)")
 	if err != nil {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer insH.Close()
 	for i, r := range b.Records {
-		d := docs[i]
-		if _, err := insE.ExecContext(ctx, r.Seq, d.id, r.Data, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action); err != nil {
+		args := []any{r.Seq, r.Data}
+		if s.legacy {
+			args = append(args, legacy[i].id, legacy[i].timeNS, legacy[i].kind)
+		}
+		if _, err := insE.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlite: append %d: %w", r.Seq, err)
-		}
-		if d.text != "" {
-			if _, err := insT.ExecContext(ctx, r.Seq, d.text); err != nil {
-				return fmt.Errorf("sqlite: append %d: text index: %w", r.Seq, err)
-			}
-		}
-		for _, rule := range d.maskRules {
-			if _, err := insM.ExecContext(ctx, rule, r.Seq); err != nil {
-				return fmt.Errorf("sqlite: append %d: mask index: %w", r.Seq, err)
-			}
 		}
 	}
 	for i, h := range b.Hashes {
@@ -106,6 +97,9 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
+	}
+	if s.idx != nil {
+		s.idx.Feed(b.Records)
 	}
 	return nil
 }

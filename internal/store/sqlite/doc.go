@@ -4,10 +4,17 @@
 // It guarantees: Append commits a whole batch in one transaction and
 // returns after the WAL is fsynced (journal_mode=WAL, synchronous=FULL);
 // one writer connection, so batches never interleave; readers use their
-// own connections and see only committed batches. The schema refuses
-// UPDATE and DELETE on entries, hashes, checkpoints and the mask index
-// with triggers — defense in depth, since anyone with the file can drop a
-// trigger; the Merkle tree and signed checkpoints are what detect that.
+// own connections and see only committed batches. The log's file holds
+// only what verification needs (entry bytes, tree hashes, checkpoints);
+// the schema refuses UPDATE and DELETE on them with triggers — defense
+// in depth, since anyone with the file can drop a trigger; the Merkle
+// tree and signed checkpoints are what detect that.
+//
+// The search index lives in a second file (IndexPath: audit-index.db),
+// written after each commit by an audit.Indexer without fsync, caught up
+// from the log before every search and after a restart, and compared with
+// or rebuilt from the log by CheckIndex and RebuildIndex. It is not
+// evidence and never read by verification.
 //
 // It never rewrites or deletes a record; retention works by archiving
 // whole segments (see docs/audit.md).

@@ -1,39 +1,21 @@
 package sqlite
 
-// schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version. Version 1 kept the
+// search columns, their indexes, the full-text and the mask-rule index in
+// the log's file; version 2 keeps only what verification needs (entry
+// bytes, tree hashes, checkpoints) and moves the search index to its own
+// file (index.go). Migrating drops the old index structures; a version-1
+// entries table keeps its copied columns (id, time_ns, kind, …), which
+// are still written but no longer indexed or read.
+const schemaVersion = 2
 
-// schema creates the tables. Entries keep the canonical bytes (data) plus
-// columns copied from them for search; the copies are not trusted by
-// verification, which only reads data.
+// schema creates the log's tables in a new store: what admission makes
+// durable, nothing more.
 const schema = `
 CREATE TABLE IF NOT EXISTS entries (
-	seq         INTEGER PRIMARY KEY,
-	id          TEXT    NOT NULL UNIQUE,
-	data        BLOB    NOT NULL,
-	time_ns     INTEGER NOT NULL,
-	kind        TEXT    NOT NULL,
-	subject     TEXT    NOT NULL DEFAULT '',
-	route       TEXT    NOT NULL DEFAULT '',
-	model       TEXT    NOT NULL DEFAULT '',
-	request_id  TEXT    NOT NULL DEFAULT '',
-	approval_id TEXT    NOT NULL DEFAULT '',
-	action      TEXT    NOT NULL DEFAULT ''
+	seq  INTEGER PRIMARY KEY,
+	data BLOB    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entries_time ON entries(time_ns);
-CREATE INDEX IF NOT EXISTS entries_subject ON entries(subject, seq);
-CREATE INDEX IF NOT EXISTS entries_route ON entries(route, seq);
-CREATE INDEX IF NOT EXISTS entries_model ON entries(model, seq);
-CREATE INDEX IF NOT EXISTS entries_kind ON entries(kind, seq);
-CREATE INDEX IF NOT EXISTS entries_request ON entries(request_id, seq);
-CREATE INDEX IF NOT EXISTS entries_approval ON entries(approval_id, seq);
-CREATE INDEX IF NOT EXISTS entries_action ON entries(action, seq);
-
-CREATE TABLE IF NOT EXISTS entry_masks (
-	rule TEXT    NOT NULL,
-	seq  INTEGER NOT NULL,
-	PRIMARY KEY (rule, seq)
-) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS hashes (
 	idx  INTEGER PRIMARY KEY,
@@ -46,18 +28,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	time_ns INTEGER NOT NULL,
 	note    BLOB    NOT NULL
 );
+` + triggers
 
--- Full text over redacted parameters, decision reason and details.
--- Contentless: the text is derived from entries.data; rowid = seq.
-CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, content='');
-
+const triggers = `
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entry_masks_no_update BEFORE UPDATE ON entry_masks
-BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entry_masks_no_delete BEFORE DELETE ON entry_masks
 BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS hashes_no_update BEFORE UPDATE ON hashes
 BEGIN SELECT RAISE(ABORT, 'audit hashes are append-only'); END;
@@ -67,4 +43,61 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+`
+
+// migrateV1 turns a version-1 store into version 2: the search structures
+// in the log's file go (the index file is rebuilt from the entries).
+const migrateV1 = `
+DROP INDEX IF EXISTS entries_time;
+DROP INDEX IF EXISTS entries_subject;
+DROP INDEX IF EXISTS entries_route;
+DROP INDEX IF EXISTS entries_model;
+DROP INDEX IF EXISTS entries_kind;
+DROP INDEX IF EXISTS entries_request;
+DROP INDEX IF EXISTS entries_approval;
+DROP INDEX IF EXISTS entries_action;
+DROP TABLE IF EXISTS entry_text;
+DROP TABLE IF EXISTS entry_masks;
+`
+
+// indexSchema creates the search index in its own file. Everything here
+// is derived from the log's entries by audit.Index and can be dropped and
+// rebuilt at any time (warden index rebuild).
+const indexSchema = `
+CREATE TABLE IF NOT EXISTS entry_fields (
+	seq         INTEGER PRIMARY KEY,
+	time_ns     INTEGER NOT NULL,
+	kind        TEXT    NOT NULL,
+	subject     TEXT    NOT NULL,
+	route       TEXT    NOT NULL,
+	model       TEXT    NOT NULL,
+	request_id  TEXT    NOT NULL,
+	approval_id TEXT    NOT NULL,
+	action      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entry_fields_time ON entry_fields(time_ns);
+CREATE INDEX IF NOT EXISTS entry_fields_subject ON entry_fields(subject, seq);
+CREATE INDEX IF NOT EXISTS entry_fields_route ON entry_fields(route, seq);
+CREATE INDEX IF NOT EXISTS entry_fields_model ON entry_fields(model, seq);
+CREATE INDEX IF NOT EXISTS entry_fields_kind ON entry_fields(kind, seq);
+CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id, seq);
+CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id, seq);
+CREATE INDEX IF NOT EXISTS entry_fields_action ON entry_fields(action, seq);
+
+CREATE TABLE IF NOT EXISTS entry_masks (
+	rule TEXT    NOT NULL,
+	seq  INTEGER NOT NULL,
+	PRIMARY KEY (rule, seq)
+) WITHOUT ROWID;
+
+-- Full text over redacted parameters, decision reason and details.
+-- Contentless: the text is derived from the entries; rowid = seq.
+CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, content='');
+`
+
+// dropIndexSchema removes the index tables (ResetIndex recreates them).
+const dropIndexSchema = `
+DROP TABLE IF EXISTS entry_fields;
+DROP TABLE IF EXISTS entry_masks;
+DROP TABLE IF EXISTS entry_text;
 `

@@ -35,80 +35,59 @@ func ftsQuery(text string) string {
 	return strings.Join(parts, " ")
 }
 
-// Search returns the records matching q.
+// Search returns the records matching q: the index selects them (after
+// catching up with the log, so every committed entry is found), the log
+// supplies their bytes. An index row for an entry the log does not hold
+// is ignored.
 func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
+	if s.ix == nil {
+		return nil, fmt.Errorf("sqlite: search: %s has no search index (the gateway builds it; warden index rebuild)", s.path)
+	}
+	if s.idx != nil {
+		if err := s.idx.CatchUp(ctx); err != nil {
+			return nil, fmt.Errorf("sqlite: search: %w", err)
 		}
 	}
-	eq("e.subject", q.Principal)
-	eq("e.route", q.Route)
-	eq("e.model", q.Model)
-	eq("e.kind", q.Kind)
-	eq("e.request_id", q.RequestID)
-	eq("e.approval_id", q.ApprovalID)
-	eq("e.action", q.Action)
-	if !q.From.IsZero() {
-		where = append(where, "e.time_ns >= ?")
-		args = append(args, q.From.UnixNano())
+	seqs, err := s.ix.search(ctx, q)
+	if err != nil || len(seqs) == 0 {
+		return nil, err
 	}
-	if !q.To.IsZero() {
-		where = append(where, "e.time_ns < ?")
-		args = append(args, q.To.UnixNano())
+	return s.readSeqs(ctx, seqs)
+}
+
+// readSeqs returns the log records at seqs, in that order, skipping any
+// the log does not hold.
+func (s *Store) readSeqs(ctx context.Context, seqs []int64) ([]audit.Record, error) {
+	args := make([]any, len(seqs))
+	marks := make([]string, len(seqs))
+	for i, x := range seqs {
+		args[i], marks[i] = x, "?"
 	}
-	if q.Start > 0 {
-		where = append(where, "e.seq >= ?")
-		args = append(args, q.Start)
-	}
-	if q.End > 0 {
-		where = append(where, "e.seq < ?")
-		args = append(args, q.End)
-	}
-	if q.MaskRule != "" {
-		where = append(where, "e.seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
-		args = append(args, q.MaskRule)
-	}
-	if fq := ftsQuery(q.Text); fq != "" {
-		where = append(where, "e.seq IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
-		args = append(args, fq)
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	limit = min(limit, 1000)
-	query := "SELECT e.seq, e.data FROM entries e"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	if q.Desc {
-		query += " ORDER BY e.seq DESC"
-	} else {
-		query += " ORDER BY e.seq"
-	}
-	query += fmt.Sprintf(" LIMIT %d", limit)
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq IN ("+strings.Join(marks, ",")+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Record
+	data := make(map[int64][]byte, len(seqs))
 	for rows.Next() {
-		var r audit.Record
-		if err := rows.Scan(&r.Seq, &r.Data); err != nil {
+		var seq int64
+		var b []byte
+		if err := rows.Scan(&seq, &b); err != nil {
 			return nil, fmt.Errorf("sqlite: search: %w", err)
 		}
-		out = append(out, r)
+		data[seq] = b
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	out := make([]audit.Record, 0, len(seqs))
+	for _, x := range seqs {
+		if b, ok := data[x]; ok {
+			out = append(out, audit.Record{Seq: x, Data: b})
+		}
 	}
 	return out, nil
 }

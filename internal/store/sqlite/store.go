@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -19,7 +21,8 @@ import (
 
 var _ audit.Store = (*Store)(nil)
 
-// Store is an audit.Store on one SQLite file.
+// Store is an audit.Store on one SQLite file (the log) and its search
+// index in a second file beside it (IndexPath).
 type Store struct {
 	path     string
 	w        *sql.DB // exactly one connection: the writer
@@ -27,10 +30,25 @@ type Store struct {
 	mu       sync.Mutex
 	closed   atomic.Bool
 	readOnly bool
+	// legacy: a version-1 entries table, whose copied columns id,
+	// time_ns and kind are NOT NULL and still written.
+	legacy bool
+
+	ix  *index         // nil if the read-only store has no index file
+	idx *audit.Indexer // nil when read-only
 }
 
-// Open opens (creating if needed) the store at path. The directory is
-// created with mode 0700 and a new file gets mode 0600.
+// IndexPath is the search index file of the store at path: "audit.db"
+// has "audit-index.db" beside it.
+func IndexPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-index" + cmp.Or(ext, ".db")
+}
+
+// Open opens (creating if needed) the store at path and its search index
+// (IndexPath). The directory is created with mode 0700 and new files get
+// mode 0600. The index is brought up to date with the log in the
+// background.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -69,6 +87,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.r = r
+	if s.ix, err = openIndex(ctx, IndexPath(path), false); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	s.idx = audit.NewIndexer(s, s.ix, nil)
 	return s, nil
 }
 
@@ -84,8 +108,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		return fmt.Errorf("sqlite: open %s: journal mode is %q, want wal (%v)", s.path, mode, err)
 	}
+	if v == 1 {
+		if _, err := s.w.ExecContext(ctx, migrateV1); err != nil {
+			return fmt.Errorf("sqlite: migrate %s to schema version %d: %w", s.path, schemaVersion, err)
+		}
+	}
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("sqlite: create schema in %s: %w", s.path, err)
+	}
+	if err := s.w.QueryRowContext(ctx, "SELECT count(*) > 0 FROM pragma_table_info('entries') WHERE name = 'kind'").Scan(&s.legacy); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("sqlite: set schema version: %w", err)
@@ -113,11 +145,18 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if v != schemaVersion {
+	if v < 1 || v > schemaVersion {
 		r.Close()
-		return nil, fmt.Errorf("sqlite: open %s: schema version %d, want %d (not an audit store?)", path, v, schemaVersion)
+		return nil, fmt.Errorf("sqlite: open %s: schema version %d, want 1 to %d (not an audit store?)", path, v, schemaVersion)
 	}
-	return &Store{path: path, r: r, readOnly: true}, nil
+	s := &Store{path: path, r: r, readOnly: true}
+	if _, err := os.Stat(IndexPath(path)); err == nil {
+		if s.ix, err = openIndex(ctx, IndexPath(path), true); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Path is the database file.
@@ -125,15 +164,25 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the store. Closing twice is harmless.
 func (s *Store) Close() error {
+	if s.closed.Load() {
+		return nil
+	}
+	if s.idx != nil {
+		s.idx.Close() // before the store closes under it
+	}
 	if s.closed.Swap(true) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.w == nil {
-		return s.r.Close()
+	var ixErr error
+	if s.ix != nil {
+		ixErr = s.ix.close()
 	}
-	return errors.Join(s.r.Close(), s.w.Close())
+	if s.w == nil {
+		return errors.Join(s.r.Close(), ixErr)
+	}
+	return errors.Join(s.r.Close(), s.w.Close(), ixErr)
 }
 
 func (s *Store) check() error {

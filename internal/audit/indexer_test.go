@@ -1,0 +1,61 @@
+package audit_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/sqlite"
+)
+
+// TestIndexerOverflow: entries the indexer could not keep in memory are
+// read back from the log, so a search still finds every one of them.
+func TestIndexerOverflow(t *testing.T) {
+	old := audit.IndexerMaxPending
+	audit.IndexerMaxPending = 4
+	t.Cleanup(func() { audit.IndexerMaxPending = old })
+	e := newEnv(t, nil)
+	appendN(t, e.log, 50)
+	got, err := e.log.Search(context.Background(), audit.Query{Kind: audit.KindRequestAdmitted, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 50 {
+		t.Fatalf("search found %d of 50 entries", len(got))
+	}
+	for i, en := range got {
+		if en.RequestID != request(i).RequestID {
+			t.Fatalf("result %d is %s, want %s", i, en.RequestID, request(i).RequestID)
+		}
+	}
+}
+
+// TestSearchIgnoresAlteredRows: an index row altered to match a query
+// does not put its entry into the results (the entry from the log does
+// not match).
+func TestSearchIgnoresAlteredRows(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	refs := appendN(t, e.log, 3)
+	if _, err := e.log.Search(ctx, audit.Query{}); err != nil { // index caught up
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(e.cfg.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE entry_fields SET subject = 'mallory', model = 'forged' WHERE seq = ?", refs[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []audit.Query{{Principal: "mallory"}, {Model: "forged"}} {
+		got, err := e.log.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 0 {
+			t.Errorf("Search(%+v) returned %d entries the log says do not match", q, len(got))
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+var _ audit.IndexMaintainer = (*Store)(nil)
+
+// fieldColumns are the copied columns of entry_fields, after seq.
+var fieldColumns = []string{"time_ns", "kind", "subject", "route", "model", "request_id", "approval_id", "action"}
+
+// CheckIndex builds a reference index from the log in a temporary file
+// and compares it with the store's index file, table by table (the
+// full-text index through fts5vocab, i.e. the terms a MATCH finds, not
+// its storage layout). See audit.IndexMaintainer.
+func (s *Store) CheckIndex(ctx context.Context) (audit.IndexReport, error) {
+	var rep audit.IndexReport
+	if err := s.check(); err != nil {
+		return rep, err
+	}
+	if s.ix == nil {
+		return rep, fmt.Errorf("sqlite: %s: no search index: %w", IndexPath(s.path), audit.ErrNotFound)
+	}
+	dir, err := os.MkdirTemp("", "warden-index-check-")
+	if err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	ref, err := openIndexRW(ctx, filepath.Join(dir, "reference.db"))
+	if err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	defer ref.close()
+	if rep.LogSize, err = audit.BuildIndex(ctx, s, ref); err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	c, err := ref.w.Conn(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, "ATTACH DATABASE ? AS live", s.ix.path); err != nil {
+		return rep, fmt.Errorf("sqlite: check index: attach %s: %w", s.ix.path, err)
+	}
+	defer c.ExecContext(context.Background(), "DETACH DATABASE live")
+	for _, stmt := range []string{
+		"CREATE VIRTUAL TABLE temp.vocab_live USING fts5vocab(live, entry_text, instance)",
+		"CREATE VIRTUAL TABLE temp.vocab_ref USING fts5vocab(main, entry_text, instance)",
+	} {
+		if _, err := c.ExecContext(ctx, stmt); err != nil {
+			return rep, fmt.Errorf("sqlite: check index: %w", err)
+		}
+	}
+	// One read transaction (deferred: no lock on the index a gateway may
+	// be writing): a consistent view of it.
+	if _, err := c.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	defer c.ExecContext(context.Background(), "ROLLBACK")
+	tx := c
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM live.entry_fields").Scan(&rep.Indexed); err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	// The log now: index rows up to here are for entries the log holds
+	// (a running gateway indexes only what it committed), even if they
+	// arrived after the reference was built.
+	now, err := s.Size(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("sqlite: check index: %w", err)
+	}
+	// Records [0, w) are compared both ways; the index rows in [n, now)
+	// are not compared; rows at now and beyond are extra. Records the
+	// index has not reached yet are lag, not differences.
+	r := rng{w: min(rep.Indexed, rep.LogSize), n: rep.LogSize, now: max(now, rep.LogSize)}
+	for _, part := range []func(context.Context, *sql.Conn, rng) ([]audit.IndexDiff, error){diffFields, diffMasks, diffText} {
+		d, err := part(ctx, tx, r)
+		if err != nil {
+			return rep, fmt.Errorf("sqlite: check index: %w", err)
+		}
+		rep.Diffs = append(rep.Diffs, d...)
+	}
+	slices.SortStableFunc(rep.Diffs, func(a, b audit.IndexDiff) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Part, b.Part))
+	})
+	return rep, nil
+}
+
+// seqSet runs a query returning seqs.
+func seqSet(ctx context.Context, tx *sql.Conn, query string, args ...any) (map[int64]bool, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]bool{}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		out[seq] = true
+	}
+	return out, rows.Err()
+}
+
+// rng bounds a comparison: reference rows below w must be in the index,
+// index rows below n must be in the reference, index rows at now and
+// beyond are for entries the log does not hold.
+type rng struct{ w, n, now int64 }
+
+func diffFields(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
+	onlyLive, err := seqSet(ctx, tx, "SELECT seq FROM (SELECT * FROM live.entry_fields WHERE seq < ? EXCEPT SELECT * FROM main.entry_fields) UNION SELECT seq FROM live.entry_fields WHERE seq >= ?", r.n, r.now)
+	if err != nil {
+		return nil, err
+	}
+	onlyRef, err := seqSet(ctx, tx, "SELECT seq FROM (SELECT * FROM main.entry_fields WHERE seq < ? EXCEPT SELECT * FROM live.entry_fields)", r.w)
+	if err != nil {
+		return nil, err
+	}
+	var out []audit.IndexDiff
+	for seq := range onlyLive {
+		if !onlyRef[seq] {
+			out = append(out, audit.IndexDiff{Seq: seq, Kind: "extra", Part: "fields", Detail: "the index has a row for an entry the log does not hold"})
+			continue
+		}
+		detail, err := fieldChanges(ctx, tx, seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, audit.IndexDiff{Seq: seq, Kind: "altered", Part: "fields", Detail: detail})
+	}
+	for seq := range onlyRef {
+		if !onlyLive[seq] {
+			out = append(out, audit.IndexDiff{Seq: seq, Kind: "missing", Part: "fields", Detail: "the entry has no row in the index"})
+		}
+	}
+	return out, nil
+}
+
+// fieldChanges names the copied columns of seq that differ.
+func fieldChanges(ctx context.Context, tx *sql.Conn, seq int64) (string, error) {
+	cols := strings.Join(fieldColumns, ", ")
+	vals := func(db string) ([]string, error) {
+		v := make([]sql.NullString, len(fieldColumns))
+		ptr := make([]any, len(v))
+		for i := range v {
+			ptr[i] = &v[i]
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT "+cols+" FROM "+db+".entry_fields WHERE seq = ?", seq).Scan(ptr...); err != nil {
+			return nil, err
+		}
+		out := make([]string, len(v))
+		for i := range v {
+			out[i] = v[i].String
+		}
+		return out, nil
+	}
+	live, err := vals("live")
+	if err != nil {
+		return "", err
+	}
+	want, err := vals("main")
+	if err != nil {
+		return "", err
+	}
+	var ch []string
+	for i := range live {
+		if live[i] != want[i] {
+			ch = append(ch, fmt.Sprintf("%s is %q in the index, %q in the log", fieldColumns[i], live[i], want[i]))
+		}
+	}
+	return strings.Join(ch, "; "), nil
+}
+
+// pairs runs a query returning (seq, text) rows, grouped by seq.
+func pairs(ctx context.Context, tx *sql.Conn, query string, args ...any) (map[int64][]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64][]string{}
+	for rows.Next() {
+		var seq int64
+		var s string
+		if err := rows.Scan(&seq, &s); err != nil {
+			return nil, err
+		}
+		out[seq] = append(out[seq], s)
+	}
+	return out, rows.Err()
+}
+
+func diffMasks(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
+	extra, err := pairs(ctx, tx, `SELECT seq, rule FROM (SELECT rule, seq FROM live.entry_masks WHERE seq < ? EXCEPT SELECT rule, seq FROM main.entry_masks
+		UNION SELECT rule, seq FROM live.entry_masks WHERE seq >= ?) ORDER BY seq, rule`, r.n, r.now)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := pairs(ctx, tx, "SELECT seq, rule FROM (SELECT rule, seq FROM main.entry_masks WHERE seq < ? EXCEPT SELECT rule, seq FROM live.entry_masks) ORDER BY seq, rule", r.w)
+	if err != nil {
+		return nil, err
+	}
+	return audit.TermDiffs("mask_rules", "rules", extra, missing), nil
+}
+
+func diffText(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
+	// Rows are (term, doc, col, offset): every token a MATCH can find.
+	extra, err := pairs(ctx, tx, `SELECT doc, term FROM (SELECT * FROM temp.vocab_live WHERE doc < ? EXCEPT SELECT * FROM temp.vocab_ref
+		UNION SELECT * FROM temp.vocab_live WHERE doc >= ?) ORDER BY 1, 2`, r.n, r.now)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := pairs(ctx, tx, "SELECT doc, term FROM (SELECT * FROM temp.vocab_ref WHERE doc < ? EXCEPT SELECT * FROM temp.vocab_live) ORDER BY 1, 2", r.w)
+	if err != nil {
+		return nil, err
+	}
+	return audit.TermDiffs("text", "terms", extra, missing), nil
+}
+
+// RebuildIndex replaces the search index with one built from the log. On
+// a read-only store (the CLI) it opens the index file for writing on its
+// own; a running gateway's indexer notices and carries on from the
+// rebuilt index. Searches during the rebuild may miss entries.
+func (s *Store) RebuildIndex(ctx context.Context) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	if s.idx != nil {
+		return s.idx.Rebuild(ctx)
+	}
+	ix, err := openIndex(ctx, IndexPath(s.path), false)
+	if err != nil {
+		return 0, err
+	}
+	defer ix.close()
+	if err := ix.ResetIndex(ctx); err != nil {
+		return 0, err
+	}
+	n, err := audit.BuildIndex(ctx, s, ix)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: rebuild index: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,302 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+// indexSchemaVersion is the index file's PRAGMA user_version. An index
+// file of another version is dropped and rebuilt from the log.
+const indexSchemaVersion = 1
+
+// index is the search index in its own SQLite file: copied columns, the
+// mask-rule index and the full-text index, derived from the log by
+// audit.Index. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
+// write is caught up from the log, and a damaged file is set aside and
+// rebuilt.
+type index struct {
+	path string
+	w    *sql.DB // one writer; nil when read-only
+	r    *sql.DB
+}
+
+var _ audit.IndexWriter = (*index)(nil)
+
+// openIndex opens (creating if needed) the index file. A file that is
+// not a usable index is moved aside (path + ".broken-<time>") and a new
+// one created: the index is rebuildable, the gateway never stops for it.
+func openIndex(ctx context.Context, path string, readOnly bool) (*index, error) {
+	if readOnly {
+		rq := url.Values{}
+		rq.Set("_busy_timeout", "10000")
+		rq.Set("_query_only", "1")
+		r, err := sql.Open("sqlite", dsn(path, rq))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
+		}
+		r.SetMaxOpenConns(4)
+		return &index{path: path, r: r}, nil
+	}
+	ix, err := openIndexRW(ctx, path)
+	if err == nil {
+		return ix, nil
+	}
+	aside := fmt.Sprintf("%s.broken-%d", path, time.Now().Unix())
+	slog.Warn("sqlite: the search index cannot be used; setting it aside and rebuilding it from the log",
+		"path", path, "moved_to", aside, "err", err)
+	if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return nil, fmt.Errorf("sqlite: open index %s: %w (and it could not be moved aside: %v)", path, err, rerr)
+	}
+	os.Remove(path + "-wal")
+	os.Remove(path + "-shm")
+	return openIndexRW(ctx, path)
+}
+
+func openIndexRW(ctx context.Context, path string) (*index, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
+	}
+	f.Close()
+	q := url.Values{}
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", dsn(path, q))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	ix := &index{path: path, w: w}
+	if err := ix.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	rq := url.Values{}
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_query_only", "1")
+	if ix.r, err = sql.Open("sqlite", dsn(path, rq)); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
+	}
+	ix.r.SetMaxOpenConns(4)
+	return ix, nil
+}
+
+func (ix *index) migrate(ctx context.Context) error {
+	var n int
+	if err := ix.w.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('hashes', 'checkpoints')").Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: open index %s: %w", ix.path, err)
+	}
+	if n > 0 {
+		// Never drop tables in the log's own file.
+		return fmt.Errorf("sqlite: open index %s: the file holds the audit log", ix.path)
+	}
+	var v int
+	if err := ix.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: open index %s: %w", ix.path, err)
+	}
+	stmt := indexSchema
+	if v != indexSchemaVersion {
+		stmt = dropIndexSchema + indexSchema
+	}
+	if _, err := ix.w.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("sqlite: create index schema in %s: %w", ix.path, err)
+	}
+	if _, err := ix.w.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", indexSchemaVersion)); err != nil {
+		return fmt.Errorf("sqlite: index %s: %w", ix.path, err)
+	}
+	return nil
+}
+
+func (ix *index) close() error {
+	if ix.w == nil {
+		return ix.r.Close()
+	}
+	return errors.Join(ix.r.Close(), ix.w.Close())
+}
+
+// IndexedSize returns the number of leading log records indexed.
+func (ix *index) IndexedSize(ctx context.Context) (int64, error) {
+	return indexedSize(ctx, ix.r)
+}
+
+func indexedSize(ctx context.Context, q queryer) (int64, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entry_fields").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: index size: %w", err)
+	}
+	return n, nil
+}
+
+// WriteIndex indexes consecutive records in one transaction (see
+// audit.IndexWriter).
+func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
+	if ix.w == nil {
+		return fmt.Errorf("sqlite: index %s is open read-only", ix.path)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := ix.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: index: begin: %w", err)
+	}
+	defer tx.Rollback()
+	n, err := indexedSize(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if recs, err = audit.Unindexed(recs, n); err != nil || len(recs) == 0 {
+		return err
+	}
+	insF, err := tx.PrepareContext(ctx, `INSERT INTO entry_fields
+		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: index: %w", err)
+	}
+	defer insF.Close()
+	insT, err := tx.PrepareContext(ctx, "INSERT INTO entry_text(rowid, body) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("sqlite: index: %w", err)
+	}
+	defer insT.Close()
+	insM, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq) VALUES (?, ?)")
+	if err != nil {
+		return fmt.Errorf("sqlite: index: %w", err)
+	}
+	defer insM.Close()
+	for i, r := range recs {
+		if r.Seq != n+int64(i) {
+			return fmt.Errorf("sqlite: index: records not consecutive at %d", r.Seq)
+		}
+		d := docOf(r.Entry)
+		if _, err := insF.ExecContext(ctx, r.Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action); err != nil {
+			return fmt.Errorf("sqlite: index %d: %w", r.Seq, err)
+		}
+		if d.text != "" {
+			if _, err := insT.ExecContext(ctx, r.Seq, d.text); err != nil {
+				return fmt.Errorf("sqlite: index %d: text: %w", r.Seq, err)
+			}
+		}
+		for _, rule := range d.maskRules {
+			if _, err := insM.ExecContext(ctx, rule, r.Seq); err != nil {
+				return fmt.Errorf("sqlite: index %d: mask rules: %w", r.Seq, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: index: commit: %w", err)
+	}
+	return nil
+}
+
+// ResetIndex drops and recreates the index tables.
+func (ix *index) ResetIndex(ctx context.Context) error {
+	if ix.w == nil {
+		return fmt.Errorf("sqlite: index %s is open read-only", ix.path)
+	}
+	tx, err := ix.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: reset index: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, dropIndexSchema+indexSchema); err != nil {
+		return fmt.Errorf("sqlite: reset index: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: reset index: %w", err)
+	}
+	return nil
+}
+
+// search returns the Seqs of the indexed entries matching q.
+func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
+	var where []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("subject", q.Principal)
+	eq("route", q.Route)
+	eq("model", q.Model)
+	eq("kind", q.Kind)
+	eq("request_id", q.RequestID)
+	eq("approval_id", q.ApprovalID)
+	eq("action", q.Action)
+	if !q.From.IsZero() {
+		where = append(where, "time_ns >= ?")
+		args = append(args, q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		where = append(where, "time_ns < ?")
+		args = append(args, q.To.UnixNano())
+	}
+	if q.Start > 0 {
+		where = append(where, "seq >= ?")
+		args = append(args, q.Start)
+	}
+	if q.End > 0 {
+		where = append(where, "seq < ?")
+		args = append(args, q.End)
+	}
+	if q.MaskRule != "" {
+		where = append(where, "seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
+		args = append(args, q.MaskRule)
+	}
+	if fq := ftsQuery(q.Text); fq != "" {
+		where = append(where, "seq IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
+		args = append(args, fq)
+	}
+	query := "SELECT seq FROM entry_fields"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	if q.Desc {
+		query += " ORDER BY seq DESC"
+	} else {
+		query += " ORDER BY seq"
+	}
+	query += fmt.Sprintf(" LIMIT %d", searchLimit(q))
+	rows, err := ix.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, fmt.Errorf("sqlite: search: %w", err)
+		}
+		out = append(out, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	return out, nil
+}
+
+func searchLimit(q audit.Query) int {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	return min(limit, 1000)
+}

@@ -1,0 +1,217 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/audit/storetest"
+	"github.com/wardenhq/warden/internal/store/sqlite"
+)
+
+var indexEntry = storetest.IndexEntry
+
+// appendEntries appends entries [0, n) one batch each.
+func appendEntries(t *testing.T, st *sqlite.Store, n int) {
+	t.Helper()
+	storetest.AppendEach(t, st, n, indexEntry)
+}
+
+func seqsOf(recs []audit.Record) []int64 {
+	var out []int64
+	for _, r := range recs {
+		out = append(out, r.Seq)
+	}
+	return out
+}
+
+func contains(s []int64, x int64) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestIndexTamper edits only the search index — a copied column, a row,
+// the mask-rule index, the full-text index — so that searches silently
+// omit entries (the log still verifies). CheckIndex reports each edit;
+// RebuildIndex makes searches whole again.
+func TestIndexTamper(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	appendEntries(t, st, n)
+	// A search catches the index up with the log.
+	if recs, err := st.Search(ctx, audit.Query{Principal: "alice", Limit: 1000}); err != nil || len(recs) != n/2 {
+		t.Fatalf("Search(alice) = %d records, %v; want %d", len(recs), err, n/2)
+	}
+	st.Close()
+
+	ro, err := sqlite.OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rep, err := ro.CheckIndex(ctx)
+	if err != nil || len(rep.Diffs) != 0 || rep.Indexed != n || rep.LogSize != n {
+		t.Fatalf("CheckIndex of an untouched index = %+v, %v", rep, err)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range []string{
+		"UPDATE entry_fields SET subject = 'mallory' WHERE seq = 4",                                 // copied column
+		"DELETE FROM entry_fields WHERE seq = 6",                                                    // a whole row
+		"DELETE FROM entry_masks WHERE seq = 10",                                                    // mask-rule index
+		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                      // a rule the entry lacks
+		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')",   // full text
+		"INSERT INTO entry_fields VALUES (42, 0, 'request.admitted', 'alice', '', '', 'x', '', '')", // not in the log
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+
+	// Searches now omit entries the log holds.
+	search := func(q audit.Query) []int64 {
+		t.Helper()
+		q.Limit = 1000
+		recs, err := ro.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqsOf(recs)
+	}
+	for _, c := range []struct {
+		q   audit.Query
+		seq int64
+	}{
+		{audit.Query{Principal: "alice"}, 4},
+		{audit.Query{RequestID: "req-006"}, 6},
+		{audit.Query{MaskRule: "email"}, 10},
+		{audit.Query{Text: "word8"}, 8},
+	} {
+		if got := search(c.q); contains(got, c.seq) {
+			t.Fatalf("tampering did not hide entry %d from %+v: %v", c.seq, c.q, got)
+		}
+	}
+
+	rep, err = ro.CheckIndex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"3 extra mask_rules ssn",
+		"4 altered fields subject",
+		"6 missing fields",
+		"8 missing text word8",
+		"10 missing mask_rules email",
+		"42 extra fields",
+	}
+	if len(rep.Diffs) != len(want) {
+		t.Errorf("CheckIndex found %d differences, want %d: %+v", len(rep.Diffs), len(want), rep.Diffs)
+	}
+	for i, w := range want {
+		if i >= len(rep.Diffs) {
+			break
+		}
+		d := rep.Diffs[i]
+		f := strings.Fields(w)
+		got := fmt.Sprintf("%d %s %s", d.Seq, d.Kind, d.Part)
+		if got != strings.Join(f[:3], " ") || (len(f) > 3 && !strings.Contains(d.Detail, f[3])) {
+			t.Errorf("difference %d = %+v, want %q", i, d, w)
+		}
+	}
+
+	if got, err := ro.RebuildIndex(ctx); err != nil || got != n {
+		t.Fatalf("RebuildIndex = %d, %v", got, err)
+	}
+	if rep, err := ro.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 {
+		t.Fatalf("CheckIndex after RebuildIndex = %+v, %v", rep, err)
+	}
+	for _, c := range []struct {
+		q   audit.Query
+		seq int64
+	}{
+		{audit.Query{Principal: "alice"}, 4},
+		{audit.Query{RequestID: "req-006"}, 6},
+		{audit.Query{MaskRule: "email"}, 10},
+		{audit.Query{Text: "word8"}, 8},
+	} {
+		if got := search(c.q); !contains(got, c.seq) {
+			t.Errorf("after rebuild, %+v does not find entry %d: %v", c.q, c.seq, got)
+		}
+	}
+	if got := search(audit.Query{Principal: "alice"}); contains(got, 42) {
+		t.Errorf("after rebuild, the forged index row 42 is still found")
+	}
+}
+
+func text(i int) string { return audit.Index(indexEntry(i)).Text }
+
+// TestIndexCatchUp: the index lags after a crash (nothing fed), is ahead
+// of a log restored from a backup, or is not a database at all; the store
+// opens in every case and searches find exactly the log's entries.
+func TestIndexCatchUp(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, st, 10)
+	st.Close()
+
+	// Not a database: set aside, rebuilt.
+	if err := writeFile(sqlite.IndexPath(path), "this is not an index"); err != nil {
+		t.Fatal(err)
+	}
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open with a damaged index: %v", err)
+	}
+	recs, err := st.Search(ctx, audit.Query{Limit: 1000})
+	if err != nil || len(recs) != 10 {
+		t.Fatalf("Search after a damaged index = %d, %v", len(recs), err)
+	}
+	st.Close()
+
+	// Ahead of the log: index rows beyond the log's size.
+	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 0, 'x', 'alice', '', '', '', '', '')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err = st.Search(ctx, audit.Query{Principal: "alice", Limit: 1000})
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("Search(alice) with an index ahead of the log = %v, %v", seqsOf(recs), err)
+	}
+	if rep, err := st.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 {
+		t.Fatalf("CheckIndex = %+v, %v", rep, err)
+	}
+}
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
