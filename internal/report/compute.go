@@ -197,7 +197,7 @@ func (c *counter) declare() {
 	c.def("A.8.3", "denials_by_route", "Denials by route", `count(E where kind = request.denied) by route`, true)
 
 	c.def("A.8.5", "refused", "Requests refused before a decision", `count(E where kind = request.refused) by details.reason`, true)
-	c.def("A.8.5", "refused_credentials", "Refused credentials by cause", `count(E where kind = request.refused and details.reason in (unauthenticated, invalid_token, invalid_request)) by (details.description or "no credential")`, true)
+	c.def("A.8.5", "refused_credentials", "Refused credentials by cause", `count(E where kind = request.refused and details.reason in (unauthenticated, invalid_token, invalid_request)) by (details.reason = unauthenticated ? "no credential" : details.description)`, true)
 
 	c.def("A.8.11", "masking_by_rule", "Masking actions by rule", `sum(masking[].count for E where kind = request.completed) by masking[].rule`, true)
 	c.def("A.8.11", "masking_by_route", "Masking actions by route", `sum(masking[].count for E where kind = request.completed) by route`, true)
@@ -316,8 +316,8 @@ func (c *counter) add(e *audit.Entry) {
 		reason := detail(e, "reason")
 		c.inc("A.8.5", "refused", reason, 1)
 		desc := detail(e, "description")
-		if desc == "" {
-			desc = "no credential"
+		if desc == "" || reason == "unauthenticated" {
+			desc = "no credential" // RFC 6750: no credential at all
 		}
 		if reason == "unauthenticated" || reason == "invalid_token" || reason == "invalid_request" {
 			c.inc("A.8.5", "refused_credentials", desc, 1)
