@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -689,4 +691,40 @@ func Summarize(e *audit.Entry) string {
 		s = strings.ToValidUTF8(s[:300], "") + "…"
 	}
 	return s
+}
+
+// rawEntry is one entry's sequence number and canonical bytes.
+type rawEntry struct {
+	seq  int64
+	data []byte
+}
+
+// parseAll parses a chunk of entries on every CPU (ParseEntry is the
+// report's main cost), keeping their order.
+func parseAll(chunk []rawEntry) ([]*audit.Entry, error) {
+	out := make([]*audit.Entry, len(chunk))
+	workers := min(runtime.GOMAXPROCS(0), max(len(chunk)/256, 1))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(chunk); i += workers {
+				e, err := audit.ParseEntry(chunk[i].seq, chunk[i].data)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[i] = e
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -129,11 +129,15 @@ func Generate(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("report: read entries: %w", err)
 		}
-		for _, r := range recs {
-			e, err := audit.ParseEntry(r.Seq, r.Data)
-			if err != nil {
-				return nil, fmt.Errorf("report: %w", err)
-			}
+		raw := make([]rawEntry, len(recs))
+		for i, r := range recs {
+			raw[i] = rawEntry{r.Seq, r.Data}
+		}
+		es, err := parseAll(raw)
+		if err != nil {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+		for _, e := range es {
 			c.Add(e)
 		}
 	}

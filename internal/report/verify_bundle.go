@@ -242,23 +242,32 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 		}
 	}
 	c := newCounter(rep.Cover.Period)
-	var parseErr error
-	err = eachEntry(files[fileEntries], func(seq int64, data []byte) error {
-		e, err := audit.ParseEntry(seq, data)
+	var chunk []rawEntry
+	flush := func() error {
+		es, err := parseAll(chunk)
 		if err != nil {
-			parseErr = err
 			return err
 		}
-		if _, ok := sampled[seq]; ok {
-			sampled[seq] = data
+		for i, e := range es {
+			if _, ok := sampled[e.Seq]; ok {
+				sampled[e.Seq] = chunk[i].data
+			}
+			c.Add(e)
 		}
-		c.Add(e)
+		chunk = chunk[:0]
+		return nil
+	}
+	err = eachEntry(files[fileEntries], func(seq int64, data []byte) error {
+		chunk = append(chunk, rawEntry{seq, data})
+		if len(chunk) == readChunk {
+			return flush()
+		}
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
-		if parseErr != nil {
-			return res, bad("%s: %v", fileEntries, parseErr)
-		}
 		return res, bad("%s: %v", fileEntries, err)
 	}
 	comp := c.Result(rep.Cover.Seed)
