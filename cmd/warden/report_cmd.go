@@ -28,6 +28,7 @@ type reportFlags struct {
 	from, to, out, format                                            string
 	witnesses, policies                                              []string
 	seed                                                             uint64
+	wait                                                             time.Duration
 }
 
 func (f *reportFlags) register(cmd *cobra.Command) {
@@ -95,20 +96,34 @@ the SHA-256 of every file.`,
 		},
 	}
 	f.register(export)
+	export.Flags().DurationVar(&f.wait, "wait", 30*time.Second, "wait this long for a checkpoint to cover the period's newest entries")
 	export.Flags().StringArrayVar(&f.policies, "policy", nil, "policy file to include (default <data-dir>/policy.yaml if present; repeatable)")
 	cmd.AddCommand(export)
 	return cmd
 }
 
-// parseWhen accepts RFC 3339 or a UTC date.
+// parseWhen accepts RFC 3339, a UTC date, "now", "today", "tomorrow"
+// (UTC midnights) or a signed duration from now ("-24h").
 func parseWhen(flag, s string) (time.Time, error) {
+	now := time.Now().UTC()
+	switch s {
+	case "now":
+		return now, nil
+	case "today":
+		return now.Truncate(24 * time.Hour), nil
+	case "tomorrow":
+		return now.Truncate(24 * time.Hour).Add(24 * time.Hour), nil
+	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)", flag, s)
+	if d, err := time.ParseDuration(s); err == nil && (strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+")) {
+		return now.Add(d), nil
+	}
+	return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), now, today, tomorrow or a signed duration (-24h)", flag, s)
 }
 
 // generateReport opens the store read-only and runs the generator.
@@ -256,11 +271,24 @@ func runEvidenceExport(ctx context.Context, f reportFlags, stdout io.Writer) err
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	res, vkey, done, err := generateReport(ctx, f)
-	if err != nil {
-		return err
+	// The period's newest entries may wait for their checkpoint (at most
+	// checkpoint_interval): generate again until one covers them.
+	deadline := time.Now().Add(f.wait)
+	for {
+		res, vkey, done, err := generateReport(ctx, f)
+		if err != nil {
+			return err
+		}
+		err = exportBundle(ctx, f, res, vkey, stdout)
+		done()
+		if !errors.Is(err, report.ErrUnsigned) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second)
 	}
-	defer done()
+}
+
+func exportBundle(ctx context.Context, f reportFlags, res *report.Result, vkey string, stdout io.Writer) error {
 	o := report.BundleOptions{VerifierKey: vkey, Policies: map[string][]byte{}}
 	for _, w := range f.witnesses {
 		if _, err := witness.NewVerifier(w); err == nil {
@@ -282,10 +310,13 @@ func runEvidenceExport(ctx context.Context, f reportFlags, stdout io.Writer) err
 		}
 		o.Policies[filepath.Base(p)] = b
 	}
-	printCover(stdout, res.Report)
 	if err := writeFileWith(f.out, func(w io.Writer) error { return report.WriteBundle(ctx, w, res, o) }); err != nil {
+		if errors.Is(err, report.ErrUnsigned) {
+			return err
+		}
 		return &exitError{code: 1, err: err}
 	}
+	printCover(stdout, res.Report)
 	fmt.Fprintf(stdout, "wrote evidence bundle %s; verify it offline with: warden verify --bundle %s --key audit.verifier\n", f.out, f.out)
 	return nil
 }

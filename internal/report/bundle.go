@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -16,6 +17,11 @@ import (
 
 	"github.com/wardenhq/warden/internal/audit"
 )
+
+// ErrUnsigned: the period's newest entries are not covered by a signed
+// checkpoint yet, so they cannot be bundled; the gateway signs them
+// within its checkpoint_interval.
+var ErrUnsigned = errors.New("report: the period's newest entries are not covered by a signed checkpoint yet")
 
 // BundleFormat is the format name in a bundle's manifest.
 const BundleFormat = "warden-evidence-bundle/1"
@@ -98,7 +104,7 @@ func WriteBundle(ctx context.Context, w io.Writer, res *Result, o BundleOptions)
 	r := res.Report
 	seg := r.Cover.Segment
 	if _, ok := signedEnd(res.Checkpoints, seg.To); !ok && seg.To > 0 {
-		return fmt.Errorf("report: bundle: entries up to %d are not covered by a signed checkpoint yet (the gateway signs within checkpoint_interval): try again shortly", seg.To)
+		return fmt.Errorf("%w (entries up to %d; the gateway signs within checkpoint_interval): try again shortly", ErrUnsigned, seg.To)
 	}
 	if !r.Cover.Verification.OK {
 		return fmt.Errorf("report: bundle: the log does not verify (%s): no bundle is made from a log that fails verification", r.Cover.Verification.Problem)
