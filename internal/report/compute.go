@@ -15,26 +15,27 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 )
 
-// Entry kinds the report reads that internal/audit does not declare as
-// constants (they are written by other packages; the kind catalogue will
-// move them to audit).
+// Names the report matches in entries' details.
 const (
-	kindPending        = "request.pending_approval"
-	kindAbandoned      = "request.abandoned"
-	kindReviewed       = "approval.reviewed"
-	kindApproved       = "approval.approved"
-	kindDenied         = "approval.denied"
-	kindExpired        = "approval.expired"
-	kindCancelled      = "approval.cancelled"
-	kindUsed           = "approval.used"
-	kindReviewRefused  = "approval.review_refused"
-	kindGrantActive    = "grant.active"
-	kindGrantRevoked   = "grant.revoked"
 	whatPolicy         = "policy"
 	whatAPIKey         = "api_key"
 	authMethodAPIKey   = "api_key"
 	noneKey            = "(none)"
 	decisionTimeMedian = "decision_time_median"
+)
+
+// The kinds the report reads, from the audit catalogue.
+const (
+	kindPending       = audit.KindRequestPendingApproval
+	kindAbandoned     = audit.KindRequestAbandoned
+	kindApproved      = audit.KindApprovalApproved
+	kindDenied        = audit.KindApprovalDenied
+	kindExpired       = audit.KindApprovalExpired
+	kindCancelled     = audit.KindApprovalCancelled
+	kindUsed          = audit.KindApprovalUsed
+	kindReviewRefused = audit.KindApprovalReviewRefused
+	kindGrantActive   = audit.KindGrantActive
+	kindGrantRevoked  = audit.KindGrantRevoked
 )
 
 // Computed is what Compute derives from entries: everything in a report
