@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +23,21 @@ type testLog struct {
 	v    note.Verifier
 	st   *sqlite.Store
 	log  *audit.Log
+	mu   sync.Mutex // the clock is read by the log's writer goroutine
 	now  time.Time
+}
+
+func (tl *testLog) clock() time.Time {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return tl.now
+}
+
+func (tl *testLog) tick() time.Time {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.now = tl.now.Add(time.Minute)
+	return tl.now
 }
 
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
@@ -44,7 +59,7 @@ func newTestLog(t testing.TB) *testLog {
 	}
 	tl := &testLog{dir: dir, path: cfg.Path, s: s, v: v, st: st, now: t0}
 	l, err := audit.Open(context.Background(), st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)),
-		audit.WithClock(func() time.Time { return tl.now }), audit.WithInstance("gw-1"))
+		audit.WithClock(tl.clock), audit.WithInstance("gw-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +83,9 @@ func (tl *testLog) close(t testing.TB) {
 
 func (tl *testLog) add(t testing.TB, e *audit.Entry) {
 	t.Helper()
-	tl.now = tl.now.Add(time.Minute)
+	now := tl.tick()
 	if e.Time.IsZero() {
-		e.Time = tl.now
+		e.Time = now
 	}
 	if e.Instance == "" {
 		e.Instance = "gw-1"
