@@ -97,16 +97,36 @@ func Generate(ctx context.Context, o Options) (*Result, error) {
 	cv.Seed = o.Seed
 	cv.Origin = o.Verifier.Name()
 
-	vr, verr := audit.Verify(ctx, st, o.Verifier, audit.VerifyOptions{External: o.External, SingleWriter: o.SingleWriter})
-	var d *audit.Divergence
-	switch {
-	case errors.As(verr, &d):
-		cv.Verification = Verification{Problem: d.Msg, Summary: "FAILED: " + d.Msg}
-	case verr != nil:
-		return nil, fmt.Errorf("report: verify: %w", verr)
-	default:
-		cv.Verification = Verification{OK: true, Entries: vr.Size - vr.From, Checkpoints: vr.Checkpoints, UnsignedTail: vr.UnsignedTail}
+	// Verification reads the whole log; it runs beside the period's own
+	// reads (another CPU, the same read-only store).
+	type verified struct {
+		rep audit.Report
+		err error
 	}
+	vch := make(chan verified, 1)
+	go func() {
+		vr, err := audit.Verify(ctx, st, o.Verifier, audit.VerifyOptions{External: o.External, SingleWriter: o.SingleWriter})
+		vch <- verified{vr, err}
+	}()
+	waitVerify := func() error {
+		v := <-vch
+		var d *audit.Divergence
+		switch {
+		case errors.As(v.err, &d):
+			cv.Verification = Verification{Problem: d.Msg, Summary: "FAILED: " + d.Msg}
+		case v.err != nil:
+			return fmt.Errorf("report: verify: %w", v.err)
+		default:
+			cv.Verification = Verification{OK: true, Entries: v.rep.Size - v.rep.From, Checkpoints: v.rep.Checkpoints, UnsignedTail: v.rep.UnsignedTail}
+		}
+		return nil
+	}
+	verifyDone := false
+	defer func() {
+		if !verifyDone {
+			<-vch
+		}
+	}()
 
 	size, err := st.Size(ctx)
 	if err != nil {
@@ -152,6 +172,10 @@ func Generate(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("report: samples: %w", err)
 	}
 	apply(rep, comp)
+	verifyDone = true
+	if err := waitVerify(); err != nil {
+		return nil, err
+	}
 	for i := range cv.Scope.Routes {
 		cv.Scope.Routes[i].Upstream = o.Upstreams[cv.Scope.Routes[i].Name]
 	}
