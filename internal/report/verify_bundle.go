@@ -130,6 +130,56 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 	}
 	res.Period = rep.Cover.Period
 
+	// The figures are recomputed from the entries while the segment's
+	// tree is (two CPUs); nothing is compared before both are done.
+	type computeResult struct {
+		c       *counter
+		sampled map[int64][]byte
+		err     error
+	}
+	computed := make(chan computeResult, 1)
+	go func() {
+		sampled := map[int64][]byte{}
+		for _, s := range rep.Sections {
+			for _, smp := range s.Sample {
+				sampled[smp.Seq] = nil
+			}
+		}
+		c := newCounter(rep.Cover.Period)
+		var chunk []rawEntry
+		flush := func() error {
+			es, err := parseAll(chunk)
+			if err != nil {
+				return err
+			}
+			for i, e := range es {
+				if _, ok := sampled[e.Seq]; ok {
+					sampled[e.Seq] = chunk[i].data
+				}
+				c.Add(e)
+			}
+			chunk = chunk[:0]
+			return nil
+		}
+		err := eachEntry(files[fileEntries], func(seq int64, data []byte) error {
+			chunk = append(chunk, rawEntry{seq, data})
+			if len(chunk) == readChunk {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil {
+			err = flush()
+		}
+		computed <- computeResult{c, sampled, err}
+	}()
+	joined := false
+	defer func() {
+		if !joined {
+			<-computed
+		}
+	}()
+
 	// The entries: the segment's tree recomputed against its checkpoints.
 	seg := rep.Cover.Segment
 	if seg.To > seg.From {
@@ -234,42 +284,13 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 		}
 	}
 
-	// Recompute every figure from the entries.
-	sampled := map[int64][]byte{}
-	for _, s := range rep.Sections {
-		for _, smp := range s.Sample {
-			sampled[smp.Seq] = nil
-		}
+	// Recompute every figure from the entries (started above).
+	cr := <-computed
+	joined = true
+	if cr.err != nil {
+		return res, bad("%s: %v", fileEntries, cr.err)
 	}
-	c := newCounter(rep.Cover.Period)
-	var chunk []rawEntry
-	flush := func() error {
-		es, err := parseAll(chunk)
-		if err != nil {
-			return err
-		}
-		for i, e := range es {
-			if _, ok := sampled[e.Seq]; ok {
-				sampled[e.Seq] = chunk[i].data
-			}
-			c.Add(e)
-		}
-		chunk = chunk[:0]
-		return nil
-	}
-	err = eachEntry(files[fileEntries], func(seq int64, data []byte) error {
-		chunk = append(chunk, rawEntry{seq, data})
-		if len(chunk) == readChunk {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return res, bad("%s: %v", fileEntries, err)
-	}
+	c, sampled := cr.c, cr.sampled
 	comp := c.Result(rep.Cover.Seed)
 	if err := fillSamples(ctx, comp.Sections, func(seq int64) (*audit.Entry, error) {
 		data := sampled[seq]
