@@ -700,9 +700,10 @@ type rawEntry struct {
 	data []byte
 }
 
-// parseAll parses a chunk of entries on every CPU (ParseEntry is the
-// report's main cost), keeping their order.
-func parseAll(chunk []rawEntry) ([]*audit.Entry, error) {
+// parseAll parses a chunk of entries with parse (audit.ParseEntry, or
+// audit.DecodeEntry for bytes the tree authenticates) on every CPU —
+// parsing is the report's main cost — keeping their order.
+func parseAll(chunk []rawEntry, parse func(int64, []byte) (*audit.Entry, error)) ([]*audit.Entry, error) {
 	out := make([]*audit.Entry, len(chunk))
 	workers := min(runtime.GOMAXPROCS(0), max(len(chunk)/256, 1))
 	errs := make([]error, workers)
@@ -712,7 +713,7 @@ func parseAll(chunk []rawEntry) ([]*audit.Entry, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(chunk); i += workers {
-				e, err := audit.ParseEntry(chunk[i].seq, chunk[i].data)
+				e, err := parse(chunk[i].seq, chunk[i].data)
 				if err != nil {
 					errs[w] = err
 					return

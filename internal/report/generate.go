@@ -153,7 +153,7 @@ func Generate(ctx context.Context, o Options) (*Result, error) {
 		for i, r := range recs {
 			raw[i] = rawEntry{r.Seq, r.Data}
 		}
-		es, err := parseAll(raw)
+		es, err := parseAll(raw, audit.ParseEntry)
 		if err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}

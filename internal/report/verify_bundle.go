@@ -148,7 +148,9 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 		c := newCounter(rep.Cover.Period)
 		var chunk []rawEntry
 		flush := func() error {
-			es, err := parseAll(chunk)
+			// DecodeEntry: these bytes count only if the segment's tree,
+			// verified meanwhile, authenticates them.
+			es, err := parseAll(chunk, audit.DecodeEntry)
 			if err != nil {
 				return err
 			}
