@@ -142,6 +142,9 @@ func generateReport(ctx context.Context, f reportFlags) (*report.Result, string,
 	if err != nil {
 		return usage(err)
 	}
+	if !from.Before(to) {
+		return usage(fmt.Errorf("the period is empty: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	}
 	keyPath := f.key
 	if keyPath == "" {
 		_, keyPath = audit.KeyPaths(f.dataDir)

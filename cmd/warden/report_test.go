@@ -444,3 +444,27 @@ func saveReportSamples(t *testing.T, dir string) {
 		t.Fatalf("pdftoppm: %v %s", err, out)
 	}
 }
+
+// TestReportUsage: bad periods and formats are usage errors (exit 2)
+// naming the flag; a period ending before it starts is refused.
+func TestReportUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "--from", "yesterday", "--to", "today", "--out", "r.json"}, `--from "yesterday"`},
+		{[]string{"report", "--from", "today", "--to", "tomorrow", "--out", "r.doc", "--format", "doc"}, `--format "doc"`},
+		{[]string{"report", "--from", "tomorrow", "--to", "today", "--out", "r.json", "--data-dir", dir}, "is not before --to"},
+		{[]string{"report", "--from", "today", "--to", "tomorrow", "--out", "r.json", "--data-dir", dir}, "audit.verifier"},
+		{[]string{"evidence", "export", "--from", "today", "--to", "tomorrow"}, `"out" not set`},
+	} {
+		cmd := exec.Command(wardenBin, c.args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), c.want) {
+			t.Errorf("warden %s: %v\n%s", strings.Join(c.args, " "), err, out)
+		}
+	}
+}
