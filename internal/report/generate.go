@@ -153,7 +153,10 @@ func Generate(ctx context.Context, o Options) (*Result, error) {
 		for i, r := range recs {
 			raw[i] = rawEntry{r.Seq, r.Data}
 		}
-		es, err := parseAll(raw, audit.ParseEntry)
+		// DecodeEntry: these bytes count only if the verification running
+		// beside this loop recomputes them into the signed tree (a log
+		// that fails gets a FAILED cover and no bundle).
+		es, err := parseAll(raw, audit.DecodeEntry)
 		if err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
