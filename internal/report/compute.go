@@ -297,9 +297,6 @@ func (c *counter) add(e *audit.Entry) {
 		c.instances[e.Instance] = true
 	}
 	c.inc("A.5.28", "entries", e.Kind, 1)
-	if e.Decision != nil && e.Decision.PolicyVersion != "" {
-		c.policy(e.Decision.PolicyVersion, e.Time, 1)
-	}
 	d := c.day(e.Time)
 	switch e.Kind {
 	case audit.KindRequestAdmitted:
@@ -404,6 +401,9 @@ func (c *counter) decided(e *audit.Entry) {
 	action := ""
 	if e.Decision != nil {
 		action = e.Decision.Action
+	}
+	if e.Decision != nil && e.Decision.PolicyVersion != "" {
+		c.policy(e.Decision.PolicyVersion, e.Time, 1)
 	}
 	c.inc("A.5.15", "decisions", action, 1)
 	c.inc("A.5.15", "decisions_by_rule", ruleOf(e), 1)
