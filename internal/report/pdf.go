@@ -174,7 +174,7 @@ func orNone(s string) string {
 // drawChart draws a Chart (laid out in a 600×160 box) scaled to the page
 // width at the current position.
 func drawChart(pdf *fpdf.Fpdf, c Chart, txt func(string) string) {
-	const sx, sy = 180.0 / chartW, 0.2 // 180 × 32 mm
+	const sx, sy = 180.0 / chartW, 0.14 // 180 × 22 mm: the four fit on the cover
 	h := chartH * sy
 	if pdf.GetY()+h+8 > 280 {
 		pdf.AddPage()
@@ -196,7 +196,7 @@ func drawChart(pdf *fpdf.Fpdf, c Chart, txt func(string) string) {
 	pdf.Text(x0, y0+12*sy, fmt.Sprint(c.Max))
 	pdf.Text(x0, base, "0")
 	for _, t := range c.Ticks {
-		pdf.Text(x0+t.X*sx-3, y0+t.Y*sy, t.Label)
+		pdf.Text(x0+t.X*sx-3, base+2.8, t.Label)
 	}
-	pdf.SetY(y0 + h + 2)
+	pdf.SetY(y0 + h + 3)
 }
