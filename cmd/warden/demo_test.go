@@ -180,6 +180,7 @@ var demoExpectations = []struct {
 	{"admin API", []string{`"kind":"request.denied"`, `"rule":"chat-unapproved-model"`, `"policy_version":"sha256:`}, nil},
 	{"verify it offline", []string{"OK"}, nil},
 	{"Health, readiness", []string{`"status":"ready"`, "warden_requests_total{"}, nil},
+	{"evidence report", []string{"wrote evidence bundle warden-evidence.tar.gz", "wrote warden-report.html (html)", "figures recomputed", "OK"}, nil},
 }
 
 // demoRawPII are the demo model server's fake PII values: none may reach

@@ -43,6 +43,8 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newBackupCmd(),
 		newRestoreCmd(),
+		newReportCmd(),
+		newEvidenceCmd(),
 	)
 	return root
 }

@@ -28,6 +28,7 @@ type verifyFlags struct {
 	minWitnesses                                           int
 	cosignatureDB                                          string
 	skipIndex                                              bool
+	bundle                                                 string
 }
 
 // newVerifyCmd is `warden verify`: offline verification of the audit log
@@ -79,6 +80,7 @@ difference and exits 3 (the log itself verified).`,
 	fl.IntVar(&f.minWitnesses, "min-witnesses", 1, "with --witness: cosignatures needed on a checkpoint for it to count")
 	fl.StringVar(&f.cosignatureDB, "cosignature-db", "", "with --witness: the cosignatures kept beside an embedded store (default <data-dir>/cosignatures.db if present)")
 	fl.BoolVar(&f.skipIndex, "skip-index", false, "do not check the search index against the log")
+	fl.StringVar(&f.bundle, "bundle", "", "verify an evidence bundle (warden evidence export) offline instead of a store; --key is the log's verifier key")
 	fl.StringArrayVar(&f.cosigned, "checkpoint", nil, "with --witness: a cosigned checkpoint kept outside the operator's control (repeatable)")
 	return cmd
 }
@@ -86,6 +88,9 @@ difference and exits 3 (the log itself verified).`,
 func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if f.bundle != "" {
+		return verifyBundleFile(ctx, f, stdout, stderr)
 	}
 	keyPath := f.key
 	if keyPath == "" {

@@ -56,6 +56,7 @@ func New(o Options) *Router {
 	if o.Audit != nil {
 		rt.Handle(auditRoutes(o.Audit)...)
 		rt.Handle(countRoutes(o.Audit)...)
+		rt.Handle(reportRoutes(o.Audit)...)
 	}
 	if o.Policy != nil {
 		rt.Handle(policyRoutes(o.Policy, o.Audit)...)

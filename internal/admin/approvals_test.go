@@ -65,7 +65,8 @@ func TestApprovalsGrantLifecycle(t *testing.T) {
 		t.Fatalf("grants after revoke: %v", gs)
 	}
 	got := strings.Join(e.kinds(id), ",")
-	if want := "approval.requested,approval.reviewed,approval.approved,grant.active,grant.revoked"; got != want {
+	// alice's two attempts to approve her own request are evidence too.
+	if want := "approval.requested,approval.review_refused,approval.review_refused,approval.reviewed,approval.approved,grant.active,grant.revoked"; got != want {
 		t.Fatalf("audit: %s, want %s", got, want)
 	}
 }

@@ -72,7 +72,13 @@ func TestEveryEndpoint(t *testing.T) {
 		"GET /v1/audit/kinds":       {path: "/v1/audit/kinds", noCreds: unauth, wrongRole: auditor, note: "no input"},
 		"GET /v1/audit/checkpoints": {path: "/v1/audit/checkpoints", noCreds: unauth, wrongRole: auditor, note: "no input"},
 		"GET /v1/audit/checkpoint":  {path: "/v1/audit/checkpoint", noCreds: unauth, wrongRole: auditor, note: "no input"},
-		"GET /v1/policy":            {path: "/v1/policy", noCreds: unauth, wrongRole: auditor, note: "no input"},
+		"GET /v1/report": {path: "/v1/report?from=2020-01-01&to=2100-01-01", noCreds: unauth, wrongRole: auditor, badInput: []call{
+			{path: "/v1/report?from=yesterday&to=2100-01-01", status: 400, typ: "bad_request"},
+			{path: "/v1/report?from=2020-01-01&to=2100-01-01&format=doc", status: 400, typ: "bad_request"},
+			{path: "/v1/report?from=2100-01-01&to=2020-01-01", status: 400, typ: "bad_request"},
+			{path: "/v1/report?from=2020-01-01&to=2100-01-01&seed=-1", status: 400, typ: "bad_request"},
+		}},
+		"GET /v1/policy": {path: "/v1/policy", noCreds: unauth, wrongRole: auditor, note: "no input"},
 		"GET /v1/policy/versions": {path: "/v1/policy/versions", noCreds: unauth, wrongRole: auditor, badInput: []call{
 			{path: "/v1/policy/versions?limit=0", status: 400, typ: "bad_request"},
 		}},

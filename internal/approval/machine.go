@@ -28,6 +28,10 @@ const (
 	KindGrantOn   = audit.KindGrantActive
 	KindRevoked   = audit.KindGrantRevoked
 	KindGrantOff  = audit.KindGrantExpired
+	// KindReviewRefused records a review the rules refused (the
+	// requester approving their own request, a non-reviewer); the
+	// request itself is unchanged.
+	KindReviewRefused = audit.KindApprovalReviewRefused
 )
 
 // maxText bounds justifications and reasons.

@@ -567,9 +567,33 @@ func (s *Service) Review(ctx context.Context, actor *identity.Principal, id stri
 		return nil, err
 	}
 	p := actor.Snapshot()
-	return s.transition(ctx, id, &p, "", func(r *Request, now time.Time) ([]string, error) {
-		return review(r, p, v, reason, now)
+	var refused *Request
+	out, err := s.transition(ctx, id, &p, "", func(r *Request, now time.Time) ([]string, error) {
+		kinds, err := review(r, p, v, reason, now)
+		if CodeOf(err) == CodeForbidden {
+			c := *r
+			refused = &c
+		}
+		return kinds, err
 	})
+	if refused != nil {
+		s.recordRefusedReview(ctx, refused, p, v, err)
+	}
+	return out, err
+}
+
+// recordRefusedReview appends approval.review_refused for a review the
+// rules refused (self-approval, not a reviewer): an attempt to get around
+// separation of duties is evidence (ISO 27001 A.8.2) even though nothing
+// changed. The refusal stands whether or not the entry is written.
+func (s *Service) recordRefusedReview(ctx context.Context, r *Request, actor identity.Principal, v Verdict, refusal error) {
+	e := s.entry(KindReviewRefused, r, &actor, "")
+	e.Details["decision"] = string(v)
+	e.Details["reason"] = refusal.Error()
+	e.Details["self"] = actor.Same(&r.Requester)
+	if _, err := s.auditor.Append(ctx, e); err != nil {
+		s.log.Error("approval: could not record a refused review", "id", r.ID, "err", err)
+	}
 }
 
 // Approve is Review with VerdictApprove.

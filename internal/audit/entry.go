@@ -190,31 +190,16 @@ func canonicalJSON(b []byte) ([]byte, error) {
 // canonical form (re-encoding differs) are errors. seq is stored in
 // Entry.Seq.
 func ParseEntry(seq int64, data []byte) (*Entry, error) {
-	if len(data) > MaxEntrySize {
-		return nil, fmt.Errorf("audit: entry %d: %d bytes, limit %d", seq, len(data), MaxEntrySize)
+	e, err := DecodeEntry(seq, data)
+	if err != nil {
+		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	dec.DisallowUnknownFields()
-	var e Entry
-	w := entryJSON{entryFields: (*entryFields)(&e)}
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("audit: entry %d: %w", seq, err)
-	}
-	e.Principal = w.Principal.principal()
-	if dec.More() {
-		return nil, fmt.Errorf("audit: entry %d: trailing data", seq)
-	}
-	if e.V != SchemaVersion {
-		return nil, fmt.Errorf("audit: entry %d: unknown schema version %d", seq, e.V)
-	}
-	again, err := Marshal(&e)
+	again, err := Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("audit: entry %d: %w", seq, err)
 	}
 	if !bytes.Equal(again, data) {
 		return nil, fmt.Errorf("audit: entry %d: not in canonical form", seq)
 	}
-	e.Seq = seq
-	return &e, nil
+	return e, nil
 }

@@ -38,6 +38,10 @@ const (
 	KindApprovalExpired   = "approval.expired"
 	KindApprovalCancelled = "approval.cancelled"
 	KindApprovalUsed      = "approval.used"
+	// KindApprovalReviewRefused: a review the rules refused (the requester
+	// approving their own request, a reviewer outside the reviewer
+	// groups); the request is unchanged, the attempt is evidence.
+	KindApprovalReviewRefused = "approval.review_refused"
 	// KindGrantActive, KindGrantRevoked, KindGrantExpired are the life
 	// cycle of a time-boxed grant (internal/approval).
 	KindGrantActive  = "grant.active"
@@ -107,6 +111,7 @@ var catalogue = []KindInfo{
 	{KindApprovalExpired, CategoryApproval, false, "an approval request was not decided, or not used, in time", "approval"},
 	{KindApprovalCancelled, CategoryApproval, false, "the requester cancelled an approval request", "approval"},
 	{KindApprovalUsed, CategoryApproval, false, "an approved one-time request was used by a call", "approval"},
+	{KindApprovalReviewRefused, CategoryApproval, false, "a review was refused (self-approval, not a reviewer); the request is unchanged", "approval"},
 	{KindGrantActive, CategoryApproval, false, "a time-boxed grant became active", "approval"},
 	{KindGrantRevoked, CategoryApproval, false, "a grant was revoked before it expired", "approval"},
 	{KindGrantExpired, CategoryApproval, false, "a grant's duration elapsed", "approval"},

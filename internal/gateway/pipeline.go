@@ -150,6 +150,11 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		}
 		switch a.decision.Action {
 		case policy.ActionAllow:
+			if len(in.Grants) > 0 {
+				// The caller holds a grant covering this request (route,
+				// model, path): record it, so grant use is evidence.
+				c.grantID = in.Grants[0].ID
+			}
 		case policy.ActionDeny:
 			g.refusePolicy(w, r, c, apierr.Forbidden, a.decision.Reason)
 			return false
