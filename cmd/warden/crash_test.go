@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -177,4 +178,145 @@ audit:
 		}
 	}
 	t.Logf("%d rounds, %d answered requests, %d admitted entries, %d missing", rounds, len(answered), len(admitted), missing)
+}
+
+// TestCrashTerminalRecords: SIGKILL under load with requests in flight
+// (slow streamed answers), many times. After the last kill one clean
+// start and stop closes what the crashes left open: then every admission
+// has exactly one terminal entry (request.completed or request.abandoned)
+// and `warden verify` reports 0 open requests.
+func TestCrashTerminalRecords(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"part %d \"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	gwAddr, adminAddr := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(dir, "warden.yaml")
+	cfg := fmt.Sprintf(`listen: %s
+admin_listen: %s
+data_dir: %s
+allow_anonymous: true
+routes:
+  - name: openai
+    path_prefix: /v1/
+    upstream: %s
+    profile: openai
+`, gwAddr, adminAddr, filepath.Join(dir, "data"), up.URL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rounds := 30
+	if testing.Short() {
+		rounds = 5
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var sent atomic.Int64
+	for round := range rounds {
+		cmd := startServe(t, cfgPath, adminAddr)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					req, _ := http.NewRequest("POST", "http://"+gwAddr+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true}`))
+					req.Header.Set("X-Request-Id", fmt.Sprintf("term-r%d-w%d-%d", round, w, i))
+					sent.Add(1)
+					resp, err := client.Do(req)
+					if err != nil {
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(150+(round*37)%200) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		close(stop)
+		wg.Wait()
+	}
+	// One clean run: its start closes what the last crash left open.
+	cmd := startServe(t, cfgPath, adminAddr)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+
+	out, err := exec.Command(wardenBin, "verify", "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("warden verify failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "open requests: 0 ") {
+		t.Fatalf("warden verify does not report 0 open requests:\n%s", out)
+	}
+
+	// Count from the log itself: exactly one terminal entry per admission.
+	st, err := sqlite.OpenReadOnly(context.Background(), filepath.Join(dir, "data", "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type counts struct{ admitted, terminal int }
+	byID := map[string]*counts{}
+	kinds := map[string]int{}
+	size, err := st.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for from := int64(0); from < size; from += 1000 {
+		recs, err := st.ReadRecords(context.Background(), from, min(from+1000, size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			e, err := audit.ParseEntry(r.Seq, r.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds[e.Kind]++
+			if e.RequestID == "" || !strings.HasPrefix(e.RequestID, "term-") {
+				continue
+			}
+			c := byID[e.RequestID]
+			if c == nil {
+				c = &counts{}
+				byID[e.RequestID] = c
+			}
+			switch {
+			case e.Kind == audit.KindRequestAdmitted:
+				c.admitted++
+			case audit.IsTerminal(e.Kind):
+				c.terminal++
+			}
+		}
+	}
+	bad := 0
+	for id, c := range byID {
+		if c.admitted != 1 || c.terminal != 1 {
+			bad++
+			if bad <= 5 {
+				t.Errorf("request %s: %d admissions, %d terminal entries; want exactly one each", id, c.admitted, c.terminal)
+			}
+		}
+	}
+	if kinds[audit.KindRequestAdmitted] == 0 || kinds[audit.KindRequestAbandoned] == 0 {
+		t.Fatalf("the test proves nothing: kinds %v", kinds)
+	}
+	t.Logf("%d crash rounds, %d requests sent, kinds %v, %d requests with a wrong terminal count", rounds, sent.Load(), kinds, bad)
 }

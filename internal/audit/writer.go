@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -41,11 +42,11 @@ func (l *Log) run() {
 			}
 			l.commit(batch)
 		case <-tickC:
-			if l.tr.n > l.Latest().Size {
+			if l.tr.n > l.stored {
 				l.checkpoint()
 			}
 		case done := <-ctl:
-			if l.tr.n > l.Latest().Size || l.latest.Load() == nil {
+			if l.tr.n > l.stored || l.latest.Load() == nil {
 				l.checkpoint()
 			}
 			close(done)
@@ -113,13 +114,54 @@ func (l *Log) commit(batch []*appendReq) {
 	l.tr = next
 	l.stats.batches.Add(1)
 	l.stats.appends.Add(int64(len(batch)))
+	if !skipBatchSigning.Load() {
+		// No acknowledged entry in an unsigned tail: the batch's tree head
+		// is signed and kept (checkpoint file, fsynced) before anyone is
+		// answered. The entries are durable either way; if the head cannot
+		// be kept the appends fail and their callers fail closed.
+		if err := l.signHead(ctx); err != nil {
+			l.log.Error("audit: signing the batch's checkpoint failed", "size", l.tr.n, "err", err)
+			fail(fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", first, l.tr.n, err))
+			l.grown.ring()
+			return
+		}
+	}
 	for i, r := range batch {
 		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
 	}
 	l.grown.ring()
-	if l.tr.n-l.Latest().Size >= int64(l.cfg.CheckpointEvery) {
+	if l.tr.n-l.stored >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
 	}
+}
+
+// skipBatchSigning is set only by the benchmark that measures what
+// signing every batch costs, and its test (export_test.go).
+var skipBatchSigning atomic.Bool
+
+// signHead signs the tree after a batch and keeps the signed note where
+// a deleted tail would be noticed: in the head file beside the checkpoint
+// file (one fdatasync, see head.go), or, without a checkpoint file, in
+// the store. It becomes
+// Latest. The store's checkpoint history gets a copy every
+// checkpoint_every entries or checkpoint_interval (see checkpoint), so
+// the history stays small while every batch is signed.
+func (l *Log) signHead(ctx context.Context) error {
+	c, err := SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now())
+	if err != nil {
+		return err
+	}
+	if l.head == nil {
+		if err := l.st.PutCheckpoint(ctx, c); err != nil {
+			return err
+		}
+		l.stored = c.Size
+	} else if err := l.head.write(c.Note); err != nil {
+		return err
+	}
+	l.latest.Store(&c)
+	l.stats.checkpoints.Add(1)
+	return nil
 }
 
 // enqueue makes a batch durable on a Queue store, unsequenced.
@@ -140,8 +182,10 @@ func (l *Log) enqueue(ctx context.Context, batch []*appendReq, fail func(error))
 	}
 }
 
-// checkpoint signs the current tree, stores the checkpoint and writes the
-// checkpoint file. Failures are logged; the next trigger retries.
+// checkpoint stores a checkpoint of the current tree in the store's
+// history and the checkpoint file: the batch's signed head when there is
+// one, else a new signature. Failures are logged; the next trigger
+// retries.
 func (l *Log) checkpoint() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
 	defer cancel()
@@ -151,10 +195,15 @@ func (l *Log) checkpoint() {
 			return
 		}
 	}
-	c, err := SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now())
-	if err != nil {
-		l.log.Error("audit: checkpoint", "err", err)
-		return
+	c := l.Latest()
+	fresh := c.Note == nil || c.Size != l.tr.n
+	if fresh {
+		var err error
+		if c, err = SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now()); err != nil {
+			l.log.Error("audit: checkpoint", "err", err)
+			return
+		}
+		l.stats.checkpoints.Add(1)
 	}
 	if err := l.st.PutCheckpoint(ctx, c); err != nil {
 		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
@@ -166,7 +215,7 @@ func (l *Log) checkpoint() {
 		}
 	}
 	l.latest.Store(&c)
-	l.stats.checkpoints.Add(1)
+	l.stored = c.Size
 	l.grown.ring()
 }
 

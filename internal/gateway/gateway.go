@@ -391,7 +391,9 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		g.fail(w, c, apierr.UpstreamTimeout, "the upstream did not answer in time")
 		return
 	}
-	c.outcome = audit.OutcomeUpstreamError
+	if c.outcome == "" { // refused before sending (see rewrite) stays refused
+		c.outcome = audit.OutcomeUpstreamError
+	}
 	g.log.Warn("upstream error", "request_id", c.requestID, "route", c.route.name, "err", err)
 	g.fail(w, c, apierr.UpstreamUnavailable, "the upstream could not be reached or failed")
 }
