@@ -131,8 +131,15 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 	}
 	var ext []byte
 	if cpFile != "" {
-		ext, err = os.ReadFile(cpFile)
-		if err != nil && (f.checkpointFile != "" || !errors.Is(err, os.ErrNotExist)) {
+		if f.checkpointFile != "" {
+			if _, err := os.Stat(cpFile); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+		}
+		// The newest of the checkpoint file and the head signed after
+		// every batch (audit.checkpoint.head).
+		ext, err = audit.ReadExternal(cpFile)
+		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		if ext == nil {

@@ -87,6 +87,10 @@ type Log struct {
 	broken bool      // the store state must be reloaded before the next batch
 	stored int64     // size of the newest checkpoint in the store
 	head   *headFile // the head signed after every batch (SQLite)
+	// heads feeds headLoop, which signs and syncs heads and answers the
+	// batches (nil without a head file); headDone is closed when it ends.
+	heads    chan headJob
+	headDone chan struct{}
 
 	latest atomic.Pointer[Checkpoint]
 	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
@@ -205,6 +209,8 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			return nil, fmt.Errorf("audit: open: %w", err)
 		}
 		l.head = h
+		l.heads, l.headDone = make(chan headJob, 64), make(chan struct{})
+		go l.headLoop()
 	}
 	go l.run()
 	if l.q != nil {

@@ -51,6 +51,10 @@ func (l *Log) run() {
 			}
 			close(done)
 		case <-l.quit:
+			if l.heads != nil {
+				close(l.heads)
+				<-l.headDone
+			}
 			return
 		}
 	}
@@ -114,11 +118,21 @@ func (l *Log) commit(batch []*appendReq) {
 	l.tr = next
 	l.stats.batches.Add(1)
 	l.stats.appends.Add(int64(len(batch)))
+	if l.heads != nil && !skipBatchSigning.Load() {
+		// The head writer signs and syncs the head, then answers; this
+		// goroutine commits the next batch meanwhile (the two syncs
+		// overlap instead of adding up).
+		l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: first, batch: batch}
+		if l.tr.n-l.stored >= int64(l.cfg.CheckpointEvery) {
+			l.checkpoint()
+		}
+		return
+	}
 	if !skipBatchSigning.Load() {
 		// No acknowledged entry in an unsigned tail: the batch's tree head
-		// is signed and kept (checkpoint file, fsynced) before anyone is
-		// answered. The entries are durable either way; if the head cannot
-		// be kept the appends fail and their callers fail closed.
+		// is signed and kept before anyone is answered. The entries are
+		// durable either way; if the head cannot be kept the appends fail
+		// and their callers fail closed.
 		if err := l.signHead(ctx); err != nil {
 			l.log.Error("audit: signing the batch's checkpoint failed", "size", l.tr.n, "err", err)
 			fail(fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", first, l.tr.n, err))
@@ -132,6 +146,72 @@ func (l *Log) commit(batch []*appendReq) {
 	l.grown.ring()
 	if l.tr.n-l.stored >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
+	}
+}
+
+// headJob is a committed batch waiting for its signed head.
+type headJob struct {
+	size  int64
+	root  tlog.Hash
+	first int64
+	batch []*appendReq
+}
+
+// headLoop keeps the heads of committed batches in the head file and
+// answers their appends once the head covering them is durable. Jobs
+// that queued up meanwhile share one signature and one sync: the newest
+// head covers them all.
+func (l *Log) headLoop() {
+	defer close(l.headDone)
+	for j := range l.heads {
+		jobs := []headJob{j}
+	drain:
+		for {
+			select {
+			case j, ok := <-l.heads:
+				if !ok {
+					break drain
+				}
+				jobs = append(jobs, j)
+			default:
+				break drain
+			}
+		}
+		last := jobs[len(jobs)-1]
+		c, err := SignCheckpoint(l.signer, last.size, last.root, l.now())
+		if err == nil {
+			err = l.head.write(c.Note)
+		}
+		if err == nil {
+			l.setLatest(c)
+			l.stats.checkpoints.Add(1)
+		} else {
+			l.log.Error("audit: signing the batch's checkpoint failed", "size", last.size, "err", err)
+			l.stats.failures.Add(1)
+		}
+		for _, j := range jobs {
+			for i, r := range j.batch {
+				if err != nil {
+					r.done <- appendRes{err: fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", j.first, j.size, err)}
+				} else {
+					r.done <- appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}}
+				}
+			}
+		}
+		l.grown.ring()
+	}
+}
+
+// setLatest makes c the latest checkpoint unless a larger one is.
+func (l *Log) setLatest(c Checkpoint) {
+	for {
+		cur := l.latest.Load()
+		if cur != nil && cur.Size > c.Size {
+			return
+		}
+		if l.latest.CompareAndSwap(cur, &c) {
+			return
+		}
 	}
 }
 
@@ -214,7 +294,7 @@ func (l *Log) checkpoint() {
 			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
 		}
 	}
-	l.latest.Store(&c)
+	l.setLatest(c)
 	l.stored = c.Size
 	l.grown.ring()
 }
