@@ -58,6 +58,73 @@ func startServe(t *testing.T, cfgPath, adminAddr string) *exec.Cmd {
 	return nil
 }
 
+// crashConfig writes the config of an anonymous gateway with one OpenAI
+// route to upstream (plus extra YAML) in a new directory; the data dir
+// is dir/data.
+func crashConfig(t *testing.T, upstream, extra string) (dir, gwAddr, adminAddr, cfgPath string) {
+	t.Helper()
+	dir = t.TempDir()
+	gwAddr, adminAddr = freeAddr(t), freeAddr(t)
+	cfgPath = filepath.Join(dir, "warden.yaml")
+	cfg := fmt.Sprintf(`listen: %s
+admin_listen: %s
+data_dir: %s
+allow_anonymous: true
+routes:
+  - name: openai
+    path_prefix: /v1/
+    upstream: %s
+    profile: openai
+%s`, gwAddr, adminAddr, filepath.Join(dir, "data"), upstream, extra)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, gwAddr, adminAddr, cfgPath
+}
+
+// loadAndKill sends POST /v1/chat/completions with body from workers
+// goroutines (request ids prefix-w<worker>-<n>) and kills cmd with
+// SIGKILL after d. answered, if set, gets the id of every request whose
+// caller received a response (headers at least). It returns how many requests were sent.
+func loadAndKill(cmd *exec.Cmd, gwAddr string, workers int, body, prefix string, d time.Duration, answered func(id string)) int64 {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("%s-w%d-%d", prefix, w, i)
+				req, _ := http.NewRequest("POST", "http://"+gwAddr+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("X-Request-Id", id)
+				sent.Add(1)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // killed mid-request: no response byte, no promise
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if answered != nil {
+					answered(id)
+				}
+			}
+		}()
+	}
+	time.Sleep(d)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	close(stop)
+	wg.Wait()
+	return sent.Load()
+}
+
 // TestCrashUnderLoad kills the gateway with SIGKILL under concurrent load,
 // several times. After each kill `warden verify` must pass, the gateway
 // must restart on the same data, and every request whose caller received
@@ -69,67 +136,21 @@ func TestCrashUnderLoad(t *testing.T) {
 		_, _ = w.Write([]byte(`{"object":"chat.completion","choices":[{"message":{"content":"ok"}}]}`))
 	}))
 	defer up.Close()
-	dir := t.TempDir()
-	gwAddr, adminAddr := freeAddr(t), freeAddr(t)
-	cfgPath := filepath.Join(dir, "warden.yaml")
-	cfg := fmt.Sprintf(`listen: %s
-admin_listen: %s
-data_dir: %s
-allow_anonymous: true
-routes:
-  - name: openai
-    path_prefix: /v1/
-    upstream: %s
-    profile: openai
-audit:
-  checkpoint_every: 50
-  checkpoint_interval: 200ms
-`, gwAddr, adminAddr, filepath.Join(dir, "data"), up.URL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, gwAddr, adminAddr, cfgPath := crashConfig(t, up.URL, "audit:\n  checkpoint_every: 50\n  checkpoint_interval: 200ms\n")
 
 	rounds := 4
 	if testing.Short() {
 		rounds = 2
 	}
 	var answered []string // request ids whose caller got a response
-	client := &http.Client{Timeout: 10 * time.Second}
 	for round := 0; round < rounds; round++ {
 		cmd := startServe(t, cfgPath, adminAddr)
 		var mu sync.Mutex
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					id := fmt.Sprintf("crash-r%d-w%d-%d", round, w, i)
-					req, _ := http.NewRequest("POST", "http://"+gwAddr+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
-					req.Header.Set("X-Request-Id", id)
-					resp, err := client.Do(req)
-					if err != nil {
-						continue // killed mid-request: no response byte, no promise
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					mu.Lock()
-					answered = append(answered, id)
-					mu.Unlock()
-				}
-			}()
-		}
-		time.Sleep(time.Duration(300+100*round) * time.Millisecond)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		close(stop)
-		wg.Wait()
+		loadAndKill(cmd, gwAddr, 16, `{"model":"m"}`, fmt.Sprintf("crash-r%d", round), time.Duration(300+100*round)*time.Millisecond, func(id string) {
+			mu.Lock()
+			answered = append(answered, id)
+			mu.Unlock()
+		})
 
 		out, err := exec.Command(wardenBin, "verify", "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
 		if err != nil {
@@ -197,59 +218,16 @@ func TestCrashTerminalRecords(t *testing.T) {
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	}))
 	defer up.Close()
-	dir := t.TempDir()
-	gwAddr, adminAddr := freeAddr(t), freeAddr(t)
-	cfgPath := filepath.Join(dir, "warden.yaml")
-	cfg := fmt.Sprintf(`listen: %s
-admin_listen: %s
-data_dir: %s
-allow_anonymous: true
-routes:
-  - name: openai
-    path_prefix: /v1/
-    upstream: %s
-    profile: openai
-`, gwAddr, adminAddr, filepath.Join(dir, "data"), up.URL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, gwAddr, adminAddr, cfgPath := crashConfig(t, up.URL, "")
 	rounds := 30
 	if testing.Short() {
 		rounds = 5
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	var sent atomic.Int64
+	var sent int64
 	for round := range rounds {
 		cmd := startServe(t, cfgPath, adminAddr)
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for w := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					req, _ := http.NewRequest("POST", "http://"+gwAddr+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true}`))
-					req.Header.Set("X-Request-Id", fmt.Sprintf("term-r%d-w%d-%d", round, w, i))
-					sent.Add(1)
-					resp, err := client.Do(req)
-					if err != nil {
-						continue
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}()
-		}
-		time.Sleep(time.Duration(150+(round*37)%200) * time.Millisecond)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		close(stop)
-		wg.Wait()
+		sent += loadAndKill(cmd, gwAddr, 8, `{"model":"m","stream":true}`, fmt.Sprintf("term-r%d", round),
+			time.Duration(150+(round*37)%200)*time.Millisecond, nil)
 	}
 	// One clean run: its start closes what the last crash left open.
 	cmd := startServe(t, cfgPath, adminAddr)
@@ -318,5 +296,5 @@ routes:
 	if kinds[audit.KindRequestAdmitted] == 0 || kinds[audit.KindRequestAbandoned] == 0 {
 		t.Fatalf("the test proves nothing: kinds %v", kinds)
 	}
-	t.Logf("%d crash rounds, %d requests sent, kinds %v, %d requests with a wrong terminal count", rounds, sent.Load(), kinds, bad)
+	t.Logf("%d crash rounds, %d requests sent, kinds %v, %d requests with a wrong terminal count", rounds, sent, kinds, bad)
 }
