@@ -84,9 +84,9 @@ type Log struct {
 
 	// Owned by the writer (or integrator) goroutine.
 	tr     tree
-	broken bool      // the store state must be reloaded before the next batch
-	stored int64     // size of the newest checkpoint in the store
-	head   *headFile // the head signed after every batch (SQLite)
+	broken bool         // the store state must be reloaded before the next batch
+	stored atomic.Int64 // size of the newest checkpoint in the store
+	head   *headFile    // the head signed after every batch (SQLite)
 	// heads feeds headLoop, which signs and syncs heads and answers the
 	// batches (nil without a head file); headDone is closed when it ends.
 	heads    chan headJob
@@ -306,12 +306,12 @@ func (l *Log) reload(ctx context.Context) error {
 	c, err := l.st.LatestCheckpoint(ctx)
 	switch {
 	case err == nil:
-		l.stored = c.Size
+		l.stored.Store(c.Size)
 		if cur := l.latest.Load(); cur == nil || cur.Size < c.Size || cur.Size > tr.n {
 			l.latest.Store(&c)
 		}
 	case errors.Is(err, ErrNotFound):
-		l.stored = 0
+		l.stored.Store(0)
 	default:
 		return fmt.Errorf("audit: reload: %w", err)
 	}

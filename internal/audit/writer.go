@@ -42,12 +42,14 @@ func (l *Log) run() {
 			}
 			l.commit(batch)
 		case <-tickC:
-			if l.tr.n > l.stored {
-				l.checkpoint()
+			if l.tr.n > l.stored.Load() {
+				l.historyCheckpoint(nil)
 			}
 		case done := <-ctl:
-			if l.tr.n > l.stored || l.latest.Load() == nil {
-				l.checkpoint()
+			if l.tr.n > l.stored.Load() || l.latest.Load() == nil {
+				stored := make(chan struct{})
+				l.historyCheckpoint(stored)
+				<-stored
 			}
 			close(done)
 		case <-l.quit:
@@ -122,10 +124,8 @@ func (l *Log) commit(batch []*appendReq) {
 		// The head writer signs and syncs the head, then answers; this
 		// goroutine commits the next batch meanwhile (the two syncs
 		// overlap instead of adding up).
-		l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: first, batch: batch}
-		if l.tr.n-l.stored >= int64(l.cfg.CheckpointEvery) {
-			l.checkpoint()
-		}
+		l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: first, batch: batch,
+			history: l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery)}
 		return
 	}
 	if !skipBatchSigning.Load() {
@@ -144,17 +144,38 @@ func (l *Log) commit(batch []*appendReq) {
 		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
 	}
 	l.grown.ring()
-	if l.tr.n-l.stored >= int64(l.cfg.CheckpointEvery) {
+	if l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
 	}
 }
 
-// headJob is a committed batch waiting for its signed head.
+// headJob is a committed batch waiting for its signed head (or, without
+// a batch, a request for a history checkpoint).
 type headJob struct {
 	size  int64
 	root  tlog.Hash
 	first int64
 	batch []*appendReq
+	// history asks for the head to be stored in the store's history and
+	// the checkpoint file too; stored, if set, is closed once it is.
+	history bool
+	stored  chan struct{}
+}
+
+// historyCheckpoint stores a checkpoint of the current tree in the
+// store's history: in the store itself, or through the head loop when
+// there is one, so a size never gets two different signed notes (the
+// witnesses would see two checkpoints of one size). stored, if set, is
+// closed when done.
+func (l *Log) historyCheckpoint(stored chan struct{}) {
+	if l.heads == nil {
+		l.checkpoint()
+		if stored != nil {
+			close(stored)
+		}
+		return
+	}
+	l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: l.tr.n, history: true, stored: stored}
 }
 
 // headLoop keeps the heads of committed batches in the head file and
@@ -177,19 +198,32 @@ func (l *Log) headLoop() {
 				break drain
 			}
 		}
-		last := jobs[len(jobs)-1]
-		c, err := SignCheckpoint(l.signer, last.size, last.root, l.now())
-		if err == nil {
-			err = l.head.write(c.Note)
+		last, history := jobs[len(jobs)-1], false
+		for _, j := range jobs {
+			history = history || j.history
 		}
-		if err == nil {
-			l.setLatest(c)
-			l.stats.checkpoints.Add(1)
-		} else {
-			l.log.Error("audit: signing the batch's checkpoint failed", "size", last.size, "err", err)
-			l.stats.failures.Add(1)
+		c := l.Latest()
+		var err error
+		if c.Note == nil || last.size > c.Size {
+			c, err = SignCheckpoint(l.signer, last.size, last.root, l.now())
+			if err == nil {
+				err = l.head.write(c.Note)
+			}
+			if err == nil {
+				l.setLatest(c)
+				l.stats.checkpoints.Add(1)
+			} else {
+				l.log.Error("audit: signing the batch's checkpoint failed", "size", last.size, "err", err)
+				l.stats.failures.Add(1)
+			}
+		}
+		if err == nil && history && c.Size > l.stored.Load() {
+			l.storeHistory(c)
 		}
 		for _, j := range jobs {
+			if j.stored != nil {
+				close(j.stored)
+			}
 			for i, r := range j.batch {
 				if err != nil {
 					r.done <- appendRes{err: fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", j.first, j.size, err)}
@@ -200,6 +234,24 @@ func (l *Log) headLoop() {
 		}
 		l.grown.ring()
 	}
+}
+
+// storeHistory adds the head c to the store's checkpoint history and the
+// checkpoint file (failures are logged: the head is durable in the head
+// file, and the next trigger retries).
+func (l *Log) storeHistory(c Checkpoint) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	if err := l.st.PutCheckpoint(ctx, c); err != nil {
+		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
+		return
+	}
+	if l.cfg.CheckpointFile != "" {
+		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
+			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
+		}
+	}
+	l.stored.Store(c.Size)
 }
 
 // setLatest makes c the latest checkpoint unless a larger one is.
@@ -235,7 +287,7 @@ func (l *Log) signHead(ctx context.Context) error {
 		if err := l.st.PutCheckpoint(ctx, c); err != nil {
 			return err
 		}
-		l.stored = c.Size
+		l.stored.Store(c.Size)
 	} else if err := l.head.write(c.Note); err != nil {
 		return err
 	}
@@ -295,7 +347,7 @@ func (l *Log) checkpoint() {
 		}
 	}
 	l.setLatest(c)
-	l.stored = c.Size
+	l.stored.Store(c.Size)
 	l.grown.ring()
 }
 
