@@ -206,11 +206,21 @@ func (l *Log) abandonOpen(ctx context.Context) (closedBefore int64, abandoned in
 			}
 		}
 	}
+	// Stale admissions of other instances are closed only by the replica
+	// holding the integrator's lock, so two replicas starting together
+	// cannot both close the same one.
+	leading := l.q == nil
+	if l.q != nil {
+		var lerr error
+		if leading, lerr = l.q.Lead(ctx); lerr != nil {
+			l.log.Warn("audit: abandon: could not take the integrator lock; closing only this instance's admissions", "err", lerr)
+		}
+	}
 	open := o.list()
 	closedBefore = size
 	now := l.now()
 	for _, r := range open {
-		mine := l.q == nil || r.Instance == l.instance || now.Sub(r.Time) > l.cfg.AbandonAfter
+		mine := l.q == nil || r.Instance == l.instance || (leading && now.Sub(r.Time) > l.cfg.AbandonAfter)
 		if !mine {
 			if r.Seq < closedBefore {
 				closedBefore = r.Seq
