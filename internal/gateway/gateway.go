@@ -391,9 +391,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		g.fail(w, c, apierr.UpstreamTimeout, "the upstream did not answer in time")
 		return
 	}
-	if c.outcome == "" { // refused before sending (see rewrite) stays refused
-		c.outcome = audit.OutcomeUpstreamError
-	}
+	c.outcome = audit.OutcomeUpstreamError
 	g.log.Warn("upstream error", "request_id", c.requestID, "route", c.route.name, "err", err)
 	g.fail(w, c, apierr.UpstreamUnavailable, "the upstream could not be reached or failed")
 }
