@@ -236,15 +236,15 @@ func (l *Log) headLoop() {
 	}
 }
 
-// storeHistory adds the head c to the store's checkpoint history and the
-// checkpoint file (failures are logged: the head is durable in the head
-// file, and the next trigger retries).
-func (l *Log) storeHistory(c Checkpoint) {
+// storeHistory adds c to the store's checkpoint history and the
+// checkpoint file; it reports whether the store took it (failures are
+// logged, and the next trigger retries).
+func (l *Log) storeHistory(c Checkpoint) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
 	defer cancel()
 	if err := l.st.PutCheckpoint(ctx, c); err != nil {
 		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
-		return
+		return false
 	}
 	if l.cfg.CheckpointFile != "" {
 		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
@@ -252,6 +252,7 @@ func (l *Log) storeHistory(c Checkpoint) {
 		}
 	}
 	l.stored.Store(c.Size)
+	return true
 }
 
 // setLatest makes c the latest checkpoint unless a larger one is.
@@ -337,17 +338,10 @@ func (l *Log) checkpoint() {
 		}
 		l.stats.checkpoints.Add(1)
 	}
-	if err := l.st.PutCheckpoint(ctx, c); err != nil {
-		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
+	if !l.storeHistory(c) {
 		return
 	}
-	if l.cfg.CheckpointFile != "" {
-		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
-			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
-		}
-	}
 	l.setLatest(c)
-	l.stored.Store(c.Size)
 	l.grown.ring()
 }
 
