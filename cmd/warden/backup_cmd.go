@@ -134,7 +134,8 @@ func runBackup(ctx context.Context, src dataFiles, dst string, stdout, stderr io
 	start := time.Now()
 	// The checkpoint file first: the database snapshot taken after it is
 	// at least as long, so the copy verifies against it.
-	for _, f := range []struct{ from, to string }{{src.checkpoint, to.checkpoint}, {src.signer, to.signer}, {src.verifier, to.verifier}} {
+	for _, f := range []struct{ from, to string }{{src.checkpoint, to.checkpoint}, {audit.HeadPath(src.checkpoint), audit.HeadPath(to.checkpoint)},
+		{src.signer, to.signer}, {src.verifier, to.verifier}} {
 		if err := copyFile(f.from, f.to, true); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("backup: %w", err)}
 		}
@@ -169,7 +170,7 @@ func (d dataFiles) handled(path string) bool {
 			return true
 		}
 	}
-	return path == d.checkpoint || path == d.signer || path == d.verifier
+	return path == d.checkpoint || path == audit.HeadPath(d.checkpoint) || path == d.signer || path == d.verifier
 }
 
 var sqliteHeader = []byte("SQLite format 3\x00")

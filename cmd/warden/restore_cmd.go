@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -89,9 +90,16 @@ func runRestore(ctx context.Context, from string, dst dataFiles, force bool, std
 	if err := restoreRest(ctx, src, dst); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("restore: %w", err)}
 	}
-	// The checkpoint last: it must never be ahead of the database.
-	if err := copyFile(src.checkpoint, dst.checkpoint, true); err != nil {
+	// The checkpoint and head last: they must never be ahead of the
+	// database. A head left from the replaced log goes (kept aside above
+	// when it was ahead).
+	if err := os.Remove(audit.HeadPath(dst.checkpoint)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return &exitError{code: 2, err: fmt.Errorf("restore: %w", err)}
+	}
+	for _, f := range []struct{ from, to string }{{src.checkpoint, dst.checkpoint}, {audit.HeadPath(src.checkpoint), audit.HeadPath(dst.checkpoint)}} {
+		if err := copyFile(f.from, f.to, true); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("restore: %w", err)}
+		}
 	}
 	fmt.Fprintf(stdout, "restored into %s; verifying it\n", dst.dataDir)
 	vf := verifyFlags{dataDir: dst.dataDir, db: dst.auditDB, key: dst.verifier, checkpointFile: dst.checkpoint}
@@ -104,8 +112,9 @@ func runRestore(ctx context.Context, from string, dst dataFiles, force bool, std
 // keepNewerCheckpoint moves the target's checkpoint file aside when it is
 // ahead of the backup's, and says what the restore loses.
 func keepNewerCheckpoint(src, dst dataFiles, stdout io.Writer) error {
-	cur, err := os.ReadFile(dst.checkpoint)
-	if err != nil {
+	// The newer of the checkpoint file and the head signed per batch.
+	cur, err := audit.ReadExternal(dst.checkpoint)
+	if err != nil || cur == nil {
 		return nil // no checkpoint file: nothing to compare
 	}
 	v, err := audit.LoadVerifier(src.verifier)
@@ -127,7 +136,10 @@ func keepNewerCheckpoint(src, dst dataFiles, stdout io.Writer) error {
 		return nil
 	}
 	aside := fmt.Sprintf("%s.before-restore-%d", dst.checkpoint, time.Now().Unix())
-	if err := os.Rename(dst.checkpoint, aside); err != nil {
+	if err := os.WriteFile(aside, cur, 0o644); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := os.Remove(dst.checkpoint); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore: %w", err)
 	}
 	fmt.Fprintf(stdout, "WARNING: the log in %s reached %d entries; the backup ends at %d. Entries [%d, %d) are lost by this restore.\n"+

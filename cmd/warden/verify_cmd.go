@@ -131,8 +131,15 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 	}
 	var ext []byte
 	if cpFile != "" {
-		ext, err = os.ReadFile(cpFile)
-		if err != nil && (f.checkpointFile != "" || !errors.Is(err, os.ErrNotExist)) {
+		if f.checkpointFile != "" {
+			if _, err := os.Stat(cpFile); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+		}
+		// The newest of the checkpoint file and the head signed after
+		// every batch (audit.checkpoint.head).
+		ext, err = audit.ReadExternal(cpFile)
+		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		if ext == nil {
@@ -155,6 +162,9 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		}
 	}
 	if err := reportUnverifiedStarts(ctx, st, stdout); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := reportOpenRequests(ctx, st, rep.Size, stdout); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if f.export != "" {
@@ -230,6 +240,28 @@ func reportUnverifiedStarts(ctx context.Context, st audit.Store, w io.Writer) er
 					e.Seq, e.Time.Format(time.RFC3339), e.Details["witness_divergence"])
 			}
 		}
+	}
+	return nil
+}
+
+// maxOpenListed caps the open request ids verify prints.
+const maxOpenListed = 20
+
+// reportOpenRequests prints the admissions without a terminal entry: on a
+// stopped gateway there are none (a start closes what a crash left open
+// with request.abandoned); on a running one, its requests in flight.
+func reportOpenRequests(ctx context.Context, st audit.Store, size int64, w io.Writer) error {
+	open, err := audit.OpenRequests(ctx, st, 0, size)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "open requests: %d (admitted without request.completed or request.abandoned; in flight if the gateway is running)\n", len(open))
+	for i, r := range open {
+		if i == maxOpenListed {
+			fmt.Fprintf(w, "  … and %d more\n", len(open)-maxOpenListed)
+			break
+		}
+		fmt.Fprintf(w, "  entry %d: request %s, instance %s, admitted %s\n", r.Seq, r.RequestID, r.Instance, r.Time.Format(time.RFC3339Nano))
 	}
 	return nil
 }

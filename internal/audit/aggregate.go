@@ -93,17 +93,22 @@ type Aggregate struct {
 // The log keeps the counts of every whole chunk of entries it has read
 // (entries never change), so repeated counts over the same period read
 // only the chunks at its edges.
+//
+// The tree counted over is the log's newest signed head (signed after
+// every batch), so everything acknowledged is counted.
 func (l *Log) Aggregate(ctx context.Context, q AggregateQuery) (Aggregate, error) {
-	return aggregate(ctx, l.st, q, &l.agg)
+	return aggregate(ctx, l.st, q, &l.agg, l.Latest())
 }
 
 // AggregateStore is Log.Aggregate on a store (for offline use), without
 // the cache.
 func AggregateStore(ctx context.Context, st Store, q AggregateQuery) (Aggregate, error) {
-	return aggregate(ctx, st, q, nil)
+	return aggregate(ctx, st, q, nil, Checkpoint{})
 }
 
-func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCache) (Aggregate, error) {
+// aggregate counts over head, or over the store's latest checkpoint when
+// that is newer (another replica signed it, or head is zero).
+func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCache, head Checkpoint) (Aggregate, error) {
 	for _, d := range q.By {
 		if !slices.Contains(AggregateDimensions, d) {
 			return Aggregate{}, fmt.Errorf("audit: aggregate: unknown dimension %q (want one of %v)", d, AggregateDimensions)
@@ -116,9 +121,14 @@ func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCach
 	cp, err := st.LatestCheckpoint(ctx)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return out, nil
 	case err != nil:
 		return Aggregate{}, fmt.Errorf("audit: aggregate: %w", err)
+	}
+	if head.Size > cp.Size {
+		cp = head
+	}
+	if cp.Note == nil {
+		return out, nil
 	}
 	out.Checkpoint = cp
 	start := int64(0)

@@ -51,6 +51,13 @@ type Config struct {
 	// StartupVerifyWindow is the number of recent entries verified at
 	// start with startup_verify: recent. Default 100000.
 	StartupVerifyWindow int64 `yaml:"startup_verify_window"`
+	// AbandonAfter: on a store shared by replicas (PostgreSQL), an
+	// admission of another instance without a terminal entry is recorded
+	// as request.abandoned at start-up only once it is older than this
+	// (it may be in flight on a live replica until then). Admissions of
+	// this instance, and every open admission on SQLite, are abandoned at
+	// once. Default 1h; must exceed the longest request.
+	AbandonAfter time.Duration `yaml:"abandon_after"`
 	// KeyName is the key name (checkpoint origin) used when a key is
 	// created. Default "warden-audit".
 	KeyName string `yaml:"key_name"`
@@ -79,6 +86,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.StartupVerifyWindow == 0 {
 		c.StartupVerifyWindow = 100_000
+	}
+	if c.AbandonAfter == 0 {
+		c.AbandonAfter = time.Hour
 	}
 	if c.KeyName == "" {
 		c.KeyName = DefaultKeyName
@@ -125,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StartupVerifyWindow < 0 {
 		errs = append(errs, field.Errorf("startup_verify_window", "must be >= 0"))
+	}
+	if c.AbandonAfter <= 0 {
+		errs = append(errs, field.Errorf("abandon_after", "must be > 0"))
 	}
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, field.Errorf("write_timeout", "must be > 0"))

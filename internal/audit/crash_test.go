@@ -3,6 +3,8 @@ package audit_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/sqlite"
@@ -61,6 +64,49 @@ func crashChild(dir string) {
 	select {}
 }
 
+// crashOnce runs crashChild on dir and kills it with SIGKILL after n
+// acknowledged appends; it adds every acknowledged (seq, id) to acked.
+func crashOnce(t *testing.T, dir string, n int, acked map[int64]string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "WARDEN_AUDIT_CRASH_CHILD="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	got := 0
+	for sc.Scan() {
+		var seq int64
+		var id string
+		if _, err := fmt.Sscanf(sc.Text(), "%d %s", &seq, &id); err != nil {
+			t.Fatalf("child output %q: %v", sc.Text(), err)
+		}
+		acked[seq] = id
+		got++
+		if got == n {
+			cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	for sc.Scan() { // drain whatever was acknowledged before the kill
+		var seq int64
+		var id string
+		if _, err := fmt.Sscanf(sc.Text(), "%d %s", &seq, &id); err == nil {
+			acked[seq] = id
+		}
+	}
+	cmd.Wait()
+	if got < n {
+		t.Fatalf("child stopped after %d appends: %s", got, stderr.String())
+	}
+}
+
 // TestCrashReopen kills a process that is appending from many goroutines
 // (SIGKILL, mid-batch) several times; after each kill the store opens
 // cleanly (verification passes) and every acknowledged append is there.
@@ -71,52 +117,20 @@ func TestCrashReopen(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[int64]string{}
 	for round := 0; round < 4; round++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "WARDEN_AUDIT_CRASH_CHILD="+dir)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		n := 0
 		// Kill after a number of acknowledgements that varies by round,
 		// so the kill lands at different points of a batch.
-		for sc.Scan() {
-			var seq int64
-			var id string
-			if _, err := fmt.Sscanf(sc.Text(), "%d %s", &seq, &id); err != nil {
-				t.Fatalf("child output %q: %v", sc.Text(), err)
-			}
-			acked[seq] = id
-			n++
-			if n == 300+round*137 {
-				cmd.Process.Signal(syscall.SIGKILL)
-				break
-			}
-		}
-		for sc.Scan() { // drain whatever was acknowledged before the kill
-			var seq int64
-			var id string
-			if _, err := fmt.Sscanf(sc.Text(), "%d %s", &seq, &id); err == nil {
-				acked[seq] = id
-			}
-		}
-		cmd.Wait()
-		if n < 300+round*137 {
-			t.Fatalf("round %d: child stopped after %d appends: %s", round, n, stderr.String())
-		}
+		crashOnce(t, dir, 300+round*137, acked)
 
 		// Offline verification, then start-up, then every ack present.
 		st, err := sqlite.Open(context.Background(), dir+"/audit.db")
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := audit.Verify(context.Background(), st, mustVerifier(t, dir), audit.VerifyOptions{External: readFile(t, dir+"/audit.checkpoint"), SingleWriter: true})
+		ext, err := audit.ReadExternal(dir + "/audit.checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Verify(context.Background(), st, mustVerifier(t, dir), audit.VerifyOptions{External: ext, SingleWriter: true})
 		if err != nil {
 			t.Fatalf("round %d: verify after SIGKILL: %v", round, err)
 		}
@@ -128,6 +142,12 @@ func TestCrashReopen(t *testing.T) {
 			e, err := audit.ParseEntry(seq, recs[0].Data)
 			if err != nil || e.ID != id {
 				t.Fatalf("round %d: entry %d is %v (%v), acknowledged as %s", round, seq, e, err, id)
+			}
+		}
+		// Every acknowledged entry is covered by the signed head.
+		for seq := range acked {
+			if seq >= rep.Latest.Size {
+				t.Fatalf("round %d: acknowledged entry %d is beyond the signed head %d", round, seq, rep.Latest.Size)
 			}
 		}
 		st.Close()
@@ -151,4 +171,78 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestTamperDeleteTailAfterCrash is the second attack: after a
+// crash, delete the entries the store's own checkpoints do not cover
+// (with their tree hashes), which used to leave a store that verified.
+// The head signed after every batch covers every acknowledged entry, so
+// Verify and Open refuse the shortened store. Deleting the head file as
+// well leaves the checkpoint file's older head: then only a witness that
+// cosigned a later head catches it (cmd/warden TestWitnessTamper*).
+func TestTamperDeleteTailAfterCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test spawns processes")
+	}
+	dir := t.TempDir()
+	acked := map[int64]string{}
+	crashOnce(t, dir, 400, acked)
+	db, err := sql.Open("sqlite", "file:"+dir+"/audit.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var signed int64
+	if err := db.QueryRow("SELECT max(size) FROM checkpoints").Scan(&signed); err != nil {
+		t.Fatal(err)
+	}
+	var maxAcked int64
+	for seq := range acked {
+		maxAcked = max(maxAcked, seq)
+	}
+	if maxAcked < signed {
+		t.Skipf("the crash left no entries beyond the store's checkpoint %d; nothing to delete", signed)
+	}
+	mustExec(t, db, dropTriggers, fmt.Sprintf("DELETE FROM entries WHERE seq >= %d", signed),
+		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(signed)))
+	db.Close()
+
+	verify := func() error {
+		st, err := sqlite.Open(context.Background(), dir+"/audit.db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ext, err := audit.ReadExternal(dir + "/audit.checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = audit.Verify(context.Background(), st, mustVerifier(t, dir), audit.VerifyOptions{External: ext, SingleWriter: true})
+		return err
+	}
+	var d *audit.Divergence
+	if err := verify(); !errors.As(err, &d) || !strings.Contains(d.Msg, "the store was truncated or rolled back") || d.Seq != signed || d.CheckpointSize <= maxAcked {
+		t.Fatalf("tail of %d acknowledged entries deleted after a crash: Verify = %v", maxAcked+1-signed, err)
+	}
+	cfg := audit.Config{}
+	cfg.SetDefaults()
+	cfg.Resolve(dir)
+	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "crash-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := audit.Open(context.Background(), st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler))); !errors.As(err, &d) {
+		t.Fatalf("Open on the shortened store = %v, want a divergence", err)
+	}
+	// The limit, stated: without the head file the older checkpoint file
+	// is all that is left outside the store.
+	os.Remove(audit.HeadPath(dir + "/audit.checkpoint"))
+	if err := verify(); err != nil {
+		t.Logf("without the head file: %v", err)
+	}
 }

@@ -44,9 +44,12 @@ const followChunk = 500
 
 // FollowOptions tune Follow.
 type FollowOptions struct {
-	// Signed yields only entries a stored checkpoint covers (the export
+	// Signed yields only entries a signed checkpoint covers (the export
 	// sends checkpoints with the events; an entry beyond every checkpoint
-	// waits for the next one). Otherwise every committed entry is yielded.
+	// waits for the next one). Log.Follow knows the head signed after
+	// every batch; Follow on a store alone only the store's checkpoint
+	// history (checkpoint_every, checkpoint_interval). Otherwise every
+	// committed entry is yielded.
 	Signed bool
 	// Poll is how often to re-read the store without a wake-up (default
 	// DefaultFollowPoll).
@@ -54,6 +57,10 @@ type FollowOptions struct {
 	// Wake, when set, signals that the store may have grown (Log.Follow
 	// sets it to the log's commit notification).
 	Wake func() <-chan struct{}
+
+	// head, set by Log.Follow, is the size of the newest signed head
+	// (signed after every batch, ahead of the store's history).
+	head func() int64
 }
 
 // Follow yields the committed entries of st in sequence order from seq
@@ -83,6 +90,9 @@ func Follow(ctx context.Context, st Store, from int64, opt FollowOptions) iter.S
 				wake = opt.Wake()
 			}
 			end, err := followEnd(ctx, st, opt.Signed)
+			if opt.Signed && opt.head != nil {
+				end = max(end, opt.head())
+			}
 			if err != nil {
 				yield(nil, err)
 				return
@@ -148,6 +158,7 @@ func (l *Log) Follow(ctx context.Context, from int64, opt FollowOptions) iter.Se
 	if opt.Wake == nil {
 		opt.Wake = l.grown.wait
 	}
+	opt.head = func() int64 { return l.Latest().Size }
 	return Follow(ctx, l.st, from, opt)
 }
 

@@ -70,31 +70,44 @@ func TestFollow(t *testing.T) {
 }
 
 // TestFollowStore: a follower of the store alone (another process's
-// view) finds new entries by polling; with Signed it stops at the latest
-// checkpoint.
+// view) finds new entries by polling; with Signed it stops at the store's
+// latest checkpoint, while Log.Follow knows the head signed after every
+// batch and yields everything acknowledged.
 func TestFollowStore(t *testing.T) {
 	e := newEnv(t, func(c *audit.Config) { c.CheckpointEvery = 1 << 20; c.CheckpointInterval = time.Hour })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	appendN(t, e.log, 4)
-	signed := e.log.Latest().Size
-	var n int64
-	sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	for en, err := range audit.Follow(sctx, e.st, 0, audit.FollowOptions{Signed: true, Poll: 10 * time.Millisecond}) {
-		if err != nil {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatal(err)
-			}
-			break
-		}
-		if en.Seq >= signed {
-			t.Fatalf("signed follower yielded seq %d beyond checkpoint %d", en.Seq, signed)
-		}
-		n++
+	stored, err := e.st.LatestCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	count := func(seq func(func(*audit.Entry, error) bool)) (n int64) {
+		for en, err := range seq {
+			if err != nil {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatal(err)
+				}
+				break
+			}
+			if en.Seq != n {
+				t.Fatalf("follower yielded seq %d, want %d", en.Seq, n)
+			}
+			n++
+		}
+		return n
+	}
+	sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	n := count(audit.Follow(sctx, e.st, 0, audit.FollowOptions{Signed: true, Poll: 10 * time.Millisecond}))
 	scancel()
-	if n != signed {
-		t.Fatalf("signed follower yielded %d entries, want %d", n, signed)
+	if n != stored.Size || n != 1 {
+		t.Fatalf("signed store follower yielded %d entries, want %d (the store's checkpoint: gateway.started)", n, stored.Size)
+	}
+	sctx, scancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	n = count(e.log.Follow(sctx, 0, audit.FollowOptions{Signed: true, Poll: 10 * time.Millisecond}))
+	scancel()
+	if n != 5 {
+		t.Fatalf("signed log follower yielded %d entries, want all 5 acknowledged", n)
 	}
 	for en, err := range audit.Follow(ctx, e.st, 0, audit.FollowOptions{Poll: 10 * time.Millisecond}) {
 		if err != nil {
@@ -120,15 +133,37 @@ func TestFollowStore(t *testing.T) {
 	}
 }
 
-// TestWaitCheckpoint: it returns at once for a covered entry, waits for
-// the checkpoint of a new one, and gives up with its context.
+// TestWaitCheckpoint: an acknowledged entry is covered by a signed
+// checkpoint at once (every batch is signed before it is acknowledged);
+// with that switched off (to measure its cost), WaitCheckpoint waits for
+// the next checkpoint and gives up with its context.
 func TestWaitCheckpoint(t *testing.T) {
 	e := newEnv(t, func(c *audit.Config) { c.CheckpointEvery = 1 << 20; c.CheckpointInterval = time.Hour })
 	ctx := context.Background()
-	c, err := e.log.WaitCheckpoint(ctx, 0)
-	if err != nil || c.Size < 1 {
-		t.Fatalf("WaitCheckpoint(0) = %v, %v", c.Size, err)
+	for i := range 5 {
+		ref, err := e.log.Append(ctx, request(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := e.log.Latest(); c.Size <= ref.Seq {
+			t.Fatalf("entry %d acknowledged in an unsigned tail (latest checkpoint %d)", ref.Seq, c.Size)
+		}
+		short, cancel := context.WithTimeout(ctx, time.Millisecond)
+		c, err := e.log.WaitCheckpoint(short, ref.Seq)
+		cancel()
+		if err != nil || c.Size <= ref.Seq {
+			t.Fatalf("WaitCheckpoint(%d) = %d, %v", ref.Seq, c.Size, err)
+		}
+		if _, err := audit.OpenCheckpoint(c.Note, e.ver); err != nil {
+			t.Fatal(err)
+		}
+		file, err := audit.ReadExternal(e.cfg.CheckpointFile)
+		if err != nil || string(file) != string(c.Note) {
+			t.Fatalf("the head file does not hold the head: %v", err)
+		}
 	}
+
+	defer audit.SetSignEveryBatch(false)()
 	ref, err := e.log.Append(ctx, request(1))
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func TestIndexerOverflow(t *testing.T) {
 	t.Cleanup(func() { audit.IndexerMaxPending = old })
 	e := newEnv(t, nil)
 	appendN(t, e.log, 50)
-	got, err := e.log.Search(context.Background(), audit.Query{Kind: audit.KindRequestAdmitted, Limit: 1000})
+	got, err := e.log.Search(context.Background(), audit.Query{Kind: request(0).Kind, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +84,13 @@ type Log struct {
 
 	// Owned by the writer (or integrator) goroutine.
 	tr     tree
-	broken bool // the store state must be reloaded before the next batch
+	broken bool         // the store state must be reloaded before the next batch
+	stored atomic.Int64 // size of the newest checkpoint in the store
+	head   *headFile    // the head signed after every batch (SQLite)
+	// heads feeds headLoop, which signs and syncs heads and answers the
+	// batches (nil without a head file); headDone is closed when it ends.
+	heads    chan headJob
+	headDone chan struct{}
 
 	latest atomic.Pointer[Checkpoint]
 	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
@@ -142,13 +146,11 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 
 	var external []byte
 	if cfg.CheckpointFile != "" {
-		b, err := os.ReadFile(cfg.CheckpointFile)
-		switch {
-		case err == nil:
-			external = b
-		case !errors.Is(err, fs.ErrNotExist):
+		b, err := ReadExternal(cfg.CheckpointFile)
+		if err != nil {
 			return nil, fmt.Errorf("audit: open: %w", err)
 		}
+		external = b
 	}
 	vopt := VerifyOptions{External: external, SingleWriter: l.q == nil}
 	if cfg.StartupVerify == "recent" {
@@ -177,6 +179,15 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		return nil, fmt.Errorf("audit: open: %w", verr)
 	}
 	l.openReport, l.openErr = rep, verr
+	if verr == nil && external != nil {
+		// The file's head (signed after the last batch) joins the store's
+		// history, so proofs and witnesses can use it.
+		if c, err := OpenCheckpoint(external, verifier); err == nil {
+			if err := st.PutCheckpoint(ctx, c); err != nil && !errors.Is(err, ErrConflict) {
+				return nil, fmt.Errorf("audit: open: store the checkpoint file's head: %w", err)
+			}
+		}
+	}
 	if verr != nil {
 		// Appending is only possible if nothing beyond the entries is in
 		// the way (hashes left by entries deleted from the tail).
@@ -191,6 +202,15 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 
 	if err := l.reload(ctx); err != nil {
 		return nil, err
+	}
+	if l.q == nil && cfg.CheckpointFile != "" {
+		h, err := openHeadFile(HeadPath(cfg.CheckpointFile))
+		if err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+		l.head = h
+		l.heads, l.headDone = make(chan headJob, 64), make(chan struct{})
+		go l.headLoop()
 	}
 	go l.run()
 	if l.q != nil {
@@ -207,6 +227,18 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 	}
 	if div != nil {
 		details["divergence"] = div.Msg
+	}
+	if verr == nil {
+		closedBefore, abandoned, err := l.abandonOpen(ctx)
+		if err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("audit: open: close requests a crash left open: %w", err)
+		}
+		details[detailClosedBefore], details["abandoned"] = closedBefore, abandoned
+	} else {
+		// A store that does not verify may miss records: pairing is not
+		// attempted, and without closed_before the next start scans all.
+		l.log.Warn("audit: unverified start: admissions a crash left open are not closed this time")
 	}
 	for k, v := range l.startDetails {
 		if _, ok := details[k]; !ok {
@@ -274,8 +306,12 @@ func (l *Log) reload(ctx context.Context) error {
 	c, err := l.st.LatestCheckpoint(ctx)
 	switch {
 	case err == nil:
-		l.latest.Store(&c)
+		l.stored.Store(c.Size)
+		if cur := l.latest.Load(); cur == nil || cur.Size < c.Size || cur.Size > tr.n {
+			l.latest.Store(&c)
+		}
 	case errors.Is(err, ErrNotFound):
+		l.stored.Store(0)
 	default:
 		return fmt.Errorf("audit: reload: %w", err)
 	}
@@ -413,6 +449,9 @@ func (l *Log) Close(ctx context.Context) error {
 	close(l.quit)
 	<-l.done
 	<-l.idone
+	if l.head != nil {
+		l.head.close()
+	}
 	if err != nil {
 		return fmt.Errorf("audit: close: record stop: %w", err)
 	}

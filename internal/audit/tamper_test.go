@@ -171,7 +171,7 @@ func TestTamper(t *testing.T) {
 			tamper: func(t *testing.T, e *env, db *sql.DB) {
 				mustExec(t, db, dropTriggers, "DELETE FROM entries WHERE seq >= 45")
 			},
-			wantSeq: 45, wantCP: 50, want: "store has 45 entries but checkpoint 6 says 50: the log was truncated",
+			wantSeq: 45, wantCP: 50, want: "store has 45 entries but the checkpoint file says 50: the store was truncated or rolled back",
 			noContinue: true,
 		},
 		{
@@ -257,13 +257,6 @@ func TestTamper(t *testing.T) {
 					"UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE size = 21), hash = (SELECT hash FROM checkpoints WHERE size = 21) WHERE size = 41")
 			},
 			wantSeq: -1, wantCP: 41, want: "checkpoint 5: the stored row says size 41 but its signed note is for size 21: the checkpoint was replaced",
-		},
-		{
-			name: "latest checkpoints removed",
-			tamper: func(t *testing.T, e *env, db *sql.DB) {
-				mustExec(t, db, dropTriggers, "DELETE FROM checkpoints WHERE size > 21")
-			},
-			wantSeq: -1, wantCP: 50, want: "the store's latest checkpoint has size 21 but the checkpoint file has size 50",
 		},
 		{
 			name: "checkpoint forged with another key",

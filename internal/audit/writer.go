@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -41,15 +42,21 @@ func (l *Log) run() {
 			}
 			l.commit(batch)
 		case <-tickC:
-			if l.tr.n > l.Latest().Size {
-				l.checkpoint()
+			if l.tr.n > l.stored.Load() {
+				l.historyCheckpoint(nil)
 			}
 		case done := <-ctl:
-			if l.tr.n > l.Latest().Size || l.latest.Load() == nil {
-				l.checkpoint()
+			if l.tr.n > l.stored.Load() || l.latest.Load() == nil {
+				stored := make(chan struct{})
+				l.historyCheckpoint(stored)
+				<-stored
 			}
 			close(done)
 		case <-l.quit:
+			if l.heads != nil {
+				close(l.heads)
+				<-l.headDone
+			}
 			return
 		}
 	}
@@ -113,13 +120,181 @@ func (l *Log) commit(batch []*appendReq) {
 	l.tr = next
 	l.stats.batches.Add(1)
 	l.stats.appends.Add(int64(len(batch)))
+	if l.heads != nil && !skipBatchSigning.Load() {
+		// The head writer signs and syncs the head, then answers; this
+		// goroutine commits the next batch meanwhile (the two syncs
+		// overlap instead of adding up).
+		l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: first, batch: batch,
+			history: l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery)}
+		return
+	}
+	if !skipBatchSigning.Load() {
+		// No acknowledged entry in an unsigned tail: the batch's tree head
+		// is signed and kept before anyone is answered. The entries are
+		// durable either way; if the head cannot be kept the appends fail
+		// and their callers fail closed.
+		if err := l.signHead(ctx); err != nil {
+			l.log.Error("audit: signing the batch's checkpoint failed", "size", l.tr.n, "err", err)
+			fail(fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", first, l.tr.n, err))
+			l.grown.ring()
+			return
+		}
+	}
 	for i, r := range batch {
 		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
 	}
 	l.grown.ring()
-	if l.tr.n-l.Latest().Size >= int64(l.cfg.CheckpointEvery) {
+	if l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
 	}
+}
+
+// headJob is a committed batch waiting for its signed head (or, without
+// a batch, a request for a history checkpoint).
+type headJob struct {
+	size  int64
+	root  tlog.Hash
+	first int64
+	batch []*appendReq
+	// history asks for the head to be stored in the store's history and
+	// the checkpoint file too; stored, if set, is closed once it is.
+	history bool
+	stored  chan struct{}
+}
+
+// historyCheckpoint stores a checkpoint of the current tree in the
+// store's history: in the store itself, or through the head loop when
+// there is one, so a size never gets two different signed notes (the
+// witnesses would see two checkpoints of one size). stored, if set, is
+// closed when done.
+func (l *Log) historyCheckpoint(stored chan struct{}) {
+	if l.heads == nil {
+		l.checkpoint()
+		if stored != nil {
+			close(stored)
+		}
+		return
+	}
+	l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: l.tr.n, history: true, stored: stored}
+}
+
+// headLoop keeps the heads of committed batches in the head file and
+// answers their appends once the head covering them is durable. Jobs
+// that queued up meanwhile share one signature and one sync: the newest
+// head covers them all.
+func (l *Log) headLoop() {
+	defer close(l.headDone)
+	for j := range l.heads {
+		jobs := []headJob{j}
+	drain:
+		for {
+			select {
+			case j, ok := <-l.heads:
+				if !ok {
+					break drain
+				}
+				jobs = append(jobs, j)
+			default:
+				break drain
+			}
+		}
+		last, history := jobs[len(jobs)-1], false
+		for _, j := range jobs {
+			history = history || j.history
+		}
+		c := l.Latest()
+		var err error
+		if c.Note == nil || last.size > c.Size {
+			c, err = SignCheckpoint(l.signer, last.size, last.root, l.now())
+			if err == nil {
+				err = l.head.write(c.Note)
+			}
+			if err == nil {
+				l.setLatest(c)
+				l.stats.checkpoints.Add(1)
+			} else {
+				l.log.Error("audit: signing the batch's checkpoint failed", "size", last.size, "err", err)
+				l.stats.failures.Add(1)
+			}
+		}
+		if err == nil && history && c.Size > l.stored.Load() {
+			l.storeHistory(c)
+		}
+		for _, j := range jobs {
+			if j.stored != nil {
+				close(j.stored)
+			}
+			for i, r := range j.batch {
+				if err != nil {
+					r.done <- appendRes{err: fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", j.first, j.size, err)}
+				} else {
+					r.done <- appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}}
+				}
+			}
+		}
+		l.grown.ring()
+	}
+}
+
+// storeHistory adds c to the store's checkpoint history and the
+// checkpoint file; it reports whether the store took it (failures are
+// logged, and the next trigger retries).
+func (l *Log) storeHistory(c Checkpoint) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	if err := l.st.PutCheckpoint(ctx, c); err != nil {
+		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
+		return false
+	}
+	if l.cfg.CheckpointFile != "" {
+		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
+			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
+		}
+	}
+	l.stored.Store(c.Size)
+	return true
+}
+
+// setLatest makes c the latest checkpoint unless a larger one is.
+func (l *Log) setLatest(c Checkpoint) {
+	for {
+		cur := l.latest.Load()
+		if cur != nil && cur.Size > c.Size {
+			return
+		}
+		if l.latest.CompareAndSwap(cur, &c) {
+			return
+		}
+	}
+}
+
+// skipBatchSigning is set only by the benchmark that measures what
+// signing every batch costs, and its test (export_test.go).
+var skipBatchSigning atomic.Bool
+
+// signHead signs the tree after a batch and keeps the signed note where
+// a deleted tail would be noticed: in the head file beside the checkpoint
+// file (one fdatasync, see head.go), or, without a checkpoint file, in
+// the store. It becomes
+// Latest. The store's checkpoint history gets a copy every
+// checkpoint_every entries or checkpoint_interval (see checkpoint), so
+// the history stays small while every batch is signed.
+func (l *Log) signHead(ctx context.Context) error {
+	c, err := SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now())
+	if err != nil {
+		return err
+	}
+	if l.head == nil {
+		if err := l.st.PutCheckpoint(ctx, c); err != nil {
+			return err
+		}
+		l.stored.Store(c.Size)
+	} else if err := l.head.write(c.Note); err != nil {
+		return err
+	}
+	l.latest.Store(&c)
+	l.stats.checkpoints.Add(1)
+	return nil
 }
 
 // enqueue makes a batch durable on a Queue store, unsequenced.
@@ -140,8 +315,10 @@ func (l *Log) enqueue(ctx context.Context, batch []*appendReq, fail func(error))
 	}
 }
 
-// checkpoint signs the current tree, stores the checkpoint and writes the
-// checkpoint file. Failures are logged; the next trigger retries.
+// checkpoint stores a checkpoint of the current tree in the store's
+// history and the checkpoint file: the batch's signed head when there is
+// one, else a new signature. Failures are logged; the next trigger
+// retries.
 func (l *Log) checkpoint() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
 	defer cancel()
@@ -151,22 +328,20 @@ func (l *Log) checkpoint() {
 			return
 		}
 	}
-	c, err := SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now())
-	if err != nil {
-		l.log.Error("audit: checkpoint", "err", err)
-		return
-	}
-	if err := l.st.PutCheckpoint(ctx, c); err != nil {
-		l.log.Error("audit: checkpoint: store", "size", c.Size, "err", err)
-		return
-	}
-	if l.cfg.CheckpointFile != "" {
-		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
-			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
+	c := l.Latest()
+	fresh := c.Note == nil || c.Size != l.tr.n
+	if fresh {
+		var err error
+		if c, err = SignCheckpoint(l.signer, l.tr.n, l.tr.root(), l.now()); err != nil {
+			l.log.Error("audit: checkpoint", "err", err)
+			return
 		}
+		l.stats.checkpoints.Add(1)
 	}
-	l.latest.Store(&c)
-	l.stats.checkpoints.Add(1)
+	if !l.storeHistory(c) {
+		return
+	}
+	l.setLatest(c)
 	l.grown.ring()
 }
 

@@ -21,7 +21,22 @@ func (g *Gateway) forward(sw *statusWriter, r *http.Request, c *call) {
 		if v == nil {
 			return
 		}
-		if v == http.ErrAbortHandler {
+		if v != http.ErrAbortHandler {
+			// A bug on the request path: the server recovers it and cuts
+			// the connection. The request still gets its terminal entry.
+			g.log.Error("panic on the request path", "request_id", c.requestID, "panic", v)
+			c.status = sw.status
+			if c.status == 0 {
+				c.status = http.StatusInternalServerError
+			}
+			if c.outcome == "" {
+				c.outcome = audit.OutcomeRefused
+				if sw.bytes > 0 {
+					c.outcome = audit.OutcomeTruncated
+				}
+			}
+			g.complete(r, c, sw)
+		} else {
 			c.status = sw.status
 			if c.status == 0 {
 				c.status = http.StatusOK

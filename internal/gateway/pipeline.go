@@ -233,11 +233,15 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	g.pending.Add(1)
 	go func() {
 		defer func() { <-g.completions; g.pending.Done() }()
+		// Not retried: an append that failed may still have committed, and
+		// a second one would give the request two terminal entries. A
+		// request whose completion is lost stays open until the next start
+		// records it as request.abandoned.
 		ctx, cancel := g.storeContext(context.Background())
 		defer cancel()
 		if _, err := g.appendAudit(ctx, e); err != nil {
 			g.metrics.auditCompleteFailed.Inc()
-			g.log.Error("audit completion failed; the request stays incomplete in the log", "request_id", e.RequestID, "err", err)
+			g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", e.RequestID, "err", err)
 		}
 	}()
 }
