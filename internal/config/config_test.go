@@ -70,6 +70,9 @@ func TestLoadErrors(t *testing.T) {
 		{"policy missing file", validYAML + "policy:\n  watch: true\n", 10, "policy.file", "is required"},
 		{"audit bad store", validYAML + "audit:\n  store: mysql\n", 10, "audit.store", "sqlite or postgres"},
 		{"syntax", "listen: [\n", 1, "", ""},
+		// goccy/go-yaml v1.19.2 panics on a tag with no value.
+		{"empty tag", validYAML + "timeouts:  ! \n", 9, "timeouts", "tags are not supported"},
+		{"tag on a list", strings.Replace(validYAML, "routes:", "routes: !00", 1), 4, "routes", "tags are not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

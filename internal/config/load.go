@@ -10,10 +10,10 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/wardenhq/warden/internal/config/field"
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // Error is a configuration error located in the file.
@@ -74,11 +74,14 @@ func Parse(name string, data []byte) (*Config, error) {
 // decodeStrict parses data, expands ${VAR} in string scalars and decodes
 // into v, refusing unknown keys.
 func decodeStrict(name string, data []byte, v any) error {
-	f, err := parser.ParseBytes(data, 0)
+	f, err := safeyaml.Parse(data)
 	if err != nil {
 		return yamlError(name, nil, nil, err)
 	}
 	idx, vals := indexKeys(f)
+	if err := safeyaml.RefuseTags(f); err != nil {
+		return yamlError(name, idx, vals, err)
+	}
 	var expErrs []error
 	for _, d := range f.Docs {
 		ast.Walk(&expander{name: name, idx: idx, errs: &expErrs}, d)
@@ -92,7 +95,7 @@ func decodeStrict(name string, data []byte, v any) error {
 	if len(f.Docs) > 1 {
 		return &Error{File: name, Msg: "more than one YAML document"}
 	}
-	if err := yaml.NodeToValue(f.Docs[0].Body, v, yaml.DisallowUnknownField()); err != nil {
+	if err := safeyaml.NodeToValue(f.Docs[0].Body, v, yaml.DisallowUnknownField()); err != nil {
 		return yamlError(name, idx, vals, err)
 	}
 	return nil
@@ -212,7 +215,7 @@ func (x *expander) Visit(n ast.Node) ast.Visitor {
 // locate turns *field.Error values inside err into *Error with the line of
 // the key they name (or of its nearest existing parent).
 func locate(name string, data []byte, err error) error {
-	f, perr := parser.ParseBytes(data, 0)
+	f, perr := safeyaml.ParseBytes(data)
 	var errs []error
 	for _, e := range flatten(err) {
 		var fe *field.Error
@@ -245,12 +248,9 @@ func flatten(err error) []error {
 func lineOf(f *ast.File, keyPath string) (int, int) {
 	p := keyPath
 	for p != "" {
-		yp, err := yaml.PathString("$." + p)
-		if err == nil {
-			if n, err := yp.FilterFile(f); err == nil && n != nil {
-				if tk := n.GetToken(); tk != nil && tk.Position != nil {
-					return tk.Position.Line, tk.Position.Column
-				}
+		if n := safeyaml.Lookup(f, "$."+p); n != nil {
+			if tk := n.GetToken(); tk != nil && tk.Position != nil {
+				return tk.Position.Line, tk.Position.Column
 			}
 		}
 		i := strings.LastIndexAny(p, ".[")

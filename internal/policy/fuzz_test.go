@@ -57,3 +57,24 @@ func FuzzBodyFacts(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSuite: no suite file makes ParseSuite panic, and a suite that parses
+// runs against a policy without panicking.
+func FuzzSuite(f *testing.F) {
+	f.Add([]byte("policy: p.yaml\ntests:\n  - name: a\n    principal: {sub: alice, groups: [ml-users]}\n    request: {method: POST, path: /v1/chat/completions}\n    body: {model: m}\n    expect: {action: allow, rule: users}\n"))
+	f.Add([]byte("policy: p.yaml\ntests:  ! \n"))
+	f.Add([]byte("policy: p.yaml\ntests: [{name: x, expect: {action: deny}, now: '2026-01-01T00:00:00Z'}]\n"))
+	p, err := Load("p.yaml", []byte(policyV1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSuite("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		for i := range s.Tests {
+			s.run(p, &s.Tests[i])
+		}
+	})
+}

@@ -12,7 +12,8 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
-	"github.com/goccy/go-yaml"
+
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // DefaultCostLimit bounds the worst-case cost of one rule expression, as
@@ -103,7 +104,7 @@ func LoadFile(path string) (*Policy, error) {
 // the error is a *LoadError or several joined.
 func Load(name string, data []byte) (*Policy, error) {
 	var f File
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+	if err := safeyaml.UnmarshalStrict(data, &f); err != nil {
 		return nil, yamlError(name, err)
 	}
 	f.setDefaults()
