@@ -53,8 +53,18 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"unknown key", validYAML + "timeouts:\n  upstream_headr: 5s\n", 10, "timeouts.upstream_headr", `unknown key "upstream_headr"`},
 		{"unknown nested key", strings.Replace(validYAML, "    profile: openai", "    profil: openai", 1), 8, "routes[0].profil", "unknown key"},
-		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 10, "upstream_pool.max_idle_per_host", "cannot unmarshal"},
-		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 10, "timeouts.idle", "duration"},
+		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 10, "upstream_pool.max_idle_per_host", `expected an integer, got the string "lots"`},
+		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 10, "timeouts.idle", `expected a duration with a unit (30s, 5m, 1h), got "5 minutes"`},
+		// The trials saw "cannot unmarshal uint64 into Go struct field
+		// Config.Timeouts of type time.Duration" here.
+		{"bare number duration", validYAML + "timeouts:\n  idle: 5\n", 10, "timeouts.idle", "expected a duration with a unit (30s, 5m, 1h), got the number 5 (a bare number has no unit: write e.g. 5s)"},
+		{"quoted number duration", validYAML + "timeouts:\n  shutdown: \"5\"\n", 10, "timeouts.shutdown", `expected a duration with a unit (30s, 5m, 1h), got "5"`},
+		{"list as duration", validYAML + "timeouts:\n  idle: [1]\n", 10, "timeouts.idle", "expected a duration with a unit (30s, 5m, 1h), got a list"},
+		{"scalar as section", validYAML + "timeouts: 5\n", 9, "timeouts", "expected a mapping (key: value lines), got a number"},
+		{"mapping as list", validYAML + "identity:\n  issuers: {a: b}\n", 10, "identity.issuers", "expected a list, got a mapping"},
+		{"string as bool", validYAML + "audit:\n  enabled: yes\n", 10, "audit.enabled", `expected true or false, got the string "yes"`},
+		{"out of range", validYAML + "upstream_pool:\n  max_idle_per_host: 99999999999999999999\n", 10, "upstream_pool.max_idle_per_host", "99999999999999999999 is out of range for an integer"},
+		{"list as size", validYAML + "limits:\n  max_request_body: [1]\n", 10, "limits.max_request_body", "expected a size such as 512KiB or 10MiB, got a list"},
 		{"bad size", validYAML + "limits:\n  max_request_body: ten\n", 10, "limits.max_request_body", "invalid size"},
 		{"missing upstream", strings.Replace(validYAML, "    upstream: http://127.0.0.1:8000\n", "", 1), 5, "routes[0].upstream", "is required"},
 		{"bad URL", strings.Replace(validYAML, "http://127.0.0.1:8000", "127.0.0.1:8000", 1), 7, "routes[0].upstream", "http:// or https://"},
@@ -97,6 +107,11 @@ func TestLoadErrors(t *testing.T) {
 			}
 			if !strings.Contains(msg, tt.wantMsg) {
 				t.Errorf("message %q does not contain %q", msg, tt.wantMsg)
+			}
+			for _, internal := range []string{"Go struct", "Go value", "interface {}", "Unmarshaler", "uint64", "time.Duration"} {
+				if strings.Contains(msg, internal) {
+					t.Errorf("message shows Go internals (%q): %s", internal, msg)
+				}
 			}
 		})
 	}

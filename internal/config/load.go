@@ -106,7 +106,7 @@ func yamlError(name string, idx map[pos]string, vals map[pos]string, err error) 
 	var ye yaml.Error
 	if errors.As(err, &ye) {
 		tk := ye.GetToken()
-		e := &Error{File: name, Msg: ye.GetMessage()}
+		e := &Error{File: name, Msg: safeyaml.Message(err)}
 		if tk != nil && tk.Position != nil {
 			e.Line, e.Column = tk.Position.Line, tk.Position.Column
 			e.Key = idx[pos{e.Line, e.Column}]
@@ -118,8 +118,8 @@ func yamlError(name string, idx map[pos]string, vals map[pos]string, err error) 
 	}
 	// Errors without a token (e.g. a bad duration, `time: unknown unit " s"
 	// in duration "5 s"`): locate the scalar the message quotes.
-	e := &Error{File: name, Msg: err.Error()}
-	if m := quoted.FindAllStringSubmatch(e.Msg, -1); len(m) > 0 {
+	e := &Error{File: name, Msg: safeyaml.Message(err)}
+	if m := quoted.FindAllStringSubmatch(err.Error(), -1); len(m) > 0 {
 		want := m[len(m)-1][1]
 		for p, key := range idx {
 			if vals[p] == want {

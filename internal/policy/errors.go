@@ -141,13 +141,12 @@ func (p *positions) indent(l int) int {
 
 // yamlError converts a goccy decode error into a LoadError.
 func yamlError(name string, err error) *LoadError {
-	le := &LoadError{File: name, RuleIndex: -1, Msg: err.Error()}
+	le := &LoadError{File: name, RuleIndex: -1, Msg: safeyaml.Message(err)}
 	var te interface {
 		GetToken() *token.Token
 		GetMessage() string
 	}
 	if asErr(err, &te) {
-		le.Msg = te.GetMessage()
 		if t := te.GetToken(); t != nil && t.Position != nil {
 			le.Line, le.Column = t.Position.Line, t.Position.Column
 		}

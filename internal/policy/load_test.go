@@ -88,6 +88,16 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"p.yaml:2:8:", "tags are not supported"},
 		},
 		{
+			name: "bare number as duration",
+			src:  "version: 1\nrules:\n  - {name: a, when: 'true', action: require_approval, approval: x}\napprovals:\n  x:\n    reviewers: [r]\n    ttl: 5\n",
+			want: []string{"p.yaml:7:10:", "expected a duration with a unit (30s, 5m, 1h), got the number 5"},
+		},
+		{
+			name: "string as version",
+			src:  "version: one\nrules:\n  - {name: a, when: 'true', action: allow}\n",
+			want: []string{"p.yaml:1:10:", `expected an integer, got the string "one"`},
+		},
+		{
 			name: "wrong version",
 			src:  "version: 2\nrules:\n  - name: a\n    when: 'true'\n    action: allow\n",
 			want: []string{"p.yaml:1:10:", "version: must be 1"},
