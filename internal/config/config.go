@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +74,9 @@ type Config struct {
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
+	// src is the file as read (before ${VAR} expansion, so it holds no
+	// expanded secret), kept to locate errors found after loading.
+	src []byte
 }
 
 // Timeouts bound the phases of a request. Zero means the default; there is
@@ -299,8 +303,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Errorf(path, format, args...))
 	}
 	for _, a := range []struct{ key, v string }{{"listen", c.Listen}, {"admin_listen", c.AdminListen}} {
-		if _, _, err := net.SplitHostPort(a.v); err != nil {
+		if _, port, err := net.SplitHostPort(a.v); err != nil {
 			add(a.key, "%q is not host:port", a.v)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			add(a.key, "port %q in %q is not a number from 0 to 65535", port, a.v)
 		}
 	}
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {

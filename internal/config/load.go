@@ -23,7 +23,11 @@ type Error struct {
 	Column int    // 1-based column, 0 when unknown
 	Key    string // key path, e.g. "routes[0].upstream"; "" when unknown
 	Msg    string // what is wrong
+	Err    error  // the cause, when the problem came from elsewhere (KeyError)
 }
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -63,7 +67,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := decodeStrict(name, data, &cfg); err != nil {
 		return nil, err
 	}
-	cfg.file = name
+	cfg.file, cfg.src = name, data
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, locate(name, data, err)
@@ -210,6 +214,19 @@ func (x *expander) Visit(n ast.Node) ast.Visitor {
 		return ""
 	})
 	return x
+}
+
+// KeyError locates a problem found after loading (a policy file that
+// does not exist, a store that cannot be reached) at the key that
+// configures it: "warden.yaml:12:9: policy.file: <err>". key is a path
+// such as "policy.file" or "audit.dsn"; a key the file does not set is
+// reported at its nearest parent, or without a line.
+func (c *Config) KeyError(key string, err error) *Error {
+	e := &Error{File: c.file, Key: key, Msg: err.Error(), Err: err}
+	if f, perr := safeyaml.Parse(c.src); perr == nil {
+		e.Line, e.Column = lineOf(f, key)
+	}
+	return e
 }
 
 // locate turns *field.Error values inside err into *Error with the line of

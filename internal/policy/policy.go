@@ -42,6 +42,7 @@ type Policy struct {
 	file    File
 	rules   []compiled
 	version string
+	pos     *positions // to locate problems found by callers (RuleError)
 }
 
 type compiled struct {
@@ -124,7 +125,7 @@ func Load(name string, data []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: cel environment: %w", err)
 	}
-	p := &Policy{name: name, file: f}
+	p := &Policy{name: name, file: f, pos: pos}
 	for i := range f.Rules {
 		r := &f.Rules[i]
 		if r.When == "" {
@@ -248,6 +249,21 @@ func (p *Policy) Name() string { return p.name }
 
 // Rules returns a copy of the rules in evaluation order.
 func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.file.Rules...) }
+
+// RuleError reports a problem a caller found with rule i (0-based) at the
+// line of the rule's key field ("mask", "approval" …), or of the rule
+// when the key is absent, e.g. a masking profile the gateway does not
+// define.
+func (p *Policy) RuleError(i int, field, msg string) *LoadError {
+	le := &LoadError{File: p.name, RuleIndex: i, Field: field, Msg: msg}
+	if i >= 0 && i < len(p.file.Rules) {
+		le.Rule = p.file.Rules[i].Name
+	}
+	if p.pos != nil {
+		le.Line, le.Column = p.pos.at(fmt.Sprintf("$.rules[%d].%s", i, field))
+	}
+	return le
+}
 
 // Approvals returns the named approval settings. The settings are shared
 // with the policy; do not modify them.
