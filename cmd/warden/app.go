@@ -161,7 +161,7 @@ func (a *app) newAdmin() *admin.Router {
 func (a *app) openApprovals(ctx context.Context) error {
 	var st approval.Store
 	if a.cfg.Audit.Store == "postgres" {
-		s, err := postgres.OpenApprovals(ctx, postgres.Config{DSN: a.cfg.Audit.DSN}, a.log)
+		s, err := postgres.OpenApprovals(ctx, a.cfg.Audit.PostgresConfig(), a.log)
 		if err != nil {
 			return a.cfg.KeyError("audit.dsn", fmt.Errorf("approval store: %w", err))
 		}
@@ -195,7 +195,7 @@ func (a *app) openAudit(ctx context.Context) error {
 	var st audit.Store
 	switch c.Store {
 	case "postgres":
-		s, err := postgres.Open(ctx, c.DSN)
+		s, err := postgres.OpenConfig(ctx, a.cfg.Audit.PostgresConfig(), postgres.WithLogger(a.log))
 		if err != nil {
 			return a.cfg.KeyError("audit.dsn", fmt.Errorf("audit store: %w", err))
 		}
@@ -270,13 +270,9 @@ func (a *app) openPolicy(ctx context.Context) error {
 }
 
 // policyChanged records every policy reload (or failed reload) in the
-// audit log as config.changed.
+// audit log as config.changed. The engine logs the reload itself (one
+// line per reload).
 func (a *app) policyChanged(ch policy.Change) {
-	if ch.Err != nil {
-		a.log.Error("policy reload failed; the previous policy stays in force", "actor", ch.Actor, "err", ch.Err)
-	} else {
-		a.log.Info("policy reloaded", "actor", ch.Actor, "old", ch.Old, "new", ch.New)
-	}
 	if a.audit == nil {
 		return
 	}
@@ -336,6 +332,11 @@ func maskKey(cfg *config.Config, configured string) ([]byte, error) {
 func (a *app) run(ctx context.Context) error {
 	err := a.server.Serve(ctx)
 	a.close()
+	if err != nil {
+		a.log.Error("warden stopped", "err", err)
+	} else {
+		a.log.Info("warden stopped")
+	}
 	return err
 }
 

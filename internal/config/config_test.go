@@ -79,6 +79,9 @@ func TestLoadErrors(t *testing.T) {
 		{"identity unknown key", validYAML + "identity:\n  isuers: []\n", 10, "identity.isuers", "unknown key"},
 		{"policy missing file", validYAML + "policy:\n  watch: true\n", 10, "policy.file", "is required"},
 		{"audit bad store", validYAML + "audit:\n  store: mysql\n", 10, "audit.store", "sqlite or postgres"},
+		{"postgres pool too small", validYAML + "audit:\n  store: postgres\n  dsn: postgres://db/w\n  postgres:\n    max_conns: 1\n", 13, "audit.postgres.max_conns", "at least 2"},
+		{"postgres bad schema", validYAML + "audit:\n  store: postgres\n  dsn: postgres://db/w\n  postgres:\n    schema: Bad-Name\n", 13, "audit.postgres.schema", "lowercase"},
+		{"postgres dsn in the wrong place", validYAML + "audit:\n  store: postgres\n  postgres:\n    dsn: postgres://db/w\n", 12, "audit.postgres.dsn", "unknown key"},
 		{"syntax", "listen: [\n", 1, "", ""},
 		// goccy/go-yaml v1.19.2 panics on a tag with no value.
 		{"empty tag", validYAML + "timeouts:  ! \n", 9, "timeouts", "tags are not supported"},
@@ -114,6 +117,36 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPostgresSettings: the PostgreSQL store's schema, pool size and
+// timeouts are reachable from YAML, with their defaults when absent.
+func TestPostgresSettings(t *testing.T) {
+	cfg, err := Load(writeFile(t, validYAML+`audit:
+  store: postgres
+  dsn: postgres://warden@db.internal/warden
+  postgres:
+    schema: gw_prod
+    max_conns: 32
+    write_timeout: 2s
+    connect_timeout: 3s
+    poll_interval: 250ms
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := cfg.Audit.PostgresConfig()
+	if pc.DSN != "postgres://warden@db.internal/warden" || pc.Schema != "gw_prod" || pc.MaxConns != 32 ||
+		pc.WriteTimeout != 2*time.Second || pc.ConnectTimeout != 3*time.Second || pc.PollInterval != 250*time.Millisecond {
+		t.Errorf("postgres settings not decoded: %+v", pc)
+	}
+	cfg, err = Load(writeFile(t, validYAML+"audit:\n  store: postgres\n  dsn: postgres://db/w\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc := cfg.Audit.PostgresConfig(); pc.Schema != "warden" || pc.MaxConns != 8 || pc.WriteTimeout != 5*time.Second || pc.ConnectTimeout != 5*time.Second {
+		t.Errorf("postgres defaults: %+v", pc)
 	}
 }
 

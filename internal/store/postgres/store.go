@@ -114,7 +114,7 @@ func openPool(ctx context.Context, cfg *Config, appName string) (*pgxpool.Pool, 
 		pcfg.ConnConfig.RuntimeParams["application_name"] = appName
 	}
 	if pcfg.ConnConfig.ConnectTimeout == 0 {
-		pcfg.ConnConfig.ConnectTimeout = cfg.WriteTimeout
+		pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
