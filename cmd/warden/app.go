@@ -53,6 +53,10 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	a = &app{cfg: cfg, log: log}
 	// `return nil, err` sets a to nil before this runs: keep our own.
 	self := a
@@ -61,6 +65,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 			self.close()
 		}
 	}()
+	// Released last (closers run in reverse), after every store closed.
+	a.closers = append(a.closers, func(context.Context) error { unlock(); return nil })
 	opts := gateway.Options{}
 
 	// The audit log comes first: everything after it may record to it.
