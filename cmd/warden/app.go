@@ -245,11 +245,11 @@ func (a *app) openAudit(ctx context.Context) error {
 	return nil
 }
 
-// storeName names the audit store in messages: its file, or the
-// PostgreSQL host and database (never the DSN, which may hold a password).
+// storeName names the audit store in messages: its file, or the config
+// key of the PostgreSQL DSN (never the DSN, which may hold a password).
 func (a *app) storeName() string {
 	if a.cfg.Audit.Store == "postgres" {
-		return "(PostgreSQL, audit.dsn)"
+		return "in PostgreSQL (audit.dsn)"
 	}
 	return a.cfg.Audit.Path
 }
