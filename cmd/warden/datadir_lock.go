@@ -22,14 +22,28 @@ func lockDataDir(dir string) (func(), error) {
 	path := filepath.Join(dir, dataDirLockFile)
 	release, holder, err := flockExclusive(path)
 	if errors.Is(err, errDataDirBusy) {
-		who := "another process"
-		if holder != "" {
-			who = "another warden serve (pid " + holder + ")"
-		}
-		return nil, fmt.Errorf("data dir %s is in use by %s: two gateways on one data_dir would corrupt its audit log; stop the other one or give each its own data_dir (lock: %s)", dir, who, path)
+		return nil, &dataDirBusyError{dir: dir, holder: holder, lock: path}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: lock: %w", dir, err)
 	}
 	return release, nil
 }
+
+// dataDirBusyError is lockDataDir's refusal: another process holds dir.
+type dataDirBusyError struct {
+	dir, holder, lock string // holder: the pid written in the lock file, if any
+}
+
+func (e *dataDirBusyError) who() string {
+	if e.holder != "" {
+		return "another warden serve (pid " + e.holder + ")"
+	}
+	return "another process"
+}
+
+func (e *dataDirBusyError) Error() string {
+	return fmt.Sprintf("data dir %s is in use by %s: two gateways on one data_dir would corrupt its audit log; stop the other one or give each its own data_dir (lock: %s)", e.dir, e.who(), e.lock)
+}
+
+func (e *dataDirBusyError) Unwrap() error { return errDataDirBusy }

@@ -10,7 +10,8 @@ import (
 
 // TestSecondServeRefusesDataDir: a second `warden serve` on a data dir a
 // running one holds exits 1 naming the dir and the holder's pid, while
-// read-only commands (verify, keys list, backup) keep working. The lock
+// read-only commands (verify, keys list, backup) keep working and restore
+// refuses. The lock
 // goes with the process: after SIGKILL a new gateway starts on the dir.
 func TestSecondServeRefusesDataDir(t *testing.T) {
 	dir := t.TempDir()
@@ -53,6 +54,12 @@ func TestSecondServeRefusesDataDir(t *testing.T) {
 	}
 	if code, out := runWarden(t, dir, "backup", "--data-dir", data, "--out", filepath.Join(dir, "backup")); code != 0 {
 		t.Errorf("backup while serve runs: exit %d:\n%s", code, out)
+	}
+
+	// A restore would rewrite the store under the running gateway.
+	code, out = runWarden(t, dir, "restore", "--from", filepath.Join(dir, "backup"), "--data-dir", data, "--force")
+	if code != 2 || !strings.Contains(out, "stop the gateway first") || strings.Contains(out, "restored into") {
+		t.Errorf("restore while serve runs: exit %d:\n%s", code, out)
 	}
 
 	// SIGKILL: the kernel drops the lock; the next gateway starts.
