@@ -79,8 +79,8 @@ func resolvable(ctx context.Context, addr string) error {
 func checkMaskProfiles(p *policy.Policy, masks *mask.Set) error {
 	var errs []error
 	for i, r := range p.Rules() {
-		if r.Mask == "" {
-			continue
+		if r.Mask == "" || r.Mask == policy.MaskNone {
+			continue // the default profile always exists; none is no profile
 		}
 		if _, ok := masks.Profile(r.Mask); !ok {
 			errs = append(errs, p.RuleError(i, "mask", fmt.Sprintf("names masking profile %q, which masking.profiles does not define (defined: %s)", r.Mask, strings.Join(masks.Names(), ", "))))

@@ -150,12 +150,13 @@ func TestStartupRefusesTamperedStore(t *testing.T) {
 }
 
 // TestConfigValidateOK: a config whose policy loads and names a defined
-// profile validates, and validating creates nothing.
+// profile (or mask: none, which is no profile) validates, and validating
+// creates nothing.
 func TestConfigValidateOK(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"warden.yaml": startupBase + "policy:\n  file: p.yaml\nmasking:\n  profiles:\n    strict: {}\n",
-		"p.yaml":      "version: 1\nrules:\n  - name: a\n    when: \"true\"\n    action: allow\n    mask: strict\n",
+		"p.yaml":      "version: 1\nrules:\n  - name: a\n    when: \"true\"\n    action: allow\n    mask: strict\n  - name: b\n    when: \"true\"\n    action: allow\n    mask: none\n",
 	})
 	code, out := runWarden(t, dir, "config", "validate", "warden.yaml")
 	if code != 0 || !strings.Contains(out, "warden.yaml: ok") {
