@@ -56,7 +56,7 @@ func TestVerifyDSNReadOnly(t *testing.T) {
 	key := filepath.Join(data, "keys", "audit.verifier")
 
 	code, out := runWarden(t, dir, "verify", "--dsn", u.String(), "--schema", "audit_ro", "--key", key)
-	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, "verified entries [0, ") {
+	if code != 0 || !strings.Contains(out, "OK") || !strings.Contains(out, "verified entries [0, ") || !strings.Contains(out, "search index:") {
 		t.Fatalf("verify through a SELECT-only role: exit %d:\n%s", code, out)
 	}
 
