@@ -45,8 +45,17 @@ type app struct {
 // newApp builds every component from cfg. Nothing listens yet. On error,
 // whatever was opened is closed again.
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, err error) {
+	// Configuration mistakes are refused before anything is opened or
+	// recorded: a failed start leaves no audit entry behind.
+	if err := preflight(ctx, cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
 	}
 	a = &app{cfg: cfg, log: log}
 	// `return nil, err` sets a to nil before this runs: keep our own.
@@ -56,6 +65,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 			self.close()
 		}
 	}()
+	// Released last (closers run in reverse), after every store closed.
+	a.closers = append(a.closers, func(context.Context) error { unlock(); return nil })
 	opts := gateway.Options{}
 
 	// The audit log comes first: everything after it may record to it.
@@ -156,9 +167,9 @@ func (a *app) newAdmin() *admin.Router {
 func (a *app) openApprovals(ctx context.Context) error {
 	var st approval.Store
 	if a.cfg.Audit.Store == "postgres" {
-		s, err := postgres.OpenApprovals(ctx, postgres.Config{DSN: a.cfg.Audit.DSN}, a.log)
+		s, err := postgres.OpenApprovals(ctx, a.cfg.Audit.PostgresConfig(), a.log)
 		if err != nil {
-			return fmt.Errorf("approval store: %w", err)
+			return a.cfg.KeyError("audit.dsn", fmt.Errorf("approval store: %w", err))
 		}
 		st = s
 		a.closers = append(a.closers, func(context.Context) error { return s.Close() })
@@ -190,15 +201,15 @@ func (a *app) openAudit(ctx context.Context) error {
 	var st audit.Store
 	switch c.Store {
 	case "postgres":
-		s, err := postgres.Open(ctx, c.DSN)
+		s, err := postgres.OpenConfig(ctx, a.cfg.Audit.PostgresConfig(), postgres.WithLogger(a.log))
 		if err != nil {
-			return fmt.Errorf("audit store: %w", err)
+			return a.cfg.KeyError("audit.dsn", fmt.Errorf("audit store: %w", err))
 		}
 		st = s
 	default:
 		s, err := sqlite.Open(ctx, c.Path)
 		if err != nil {
-			return fmt.Errorf("audit store: %w", err)
+			return fmt.Errorf("audit store %s: %w", c.Path, err)
 		}
 		st = s
 	}
@@ -226,12 +237,21 @@ func (a *app) openAudit(ctx context.Context) error {
 	}
 	l, err := audit.Open(ctx, st, c, signer, verifier, opts...)
 	if err != nil {
-		return err
+		return fmt.Errorf("audit store %s: %w", a.storeName(), err)
 	}
 	a.audit = l
 	a.closers = append(a.closers, l.Close)
 	a.startWitnesses()
 	return nil
+}
+
+// storeName names the audit store in messages: its file, or the config
+// key of the PostgreSQL DSN (never the DSN, which may hold a password).
+func (a *app) storeName() string {
+	if a.cfg.Audit.Store == "postgres" {
+		return "in PostgreSQL (audit.dsn)"
+	}
+	return a.cfg.Audit.Path
 }
 
 func (a *app) openPolicy(ctx context.Context) error {
@@ -241,7 +261,7 @@ func (a *app) openPolicy(ctx context.Context) error {
 	check := func(p *policy.Policy) error { return checkMaskProfiles(p, a.masks) }
 	eng, err := policy.NewEngine(pc.File, policy.WithDebounce(pc.Debounce), policy.WithLogger(a.log), policy.WithCheck(check))
 	if err != nil {
-		return err
+		return policyLoadError(a.cfg, err)
 	}
 	a.policy = eng
 	eng.OnChange(a.policyChanged)
@@ -256,13 +276,9 @@ func (a *app) openPolicy(ctx context.Context) error {
 }
 
 // policyChanged records every policy reload (or failed reload) in the
-// audit log as config.changed.
+// audit log as config.changed. The engine logs the reload itself (one
+// line per reload).
 func (a *app) policyChanged(ch policy.Change) {
-	if ch.Err != nil {
-		a.log.Error("policy reload failed; the previous policy stays in force", "actor", ch.Actor, "err", ch.Err)
-	} else {
-		a.log.Info("policy reloaded", "actor", ch.Actor, "old", ch.Old, "new", ch.New)
-	}
 	if a.audit == nil {
 		return
 	}
@@ -278,24 +294,6 @@ func (a *app) policyChanged(ch policy.Change) {
 	if _, err := a.audit.Append(ctx, &audit.Entry{Kind: audit.KindConfigChanged, Time: ch.At, Details: details}); err != nil {
 		a.log.Error("audit: could not record config.changed", "err", err)
 	}
-}
-
-// checkMaskProfiles refuses a policy that names a masking profile the
-// configuration does not define.
-func checkMaskProfiles(p *policy.Policy, masks *mask.Set) error {
-	var missing []string
-	for _, r := range p.Rules() {
-		if r.Mask == "" {
-			continue
-		}
-		if _, ok := masks.Profile(r.Mask); !ok {
-			missing = append(missing, fmt.Sprintf("rule %q names masking profile %q", r.Name, r.Mask))
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("policy: %s, which masking.profiles does not define (defined: %s)", strings.Join(missing, "; "), strings.Join(masks.Names(), ", "))
-	}
-	return nil
 }
 
 // maskKey returns the HMAC key for masking fingerprints: the configured
@@ -340,6 +338,11 @@ func maskKey(cfg *config.Config, configured string) ([]byte, error) {
 func (a *app) run(ctx context.Context) error {
 	err := a.server.Serve(ctx)
 	a.close()
+	if err != nil {
+		a.log.Error("warden stopped", "err", err)
+	} else {
+		a.log.Info("warden stopped")
+	}
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -66,6 +67,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	slog.SetDefault(log) // as serve: every component writes through it
 	issuerLn, err := net.Listen("tcp", f.issuerAddr)
 	if err != nil {
 		return fmt.Errorf("demo issuer: %w (choose another with --issuer-addr)", err)

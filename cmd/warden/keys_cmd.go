@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -24,10 +25,19 @@ func newKeysCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", "./warden-data", "data directory holding apikeys.json")
 	cmd.PersistentFlags().StringVar(&file, "file", "", "key store file (default <data-dir>/apikeys.json)")
-	open := func() (*identity.FileKeyStore, error) {
+	// open opens the key store. existing (list, revoke) refuses a data dir
+	// that does not exist: a mistyped --data-dir must not look like a
+	// gateway without keys. create may start a store in a new dir.
+	open := func(existing bool) (*identity.FileKeyStore, error) {
 		p := file
 		if p == "" {
 			p = filepath.Join(dataDir, identity.DefaultAPIKeyFile)
+		}
+		if existing {
+			dir := filepath.Dir(p)
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("no key store at %s: directory %s does not exist (check --data-dir or --file)", p, dir)
+			}
 		}
 		return identity.OpenFileKeyStore(p)
 	}
@@ -39,7 +49,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "Create a key; the key is printed once and cannot be shown again",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := open()
+			s, err := open(false)
 			if err != nil {
 				return err
 			}
@@ -71,7 +81,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "List keys (never the keys themselves)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := open()
+			s, err := open(true)
 			if err != nil {
 				return err
 			}
@@ -110,7 +120,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "Revoke a key (takes effect in a running gateway within about a second)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := open()
+			s, err := open(true)
 			if err != nil {
 				return err
 			}

@@ -77,3 +77,20 @@ func TestKeysCmd(t *testing.T) {
 		t.Fatalf("list after revoke: %s", out)
 	}
 }
+
+// TestKeysListRefusesMissingDataDir: a mistyped --data-dir is an error
+// naming the directory, not an empty table with exit 0. An existing data
+// dir without keys yet is an empty table.
+func TestKeysListRefusesMissingDataDir(t *testing.T) {
+	typo := t.TempDir() + "/warden-dta"
+	for _, args := range [][]string{{"list", "--data-dir", typo}, {"list", "--data-dir", typo, "--json"}, {"revoke", "--data-dir", typo, "k1"}} {
+		out, err := runKeys(t, args...)
+		if err == nil || !strings.Contains(err.Error(), typo+" does not exist") {
+			t.Errorf("keys %v: err %v, out %q", args, err, out)
+		}
+	}
+	out, err := runKeys(t, "list", "--data-dir", t.TempDir())
+	if err != nil || !strings.HasPrefix(out, "ID") {
+		t.Fatalf("keys list on an empty data dir: %q %v", out, err)
+	}
+}

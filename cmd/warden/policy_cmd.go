@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -89,11 +91,11 @@ func newPolicyExplainCmd() *cobra.Command {
 			}
 			in := &policy.Input{Route: policy.Route{Name: routeName, Profile: routeProfile}}
 			if principalJSON != "" {
-				var pr identity.Principal
-				if err := json.Unmarshal([]byte(principalJSON), &pr); err != nil {
-					return fmt.Errorf("--principal-json: %w", err)
+				pr, err := parsePrincipalJSON(principalJSON)
+				if err != nil {
+					return err
 				}
-				in.Principal = &pr
+				in.Principal = pr
 			}
 			u, err := url.Parse(path)
 			if err != nil {
@@ -151,4 +153,41 @@ func newPolicyExplainCmd() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.MarkFlagRequired("policy") //nolint:errcheck // flag exists
 	return cmd
+}
+
+// parsePrincipalJSON decodes --principal-json strictly: an unknown key
+// (a typo such as "group") would otherwise be dropped silently and the
+// explanation would be about a different principal.
+func parsePrincipalJSON(s string) (*identity.Principal, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	var pr identity.Principal
+	if err := dec.Decode(&pr); err != nil {
+		msg := err.Error()
+		if k, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			msg = fmt.Sprintf("unknown key %s (known: %s)", k, strings.Join(jsonKeys(reflect.TypeFor[identity.Principal]()), ", "))
+		}
+		return nil, fmt.Errorf("--principal-json: %s", msg)
+	}
+	if dec.More() {
+		return nil, errors.New("--principal-json: more than one JSON value")
+	}
+	return &pr, nil
+}
+
+// jsonKeys lists the JSON keys of struct type t.
+func jsonKeys(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		keys = append(keys, name)
+	}
+	return keys
 }

@@ -63,3 +63,35 @@ func TestPolicyCmdExplainAndVersion(t *testing.T) {
 		t.Fatalf("version: %q %v", v, err)
 	}
 }
+
+// TestPolicyExplainRefusesUnknownPrincipalKeys: a typo in
+// --principal-json ("group" for "groups") is an error naming the key,
+// not an explanation for a principal without groups.
+func TestPolicyExplainRefusesUnknownPrincipalKeys(t *testing.T) {
+	for _, tc := range []struct{ json, want string }{
+		{`{"sub":"alice","group":["ml-users"]}`, `unknown key "group"`},
+		{`{"sub":"alice","groups":"ml-users"}`, "cannot unmarshal"},
+		{`{"sub":"alice"} {"sub":"bob"}`, "more than one JSON value"},
+	} {
+		_, err := runPolicy(t, "explain", "--policy", "../../examples/policy.yaml", "--principal-json", tc.json, "--path", "/v1/models")
+		if err == nil || !strings.Contains(err.Error(), "--principal-json") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.json, err, tc.want)
+		}
+	}
+}
+
+// TestPolicyVersionMalformedYAML: `policy version` and `policy explain`
+// on a file that crashes the YAML library (`rules:  ! `) report its line;
+// they used to panic.
+func TestPolicyVersionMalformedYAML(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(p, []byte("rules:  ! \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"version", p}, {"explain", "--policy", p}} {
+		_, err := runPolicy(t, args...)
+		if err == nil || !strings.Contains(err.Error(), p+":1:9:") || !strings.Contains(err.Error(), "tags are not supported") {
+			t.Errorf("policy %v: %v", args, err)
+		}
+	}
+}

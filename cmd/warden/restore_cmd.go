@@ -59,6 +59,18 @@ func runRestore(ctx context.Context, from string, dst dataFiles, force bool, std
 	if err := runVerify(ctx, verifyFlags{dataDir: from}, stdout, stderr); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("restore: the backup does not verify; nothing was changed: %w", err)}
 	}
+	// Hold the data dir like a gateway would: a running gateway makes the
+	// restore refuse, and none can start while it runs.
+	if err := os.MkdirAll(dst.dataDir, 0o700); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("restore: %w", err)}
+	}
+	unlock, err := lockDataDir(dst.dataDir)
+	if busy := (*dataDirBusyError)(nil); errors.As(err, &busy) {
+		return &exitError{code: 2, err: fmt.Errorf("restore: %s is in use by %s; stop the gateway first, nothing was changed", dst.dataDir, busy.who())}
+	} else if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("restore: %w", err)}
+	}
+	defer unlock()
 	if _, err := os.Stat(dst.auditDB); err == nil && !force {
 		return &exitError{code: 2, err: fmt.Errorf("restore: %s already holds an audit log; stop the gateway and pass --force to replace it", dst.auditDB)}
 	}

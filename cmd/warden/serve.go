@@ -22,6 +22,10 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Components that fall back to slog.Default() (and the standard
+			// log package, e.g. net/http's own errors) write through the
+			// configured handler too: one format on stderr.
+			slog.SetDefault(log)
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err

@@ -22,13 +22,13 @@ import (
 )
 
 type verifyFlags struct {
-	dataDir, db, dsn, key, checkpointFile, segment, export string
-	from, to                                               int64
-	witnesses, cosigned                                    []string
-	minWitnesses                                           int
-	cosignatureDB                                          string
-	skipIndex                                              bool
-	bundle                                                 string
+	dataDir, db, dsn, schema, key, checkpointFile, segment, export string
+	from, to                                                       int64
+	witnesses, cosigned                                            []string
+	minWitnesses                                                   int
+	cosignatureDB                                                  string
+	skipIndex                                                      bool
+	bundle                                                         string
 }
 
 // newVerifyCmd is `warden verify`: offline verification of the audit log
@@ -69,7 +69,8 @@ difference and exits 3 (the log itself verified).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.dataDir, "data-dir", "./warden-data", "data directory (audit.db, audit.checkpoint, keys/audit.verifier)")
 	fl.StringVar(&f.db, "db", "", "SQLite audit store (default <data-dir>/audit.db)")
-	fl.StringVar(&f.dsn, "dsn", "", "PostgreSQL audit store DSN (instead of SQLite)")
+	fl.StringVar(&f.dsn, "dsn", "", "PostgreSQL audit store DSN (instead of SQLite); opened read-only, a SELECT-only role suffices")
+	fl.StringVar(&f.schema, "schema", "warden", "with --dsn: the PostgreSQL schema (audit.postgres.schema)")
 	fl.StringVar(&f.key, "key", "", "verifier key file (default <data-dir>/keys/audit.verifier)")
 	fl.StringVar(&f.checkpointFile, "checkpoint-file", "", "latest checkpoint kept outside the store (default <data-dir>/audit.checkpoint if present)")
 	fl.StringVar(&f.segment, "segment", "", "verify an exported segment file, or every *.jsonl in a directory, instead of a store")
@@ -107,7 +108,10 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 	var st audit.Store
 	single := true
 	if f.dsn != "" {
-		s, err := postgres.Open(ctx, f.dsn)
+		// Read-only: verification never migrates or writes, works with a
+		// role that may only SELECT, and refuses a database without
+		// Warden's schema instead of verifying an empty log.
+		s, err := postgres.OpenReadOnly(ctx, postgres.Config{DSN: f.dsn, Schema: f.schema})
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}

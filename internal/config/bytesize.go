@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // ByteSize is a size in bytes. In YAML it is an integer or a string with a
@@ -43,6 +47,27 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 	v, err := ParseByteSize(string(text))
 	if err != nil {
 		return err
+	}
+	*b = v
+	return nil
+}
+
+// UnmarshalYAML decodes a YAML integer or string; anything else (a list,
+// a mapping) is refused at its position rather than with the YAML
+// library's position-less "does not implemented Unmarshaler".
+func (b *ByteSize) UnmarshalYAML(n ast.Node) error {
+	var text string
+	switch n := n.(type) {
+	case *ast.StringNode:
+		text = n.Value // after ${VAR} expansion
+	case *ast.IntegerNode:
+		text = n.GetToken().Value
+	default:
+		return &safeyaml.Error{Token: n.GetToken(), Msg: fmt.Sprintf("expected a size such as 512KiB or 10MiB, got %s", safeyaml.NodeKind(n))}
+	}
+	v, err := ParseByteSize(text)
+	if err != nil {
+		return &safeyaml.Error{Token: n.GetToken(), Msg: err.Error()}
 	}
 	*b = v
 	return nil

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/tlsutil"
 	"github.com/wardenhq/warden/internal/witness"
 )
@@ -73,6 +75,9 @@ type Config struct {
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
+	// src is the file as read (before ${VAR} expansion, so it holds no
+	// expanded secret), kept to locate errors found after loading.
+	src []byte
 }
 
 // Timeouts bound the phases of a request. Zero means the default; there is
@@ -193,11 +198,23 @@ type AuditSection struct {
 	Enabled *bool `yaml:"enabled"`
 	// Config is the audit log's own configuration.
 	audit.Config `yaml:",inline"`
+	// Postgres tunes the PostgreSQL store (store: postgres): schema, pool
+	// size and timeouts. The audit log and the approval store share it.
+	// The DSN is audit.dsn.
+	Postgres postgres.Config `yaml:"postgres"`
 	// Witnesses receive every signed checkpoint (C2SP tlog-witness) and
 	// cosign it; see docs/audit.md, "Witnesses". Empty: no witnessing.
 	Witnesses []witness.Endpoint `yaml:"witnesses"`
 	// Witnessing is the submission policy for the witnesses.
 	Witnessing witness.Policy `yaml:"witnessing"`
+}
+
+// PostgresConfig is the PostgreSQL store's configuration: the
+// audit.postgres section with audit.dsn.
+func (a *AuditSection) PostgresConfig() postgres.Config {
+	pc := a.Postgres
+	pc.DSN = a.DSN
+	return pc
 }
 
 // On reports whether the audit log is enabled.
@@ -284,6 +301,7 @@ func (c *Config) SetDefaults() {
 	c.Approvals.Resolve(c.DataDir)
 	c.Audit.Config.SetDefaults()
 	c.Audit.Config.Resolve(c.DataDir)
+	c.Audit.Postgres.SetDefaults()
 	for i := range c.Audit.Witnesses {
 		c.Audit.Witnesses[i].SetDefaults()
 	}
@@ -299,8 +317,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Errorf(path, format, args...))
 	}
 	for _, a := range []struct{ key, v string }{{"listen", c.Listen}, {"admin_listen", c.AdminListen}} {
-		if _, _, err := net.SplitHostPort(a.v); err != nil {
+		if _, port, err := net.SplitHostPort(a.v); err != nil {
 			add(a.key, "%q is not host:port", a.v)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			add(a.key, "port %q in %q is not a number from 0 to 65535", port, a.v)
 		}
 	}
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
@@ -397,6 +417,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.On() {
 		errs = append(errs, field.Prefix("audit", c.Audit.Config.Validate()))
+		if c.Audit.Store == "postgres" {
+			pc := c.Audit.PostgresConfig()
+			if pc.DSN == "" {
+				pc.DSN = "-" // reported as audit.dsn above
+			}
+			errs = append(errs, field.Prefix("audit.postgres", pc.Validate()))
+		}
 		errs = append(errs, field.Prefix("audit.witnesses", witness.ValidateEndpoints(c.Audit.Witnesses)))
 		errs = append(errs, field.Prefix("audit.witnessing", c.Audit.Witnessing.Validate()))
 	}

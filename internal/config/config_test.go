@@ -53,8 +53,18 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"unknown key", validYAML + "timeouts:\n  upstream_headr: 5s\n", 10, "timeouts.upstream_headr", `unknown key "upstream_headr"`},
 		{"unknown nested key", strings.Replace(validYAML, "    profile: openai", "    profil: openai", 1), 8, "routes[0].profil", "unknown key"},
-		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 10, "upstream_pool.max_idle_per_host", "cannot unmarshal"},
-		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 10, "timeouts.idle", "duration"},
+		{"wrong type", validYAML + "upstream_pool:\n  max_idle_per_host: lots\n", 10, "upstream_pool.max_idle_per_host", `expected an integer, got the string "lots"`},
+		{"bad duration", validYAML + "timeouts:\n  idle: 5 minutes\n", 10, "timeouts.idle", `expected a duration with a unit (30s, 5m, 1h), got "5 minutes"`},
+		// The trials saw "cannot unmarshal uint64 into Go struct field
+		// Config.Timeouts of type time.Duration" here.
+		{"bare number duration", validYAML + "timeouts:\n  idle: 5\n", 10, "timeouts.idle", "expected a duration with a unit (30s, 5m, 1h), got the number 5 (a bare number has no unit: write e.g. 5s)"},
+		{"quoted number duration", validYAML + "timeouts:\n  shutdown: \"5\"\n", 10, "timeouts.shutdown", `expected a duration with a unit (30s, 5m, 1h), got "5"`},
+		{"list as duration", validYAML + "timeouts:\n  idle: [1]\n", 10, "timeouts.idle", "expected a duration with a unit (30s, 5m, 1h), got a list"},
+		{"scalar as section", validYAML + "timeouts: 5\n", 9, "timeouts", "expected a mapping (key: value lines), got a number"},
+		{"mapping as list", validYAML + "identity:\n  issuers: {a: b}\n", 10, "identity.issuers", "expected a list, got a mapping"},
+		{"string as bool", validYAML + "audit:\n  enabled: yes\n", 10, "audit.enabled", `expected true or false, got the string "yes"`},
+		{"out of range", validYAML + "upstream_pool:\n  max_idle_per_host: 99999999999999999999\n", 10, "upstream_pool.max_idle_per_host", "99999999999999999999 is out of range for an integer"},
+		{"list as size", validYAML + "limits:\n  max_request_body: [1]\n", 10, "limits.max_request_body", "expected a size such as 512KiB or 10MiB, got a list"},
 		{"bad size", validYAML + "limits:\n  max_request_body: ten\n", 10, "limits.max_request_body", "invalid size"},
 		{"missing upstream", strings.Replace(validYAML, "    upstream: http://127.0.0.1:8000\n", "", 1), 5, "routes[0].upstream", "is required"},
 		{"bad URL", strings.Replace(validYAML, "http://127.0.0.1:8000", "127.0.0.1:8000", 1), 7, "routes[0].upstream", "http:// or https://"},
@@ -69,7 +79,13 @@ func TestLoadErrors(t *testing.T) {
 		{"identity unknown key", validYAML + "identity:\n  isuers: []\n", 10, "identity.isuers", "unknown key"},
 		{"policy missing file", validYAML + "policy:\n  watch: true\n", 10, "policy.file", "is required"},
 		{"audit bad store", validYAML + "audit:\n  store: mysql\n", 10, "audit.store", "sqlite or postgres"},
+		{"postgres pool too small", validYAML + "audit:\n  store: postgres\n  dsn: postgres://db/w\n  postgres:\n    max_conns: 1\n", 13, "audit.postgres.max_conns", "at least 2"},
+		{"postgres bad schema", validYAML + "audit:\n  store: postgres\n  dsn: postgres://db/w\n  postgres:\n    schema: Bad-Name\n", 13, "audit.postgres.schema", "lowercase"},
+		{"postgres dsn in the wrong place", validYAML + "audit:\n  store: postgres\n  postgres:\n    dsn: postgres://db/w\n", 12, "audit.postgres.dsn", "unknown key"},
 		{"syntax", "listen: [\n", 1, "", ""},
+		// goccy/go-yaml v1.19.2 panics on a tag with no value.
+		{"empty tag", validYAML + "timeouts:  ! \n", 9, "timeouts", "tags are not supported"},
+		{"tag on a list", strings.Replace(validYAML, "routes:", "routes: !00", 1), 4, "routes", "tags are not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,7 +111,42 @@ func TestLoadErrors(t *testing.T) {
 			if !strings.Contains(msg, tt.wantMsg) {
 				t.Errorf("message %q does not contain %q", msg, tt.wantMsg)
 			}
+			for _, internal := range []string{"Go struct", "Go value", "interface {}", "Unmarshaler", "uint64", "time.Duration"} {
+				if strings.Contains(msg, internal) {
+					t.Errorf("message shows Go internals (%q): %s", internal, msg)
+				}
+			}
 		})
+	}
+}
+
+// TestPostgresSettings: the PostgreSQL store's schema, pool size and
+// timeouts are reachable from YAML, with their defaults when absent.
+func TestPostgresSettings(t *testing.T) {
+	cfg, err := Load(writeFile(t, validYAML+`audit:
+  store: postgres
+  dsn: postgres://warden@db.internal/warden
+  postgres:
+    schema: gw_prod
+    max_conns: 32
+    write_timeout: 2s
+    connect_timeout: 3s
+    poll_interval: 250ms
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := cfg.Audit.PostgresConfig()
+	if pc.DSN != "postgres://warden@db.internal/warden" || pc.Schema != "gw_prod" || pc.MaxConns != 32 ||
+		pc.WriteTimeout != 2*time.Second || pc.ConnectTimeout != 3*time.Second || pc.PollInterval != 250*time.Millisecond {
+		t.Errorf("postgres settings not decoded: %+v", pc)
+	}
+	cfg, err = Load(writeFile(t, validYAML+"audit:\n  store: postgres\n  dsn: postgres://db/w\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc := cfg.Audit.PostgresConfig(); pc.Schema != "warden" || pc.MaxConns != 8 || pc.WriteTimeout != 5*time.Second || pc.ConnectTimeout != 5*time.Second {
+		t.Errorf("postgres defaults: %+v", pc)
 	}
 }
 

@@ -10,10 +10,10 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/wardenhq/warden/internal/config/field"
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // Error is a configuration error located in the file.
@@ -23,7 +23,11 @@ type Error struct {
 	Column int    // 1-based column, 0 when unknown
 	Key    string // key path, e.g. "routes[0].upstream"; "" when unknown
 	Msg    string // what is wrong
+	Err    error  // the cause, when the problem came from elsewhere (KeyError)
 }
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -63,7 +67,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := decodeStrict(name, data, &cfg); err != nil {
 		return nil, err
 	}
-	cfg.file = name
+	cfg.file, cfg.src = name, data
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, locate(name, data, err)
@@ -74,11 +78,14 @@ func Parse(name string, data []byte) (*Config, error) {
 // decodeStrict parses data, expands ${VAR} in string scalars and decodes
 // into v, refusing unknown keys.
 func decodeStrict(name string, data []byte, v any) error {
-	f, err := parser.ParseBytes(data, 0)
+	f, err := safeyaml.Parse(data)
 	if err != nil {
 		return yamlError(name, nil, nil, err)
 	}
 	idx, vals := indexKeys(f)
+	if err := safeyaml.RefuseTags(f); err != nil {
+		return yamlError(name, idx, vals, err)
+	}
 	var expErrs []error
 	for _, d := range f.Docs {
 		ast.Walk(&expander{name: name, idx: idx, errs: &expErrs}, d)
@@ -92,7 +99,7 @@ func decodeStrict(name string, data []byte, v any) error {
 	if len(f.Docs) > 1 {
 		return &Error{File: name, Msg: "more than one YAML document"}
 	}
-	if err := yaml.NodeToValue(f.Docs[0].Body, v, yaml.DisallowUnknownField()); err != nil {
+	if err := safeyaml.NodeToValue(f.Docs[0].Body, v, yaml.DisallowUnknownField()); err != nil {
 		return yamlError(name, idx, vals, err)
 	}
 	return nil
@@ -103,7 +110,7 @@ func yamlError(name string, idx map[pos]string, vals map[pos]string, err error) 
 	var ye yaml.Error
 	if errors.As(err, &ye) {
 		tk := ye.GetToken()
-		e := &Error{File: name, Msg: ye.GetMessage()}
+		e := &Error{File: name, Msg: safeyaml.Message(err)}
 		if tk != nil && tk.Position != nil {
 			e.Line, e.Column = tk.Position.Line, tk.Position.Column
 			e.Key = idx[pos{e.Line, e.Column}]
@@ -115,8 +122,8 @@ func yamlError(name string, idx map[pos]string, vals map[pos]string, err error) 
 	}
 	// Errors without a token (e.g. a bad duration, `time: unknown unit " s"
 	// in duration "5 s"`): locate the scalar the message quotes.
-	e := &Error{File: name, Msg: err.Error()}
-	if m := quoted.FindAllStringSubmatch(e.Msg, -1); len(m) > 0 {
+	e := &Error{File: name, Msg: safeyaml.Message(err)}
+	if m := quoted.FindAllStringSubmatch(err.Error(), -1); len(m) > 0 {
 		want := m[len(m)-1][1]
 		for p, key := range idx {
 			if vals[p] == want {
@@ -209,10 +216,23 @@ func (x *expander) Visit(n ast.Node) ast.Visitor {
 	return x
 }
 
+// KeyError locates a problem found after loading (a policy file that
+// does not exist, a store that cannot be reached) at the key that
+// configures it: "warden.yaml:12:9: policy.file: <err>". key is a path
+// such as "policy.file" or "audit.dsn"; a key the file does not set is
+// reported at its nearest parent, or without a line.
+func (c *Config) KeyError(key string, err error) *Error {
+	e := &Error{File: c.file, Key: key, Msg: err.Error(), Err: err}
+	if f, perr := safeyaml.Parse(c.src); perr == nil {
+		e.Line, e.Column = lineOf(f, key)
+	}
+	return e
+}
+
 // locate turns *field.Error values inside err into *Error with the line of
 // the key they name (or of its nearest existing parent).
 func locate(name string, data []byte, err error) error {
-	f, perr := parser.ParseBytes(data, 0)
+	f, perr := safeyaml.ParseBytes(data)
 	var errs []error
 	for _, e := range flatten(err) {
 		var fe *field.Error
@@ -245,12 +265,9 @@ func flatten(err error) []error {
 func lineOf(f *ast.File, keyPath string) (int, int) {
 	p := keyPath
 	for p != "" {
-		yp, err := yaml.PathString("$." + p)
-		if err == nil {
-			if n, err := yp.FilterFile(f); err == nil && n != nil {
-				if tk := n.GetToken(); tk != nil && tk.Position != nil {
-					return tk.Position.Line, tk.Position.Column
-				}
+		if n := safeyaml.Lookup(f, "$."+p); n != nil {
+			if tk := n.GetToken(); tk != nil && tk.Position != nil {
+				return tk.Position.Line, tk.Position.Column
 			}
 		}
 		i := strings.LastIndexAny(p, ".[")

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -95,6 +96,10 @@ func (e *Engine) load() (*Policy, error) {
 	}
 	if e.check != nil {
 		if err := e.check(p); err != nil {
+			var le *LoadError
+			if errors.As(err, &le) {
+				return nil, err // names the file already
+			}
 			return nil, fmt.Errorf("policy: %s: %w", e.path, err)
 		}
 	}

@@ -144,6 +144,26 @@ func TestFailedReloadKeepsOldPolicy(t *testing.T) {
 	}
 }
 
+// TestReloadMalformedYAMLKeepsOldPolicy: a file that crashes the YAML
+// library (`rules:  ! `) fails the reload; it does not take the process
+// down, and the previous policy keeps deciding.
+func TestReloadMalformedYAMLKeepsOldPolicy(t *testing.T) {
+	e, path, ch := newTestEngine(t, policyV1)
+	before := e.Current()
+	for _, bad := range []string{"rules:  ! \n", "version: 1\nrules:  ! \n", "version: 1\nrules: !00\n  - x\n"} {
+		writeFile(t, path, bad)
+		if _, err := e.Reload("sighup"); err == nil || !strings.Contains(err.Error(), "tags are not supported") {
+			t.Fatalf("reload of %q: %v", bad, err)
+		}
+		if got := <-ch; got.Err == nil {
+			t.Fatalf("callback change = %+v", got)
+		}
+		if e.Current() != before {
+			t.Fatal("failed reload replaced the policy")
+		}
+	}
+}
+
 func TestWatchReloadsOnFileChange(t *testing.T) {
 	e, path, ch := newTestEngine(t, policyV1)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -377,12 +377,22 @@ func newEnv() (*cel.Env, error) {
 // including "/"; a trailing "/**" also matches the bare prefix, so
 // "/v1/files/**" matches "/v1/files". Other characters match themselves.
 func Glob(pattern, s string) bool {
-	if strings.HasSuffix(pattern, "/**") && s == pattern[:len(pattern)-3] {
+	if prefix, ok := strings.CutSuffix(pattern, "/**"); ok && globMatch(prefix, s) {
 		return true
 	}
 	return globMatch(pattern, s)
 }
 
+// runeLen is the length in bytes of the first rune of s (1 for an
+// invalid byte).
+func runeLen(s string) int {
+	_, n := utf8.DecodeRuneInString(s)
+	return n
+}
+
+// globMatch matches rune by rune: a "*" only ever stops at a rune
+// boundary, so a "?" after it cannot match half of a multi-byte
+// character (which made "*??" match the one-character "怀").
 func globMatch(pat, s string) bool {
 	for len(pat) > 0 {
 		switch pat[0] {
@@ -392,23 +402,24 @@ func globMatch(pat, s string) bool {
 				if rest == "" {
 					return true
 				}
-				for i := 0; i <= len(s); i++ {
+				for i := 0; ; i += runeLen(s[i:]) {
 					if globMatch(rest, s[i:]) {
 						return true
 					}
+					if i == len(s) {
+						return false
+					}
 				}
-				return false
 			}
 			rest := pat[1:]
-			for i := 0; i <= len(s); i++ {
+			for i := 0; ; i += runeLen(s[i:]) {
 				if globMatch(rest, s[i:]) {
 					return true
 				}
-				if i < len(s) && s[i] == '/' {
+				if i == len(s) || s[i] == '/' {
 					return false
 				}
 			}
-			return false
 		case '?':
 			if len(s) == 0 || s[0] == '/' {
 				return false

@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // LoadError is one problem found while loading a policy. Load returns
@@ -65,7 +65,7 @@ type positions struct {
 }
 
 func newPositions(data []byte) *positions {
-	f, err := parser.ParseBytes(data, 0)
+	f, err := safeyaml.ParseBytes(data)
 	if err != nil {
 		return &positions{data: data}
 	}
@@ -77,15 +77,7 @@ func (p *positions) node(path string) ast.Node {
 	if p.file == nil {
 		return nil
 	}
-	yp, err := yaml.PathString(path)
-	if err != nil {
-		return nil
-	}
-	n, err := yp.FilterFile(p.file)
-	if err != nil || n == nil {
-		return nil
-	}
-	return n
+	return safeyaml.Lookup(p.file, path)
 }
 
 // at returns line and column of the node at path, walking up the path
@@ -149,13 +141,12 @@ func (p *positions) indent(l int) int {
 
 // yamlError converts a goccy decode error into a LoadError.
 func yamlError(name string, err error) *LoadError {
-	le := &LoadError{File: name, RuleIndex: -1, Msg: err.Error()}
+	le := &LoadError{File: name, RuleIndex: -1, Msg: safeyaml.Message(err)}
 	var te interface {
 		GetToken() *token.Token
 		GetMessage() string
 	}
 	if asErr(err, &te) {
-		le.Msg = te.GetMessage()
 		if t := te.GetToken(); t != nil && t.Position != nil {
 			le.Line, le.Column = t.Position.Line, t.Position.Column
 		}

@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/wardenhq/warden/internal/identity"
 )
@@ -24,15 +25,25 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// FuzzGlob compares Glob with path.Match on the patterns both support
-// (no "**", classes or escapes).
+// FuzzGlob compares globMatch with runeGlob, the same rules over []rune,
+// on valid UTF-8; and Glob with path.Match on the patterns both support
+// (no "**", classes or escapes) where path.Match's byte-wise "*" cannot
+// stop inside a character (it lets "*??" match one 4-byte character).
 func FuzzGlob(f *testing.F) {
 	f.Add("/v1/*", "/v1/models")
 	f.Add("/v1/?/x*", "/v1/a/xyz")
 	f.Add("*/*", "a/b")
+	f.Add("*??", "怀")
 	f.Fuzz(func(t *testing.T, pat, s string) {
 		got := Glob(pat, s)
-		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `[]\`) || len(pat) > 64 || len(s) > 256 {
+		// The bounds keep the backtracking references fast.
+		if utf8.ValidString(pat) && utf8.ValidString(s) && len(pat) <= 16 && len(s) <= 64 && strings.Count(pat, "*") <= 4 {
+			if g, w := globMatch(pat, s), runeGlob([]rune(pat), []rune(s)); g != w {
+				t.Fatalf("globMatch(%q, %q) = %v, []rune reference = %v", pat, s, g, w)
+			}
+		}
+		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `[]\`) || len(pat) > 64 || len(s) > 256 ||
+			(strings.Contains(pat, "*") && !isASCII(s)) {
 			return
 		}
 		want, err := path.Match(pat, s)
@@ -40,6 +51,15 @@ func FuzzGlob(f *testing.F) {
 			t.Fatalf("Glob(%q, %q) = %v, path.Match = %v", pat, s, got, want)
 		}
 	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // FuzzBodyFacts: any body yields nil or facts within the policy input
@@ -54,6 +74,27 @@ func FuzzBodyFacts(f *testing.F) {
 		}
 		if len(facts) > 16 {
 			t.Fatalf("%d facts", len(facts))
+		}
+	})
+}
+
+// FuzzSuite: no suite file makes ParseSuite panic, and a suite that parses
+// runs against a policy without panicking.
+func FuzzSuite(f *testing.F) {
+	f.Add([]byte("policy: p.yaml\ntests:\n  - name: a\n    principal: {sub: alice, groups: [ml-users]}\n    request: {method: POST, path: /v1/chat/completions}\n    body: {model: m}\n    expect: {action: allow, rule: users}\n"))
+	f.Add([]byte("policy: p.yaml\ntests:  ! \n"))
+	f.Add([]byte("policy: p.yaml\ntests: [{name: x, expect: {action: deny}, now: '2026-01-01T00:00:00Z'}]\n"))
+	p, err := Load("p.yaml", []byte(policyV1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSuite("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		for i := range s.Tests {
+			s.run(p, &s.Tests[i])
 		}
 	})
 }

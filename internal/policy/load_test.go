@@ -76,6 +76,28 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"approvals.x.mode", "must be hold or async", "reviewer group is required"},
 		},
 		{
+			// goccy/go-yaml v1.19.2 panics on this (a tag with no value);
+			// it once took the gateway down on hot reload.
+			name: "empty tag",
+			src:  "rules:  ! \n",
+			want: []string{"p.yaml:1:9:", "tags are not supported"},
+		},
+		{
+			name: "tag on a sequence",
+			src:  "version: 1\nrules: !00\n  - {name: a, when: 'true', action: allow}\n",
+			want: []string{"p.yaml:2:8:", "tags are not supported"},
+		},
+		{
+			name: "bare number as duration",
+			src:  "version: 1\nrules:\n  - {name: a, when: 'true', action: require_approval, approval: x}\napprovals:\n  x:\n    reviewers: [r]\n    ttl: 5\n",
+			want: []string{"p.yaml:7:10:", "expected a duration with a unit (30s, 5m, 1h), got the number 5"},
+		},
+		{
+			name: "string as version",
+			src:  "version: one\nrules:\n  - {name: a, when: 'true', action: allow}\n",
+			want: []string{"p.yaml:1:10:", `expected an integer, got the string "one"`},
+		},
+		{
 			name: "wrong version",
 			src:  "version: 2\nrules:\n  - name: a\n    when: 'true'\n    action: allow\n",
 			want: []string{"p.yaml:1:10:", "version: must be 1"},

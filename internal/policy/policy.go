@@ -12,7 +12,8 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
-	"github.com/goccy/go-yaml"
+
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // DefaultCostLimit bounds the worst-case cost of one rule expression, as
@@ -41,6 +42,7 @@ type Policy struct {
 	file    File
 	rules   []compiled
 	version string
+	pos     *positions // to locate problems found by callers (RuleError)
 }
 
 type compiled struct {
@@ -103,7 +105,7 @@ func LoadFile(path string) (*Policy, error) {
 // the error is a *LoadError or several joined.
 func Load(name string, data []byte) (*Policy, error) {
 	var f File
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+	if err := safeyaml.UnmarshalStrict(data, &f); err != nil {
 		return nil, yamlError(name, err)
 	}
 	f.setDefaults()
@@ -123,7 +125,7 @@ func Load(name string, data []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: cel environment: %w", err)
 	}
-	p := &Policy{name: name, file: f}
+	p := &Policy{name: name, file: f, pos: pos}
 	for i := range f.Rules {
 		r := &f.Rules[i]
 		if r.When == "" {
@@ -247,6 +249,21 @@ func (p *Policy) Name() string { return p.name }
 
 // Rules returns a copy of the rules in evaluation order.
 func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.file.Rules...) }
+
+// RuleError reports a problem a caller found with rule i (0-based) at the
+// line of the rule's key field ("mask", "approval" …), or of the rule
+// when the key is absent, e.g. a masking profile the gateway does not
+// define.
+func (p *Policy) RuleError(i int, field, msg string) *LoadError {
+	le := &LoadError{File: p.name, RuleIndex: i, Field: field, Msg: msg}
+	if i >= 0 && i < len(p.file.Rules) {
+		le.Rule = p.file.Rules[i].Name
+	}
+	if p.pos != nil {
+		le.Line, le.Column = p.pos.at(fmt.Sprintf("$.rules[%d].%s", i, field))
+	}
+	return le
+}
 
 // Approvals returns the named approval settings. The settings are shared
 // with the policy; do not modify them.

@@ -469,3 +469,108 @@ func TestGrantScopeCovers(t *testing.T) {
 		t.Error("model glob ignored")
 	}
 }
+
+// TestGlobRunes: "?" is one character (rune) wherever it stands, also
+// after a "*" (which used to stop inside a multi-byte character, so "?"
+// matched single bytes: "*??" matched the one-character "怀"). Checked
+// exhaustively on short patterns and strings against a []rune matcher.
+func TestGlobRunes(t *testing.T) {
+	for _, tt := range []struct {
+		pat, s string
+		want   bool
+	}{
+		{"*??", "怀", false},
+		{"*??", "怀a", true},
+		{"**??", "a/怀", false},
+		{"/v1/*?", "/v1/é", true},
+		{"/v1/*??", "/v1/é", false},
+		{"/v1/?", "/v1/é", true},
+		{"/models/*-??", "/models/llama-é", false},
+		{"/models/*-??", "/models/llama-éé", true},
+	} {
+		if got := Glob(tt.pat, tt.s); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tt.pat, tt.s, got, tt.want)
+		}
+	}
+	pats := [][]rune{{}}
+	strs := [][]rune{{}}
+	extend := func(set [][]rune, alphabet []rune, n int) [][]rune {
+		out := set
+		last := set
+		for range n {
+			var next [][]rune
+			for _, x := range last {
+				for _, c := range alphabet {
+					next = append(next, append(append([]rune{}, x...), c))
+				}
+			}
+			out, last = append(out, next...), next
+		}
+		return out
+	}
+	pats = extend(pats, []rune{'*', '?', 'a', 'é', '/', '怀'}, 4)
+	strs = extend(strs, []rune{'a', 'é', '/', '怀'}, 3)
+	for _, p := range pats {
+		for _, s := range strs {
+			if got, want := globMatch(string(p), string(s)), runeGlob(p, s); got != want {
+				t.Fatalf("globMatch(%q, %q) = %v, want %v", string(p), string(s), got, want)
+			}
+		}
+	}
+}
+
+// runeGlob is the reference: globMatch's rules over []rune.
+func runeGlob(p, s []rune) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			double := len(p) > 1 && p[1] == '*'
+			rest := p[1:]
+			for len(rest) > 0 && rest[0] == '*' {
+				rest = rest[1:]
+			}
+			if double && len(rest) == 0 {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if runeGlob(rest, s[i:]) {
+					return true
+				}
+				if i < len(s) && s[i] == '/' && !double {
+					return false
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 || s[0] == '/' {
+				return false
+			}
+		default:
+			if len(s) == 0 || s[0] != p[0] {
+				return false
+			}
+		}
+		p, s = p[1:], s[1:]
+	}
+	return len(s) == 0
+}
+
+// TestGlobTrailingDoubleStarWithWildcards: a trailing "/**" matches the
+// bare prefix also when the prefix has wildcards, as for a literal one.
+func TestGlobTrailingDoubleStarWithWildcards(t *testing.T) {
+	for _, tt := range []struct {
+		pat, s string
+		want   bool
+	}{
+		{"/v1/*/files/**", "/v1/org/files", true},
+		{"/v1/*/files/**", "/v1/org/files/x/y", true},
+		{"/v1/*/files/**", "/v1/org/filesx", false},
+		{"/v1/?/**", "/v1/é", true},
+		{"/**", "", true},
+		{"/**", "/anything/at/all", true},
+	} {
+		if got := Glob(tt.pat, tt.s); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tt.pat, tt.s, got, tt.want)
+		}
+	}
+}

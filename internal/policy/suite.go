@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-
 	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/safeyaml"
 )
 
 // Suite is a YAML file of policy table tests, run by `warden policy
@@ -107,6 +106,21 @@ func (r *SuiteResult) Failed() int {
 	return n
 }
 
+// ParseSuite decodes and checks a suite; name is used in error messages.
+func ParseSuite(name string, data []byte) (*Suite, error) {
+	var s Suite
+	if err := safeyaml.UnmarshalStrict(data, &s); err != nil {
+		return nil, yamlError(name, err)
+	}
+	if s.Policy == "" {
+		return nil, fmt.Errorf("policy test: %s: policy: is required", name)
+	}
+	if len(s.Tests) == 0 {
+		return nil, fmt.Errorf("policy test: %s: tests: at least one test is required", name)
+	}
+	return &s, nil
+}
+
 // RunSuiteFile loads the suite at path and the policy it names, and runs
 // every case. The error is for a suite or policy that cannot be loaded;
 // failing cases are reported in the result.
@@ -115,15 +129,9 @@ func RunSuiteFile(path string) (*SuiteResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy test: %w", err)
 	}
-	var s Suite
-	if err := yaml.UnmarshalWithOptions(data, &s, yaml.Strict()); err != nil {
-		return nil, yamlError(path, err)
-	}
-	if s.Policy == "" {
-		return nil, fmt.Errorf("policy test: %s: policy: is required", path)
-	}
-	if len(s.Tests) == 0 {
-		return nil, fmt.Errorf("policy test: %s: tests: at least one test is required", path)
+	s, err := ParseSuite(path, data)
+	if err != nil {
+		return nil, err
 	}
 	pp := s.Policy
 	if !filepath.IsAbs(pp) {

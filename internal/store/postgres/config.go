@@ -9,11 +9,14 @@ import (
 	"github.com/wardenhq/warden/internal/config/field"
 )
 
-// Config is the YAML configuration of the PostgreSQL audit store.
+// Config is the YAML configuration of the PostgreSQL store: the
+// `audit.postgres` section (the DSN comes from `audit.dsn`). The audit log
+// and the approval store share it, so they use the same schema.
 type Config struct {
 	// DSN is the PostgreSQL connection string (URL or key=value form). It
-	// may hold a password; it is never logged. Required.
-	DSN string `yaml:"dsn"`
+	// may hold a password; it is never logged. Required. In YAML it is
+	// audit.dsn, one level up.
+	DSN string `yaml:"-"`
 	// Schema is the PostgreSQL schema holding Warden's tables. Default
 	// "warden". Letters, digits and underscores, at most 40 characters.
 	Schema string `yaml:"schema"`
@@ -27,6 +30,9 @@ type Config struct {
 	// PollInterval is how often waiters re-check when no NOTIFY arrives
 	// (a safety net: notifications are not durable). Default 1s.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// ConnectTimeout bounds establishing one connection, unless the DSN
+	// sets connect_timeout. Default: WriteTimeout.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // SetDefaults fills in zero fields.
@@ -42,6 +48,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = c.WriteTimeout
 	}
 }
 
@@ -64,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval < 0 {
 		errs = append(errs, field.Errorf("poll_interval", "must not be negative"))
+	}
+	if c.ConnectTimeout < 0 {
+		errs = append(errs, field.Errorf("connect_timeout", "must not be negative"))
 	}
 	return errors.Join(errs...)
 }

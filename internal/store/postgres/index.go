@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -129,6 +130,9 @@ func (s *Store) RebuildIndex(ctx context.Context) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
+	if s.idx == nil {
+		return 0, errors.New("postgres: rebuild index: the store is open read-only")
+	}
 	return s.idx.Rebuild(ctx)
 }
 
@@ -145,7 +149,10 @@ func (s *Store) CheckIndex(ctx context.Context) (audit.IndexReport, error) {
 		return rep, fmt.Errorf("postgres: check index: %w", err)
 	}
 	defer c.Release()
-	tx, err := c.Begin(ctx)
+	// Read-write explicitly: a read-only store's sessions default to
+	// read-only, which forbids even the temporary table. Nothing else is
+	// written, and the transaction is rolled back.
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadWrite})
 	if err != nil {
 		return rep, fmt.Errorf("postgres: check index: %w", err)
 	}

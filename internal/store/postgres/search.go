@@ -19,8 +19,10 @@ func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, erro
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if err := s.idx.CatchUp(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: search: %w", err)
+	if s.idx != nil { // nil in a read-only store
+		if err := s.idx.CatchUp(ctx); err != nil {
+			return nil, fmt.Errorf("postgres: search: %w", err)
+		}
 	}
 	var where []string
 	var args []any

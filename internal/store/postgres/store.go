@@ -72,6 +72,60 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 		pool.Close()
 		return nil, err
 	}
+	s := newStore(cfg, o, pool, connCfg)
+	// The search index follows the log (a read-only store has none: it
+	// searches what the gateway indexed).
+	s.idx = audit.NewIndexer(s, &index{db: pool, table: "entry_index", lock: lockKey(cfg.Schema, "index")}, s.log)
+	for range enqueueWriters {
+		s.wg.Add(1)
+		go s.enqueueLoop()
+	}
+	return s, nil
+}
+
+// OpenReadOnly opens an existing store for reading (warden verify): it
+// creates and migrates nothing, every session is read-only
+// (default_transaction_read_only), so a role with only USAGE on the
+// schema and SELECT on its tables suffices. A database or schema without
+// Warden's tables, or at another schema version, is an error — never an
+// empty log that verifies. Writes fail.
+func OpenReadOnly(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
+	o := options{cfg: cfg, logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg = o.cfg
+	pool, connCfg, err := openPoolMode(ctx, &cfg, "warden-verify", true)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(ctx, pool, cfg.Schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return newStore(cfg, o, pool, connCfg), nil
+}
+
+// checkSchema refuses a schema that is not a Warden store at this
+// binary's version, without changing anything.
+func checkSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	var version int
+	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&version)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "42P01": // undefined_table
+		return fmt.Errorf("postgres: schema %q holds no Warden audit store (no schema_migrations table): wrong database or schema (--schema)?", schema)
+	case err != nil:
+		return fmt.Errorf("postgres: read schema version: %w", err)
+	case version != len(migrations):
+		return fmt.Errorf("postgres: schema %q is at version %d, this binary reads version %d: verify with the warden version that wrote it", schema, version, len(migrations))
+	}
+	return nil
+}
+
+// newStore builds a Store over an open pool; the caller starts the
+// writers if it writes.
+func newStore(cfg Config, o options, pool *pgxpool.Pool, connCfg *pgx.ConnConfig) *Store {
 	s := &Store{
 		cfg:           cfg,
 		log:           o.logger.With("component", "audit.postgres", "schema", cfg.Schema),
@@ -84,12 +138,7 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 		enq:           make(chan *enqueueReq),
 	}
 	s.notify = newNotifier(s)
-	s.idx = audit.NewIndexer(s, &index{db: pool, table: "entry_index", lock: lockKey(cfg.Schema, "index")}, s.log)
-	for range enqueueWriters {
-		s.wg.Add(1)
-		go s.enqueueLoop()
-	}
-	return s, nil
+	return s
 }
 
 // openPool validates cfg (after filling its defaults) and opens a pool with
@@ -98,6 +147,11 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Store, error)
 // config for dedicated (leader, listener) connections. Errors never carry
 // the DSN, which may hold a password.
 func openPool(ctx context.Context, cfg *Config, appName string) (*pgxpool.Pool, *pgx.ConnConfig, error) {
+	return openPoolMode(ctx, cfg, appName, false)
+}
+
+// openPoolMode is openPool; readOnly makes every session read-only.
+func openPoolMode(ctx context.Context, cfg *Config, appName string, readOnly bool) (*pgxpool.Pool, *pgx.ConnConfig, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("postgres: config: %w", err)
@@ -110,11 +164,14 @@ func openPool(ctx context.Context, cfg *Config, appName string) (*pgxpool.Pool, 
 	pcfg.MaxConns = cfg.MaxConns
 	pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
 	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if readOnly {
+		pcfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = appName
 	}
 	if pcfg.ConnConfig.ConnectTimeout == 0 {
-		pcfg.ConnConfig.ConnectTimeout = cfg.WriteTimeout
+		pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -132,7 +189,9 @@ func (s *Store) Close() error {
 	if s.closed.Load() {
 		return nil
 	}
-	s.idx.Close() // before the pool closes under it
+	if s.idx != nil {
+		s.idx.Close() // before the pool closes under it
+	}
 	if s.closed.Swap(true) {
 		return nil
 	}
