@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/wardenhq/warden/bench/configs"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wardenhq/warden/bench/configs"
 )
 
 // TestMain lets the test binary serve as the harness's helper processes,
