@@ -3,9 +3,14 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,5 +144,127 @@ func TestRecordingCapturesWhatWasSentAndReceived(t *testing.T) {
 	}
 	if r.Meta.Request.Path != "/v1/chat/completions" || r.Meta.Request.Method != "POST" {
 		t.Errorf("request line %s %s", r.Meta.Request.Method, r.Meta.Request.Path)
+	}
+}
+
+// TestRecordingMemoryFlatOn100MBStream: the real gateway records a 100 MB
+// streamed answer with a flat heap (the capture spills to disk), the
+// client receives all of it, and the recording holds exactly those bytes.
+func TestRecordingMemoryFlatOn100MBStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the 100 MB stream")
+	}
+	const total = 100 << 20
+	event := "data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("lorem ipsum ", 80) + "\"}}]}\n\n"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := http.NewResponseController(w)
+		buf := []byte(strings.Repeat(event, 32))
+		for sent := 0; sent < total; sent += len(buf) {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}))
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	rc := recording.Config{Default: recording.LevelFull}
+	rc.SetDefaults()
+	rc.Resolve(dir)
+	cat, err := sqlite.OpenRecordingCatalog(context.Background(), rc.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	cfg := &config.Config{
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1", AllowAnonymous: true, Recordings: rc,
+		Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: up.URL, Profile: config.ProfileOpenAI}},
+	}
+	cfg.SetDefaults()
+	g, err := New(cfg, Options{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	resp.Body.Close()
+	if err != nil || n < total {
+		t.Fatalf("client read %d bytes: %v", n, err)
+	}
+	reqID := resp.Header.Get("X-Request-Id")
+	var es []recording.Entry
+	for i := 0; i < 1500 && len(es) == 0; i++ { // stored in the background
+		if es, err = rec.Find(context.Background(), reqID); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	<-sampled
+	if len(es) != 1 {
+		t.Fatalf("%d recordings of %s", len(es), reqID)
+	}
+	grew := int64(peak.Load()) - int64(base.HeapInuse)
+	t.Logf("100 MB stream through the gateway: heap in use grew by at most %.1f MiB; stored object %.1f MiB", float64(grew)/(1<<20), float64(es[0].Size)/(1<<20))
+	if grew > 40<<20 {
+		t.Errorf("heap grew by %d MiB while recording a %d MiB stream; it should stay flat", grew>>20, n>>20)
+	}
+	o, err := rec.Open(context.Background(), es[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, err := o.RequestBody(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Marks(); err != nil {
+		t.Fatal(err)
+	}
+	body, err := o.ResponseBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := sha256.New()
+	if _, err := io.Copy(h2, body); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := o.Reader.Close(); err != nil || d != es[0].Digest {
+		t.Fatalf("digest %s, %v; catalogue %s", d, err, es[0].Digest)
+	}
+	if !bytes.Equal(h.Sum(nil), h2.Sum(nil)) {
+		t.Error("the recorded body differs from what the client received")
 	}
 }
