@@ -17,7 +17,6 @@ import (
 // it returns a nil capture.
 type Recorder interface {
 	Reserve(info recording.Info) (*recording.Capture, error)
-	Mode() recording.FailureMode
 }
 
 // DetailRecording is the key of the recording's summary in the terminal
