@@ -130,7 +130,7 @@ func runReplay(ctx context.Context, requestID string, f replayFlags) error {
 		}
 		return err
 	}
-	rec, digest, err := recording.Decode(bytes.NewReader(raw), maxReplay)
+	rec, digest, err := recording.ReadAll(bytes.NewReader(raw), maxReplay)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("the recording served is malformed: %w", err)}
 	}

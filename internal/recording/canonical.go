@@ -546,37 +546,3 @@ func ReadAll(r io.Reader, max int64) (*Recording, Digest, error) {
 	}
 	return rec, d, nil
 }
-
-// Decode reads a whole canonical form from r into memory (bodies up to
-// max bytes each) and returns it with its digest, recomputed from the
-// bytes read. It is how a client that fetched a recording's canonical
-// form (warden replay, through the admin API) checks it against the
-// digest the audit log committed to, without trusting the server.
-func Decode(r io.Reader, max int64) (*Recording, Digest, error) {
-	rd, err := NewReader(r)
-	if err != nil {
-		return nil, Digest{}, err
-	}
-	rec := &Recording{Meta: *rd.Meta()}
-	if rec.RequestBody, err = rd.RequestBody(max); err != nil {
-		return nil, Digest{}, err
-	}
-	if rec.Marks, err = rd.Marks(); err != nil {
-		return nil, Digest{}, err
-	}
-	if rec.Meta.Response.BodySize > max {
-		return nil, Digest{}, fmt.Errorf("recording: response body of %d bytes exceeds %d", rec.Meta.Response.BodySize, max)
-	}
-	body, err := rd.ResponseBody()
-	if err != nil {
-		return nil, Digest{}, err
-	}
-	if rec.ResponseBody, err = io.ReadAll(body); err != nil {
-		return nil, Digest{}, err
-	}
-	d, err := rd.Close()
-	if err != nil {
-		return nil, Digest{}, err
-	}
-	return rec, d, nil
-}
