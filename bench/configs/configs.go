@@ -48,6 +48,9 @@ type Stage struct {
 	// active before measuring (a token is required, a denied request is
 	// refused, PII is masked, the audit store is written).
 	Identity, PolicyOn, Masking, Audit bool
+	// Recording: every call is recorded; the runner checks a recording
+	// was stored under data_dir.
+	Recording bool
 }
 
 // Stages lists the Warden stages in order, each adding one capability.
@@ -62,7 +65,13 @@ var Stages = []Stage{
 		Summary: "+ response masking (JSON and SSE)", Identity: true, PolicyOn: true, Masking: true},
 	{Name: "warden-full", Config: "warden-full.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
 		Summary: "+ durable audit (SQLite): everything on", Identity: true, PolicyOn: true, Masking: true, Audit: true},
+	{Name: RecordingStage, Config: "warden-full-recording.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
+		Summary: "+ every call recorded in full (session recordings, filesystem store)", Identity: true, PolicyOn: true, Masking: true, Audit: true, Recording: true},
 }
+
+// RecordingStage is the stage that records every call: the acceptance
+// checks compare it with warden-full in the same run.
+const RecordingStage = "warden-full+recording"
 
 // RenderStage renders st's gateway config: its File when set, else its
 // embedded Config template.

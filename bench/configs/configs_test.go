@@ -20,6 +20,7 @@ func TestStagesRender(t *testing.T) {
 		"warden-policy":      {"identity", "policy", "audit"},
 		"warden-masking":     {"identity", "policy", "masking", "audit"},
 		"warden-full":        {"identity", "policy", "masking", "audit"},
+		RecordingStage:       {"identity", "policy", "masking", "audit", "recordings"},
 	}
 	for _, st := range Stages {
 		t.Run(st.Name, func(t *testing.T) {
@@ -45,7 +46,7 @@ func TestStagesRender(t *testing.T) {
 				t.Errorf("%d top-level keys, want the 7 common ones + %v", len(m), want[st.Name])
 			}
 			audit, _ := m["audit"].(map[string]any)
-			if got, wantOn := audit["enabled"], st.Name == "warden-full"; got != wantOn {
+			if got, wantOn := audit["enabled"], st.Audit; got != wantOn {
 				t.Errorf("audit.enabled = %v, want %v", got, wantOn)
 			}
 			if st.Policy != "" {
@@ -61,7 +62,7 @@ func TestStagesRender(t *testing.T) {
 					t.Fatalf("policy: %v %+v", err, pol)
 				}
 				last := pol.Rules[len(pol.Rules)-1]
-				if wantMask := strings.Contains(st.Name, "masking") || st.Name == "warden-full"; (last.Mask == "default") != wantMask {
+				if wantMask := st.Masking; (last.Mask == "default") != wantMask {
 					t.Errorf("allow rule mask = %q, masking stage %v", last.Mask, wantMask)
 				}
 			}

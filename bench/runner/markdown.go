@@ -3,6 +3,8 @@ package runner
 import (
 	"fmt"
 	"strings"
+
+	"github.com/wardenhq/warden/bench/configs"
 )
 
 // refStage is the Warden target the acceptance checks judge: warden-full
@@ -113,6 +115,7 @@ func checks(rep *Report) []Check {
 		}
 		out = append(out, c)
 	}
+	out = append(out, recordingChecks(rep, direct)...)
 	{
 		c := Check{Name: fmt.Sprintf("0 truncated streams at %d concurrent streams", rep.Settings.StreamConns), Target: "every target"}
 		var parts []string
@@ -318,4 +321,47 @@ func (rep *Report) Markdown() string {
 	}
 	w("\nRun took %s.\n", rep.Finished.Sub(rep.Started).Round(1e9))
 	return b.String()
+}
+
+// recordingChecks are issue 15's targets: recording every call costs at
+// most 15% of warden-full's throughput in the same run, and leaves the
+// masked stream's time to first byte unchanged within 0.5 ms.
+func recordingChecks(rep *Report, direct *StreamRow) []Check {
+	var out []Check
+	rec := configs.RecordingStage
+	for _, n := range rep.Settings.Conns {
+		wl := fmt.Sprintf("chat-c%d", n)
+		c := Check{Name: fmt.Sprintf("recording everything costs ≤ 15%% throughput against warden-full at %d connections", n), Target: rec}
+		r, f := findRow(rep.Closed, wl, rec), findRow(rep.Closed, wl, refStage)
+		if r != nil && f != nil && f.RPS > 0 {
+			q := r.RPS / f.RPS
+			c.Measured = fmt.Sprintf("%.0f vs %.0f req/s = %.2f× warden-full (cost %.0f%%)", r.RPS, f.RPS, q, (1-q)*100)
+			c.Verdict = judge(q >= 0.85 && r.Valid && f.Valid, r.disturbed(), f.disturbed())
+		} else {
+			c.Verdict, c.Measured = "not measured", rec+" or warden-full not available"
+		}
+		out = append(out, c)
+	}
+	c := Check{Name: "recording leaves masked-stream time to first byte unchanged within 0.5 ms (p50)", Target: rec}
+	var r, f *StreamRow
+	for i := range rep.Streams {
+		switch rep.Streams[i].Target {
+		case rec:
+			r = &rep.Streams[i]
+		case refStage:
+			f = &rep.Streams[i]
+		}
+	}
+	if r != nil && f != nil {
+		d := r.TTFBP50 - f.TTFBP50
+		c.Measured = fmt.Sprintf("TTFB p50 %.2f ms vs warden-full %.2f ms: %+.2f ms (TTFT p50 %+.2f ms)", r.TTFBP50, f.TTFBP50, d, r.TTFTAddedP50-f.TTFTAddedP50)
+		dist := []string{r.disturbed(), f.disturbed()}
+		if direct != nil {
+			dist = append(dist, direct.disturbed())
+		}
+		c.Verdict = judge(d <= 0.5 && d >= -0.5 && r.Valid && f.Valid, dist...)
+	} else {
+		c.Verdict, c.Measured = "not measured", rec+" or warden-full not available"
+	}
+	return append(out, c)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wardenhq/warden/bench/configs"
 )
 
 // TestMain lets the test binary serve as the harness's helper processes,
@@ -243,5 +245,41 @@ func TestRunWardenStagesWithFakeBuild(t *testing.T) {
 	}
 	if md := rep.Markdown(); !strings.Contains(md, `unknown key \"identity\"`) && !strings.Contains(md, `unknown key "identity"`) {
 		t.Errorf("markdown does not say why identity is missing:\n%s", md)
+	}
+}
+
+// TestRecordingChecks: the recording stage is judged against warden-full
+// of the same run: throughput ratio ≥ 0.85, stream TTFB within 0.5 ms.
+func TestRecordingChecks(t *testing.T) {
+	rec := configs.RecordingStage
+	rep := &Report{
+		Settings: Settings{Conns: []int{16, 64}},
+		Closed: []Row{
+			{Workload: "chat-c16", Target: "warden-full", RPS: 1000, Valid: true},
+			{Workload: "chat-c16", Target: rec, RPS: 900, Valid: true},
+			{Workload: "chat-c64", Target: "warden-full", RPS: 1000, Valid: true},
+			{Workload: "chat-c64", Target: rec, RPS: 800, Valid: true},
+		},
+		Streams: []StreamRow{
+			{Target: "warden-full", TTFBP50: 1.0, Valid: true},
+			{Target: rec, TTFBP50: 1.3, Valid: true},
+		},
+	}
+	got := map[string]string{}
+	for _, c := range recordingChecks(rep, nil) {
+		got[c.Name] = c.Verdict + ": " + c.Measured
+	}
+	for name, want := range map[string]string{
+		"recording everything costs ≤ 15% throughput against warden-full at 16 connections": "met: 900 vs 1000 req/s = 0.90×",
+		"recording everything costs ≤ 15% throughput against warden-full at 64 connections": "missed: 800 vs 1000 req/s = 0.80× warden-full (cost 20%)",
+		"recording leaves masked-stream time to first byte unchanged within 0.5 ms (p50)":   "met: TTFB p50 1.30 ms vs warden-full 1.00 ms: +0.30 ms",
+	} {
+		if !strings.HasPrefix(got[name], want) {
+			t.Errorf("%s: got %q, want prefix %q", name, got[name], want)
+		}
+	}
+	rep.Streams[1].TTFBP50 = 1.6
+	if c := recordingChecks(rep, nil); !strings.HasPrefix(c[2].Verdict, "missed") {
+		t.Errorf("a 0.6 ms TTFB difference: %+v", c[2])
 	}
 }

@@ -390,7 +390,32 @@ func (e *env) featuresActive(ctx context.Context, st configs.Stage, base, dataDi
 			return fmt.Errorf("audit is not active: nothing was written under data_dir %s", dataDir)
 		}
 	}
+	if st.Recording {
+		// Recordings are stored after the answer, in the background.
+		objects := filepath.Join(dataDir, "recordings", "objects")
+		deadline := time.Now().Add(5 * time.Second)
+		for packBytes(objects) == 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("recording is not active: no recording was stored under %s", objects)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	return nil
+}
+
+// packBytes is the size of the recording pack files under dir.
+func packBytes(dir string) int64 {
+	var size int64
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".pack") {
+			if fi, err := d.Info(); err == nil {
+				size += fi.Size()
+			}
+		}
+		return nil
+	})
+	return size
 }
 
 // smoke sends one chat call and one stream through base.

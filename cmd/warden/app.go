@@ -19,6 +19,7 @@ import (
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/recording"
 	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 	"github.com/wardenhq/warden/internal/witness"
@@ -37,6 +38,7 @@ type app struct {
 	approvals   *approval.Service
 	asserter    *identity.Asserter
 	admin       *admin.Router
+	recorder    *recording.Recorder
 	witness     *witness.Submitter          // nil without audit.witnesses
 	witnessStop func(context.Context) error // set by startWitnesses
 	closers     []func(context.Context) error
@@ -127,6 +129,11 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		log.Warn("no policy section: every authenticated request is allowed")
 	}
 
+	if err := a.openRecordings(ctx); err != nil {
+		return nil, err
+	}
+	opts.Recorder = a.recorder
+
 	srv, err := gateway.NewServer(cfg, log, opts)
 	if err != nil {
 		return nil, err
@@ -151,7 +158,7 @@ func (a *app) newAdmin() *admin.Router {
 	}
 	o := admin.Options{
 		Config: a.cfg.Admin, Logger: a.log, Audit: a.audit, Policy: a.policy, Approvals: a.approvals,
-		ReviewURLBase: a.cfg.Approvals.ReviewURLBase, Asserter: a.asserter,
+		ReviewURLBase: a.cfg.Approvals.ReviewURLBase, Asserter: a.asserter, Recordings: a.recorder,
 	}
 	if a.auth != nil {
 		o.Authenticators = []admin.Authenticator{a.auth}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,25 +21,15 @@ import (
 // /v1/grants). The token comes from --token or WARDEN_TOKEN and is never
 // printed.
 func newApprovalsCmd() *cobra.Command {
-	var adminURL, token string
+	var af adminFlags
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "approvals",
 		Short: "Review approval requests and just-in-time grants through the admin API",
 	}
-	cmd.PersistentFlags().StringVar(&adminURL, "admin-url", "http://127.0.0.1:9090", "admin listener URL")
-	cmd.PersistentFlags().StringVar(&token, "token", "", "bearer token (default: $WARDEN_TOKEN)")
+	af.register(cmd)
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
-	client := func() (*admin.Client, error) {
-		t := token
-		if t == "" {
-			t = os.Getenv("WARDEN_TOKEN")
-		}
-		if t == "" {
-			return nil, errors.New("a token is required: --token or WARDEN_TOKEN")
-		}
-		return &admin.Client{BaseURL: adminURL, Token: t}, nil
-	}
+	client := af.client
 	show := func(w io.Writer, v *admin.View) error {
 		if asJSON {
 			return printJSON(w, v)

@@ -46,8 +46,8 @@ func demoSteps(st demoStack) []demoStep {
 			cmds:  []string{`curl -s ` + gw + `/v1/chat/completions -H "Authorization: Bearer $ALICE"` + json + ` -d ` + chat},
 		},
 		{
-			title: "The same, streamed: events arrive as the model writes them",
-			cmds:  []string{`curl -sN ` + gw + `/v1/chat/completions -H "Authorization: Bearer $ALICE"` + json + ` -d ` + chatStream},
+			title: "The same, streamed: events arrive as the model writes them (and are recorded, rule record: full)",
+			cmds:  []string{`curl -sN -D "${TMPDIR:-/tmp}/warden-stream.headers" ` + gw + `/v1/chat/completions -H "Authorization: Bearer $ALICE"` + json + ` -d ` + chatStream},
 		},
 		{
 			title: "Policy: an unapproved model is denied (403, with the rule that decided)",
@@ -102,6 +102,14 @@ func demoSteps(st demoStack) []demoStep {
 				st.warden + ` verify --bundle warden-evidence.tar.gz --key ` + st.dataDir + `/keys/audit.verifier`,
 			},
 			note: "Open warden-report.html in a browser (or --out warden-report.pdf); every figure in it is recomputed from the signed entries by the last command.",
+		},
+		{
+			title: "Replay alice's masked chat stream from its recording, with its original timing, verified against the audit log",
+			cmds: []string{
+				`STREAM_ID=$(tr -d '\r' < "${TMPDIR:-/tmp}/warden-stream.headers" | awk 'tolower($1)=="x-request-id:" {print $2}') && echo "request $STREAM_ID"`,
+				st.warden + ` replay "$STREAM_ID" --verify --admin-url ` + st.adminURL + ` --token "$CAROL" --data-dir ` + st.dataDir,
+			},
+			note: "carol holds the auditor role. --verify recomputes the recording's digest, finds it in the request's\nterminal audit entry and checks that entry's inclusion proof against the signed checkpoint.",
 		},
 	}
 }

@@ -45,6 +45,8 @@ func newRootCmd() *cobra.Command {
 		newRestoreCmd(),
 		newReportCmd(),
 		newEvidenceCmd(),
+		newReplayCmd(),
+		newRecordingsCmd(),
 	)
 	return root
 }

@@ -29,6 +29,8 @@ type verifyFlags struct {
 	cosignatureDB                                                  string
 	skipIndex                                                      bool
 	bundle                                                         string
+	recordings                                                     bool
+	config                                                         string
 }
 
 // newVerifyCmd is `warden verify`: offline verification of the audit log
@@ -82,6 +84,8 @@ difference and exits 3 (the log itself verified).`,
 	fl.StringVar(&f.cosignatureDB, "cosignature-db", "", "with --witness: the cosignatures kept beside an embedded store (default <data-dir>/cosignatures.db if present)")
 	fl.BoolVar(&f.skipIndex, "skip-index", false, "do not check the search index against the log")
 	fl.StringVar(&f.bundle, "bundle", "", "verify an evidence bundle (warden evidence export) offline instead of a store; --key is the log's verifier key")
+	fl.BoolVar(&f.recordings, "recordings", false, "also read back every stored session recording (content authenticated, digest against the catalogue and the audit log)")
+	fl.StringVar(&f.config, "config", "", "with --recordings: the gateway config naming the recording store (default: filesystem store and SQLite catalogue under --data-dir)")
 	fl.StringArrayVar(&f.cosigned, "checkpoint", nil, "with --witness: a cosigned checkpoint kept outside the operator's control (repeatable)")
 	return cmd
 }
@@ -170,6 +174,15 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 	}
 	if err := reportOpenRequests(ctx, st, rep.Size, stdout); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if f.recordings {
+		bad, err := verifyRecordings(ctx, f, st, stdout)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("recordings: %w", err)}
+		}
+		if bad > 0 {
+			return &exitError{code: 1, err: fmt.Errorf("%d recordings do not verify", bad)}
+		}
 	}
 	if f.export != "" {
 		if err := exportSegment(ctx, st, f); err != nil {

@@ -250,7 +250,10 @@ func TestWitnessTamperTruncateWithOlderCheckpoint(t *testing.T) {
 	os.Remove(audit.HeadPath(filepath.Join(e.dir, "audit.checkpoint")))
 
 	// Without the witness's view, the store looks fine: that is the attack.
-	if out, code := e.verify(t); code != 0 {
+	// (The search index is derived and may hold rows for the removed tail,
+	// depending on whether the indexer ran before the gateway stopped; a
+	// careful attacker rebuilds it, so it is left out of this check.)
+	if out, code := e.verify(t, "--skip-index"); code != 0 {
 		t.Fatalf("plain verify should pass on this attack (it is what witnesses are for): exit %d\n%s", code, out)
 	}
 	out, code := e.verify(t, "--witness", e.ws[0].Key, "--checkpoint", auditor)

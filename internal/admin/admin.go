@@ -7,6 +7,7 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/recording"
 )
 
 // Options are what the admin API serves. A nil service leaves its
@@ -36,6 +37,9 @@ type Options struct {
 	Keys *identity.FileKeyStore
 	// Asserter's public keys are published at identity.JWKSPath.
 	Asserter *identity.Asserter
+	// Recordings serves /v1/recordings (verification, content for
+	// replay, erasure).
+	Recordings *recording.Recorder
 }
 
 // New builds the admin API from o.
@@ -66,6 +70,9 @@ func New(o Options) *Router {
 	}
 	if o.Keys != nil {
 		rt.Handle(keyRoutes(o.Keys, o.Audit)...)
+	}
+	if o.Recordings != nil {
+		rt.Handle(recordingRoutes(o.Recordings, o.Audit)...)
 	}
 	return rt
 }

@@ -43,17 +43,34 @@ func (e *APIError) Error() string {
 // Do sends one request (body as JSON when not nil) and decodes a
 // successful JSON answer into out. An error answer is an *APIError.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	b, _, err := c.send(ctx, method, path, body, 16<<20)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("admin client: %s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// GetRaw fetches a non-JSON answer (a recording's canonical form) of at
+// most limit bytes, with its headers. An error answer is an *APIError.
+func (c *Client) GetRaw(ctx context.Context, path string, limit int64) ([]byte, http.Header, error) {
+	return c.send(ctx, http.MethodGet, path, nil, limit)
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body any, limit int64) ([]byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("admin client: %w", err)
+			return nil, nil, fmt.Errorf("admin client: %w", err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, rd)
 	if err != nil {
-		return fmt.Errorf("admin client: %w", err)
+		return nil, nil, fmt.Errorf("admin client: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -67,12 +84,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("admin client: %s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("admin client: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("admin client: %s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("admin client: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
 		var e apierr.Body
@@ -81,17 +98,14 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 			if len(msg) > 200 {
 				msg = msg[:200] + "…"
 			}
-			return &APIError{Status: resp.StatusCode, Type: "http", Message: msg, RequestID: resp.Header.Get(apierr.HeaderRequestID)}
+			return nil, nil, &APIError{Status: resp.StatusCode, Type: "http", Message: msg, RequestID: resp.Header.Get(apierr.HeaderRequestID)}
 		}
-		return &APIError{Status: resp.StatusCode, Type: e.Error.Type, Message: e.Error.Message, RequestID: e.Error.RequestID}
+		return nil, nil, &APIError{Status: resp.StatusCode, Type: e.Error.Type, Message: e.Error.Message, RequestID: e.Error.RequestID}
 	}
-	if out == nil {
-		return nil
+	if int64(len(b)) > limit {
+		return nil, nil, fmt.Errorf("admin client: %s %s: answer exceeds %d bytes", method, path, limit)
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("admin client: %s %s: bad answer: %w", method, path, err)
-	}
-	return nil
+	return b, resp.Header, nil
 }
 
 // ListApprovals lists requests; q holds state, requester, setting, kind,

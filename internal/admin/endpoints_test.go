@@ -126,6 +126,19 @@ func TestEveryEndpoint(t *testing.T) {
 				{user: "alice", body: `{}`, status: 400, typ: "bad_request"},
 				{user: "alice", body: `{"reason":"x"}`, status: 409, typ: "conflict"}, // still pending
 			}},
+		"GET /v1/recordings/{request_id}": {path: "/v1/recordings/req-1", noCreds: unauth, wrongRole: auditor, badInput: []call{
+			{path: "/v1/recordings/nope", status: 404, typ: "not_found"},
+			{path: "/v1/recordings/" + strings.Repeat("r", 300), status: 400, typ: "bad_request"},
+		}},
+		"GET /v1/recordings/{request_id}/content": {path: "/v1/recordings/req-1/content", noCreds: unauth, wrongRole: auditor, badInput: []call{
+			{path: "/v1/recordings/nope/content", status: 404, typ: "not_found"},
+		}},
+		"POST /v1/recordings/erase": {path: "/v1/recordings/erase", noCreds: unauth, wrongRole: admin, badInput: []call{
+			{user: "erin", body: `{}`, status: 400, typ: "bad_request"},
+			{user: "erin", body: `{"principal":"alice"}`, status: 400, typ: "bad_request"},
+			{user: "erin", body: `{"principal":"alice","reason":"r","before":"yesterday"}`, status: 400, typ: "bad_request"},
+			{user: "erin", body: `{"principal":"alice","reason":"r","all":true}`, status: 400, typ: "bad_request"},
+		}},
 		"GET /v1/keys": {path: "/v1/keys", noCreds: unauth, wrongRole: admin, note: "no input"},
 		"POST /v1/keys": {path: "/v1/keys", noCreds: unauth, wrongRole: admin, badInput: []call{
 			{user: "erin", body: `{"name":"has space"}`, status: 400, typ: "bad_request"},

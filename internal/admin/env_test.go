@@ -21,6 +21,7 @@ import (
 	"github.com/wardenhq/warden/internal/devstack"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/recording"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
@@ -68,6 +69,7 @@ type env struct {
 	polFile string
 	keys    *identity.FileKeyStore
 	idpURL  string
+	rec     *recording.Recorder
 }
 
 // issuerURL is the demo issuer's URL (the callers' principal issuer).
@@ -123,7 +125,21 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc := recording.Config{}
+	rc.SetDefaults()
+	rc.Resolve(dir)
+	cat, err := sqlite.OpenRecordingCatalog(ctx, rc.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	e.rec, err = recording.Open(ctx, rc, cat, recording.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.rec.Close() })
 	o := admin.Options{
+		Recordings:     e.rec,
 		Authenticators: []admin.Authenticator{auth},
 		Audit:          e.audit, Policy: e.policy, Approvals: e.svc, Keys: auth.KeyStore(), Asserter: asserter,
 		ReviewURLBase: "http://admin.test:9090", Logger: slog.New(slog.DiscardHandler),

@@ -17,6 +17,7 @@ import (
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/recording"
 	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/tlsutil"
 	"github.com/wardenhq/warden/internal/witness"
@@ -72,6 +73,10 @@ type Config struct {
 	// Approvals configures the approval workflow (store, webhooks, review
 	// links). It runs whenever a policy and the audit log are configured.
 	Approvals approval.Config `yaml:"approvals"`
+	// Recordings configures session recordings (docs/recording.md): the
+	// level of rules that do not say (default off), strict or
+	// best_effort, the store (filesystem under data_dir, or S3).
+	Recordings recording.Config `yaml:"recordings"`
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
@@ -299,6 +304,8 @@ func (c *Config) SetDefaults() {
 	c.Admin.SetDefaults()
 	c.Approvals.SetDefaults()
 	c.Approvals.Resolve(c.DataDir)
+	c.Recordings.SetDefaults()
+	c.Recordings.Resolve(c.DataDir)
 	c.Audit.Config.SetDefaults()
 	c.Audit.Config.Resolve(c.DataDir)
 	c.Audit.Postgres.SetDefaults()
@@ -428,6 +435,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, field.Prefix("audit.witnessing", c.Audit.Witnessing.Validate()))
 	}
 	errs = append(errs, field.Prefix("approvals", c.Approvals.Validate()))
+	errs = append(errs, field.Prefix("recordings", c.Recordings.Validate()))
 	errs = append(errs, field.Prefix("admin", c.Admin.Validate()))
 	return errors.Join(errs...)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
+	"github.com/wardenhq/warden/internal/recording"
 )
 
 // Options carry what the gateway needs besides the config.
@@ -50,6 +51,10 @@ type Options struct {
 	Masks Maskers
 	// Approvals gates require_approval decisions; nil refuses them.
 	Approvals ApprovalGate
+	// Recorder records sessions whose rule (or recordings.default) asks
+	// for it; nil with a level other than off refuses them in strict
+	// mode.
+	Recorder Recorder
 }
 
 // Gateway is the data-path handler: it normalises, routes, and forwards a
@@ -76,6 +81,7 @@ type Gateway struct {
 	audit     AuditLog
 	masks     Maskers
 	approvals ApprovalGate
+	recorder  Recorder
 
 	completions chan struct{}  // semaphore for background completions
 	pending     sync.WaitGroup // background completions in flight
@@ -101,6 +107,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		audit:     opts.Audit,
 		masks:     opts.Masks,
 		approvals: opts.Approvals,
+		recorder:  opts.Recorder,
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -181,6 +188,9 @@ type call struct {
 	admittedSeq   int64
 	mask          maskState
 	outcome       string // audit.Outcome*, set where the end is known; "" = decided in complete
+	rec           *recording.Capture
+	recLevel      recording.Level // "" when nothing is recorded
+	recErr        string          // why rec is nil although recLevel is set
 }
 
 func (c *call) reset() { *c = call{} }
@@ -252,7 +262,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := context.WithValue(r.Context(), callKey{}, c)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &statusWriter{ResponseWriter: w, rec: c.rec}
 	if g.audit != nil {
 		sw.hash = sha256.New()
 	}
@@ -305,6 +315,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		c.mask.m.RequestHeaderHint(out.Header)
 	}
 	pr.SetXForwarded()
+	captureRequest(c, pr.In, out)
 	c.upstreamStart = g.now()
 }
 
@@ -425,6 +436,9 @@ type statusWriter struct {
 	status int
 	bytes  int64
 	hash   hash.Hash // of the bytes the caller received, when auditing
+	// rec tees what the caller received into the session recording,
+	// after each write (a memory copy; nil-safe).
+	rec *recording.Capture
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -432,10 +446,12 @@ func (s *statusWriter) WriteHeader(code int) {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
+	s.rec.WriteHeader(code, s.Header())
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
+	implicit := s.status == 0
+	if implicit {
 		s.status = http.StatusOK
 	}
 	n, err := s.ResponseWriter.Write(b)
@@ -443,6 +459,10 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.hash != nil {
 		s.hash.Write(b[:n])
 	}
+	if implicit {
+		s.rec.WriteHeader(http.StatusOK, s.Header())
+	}
+	s.rec.Write(b[:n])
 	return n, err
 }
 

@@ -16,6 +16,8 @@ type metrics struct {
 	authFailures        *prometheus.CounterVec
 	policyDecision      *prometheus.CounterVec
 	maskActions         *prometheus.CounterVec
+	recordingRefused    prometheus.Counter
+	recordings          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,7 +52,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		maskActions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_mask_actions_total", Help: "Values masked in responses, by rule and entity.",
 		}, []string{"rule", "entity"}),
+		recordingRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_recording_refused_total", Help: "Requests refused with 503 because the recording they require could not be stored (recordings.mode: strict).",
+		}),
+		recordings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_recordings_total", Help: "Session recordings finished, by outcome (stored, failed).",
+		}, []string{"outcome"}),
 	}
+	reg.MustRegister(m.recordingRefused, m.recordings)
 	reg.MustRegister(m.requests, m.upstreamDur, m.gatewayAdded, m.inflight, m.auditRefused, m.auditCompleteFailed, m.authFailures, m.policyDecision, m.maskActions)
 	return m
 }

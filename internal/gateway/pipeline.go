@@ -181,6 +181,9 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		}
 		c.assertion = assertion
 	}
+	if !g.reserveRecording(w, r, c) {
+		return false
+	}
 	if g.audit != nil {
 		e := g.entry(r, c, audit.KindRequestAdmitted)
 		e.BytesIn = int64(len(c.body))
@@ -189,6 +192,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		ref, err := g.appendAudit(ctx, e)
 		cancel()
 		if err != nil {
+			c.rec.Abort()
 			g.metrics.auditRefused.Inc()
 			g.log.Error("audit admission failed; request refused", "request_id", c.requestID, "err", err)
 			g.fail(w, c, apierr.AuditUnavailable, "the audit log could not durably record this request; it was not forwarded")
@@ -204,7 +208,16 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 // counted; the admitted entry without completion stays visible as an
 // incomplete request.
 func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
+	rec, recLevel, recErr := c.rec, c.recLevel, c.recErr
 	if g.audit == nil {
+		if recLevel != "" {
+			g.completions <- struct{}{}
+			g.pending.Add(1)
+			go func() {
+				defer func() { <-g.completions; g.pending.Done() }()
+				g.finishRecording(rec, recLevel, recErr)
+			}()
+		}
 		return
 	}
 	e := g.entry(r, c, audit.KindRequestCompleted)
@@ -233,6 +246,13 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	g.pending.Add(1)
 	go func() {
 		defer func() { <-g.completions; g.pending.Done() }()
+		// The recording is stored first: its digest goes into this entry.
+		if sum := g.finishRecording(rec, recLevel, recErr); sum != nil {
+			if e.Details == nil {
+				e.Details = map[string]any{}
+			}
+			e.Details[DetailRecording] = sum
+		}
 		// Not retried: an append that failed may still have committed, and
 		// a second one would give the request two terminal entries. A
 		// request whose completion is lost stays open until the next start

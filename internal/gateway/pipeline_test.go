@@ -54,6 +54,16 @@ type stack struct {
 }
 
 func newStack(t testing.TB, mods ...func(*config.Config)) *stack {
+	return newStackWith(t, func(cfg *config.Config, _ *Options) {
+		for _, m := range mods {
+			m(cfg)
+		}
+	})
+}
+
+// newStackWith is newStack with a hook to change the config and options
+// before the gateway is built.
+func newStackWith(t testing.TB, tweak func(cfg *config.Config, o *Options)) *stack {
 	t.Helper()
 	s := &stack{}
 	dir := t.TempDir()
@@ -122,16 +132,17 @@ func newStack(t testing.TB, mods ...func(*config.Config)) *stack {
 		},
 	}
 	cfg.SetDefaults()
-	for _, m := range mods {
-		m(cfg)
-	}
 	// The allow rule names no profile, so it masks with "default": the
 	// masking set is part of every policy-driven stack.
 	masks, err := mask.New(mask.Config{}, []byte("test-masking-key-0123"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(cfg, Options{Auth: auth, Asserter: s.asserter, Policy: eng, Audit: s.log, Masks: masks})
+	o := Options{Auth: auth, Asserter: s.asserter, Policy: eng, Audit: s.log, Masks: masks}
+	if tweak != nil {
+		tweak(cfg, &o)
+	}
+	g, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

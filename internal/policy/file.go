@@ -31,6 +31,27 @@ const (
 	LogHashOnly LogMode = "hash_only"
 )
 
+// RecordLevel says how much of a request a session recording keeps
+// (docs/recording.md). Empty in a rule means the config default
+// (recordings.default).
+type RecordLevel string
+
+const (
+	// RecordOff records nothing.
+	RecordOff RecordLevel = "off"
+	// RecordMetadata records request line, headers, status, sizes and
+	// timing, no bodies.
+	RecordMetadata RecordLevel = "metadata"
+	// RecordFull also records the request body (redacted like log:
+	// redacted unless record_request: raw) and the response body exactly
+	// as the client received it.
+	RecordFull RecordLevel = "full"
+)
+
+// RecordRequestRaw is the record_request value that records the request
+// body as forwarded instead of redacted.
+const RecordRequestRaw = "raw"
+
 // ApprovalKind says what an approval grants.
 type ApprovalKind string
 
@@ -96,6 +117,12 @@ type Rule struct {
 	Mask string `yaml:"mask,omitempty" json:"mask"`
 	// Log is the request logging mode; default redacted.
 	Log LogMode `yaml:"log,omitempty" json:"log"`
+	// Record is the session recording level: off, metadata or full.
+	// Empty: the config's recordings.default.
+	Record RecordLevel `yaml:"record,omitempty" json:"record,omitempty"`
+	// RecordRequest is "redacted" (the default: the request body passes
+	// the detectors of log: redacted) or "raw" (recorded as forwarded).
+	RecordRequest string `yaml:"record_request,omitempty" json:"record_request,omitempty"`
 	// Approval names an entry of File.Approvals; required for (and only
 	// allowed with) require_approval.
 	Approval string `yaml:"approval,omitempty" json:"approval"`
@@ -253,6 +280,16 @@ func (f *File) validate() []problem {
 		case LogFull, LogRedacted, LogHashOnly:
 		default:
 			add(p+".log", i, "log", "must be full, redacted or hash_only, got %q", r.Log)
+		}
+		switch r.Record {
+		case "", RecordOff, RecordMetadata, RecordFull:
+		default:
+			add(p+".record", i, "record", "must be off, metadata or full, got %q", r.Record)
+		}
+		switch r.RecordRequest {
+		case "", "redacted", RecordRequestRaw:
+		default:
+			add(p+".record_request", i, "record_request", "must be redacted or raw, got %q", r.RecordRequest)
 		}
 		switch {
 		case r.Action == ActionRequireApproval && r.Approval == "":

@@ -67,6 +67,12 @@ type Decision struct {
 	Mask string
 	// Log is the request logging mode.
 	Log LogMode
+	// Record is the deciding rule's recording level ("" for the config
+	// default).
+	Record RecordLevel
+	// RecordRaw records the request body as forwarded (record_request:
+	// raw) instead of redacted.
+	RecordRaw bool
 	// Approval is the approval setting for require_approval, else nil.
 	// It points into the immutable policy; do not modify it.
 	Approval *ApprovalSetting
@@ -338,12 +344,14 @@ func (p *Policy) Decide(in *Input) Decision {
 
 func (p *Policy) decision(c *compiled) Decision {
 	d := Decision{
-		Action:  c.spec.Action,
-		Rule:    c.spec.Name,
-		Reason:  c.spec.Reason,
-		Mask:    c.spec.Mask,
-		Log:     c.spec.Log,
-		Version: p.version,
+		Action:    c.spec.Action,
+		Rule:      c.spec.Name,
+		Reason:    c.spec.Reason,
+		Mask:      c.spec.Mask,
+		Log:       c.spec.Log,
+		Record:    c.spec.Record,
+		RecordRaw: c.spec.RecordRequest == RecordRequestRaw,
+		Version:   p.version,
 	}
 	if d.Mask == MaskNone {
 		d.Mask = ""

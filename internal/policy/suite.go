@@ -63,11 +63,12 @@ type SuiteTest struct {
 // SuiteExpect is the expected decision; empty fields other than Action
 // are not checked.
 type SuiteExpect struct {
-	Action   Action  `yaml:"action"`
-	Rule     string  `yaml:"rule,omitempty"`
-	Mask     *string `yaml:"mask,omitempty"`
-	Log      LogMode `yaml:"log,omitempty"`
-	Approval string  `yaml:"approval,omitempty"`
+	Action   Action      `yaml:"action"`
+	Rule     string      `yaml:"rule,omitempty"`
+	Mask     *string     `yaml:"mask,omitempty"`
+	Log      LogMode     `yaml:"log,omitempty"`
+	Record   RecordLevel `yaml:"record,omitempty"`
+	Approval string      `yaml:"approval,omitempty"`
 }
 
 // TestResult is the outcome of one suite case.
@@ -178,6 +179,9 @@ func (s *Suite) run(p *Policy, tc *SuiteTest) TestResult {
 	}
 	if e.Log != "" && e.Log != d.Log {
 		problems = append(problems, fmt.Sprintf("expected log %q, got %q", e.Log, d.Log))
+	}
+	if e.Record != "" && e.Record != d.Record {
+		problems = append(problems, fmt.Sprintf("expected record %q, got %q", e.Record, d.Record))
 	}
 	if e.Approval != "" && e.Approval != d.ApprovalName {
 		problems = append(problems, fmt.Sprintf("expected approval %q, got %q", e.Approval, d.ApprovalName))

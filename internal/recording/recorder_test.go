@@ -238,7 +238,7 @@ func TestByteFlipDetectedFS(t *testing.T) { testByteFlipDetected(t, newEnv(t, ni
 
 func TestByteFlipDetectedS3(t *testing.T) {
 	srv := startS3(t)
-	testByteFlipDetected(t, newEnv(t, srv.store(t), nil))
+	testByteFlipDetected(t, newEnv(t, srv.Store(t), nil))
 }
 
 // TestDigestMismatchDetected: an intact object whose digest differs from
@@ -453,8 +453,8 @@ func TestStrictModeS3Down(t *testing.T) {
 	fast := func(o *recording.Options) {
 		o.ProbeInterval, o.ProbeTimeout = 50*time.Millisecond, 500*time.Millisecond
 	}
-	strict := newEnv(t, srv.store(t), fast)
-	loose := newEnv(t, srv.store(t), func(o *recording.Options) { fast(o); o.Mode = recording.BestEffort })
+	strict := newEnv(t, srv.Store(t), fast)
+	loose := newEnv(t, srv.Store(t), func(o *recording.Options) { fast(o); o.Mode = recording.BestEffort })
 	up := upstream(t)
 	gs := newGatewayProxy(t, strict.rec, up, proxyOpts{})
 	gl := newGatewayProxy(t, loose.rec, up, proxyOpts{})

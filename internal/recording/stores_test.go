@@ -19,5 +19,5 @@ func TestFSStoreConformance(t *testing.T) {
 
 func TestS3StoreConformance(t *testing.T) {
 	srv := startS3(t)
-	recordingtest.RunBlobStore(t, func(t *testing.T) recording.BlobStore { return srv.store(t) })
+	recordingtest.RunBlobStore(t, func(t *testing.T) recording.BlobStore { return srv.Store(t) })
 }
