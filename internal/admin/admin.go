@@ -2,6 +2,7 @@ package admin
 
 import (
 	"log/slog"
+	"net/http"
 
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
@@ -36,6 +37,10 @@ type Options struct {
 	Keys *identity.FileKeyStore
 	// Asserter's public keys are published at identity.JWKSPath.
 	Asserter *identity.Asserter
+	// Console serves the web console under /ui/ (nil: no console). It
+	// authenticates its own browser sessions, so the route is public to
+	// the router; the router's cross-origin protection still runs first.
+	Console http.Handler
 }
 
 // New builds the admin API from o.
@@ -66,6 +71,10 @@ func New(o Options) *Router {
 	}
 	if o.Keys != nil {
 		rt.Handle(keyRoutes(o.Keys, o.Audit)...)
+	}
+	if o.Console != nil {
+		rt.Handle(Route{Path: "/ui/", Role: Public, Handler: o.Console,
+			Summary: "The web console (HTML pages; browser login through admin.console.issuer, see docs/console.md)"})
 	}
 	return rt
 }
