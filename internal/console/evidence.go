@@ -16,8 +16,9 @@ import (
 // pageSize is the number of search results per page; exportMax caps one
 // CSV or JSON-lines download.
 const (
-	pageSize  = 50
-	exportMax = 10000
+	pageSize   = 50
+	exportMax  = 10000
+	searchPage = 1000 // the most one audit search returns
 )
 
 // searchForm is the evidence search as the form submits it.
@@ -154,40 +155,50 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, p *identity.Pri
 	c.render(w, r, http.StatusOK, "search", p, data)
 }
 
-// exportAll streams up to exportMax matching entries to each.
-func (c *Console) exportAll(w http.ResponseWriter, r *http.Request, p *identity.Principal, each func(e *audit.Entry) error) bool {
+// exportAll collects up to exportMax matching entries, a page of
+// searchPage at a time, before anything is written: a failure answers
+// an error page, never a truncated file that looks complete.
+func (c *Console) exportAll(w http.ResponseWriter, r *http.Request, p *identity.Principal) ([]*audit.Entry, bool) {
 	if c.o.Audit == nil {
 		c.errorPage(w, r, p, http.StatusServiceUnavailable, "The audit log is not available.")
-		return false
+		return nil, false
 	}
 	f, aq, err := parseSearch(r.URL.Query())
 	if err != nil {
 		c.errorPage(w, r, p, http.StatusBadRequest, err.Error())
-		return false
+		return nil, false
 	}
-	es, _, err := c.find(r, f, aq, exportMax)
-	if err != nil {
-		c.errorPage(w, r, p, http.StatusServiceUnavailable, "The search index is unavailable.")
-		return false
-	}
-	for _, e := range es {
-		if err := each(e); err != nil {
-			return false
+	var all []*audit.Entry
+	for len(all) < exportMax {
+		es, next, err := c.find(r, f, aq, searchPage)
+		if err != nil {
+			c.log.Error("console: export", "err", err)
+			c.errorPage(w, r, p, http.StatusServiceUnavailable, "The search index is unavailable.")
+			return nil, false
 		}
+		all = append(all, es...)
+		if next == 0 {
+			break
+		}
+		aq.End = next
 	}
-	return true
+	return all[:min(len(all), exportMax)], true
 }
 
 func (c *Console) exportCSV(w http.ResponseWriter, r *http.Request, p *identity.Principal) {
+	es, ok := c.exportAll(w, r, p)
+	if !ok {
+		return
+	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="warden-evidence.csv"`)
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"seq", "time", "kind", "principal", "route", "model", "decision", "rule", "outcome", "status", "request_id"})
-	c.exportAll(w, r, p, func(e *audit.Entry) error {
+	for _, e := range es {
 		x := toRow(e)
-		return cw.Write([]string{strconv.FormatInt(x.Seq, 10), x.Time.UTC().Format(time.RFC3339Nano), x.Kind, csvSafe(x.Principal),
+		_ = cw.Write([]string{strconv.FormatInt(x.Seq, 10), x.Time.UTC().Format(time.RFC3339Nano), x.Kind, csvSafe(x.Principal),
 			csvSafe(x.Route), csvSafe(x.Model), x.Action, csvSafe(x.Rule), x.Outcome, strconv.Itoa(x.Status), csvSafe(x.ID)})
-	})
+	}
 	cw.Flush()
 }
 
@@ -201,14 +212,20 @@ func csvSafe(s string) string {
 }
 
 func (c *Console) exportJSONL(w http.ResponseWriter, r *http.Request, p *identity.Principal) {
+	es, ok := c.exportAll(w, r, p)
+	if !ok {
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", `attachment; filename="warden-evidence.jsonl"`)
-	c.exportAll(w, r, p, func(e *audit.Entry) error {
-		b, err := audit.Marshal(e)
+	for _, e := range es {
+		b, err := audit.Marshal(e) // the stored canonical bytes: hash them to check a proof
 		if err != nil {
-			return err
+			c.log.Error("console: export", "seq", e.Seq, "err", err)
+			return
 		}
-		_, err = w.Write(append(b, '\n'))
-		return err
-	})
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return
+		}
+	}
 }

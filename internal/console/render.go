@@ -23,6 +23,8 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"join": strings.Join,
+	// decisions are the choices of the decision filter ("" is any).
+	"decisions": func() []string { return []string{"", "allow", "deny", "require_approval"} },
 }
 
 func (c *Console) parseTemplates() error {
