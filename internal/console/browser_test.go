@@ -1,0 +1,143 @@
+package console_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is Debian's Chromium (apt-get install chromium).
+const chromiumPath = "/usr/bin/chromium"
+
+// newBrowser starts a headless Chromium with a fresh profile, or skips
+// (fails when WARDEN_TEST_REQUIRE_CHROMIUM=1, as in CI).
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("WARDEN_TEST_REQUIRE_CHROMIUM") == "1" {
+			t.Fatalf("%s is required (WARDEN_TEST_REQUIRE_CHROMIUM=1): %v", chromiumPath, err)
+		}
+		t.Skipf("skipping the browser test: %s is absent (apt-get install chromium)", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	// Generous: the machine may be loaded; this bounds a hang, it is no
+	// timing assertion.
+	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// shotDir is where screenshots go: WARDEN_CONSOLE_SCREENSHOTS (docs/console
+// to refresh the documentation), else the test's temporary directory.
+func shotDir(t *testing.T) string {
+	if d := os.Getenv("WARDEN_CONSOLE_SCREENSHOTS"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestBrowserApproveSearchVerify drives a real Chromium: bob logs in
+// through the demo issuer's picker, approves alice's fine-tuning grant
+// with a reason, searches alice's denied call and opens its detail,
+// which shows the proof verified. No injected script ever runs.
+func TestBrowserApproveSearchVerify(t *testing.T) {
+	ctx := newBrowser(t)
+	e := newEnv(t)
+	dir := shotDir(t)
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			b, err := chromedp.FullScreenshot(90)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
+		}
+	}
+	noXSS := func(where string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			ran, err := chromedp.Evaluate[bool](`window.__xss !== undefined`)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if ran {
+				t.Errorf("%s: an injected script ran", where)
+			}
+			return chromedp.Void{}, nil
+		}
+	}
+	text := func(sel chromedp.CSS) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	reason, approve := chromedp.ID("reason-"+e.grantID), chromedp.ID("approve-"+e.grantID)
+	step("login as bob",
+		chromedp.Navigate(e.srv.URL+"/ui/approvals"),
+		chromedp.WaitVisible(chromedp.ID("user-bob")),
+		shot("login-demo-issuer"),
+		chromedp.Click(chromedp.ID("user-bob")),
+		chromedp.WaitVisible(reason),
+		noXSS("approvals"),
+		shot("approvals"))
+	step("approve",
+		chromedp.SendKeys(reason, "training file reviewed"),
+		chromedp.Click(approve),
+		chromedp.WaitVisible(chromedp.CSS("p.message")),
+		noXSS("approvals after approve"),
+		shot("approvals-approved"))
+	msg := text(chromedp.CSS("p.message"))
+	step("search",
+		chromedp.Navigate(e.srv.URL+"/ui/search"),
+		chromedp.WaitVisible(chromedp.CSS("input[name=principal]")),
+		chromedp.SendKeys(chromedp.CSS("input[name=principal]"), "alice"),
+		chromedp.SetValue(chromedp.CSS("select[name=kind]"), "request.denied"),
+		chromedp.Submit(chromedp.CSS("input[name=principal]")),
+		chromedp.WaitVisible(chromedp.CSS("#results a")),
+		noXSS("search"),
+		shot("search"))
+	step("detail",
+		chromedp.Click(chromedp.CSS("#results a")),
+		chromedp.WaitVisible(chromedp.ID("proof-state")),
+		noXSS("detail"),
+		shot("entry-detail"))
+	proof := text(chromedp.CSS("#proof-state"))
+	step("overview",
+		chromedp.Navigate(e.srv.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS("svg.chart")),
+		noXSS("overview"),
+		shot("overview"))
+	if !strings.Contains(msg, e.grantID+" approved") {
+		t.Errorf("after approve: %q", msg)
+	}
+	if strings.TrimSpace(proof) != "verified" {
+		t.Errorf("proof state %q", proof)
+	}
+	r, err := e.svc.Get(t.Context(), e.grantID)
+	if err != nil || r.State != "approved" || r.Reviews[0].Reviewer.Subject != "bob" || r.Reviews[0].Reason != "training file reviewed" {
+		t.Fatalf("the grant after the browser approved it: %v %+v", err, r)
+	}
+	t.Logf("screenshots in %s", dir)
+}
