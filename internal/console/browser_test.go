@@ -60,7 +60,7 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 	dir := shotDir(t)
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			b, err := chromedp.FullScreenshot(90)(ctx, tg)
+			b, err := chromedp.FullScreenshot(100)(ctx, tg) // 100: PNG (lower is JPEG)
 			if err != nil {
 				return chromedp.Void{}, err
 			}
