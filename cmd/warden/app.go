@@ -166,6 +166,9 @@ func (a *app) newAdmin() (*admin.Router, error) {
 			return nil, err
 		}
 		o.Console = con
+		// Browsers logged in to the console may follow its links to the
+		// API's GET endpoints (the report download).
+		o.Authenticators = append(o.Authenticators, con.Authenticator())
 	}
 	return admin.New(o), nil
 }

@@ -58,9 +58,15 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 	ctx := newBrowser(t)
 	e := newEnv(t)
 	dir := shotDir(t)
+	// shot saves the whole page; a name ending in "-top" only the
+	// viewport (the report is 12 000 pixels tall).
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			b, err := chromedp.FullScreenshot(100)(ctx, tg) // 100: PNG (lower is JPEG)
+			capture := chromedp.FullScreenshot(100) // 100: PNG (lower is JPEG)
+			if strings.HasSuffix(name, "-top") {
+				capture = chromedp.CaptureScreenshot()
+			}
+			b, err := capture(ctx, tg)
 			if err != nil {
 				return chromedp.Void{}, err
 			}
@@ -129,6 +135,22 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("svg.chart")),
 		noXSS("overview"),
 		shot("overview"))
+	step("report",
+		chromedp.Navigate(e.srv.URL+"/ui/report"),
+		chromedp.WaitVisible(chromedp.ID("generate")),
+		shot("report-form"),
+		chromedp.SetValue(chromedp.CSS("select[name=format]"), "html"),
+		chromedp.Click(chromedp.ID("generate")),
+		// The form page has no chart: wait for the report's.
+		chromedp.WaitReady(chromedp.CSS("svg")),
+		shot("report-top"))
+	reportTitle, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reportTitle, "27001") {
+		t.Errorf("the report button led to %q", reportTitle)
+	}
 	if !strings.Contains(msg, e.grantID+" approved") {
 		t.Errorf("after approve: %q", msg)
 	}

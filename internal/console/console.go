@@ -144,6 +144,7 @@ func New(o Options) (*Console, error) {
 	c.mux.Handle("GET /ui/search.jsonl", c.page("auditor", c.exportJSONL))
 	c.mux.Handle("GET /ui/entry/{seq}", c.page("auditor", c.entry))
 	c.mux.Handle("GET /ui/approvals", c.page("", c.approvals))
+	c.mux.Handle("GET /ui/report", c.page("auditor", c.report))
 	c.mux.Handle("POST /ui/approvals/{id}/{verdict}", c.page("", c.review))
 	c.mux.Handle("POST /ui/grants/{id}/revoke", c.page("", c.revoke))
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -168,6 +169,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-store")
 	}
 	c.mux.ServeHTTP(w, r)
+}
+
+// report offers the evidence report of a period (by default the last
+// 30 days); the form submits to the admin API's GET /v1/report, which
+// accepts the console session (see Authenticator).
+func (c *Console) report(w http.ResponseWriter, r *http.Request, p *identity.Principal) {
+	to := c.o.Now().UTC().AddDate(0, 0, 1)
+	c.render(w, r, http.StatusOK, "report", p, struct{ From, To string }{to.AddDate(0, 0, -30).Format(time.DateOnly), to.Format(time.DateOnly)})
 }
 
 // Sessions is the number of live sessions (for tests and metrics).
@@ -214,6 +223,30 @@ func (c *Console) hasRole(p *identity.Principal, role string) bool {
 		gs = c.o.Roles.Admin
 	}
 	return slices.ContainsFunc(p.Groups, func(g string) bool { return slices.Contains(gs, g) })
+}
+
+// Authenticator returns the console's sessions as an authenticator of
+// the admin API (admin.Authenticator): a browser logged in to the
+// console may then follow links to the JSON API's GET endpoints (the
+// report download) with its role checked as for a bearer token. Unsafe
+// methods stay behind the router's cross-origin protection, which runs
+// before authentication.
+func (c *Console) Authenticator() SessionAuthenticator { return SessionAuthenticator{c} }
+
+// SessionAuthenticator verifies the console's session cookie.
+type SessionAuthenticator struct{ c *Console }
+
+// Authenticate returns the session's principal. Without a cookie, or
+// with one of an ended session, it reports "no credential" (an
+// *identity.Error without a code), so the next authenticator is tried
+// and the caller finally gets 401.
+func (a SessionAuthenticator) Authenticate(r *http.Request) (*identity.Principal, error) {
+	p := a.c.principal(r)
+	if p == nil {
+		return nil, &identity.Error{Status: http.StatusUnauthorized}
+	}
+	cp := *p
+	return &cp, nil
 }
 
 // principal returns the caller's session principal, or nil.

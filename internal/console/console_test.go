@@ -59,7 +59,7 @@ func TestLoginSessionCookie(t *testing.T) {
 			session = sc
 		}
 	}
-	for _, flag := range []string{"HttpOnly", "SameSite=Lax", "Path=/ui/", "Max-Age="} {
+	for _, flag := range []string{"HttpOnly", "SameSite=Lax", "Path=/;", "Max-Age="} {
 		if !strings.Contains(session, flag) {
 			t.Errorf("session cookie %q lacks %s", session, flag)
 		}
@@ -236,5 +236,34 @@ func assertInert(t *testing.T, where, body string) {
 	}
 	if !strings.Contains(body, "&lt;script&gt;") && !strings.Contains(body, `\u003cscript`) {
 		t.Errorf("%s: the payload is not shown at all (escaped)", where)
+	}
+}
+
+// TestReportWithSession: the report page's form goes to the admin API's
+// GET /v1/report, which accepts the console session with the auditor
+// role checked; without a session it is 401, for alice 403.
+func TestReportWithSession(t *testing.T) {
+	e := newEnv(t)
+	c := e.browser()
+	if p := c.get("/v1/report?from=2020-01-01&to=2100-01-01"); p.status != http.StatusUnauthorized {
+		t.Fatalf("report without session: %d", p.status)
+	}
+	p := c.login("bob", "/ui/report")
+	if p.status != 200 || !strings.Contains(p.body, `action="/v1/report"`) {
+		t.Fatalf("report page: %d %s", p.status, p.body)
+	}
+	p = c.get("/v1/report?from=2020-01-01&to=2100-01-01&format=json")
+	if p.status != 200 || !strings.HasPrefix(p.header.Get("Content-Type"), "application/json") || !strings.Contains(p.body, "denied") {
+		t.Fatalf("report with bob's session: %d %.300s", p.status, p.body)
+	}
+	a := e.browser()
+	a.login("alice", "/ui/")
+	if p := a.get("/v1/report?from=2020-01-01&to=2100-01-01"); p.status != http.StatusForbidden {
+		t.Fatalf("report for alice: %d", p.status)
+	}
+	// A POST to the API with the ambient cookie from another site is
+	// refused by the router before authentication.
+	if p := c.post("/v1/approvals/"+e.grantID+"/approve", url.Values{}, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); p.status != http.StatusForbidden {
+		t.Fatalf("cross-site API POST: %d", p.status)
 	}
 }

@@ -117,7 +117,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv.Config.Handler = admin.New(admin.Options{Console: e.con, Logger: slog.New(slog.DiscardHandler)})
+	e.srv.Config.Handler = admin.New(admin.Options{Console: e.con, Audit: e.audit, Logger: slog.New(slog.DiscardHandler),
+		Authenticators: []admin.Authenticator{e.con.Authenticator()},
+		Config:         admin.Config{Roles: admin.Roles{Auditor: []string{"ml-admins", "ml-approvers"}, Admin: []string{"ml-admins"}}}})
 	e.seed()
 	return e
 }

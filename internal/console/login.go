@@ -153,7 +153,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := c.sess.create(p)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: Prefix, HttpOnly: true, Secure: c.secure(r),
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: c.secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(c.o.Config.AbsoluteTimeout.Seconds())})
 	c.log.Info("console: login", "subject", p.Subject, "issuer", p.Issuer)
 	http.Redirect(w, r, pl.next, http.StatusSeeOther)
@@ -206,6 +206,6 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(sessionCookie); err == nil {
 		c.sess.remove(ck.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteLaxMode})
 	c.render(w, r, http.StatusOK, "loggedout", nil, nil)
 }
