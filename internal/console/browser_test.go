@@ -85,6 +85,38 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 			return chromedp.Void{}, nil
 		}
 	}
+	// axe runs axe-core (testdata/axe.min.js, npm axe-core 4.14.1,
+	// MPL-2.0) in the page through DevTools and fails on any serious or
+	// critical violation.
+	axeSrc, err := os.ReadFile(filepath.Join("testdata", "axe.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	axe := func(where string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			if _, err := chromedp.Evaluate[any](string(axeSrc)+";0")(ctx, tg); err != nil {
+				return chromedp.Void{}, err
+			}
+			res, err := chromedp.Evaluate[struct {
+				Passes int
+				Bad    []string
+			}](`axe.run(document, {resultTypes: ["violations"]}).then(r => ({passes: r.passes.length, bad: r.violations
+				.filter(v => v.impact === "serious" || v.impact === "critical")
+				.map(v => v.impact + " " + v.id + ": " + v.help + " — " + v.nodes.map(n => n.target.join(" ")).join(", "))}))`,
+				chromedp.EvalAwaitPromise)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if res.Passes == 0 { // axe did not run its rules: the check would prove nothing
+				t.Errorf("axe on %s: no rule passed", where)
+			}
+			for _, b := range res.Bad {
+				t.Errorf("axe on %s: %s", where, b)
+			}
+			t.Logf("axe on %s: %d rules passed, %d serious or critical violations", where, res.Passes, len(res.Bad))
+			return chromedp.Void{}, nil
+		}
+	}
 	text := func(sel chromedp.CSS) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(sel))
@@ -107,6 +139,7 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 		chromedp.Click(chromedp.ID("user-bob")),
 		chromedp.WaitVisible(reason),
 		noXSS("approvals"),
+		axe("approvals"),
 		shot("approvals"))
 	step("approve",
 		chromedp.SendKeys(reason, "training file reviewed"),
@@ -123,21 +156,25 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 		chromedp.Submit(chromedp.CSS("input[name=principal]")),
 		chromedp.WaitVisible(chromedp.CSS("#results a")),
 		noXSS("search"),
+		axe("search"),
 		shot("search"))
 	step("detail",
 		chromedp.Click(chromedp.CSS("#results a")),
 		chromedp.WaitVisible(chromedp.ID("proof-state")),
 		noXSS("detail"),
+		axe("detail"),
 		shot("entry-detail"))
 	proof := text(chromedp.CSS("#proof-state"))
 	step("overview",
 		chromedp.Navigate(e.srv.URL+"/ui/"),
 		chromedp.WaitVisible(chromedp.CSS("svg.chart")),
 		noXSS("overview"),
+		axe("overview"),
 		shot("overview"))
 	step("report",
 		chromedp.Navigate(e.srv.URL+"/ui/report"),
 		chromedp.WaitVisible(chromedp.ID("generate")),
+		axe("report form"),
 		shot("report-form"),
 		chromedp.SetValue(chromedp.CSS("select[name=format]"), "html"),
 		chromedp.Click(chromedp.ID("generate")),
