@@ -185,7 +185,7 @@ func newConsole(a *app, cc console.Config) (*console.Console, error) {
 	}
 	r := a.cfg.Admin.Roles
 	return console.New(console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
-		Audit: a.audit, Approvals: a.approvals, Logger: a.log})
+		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Logger: a.log})
 }
 
 // openApprovals opens the approval store next to the audit store (the

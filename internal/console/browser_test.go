@@ -171,6 +171,12 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 		noXSS("overview"),
 		axe("overview"),
 		shot("overview"))
+	step("policy",
+		chromedp.Navigate(e.srv.URL+"/ui/policy"),
+		chromedp.WaitVisible(chromedp.ID("history")),
+		noXSS("policy"),
+		axe("policy"),
+		shot("policy"))
 	step("report",
 		chromedp.Navigate(e.srv.URL+"/ui/report"),
 		chromedp.WaitVisible(chromedp.ID("generate")),

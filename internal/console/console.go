@@ -15,6 +15,7 @@ import (
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/policy"
 )
 
 //go:embed templates/*.html
@@ -95,6 +96,8 @@ type Options struct {
 	Audit *audit.Log
 	// Approvals backs the inbox (nil: it answers 503).
 	Approvals *approval.Service
+	// Policy backs the policy page (nil: it answers 503).
+	Policy *policy.Engine
 	// Logger receives failures; nil: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
@@ -145,6 +148,7 @@ func New(o Options) (*Console, error) {
 	c.mux.Handle("GET /ui/entry/{seq}", c.page("auditor", c.entry))
 	c.mux.Handle("GET /ui/approvals", c.page("", c.approvals))
 	c.mux.Handle("GET /ui/report", c.page("auditor", c.report))
+	c.mux.Handle("GET /ui/policy", c.page("auditor", c.policyPage))
 	c.mux.Handle("POST /ui/approvals/{id}/{verdict}", c.page("", c.review))
 	c.mux.Handle("POST /ui/grants/{id}/revoke", c.page("", c.revoke))
 	c.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {

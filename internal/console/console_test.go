@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wardenhq/warden/internal/approval"
+	"github.com/wardenhq/warden/internal/audit"
 )
 
 // TestUnauthenticatedRedirectsToLogin: every page without a session
@@ -265,5 +266,26 @@ func TestReportWithSession(t *testing.T) {
 	// refused by the router before authentication.
 	if p := c.post("/v1/approvals/"+e.grantID+"/approve", url.Values{}, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); p.status != http.StatusForbidden {
 		t.Fatalf("cross-site API POST: %d", p.status)
+	}
+}
+
+// TestPolicyPage: the rules in force and the history from the
+// config.changed entries, with an attacker-controlled actor inert.
+func TestPolicyPage(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.audit.Append(t.Context(), &audit.Entry{Kind: audit.KindConfigChanged, Details: map[string]any{
+		"what": "policy", "actor": "admin:" + xssText, "old_version": "sha256:old", "new_version": "sha256:new", "applied": true}}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.browser()
+	p := c.login("bob", "/ui/policy")
+	if p.status != 200 || !strings.Contains(p.body, "deny-admin") || !strings.Contains(p.body, e.pol.Current().Version()) ||
+		!strings.Contains(p.body, "sha256:new") {
+		t.Fatalf("policy page: %d %s", p.status, p.body)
+	}
+	assertInert(t, "policy", p.body)
+	a := e.browser()
+	if p := a.login("alice", "/ui/policy"); p.status != http.StatusForbidden {
+		t.Fatalf("policy page for alice: %d", p.status)
 	}
 }

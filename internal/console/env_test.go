@@ -112,7 +112,7 @@ func newEnv(t *testing.T) *env {
 	e.con, err = console.New(console.Options{
 		Config: console.Config{Issuer: idp.URL, ClientID: devstack.ConsoleClientID, PublicURL: e.srv.URL},
 		Roles:  console.Roles{Auditor: []string{"ml-admins", "ml-approvers"}, Admin: []string{"ml-admins"}},
-		Audit:  e.audit, Approvals: e.svc, Logger: slog.New(slog.DiscardHandler),
+		Audit:  e.audit, Approvals: e.svc, Policy: e.pol, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
