@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wardenhq/warden/internal/approval"
 )
 
 // chromiumPath is Debian's Chromium (apt-get install chromium).
@@ -141,8 +143,19 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 		noXSS("approvals"),
 		axe("approvals"),
 		shot("approvals"))
+	// Live update: a request carol opens now appears in bob's open inbox
+	// (htmx polls every 10 s), and the reason bob is typing survives it.
+	step("type a reason", chromedp.SendKeys(reason, "training file reviewed"))
+	second, err := e.svc.RequestGrant(t.Context(), e.princ["carol"], approval.GrantRequest{SettingName: "finetune",
+		Setting: e.pol.Current().Approvals()["finetune"], Justification: "second run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("live update", chromedp.WaitVisible(chromedp.ID("req-"+second.ID)))
+	if typed, err := chromedp.Run(ctx, chromedp.Value(reason)); err != nil || typed != "training file reviewed" {
+		t.Fatalf("the reason being typed after the live update: %q %v", typed, err)
+	}
 	step("approve",
-		chromedp.SendKeys(reason, "training file reviewed"),
 		chromedp.Click(approve),
 		chromedp.WaitVisible(chromedp.CSS("p.message")),
 		noXSS("approvals after approve"),
