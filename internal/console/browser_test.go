@@ -133,7 +133,7 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	reason, approve := chromedp.ID("reason-"+e.grantID), chromedp.ID("approve-"+e.grantID)
+	reason := chromedp.ID("reason-" + e.grantID)
 	step("login as bob",
 		chromedp.Navigate(e.srv.URL+"/ui/approvals"),
 		chromedp.WaitVisible(chromedp.ID("user-bob")),
@@ -155,8 +155,14 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 	if typed, err := chromedp.Run(ctx, chromedp.Value(reason)); err != nil || typed != "training file reviewed" {
 		t.Fatalf("the reason being typed after the live update: %q %v", typed, err)
 	}
+	// By keyboard only: from the reason, Tab reaches Approve, Enter
+	// presses it.
+	step("tab to approve", chromedp.Focus(reason), chromedp.KeyEvent("\t"))
+	if id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`)); err != nil || id != "approve-"+e.grantID {
+		t.Fatalf("Tab from the reason focused %q (%v), not the Approve button", id, err)
+	}
 	step("approve",
-		chromedp.Click(approve),
+		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.CSS("p.message")),
 		noXSS("approvals after approve"),
 		shot("approvals-approved"))
