@@ -259,5 +259,8 @@ func (c *Console) principal(r *http.Request) *identity.Principal {
 	if err != nil || ck.Value == "" {
 		return nil
 	}
-	return c.sess.get(ck.Value)
+	// The inbox's background polling (htmx sends HX-Request) must not
+	// keep an unattended session alive: only what a person does counts
+	// as activity for the idle timeout.
+	return c.sess.get(ck.Value, r.Header.Get("HX-Request") == "")
 }

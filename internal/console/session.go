@@ -63,9 +63,10 @@ func (s *sessions) create(p *identity.Principal) string {
 	return id
 }
 
-// get returns the principal of a live session and refreshes its idle
-// timer; nil when the id is unknown or the session has expired.
-func (s *sessions) get(id string) *identity.Principal {
+// get returns the principal of a live session, refreshing its idle
+// timer when touch is set; nil when the id is unknown or the session
+// has expired.
+func (s *sessions) get(id string, touch bool) *identity.Principal {
 	k := sha256.Sum256([]byte(id))
 	now := s.now()
 	s.mu.Lock()
@@ -78,7 +79,9 @@ func (s *sessions) get(id string) *identity.Principal {
 		delete(s.m, k)
 		return nil
 	}
-	ss.lastSeen = now
+	if touch {
+		ss.lastSeen = now
+	}
 	return ss.p
 }
 

@@ -19,18 +19,18 @@ func TestSessionLifetimes(t *testing.T) {
 	busy := s.create(p)
 	for i := 0; i < 5; i++ { // busy is used every 20 minutes, idle never
 		now = now.Add(20 * time.Minute)
-		if s.get(busy) == nil {
+		if s.get(busy, true) == nil {
 			t.Fatalf("busy session ended at %d", i)
 		}
 	}
-	if s.get(idle) != nil {
+	if s.get(idle, false) != nil {
 		t.Fatal("idle session outlived its idle time")
 	}
 	now = now.Add(20 * time.Minute) // 2h after login
-	if s.get(busy) != nil {
+	if s.get(busy, true) != nil {
 		t.Fatal("session outlived its absolute lifetime")
 	}
-	if s.get("unknown") != nil || s.len() != 0 {
+	if s.get("unknown", true) != nil || s.len() != 0 {
 		t.Fatalf("%d sessions left", s.len())
 	}
 }
@@ -59,5 +59,23 @@ func TestSafeNext(t *testing.T) {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestPollingIsNotActivity: background polls read the session without
+// refreshing its idle timer.
+func TestPollingIsNotActivity(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newSessions(30*time.Minute, 8*time.Hour, func() time.Time { return now })
+	id := s.create(&identity.Principal{Subject: "bob"})
+	for i := 0; i < 5; i++ {
+		now = now.Add(5 * time.Minute)
+		if s.get(id, false) == nil {
+			t.Fatalf("poll %d: session ended early", i)
+		}
+	}
+	now = now.Add(5 * time.Minute) // 30 min after the last activity
+	if s.get(id, false) != nil {
+		t.Fatal("polling kept an unattended session alive")
 	}
 }
