@@ -15,6 +15,7 @@ import (
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/console"
 	"github.com/wardenhq/warden/internal/gateway"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
@@ -145,14 +146,16 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if a.witness != nil {
 		srv.Registry().MustRegister(a.witness.Collector())
 	}
-	a.admin = a.newAdmin()
+	if a.admin, err = a.newAdmin(); err != nil {
+		return nil, err
+	}
 	srv.SetAdmin(a.admin)
 	return a, nil
 }
 
 // newAdmin builds the admin API over the components that exist. Without
 // identity it has no authenticator, so it is closed.
-func (a *app) newAdmin() *admin.Router {
+func (a *app) newAdmin() (*admin.Router, error) {
 	for _, d := range a.cfg.Admin.Deprecations() {
 		a.log.Warn(d)
 	}
@@ -164,7 +167,32 @@ func (a *app) newAdmin() *admin.Router {
 		o.Authenticators = []admin.Authenticator{a.auth}
 		o.Keys = a.auth.KeyStore()
 	}
-	return admin.New(o)
+	if cc := a.cfg.Admin.Console; cc.Enabled() {
+		con, err := newConsole(a, cc)
+		if err != nil {
+			return nil, err
+		}
+		o.Console = con
+		// Browsers logged in to the console may follow its links to the
+		// API's GET endpoints (the report download).
+		o.Authenticators = append(o.Authenticators, con.Authenticator())
+	}
+	return admin.New(o), nil
+}
+
+// newConsole builds the web console from admin.console, reading the
+// client secret file when one is configured.
+func newConsole(a *app, cc console.Config) (*console.Console, error) {
+	if cc.ClientSecretFile != "" {
+		b, err := os.ReadFile(cc.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin.console.client_secret_file: %w", err)
+		}
+		cc.ClientSecret = strings.TrimSpace(string(b))
+	}
+	r := a.cfg.Admin.Roles
+	return console.New(console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
+		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Logger: a.log})
 }
 
 // openApprovals opens the approval store next to the audit store (the

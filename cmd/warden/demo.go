@@ -19,6 +19,7 @@ import (
 
 	"github.com/wardenhq/warden/examples"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/console"
 	"github.com/wardenhq/warden/internal/devstack"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
@@ -163,6 +164,10 @@ func demoConfig(f demoFlags, st demoStack) (*config.Config, error) {
 		Policy: &policy.Config{File: policyFile},
 	}
 	cfg.Approvals.ReviewURLBase = st.adminURL
+	// The console logs in at the demo issuer; in the demo, approvers may
+	// also read the evidence, so that bob can follow his approvals.
+	cfg.Admin.Console = console.Config{Issuer: st.issuerURL, ClientID: devstack.ConsoleClientID, PublicURL: st.adminURL}
+	cfg.Admin.Roles.Auditor = []string{"ml-admins", "auditors", "ml-approvers"}
 	cfg.SetDefaults()
 	cfg.Timeouts.Shutdown = 5 * time.Second
 	if err := cfg.Validate(); err != nil {

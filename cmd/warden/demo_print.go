@@ -120,13 +120,14 @@ Warden demo is running (Ctrl-C to stop).
 
   gateway      %s   <- point your OpenAI client here
   admin        %s   (/healthz /readyz /metrics, admin API)
+  console      %s/ui/   (web console: log in as bob or carol on the demo issuer's user picker)
   demo issuer  %s   (OIDC discovery at /.well-known/openid-configuration)
   demo model   %s   (the upstream; in production only Warden can reach it)
   data         %s
   policy       %s   (edit it: Warden reloads it live)
 
 Try it — copy and paste:
-`, st.gatewayURL, st.adminURL, st.issuerURL, st.modelURL, st.dataDir, st.policyFile)
+`, st.gatewayURL, st.adminURL, st.adminURL, st.issuerURL, st.modelURL, st.dataDir, st.policyFile)
 	for i, s := range demoSteps(st) {
 		fmt.Fprintf(w, "\n# %d. %s\n", i+1, s.title)
 		if s.note != "" {

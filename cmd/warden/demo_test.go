@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -105,6 +107,7 @@ func TestDemoCommandsWorkVerbatim(t *testing.T) {
 	if len(ex) < 4 {
 		t.Fatalf("demo printed %d examples:\n%s", len(ex), strings.Join(d.out, "\n"))
 	}
+	checkConsoleURL(t, d.out)
 	// One shell, so that variables set by one command (a token) are there
 	// for the next; markers split the output per command.
 	var script strings.Builder
@@ -242,5 +245,29 @@ func checkDemoOutput(t *testing.T, title, out string) {
 				t.Errorf("%q: output contains %q:\n%s", title, w, out)
 			}
 		}
+	}
+}
+
+// checkConsoleURL: the demo prints the console's URL, and it answers
+// with the login redirect (then the demo issuer's picker).
+func checkConsoleURL(t *testing.T, out []string) {
+	t.Helper()
+	var consoleURL string
+	for _, l := range out {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "console" {
+			consoleURL = f[1]
+		}
+	}
+	if !strings.HasSuffix(consoleURL, "/ui/") {
+		t.Fatalf("the demo printed no console URL:\n%s", strings.Join(out, "\n"))
+	}
+	resp, err := http.Get(consoleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "DEMO ONLY") {
+		t.Fatalf("console URL %s led to %d %s:\n%s", consoleURL, resp.StatusCode, resp.Request.URL, b)
 	}
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"log/slog"
+	"net/http"
 
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
@@ -40,6 +41,10 @@ type Options struct {
 	// Recordings serves /v1/recordings (verification, content for
 	// replay, erasure).
 	Recordings *recording.Recorder
+	// Console serves the web console under /ui/ (nil: no console). It
+	// authenticates its own browser sessions, so the route is public to
+	// the router; the router's cross-origin protection still runs first.
+	Console http.Handler
 }
 
 // New builds the admin API from o.
@@ -73,6 +78,10 @@ func New(o Options) *Router {
 	}
 	if o.Recordings != nil {
 		rt.Handle(recordingRoutes(o.Recordings, o.Audit)...)
+	}
+	if o.Console != nil {
+		rt.Handle(Route{Path: "/ui/", Role: Public, Handler: o.Console,
+			Summary: "The web console (HTML pages; browser login through admin.console.issuer, see docs/console.md)"})
 	}
 	return rt
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/wardenhq/warden/internal/config/field"
+	"github.com/wardenhq/warden/internal/console"
 )
 
 // Config is the `admin:` section: which groups hold which role on the
@@ -20,6 +21,9 @@ import (
 type Config struct {
 	// Roles maps each role to the groups that hold it.
 	Roles Roles `yaml:"roles"`
+	// Console configures the web console's browser login (off unless
+	// console.issuer is set).
+	Console console.Config `yaml:"console"`
 
 	// AuditorGroups is the former name of Roles.Auditor. Deprecated: it
 	// still works (with a warning at start-up) unless roles.auditor says
@@ -65,6 +69,9 @@ func (c *Config) SetDefaults() {
 	if c.Roles.Admin == nil {
 		c.Roles.Admin = []string{"ml-admins"}
 	}
+	if c.Console.Enabled() {
+		c.Console.SetDefaults()
+	}
 }
 
 // Validate checks the section (after SetDefaults). Errors are
@@ -85,6 +92,9 @@ func (c *Config) Validate() error {
 				errs = append(errs, field.Errorf(fmt.Sprintf("roles.%s[%d]", role, i), "must be a group name, not empty"))
 			}
 		}
+	}
+	if c.Console.Enabled() && c.Console.PublicURL == "" {
+		errs = append(errs, field.Errorf("console.public_url", "is required with console.issuer: the login redirect goes there"))
 	}
 	return errors.Join(errs...)
 }

@@ -42,14 +42,19 @@ var DemoUsers = []User{
 
 // Issuer is a minimal OpenID provider: discovery, JWKS and an OAuth2
 // token endpoint for the client_credentials grant issuing RFC 9068 JWT
-// access tokens signed with ES256.
+// access tokens signed with ES256; and, for the console's browser login,
+// the authorization code flow with PKCE behind a demo user picker (no
+// password: demo only).
 type Issuer struct {
 	url    string
 	signer jose.Signer
-	jwks   []byte
-	users  map[string]User
-	ttl    time.Duration
-	now    func() time.Time
+	// idSigner signs ID tokens (same key, typ JWT).
+	idSigner jose.Signer
+	codes    codes
+	jwks     []byte
+	users    map[string]User
+	ttl      time.Duration
+	now      func() time.Time
 }
 
 // NewIssuer creates an issuer whose public URL is issuerURL (it must be
@@ -65,6 +70,11 @@ func NewIssuer(issuerURL string) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	idSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, err
+	}
 	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}}})
 	if err != nil {
 		return nil, err
@@ -73,7 +83,8 @@ func NewIssuer(issuerURL string) (*Issuer, error) {
 	for _, u := range DemoUsers {
 		users[u.Name] = u
 	}
-	return &Issuer{url: strings.TrimSuffix(issuerURL, "/"), signer: signer, jwks: jwks, users: users, ttl: time.Hour, now: time.Now}, nil
+	return &Issuer{url: strings.TrimSuffix(issuerURL, "/"), signer: signer, idSigner: idSigner, codes: codes{m: map[string]authCode{}},
+		jwks: jwks, users: users, ttl: time.Hour, now: time.Now}, nil
 }
 
 // URL is the issuer identifier.
@@ -88,6 +99,8 @@ func (is *Issuer) Handler() http.Handler {
 		_, _ = w.Write(is.jwks)
 	})
 	mux.HandleFunc("POST /token", is.token)
+	mux.HandleFunc("GET /authorize", is.authorize)
+	mux.HandleFunc("POST /authorize", is.authorize)
 	return mux
 }
 
@@ -97,10 +110,12 @@ func (is *Issuer) discovery(w http.ResponseWriter, _ *http.Request) {
 		"jwks_uri":                              is.url + "/jwks",
 		"token_endpoint":                        is.url + "/token",
 		"authorization_endpoint":                is.url + "/authorize",
-		"grant_types_supported":                 []string{"client_credentials"},
+		"grant_types_supported":                 []string{"client_credentials", "authorization_code"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"id_token_signing_alg_values_supported": []string{"ES256"},
-		"response_types_supported":              []string{"token"},
+		"response_types_supported":              []string{"code", "token"},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"scopes_supported":                      []string{"openid", "profile", "email", "groups"},
 		"subject_types_supported":               []string{"public"},
 		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "groups", "name", "email", "client_id"},
 	})
@@ -113,8 +128,13 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
 		return
 	}
-	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		is.redeem(w, r)
+		return
+	case "client_credentials":
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "client_credentials or authorization_code")
 		return
 	}
 	id, secret, ok := r.BasicAuth()

@@ -1,0 +1,227 @@
+package console_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/wardenhq/warden/internal/approval"
+)
+
+// chromiumPath is Debian's Chromium (apt-get install chromium).
+const chromiumPath = "/usr/bin/chromium"
+
+// newBrowser starts a headless Chromium with a fresh profile, or skips
+// (fails when WARDEN_TEST_REQUIRE_CHROMIUM=1, as in CI).
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("WARDEN_TEST_REQUIRE_CHROMIUM") == "1" {
+			t.Fatalf("%s is required (WARDEN_TEST_REQUIRE_CHROMIUM=1): %v", chromiumPath, err)
+		}
+		t.Skipf("skipping the browser test: %s is absent (apt-get install chromium)", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	// Generous: the machine may be loaded; this bounds a hang, it is no
+	// timing assertion.
+	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// shotDir is where screenshots go: WARDEN_CONSOLE_SCREENSHOTS (docs/console
+// to refresh the documentation), else the test's temporary directory.
+func shotDir(t *testing.T) string {
+	if d := os.Getenv("WARDEN_CONSOLE_SCREENSHOTS"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestBrowserApproveSearchVerify drives a real Chromium: bob logs in
+// through the demo issuer's picker, approves alice's fine-tuning grant
+// with a reason, searches alice's denied call and opens its detail,
+// which shows the proof verified. No injected script ever runs.
+func TestBrowserApproveSearchVerify(t *testing.T) {
+	ctx := newBrowser(t)
+	e := newEnv(t)
+	dir := shotDir(t)
+	// shot saves the whole page; a name ending in "-top" only the
+	// viewport (the report is 12 000 pixels tall).
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			capture := chromedp.FullScreenshot(100) // 100: PNG (lower is JPEG)
+			if strings.HasSuffix(name, "-top") {
+				capture = chromedp.CaptureScreenshot()
+			}
+			b, err := capture(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
+		}
+	}
+	noXSS := func(where string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			ran, err := chromedp.Evaluate[bool](`window.__xss !== undefined`)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if ran {
+				t.Errorf("%s: an injected script ran", where)
+			}
+			return chromedp.Void{}, nil
+		}
+	}
+	// axe runs axe-core (testdata/axe.min.js, npm axe-core 4.14.1,
+	// MPL-2.0) in the page through DevTools and fails on any serious or
+	// critical violation.
+	axeSrc, err := os.ReadFile(filepath.Join("testdata", "axe.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	axe := func(where string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			if _, err := chromedp.Evaluate[any](string(axeSrc)+";0")(ctx, tg); err != nil {
+				return chromedp.Void{}, err
+			}
+			res, err := chromedp.Evaluate[struct {
+				Passes int
+				Bad    []string
+			}](`axe.run(document, {resultTypes: ["violations"]}).then(r => ({passes: r.passes.length, bad: r.violations
+				.filter(v => v.impact === "serious" || v.impact === "critical")
+				.map(v => v.impact + " " + v.id + ": " + v.help + " — " + v.nodes.map(n => n.target.join(" ")).join(", "))}))`,
+				chromedp.EvalAwaitPromise)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			if res.Passes == 0 { // axe did not run its rules: the check would prove nothing
+				t.Errorf("axe on %s: no rule passed", where)
+			}
+			for _, b := range res.Bad {
+				t.Errorf("axe on %s: %s", where, b)
+			}
+			t.Logf("axe on %s: %d rules passed, %d serious or critical violations", where, res.Passes, len(res.Bad))
+			return chromedp.Void{}, nil
+		}
+	}
+	text := func(sel chromedp.CSS) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	reason := chromedp.ID("reason-" + e.grantID)
+	step("login as bob",
+		chromedp.Navigate(e.srv.URL+"/ui/approvals"),
+		chromedp.WaitVisible(chromedp.ID("user-bob")),
+		shot("login-demo-issuer"),
+		chromedp.Click(chromedp.ID("user-bob")),
+		chromedp.WaitVisible(reason),
+		noXSS("approvals"),
+		axe("approvals"),
+		shot("approvals"))
+	// Live update: a request carol opens now appears in bob's open inbox
+	// (htmx polls every 10 s), and the reason bob is typing survives it.
+	step("type a reason", chromedp.SendKeys(reason, "training file reviewed"))
+	second, err := e.svc.RequestGrant(t.Context(), e.princ["carol"], approval.GrantRequest{SettingName: "finetune",
+		Setting: e.pol.Current().Approvals()["finetune"], Justification: "second run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("live update", chromedp.WaitVisible(chromedp.ID("req-"+second.ID)))
+	if typed, err := chromedp.Run(ctx, chromedp.Value(reason)); err != nil || typed != "training file reviewed" {
+		t.Fatalf("the reason being typed after the live update: %q %v", typed, err)
+	}
+	// By keyboard only: from the reason, Tab reaches Approve, Enter
+	// presses it.
+	step("tab to approve", chromedp.Focus(reason), chromedp.KeyEvent("\t"))
+	if id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`)); err != nil || id != "approve-"+e.grantID {
+		t.Fatalf("Tab from the reason focused %q (%v), not the Approve button", id, err)
+	}
+	step("approve",
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS("p.message")),
+		noXSS("approvals after approve"),
+		shot("approvals-approved"))
+	msg := text(chromedp.CSS("p.message"))
+	step("search",
+		chromedp.Navigate(e.srv.URL+"/ui/search"),
+		chromedp.WaitVisible(chromedp.CSS("input[name=principal]")),
+		chromedp.SendKeys(chromedp.CSS("input[name=principal]"), "alice"),
+		chromedp.SetValue(chromedp.CSS("select[name=kind]"), "request.denied"),
+		chromedp.Submit(chromedp.CSS("input[name=principal]")),
+		chromedp.WaitVisible(chromedp.CSS("#results a")),
+		noXSS("search"),
+		axe("search"),
+		shot("search"))
+	step("detail",
+		chromedp.Click(chromedp.CSS("#results a")),
+		chromedp.WaitVisible(chromedp.ID("proof-state")),
+		noXSS("detail"),
+		axe("detail"),
+		shot("entry-detail"))
+	proof := text(chromedp.CSS("#proof-state"))
+	step("overview",
+		chromedp.Navigate(e.srv.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS("svg.chart")),
+		noXSS("overview"),
+		axe("overview"),
+		shot("overview"))
+	step("policy",
+		chromedp.Navigate(e.srv.URL+"/ui/policy"),
+		chromedp.WaitVisible(chromedp.ID("history")),
+		noXSS("policy"),
+		axe("policy"),
+		shot("policy"))
+	step("report",
+		chromedp.Navigate(e.srv.URL+"/ui/report"),
+		chromedp.WaitVisible(chromedp.ID("generate")),
+		axe("report form"),
+		shot("report-form"),
+		chromedp.SetValue(chromedp.CSS("select[name=format]"), "html"),
+		chromedp.Click(chromedp.ID("generate")),
+		// The form page has no chart: wait for the report's.
+		chromedp.WaitReady(chromedp.CSS("svg")),
+		shot("report-top"))
+	reportTitle, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reportTitle, "27001") {
+		t.Errorf("the report button led to %q", reportTitle)
+	}
+	if !strings.Contains(msg, e.grantID+" approved") {
+		t.Errorf("after approve: %q", msg)
+	}
+	if strings.TrimSpace(proof) != "verified" {
+		t.Errorf("proof state %q", proof)
+	}
+	r, err := e.svc.Get(t.Context(), e.grantID)
+	if err != nil || r.State != "approved" || r.Reviews[0].Reviewer.Subject != "bob" || r.Reviews[0].Reason != "training file reviewed" {
+		t.Fatalf("the grant after the browser approved it: %v %+v", err, r)
+	}
+	t.Logf("screenshots in %s", dir)
+}

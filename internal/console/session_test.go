@@ -1,0 +1,81 @@
+package console
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardenhq/warden/internal/identity"
+)
+
+// TestSessionLifetimes: a session ends after the idle time without use,
+// and after the absolute time however much it is used.
+func TestSessionLifetimes(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newSessions(30*time.Minute, 2*time.Hour, func() time.Time { return now })
+	p := &identity.Principal{Subject: "bob"}
+	idle := s.create(p)
+	busy := s.create(p)
+	for i := 0; i < 5; i++ { // busy is used every 20 minutes, idle never
+		now = now.Add(20 * time.Minute)
+		if s.get(busy, true) == nil {
+			t.Fatalf("busy session ended at %d", i)
+		}
+	}
+	if s.get(idle, false) != nil {
+		t.Fatal("idle session outlived its idle time")
+	}
+	now = now.Add(20 * time.Minute) // 2h after login
+	if s.get(busy, true) != nil {
+		t.Fatal("session outlived its absolute lifetime")
+	}
+	if s.get("unknown", true) != nil || s.len() != 0 {
+		t.Fatalf("%d sessions left", s.len())
+	}
+}
+
+// TestSecureCookieOverTLS: with an https public URL (or a TLS request)
+// the cookies are Secure.
+func TestSecureCookieOverTLS(t *testing.T) {
+	c, err := New(Options{Config: Config{Issuer: "https://idp.example", PublicURL: "https://warden.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, httptest.NewRequest("POST", "/ui/logout", nil))
+	sc := rec.Header().Get("Set-Cookie")
+	if !strings.Contains(sc, "Secure") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") {
+		t.Fatalf("Set-Cookie %q", sc)
+	}
+}
+
+// TestSafeNext: the post-login destination never leaves the console.
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		"/ui/search?q=1": "/ui/search?q=1", "https://evil.example/": "/ui/", "//evil.example/ui/": "/ui/",
+		"/ui/\\evil": "/ui/", "/v1/keys": "/ui/", "": "/ui/",
+	} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPollingIsNotActivity: background polls read the session without
+// refreshing its idle timer.
+func TestPollingIsNotActivity(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newSessions(30*time.Minute, 8*time.Hour, func() time.Time { return now })
+	id := s.create(&identity.Principal{Subject: "bob"})
+	for i := 0; i < 5; i++ {
+		now = now.Add(5 * time.Minute)
+		if s.get(id, false) == nil {
+			t.Fatalf("poll %d: session ended early", i)
+		}
+	}
+	now = now.Add(5 * time.Minute) // 30 min after the last activity
+	if s.get(id, false) != nil {
+		t.Fatal("polling kept an unattended session alive")
+	}
+}
