@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/wardenhq/warden/internal/keyfile"
 )
 
 // DefaultKeyName is the checkpoint origin and key name used when none is
@@ -88,7 +90,7 @@ func LoadSigner(path string) (note.Signer, note.Verifier, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: load signing key: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && !privateMode(fi) {
+	if fi, err := os.Stat(path); err == nil && !keyfile.Private(fi) {
 		return nil, nil, fmt.Errorf("audit: load signing key %s: mode %v is readable by others; want 0600 (or 0440 in the process's own group, as a Kubernetes Secret mounted with fsGroup is)", path, fi.Mode().Perm())
 	}
 	skey := strings.TrimSpace(string(b))

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wardenhq/warden/internal/keyfile"
 )
 
 // KEKFile is the default key-encryption key file name under
@@ -137,14 +139,15 @@ func GenerateKEKFile(path string) error {
 }
 
 // LoadKEKFile reads a key file written by GenerateKEKFile. It refuses a
-// file readable by group or others.
+// file readable by others (keyfile.Private: owner only, or also the
+// process's own group, as a Kubernetes Secret volume with fsGroup gives).
 func LoadKEKFile(path string) (*KEK, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("recording: load key: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("recording: load key %s: mode %v is readable by others; want 0600", path, fi.Mode().Perm())
+	if !keyfile.Private(fi) {
+		return nil, fmt.Errorf("recording: load key %s: mode %v is readable by others; want 0600 (or 0440 with the process's own group)", path, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -66,6 +66,12 @@ func TestKEKFile(t *testing.T) {
 		t.Error("GenerateKEKFile overwrote an existing key")
 	}
 
+	// A Secret volume with fsGroup: group-readable by the process's own
+	// group loads (keyfile.Private); world-readable does not.
+	os.Chmod(path, 0o440)
+	if _, err := LoadKEKFile(path); err != nil {
+		t.Errorf("a key file readable by the process's own group: %v", err)
+	}
 	os.Chmod(path, 0o644)
 	if _, err := LoadKEKFile(path); err == nil || !strings.Contains(err.Error(), "readable by others") {
 		t.Errorf("a world-readable key file: %v", err)

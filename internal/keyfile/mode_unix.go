@@ -1,6 +1,6 @@
 //go:build unix
 
-package audit
+package keyfile
 
 import (
 	"io/fs"
@@ -8,12 +8,12 @@ import (
 	"syscall"
 )
 
-// privateMode reports whether a key file is readable by its owner only,
+// Private reports whether a key file is readable by its owner only,
 // or additionally by the process's own group and nobody else — what a
 // Kubernetes Secret volume with fsGroup gives a non-root container (the
 // kubelet adds group read; the owner is root). World access, group write
 // and a foreign group are refused.
-func privateMode(fi fs.FileInfo) bool {
+func Private(fi fs.FileInfo) bool {
 	perm := fi.Mode().Perm()
 	if perm&0o077 == 0 {
 		return true
