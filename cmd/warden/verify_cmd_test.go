@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/recording"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
@@ -105,5 +106,28 @@ func TestKeygenAndVerify(t *testing.T) {
 	}
 	if out, code = runCmd(t, newVerifyCmd(), "--data-dir", t.TempDir()); code != 2 {
 		t.Fatalf("verify of an empty dir: exit %d\n%s", code, out)
+	}
+}
+
+// TestKeygenRecordingsKEK: keygen --recordings-kek writes a key file the
+// recorder loads (mode 0600) and never overwrites one.
+func TestKeygenRecordingsKEK(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "recordings.kek")
+	if out, code := runCmd(t, newKeygenCmd(), "--recordings-kek", path); code != 0 {
+		t.Fatalf("keygen --recordings-kek: %d %s", code, out)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kek file: %v %v", fi, err)
+	}
+	k, err := recording.LoadKEKFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCmd(t, newKeygenCmd(), "--recordings-kek", path); code == 0 {
+		t.Fatalf("keygen overwrote an existing key: %s", out)
+	}
+	if again, err := recording.LoadKEKFile(path); err != nil || again.ID() != k.ID() {
+		t.Fatalf("key changed after a refused keygen: %v", err)
 	}
 }
