@@ -63,6 +63,7 @@ sqlite: {storageClassName: fast-ssd, size: 50Gi}
 store: postgres
 replicas: 3
 auditKeySecret: {name: warden-audit-key}
+recordings: {kekSecret: {name: warden-recordings-kek}, s3: {endpoint: "https://s3.eu-west-1.amazonaws.com", bucket: warden-recordings, region: eu-west-1, credentialsSecret: {name: warden-s3}}}
 modelServer: {apiKeySecret: {name: model-key}}
 `, layout{sidecar: true, postgres: true, tls: true}},
 	{"sidecar-sqlite-existing-claim-tls-off", `
@@ -81,6 +82,7 @@ mode: gateway
 store: postgres
 replicas: 4
 auditKeySecret: {name: warden-audit-key}
+recordings: {kekSecret: {name: warden-recordings-kek}, s3: {endpoint: "http://minio.storage:9000", bucket: warden, pathStyle: true, credentialsSecret: {name: minio-warden}}}
 tls: {certManager: {enabled: true, issuerRef: {name: internal-ca}}}
 serviceMonitor: {enabled: true}
 image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
@@ -139,6 +141,8 @@ func TestChartSchemaRejects(t *testing.T) {
 		{"latest tag", `image: {tag: latest}`, "tag"},
 		{"misspelled key", `replica: 2`, "replica"},
 		{"postgres without a signing key", `{store: postgres, replicas: 2}`, "auditKeySecret"},
+		{"postgres without a recordings key", `{store: postgres, replicas: 2, auditKeySecret: {name: k}, recordings: {s3: {endpoint: "https://s3", bucket: b, credentialsSecret: {name: c}}}}`, "kekSecret"},
+		{"recordings mode misspelled", `recordings: {mode: strictly}`, "mode"},
 		{"bad upstream", `{mode: gateway, gateway: {upstream: "ftp://models"}}`, "upstream"},
 		{"tls without a certificate source", `tls: {secretName: ""}`, "secretName"},
 		{"drain delay as a string", `timeouts: {drainDelaySeconds: "10s"}`, "drainDelaySeconds"},

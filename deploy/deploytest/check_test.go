@@ -586,6 +586,17 @@ func checkConfig(f findings, cfg *config.Config, ps *corev1.PodSpec, c *corev1.C
 		if cfg.Masking == nil || cfg.Masking.Key == "" {
 			f.errorf("postgres layout: masking.key is not set (replicas would fingerprint differently)")
 		}
+		// Recordings: one S3 bucket and one catalogue for every replica,
+		// one key-encryption key from a Secret (a KEK created in each
+		// pod's emptyDir would make other replicas' recordings unreadable).
+		if r := cfg.Recordings; r.Store != "s3" || r.Catalog != "postgres" {
+			f.errorf("postgres layout: recordings store %q catalog %q, want s3 and postgres (shared by the replicas)", r.Store, r.Catalog)
+		} else {
+			secretFile("recordings.key_file", r.KeyFile)
+			if r.S3.SecretKeyFile != "" {
+				secretFile("recordings.s3.secret_key_file", r.S3.SecretKeyFile)
+			}
+		}
 	} else if cfg.Audit.Store != "sqlite" {
 		f.errorf("sqlite layout: audit store %q", cfg.Audit.Store)
 	}

@@ -115,6 +115,19 @@ change its shape; values.config is merged over it.
 {{- if eq $v.store "postgres" }}{{ $_ := set $audit "dsn" "${WARDEN_AUDIT_DSN}" }}{{ end -}}
 {{- if $v.auditKeySecret.name }}{{ $_ := set $audit "signing_key_file" "/etc/warden/audit-key/audit.signer" }}{{ end -}}
 {{- $_ := set $cfg "audit" $audit -}}
+{{- $rec := dict "mode" $v.recordings.mode "default" $v.recordings.default "retention" $v.recordings.retention -}}
+{{- if eq $v.store "postgres" -}}
+{{- $s3 := dict "endpoint" $v.recordings.s3.endpoint "bucket" $v.recordings.s3.bucket "access_key" "${WARDEN_S3_ACCESS_KEY}" "secret_key_file" "/etc/warden/s3/secret-key" -}}
+{{- with $v.recordings.s3.region }}{{ $_ := set $s3 "region" . }}{{ end -}}
+{{- with $v.recordings.s3.prefix }}{{ $_ := set $s3 "prefix" . }}{{ end -}}
+{{- if $v.recordings.s3.pathStyle }}{{ $_ := set $s3 "path_style" true }}{{ end -}}
+{{- $_ := set $rec "store" "s3" -}}
+{{- $_ := set $rec "catalog" "postgres" -}}
+{{- $_ := set $rec "catalog_dsn" "${WARDEN_AUDIT_DSN}" -}}
+{{- $_ := set $rec "key_file" "/etc/warden/recordings-kek/recordings.kek" -}}
+{{- $_ := set $rec "s3" $s3 -}}
+{{- end -}}
+{{- $_ := set $cfg "recordings" $rec -}}
 {{- toYaml (mustMergeOverwrite $cfg $v.config) -}}
 {{- end -}}
 
@@ -156,6 +169,13 @@ change its shape; values.config is merged over it.
         secretKeyRef:
           name: {{ $v.postgres.dsnSecret.name }}
           key: {{ $v.postgres.dsnSecret.key }}
+    {{- end }}
+    {{- if eq $v.store "postgres" }}
+    - name: WARDEN_S3_ACCESS_KEY
+      valueFrom:
+        secretKeyRef:
+          name: {{ $v.recordings.s3.credentialsSecret.name }}
+          key: access-key
     {{- end }}
     {{- if $v.modelServer.apiKeySecret.name }}
     - name: MODEL_API_KEY
@@ -219,6 +239,14 @@ change its shape; values.config is merged over it.
     {{- if $v.auditKeySecret.name }}
     - name: audit-key
       mountPath: /etc/warden/audit-key
+      readOnly: true
+    {{- end }}
+    {{- if eq $v.store "postgres" }}
+    - name: recordings-kek
+      mountPath: /etc/warden/recordings-kek
+      readOnly: true
+    - name: s3
+      mountPath: /etc/warden/s3
       readOnly: true
     {{- end }}
     {{- if and (eq $v.mode "gateway") $v.gateway.upstreamTLS.caSecret.name }}
