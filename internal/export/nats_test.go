@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wardenhq/warden/internal/export/exporttest"
 )
 
 // natsURL returns the JetStream server for tests: WARDEN_TEST_NATS
@@ -118,9 +120,9 @@ func TestNATSOutage(t *testing.T) {
 	if _, _, err := net.SplitHostPort(host); err != nil {
 		t.Skipf("cannot proxy %s", url)
 	}
-	p := newTCPProxy(t, host)
+	p := exporttest.NewTCPProxy(t, host)
 	l := newMemLog(t)
-	s, err := NewNATSSink(NATSConfig{URL: "nats://" + p.addr, Subject: prefix + ".{kind}", Stream: stream, Timeout: 2 * time.Second})
+	s, err := NewNATSSink(NATSConfig{URL: "nats://" + p.Addr, Subject: prefix + ".{kind}", Stream: stream, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +131,9 @@ func TestNATSOutage(t *testing.T) {
 	h := startExporter(t, l, tg)
 	stopLoad := l.steadyLoad(t) // a steady load while the sink is down
 	waitFor(t, "a first delivery", func() bool { return h.x.Status()[0].Delivered > 100 })
-	p.cut()
+	p.Cut()
 	time.Sleep(2 * time.Second)
-	p.restore()
+	p.Restore()
 	time.Sleep(500 * time.Millisecond)
 	stopLoad()
 	l.checkpoint(t)
