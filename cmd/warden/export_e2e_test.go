@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,27 @@ func okUpstream(t *testing.T) string {
 // loadResult counts a load run's answers.
 type loadResult struct {
 	ok, failed, errors atomic.Int64
+
+	mu        sync.Mutex
+	latencies []time.Duration
+}
+
+// percentile returns the p-th percentile (0-100) of the latencies.
+func (r *loadResult) percentile(p float64) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	ls := slices.Clone(r.latencies)
+	slices.Sort(ls)
+	return ls[min(len(ls)-1, int(float64(len(ls))*p/100))]
+}
+
+// summary is one line about the run.
+func (r *loadResult) summary() string {
+	return fmt.Sprintf("%d ok, %d failed, %d transport errors, p50 %s, p99 %s",
+		r.ok.Load(), r.failed.Load(), r.errors.Load(), r.percentile(50).Round(time.Microsecond), r.percentile(99).Round(time.Microsecond))
 }
 
 // steadyLoad sends rate requests per second to the gateway (paced, each
@@ -71,6 +93,7 @@ func steadyLoad(gwAddr string, rate int) (stop func() *loadResult) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				start := time.Now()
 				resp, err := client.Post("http://"+gwAddr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 				if err != nil {
 					res.errors.Add(1)
@@ -78,6 +101,9 @@ func steadyLoad(gwAddr string, rate int) (stop func() *loadResult) {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				res.mu.Lock()
+				res.latencies = append(res.latencies, time.Since(start))
+				res.mu.Unlock()
 				if resp.StatusCode == 200 {
 					res.ok.Add(1)
 				} else {
@@ -236,13 +262,15 @@ func swapLines(ls [][]byte, i, j int) [][]byte {
 // arrival order, and the time of each delivery. While down, it answers
 // 503 (the sink retries).
 type webhookReceiver struct {
-	mu     sync.Mutex
-	events [][]byte
-	down   atomic.Bool
+	mu      sync.Mutex
+	events  [][]byte
+	down    atomic.Bool
+	refused atomic.Int64
 }
 
 func (wr *webhookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wr.down.Load() {
+		wr.refused.Add(1)
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
