@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -56,8 +57,10 @@ type LogSourceOptions struct {
 // audit.checkpoint_interval (the log signs at least that often while it
 // grows, and on every clean stop).
 type LogSource struct {
-	st   LogReader
-	opts LogSourceOptions
+	st     LogReader
+	opts   LogSourceOptions
+	cache  *ring[readEntry] // shared by every Follow: one per sink
+	readMu sync.Mutex       // one store read at a time (see read)
 }
 
 var _ Source = (*LogSource)(nil)
@@ -70,7 +73,7 @@ func NewLogSource(st LogReader, opts LogSourceOptions) *LogSource {
 	if opts.Chunk <= 0 {
 		opts.Chunk = 500
 	}
-	return &LogSource{st: st, opts: opts}
+	return &LogSource{st: st, opts: opts, cache: newRing[readEntry](cacheSlots)}
 }
 
 // ReadHashes reads stored tree hashes.
@@ -127,23 +130,21 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 						continue
 					}
 					for next < cp.Size {
-						end := min(next+int64(s.opts.Chunk), cp.Size)
-						recs, err := s.st.ReadRecords(ctx, next, end)
-						if err != nil {
-							fail(fmt.Errorf("export: read entries [%d, %d): %w", next, end, err))
-							return
-						}
-						if int64(len(recs)) != end-next {
-							fail(fmt.Errorf("export: read entries [%d, %d): the store returned %d", next, end, len(recs)))
-							return
-						}
-						for _, r := range recs {
-							e, err := audit.ParseEntry(r.Seq, r.Data)
-							if err != nil {
-								fail(fmt.Errorf("export: entry %d: %w", r.Seq, err))
+						if c, ok := s.cache.get(next); ok {
+							if !yield(Item{Entry: c.e, Data: c.data}, nil) {
 								return
 							}
-							if !yield(Item{Entry: e, Data: r.Data}, nil) {
+							next++
+							continue
+						}
+						end := min(next+int64(s.opts.Chunk), cp.Size)
+						got, err := s.read(ctx, next, end)
+						if err != nil {
+							fail(err)
+							return
+						}
+						for _, c := range got {
+							if !yield(Item{Entry: c.e, Data: c.data}, nil) {
 								return
 							}
 						}
@@ -170,6 +171,42 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 			}
 		}
 	}
+}
+
+// read reads, decodes and caches entries [from, to). One read at a time:
+// a sink that asks for a range another sink is reading waits and then
+// finds it in the cache.
+func (s *LogSource) read(ctx context.Context, from, to int64) ([]readEntry, error) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	out := make([]readEntry, 0, to-from)
+	for ; from < to; from++ {
+		c, ok := s.cache.get(from)
+		if !ok {
+			break
+		}
+		out = append(out, c)
+	}
+	if from == to {
+		return out, nil
+	}
+	recs, err := s.st.ReadRecords(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("export: read entries [%d, %d): %w", from, to, err)
+	}
+	if int64(len(recs)) != to-from {
+		return nil, fmt.Errorf("export: read entries [%d, %d): the store returned %d", from, to, len(recs))
+	}
+	for _, r := range recs {
+		e, err := audit.ParseEntry(r.Seq, r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("export: entry %d: %w", r.Seq, err)
+		}
+		c := readEntry{e, r.Data}
+		s.cache.put(r.Seq, c)
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // MergeNoteSignatures returns the signed note base with the signature
