@@ -68,6 +68,11 @@ func (a *app) openExport(ctx context.Context) error {
 	src := export.NewLogSource(st, export.LogSourceOptions{
 		Latest:       func() int64 { return a.audit.Latest().Size },
 		Cosignatures: a.cosignatures,
+		WaitSigned: func(ctx context.Context, size int64) error {
+			_, err := a.audit.WaitCheckpoint(ctx, size)
+			return err
+		},
+		Poll: 250 * time.Millisecond,
 	})
 	svc, err := export.NewService(src, opts)
 	if err != nil {

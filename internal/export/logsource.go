@@ -43,11 +43,22 @@ type LogSourceOptions struct {
 	Cosignatures func(ctx context.Context, size int64) ([][]byte, error)
 	// Chunk is how many records one store read returns. Default 500.
 	Chunk int
+	// WaitSigned, when set, blocks until a checkpoint larger than size
+	// exists (or ctx ends): audit.Log.WaitCheckpoint, woken by the log's
+	// own commits, so export follows without polling delay. The source
+	// still re-checks every Poll (other replicas' checkpoints).
+	WaitSigned func(ctx context.Context, size int64) error
 }
 
 // LogSource is the Source over the real audit log: it reads committed
 // records from the store by sequence and yields each signed checkpoint
 // between the entries it signs.
+//
+// It reads the store itself rather than through audit.Follow because it
+// needs what Follow does not give: the checkpoints in place, each
+// entry's canonical bytes (the leaf), and one read and decode of each
+// entry shared by every sink; it uses the log's commit notification
+// (WaitSigned: audit.Log.WaitCheckpoint) to wake up.
 //
 // It yields only signed entries: entry n once a checkpoint of size > n
 // exists. That is what keeps positions in order (a checkpoint of size N
@@ -166,11 +177,23 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 				listed = latest
 				continue // a checkpoint may have been signed meanwhile
 			}
-			if !sleep(ctx, s.opts.Poll) {
+			if !s.wait(ctx, max(latest, 0)) {
 				return
 			}
 		}
 	}
+}
+
+// wait waits for a checkpoint larger than size, at most Poll; it
+// reports false when ctx ended.
+func (s *LogSource) wait(ctx context.Context, size int64) bool {
+	if s.opts.WaitSigned == nil {
+		return sleep(ctx, s.opts.Poll)
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.Poll)
+	defer cancel()
+	_ = s.opts.WaitSigned(wctx, size) // a timeout just means: look again
+	return ctx.Err() == nil
 }
 
 // read reads, decodes and caches entries [from, to). One read at a time:
