@@ -252,27 +252,7 @@ func (h *hecReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // natsEvents reads every message of a JetStream stream in order.
 func natsEvents(t *testing.T, url, stream string) (events [][]byte, ids []string) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range exporttest.StreamMessages(t, url, stream) {
 		events = append(events, m.Data)
 		ids = append(ids, m.Header.Get("Nats-Msg-Id"))
 	}

@@ -55,32 +55,12 @@ func testStream(t *testing.T, url string) (string, string) {
 	return name, prefix
 }
 
-// streamUIDs reads every message of the stream, in stream order, and
-// returns their Nats-Msg-Id headers.
+// streamUIDs returns the Nats-Msg-Id headers of the stream's messages,
+// in stream order.
 func streamUIDs(t *testing.T, url, stream string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range exporttest.StreamMessages(t, url, stream) {
 		out = append(out, m.Header.Get("Nats-Msg-Id"))
 	}
 	return out

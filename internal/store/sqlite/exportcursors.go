@@ -5,9 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -18,7 +15,8 @@ import (
 // so a crash leaves the old or the new value.
 type ExportCursors struct {
 	path   string
-	db     *sql.DB
+	db     *sql.DB // the one writer: saves are serialised
+	r      *sql.DB // query-only readers
 	closed atomic.Bool
 }
 
@@ -31,33 +29,14 @@ CREATE TABLE IF NOT EXISTS export_cursors (
 `
 
 // OpenExportCursors opens (creating if needed) the cursor store at path
-// (directory mode 0700, file mode 0600).
+// (directory mode 0700, file mode 0600); it refuses the audit log's own
+// file.
 func OpenExportCursors(ctx context.Context, path string) (*ExportCursors, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: open export cursors %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	w, r, err := openSideFile(ctx, path, "export cursors", exportCursorSchema)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open export cursors %s: %w", path, err)
+		return nil, err
 	}
-	f.Close()
-	q := url.Values{}
-	q.Set("_busy_timeout", "10000")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", dsn(path, q))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open export cursors %s: %w", path, err)
-	}
-	// One connection: saves are serialised, reads see every save.
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxLifetime(0)
-	if _, err := db.ExecContext(ctx, exportCursorSchema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: create export cursor table in %s: %w", path, err)
-	}
-	return &ExportCursors{path: path, db: db}, nil
+	return &ExportCursors{path: path, db: w, r: r}, nil
 }
 
 // Path is the database file.
@@ -68,7 +47,7 @@ func (s *ExportCursors) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.db.Close()
+	return errors.Join(s.r.Close(), s.db.Close())
 }
 
 // Cursor returns the cursor of the sink named name (an export.Cursor).
@@ -79,7 +58,7 @@ func (s *ExportCursors) Positions(ctx context.Context) (map[string]int64, error)
 	if s.closed.Load() {
 		return nil, errors.New("sqlite: export cursors: store closed")
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT sink, next FROM export_cursors")
+	rows, err := s.r.QueryContext(ctx, "SELECT sink, next FROM export_cursors")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: export cursors: %w", err)
 	}
@@ -109,7 +88,7 @@ func (c *ExportCursor) Load(ctx context.Context) (int64, error) {
 		return 0, errors.New("sqlite: export cursor: store closed")
 	}
 	var n int64
-	err := c.s.db.QueryRowContext(ctx, "SELECT next FROM export_cursors WHERE sink = ?", c.name).Scan(&n)
+	err := c.s.r.QueryRowContext(ctx, "SELECT next FROM export_cursors WHERE sink = ?", c.name).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
