@@ -447,6 +447,9 @@ func (c *Config) Validate() error {
 	if len(c.Export.Sinks) > 0 && !c.Audit.On() {
 		add("export.sinks", "need the audit log (audit.enabled: false exports nothing)")
 	}
+	if c.Export.Cursor == "file" && c.Audit.Store == "postgres" {
+		add("export.cursor", "file would make every replica export on its own; use store (a table in PostgreSQL, one exporting replica)")
+	}
 	return errors.Join(errs...)
 }
 

@@ -90,6 +90,7 @@ func TestLoadErrors(t *testing.T) {
 		{"export bad filter", validYAML + "export:\n  sinks:\n    - name: f\n      type: file\n      filter: 'entry.kind +'\n      file: {path: /tmp/x.jsonl}\n", 13, "export.sinks[0].filter", "filter"},
 		{"export bad cursor", validYAML + "export:\n  cursor: redis\n", 10, "export.cursor", "store or file"},
 		{"export without audit", validYAML + "audit:\n  enabled: false\nexport:\n  sinks:\n    - {name: f, type: file, file: {path: /tmp/x.jsonl}}\n", 0, "export.sinks", "need the audit log"},
+		{"export file cursor with postgres", validYAML + "audit:\n  store: postgres\n  dsn: postgres://x/y\nexport:\n  cursor: file\n", 13, "export.cursor", "every replica"},
 		{"syntax", "listen: [\n", 1, "", ""},
 		// goccy/go-yaml v1.19.2 panics on a tag with no value.
 		{"empty tag", validYAML + "timeouts:  ! \n", 9, "timeouts", "tags are not supported"},
