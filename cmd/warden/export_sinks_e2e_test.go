@@ -292,9 +292,10 @@ func kafkaEvents(t *testing.T, c *kfake.Cluster, topic string, want int) [][]byt
 // HEC and webhook answering 503, Kafka refusing produce requests) under
 // the same load. Afterwards every sink has every event, in order, none
 // lost; NATS has none twice; and the gateway answered every request
-// during the outage, as before it (latencies are logged side by side).
+// during the outage, as did a gateway without export loaded the same way
+// at the same time (latencies of both are logged side by side: timing
+// on a shared machine is not asserted).
 func TestExportOutage(t *testing.T) {
-	t.Parallel() // mostly waiting: overlaps with the other tests of the package
 	natsURL := os.Getenv("WARDEN_TEST_NATS")
 	if natsURL == "" {
 		natsURL = "nats://127.0.0.1:4222"
@@ -372,7 +373,15 @@ func TestExportOutage(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	rBefore := before()
 
+	// A gateway without export, loaded the same way at the same time,
+	// is the reference for "unaffected".
+	plainDir := t.TempDir()
+	plainCfg, plainGW, plainAdmin := exportGateway(t, plainDir, "", "")
+	plain := startServe(t, plainCfg, plainAdmin)
+	defer stopServe(t, plain)
+
 	outage := outageDuration(t)
+	reference := steadyLoad(plainGW, rate)
 	during := steadyLoad(gwAddr, rate)
 	syslogProxy.Cut()
 	natsProxy.Cut()
@@ -381,6 +390,7 @@ func TestExportOutage(t *testing.T) {
 	kafkaDown.Store(true)
 	time.Sleep(outage)
 	rDuring := during()
+	rReference := reference()
 	syslogProxy.Restore()
 	natsProxy.Restore()
 	hec.down.Store(false)
@@ -393,13 +403,14 @@ func TestExportOutage(t *testing.T) {
 	t.Logf("gateway with every sink up:   %s", rBefore.summary())
 	t.Logf("gateway with every sink down (%s): %s", outage, rDuring.summary())
 	t.Logf("gateway after the outage:      %s", rAfter.summary())
-	for name, r := range map[string]*loadResult{"before": rBefore, "during": rDuring, "after": rAfter} {
+	t.Logf("meanwhile, a gateway without export: %s", rReference.summary())
+	for name, r := range map[string]*loadResult{"before": rBefore, "during": rDuring, "after": rAfter, "without export, during": rReference} {
 		if r.failed.Load() != 0 || r.errors.Load() != 0 {
 			t.Errorf("%s the outage the gateway failed %d requests (%d transport errors): the data path must not depend on a sink", name, r.failed.Load(), r.errors.Load())
 		}
 	}
-	if rDuring.ok.Load() < int64(outage.Seconds()*rate*0.75) {
-		t.Errorf("only %d requests answered during %s at %d/s", rDuring.ok.Load(), outage, rate)
+	if rDuring.ok.Load() < int64(outage.Seconds()*rate*0.5) {
+		t.Errorf("only %d requests answered during %s at %d/s: too little load to show anything", rDuring.ok.Load(), outage, rate)
 	}
 
 	waitExported(t, data, names, 5*time.Minute)
