@@ -65,14 +65,12 @@ func (a *app) openExport(ctx context.Context) error {
 		cursor = func(name string) export.Cursor { return cs.Cursor(name) }
 	}
 	opts.Targets = func() ([]export.Target, error) { return ec.Targets(opts.Origin, cursor) }
+	// The source polls the store's newest checkpoint: the log's in-memory
+	// Latest (and WaitCheckpoint) now follow the signed head of every
+	// batch, which the store's checkpoint history does not hold.
 	src := export.NewLogSource(st, export.LogSourceOptions{
-		Latest:       func() int64 { return a.audit.Latest().Size },
 		Cosignatures: a.cosignatures,
-		WaitSigned: func(ctx context.Context, size int64) error {
-			_, err := a.audit.WaitCheckpoint(ctx, size)
-			return err
-		},
-		Poll: 250 * time.Millisecond,
+		Poll:         100 * time.Millisecond,
 	})
 	svc, err := export.NewService(src, opts)
 	if err != nil {

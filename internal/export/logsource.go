@@ -29,9 +29,10 @@ type LogReader interface {
 
 // LogSourceOptions configure a LogSource.
 type LogSourceOptions struct {
-	// Latest returns the size of the newest signed checkpoint cheaply
-	// (audit.Log.Latest().Size: in memory, kept current on every replica).
-	// Nil: the source asks the store every Poll.
+	// Latest returns the size of the newest checkpoint in the store's
+	// history cheaply. Nil: the source asks the store every Poll. (Not
+	// audit.Log.Latest: that is the signed head of the newest batch,
+	// which the history may not hold.)
 	Latest func() int64
 	// Poll is how often the source looks for a new checkpoint when it has
 	// nothing to yield. Default 100ms.
@@ -43,10 +44,9 @@ type LogSourceOptions struct {
 	Cosignatures func(ctx context.Context, size int64) ([][]byte, error)
 	// Chunk is how many records one store read returns. Default 500.
 	Chunk int
-	// WaitSigned, when set, blocks until a checkpoint larger than size
-	// exists (or ctx ends): audit.Log.WaitCheckpoint, woken by the log's
-	// own commits, so export follows without polling delay. The source
-	// still re-checks every Poll (other replicas' checkpoints).
+	// WaitSigned, when set, blocks until the store may hold a checkpoint
+	// larger than size (or ctx ends), so export follows without polling
+	// delay. The source still re-checks every Poll.
 	WaitSigned func(ctx context.Context, size int64) error
 }
 

@@ -92,8 +92,7 @@ func buildRealExport(t *testing.T) ([]byte, note.Verifier, int64, error) {
 	}
 	tg := target(dir, "file", fs)
 	tg.BatchMax = 40
-	x, err := New(NewLogSource(st, LogSourceOptions{Latest: func() int64 { return l.Latest().Size }, Poll: 50 * time.Millisecond,
-		WaitSigned: func(ctx context.Context, n int64) error { _, err := l.WaitCheckpoint(ctx, n); return err }}), Options{Origin: v.Name(), ProductVersion: "test", Logger: quietLogger()}, tg)
+	x, err := New(NewLogSource(st, LogSourceOptions{Poll: 5 * time.Millisecond}), Options{Origin: v.Name(), ProductVersion: "test", Logger: quietLogger()}, tg)
 	if err != nil {
 		return nil, nil, 0, err
 	}
