@@ -50,7 +50,7 @@ func (a *app) openExport(ctx context.Context) error {
 	case ec.Cursor == "file":
 		cursor = nil // FileCursor under export.dir
 	case a.cfg.Audit.Store == "postgres":
-		es, err := postgres.OpenExport(ctx, postgres.Config{DSN: a.cfg.Audit.DSN}, a.cfg.Instance, a.log)
+		es, err := postgres.OpenExport(ctx, a.cfg.Audit.PostgresConfig(), a.cfg.Instance, a.log)
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
