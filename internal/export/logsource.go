@@ -57,8 +57,10 @@ type LogSourceOptions struct {
 // It reads the store itself rather than through audit.Follow because it
 // needs what Follow does not give: the checkpoints in place, each
 // entry's canonical bytes (the leaf), and one read and decode of each
-// entry shared by every sink; it uses the log's commit notification
-// (WaitSigned: audit.Log.WaitCheckpoint) to wake up.
+// entry shared by every sink. It waits for the store's next checkpoint
+// by polling (or WaitSigned); audit.Log.WaitCheckpoint does not fit, as
+// it follows the signed head of every batch, which the store's history
+// does not hold.
 //
 // It yields only signed entries: entry n once a checkpoint of size > n
 // exists. That is what keeps positions in order (a checkpoint of size N
