@@ -25,6 +25,9 @@ type Data struct {
 	IssuerURL string
 	// PolicyFile is the rendered policy file's path.
 	PolicyFile string
+	// NATSURL is the NATS JetStream server of the export stage, and
+	// NATSStream and NATSSubject the run's own stream and subject prefix.
+	NATSURL, NATSStream, NATSSubject string
 	// AuditOff writes "audit: {enabled: false}" into stages without audit.
 	// The runner clears it for a build that has no audit section at all
 	// (its strict loader rejects the key), where it would mean the same.
@@ -51,6 +54,9 @@ type Stage struct {
 	// Recording: every call is recorded; the runner checks a recording
 	// was stored under data_dir.
 	Recording bool
+	// Export: the stage exports to SIEM sinks (the runner checks the file
+	// sink receives events, and that NATS answers before starting it).
+	Export bool
 }
 
 // Stages lists the Warden stages in order, each adding one capability.
@@ -67,6 +73,8 @@ var Stages = []Stage{
 		Summary: "+ durable audit (SQLite): everything on", Identity: true, PolicyOn: true, Masking: true, Audit: true},
 	{Name: RecordingStage, Config: "warden-full-recording.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
 		Summary: "+ every call recorded in full (session recordings, filesystem store)", Identity: true, PolicyOn: true, Masking: true, Audit: true, Recording: true},
+	{Name: "warden-full+export", Config: "warden-full-export.yaml.tmpl", Policy: "policy-mask.yaml.tmpl",
+		Summary: "+ SIEM export (OCSF, file + NATS JetStream sinks)", Identity: true, PolicyOn: true, Masking: true, Audit: true, Export: true},
 }
 
 // RecordingStage is the stage that records every call: the acceptance

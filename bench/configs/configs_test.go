@@ -11,7 +11,7 @@ func TestStagesRender(t *testing.T) {
 	d := Data{
 		Listen: "127.0.0.1:1", AdminListen: "127.0.0.1:2", DataDir: "/tmp/d",
 		Upstream: "http://127.0.0.1:3", IssuerURL: "http://127.0.0.1:4", PolicyFile: "/tmp/p.yaml",
-		AuditOff: true,
+		AuditOff: true, NATSURL: "nats://127.0.0.1:5", NATSStream: "S", NATSSubject: "s",
 	}
 	// Which top-level sections each stage must have: each adds one.
 	want := map[string][]string{
@@ -21,6 +21,7 @@ func TestStagesRender(t *testing.T) {
 		"warden-masking":     {"identity", "policy", "masking", "audit"},
 		"warden-full":        {"identity", "policy", "masking", "audit"},
 		RecordingStage:       {"identity", "policy", "masking", "audit", "recordings"},
+		"warden-full+export": {"identity", "policy", "masking", "audit", "export"},
 	}
 	for _, st := range Stages {
 		t.Run(st.Name, func(t *testing.T) {

@@ -11,6 +11,10 @@ import (
 // when it ran; checks on it are "not measured" otherwise.
 const refStage = "warden-full"
 
+// exportStage is warden-full plus SIEM export, judged against refStage in
+// the same run.
+const exportStage = "warden-full+export"
+
 func findRow(rows []Row, wl, target string) *Row {
 	for i := range rows {
 		if rows[i].Workload == wl && rows[i].Target == target {
@@ -80,6 +84,19 @@ func checks(rep *Report) []Check {
 			}
 		} else {
 			c.Verdict, c.Measured = "not measured", "warden-full or go-floor not available"
+		}
+		out = append(out, c)
+	}
+	if n := maxConns(rep.Settings.Conns); n > 0 {
+		wl := fmt.Sprintf("chat-c%d", n)
+		c := Check{Name: fmt.Sprintf("req/s within 10%% of warden-full at %d connections (export: file + NATS sinks)", n), Target: exportStage}
+		x, f := findRow(rep.Closed, wl, exportStage), findRow(rep.Closed, wl, refStage)
+		if x != nil && f != nil && f.RPS > 0 {
+			r := x.RPS / f.RPS
+			c.Measured = fmt.Sprintf("%.0f vs %.0f req/s = %.2f× warden-full", x.RPS, f.RPS, r)
+			c.Verdict = judge(r >= 0.9 && x.Valid, x.disturbed(), f.disturbed())
+		} else {
+			c.Verdict, c.Measured = "not measured", exportStage+" or warden-full not available"
 		}
 		out = append(out, c)
 	}
@@ -229,6 +246,9 @@ func (rep *Report) Markdown() string {
 	w("```\n%s\n```\n\n", rep.Command)
 	w("Machine: %d CPUs, %s, Linux %s, commit %s. Load generator, upstream and proxy share the machine; compare ratios within this run, not absolute numbers across runs.\n\n",
 		rep.Machine.CPUs, rep.Machine.GoVersion, rep.Machine.Kernel, rep.Machine.Commit)
+	if rep.Machine.LoadAvg != "" {
+		w("Load average at the end of the run (1, 5, 15 min): %s on %d CPUs.\n\n", rep.Machine.LoadAvg, rep.Machine.CPUs)
+	}
 	s := rep.Settings
 	w("Settings: %d repetition(s) interleaved across targets, %.1f s per measurement after %.1f s warm-up on fresh connections. Request: %s. Req/s is the median over repetitions; percentiles are over every request of every repetition.\n\n",
 		s.Reps, s.DurationSec, s.WarmupSec, s.Request)

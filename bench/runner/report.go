@@ -46,6 +46,9 @@ type Machine struct {
 	GoVersion string `json:"go_version"`
 	Kernel    string `json:"kernel"`
 	Commit    string `json:"commit"`
+	// LoadAvg is /proc/loadavg's 1, 5 and 15 minute averages when the
+	// report was made: a loaded machine needs a quiet re-run.
+	LoadAvg string `json:"load_avg,omitempty"`
 }
 
 // Settings are the load parameters.
@@ -262,6 +265,11 @@ func per1k(d time.Duration, n uint64) float64 {
 
 func machine(root string) Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +82,9 @@ type env struct {
 	token     string
 	logf      func(string, ...any)
 	profile   bool // build Warden with the pprof overlay
+	// natsStreams are the JetStream streams export stages created,
+	// deleted at the end of the run.
+	natsStreams []string
 }
 
 func freeAddr() (string, error) {
@@ -136,6 +140,9 @@ func (e *env) close() {
 		_ = e.issuerSrv.Close()
 	}
 	e.upProc.Stop()
+	for _, name := range e.natsStreams {
+		deleteNATSStream(natsURL(), name)
+	}
 }
 
 func (e *env) direct() *Target {
@@ -271,6 +278,15 @@ func (e *env) startWarden(ctx context.Context, bin string, st configs.Stage) *Ta
 		Listen: listen, AdminListen: admin, DataDir: filepath.Join(sdir, "data"),
 		Upstream: e.upURL, IssuerURL: e.issuer.URL,
 	}
+	if st.Export {
+		d.NATSURL = natsURL()
+		if err := natsReachable(d.NATSURL); err != nil {
+			return fail("the export stage needs NATS JetStream (set WARDENBENCH_NATS): %v", err)
+		}
+		d.NATSStream = "WARDENBENCH_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		d.NATSSubject = "wardenbench." + strings.ToLower(d.NATSStream)
+		e.natsStreams = append(e.natsStreams, d.NATSStream)
+	}
 	if st.Policy != "" {
 		pol, err := configs.Render(st.Policy, d)
 		if err != nil {
@@ -399,6 +415,21 @@ func (e *env) featuresActive(ctx context.Context, st configs.Stage, base, dataDi
 				return fmt.Errorf("recording is not active: no recording was stored under %s", objects)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if st.Export {
+		// The start-up entries are signed at once, so the file sink has
+		// events within a few seconds.
+		path := filepath.Join(dataDir, "export", "ocsf.jsonl")
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("export is not active: the file sink wrote nothing to %s within 20 s", path)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	return nil

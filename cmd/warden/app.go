@@ -16,6 +16,7 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/console"
+	"github.com/wardenhq/warden/internal/export"
 	"github.com/wardenhq/warden/internal/gateway"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
@@ -42,6 +43,9 @@ type app struct {
 	recorder    *recording.Recorder
 	witness     *witness.Submitter          // nil without audit.witnesses
 	witnessStop func(context.Context) error // set by startWitnesses
+	cosigs      witness.Store               // witness cosignatures; nil without witnesses
+	export      *export.Service             // nil without export.sinks
+	exportStop  func(context.Context) error // set by openExport
 	closers     []func(context.Context) error
 }
 
@@ -140,6 +144,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		return nil, err
 	}
 	a.server = srv
+	if err := a.openExport(ctx); err != nil {
+		return nil, err
+	}
 	if a.approvals != nil {
 		srv.Registry().MustRegister(a.approvals.Collector())
 	}
@@ -162,6 +169,9 @@ func (a *app) newAdmin() (*admin.Router, error) {
 	o := admin.Options{
 		Config: a.cfg.Admin, Logger: a.log, Audit: a.audit, Policy: a.policy, Approvals: a.approvals,
 		ReviewURLBase: a.cfg.Approvals.ReviewURLBase, Asserter: a.asserter, Recordings: a.recorder,
+	}
+	if a.export != nil {
+		o.Export = a.export
 	}
 	if a.auth != nil {
 		o.Authenticators = []admin.Authenticator{a.auth}
@@ -249,6 +259,14 @@ func (a *app) openAudit(ctx context.Context) error {
 		st = s
 	}
 	a.closers = append(a.closers, func(context.Context) error { return st.Close() })
+	// The exporter stops after the log's Close (closers run in reverse),
+	// so the final checkpoint is exported too, and before the store closes.
+	a.closers = append(a.closers, func(ctx context.Context) error {
+		if a.exportStop != nil {
+			return a.exportStop(ctx)
+		}
+		return nil
+	})
 	signer, verifier, err := audit.LoadOrCreateKeys(c.SigningKeyFile, c.KeyName)
 	if err != nil {
 		return fmt.Errorf("audit signing key: %w", err)

@@ -47,6 +47,7 @@ func newRootCmd() *cobra.Command {
 		newEvidenceCmd(),
 		newReplayCmd(),
 		newRecordingsCmd(),
+		newExportCmd(),
 	)
 	return root
 }

@@ -76,9 +76,9 @@ func TestKeygenAndVerify(t *testing.T) {
 	}
 
 	seg := filepath.Join(t.TempDir(), "seg.jsonl")
-	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir, "--export", seg, "--from", "11", "--to", "32")
+	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir, "--write-segment", seg, "--from", "11", "--to", "32")
 	if code != 0 {
-		t.Fatalf("verify --export: exit %d\n%s", code, out)
+		t.Fatalf("verify --write-segment: exit %d\n%s", code, out)
 	}
 	out, code = runCmd(t, newVerifyCmd(), "--segment", seg, "--key", filepath.Join(dir, "keys", "audit.verifier"))
 	if code != 0 || !strings.Contains(out, "verified entries [11, 32)") {

@@ -135,6 +135,7 @@ func (a *app) openWitnesses(ctx context.Context, st audit.Store, signer note.Sig
 		src.head, src.verifier = c.CheckpointFile, verifier
 	}
 	a.witness = sub
+	a.cosigs = wst
 	return details, nil
 }
 

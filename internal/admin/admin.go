@@ -45,6 +45,8 @@ type Options struct {
 	// authenticates its own browser sessions, so the route is public to
 	// the router; the router's cross-origin protection still runs first.
 	Console http.Handler
+	// Export serves /v1/export/status (nil: export is not configured).
+	Export ExportStatus
 }
 
 // New builds the admin API from o.
@@ -82,6 +84,9 @@ func New(o Options) *Router {
 	if o.Console != nil {
 		rt.Handle(Route{Path: "/ui/", Role: Public, Handler: o.Console,
 			Summary: "The web console (HTML pages; browser login through admin.console.issuer, see docs/console.md)"})
+	}
+	if o.Export != nil {
+		rt.Handle(exportRoutes(o.Export)...)
 	}
 	return rt
 }

@@ -139,7 +139,8 @@ func TestEveryEndpoint(t *testing.T) {
 			{user: "erin", body: `{"principal":"alice","reason":"r","before":"yesterday"}`, status: 400, typ: "bad_request"},
 			{user: "erin", body: `{"principal":"alice","reason":"r","all":true}`, status: 400, typ: "bad_request"},
 		}},
-		"GET /v1/keys": {path: "/v1/keys", noCreds: unauth, wrongRole: admin, note: "no input"},
+		"GET /v1/export/status": {path: "/v1/export/status", noCreds: unauth, wrongRole: auditor, note: "no input"},
+		"GET /v1/keys":          {path: "/v1/keys", noCreds: unauth, wrongRole: admin, note: "no input"},
 		"POST /v1/keys": {path: "/v1/keys", noCreds: unauth, wrongRole: admin, badInput: []call{
 			{user: "erin", body: `{"name":"has space"}`, status: 400, typ: "bad_request"},
 			{user: "erin", body: `{"name":"` + strings.Repeat("n", 65) + `"}`, status: 400, typ: "bad_request"},

@@ -19,6 +19,7 @@ import (
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/devstack"
+	"github.com/wardenhq/warden/internal/export"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/recording"
@@ -144,6 +145,14 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Audit:          e.audit, Policy: e.policy, Approvals: e.svc, Keys: auth.KeyStore(), Asserter: asserter,
 		ReviewURLBase: "http://admin.test:9090", Logger: slog.New(slog.DiscardHandler),
 	}
+	xs, err := export.NewService(export.NewLogSource(e.store, export.LogSourceOptions{}), export.ServiceOptions{
+		Options: export.Options{Origin: e.ver.Name()}, Sinks: []string{"siem"},
+		Targets: func() ([]export.Target, error) { return nil, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Export = xs
 	o.Config.SetDefaults()
 	for _, f := range opts {
 		f(&o)

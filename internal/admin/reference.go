@@ -53,6 +53,7 @@ var areas = []struct{ prefix, title string }{
 	{"/v1/approvals", "Approvals and grants"},
 	{"/v1/grants", "Approvals and grants"},
 	{"/v1/keys", "API keys"},
+	{"/v1/export/", "SIEM export"},
 }
 
 // Reference renders the admin API reference (docs/admin-api.md) from

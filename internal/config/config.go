@@ -14,6 +14,7 @@ import (
 	"github.com/wardenhq/warden/internal/approval"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config/field"
+	"github.com/wardenhq/warden/internal/export"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/mask"
 	"github.com/wardenhq/warden/internal/policy"
@@ -77,6 +78,9 @@ type Config struct {
 	// level of rules that do not say (default off), strict or
 	// best_effort, the store (filesystem under data_dir, or S3).
 	Recordings recording.Config `yaml:"recordings"`
+	// Export delivers the audit log, mapped to OCSF, to SIEM sinks (file,
+	// syslog, Splunk HEC, NATS, Kafka, webhook). No sinks: no export.
+	Export export.Config `yaml:"export"`
 
 	// file is the path the config was loaded from ("" for in-memory).
 	file string
@@ -314,6 +318,8 @@ func (c *Config) SetDefaults() {
 	}
 	c.Audit.Witnessing.SetDefaults()
 	c.Audit.Witnessing.Resolve(c.DataDir)
+	c.Export.SetDefaults()
+	c.Export.Resolve(c.DataDir)
 }
 
 // Validate checks the gateway part of the configuration. Errors are
@@ -437,6 +443,13 @@ func (c *Config) Validate() error {
 	errs = append(errs, field.Prefix("approvals", c.Approvals.Validate()))
 	errs = append(errs, field.Prefix("recordings", c.Recordings.Validate()))
 	errs = append(errs, field.Prefix("admin", c.Admin.Validate()))
+	errs = append(errs, field.Prefix("export", c.Export.Validate()))
+	if len(c.Export.Sinks) > 0 && !c.Audit.On() {
+		add("export.sinks", "need the audit log (audit.enabled: false exports nothing)")
+	}
+	if c.Export.Cursor == "file" && c.Audit.Store == "postgres" {
+		add("export.cursor", "file would make every replica export on its own; use store (a table in PostgreSQL, one exporting replica)")
+	}
 	return errors.Join(errs...)
 }
 

@@ -85,6 +85,12 @@ func TestLoadErrors(t *testing.T) {
 		{"postgres pool too small", validYAML + "audit:\n  store: postgres\n  dsn: postgres://db/w\n  postgres:\n    max_conns: 1\n", 13, "audit.postgres.max_conns", "at least 2"},
 		{"postgres bad schema", validYAML + "audit:\n  store: postgres\n  dsn: postgres://db/w\n  postgres:\n    schema: Bad-Name\n", 13, "audit.postgres.schema", "lowercase"},
 		{"postgres dsn in the wrong place", validYAML + "audit:\n  store: postgres\n  postgres:\n    dsn: postgres://db/w\n", 12, "audit.postgres.dsn", "unknown key"},
+		{"export bad sink type", validYAML + "export:\n  sinks:\n    - name: siem\n      type: carrier-pigeon\n", 12, "export.sinks[0].type", "must be file, syslog"},
+		{"export bad syslog address", validYAML + "export:\n  sinks:\n    - name: siem\n      type: syslog\n      syslog: {address: nohost}\n", 13, "export.sinks[0].syslog.address", "host:port"},
+		{"export bad filter", validYAML + "export:\n  sinks:\n    - name: f\n      type: file\n      filter: 'entry.kind +'\n      file: {path: /tmp/x.jsonl}\n", 13, "export.sinks[0].filter", "filter"},
+		{"export bad cursor", validYAML + "export:\n  cursor: redis\n", 10, "export.cursor", "store or file"},
+		{"export without audit", validYAML + "audit:\n  enabled: false\nexport:\n  sinks:\n    - {name: f, type: file, file: {path: /tmp/x.jsonl}}\n", 0, "export.sinks", "need the audit log"},
+		{"export file cursor with postgres", validYAML + "audit:\n  store: postgres\n  dsn: postgres://x/y\nexport:\n  cursor: file\n", 13, "export.cursor", "every replica"},
 		{"syntax", "listen: [\n", 1, "", ""},
 		// goccy/go-yaml v1.19.2 panics on a tag with no value.
 		{"empty tag", validYAML + "timeouts:  ! \n", 9, "timeouts", "tags are not supported"},

@@ -15,6 +15,16 @@ type Config struct {
 	// Dir holds each sink's cursor and dead-letter file. Default
 	// <data dir>/export.
 	Dir string `yaml:"dir"`
+	// Cursor is where each sink's position is kept: "store" (default:
+	// beside the audit log — export.db in the data dir for SQLite, a
+	// table of the audit schema for PostgreSQL, where it also elects the
+	// one exporting replica) or "file" (one small file per sink under
+	// Dir; single replica only).
+	Cursor string `yaml:"cursor"`
+	// LeaseCheck is how often a PostgreSQL replica tries to become the
+	// exporter (and the exporter checks it still is): a dead exporter is
+	// replaced within about this long. Default 1s.
+	LeaseCheck time.Duration `yaml:"lease_check"`
 	// Sinks are delivered independently, each from its own cursor.
 	Sinks []SinkConfig `yaml:"sinks"`
 }
@@ -60,6 +70,12 @@ func (c *Config) Resolve(dataDir string) {
 
 // SetDefaults fills zero fields of every sink.
 func (c *Config) SetDefaults() {
+	if c.Cursor == "" {
+		c.Cursor = "store"
+	}
+	if c.LeaseCheck == 0 {
+		c.LeaseCheck = time.Second
+	}
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		if s.File != nil {
@@ -87,6 +103,12 @@ func (c *Config) SetDefaults() {
 // "sinks[1].syslog.address").
 func (c *Config) Validate() error {
 	var errs []error
+	if c.Cursor != "store" && c.Cursor != "file" {
+		errs = append(errs, field.Errorf("cursor", "must be store or file, not %q", c.Cursor))
+	}
+	if c.LeaseCheck < 0 || c.LeaseCheck > time.Minute {
+		errs = append(errs, field.Errorf("lease_check", "must be between 0 and 1m"))
+	}
 	seen := map[string]bool{}
 	for i, s := range c.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)

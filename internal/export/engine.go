@@ -84,6 +84,9 @@ type Exporter struct {
 	log     *slog.Logger
 	metrics *metrics
 	runners []*runner
+	// events caches mapped entry events (without a frontier) for the
+	// other sinks, by seq*2 + (1 if parameters are dropped).
+	events *ring[Event]
 }
 
 // Status is one sink's delivery state.
@@ -125,7 +128,7 @@ func New(src Source, opts Options, targets ...Target) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: metrics: %w", err)
 	}
-	x := &Exporter{src: src, opts: opts, log: opts.Logger, metrics: m}
+	x := &Exporter{src: src, opts: opts, log: opts.Logger, metrics: m, events: newRing[Event](2 * cacheSlots)}
 	seen := map[string]bool{}
 	for _, t := range targets {
 		switch {
@@ -369,9 +372,21 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, nil
 		}
 	}
+	key := 2 * e.Seq
+	if r.t.DropParams {
+		key++
+	}
+	if snap == nil {
+		if ev, ok := r.x.events.get(key); ok {
+			return ev, true, nil
+		}
+	}
 	ev, err := r.mapper.Entry(e, data, snap)
 	if err != nil {
 		return Event{}, false, err
+	}
+	if snap == nil {
+		r.x.events.put(key, ev)
 	}
 	return ev, true, nil
 }

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func (s *FileSink) open() error {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o750); err != nil {
 		return fmt.Errorf("export: file sink: %w", err)
 	}
-	f, err := os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(s.cfg.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("export: file sink: %w", err)
 	}
@@ -116,7 +117,12 @@ func (s *FileSink) open() error {
 		f.Close()
 		return fmt.Errorf("export: file sink: %w", err)
 	}
-	s.f, s.size, s.opened = f, fi.Size(), s.now()
+	size, err := cutTornLine(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("export: file sink: %w", err)
+	}
+	s.f, s.size, s.opened = f, size, s.now()
 	if err := syncDir(filepath.Dir(s.cfg.Path)); err != nil {
 		return fmt.Errorf("export: file sink: %w", err)
 	}
@@ -219,4 +225,32 @@ func (s *FileSink) Close() error {
 	}
 	s.f = nil
 	return err
+}
+
+// cutTornLine cuts a partial last line (a crash or power loss in the
+// middle of a write) off the file of size n, so the next batch starts on
+// a line of its own; the events of the torn batch are re-sent from the
+// cursor. It returns the new size.
+func cutTornLine(f *os.File, n int64) (int64, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := n; end > 0; {
+		start := max(end-chunk, 0)
+		m, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && m < int(end-start) {
+			return 0, fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+		if i := bytes.LastIndexByte(buf[:m], '\n'); i >= 0 {
+			keep := start + int64(i) + 1
+			if keep == n {
+				return n, nil
+			}
+			return keep, f.Truncate(keep)
+		}
+		end = start
+	}
+	return 0, f.Truncate(0)
 }

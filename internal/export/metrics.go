@@ -1,6 +1,10 @@
 package export
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the exporter's Prometheus series, labelled by sink.
 type metrics struct {
@@ -42,11 +46,32 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"sink"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lagEntries, m.lagSeconds, m.delivered, m.failed, m.deadLettered, m.filtered, m.filterErrors, m.mismatches} {
-			if err := reg.Register(c); err != nil {
+		// An exporter restarted in the same process (a replica that lost
+		// and regained the export lease) keeps counting on the series
+		// already registered.
+		var err error
+		for _, g := range []**prometheus.GaugeVec{&m.lagEntries, &m.lagSeconds} {
+			if *g, err = register(reg, *g); err != nil {
+				return nil, err
+			}
+		}
+		for _, c := range []**prometheus.CounterVec{&m.delivered, &m.failed, &m.deadLettered, &m.filtered, &m.filterErrors, &m.mismatches} {
+			if *c, err = register(reg, *c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// register registers c, or returns the equal collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if prev, ok := are.ExistingCollector.(C); ok {
+			return prev, nil
+		}
+	}
+	return c, err
 }

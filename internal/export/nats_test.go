@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wardenhq/warden/internal/export/exporttest"
 )
 
 // natsURL returns the JetStream server for tests: WARDEN_TEST_NATS
@@ -53,32 +55,12 @@ func testStream(t *testing.T, url string) (string, string) {
 	return name, prefix
 }
 
-// streamUIDs reads every message of the stream, in stream order, and
-// returns their Nats-Msg-Id headers.
+// streamUIDs returns the Nats-Msg-Id headers of the stream's messages,
+// in stream order.
 func streamUIDs(t *testing.T, url, stream string) []string {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range exporttest.StreamMessages(t, url, stream) {
 		out = append(out, m.Header.Get("Nats-Msg-Id"))
 	}
 	return out
@@ -118,9 +100,9 @@ func TestNATSOutage(t *testing.T) {
 	if _, _, err := net.SplitHostPort(host); err != nil {
 		t.Skipf("cannot proxy %s", url)
 	}
-	p := newTCPProxy(t, host)
+	p := exporttest.NewTCPProxy(t, host)
 	l := newMemLog(t)
-	s, err := NewNATSSink(NATSConfig{URL: "nats://" + p.addr, Subject: prefix + ".{kind}", Stream: stream, Timeout: 2 * time.Second})
+	s, err := NewNATSSink(NATSConfig{URL: "nats://" + p.Addr, Subject: prefix + ".{kind}", Stream: stream, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +111,9 @@ func TestNATSOutage(t *testing.T) {
 	h := startExporter(t, l, tg)
 	stopLoad := l.steadyLoad(t) // a steady load while the sink is down
 	waitFor(t, "a first delivery", func() bool { return h.x.Status()[0].Delivered > 100 })
-	p.cut()
+	p.Cut()
 	time.Sleep(2 * time.Second)
-	p.restore()
+	p.Restore()
 	time.Sleep(500 * time.Millisecond)
 	stopLoad()
 	l.checkpoint(t)

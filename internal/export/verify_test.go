@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,70 +20,6 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
-
-// storeSource follows a real audit store by polling it (the gateway will
-// use audit.Log.Follow; this is enough for tests).
-type storeSource struct{ st audit.Store }
-
-func (s storeSource) ReadHashes(ctx context.Context, idx []int64) ([]tlog.Hash, error) {
-	return s.st.ReadHashes(ctx, idx)
-}
-
-func (s storeSource) Size(ctx context.Context) (int64, error) { return s.st.Size(ctx) }
-
-func (s storeSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, error] {
-	return func(yield func(Item, error) bool) {
-		pos, lastCP := from, int64(-1)
-		for ctx.Err() == nil {
-			size, err := s.st.Size(ctx)
-			if err != nil {
-				yield(Item{}, err)
-				return
-			}
-			cps, err := s.st.Checkpoints(ctx)
-			if err != nil {
-				yield(Item{}, err)
-				return
-			}
-			var recs []audit.Record
-			if size > pos {
-				if recs, err = s.st.ReadRecords(ctx, pos, size); err != nil {
-					yield(Item{}, err)
-					return
-				}
-			}
-			ci := 0
-			for p := pos; p <= size; p++ {
-				for ci < len(cps) && cps[ci].Size < p {
-					ci++
-				}
-				if ci < len(cps) && cps[ci].Size == p && p > lastCP && p >= from {
-					c := cps[ci]
-					lastCP = p
-					if !yield(Item{Checkpoint: &c}, nil) {
-						return
-					}
-				}
-				if p < size {
-					r := recs[p-pos]
-					e, err := audit.ParseEntry(r.Seq, r.Data)
-					if err != nil {
-						yield(Item{}, err)
-						return
-					}
-					if !yield(Item{Entry: e, Data: r.Data}, nil) {
-						return
-					}
-				}
-			}
-			pos = size
-			select {
-			case <-ctx.Done():
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}
-}
 
 // realLog opens a SQLite-backed audit log that signs a checkpoint every
 // 16 entries.
@@ -157,7 +92,7 @@ func buildRealExport(t *testing.T) ([]byte, note.Verifier, int64, error) {
 	}
 	tg := target(dir, "file", fs)
 	tg.BatchMax = 40
-	x, err := New(storeSource{st}, Options{Origin: v.Name(), ProductVersion: "test", Logger: quietLogger()}, tg)
+	x, err := New(NewLogSource(st, LogSourceOptions{Poll: 5 * time.Millisecond}), Options{Origin: v.Name(), ProductVersion: "test", Logger: quietLogger()}, tg)
 	if err != nil {
 		return nil, nil, 0, err
 	}
