@@ -251,6 +251,12 @@ func TestExportDeadLetter(t *testing.T) {
 	}}
 	h := startExporter(t, l, target(dir, "hec", s))
 	waitFor(t, "the rest", func() bool { return len(s.events()) == 100-10+4 })
+	// The sink holds a batch's events as soon as Send returns; the dead
+	// letters of that batch are written just after, and counted once
+	// written.
+	waitFor(t, "the last dead letter", func() bool {
+		return testutil.ToFloat64(h.x.metrics.deadLettered.WithLabelValues("hec")) >= 10
+	})
 	b, err := os.ReadFile(filepath.Join(dir, "hec.dead.jsonl"))
 	if err != nil {
 		t.Fatal(err)
