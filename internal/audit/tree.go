@@ -50,9 +50,10 @@ func (t *tree) clone() tree {
 	return tree{n: t.n, frontier: append([]tlog.Hash(nil), t.frontier...)}
 }
 
-// frontierIndexes returns the stored-hash indexes of the complete subtrees
-// of a tree of size n, leftmost first.
-func frontierIndexes(n int64) []int64 {
+// FrontierIndexes returns the stored-hash indexes (tlog.StoredHashIndex)
+// of the complete subtrees of a tree of size n, leftmost first: the hashes
+// from which the tree can be extended (the export reads them too).
+func FrontierIndexes(n int64) []int64 {
 	var idx []int64
 	start := int64(0)
 	for level := 62; level >= 0; level-- {
@@ -66,7 +67,7 @@ func frontierIndexes(n int64) []int64 {
 
 // loadTree reads the frontier of the tree of size n from the store.
 func loadTree(ctx context.Context, st Store, n int64) (tree, error) {
-	idx := frontierIndexes(n)
+	idx := FrontierIndexes(n)
 	if len(idx) != bits.OnesCount64(uint64(n)) {
 		return tree{}, fmt.Errorf("audit: bad frontier for size %d", n)
 	}

@@ -41,7 +41,7 @@ func TestTreeMatchesTlog(t *testing.T) {
 			t.Fatalf("size %d: root %v, want %v", n+1, tr.root(), th)
 		}
 		// The frontier indexes point at the frontier hashes.
-		for i, x := range frontierIndexes(n + 1) {
+		for i, x := range FrontierIndexes(n + 1) {
 			if stored[x] != tr.frontier[i] {
 				t.Fatalf("size %d: frontier %d at index %d differs", n+1, i, x)
 			}

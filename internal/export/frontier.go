@@ -6,6 +6,8 @@ import (
 	"math/bits"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wardenhq/warden/internal/audit"
 )
 
 // frontier is the right edge of an RFC 6962 Merkle tree of n leaves: the
@@ -56,26 +58,12 @@ func newFrontier(n int64, hashes []tlog.Hash) (frontier, error) {
 	return frontier{n: n, hashes: append([]tlog.Hash(nil), hashes...)}, nil
 }
 
-// frontierIndexes returns the stored-hash indexes (tlog.StoredHashIndex)
-// of the complete subtrees of a tree of size n, leftmost first.
-func frontierIndexes(n int64) []int64 {
-	var idx []int64
-	start := int64(0)
-	for level := 62; level >= 0; level-- {
-		if n&(1<<level) != 0 {
-			idx = append(idx, tlog.StoredHashIndex(level, start>>level))
-			start += 1 << level
-		}
-	}
-	return idx
-}
-
 // loadFrontier reads the frontier of the tree of size n from src.
 func loadFrontier(ctx context.Context, src Source, n int64) (frontier, error) {
 	if n == 0 {
 		return frontier{}, nil
 	}
-	hs, err := src.ReadHashes(ctx, frontierIndexes(n))
+	hs, err := src.ReadHashes(ctx, audit.FrontierIndexes(n))
 	if err != nil {
 		return frontier{}, fmt.Errorf("export: read the tree frontier at %d: %w", n, err)
 	}
