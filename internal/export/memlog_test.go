@@ -99,6 +99,14 @@ func (l *memLog) checkpoint(t testing.TB) audit.Checkpoint {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := int64(len(l.data))
+	// A second checkpoint at the same size carries the same UID
+	// (CheckpointUID is by size), which JetStream de-duplicates, so the
+	// memory log signs a size once: a test that stopped its steady load
+	// right after that load's own checkpoint (1 run in 25) would
+	// otherwise expect one event more than the stream keeps.
+	if k := len(l.items); k > 0 && l.items[k-1].Checkpoint != nil && l.items[k-1].Checkpoint.Size == n {
+		return *l.items[k-1].Checkpoint
+	}
 	h, err := tlog.TreeHash(n, l.reader())
 	if err != nil {
 		t.Fatal(err)
