@@ -424,11 +424,53 @@ export:
 		t.Fatalf("the webhook stream across the takeover does not verify: %v", err)
 	}
 	if rep.First != 0 || rep.Bound != size || rep.Last != size-1 {
-		t.Fatalf("stream report %+v for a log of %d entries", rep, size)
+		t.Fatalf("stream report %+v for a log of %d entries; the stream in order: %s", rep, size, streamShape(wr.stream()))
 	}
 	t.Logf("replica %s exported, was killed; %s took over and saved the cursor %s later; %d entries, %d events (%d re-sent), %d checkpoints",
 		first, survivor.name, took.Round(time.Millisecond), size, rep.Events, rep.Duplicates, rep.Checkpoints)
 	if took > 5*time.Second {
 		t.Errorf("takeover took %s, more than 5 s", took)
 	}
+}
+
+// streamShape summarises an exported stream for a failure message: runs
+// of entry sequence numbers and the checkpoint sizes between them, in
+// the order received (e.g. "e0-1 c2 e2-199 c200").
+func streamShape(b []byte) string {
+	var out []string
+	lo, hi := int64(-1), int64(-1)
+	flush := func() {
+		if lo >= 0 {
+			out = append(out, fmt.Sprintf("e%d-%d", lo, hi))
+		}
+		lo, hi = -1, -1
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var ev struct {
+			Unmapped struct {
+				Warden struct {
+					Seq        *int64 `json:"seq"`
+					Checkpoint *struct {
+						Size int64 `json:"size"`
+					} `json:"checkpoint"`
+				} `json:"warden"`
+			} `json:"unmapped"`
+		}
+		if json.Unmarshal(line, &ev) != nil {
+			continue
+		}
+		w := ev.Unmapped.Warden
+		switch {
+		case w.Checkpoint != nil:
+			flush()
+			out = append(out, fmt.Sprintf("c%d", w.Checkpoint.Size))
+		case w.Seq != nil && lo >= 0 && *w.Seq == hi+1:
+			hi = *w.Seq
+		case w.Seq != nil:
+			flush()
+			lo, hi = *w.Seq, *w.Seq
+		}
+	}
+	flush()
+	return strings.Join(out, " ")
 }
