@@ -57,7 +57,7 @@ CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_ns);
 // OpenRecordingCatalog opens (creating if needed, mode 0600) the catalogue
 // at path. It refuses a file that holds the audit log.
 func OpenRecordingCatalog(ctx context.Context, path string) (*RecordingCatalog, error) {
-	w, r, err := openSideFile(ctx, path, "recording catalog", recordingSchema, "secure_delete(1)")
+	w, r, err := openSideFile(ctx, path, "recording catalog", recordingSchema, "secure_delete(1)", "temp_store(MEMORY)")
 	if err != nil {
 		return nil, err
 	}
