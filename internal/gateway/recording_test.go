@@ -170,20 +170,7 @@ func TestRecordingMemoryFlatOn100MBStream(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	dir := t.TempDir()
-	rc := recording.Config{Default: recording.LevelFull}
-	rc.SetDefaults()
-	rc.Resolve(dir)
-	cat, err := sqlite.OpenRecordingCatalog(context.Background(), rc.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close() })
+	rc, rec := openRecorder(t, t.TempDir(), recording.LevelFull)
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1", AllowAnonymous: true, Recordings: rc,
 		Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: up.URL, Profile: config.ProfileOpenAI}},
@@ -291,19 +278,7 @@ func TestRecordingReady(t *testing.T) {
 	records := engine("records", "  - {name: chat, when: 'true', action: allow, record: metadata}\n")
 	silent := engine("silent", "  - {name: chat, when: 'true', action: allow, record: 'off'}\n")
 
-	rc := recording.Config{}
-	rc.SetDefaults()
-	rc.Resolve(dir)
-	cat, err := sqlite.OpenRecordingCatalog(context.Background(), rc.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	healthy, err := recording.Open(context.Background(), rc, cat, recording.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { healthy.Close() })
+	_, healthy := openRecorder(t, dir, recording.LevelOff)
 
 	for _, tc := range []struct {
 		name     string
@@ -337,4 +312,24 @@ func TestRecordingReady(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openRecorder opens a real recorder (filesystem store, SQLite catalogue)
+// under dir with the given default level, closed when the test ends.
+func openRecorder(t *testing.T, dir string, def recording.Level) (recording.Config, *recording.Recorder) {
+	t.Helper()
+	rc := recording.Config{Default: def}
+	rc.SetDefaults()
+	rc.Resolve(dir)
+	cat, err := sqlite.OpenRecordingCatalog(context.Background(), rc.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	return rc, rec
 }
