@@ -591,3 +591,106 @@ func TestSixtyFourConcurrentRecordedStreams(t *testing.T) {
 		t.Errorf("verify --recordings: %v\n%s", err, vout)
 	}
 }
+
+// readyzStatus is the status and body of the admin listener's /readyz.
+func (r *recApp) readyzStatus(t *testing.T) (int, string) {
+	t.Helper()
+	resp, err := http.Get(r.admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitReadyz polls /readyz until it answers want (the recorder's probe
+// runs every 100 ms in these tests) and returns the body.
+func (r *recApp) waitReadyz(t *testing.T, want int) string {
+	t.Helper()
+	var code int
+	var body string
+	for i := 0; i < 250; i++ {
+		if code, body = r.readyzStatus(t); code == want {
+			return body
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("/readyz answered %d %s, want %d", code, body, want)
+	return ""
+}
+
+// TestReadyzFollowsRecordingStore: with recordings.mode strict and a
+// policy that records, /readyz answers 503 naming the recording store
+// while the filesystem store cannot be written, and 200 again once it
+// can; in best_effort mode the same outage leaves the gateway ready.
+func TestReadyzFollowsRecordingStore(t *testing.T) {
+	const probe = "  probe_interval: 100ms\n  probe_timeout: 500ms\n"
+	for _, tc := range []struct {
+		mode     string
+		notReady bool
+	}{{"strict", true}, {"best_effort", false}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			r := startRecApp(t, "recordings:\n  mode: "+tc.mode+"\n"+probe)
+			if code, body := r.readyzStatus(t); code != 200 {
+				t.Fatalf("store writable: /readyz %d %s", code, body)
+			}
+			// Unwritable: the objects directory becomes a file (chmod
+			// would not stop a test running as root).
+			objects := filepath.Join(r.data, "recordings", "objects")
+			if err := os.Rename(objects, objects+".away"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(objects, []byte("not a directory"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.notReady {
+				if body := r.waitReadyz(t, 503); !strings.Contains(body, "recording store") {
+					t.Errorf("/readyz while the store is unwritable: %s", body)
+				}
+			} else {
+				time.Sleep(300 * time.Millisecond) // three probes
+				if code, body := r.readyzStatus(t); code != 200 {
+					t.Errorf("best_effort, store unwritable: /readyz %d %s", code, body)
+				}
+			}
+			if err := os.Remove(objects); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(objects+".away", objects); err != nil {
+				t.Fatal(err)
+			}
+			r.waitReadyz(t, 200)
+			if _, status, _ := r.stream(t); status != 200 {
+				t.Errorf("store writable again: the request got %d", status)
+			}
+		})
+	}
+}
+
+// TestReadyzFollowsS3RecordingStore: strict mode with an S3 store;
+// /readyz is 503 while the S3 server is stopped and 200 again after it
+// restarts.
+func TestReadyzFollowsS3RecordingStore(t *testing.T) {
+	srv := recordingtest.StartS3(t)
+	c := srv.Config
+	r := startRecApp(t, fmt.Sprintf(`recordings:
+  mode: strict
+  store: s3
+  probe_interval: 100ms
+  probe_timeout: 500ms
+  s3: {endpoint: %s, bucket: %s, prefix: readyz/, access_key: %s, secret_key_file: %s, path_style: true, create_bucket: true, max_retries: 1}
+`, c.Endpoint, c.Bucket, c.AccessKey, c.SecretKeyFile))
+	if code, body := r.readyzStatus(t); code != 200 {
+		t.Fatalf("S3 up: /readyz %d %s", code, body)
+	}
+	srv.Stop()
+	if body := r.waitReadyz(t, 503); !strings.Contains(body, "recording store") {
+		t.Errorf("/readyz with S3 stopped: %s", body)
+	}
+	srv.Restart(t)
+	r.waitReadyz(t, 200)
+	if _, status, _ := r.stream(t); status != 200 {
+		t.Errorf("S3 restarted: the request got %d", status)
+	}
+}

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/recording"
 )
 
@@ -135,4 +138,55 @@ func (g *Gateway) finishRecording(rec *recording.Capture, level recording.Level,
 	}
 	g.metrics.recordings.WithLabelValues(string(res.Outcome)).Inc()
 	return out
+}
+
+// RecorderReadiness is implemented by a Recorder that can tell, from
+// cached state and without I/O, whether its store accepts recordings now
+// (*recording.Recorder does).
+type RecorderReadiness interface {
+	Ready() error
+}
+
+// RecordingReady is the /readyz check of the recording store. It fails
+// only when recordings.mode is strict and recordings are required (the
+// config default or any policy rule records), and the store cannot take
+// them: requests that need a recording would get 503 recording_unavailable
+// until it answers again, so a load balancer should send them elsewhere.
+// It recovers as soon as the recorder's background probe succeeds.
+func (g *Gateway) RecordingReady(context.Context) error {
+	if g.cfg.Recordings.Mode == recording.BestEffort || !g.recordingRequired() {
+		return nil
+	}
+	if g.recorder == nil {
+		return errors.New("recordings are required (recordings.mode: strict) but no recorder is configured")
+	}
+	rr, ok := g.recorder.(RecorderReadiness)
+	if !ok {
+		return nil
+	}
+	if err := rr.Ready(); err != nil {
+		return fmt.Errorf("the recording store cannot accept recordings (recordings.mode: strict): %w", err)
+	}
+	return nil
+}
+
+// recordingRequired reports whether any request may need a recording:
+// the config default records, or a rule of the current policy does.
+func (g *Gateway) recordingRequired() bool {
+	if l := g.cfg.Recordings.Default; l != "" && l != recording.LevelOff {
+		return true
+	}
+	if g.policy == nil {
+		return false
+	}
+	p := g.policy.Current()
+	if p == nil {
+		return false
+	}
+	for _, r := range p.Rules() {
+		if r.Record != "" && r.Record != policy.RecordOff {
+			return true
+		}
+	}
+	return false
 }

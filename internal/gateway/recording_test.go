@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/mask"
+	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/recording"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
@@ -168,20 +170,7 @@ func TestRecordingMemoryFlatOn100MBStream(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	dir := t.TempDir()
-	rc := recording.Config{Default: recording.LevelFull}
-	rc.SetDefaults()
-	rc.Resolve(dir)
-	cat, err := sqlite.OpenRecordingCatalog(context.Background(), rc.CatalogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close() })
+	rc, rec := openRecorder(t, t.TempDir(), recording.LevelFull)
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1", AllowAnonymous: true, Recordings: rc,
 		Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: up.URL, Profile: config.ProfileOpenAI}},
@@ -267,4 +256,80 @@ func TestRecordingMemoryFlatOn100MBStream(t *testing.T) {
 	if !bytes.Equal(h.Sum(nil), h2.Sum(nil)) {
 		t.Error("the recorded body differs from what the client received")
 	}
+}
+
+// TestRecordingReady: the /readyz check of the recording store fails only
+// in strict mode, when the config default or a policy rule records, and
+// the store cannot take recordings (here: no recorder at all; the
+// end-to-end tests in cmd/warden break a real store).
+func TestRecordingReady(t *testing.T) {
+	dir := t.TempDir()
+	engine := func(name, rules string) *policy.Engine {
+		pf := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(pf, []byte("version: 1\nrules:\n"+rules), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		eng, err := policy.NewEngine(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	records := engine("records", "  - {name: chat, when: 'true', action: allow, record: metadata}\n")
+	silent := engine("silent", "  - {name: chat, when: 'true', action: allow, record: 'off'}\n")
+
+	_, healthy := openRecorder(t, dir, recording.LevelOff)
+
+	for _, tc := range []struct {
+		name     string
+		mode     recording.FailureMode
+		def      recording.Level
+		policy   PolicySource
+		recorder Recorder
+		wantErr  bool
+	}{
+		{"strict, default full, no recorder", recording.Strict, recording.LevelFull, silent, nil, true},
+		{"strict, a rule records, no recorder", recording.Strict, recording.LevelOff, records, nil, true},
+		{"strict, nothing records", recording.Strict, recording.LevelOff, silent, nil, false},
+		{"strict, no policy, default off", recording.Strict, "", nil, nil, false},
+		{"best_effort, default full, no recorder", recording.BestEffort, recording.LevelFull, records, nil, false},
+		{"strict, default full, healthy store", recording.Strict, recording.LevelFull, records, healthy, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config.Config{
+				Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1", AllowAnonymous: true,
+				Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: "http://127.0.0.1:1", Profile: config.ProfileOpenAI}},
+			}
+			cfg.Recordings.Mode, cfg.Recordings.Default = tc.mode, tc.def
+			cfg.SetDefaults()
+			g, err := New(cfg, Options{Policy: tc.policy, Recorder: tc.recorder})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = g.RecordingReady(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("RecordingReady = %v, want error %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// openRecorder opens a real recorder (filesystem store, SQLite catalogue)
+// under dir with the given default level, closed when the test ends.
+func openRecorder(t *testing.T, dir string, def recording.Level) (recording.Config, *recording.Recorder) {
+	t.Helper()
+	rc := recording.Config{Default: def}
+	rc.SetDefaults()
+	rc.Resolve(dir)
+	cat, err := sqlite.OpenRecordingCatalog(context.Background(), rc.CatalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	return rc, rec
 }

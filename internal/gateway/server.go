@@ -64,6 +64,7 @@ func NewServer(cfg *config.Config, log *slog.Logger, opts Options) (*Server, err
 	if opts.Audit != nil {
 		s.AddReadyCheck(gw.AuditReady)
 	}
+	s.AddReadyCheck(gw.RecordingReady)
 	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.adminMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.admin != nil {

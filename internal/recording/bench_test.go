@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/recording"
 )
 
@@ -95,7 +96,9 @@ func BenchmarkTeePerMB(b *testing.B) {
 // response, Finish.
 func request(b *testing.B, rec *recording.Recorder, streamed bool) recording.Result {
 	c, err := rec.Reserve(recording.Info{
-		RequestID: "bench", Principal: "alice", Route: "openai", Level: recording.LevelFull,
+		// Random like the gateway's generated ids: the catalogue's
+		// request-id index then takes a random page per recording.
+		RequestID: apierr.NewRequestID(), Principal: "alice", Route: "openai", Level: recording.LevelFull,
 		Redact: func(p []byte) ([]byte, error) { return p, nil },
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -40,8 +41,16 @@ type FSStore struct {
 	curRel  string
 	curDay  string
 	curSize int64
+	bw      *bufio.Writer // PutBatch's buffer over cur
 	now     func() time.Time
 }
+
+// writerOnly hides the file's ReadFrom, which bufio.Writer would
+// otherwise call directly (one write per object) while its buffer is empty.
+type writerOnly struct{ io.Writer }
+
+// packBuffer is the write buffer of a batch.
+const packBuffer = 256 << 10
 
 // PackSize is the size past which a new pack file is started.
 const PackSize = 256 << 20
@@ -98,6 +107,14 @@ func (s *FSStore) PutBatch(ctx context.Context, objs []Object) []PutResult {
 		}
 		return res
 	}
+	// The batch goes through one buffer: a few large writes instead of
+	// one (and a 32 KiB copy buffer) per object.
+	if s.bw == nil {
+		s.bw = bufio.NewWriterSize(writerOnly{s.cur}, packBuffer)
+	} else {
+		s.bw.Reset(writerOnly{s.cur})
+	}
+	defer s.bw.Reset(nil)
 	wrote := 0
 	for i, o := range objs {
 		if err := validKey(o.Name); err != nil {
@@ -105,12 +122,17 @@ func (s *FSStore) PutBatch(ctx context.Context, objs []Object) []PutResult {
 			continue
 		}
 		off := s.curSize
-		n, err := io.CopyN(s.cur, ctxReader{ctx, o.Body}, o.Size)
+		n, err := io.CopyN(s.bw, ctxReader{ctx, o.Body}, o.Size)
 		if err != nil {
 			res[i].Err = fmt.Errorf("recording: put %s: %d of %d bytes: %w", o.Name, n, o.Size, err)
 			// Cut the partial object off, so the pack stays a sequence of
-			// whole objects.
-			if terr := s.cur.Truncate(off); terr != nil {
+			// whole objects. What the buffer holds of the objects before
+			// it goes to the file first.
+			terr := s.bw.Flush()
+			if terr == nil {
+				terr = s.cur.Truncate(off)
+			}
+			if terr != nil {
 				s.fail(terr)
 				for j := i + 1; j < len(objs); j++ {
 					res[j].Err = fmt.Errorf("recording: put %s: %w", objs[j].Name, terr)
@@ -125,6 +147,7 @@ func (s *FSStore) PutBatch(ctx context.Context, objs []Object) []PutResult {
 			if _, serr := s.cur.Seek(off, io.SeekStart); serr != nil {
 				s.fail(serr)
 			}
+			s.bw.Reset(writerOnly{s.cur})
 			continue
 		}
 		s.curSize += o.Size
@@ -134,8 +157,12 @@ func (s *FSStore) PutBatch(ctx context.Context, objs []Object) []PutResult {
 	if wrote == 0 {
 		return res
 	}
-	if err := s.cur.Sync(); err != nil {
-		// After a failed fsync nothing written since the last good one
+	err := s.bw.Flush()
+	if err == nil {
+		err = s.cur.Sync()
+	}
+	if err != nil {
+		// After a failed write or fsync nothing written since the last good one
 		// can be trusted: fail them all and start a new pack.
 		s.fail(err)
 		for i := range res {

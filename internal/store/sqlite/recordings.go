@@ -57,7 +57,7 @@ CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_ns);
 // OpenRecordingCatalog opens (creating if needed, mode 0600) the catalogue
 // at path. It refuses a file that holds the audit log.
 func OpenRecordingCatalog(ctx context.Context, path string) (*RecordingCatalog, error) {
-	w, r, err := openSideFile(ctx, path, "recording catalog", recordingSchema, "secure_delete(1)")
+	w, r, err := openSideFile(ctx, path, "recording catalog", recordingSchema, "secure_delete(1)", "temp_store(MEMORY)")
 	if err != nil {
 		return nil, err
 	}
@@ -104,21 +104,23 @@ func (c *RecordingCatalog) PutBatch(ctx context.Context, es []recording.Entry) (
 			tx.Rollback()
 		}
 	}()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO recordings (`+recordingColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: put recordings: %w", err)
-	}
-	defer st.Close()
-	for _, e := range es {
-		_, err := st.ExecContext(ctx, e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(),
-			e.Object, e.Size, e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
-		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
-				return fmt.Errorf("sqlite: put recording %s: %w", e.ID, recording.ErrExists)
-			}
-			return fmt.Errorf("sqlite: put recording %s: %w", e.ID, err)
+	// Multi-row INSERTs: one statement (one trip through database/sql
+	// and one VDBE program) per putRows entries, instead of one each.
+	args := make([]any, 0, min(len(es), putRows)*12)
+	for len(es) > 0 {
+		n := min(len(es), putRows)
+		args = args[:0]
+		for _, e := range es[:n] {
+			args = append(args, e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(),
+				e.Object, e.Size, e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
 		}
+		if _, err := tx.ExecContext(ctx, insertRecordings(n), args...); err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+				return fmt.Errorf("sqlite: put recordings (%d, from %s): %w", n, es[0].ID, recording.ErrExists)
+			}
+			return fmt.Errorf("sqlite: put recordings (%d, from %s): %w", n, es[0].ID, err)
+		}
+		es = es[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: put recordings: commit: %w", err)
@@ -152,6 +154,25 @@ func scanRecording(s scanner) (recording.Entry, error) {
 		e.Erasure = &recording.Erasure{At: time.Unix(0, erasedNs.Int64).UTC(), By: erasedBy.String, Reason: erasedWhy.String}
 	}
 	return e, nil
+}
+
+// putRows is the most rows one INSERT carries (12 parameters each, far
+// below SQLite's 32766).
+const putRows = 64
+
+// insertRecordings is the INSERT statement for n rows.
+func insertRecordings(n int) string {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)"
+	var b strings.Builder
+	b.Grow(64 + n*(len(row)+2))
+	b.WriteString("INSERT INTO recordings (" + recordingColumns + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
 }
 
 // Get implements recording.Catalog.
