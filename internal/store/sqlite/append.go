@@ -67,37 +67,29 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	if b.HashStart != tlog.StoredHashCount(first) || int64(len(b.Hashes)) != tlog.StoredHashCount(last)-b.HashStart {
 		return fmt.Errorf("sqlite: append [%d, %d): %d hashes from %d do not fit the records", first, last, len(b.Hashes), b.HashStart)
 	}
-	insert := "INSERT INTO entries(seq, data) VALUES (?, ?)"
+	head, cols := "INSERT INTO entries(seq, data)", 2
 	if s.legacy {
-		insert = "INSERT INTO entries(seq, data, id, time_ns, kind) VALUES (?, ?, ?, ?, ?)"
+		head, cols = "INSERT INTO entries(seq, data, id, time_ns, kind)", 5
 	}
-	insE, err := tx.PrepareContext(ctx, insert)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer insE.Close()
-	insH, err := tx.PrepareContext(ctx, "INSERT INTO hashes(idx, hash) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer insH.Close()
-	for i, r := range b.Records {
-		args := []any{r.Seq, r.Data}
+	if err := s.ins.insert(ctx, tx, head, cols, len(b.Records), func(i int, args []any) []any {
+		r := b.Records[i]
+		args = append(args, r.Seq, r.Data)
 		if s.legacy {
 			args = append(args, legacy[i].id, legacy[i].timeNS, legacy[i].kind)
 		}
-		if _, err := insE.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("sqlite: append %d: %w", r.Seq, err)
-		}
+		return args
+	}); err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
 	}
-	for i, h := range b.Hashes {
-		if _, err := insH.ExecContext(ctx, b.HashStart+int64(i), h[:]); err != nil {
-			return fmt.Errorf("sqlite: append: hash %d: %w", b.HashStart+int64(i), err)
-		}
+	if err := s.ins.insert(ctx, tx, "INSERT INTO hashes(idx, hash)", 2, len(b.Hashes), func(i int, args []any) []any {
+		return append(args, b.HashStart+int64(i), b.Hashes[i][:])
+	}); err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): hashes: %w", first, last, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
 	}
+	s.ins.prepareMissed(ctx)
 	if s.idx != nil {
 		s.idx.Feed(b.Records)
 	}
