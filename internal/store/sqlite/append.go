@@ -86,6 +86,21 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	}); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): hashes: %w", first, last, err)
 	}
+	if c := b.Head; c != nil {
+		if c.Size != last {
+			return fmt.Errorf("sqlite: append [%d, %d): head of size %d", first, last, c.Size)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
+			ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note`, c.Size, c.Note); err != nil {
+			return fmt.Errorf("sqlite: append [%d, %d): head: %w", first, last, err)
+		}
+		if b.HeadHistory {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO checkpoints(size, hash, time_ns, note) VALUES (?, ?, ?, ?)",
+				c.Size, c.Hash[:], c.Time.UnixNano(), c.Note); err != nil {
+				return fmt.Errorf("sqlite: append [%d, %d): checkpoint: %w", first, last, err)
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
 	}
@@ -94,6 +109,31 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 		s.idx.Feed(b.Records)
 	}
 	return nil
+}
+
+var _ audit.HeadKeeper = (*Store)(nil)
+
+// Head returns the note of the head written with the newest batch, or
+// nil if none was (a new store, or one written before heads were kept).
+func (s *Store) Head(ctx context.Context) ([]byte, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var note []byte
+	err := s.r.QueryRowContext(ctx, "SELECT note FROM head WHERE id = 0").Scan(&note)
+	switch {
+	case err == nil:
+		return note, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	}
+	// A store last written by a binary without heads (opened read-only,
+	// so not migrated) has no such table.
+	var n int
+	if qerr := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'head'").Scan(&n); qerr == nil && n == 0 {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("sqlite: head: %w", err)
 }
 
 // PutCheckpoint stores c; the same checkpoint again is a no-op, a
