@@ -321,6 +321,19 @@ func (l *Log) reload(ctx context.Context) error {
 	default:
 		return fmt.Errorf("audit: reload: %w", err)
 	}
+	if l.keeper {
+		// A batch whose commit reported an error may have committed,
+		// head included: that head is the tree's signed note, so the
+		// next checkpoint of this size reuses it instead of signing a
+		// second note of one size.
+		if note, err := l.st.(HeadKeeper).Head(ctx); err == nil && note != nil {
+			if h, err := OpenCheckpoint(note, l.verifier); err == nil && h.Size == tr.n {
+				if cur := l.latest.Load(); cur == nil || cur.Size != h.Size {
+					l.latest.Store(&h)
+				}
+			}
+		}
+	}
 	l.broken = false
 	return nil
 }
