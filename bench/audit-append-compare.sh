@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares BenchmarkAppend (internal/audit: durable appends through
-# Log.Append on SQLite, group commit) of the working tree with a base
+# Log.Append on SQLite, group commit, every batch signed) of the working
+# tree with a base
 # revision in one session, base and new interleaved:
 #
 #   bash bench/audit-append-compare.sh            # base: main
@@ -27,14 +28,14 @@ cp internal/audit/bench_test.go "$tmp/internal/audit/bench_test.go"
 (cd "$tmp" && go test -c -o "$tmp/base.test" ./internal/audit)
 go test -c -o "$tmp/new.test" ./internal/audit
 {
-	echo "# BenchmarkAppend/sqlite/writers=$writers, ${n}x, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
+	echo "# BenchmarkAppend/sqlite/signed=batch/writers=$writers, ${n}x, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/append.txt"
 for round in $(seq "$rounds"); do
 	order="base new"
 	[ $((round % 2)) -eq 0 ] && order="new base"
 	for v in $order; do
-		"$tmp/$v.test" -test.run '^$' -test.bench "BenchmarkAppend/sqlite/writers=$writers\$" -test.benchtime "${n}x" |
+		"$tmp/$v.test" -test.run '^$' -test.bench "BenchmarkAppend/sqlite/signed=batch/writers=$writers\$" -test.benchtime "${n}x" |
 			awk -v v="$v" '/^BenchmarkAppend/{print v, $0}' | tee -a "$out/append.txt"
 	done
 done

@@ -157,13 +157,14 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 				return &exitError{code: 2, err: err}
 			}
 		}
-		// The newest of the checkpoint file and the head signed after
-		// every batch (audit.checkpoint.head).
-		ext, err = audit.ReadExternal(cpFile)
+		// The newest of the checkpoint file, the head signed after every
+		// batch (audit.checkpoint.head) and the head the store committed
+		// with its last batch.
+		ext, err = audit.ReadHead(ctx, st, cpFile)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		if ext == nil {
+		if file, _ := audit.ReadExternal(cpFile); file == nil {
 			fmt.Fprintf(stderr, "warning: no checkpoint file %s: a store rolled back as a whole would not be detected\n", cpFile)
 		}
 	}

@@ -43,7 +43,7 @@ func (s *auditSource) reader(ctx context.Context) tlog.HashReader {
 func (s *auditSource) Latest(ctx context.Context) (witness.Checkpoint, error) {
 	c, err := s.st.LatestCheckpoint(ctx)
 	if s.head != "" && (err == nil || errors.Is(err, audit.ErrNotFound)) {
-		if b, rerr := audit.ReadExternal(s.head); rerr == nil && b != nil {
+		if b, rerr := audit.ReadHead(ctx, s.st, s.head); rerr == nil && b != nil {
 			if h, herr := audit.OpenCheckpoint(b, s.verifier); herr == nil && h.Size > c.Size {
 				if n, serr := s.st.Size(ctx); serr == nil && h.Size <= n {
 					c, err = h, nil

@@ -239,14 +239,15 @@ func TestWitnessTamperTruncateWithOlderCheckpoint(t *testing.T) {
 	db.Close()
 	sqlExec(t, e.db(), dropAllTriggers, "DELETE FROM entries WHERE seq >= 45",
 		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(45)),
-		"DELETE FROM checkpoints WHERE size > 41", "PRAGMA wal_checkpoint(TRUNCATE)")
+		"DELETE FROM checkpoints WHERE size > 41", "DELETE FROM head", "PRAGMA wal_checkpoint(TRUNCATE)")
 	sqlExec(t, filepath.Join(e.dir, "cosignatures.db"), "DROP TRIGGER cosignatures_no_delete", "DELETE FROM cosignatures WHERE size > 41")
 	if err := os.WriteFile(filepath.Join(e.dir, "audit.checkpoint"), old, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(e.dir, "audit.cosigned"))
-	// The head signed after every batch would give it away: it goes too
-	// (without it, plain verify refuses: TestTamperDeleteTailAfterCrash).
+	// The head signed after every batch would give it away: it goes too,
+	// from the store (above) and the head file (without them, plain
+	// verify refuses: TestTamperDeleteTailAfterCrash).
 	os.Remove(audit.HeadPath(filepath.Join(e.dir, "audit.checkpoint")))
 
 	// Without the witness's view, the store looks fine: that is the attack.

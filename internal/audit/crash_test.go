@@ -176,10 +176,12 @@ func readFile(t *testing.T, path string) []byte {
 // TestTamperDeleteTailAfterCrash is the second attack: after a
 // crash, delete the entries the store's own checkpoints do not cover
 // (with their tree hashes), which used to leave a store that verified.
-// The head signed after every batch covers every acknowledged entry, so
-// Verify and Open refuse the shortened store. Deleting the head file as
-// well leaves the checkpoint file's older head: then only a witness that
-// cosigned a later head catches it (cmd/warden TestWitnessTamper*).
+// The head signed after every batch covers every acknowledged entry (in
+// the store, committed with the batch, and in the head file), so Verify
+// and Open refuse the shortened store, with or without the head file.
+// Deleting the store's head row as well leaves the checkpoint file's
+// older head: then only a witness that cosigned a later head catches it
+// (cmd/warden TestWitnessTamper*).
 func TestTamperDeleteTailAfterCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test spawns processes")
@@ -192,18 +194,20 @@ func TestTamperDeleteTailAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var signed int64
-	if err := db.QueryRow("SELECT max(size) FROM checkpoints").Scan(&signed); err != nil {
-		t.Fatal(err)
-	}
 	var maxAcked int64
 	for seq := range acked {
 		maxAcked = max(maxAcked, seq)
 	}
-	if maxAcked < signed {
-		t.Skipf("the crash left no entries beyond the store's checkpoint %d; nothing to delete", signed)
+	// The tail after the newest history checkpoint below the last
+	// acknowledged entry (the batch that carried the last history
+	// checkpoint may be the last acknowledged one: then that checkpoint
+	// goes too).
+	var signed int64
+	if err := db.QueryRow("SELECT max(size) FROM checkpoints WHERE size <= ?", maxAcked).Scan(&signed); err != nil {
+		t.Fatal(err)
 	}
-	mustExec(t, db, dropTriggers, fmt.Sprintf("DELETE FROM entries WHERE seq >= %d", signed),
+	mustExec(t, db, dropTriggers, fmt.Sprintf("DELETE FROM checkpoints WHERE size > %d", signed),
+		fmt.Sprintf("DELETE FROM entries WHERE seq >= %d", signed),
 		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(signed)))
 	db.Close()
 
@@ -239,10 +243,27 @@ func TestTamperDeleteTailAfterCrash(t *testing.T) {
 	if _, err := audit.Open(context.Background(), st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler))); !errors.As(err, &d) {
 		t.Fatalf("Open on the shortened store = %v, want a divergence", err)
 	}
-	// The limit, stated: without the head file the older checkpoint file
-	// is all that is left outside the store.
+	// Without the head file, the head the store committed with its last
+	// batch (ReadHead, as Open and warden verify read it) still covers
+	// every acknowledged entry.
 	os.Remove(audit.HeadPath(dir + "/audit.checkpoint"))
 	if err := verify(); err != nil {
-		t.Logf("without the head file: %v", err)
+		t.Logf("without the head file, the files alone: %v", err)
 	}
+	ro, err := sqlite.OpenReadOnly(context.Background(), dir+"/audit.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	head, err := audit.ReadHead(context.Background(), ro, dir+"/audit.checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = audit.Verify(context.Background(), ro, mustVerifier(t, dir), audit.VerifyOptions{External: head, SingleWriter: true})
+	if !errors.As(err, &d) || d.Seq != signed || d.CheckpointSize <= maxAcked {
+		t.Fatalf("tail deleted and head file removed: Verify with the store's head = %v, want the truncation found", err)
+	}
+	// The limit, stated: with the store's head row deleted as well, the
+	// older checkpoint file is all that is left; a witness that cosigned
+	// a later head catches it.
 }

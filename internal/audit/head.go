@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,8 +54,9 @@ func openHeadFile(path string) (*headFile, error) {
 	return h, nil
 }
 
-// write makes note the head: it overwrites the older slot and syncs.
-func (h *headFile) write(note []byte) error {
+// write makes note the head: it overwrites the older slot, and syncs if
+// sync is set (not when the store keeps the head durably: keptHead).
+func (h *headFile) write(note []byte, sync bool) error {
 	if len(note) > headSlotSize-headHeader {
 		return fmt.Errorf("audit: head file: note of %d bytes does not fit a slot", len(note))
 	}
@@ -65,6 +67,10 @@ func (h *headFile) write(note []byte) error {
 	copy(buf[headHeader:], note)
 	if _, err := h.f.WriteAt(buf, h.next*headSlotSize); err != nil {
 		return fmt.Errorf("audit: head file: %w", err)
+	}
+	if !sync {
+		h.next ^= 1
+		return nil
 	}
 	if err := fdatasync(h.f); err != nil {
 		return fmt.Errorf("audit: head file: sync: %w", err)
@@ -140,4 +146,30 @@ func ReadExternal(checkpointFile string) ([]byte, error) {
 		return nil, nil
 	}
 	return bytes.Clone(best), nil
+}
+
+// ReadHead returns the newest signed tree head kept for st: the head its
+// batches committed with them (HeadKeeper, the durable copy), or
+// ReadExternal's (checkpointFile may be empty), whichever claims the
+// larger tree; nil if there is none. Verification passes it as
+// VerifyOptions.External.
+func ReadHead(ctx context.Context, st Store, checkpointFile string) ([]byte, error) {
+	var best []byte
+	if checkpointFile != "" {
+		b, err := ReadExternal(checkpointFile)
+		if err != nil {
+			return nil, err
+		}
+		best = b
+	}
+	if hk, ok := st.(HeadKeeper); ok {
+		b, err := hk.Head(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit: read head: %w", err)
+		}
+		if b != nil && noteSize(b) > noteSize(best) {
+			best = bytes.Clone(b)
+		}
+	}
+	return best, nil
 }

@@ -22,7 +22,7 @@ func TestHeadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n := 1; n <= 5; n++ {
-		if err := h.write(note(n)); err != nil {
+		if err := h.write(note(n), true); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := ReadExternal(cpFile); string(b) != string(note(n)) {
@@ -54,14 +54,14 @@ func TestHeadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.close()
-	if err := h.write(note(6)); err != nil {
+	if err := h.write(note(6), true); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(HeadPath(cpFile))
 	if string(slotNote(after, 0)) != string(note(5)) || string(slotNote(after, 1)) != string(note(6)) {
 		t.Fatalf("reopened head file overwrote the newer slot: %q / %q", slotNote(after, 0), slotNote(after, 1))
 	}
-	if err := h.write(make([]byte, headSlotSize)); err == nil {
+	if err := h.write(make([]byte, headSlotSize), true); err == nil {
 		t.Fatal("an oversized note was accepted")
 	}
 }

@@ -87,10 +87,15 @@ type Log struct {
 	broken bool         // the store state must be reloaded before the next batch
 	stored atomic.Int64 // size of the newest checkpoint in the store
 	head   *headFile    // the head signed after every batch (SQLite)
-	// heads feeds headLoop, which signs and syncs heads and answers the
-	// batches (nil without a head file); headDone is closed when it ends.
-	heads    chan headJob
-	headDone chan struct{}
+	// keeper: the store commits each batch's signed head with it.
+	keeper bool
+	// files feeds fileLoop the history checkpoints to copy to the
+	// checkpoint file; filesDone is closed when it ends. fileMu guards
+	// fileSize, the size of the checkpoint file's note.
+	files     chan Checkpoint
+	filesDone chan struct{}
+	fileMu    sync.Mutex
+	fileSize  int64
 
 	latest atomic.Pointer[Checkpoint]
 	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
@@ -138,19 +143,21 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		now: time.Now, log: slog.Default(),
 		reqs: make(chan *appendReq, cfg.BatchMax), ctl: make(chan chan struct{}),
 		quit: make(chan struct{}), done: make(chan struct{}), idone: make(chan struct{}),
+		files: make(chan Checkpoint, 1), filesDone: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(l)
 	}
 	l.q, _ = st.(Queue)
+	if l.q == nil {
+		_, l.keeper = st.(HeadKeeper)
+	}
 
-	var external []byte
-	if cfg.CheckpointFile != "" {
-		b, err := ReadExternal(cfg.CheckpointFile)
-		if err != nil {
-			return nil, fmt.Errorf("audit: open: %w", err)
-		}
-		external = b
+	// The newest of the checkpoint file, the head file and the head the
+	// store committed with its last batch.
+	external, err := ReadHead(ctx, st, cfg.CheckpointFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
 	}
 	vopt := VerifyOptions{External: external, SingleWriter: l.q == nil}
 	if cfg.StartupVerify == "recent" {
@@ -209,9 +216,8 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			return nil, fmt.Errorf("audit: open: %w", err)
 		}
 		l.head = h
-		l.heads, l.headDone = make(chan headJob, 64), make(chan struct{})
-		go l.headLoop()
 	}
+	go l.fileLoop()
 	go l.run()
 	if l.q != nil {
 		go l.integrate()
@@ -314,6 +320,19 @@ func (l *Log) reload(ctx context.Context) error {
 		l.stored.Store(0)
 	default:
 		return fmt.Errorf("audit: reload: %w", err)
+	}
+	if l.keeper {
+		// A batch whose commit reported an error may have committed,
+		// head included: that head is the tree's signed note, so the
+		// next checkpoint of this size reuses it instead of signing a
+		// second note of one size.
+		if note, err := l.st.(HeadKeeper).Head(ctx); err == nil && note != nil {
+			if h, err := OpenCheckpoint(note, l.verifier); err == nil && h.Size == tr.n {
+				if cur := l.latest.Load(); cur == nil || cur.Size != h.Size {
+					l.latest.Store(&h)
+				}
+			}
+		}
 	}
 	l.broken = false
 	return nil

@@ -49,6 +49,29 @@ type Batch struct {
 	// order, one record after another: Hashes[i] has index HashStart+i.
 	// After the batch, the store holds tlog.StoredHashCount(size) hashes.
 	Hashes []tlog.Hash
+	// Head, if set, is the signed checkpoint of the tree after the batch
+	// (Head.Size is the last Seq + 1). The Log sets it only on a
+	// HeadKeeper, which keeps it in the batch's own transaction, so the
+	// entries and the signature covering them become durable with one
+	// flush (decision 018).
+	Head *Checkpoint
+	// HeadHistory asks for Head to be added to the checkpoint history too
+	// (as PutCheckpoint would), in the same transaction.
+	HeadHistory bool
+}
+
+// HeadKeeper is implemented by stores that keep a batch's signed head
+// (Batch.Head) in the batch's transaction (SQLite).
+//
+// Contract:
+//   - Append with Head set stores it with the records, in the same
+//     transaction, replacing the previous head; Head.Size must be the
+//     size after the batch, else nothing is written and Append fails.
+//   - Head returns the note of the newest head kept, or nil if there is
+//     none. The note is not verified here: Verify checks it (see
+//     ReadHead).
+type HeadKeeper interface {
+	Head(ctx context.Context) ([]byte, error)
 }
 
 // Checkpoint is a signed statement of the tree at a size.

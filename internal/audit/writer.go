@@ -43,20 +43,16 @@ func (l *Log) run() {
 			l.commit(batch)
 		case <-tickC:
 			if l.tr.n > l.stored.Load() {
-				l.historyCheckpoint(nil)
+				l.checkpoint()
 			}
 		case done := <-ctl:
 			if l.tr.n > l.stored.Load() || l.latest.Load() == nil {
-				stored := make(chan struct{})
-				l.historyCheckpoint(stored)
-				<-stored
+				l.checkpoint()
 			}
 			close(done)
 		case <-l.quit:
-			if l.heads != nil {
-				close(l.heads)
-				<-l.headDone
-			}
+			close(l.files)
+			<-l.filesDone
 			return
 		}
 	}
@@ -109,6 +105,21 @@ func (l *Log) commit(batch []*appendReq) {
 		b.Records[i] = Record{Seq: seq, Data: r.data, Entry: r.e}
 		b.Hashes = append(b.Hashes, next.add(r.data)...)
 	}
+	// No acknowledged entry in an unsigned tail: on a HeadKeeper the
+	// batch's tree head is signed first and committed with the records,
+	// one transaction and one flush for both (decision 018).
+	var head Checkpoint
+	inTxn := l.keeper && !skipBatchSigning.Load()
+	if inTxn {
+		var err error
+		if head, err = SignCheckpoint(l.signer, next.n, next.root(), l.now()); err != nil {
+			l.log.Error("audit: signing the batch's checkpoint failed", "size", next.n, "err", err)
+			fail(fmt.Errorf("audit: append [%d, %d): sign: %w", first, next.n, err))
+			return
+		}
+		b.Head = &head
+		b.HeadHistory = next.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery)
+	}
 	if err := l.st.Append(ctx, b); err != nil {
 		// The outcome is unknown (a commit may have succeeded before the
 		// error): reload the state from the store before the next batch.
@@ -120,19 +131,12 @@ func (l *Log) commit(batch []*appendReq) {
 	l.tr = next
 	l.stats.batches.Add(1)
 	l.stats.appends.Add(int64(len(batch)))
-	if l.heads != nil && !skipBatchSigning.Load() {
-		// The head writer signs and syncs the head, then answers; this
-		// goroutine commits the next batch meanwhile (the two syncs
-		// overlap instead of adding up).
-		l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: first, batch: batch,
-			history: l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery)}
-		return
-	}
-	if !skipBatchSigning.Load() {
-		// No acknowledged entry in an unsigned tail: the batch's tree head
-		// is signed and kept before anyone is answered. The entries are
-		// durable either way; if the head cannot be kept the appends fail
-		// and their callers fail closed.
+	if inTxn {
+		l.keptHead(head, b.HeadHistory)
+	} else if !skipBatchSigning.Load() {
+		// The batch's tree head is signed and kept before anyone is
+		// answered. The entries are durable either way; if the head
+		// cannot be kept the appends fail and their callers fail closed.
 		if err := l.signHead(ctx); err != nil {
 			l.log.Error("audit: signing the batch's checkpoint failed", "size", l.tr.n, "err", err)
 			fail(fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", first, l.tr.n, err))
@@ -144,96 +148,67 @@ func (l *Log) commit(batch []*appendReq) {
 		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
 	}
 	l.grown.ring()
-	if l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery) {
+	if !inTxn && l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
 	}
 }
 
-// headJob is a committed batch waiting for its signed head (or, without
-// a batch, a request for a history checkpoint).
-type headJob struct {
-	size  int64
-	root  tlog.Hash
-	first int64
-	batch []*appendReq
-	// history asks for the head to be stored in the store's history and
-	// the checkpoint file too; stored, if set, is closed once it is.
-	history bool
-	stored  chan struct{}
+// keptHead follows a batch whose head the store committed with it: the
+// head becomes Latest and is copied into the head file beside the
+// checkpoint file; a head that joined the history is copied to the
+// checkpoint file by fileLoop. Both copies are written before the
+// batch is answered (head file) or after it (checkpoint file), neither
+// is synced on this path: the store's copy is the durable one (ReadHead
+// reads both), and a killed process leaves its writes in the page cache.
+func (l *Log) keptHead(c Checkpoint, history bool) {
+	l.setLatest(c)
+	l.stats.checkpoints.Add(1)
+	if l.head != nil {
+		if err := l.head.write(c.Note, false); err != nil {
+			l.log.Warn("audit: head file (the store keeps the head)", "size", c.Size, "err", err)
+		}
+	}
+	if history {
+		l.stored.Store(c.Size)
+		if l.cfg.CheckpointFile != "" {
+			// Coalesce: only the newest checkpoint matters to the file.
+			for {
+				select {
+				case l.files <- c:
+					return
+				default:
+					select {
+					case <-l.files:
+					default:
+					}
+				}
+			}
+		}
+	}
 }
 
-// historyCheckpoint stores a checkpoint of the current tree in the
-// store's history: in the store itself, or through the head loop when
-// there is one, so a size never gets two different signed notes (the
-// witnesses would see two checkpoints of one size). stored, if set, is
-// closed when done.
-func (l *Log) historyCheckpoint(stored chan struct{}) {
-	if l.heads == nil {
-		l.checkpoint()
-		if stored != nil {
-			close(stored)
-		}
+// fileLoop writes history checkpoints to the checkpoint file off the
+// append path (temp file, fsync, rename, directory fsync: milliseconds).
+func (l *Log) fileLoop() {
+	defer close(l.filesDone)
+	for c := range l.files {
+		l.writeCheckpointFile(c)
+	}
+}
+
+// writeCheckpointFile replaces the checkpoint file with c unless it holds
+// a larger tree already (fileLoop and checkpoint both write it).
+func (l *Log) writeCheckpointFile(c Checkpoint) {
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	if c.Size < l.fileSize {
 		return
 	}
-	l.heads <- headJob{size: l.tr.n, root: l.tr.root(), first: l.tr.n, history: true, stored: stored}
-}
-
-// headLoop keeps the heads of committed batches in the head file and
-// answers their appends once the head covering them is durable. Jobs
-// that queued up meanwhile share one signature and one sync: the newest
-// head covers them all.
-func (l *Log) headLoop() {
-	defer close(l.headDone)
-	for j := range l.heads {
-		jobs := []headJob{j}
-	drain:
-		for {
-			select {
-			case j, ok := <-l.heads:
-				if !ok {
-					break drain
-				}
-				jobs = append(jobs, j)
-			default:
-				break drain
-			}
-		}
-		last, history := jobs[len(jobs)-1], false
-		for _, j := range jobs {
-			history = history || j.history
-		}
-		c := l.Latest()
-		var err error
-		if c.Note == nil || last.size > c.Size {
-			c, err = SignCheckpoint(l.signer, last.size, last.root, l.now())
-			if err == nil {
-				err = l.head.write(c.Note)
-			}
-			if err == nil {
-				l.setLatest(c)
-				l.stats.checkpoints.Add(1)
-			} else {
-				l.log.Error("audit: signing the batch's checkpoint failed", "size", last.size, "err", err)
-				l.stats.failures.Add(1)
-			}
-		}
-		if err == nil && history && c.Size > l.stored.Load() {
-			l.storeHistory(c)
-		}
-		for _, j := range jobs {
-			if j.stored != nil {
-				close(j.stored)
-			}
-			for i, r := range j.batch {
-				if err != nil {
-					r.done <- appendRes{err: fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", j.first, j.size, err)}
-				} else {
-					r.done <- appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}}
-				}
-			}
-		}
-		l.grown.ring()
+	if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
+		l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
+		return
 	}
+	l.fileSize = c.Size
 }
 
 // storeHistory adds c to the store's checkpoint history and the
@@ -247,9 +222,7 @@ func (l *Log) storeHistory(c Checkpoint) bool {
 		return false
 	}
 	if l.cfg.CheckpointFile != "" {
-		if err := writeFileAtomic(l.cfg.CheckpointFile, c.Note); err != nil {
-			l.log.Error("audit: checkpoint file", "size", c.Size, "err", err)
-		}
+		l.writeCheckpointFile(c)
 	}
 	l.stored.Store(c.Size)
 	return true
@@ -289,7 +262,7 @@ func (l *Log) signHead(ctx context.Context) error {
 			return err
 		}
 		l.stored.Store(c.Size)
-	} else if err := l.head.write(c.Note); err != nil {
+	} else if err := l.head.write(c.Note, true); err != nil {
 		return err
 	}
 	l.latest.Store(&c)

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) audit.Store) {
 		{"Conflict", testConflict},
 		{"EmptyBatch", testEmptyBatch},
 		{"Checkpoints", testCheckpoints},
+		{"Heads", testHeads},
 		{"Search", testSearch},
 		{"SearchPaging", testSearchPaging},
 		{"ConcurrentReaders", testConcurrentReaders},
@@ -311,6 +312,59 @@ func testEmptyBatch(t *testing.T, st audit.Store) {
 	}
 	if n := size(t, st); n != 0 {
 		t.Fatalf("Size after empty batch = %d", n)
+	}
+}
+
+// testHeads: a HeadKeeper commits a batch's signed head with it (and,
+// with HeadHistory, into the checkpoint history); a head whose size is not
+// the size after the batch fails the whole batch.
+func testHeads(t *testing.T, st audit.Store) {
+	hk, ok := st.(audit.HeadKeeper)
+	if !ok {
+		t.Skip("not a HeadKeeper")
+	}
+	ctx := context.Background()
+	if h, err := hk.Head(ctx); err != nil || h != nil {
+		t.Fatalf("Head of an empty store = %q, %v; want nil, nil", h, err)
+	}
+	head := func(b audit.Batch, n int64) *audit.Checkpoint {
+		return &audit.Checkpoint{Size: n, Hash: treeHashOf(b.Records), Time: t0.Add(time.Duration(n) * time.Minute),
+			Note: []byte(fmt.Sprintf("test\n%d\nhash\n\n— sig %d\n", n, n))}
+	}
+	b := batch(t, st, 0, 4)
+	b.Head = head(b, 4)
+	if err := st.Append(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := hk.Head(ctx); err != nil || !bytes.Equal(h, b.Head.Note) {
+		t.Fatalf("Head after a batch = %q, %v; want %q", h, err, b.Head.Note)
+	}
+	if _, err := st.LatestCheckpoint(ctx); !errors.Is(err, audit.ErrNotFound) {
+		t.Fatalf("a head without HeadHistory joined the history: LatestCheckpoint err = %v", err)
+	}
+
+	bad := batch(t, st, 4, 2)
+	bad.Head = head(bad, 5)
+	if err := st.Append(ctx, bad); err == nil {
+		t.Fatal("a head of the wrong size was accepted")
+	}
+	if n, err := st.Size(ctx); err != nil || n != 4 {
+		t.Fatalf("after a refused head: size %d, %v; want 4 (nothing of the batch written)", n, err)
+	}
+
+	b2 := batch(t, st, 4, 2)
+	all := append(append([]audit.Record(nil), b.Records...), b2.Records...)
+	b2.Head = head(audit.Batch{Records: all}, 6)
+	b2.HeadHistory = true
+	if err := st.Append(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := hk.Head(ctx); err != nil || !bytes.Equal(h, b2.Head.Note) {
+		t.Fatalf("Head = %q, %v; want the newer %q", h, err, b2.Head.Note)
+	}
+	c, err := st.LatestCheckpoint(ctx)
+	if err != nil || c.Size != 6 || c.Hash != b2.Head.Hash || !bytes.Equal(c.Note, b2.Head.Note) || !c.Time.Equal(b2.Head.Time) {
+		t.Fatalf("LatestCheckpoint = %d %q, %v; want the batch's head of size 6", c.Size, c.Note, err)
 	}
 }
 

@@ -67,41 +67,73 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	if b.HashStart != tlog.StoredHashCount(first) || int64(len(b.Hashes)) != tlog.StoredHashCount(last)-b.HashStart {
 		return fmt.Errorf("sqlite: append [%d, %d): %d hashes from %d do not fit the records", first, last, len(b.Hashes), b.HashStart)
 	}
-	insert := "INSERT INTO entries(seq, data) VALUES (?, ?)"
+	head, cols := "INSERT INTO entries(seq, data)", 2
 	if s.legacy {
-		insert = "INSERT INTO entries(seq, data, id, time_ns, kind) VALUES (?, ?, ?, ?, ?)"
+		head, cols = "INSERT INTO entries(seq, data, id, time_ns, kind)", 5
 	}
-	insE, err := tx.PrepareContext(ctx, insert)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer insE.Close()
-	insH, err := tx.PrepareContext(ctx, "INSERT INTO hashes(idx, hash) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer insH.Close()
-	for i, r := range b.Records {
-		args := []any{r.Seq, r.Data}
+	if err := s.ins.insert(ctx, tx, head, cols, len(b.Records), func(i int, args []any) []any {
+		r := b.Records[i]
+		args = append(args, r.Seq, r.Data)
 		if s.legacy {
 			args = append(args, legacy[i].id, legacy[i].timeNS, legacy[i].kind)
 		}
-		if _, err := insE.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("sqlite: append %d: %w", r.Seq, err)
-		}
+		return args
+	}); err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
 	}
-	for i, h := range b.Hashes {
-		if _, err := insH.ExecContext(ctx, b.HashStart+int64(i), h[:]); err != nil {
-			return fmt.Errorf("sqlite: append: hash %d: %w", b.HashStart+int64(i), err)
+	if err := s.ins.insert(ctx, tx, "INSERT INTO hashes(idx, hash)", 2, len(b.Hashes), func(i int, args []any) []any {
+		return append(args, b.HashStart+int64(i), b.Hashes[i][:])
+	}); err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): hashes: %w", first, last, err)
+	}
+	if c := b.Head; c != nil {
+		if c.Size != last {
+			return fmt.Errorf("sqlite: append [%d, %d): head of size %d", first, last, c.Size)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
+			ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note`, c.Size, c.Note); err != nil {
+			return fmt.Errorf("sqlite: append [%d, %d): head: %w", first, last, err)
+		}
+		if b.HeadHistory {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO checkpoints(size, hash, time_ns, note) VALUES (?, ?, ?, ?)",
+				c.Size, c.Hash[:], c.Time.UnixNano(), c.Note); err != nil {
+				return fmt.Errorf("sqlite: append [%d, %d): checkpoint: %w", first, last, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
 	}
+	s.ins.prepareMissed(ctx)
 	if s.idx != nil {
 		s.idx.Feed(b.Records)
 	}
 	return nil
+}
+
+var _ audit.HeadKeeper = (*Store)(nil)
+
+// Head returns the note of the head written with the newest batch, or
+// nil if none was (a new store, or one written before heads were kept).
+func (s *Store) Head(ctx context.Context) ([]byte, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var note []byte
+	err := s.r.QueryRowContext(ctx, "SELECT note FROM head WHERE id = 0").Scan(&note)
+	switch {
+	case err == nil:
+		return note, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	}
+	// A store last written by a binary without heads (opened read-only,
+	// so not migrated) has no such table.
+	var n int
+	if qerr := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'head'").Scan(&n); qerr == nil && n == 0 {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("sqlite: head: %w", err)
 }
 
 // PutCheckpoint stores c; the same checkpoint again is a no-op, a

@@ -25,7 +25,8 @@ const indexSchemaVersion = 1
 // rebuilt.
 type index struct {
 	path string
-	w    *sql.DB // one writer; nil when read-only
+	w    *sql.DB  // one writer; nil when read-only
+	ins  *inserts // multi-row INSERTs on w
 	r    *sql.DB
 }
 
@@ -79,7 +80,7 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	ix := &index{path: path, w: w}
+	ix := &index{path: path, w: w, ins: newInserts(w)}
 	if err := ix.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -125,7 +126,7 @@ func (ix *index) close() error {
 	if ix.w == nil {
 		return ix.r.Close()
 	}
-	return errors.Join(ix.r.Close(), ix.w.Close())
+	return errors.Join(ix.ins.close(), ix.r.Close(), ix.w.Close())
 }
 
 // IndexedSize returns the number of leading log records indexed.
@@ -162,45 +163,48 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if recs, err = audit.Unindexed(recs, n); err != nil || len(recs) == 0 {
 		return err
 	}
-	insF, err := tx.PrepareContext(ctx, `INSERT INTO entry_fields
-		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: index: %w", err)
+	// Multi-row inserts: one statement per table and chunk instead of one
+	// per entry, text and rule (decision 018).
+	docs := make([]doc, len(recs))
+	type ref struct {
+		seq int64
+		val string
 	}
-	defer insF.Close()
-	insT, err := tx.PrepareContext(ctx, "INSERT INTO entry_text(rowid, body) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: index: %w", err)
-	}
-	defer insT.Close()
-	insM, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("sqlite: index: %w", err)
-	}
-	defer insM.Close()
+	var texts, masks []ref
 	for i, r := range recs {
 		if r.Seq != n+int64(i) {
 			return fmt.Errorf("sqlite: index: records not consecutive at %d", r.Seq)
 		}
 		d := docOf(r.Entry)
-		if _, err := insF.ExecContext(ctx, r.Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action); err != nil {
-			return fmt.Errorf("sqlite: index %d: %w", r.Seq, err)
-		}
+		docs[i] = d
 		if d.text != "" {
-			if _, err := insT.ExecContext(ctx, r.Seq, d.text); err != nil {
-				return fmt.Errorf("sqlite: index %d: text: %w", r.Seq, err)
-			}
+			texts = append(texts, ref{r.Seq, d.text})
 		}
 		for _, rule := range d.maskRules {
-			if _, err := insM.ExecContext(ctx, rule, r.Seq); err != nil {
-				return fmt.Errorf("sqlite: index %d: mask rules: %w", r.Seq, err)
-			}
+			masks = append(masks, ref{r.Seq, rule})
 		}
+	}
+	if err := ix.ins.insert(ctx, tx, `INSERT INTO entry_fields
+		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)`, 9, len(docs), func(i int, args []any) []any {
+		d := &docs[i]
+		return append(args, recs[i].Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action)
+	}); err != nil {
+		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
+	}
+	if err := ix.ins.insert(ctx, tx, "INSERT INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
+		return append(args, texts[i].seq, texts[i].val)
+	}); err != nil {
+		return fmt.Errorf("sqlite: index [%d, %d): text: %w", n, n+int64(len(recs)), err)
+	}
+	if err := ix.ins.insert(ctx, tx, "INSERT OR IGNORE INTO entry_masks(rule, seq)", 2, len(masks), func(i int, args []any) []any {
+		return append(args, masks[i].val, masks[i].seq)
+	}); err != nil {
+		return fmt.Errorf("sqlite: index [%d, %d): mask rules: %w", n, n+int64(len(recs)), err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: index: commit: %w", err)
 	}
+	ix.ins.prepareMissed(ctx)
 	return nil
 }
 

@@ -28,7 +28,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	time_ns INTEGER NOT NULL,
 	note    BLOB    NOT NULL
 );
-` + triggers
+` + headSchema + triggers
+
+// headSchema holds the tree head signed after every batch, written in the
+// batch's transaction (audit.HeadKeeper, decision 018). One row, replaced
+// by every batch: it is not history (the checkpoints table is), only the
+// newest signature over what was acknowledged. A version-2 store opened by
+// an older binary just has one more table.
+const headSchema = `
+CREATE TABLE IF NOT EXISTS head (
+	id   INTEGER PRIMARY KEY CHECK (id = 0),
+	size INTEGER NOT NULL,
+	note BLOB    NOT NULL
+);
+`
 
 const triggers = `
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries

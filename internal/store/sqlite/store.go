@@ -34,6 +34,8 @@ type Store struct {
 	// time_ns and kind are NOT NULL and still written.
 	legacy bool
 
+	ins *inserts // the writer's multi-row INSERTs (nil when read-only)
+
 	ix  *index         // nil if the read-only store has no index file
 	idx *audit.Indexer // nil when read-only
 }
@@ -71,7 +73,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{path: path, w: w}
+	s := &Store{path: path, w: w, ins: newInserts(w)}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -182,7 +184,7 @@ func (s *Store) Close() error {
 	if s.w == nil {
 		return errors.Join(s.r.Close(), ixErr)
 	}
-	return errors.Join(s.r.Close(), s.w.Close(), ixErr)
+	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), ixErr)
 }
 
 func (s *Store) check() error {

@@ -1,0 +1,145 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strings"
+	"sync"
+)
+
+// maxChunkRows caps the rows of one multi-row INSERT; chunks are powers
+// of two, so a table needs at most nine statement shapes.
+const maxChunkRows = 256
+
+// maxRowVars caps the bound variables of one statement (SQLite allows
+// 32 766).
+const maxRowVars = 4096
+
+// inserts writes rows with multi-row INSERTs ("head VALUES (?, …), (?,
+// …), …") through statements prepared once per shape on a
+// single-connection database. One statement per row cost an exec through
+// database/sql and the driver (argument conversion, a goroutine watching
+// the context, a VDBE run) for every entry and hash, and parsing a new
+// multi-row statement for every batch cost nearly as much; on the log's
+// single writer both were a third of Store.Append (decision 018).
+type inserts struct {
+	db     *sql.DB // its one connection is the one transactions use
+	mu     sync.Mutex
+	shapes map[shape]*prepared
+	missed []shape // shapes a transaction parsed itself, to prepare
+}
+
+type shape struct {
+	head       string
+	cols, rows int
+}
+
+type prepared struct {
+	query string
+	stmt  *sql.Stmt // nil until prepared on db
+}
+
+func newInserts(db *sql.DB) *inserts {
+	return &inserts{db: db, shapes: map[shape]*prepared{}}
+}
+
+// insert inserts n rows of cols values each in tx; row appends the
+// values of row i to args.
+func (c *inserts) insert(ctx context.Context, tx *sql.Tx, head string, cols, n int, row func(i int, args []any) []any) error {
+	per := min(maxChunkRows, 1<<(bits.Len(uint(max(1, maxRowVars/cols)))-1))
+	args := make([]any, 0, min(n, per)*cols)
+	for lo := 0; lo < n; {
+		rows := min(per, 1<<(bits.Len(uint(n-lo))-1))
+		args = args[:0]
+		for i := lo; i < lo+rows; i++ {
+			args = row(i, args)
+		}
+		if len(args) != rows*cols {
+			return fmt.Errorf("sqlite: insert: %d values for %d rows of %d columns", len(args), rows, cols)
+		}
+		if err := c.exec(ctx, tx, shape{head, cols, rows}, args); err != nil {
+			return err
+		}
+		lo += rows
+	}
+	return nil
+}
+
+func (c *inserts) exec(ctx context.Context, tx *sql.Tx, s shape, args []any) error {
+	c.mu.Lock()
+	p := c.shapes[s]
+	if p == nil {
+		p = &prepared{query: s.query()}
+		c.shapes[s] = p
+		c.missed = append(c.missed, s)
+	}
+	stmt := p.stmt
+	c.mu.Unlock()
+	var err error
+	if stmt != nil {
+		// Prepared on the same (only) connection: database/sql reuses
+		// the driver statement inside the transaction.
+		_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, p.query, args...)
+	}
+	return err
+}
+
+// prepareMissed prepares the shapes transactions met for the first time.
+// Call it with no transaction open on db (it needs the connection).
+func (c *inserts) prepareMissed(ctx context.Context) {
+	c.mu.Lock()
+	missed := c.missed
+	c.missed = nil
+	c.mu.Unlock()
+	for _, s := range missed {
+		c.mu.Lock()
+		p := c.shapes[s]
+		c.mu.Unlock()
+		stmt, err := c.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			continue // this shape is parsed per use from now on
+		}
+		c.mu.Lock()
+		p.stmt = stmt
+		c.mu.Unlock()
+	}
+}
+
+// close closes the prepared statements (before db closes).
+func (c *inserts) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, p := range c.shapes {
+		if p.stmt != nil {
+			errs = append(errs, p.stmt.Close())
+		}
+	}
+	c.shapes = map[shape]*prepared{}
+	return errors.Join(errs...)
+}
+
+func (s shape) query() string {
+	var sb strings.Builder
+	sb.WriteString(s.head)
+	sb.WriteString(" VALUES ")
+	for i := range s.rows {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		for c := range s.cols {
+			if c > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteByte('?')
+		}
+		sb.WriteByte(')')
+	}
+	return sb.String()
+}
