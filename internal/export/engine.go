@@ -85,8 +85,10 @@ type Exporter struct {
 	metrics *metrics
 	runners []*runner
 	// events caches mapped entry events (without a frontier) for the
-	// other sinks, by seq*2 + (1 if parameters are dropped).
+	// other sinks, by seq*2 + (1 if parameters are dropped); mapMu makes
+	// one sink map while the others wait for its result (mapShared).
 	events *ring[Event]
+	mapMu  sync.Mutex
 }
 
 // Status is one sink's delivery state.
@@ -372,23 +374,42 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, nil
 		}
 	}
-	key := 2 * e.Seq
-	if r.t.DropParams {
-		key++
-	}
-	if snap == nil {
-		if ev, ok := r.x.events.get(key); ok {
-			return ev, true, nil
-		}
-	}
-	ev, err := r.mapper.Entry(e, data, snap)
+	ev, err := r.x.mapShared(&r.mapper, e, data)
 	if err != nil {
 		return Event{}, false, err
 	}
-	if snap == nil {
-		r.x.events.put(key, ev)
+	if snap != nil {
+		if ev, err = withFrontier(ev, snap); err != nil {
+			return Event{}, false, err
+		}
 	}
 	return ev, true, nil
+}
+
+// mapShared maps entry e without a frontier, once for every sink with
+// the same DropParams: sinks that follow the log together (the usual
+// case) would otherwise each map it, as they reach it at the same time.
+// One mapping at a time; the loser of a race waits and finds the
+// winner's event in the cache.
+func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte) (Event, error) {
+	key := 2 * e.Seq
+	if m.DropParams {
+		key++
+	}
+	if ev, ok := x.events.get(key); ok {
+		return ev, nil
+	}
+	x.mapMu.Lock()
+	defer x.mapMu.Unlock()
+	if ev, ok := x.events.get(key); ok {
+		return ev, nil
+	}
+	ev, err := m.Entry(e, data, nil)
+	if err != nil {
+		return Event{}, err
+	}
+	x.events.put(key, ev)
+	return ev, nil
 }
 
 // deliver sends batch until every event is settled, retrying with
