@@ -40,6 +40,15 @@ type Target struct {
 	// BackoffMin and BackoffMax bound the exponential backoff between
 	// failed attempts (with jitter). Defaults 100ms and 30s.
 	BackoffMin, BackoffMax time.Duration
+	// CatchupMinRate and CatchupFactor limit how fast the sink reads the
+	// log, in positions (entries and checkpoints) per second: to
+	// max(CatchupMinRate, CatchupFactor × the log's growth rate), so a
+	// sink catching up after an outage leaves the data path its CPU
+	// while one that follows the log is never slowed (see throttle.go).
+	// Defaults DefaultCatchupMinRate and DefaultCatchupFactor; a negative
+	// CatchupMinRate removes the limit.
+	CatchupMinRate float64
+	CatchupFactor  float64
 }
 
 func (t *Target) setDefaults() {
@@ -57,6 +66,13 @@ func (t *Target) setDefaults() {
 	}
 	if t.BackoffMax < t.BackoffMin {
 		t.BackoffMax = max(30*time.Second, t.BackoffMin)
+	}
+	if t.CatchupMinRate == 0 {
+		t.CatchupMinRate = DefaultCatchupMinRate
+	}
+	if t.CatchupFactor < 1 {
+		// Below 1 a sink behind would never catch up.
+		t.CatchupFactor = DefaultCatchupFactor
 	}
 }
 
@@ -89,6 +105,8 @@ type Exporter struct {
 	// one sink map while the others wait for its result (mapShared).
 	events *ring[Event]
 	mapMu  sync.Mutex
+	// growth is the log's growth rate, for the catch-up limit.
+	growth growthRate
 }
 
 // Status is one sink's delivery state.
@@ -156,6 +174,9 @@ func New(src Source, opts Options, targets ...Target) (*Exporter, error) {
 // after a cancellation: delivery errors are retried, never returned.
 func (x *Exporter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	gctx, stopGrowth := context.WithCancel(ctx)
+	defer stopGrowth()
+	go x.watchGrowth(gctx)
 	for _, r := range x.runners {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.run(ctx) }()
@@ -195,6 +216,8 @@ type runner struct {
 	mu      sync.Mutex
 	st      Status
 	pending time.Time // time of the oldest read, undelivered entry
+
+	bucket bucket // catch-up limit (session goroutine only)
 }
 
 func (r *runner) run(ctx context.Context) {
@@ -262,6 +285,7 @@ func (r *runner) session(ctx context.Context) error {
 				return err
 			}
 		}
+		taken := after - pos
 		if after != pos {
 			if err := r.t.Cursor.Save(ctx, after); err != nil {
 				return err
@@ -272,6 +296,9 @@ func (r *runner) session(ctx context.Context) error {
 		r.st.Cursor = pos
 		r.pending = time.Time{}
 		r.mu.Unlock()
+		if err := r.throttle(ctx, int(taken)); err != nil {
+			return err
+		}
 	}
 }
 
