@@ -54,7 +54,7 @@ type SinkConfig struct {
 	// behind reads the log, so catching up after an outage leaves the
 	// data path its CPU: at most max(catchup_min_rate, catchup_factor ×
 	// the log's current growth rate) entries per second. A sink that
-	// follows the log is never slowed. Defaults 2000 and 2; a negative
+	// follows the log is never slowed. Defaults 1000 and 2; a negative
 	// catchup_min_rate removes the limit; catchup_factor must be >= 1.
 	CatchupMinRate float64 `yaml:"catchup_min_rate"`
 	CatchupFactor  float64 `yaml:"catchup_factor"`

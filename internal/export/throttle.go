@@ -20,7 +20,7 @@ import (
 
 // Defaults of Target.CatchupMinRate and Target.CatchupFactor.
 const (
-	DefaultCatchupMinRate = 2000
+	DefaultCatchupMinRate = 1000
 	DefaultCatchupFactor  = 2
 )
 
@@ -85,7 +85,9 @@ func (r *runner) catchupLimit() float64 {
 // throttle waits until the sink may go on after taking n positions.
 func (r *runner) throttle(ctx context.Context, n int) error {
 	rate := r.catchupLimit()
-	burst := max(rate, float64(r.t.BatchMax)) // one second's worth, at least one batch
+	// One batch may pass at once: a larger burst would let every sink
+	// coming back from an outage take a second's worth at the same moment.
+	burst := float64(r.t.BatchMax)
 	d := r.bucket.take(r.x.opts.Now(), rate, burst, n)
 	if d <= 0 {
 		return nil

@@ -26,6 +26,7 @@ func TestBucket(t *testing.T) {
 		{"the debt is waited once", 1000, 1000, []step{{at(0), 1500, 500 * time.Millisecond}, {at(500), 0, 0}, {at(500), 100, 100 * time.Millisecond}}},
 		{"refill is capped at the burst", 100, 200, []step{{at(0), 200, 0}, {at(60000), 300, time.Second}}},
 		{"following below the rate never waits", 1000, 1000, []step{{at(0), 400, 0}, {at(500), 400, 0}, {at(1000), 400, 0}, {at(1500), 400, 0}}},
+		{"following at half the limit with one batch of burst", 14000, 500, []step{{at(0), 500, 0}, {at(71), 500, 0}, {at(142), 500, 0}, {at(213), 500, 0}}},
 		{"no limit", math.Inf(1), math.Inf(1), []step{{at(0), 1 << 30, 0}, {at(0), 1 << 30, 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
