@@ -43,12 +43,7 @@ func (t *cpuTimer) report(b *testing.B, n int, unit string) {
 // Kept to exported names that existed before decision 020, so the same
 // file measures the baseline (see bench/export-compare.sh).
 func BenchmarkExportEntryCPU(b *testing.B) {
-	e := sampleEntries(audit.KindRequestCompleted)[0]
-	e.Seq = 12345
-	data, err := audit.Marshal(e)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e, data := benchEntry(b)
 	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
 	b.ReportAllocs()
 	t := startCPU()
@@ -66,12 +61,7 @@ func BenchmarkExportEntryCPU(b *testing.B) {
 
 // BenchmarkMapEntryCPU is the mapping and encoding alone.
 func BenchmarkMapEntryCPU(b *testing.B) {
-	e := sampleEntries(audit.KindRequestCompleted)[0]
-	e.Seq = 12345
-	data, err := audit.Marshal(e)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e, data := benchEntry(b)
 	d, err := audit.DecodeEntry(e.Seq, data)
 	if err != nil {
 		b.Fatal(err)
@@ -110,41 +100,7 @@ func BenchmarkExportFileNATS(b *testing.B) {
 	})
 
 	dir := b.TempDir()
-	cfg := audit.Config{CheckpointEvery: 1000, CheckpointInterval: time.Hour}
-	cfg.SetDefaults()
-	cfg.Resolve(dir)
-	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, cfg.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	l, err := audit.Open(ctx, st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < b.N; i += 8 {
-				if _, err := l.Append(ctx, sampleRequest(i)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := l.Close(ctx); err != nil {
-		b.Fatal(err)
-	}
-	size, _ := st.Size(ctx)
+	st, origin, size := benchLog(b, dir, b.N)
 
 	fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, "file.jsonl")}, nil)
 	if err != nil {
@@ -157,22 +113,32 @@ func BenchmarkExportFileNATS(b *testing.B) {
 	tgs := []Target{target(dir, "file", fs), target(dir, "nats", ns)}
 	for i := range tgs {
 		tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond // the defaults
-		// No catch-up limit: the log is complete before the exporter
-		// starts, and the limit would only add sleep. Set by name, as
-		// the base revision of bench/export-compare.sh has no such field.
+	}
+	b.ResetTimer()
+	t := startCPU()
+	exportAll(b, st, origin, size, tgs)
+	b.StopTimer()
+	t.report(b, int(size), "entry")
+}
+
+// exportAll runs an exporter of st's log to tgs until every target's
+// cursor reached size, without the catch-up limit (the log is complete
+// before the exporter starts: the limit would only add sleep; set by
+// name, as the base revision of bench/export-compare.sh has no such
+// field).
+func exportAll(b *testing.B, st *sqlite.Store, origin string, size int64, tgs []Target) {
+	for i := range tgs {
 		if f := reflect.ValueOf(&tgs[i]).Elem().FieldByName("CatchupMinRate"); f.IsValid() {
 			f.SetFloat(-1)
 		}
 	}
-	b.ResetTimer()
-	t := startCPU()
-	x, err := New(NewLogSource(st, LogSourceOptions{Poll: time.Millisecond}), Options{Origin: v.Name(), Logger: quietLogger()}, tgs...)
+	x, err := New(NewLogSource(st, LogSourceOptions{Poll: time.Millisecond}), Options{Origin: origin, Logger: quietLogger()}, tgs...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	xctx, stop := context.WithCancel(ctx)
+	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- x.Run(xctx) }()
+	go func() { done <- x.Run(ctx) }()
 	for caught := false; !caught; {
 		time.Sleep(time.Millisecond)
 		caught = true
@@ -182,8 +148,63 @@ func BenchmarkExportFileNATS(b *testing.B) {
 			}
 		}
 	}
-	b.StopTimer()
-	t.report(b, int(size), "entry")
 	stop()
 	<-done
+}
+
+// benchLog writes a SQLite audit log of n request entries under dir
+// (checkpoint every 1000, 8 writers) and returns its store (closed when
+// b ends), origin and size.
+func benchLog(b *testing.B, dir string, n int) (*sqlite.Store, string, int64) {
+	cfg := audit.Config{CheckpointEvery: 1000, CheckpointInterval: time.Hour}
+	cfg.SetDefaults()
+	cfg.Resolve(dir)
+	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, cfg.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	l, err := audit.Open(ctx, st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := l.Append(ctx, sampleRequest(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	size, err := st.Size(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, v.Name(), size
+}
+
+// benchEntry is a typical request.completed entry at seq 12345, its
+// canonical bytes and the entry as decoded from them.
+func benchEntry(b *testing.B) (*audit.Entry, []byte) {
+	e := sampleEntries(audit.KindRequestCompleted)[0]
+	e.Seq = 12345
+	data, err := audit.Marshal(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, data
 }
