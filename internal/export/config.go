@@ -50,6 +50,14 @@ type SinkConfig struct {
 	BatchWait time.Duration `yaml:"batch_wait"`
 	// BackoffMax caps the retry delay. Default 30s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
+	// CatchupMinRate and CatchupFactor limit how fast a sink that is
+	// behind reads the log, so catching up after an outage leaves the
+	// data path its CPU: at most max(catchup_min_rate, catchup_factor ×
+	// the log's current growth rate) entries per second. A sink that
+	// follows the log is never slowed. Defaults 1000 and 2; a negative
+	// catchup_min_rate removes the limit; catchup_factor must be >= 1.
+	CatchupMinRate float64 `yaml:"catchup_min_rate"`
+	CatchupFactor  float64 `yaml:"catchup_factor"`
 
 	File      *FileConfig    `yaml:"file"`
 	Syslog    *SyslogConfig  `yaml:"syslog"`
@@ -145,6 +153,9 @@ func (c *Config) Validate() error {
 		if s.BatchWait < 0 || s.BackoffMax < 0 {
 			errs = append(errs, field.Errorf(p+".batch_wait", "durations must be > 0"))
 		}
+		if s.CatchupFactor != 0 && s.CatchupFactor < 1 {
+			errs = append(errs, field.Errorf(p+".catchup_factor", "must be at least 1 (below, a sink that is behind would never catch up)"))
+		}
 		var berr error
 		switch {
 		case s.Type == "file" && s.File != nil:
@@ -200,6 +211,7 @@ func (c *Config) Targets(origin string, cursor func(name string) Cursor) ([]Targ
 		}
 		t := Target{
 			Name: sc.Name, Sink: s, DropParams: sc.DropParams, BatchMax: sc.BatchMax, BatchWait: sc.BatchWait, BackoffMax: sc.BackoffMax,
+			CatchupMinRate: sc.CatchupMinRate, CatchupFactor: sc.CatchupFactor,
 			DeadLetter: filepath.Join(c.Dir, sc.Name+".deadletter.jsonl"),
 		}
 		if cursor != nil {

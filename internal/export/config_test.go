@@ -88,6 +88,7 @@ export:
     - name: hec
       type: splunk_hec
       filter: "entry.kind"
+      catchup_factor: 0.5
       splunk_hec: {url: "ftp://x"}
     - name: w
       type: pigeon
@@ -111,7 +112,7 @@ export:
 	walk(err)
 	got := strings.Join(paths, " ")
 	for _, want := range []string{"sinks[0].syslog.address", "sinks[0].syslog.transport", "sinks[1].name", "sinks[1].file",
-		"sinks[2].name", "sinks[2].nats", "sinks[3].filter", "sinks[3].splunk_hec.url", "sinks[3].splunk_hec.token", "sinks[4].type"} {
+		"sinks[2].name", "sinks[2].nats", "sinks[3].filter", "sinks[3].splunk_hec.url", "sinks[3].splunk_hec.token", "sinks[3].catchup_factor", "sinks[4].type"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no error for %s (got %s)", want, got)
 		}
@@ -127,6 +128,8 @@ export:
       type: file
       filter: 'entry.kind == "request.denied"'
       drop_params: true
+      catchup_min_rate: -1
+      catchup_factor: 3
       file: {path: `+filepath.Join(dir, "x.jsonl")+`}
     - name: hook
       type: webhook
@@ -142,7 +145,8 @@ export:
 		t.Fatal(err)
 	}
 	if len(ts) != 2 || ts[0].Filter == nil || !ts[0].DropParams || ts[1].Filter != nil ||
-		ts[0].DeadLetter != filepath.Join(dir, "export", "archive.deadletter.jsonl") {
+		ts[0].DeadLetter != filepath.Join(dir, "export", "archive.deadletter.jsonl") ||
+		ts[0].CatchupMinRate != -1 || ts[0].CatchupFactor != 3 || ts[1].CatchupMinRate != 0 {
 		t.Fatalf("targets %+v", ts)
 	}
 	if _, ok := ts[0].Sink.(*FileSink); !ok {

@@ -40,6 +40,15 @@ type Target struct {
 	// BackoffMin and BackoffMax bound the exponential backoff between
 	// failed attempts (with jitter). Defaults 100ms and 30s.
 	BackoffMin, BackoffMax time.Duration
+	// CatchupMinRate and CatchupFactor limit how fast the sink reads the
+	// log, in positions (entries and checkpoints) per second: to
+	// max(CatchupMinRate, CatchupFactor × the log's growth rate), so a
+	// sink catching up after an outage leaves the data path its CPU
+	// while one that follows the log is never slowed (see throttle.go).
+	// Defaults DefaultCatchupMinRate and DefaultCatchupFactor; a negative
+	// CatchupMinRate removes the limit.
+	CatchupMinRate float64
+	CatchupFactor  float64
 }
 
 func (t *Target) setDefaults() {
@@ -57,6 +66,13 @@ func (t *Target) setDefaults() {
 	}
 	if t.BackoffMax < t.BackoffMin {
 		t.BackoffMax = max(30*time.Second, t.BackoffMin)
+	}
+	if t.CatchupMinRate == 0 {
+		t.CatchupMinRate = DefaultCatchupMinRate
+	}
+	if t.CatchupFactor < 1 {
+		// Below 1 a sink behind would never catch up.
+		t.CatchupFactor = DefaultCatchupFactor
 	}
 }
 
@@ -85,8 +101,12 @@ type Exporter struct {
 	metrics *metrics
 	runners []*runner
 	// events caches mapped entry events (without a frontier) for the
-	// other sinks, by seq*2 + (1 if parameters are dropped).
+	// other sinks, by seq*2 + (1 if parameters are dropped); mapMu makes
+	// one sink map while the others wait for its result (mapShared).
 	events *ring[Event]
+	mapMu  sync.Mutex
+	// growth is the log's growth rate, for the catch-up limit.
+	growth growthRate
 }
 
 // Status is one sink's delivery state.
@@ -154,6 +174,9 @@ func New(src Source, opts Options, targets ...Target) (*Exporter, error) {
 // after a cancellation: delivery errors are retried, never returned.
 func (x *Exporter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	gctx, stopGrowth := context.WithCancel(ctx)
+	defer stopGrowth()
+	go x.watchGrowth(gctx)
 	for _, r := range x.runners {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.run(ctx) }()
@@ -193,6 +216,8 @@ type runner struct {
 	mu      sync.Mutex
 	st      Status
 	pending time.Time // time of the oldest read, undelivered entry
+
+	bucket bucket // catch-up limit (session goroutine only)
 }
 
 func (r *runner) run(ctx context.Context) {
@@ -260,6 +285,7 @@ func (r *runner) session(ctx context.Context) error {
 				return err
 			}
 		}
+		taken := after - pos
 		if after != pos {
 			if err := r.t.Cursor.Save(ctx, after); err != nil {
 				return err
@@ -270,6 +296,9 @@ func (r *runner) session(ctx context.Context) error {
 		r.st.Cursor = pos
 		r.pending = time.Time{}
 		r.mu.Unlock()
+		if err := r.throttle(ctx, int(taken)); err != nil {
+			return err
+		}
 	}
 }
 
@@ -372,23 +401,42 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, nil
 		}
 	}
-	key := 2 * e.Seq
-	if r.t.DropParams {
-		key++
-	}
-	if snap == nil {
-		if ev, ok := r.x.events.get(key); ok {
-			return ev, true, nil
-		}
-	}
-	ev, err := r.mapper.Entry(e, data, snap)
+	ev, err := r.x.mapShared(&r.mapper, e, data)
 	if err != nil {
 		return Event{}, false, err
 	}
-	if snap == nil {
-		r.x.events.put(key, ev)
+	if snap != nil {
+		if ev, err = withFrontier(ev, snap); err != nil {
+			return Event{}, false, err
+		}
 	}
 	return ev, true, nil
+}
+
+// mapShared maps entry e without a frontier, once for every sink with
+// the same DropParams: sinks that follow the log together (the usual
+// case) would otherwise each map it, as they reach it at the same time.
+// One mapping at a time; the loser of a race waits and finds the
+// winner's event in the cache.
+func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte) (Event, error) {
+	key := 2 * e.Seq
+	if m.DropParams {
+		key++
+	}
+	if ev, ok := x.events.get(key); ok {
+		return ev, nil
+	}
+	x.mapMu.Lock()
+	defer x.mapMu.Unlock()
+	if ev, ok := x.events.get(key); ok {
+		return ev, nil
+	}
+	ev, err := m.Entry(e, data, nil)
+	if err != nil {
+		return Event{}, err
+	}
+	x.events.put(key, ev)
+	return ev, nil
 }
 
 // deliver sends batch until every event is settled, retrying with

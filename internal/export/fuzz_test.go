@@ -27,24 +27,14 @@ func FuzzMapEntry(f *testing.F) {
 	f.Add([]byte(`{"kind":"config.changed","details":{"applied":"yes","what":7}}`))
 	s := loadSchema(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		// The recorded principal is decoded into Entry.Principal too.
-		var in struct {
-			audit.Entry
-			Principal *identity.Principal `json:"principal"`
-		}
-		if json.Unmarshal(b, &in) != nil || in.Kind == "" {
+		e, _, ok := fuzzedEntry(b)
+		if !ok {
 			return
-		}
-		e := in.Entry
-		e.Principal = in.Principal
-		e.V, e.Seq = audit.SchemaVersion, 7
-		if _, err := audit.Marshal(&e); err != nil {
-			return // not an entry the log could hold
 		}
 		m := Mapper{Origin: "o", ProductVersion: "v"}
 		for _, drop := range []bool{false, true} {
 			m.DropParams = drop
-			ev, err := m.Entry(&e, nil, nil)
+			ev, err := m.Entry(e, nil, nil)
 			if err != nil {
 				t.Fatalf("map: %v", err)
 			}
@@ -58,6 +48,27 @@ func FuzzMapEntry(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzedEntry reads fuzz input as an entry (the recorded principal is
+// decoded into Entry.Principal too) at seq 7, with its canonical bytes;
+// ok is false when it is not an entry the log could hold.
+func fuzzedEntry(b []byte) (e *audit.Entry, data []byte, ok bool) {
+	var in struct {
+		audit.Entry
+		Principal *identity.Principal `json:"principal"`
+	}
+	if json.Unmarshal(b, &in) != nil || in.Kind == "" {
+		return nil, nil, false
+	}
+	e = &in.Entry
+	e.Principal = in.Principal
+	e.V, e.Seq = audit.SchemaVersion, 7
+	data, err := audit.Marshal(e)
+	if err != nil {
+		return nil, nil, false
+	}
+	return e, data, true
 }
 
 // FuzzVerifyStream: arbitrary input never panics the verifier, and a

@@ -74,6 +74,13 @@ type LogSource struct {
 	opts   LogSourceOptions
 	cache  *ring[readEntry] // shared by every Follow: one per sink
 	readMu sync.Mutex       // one store read at a time (see read)
+
+	// The last checkpoint listing, shared by every Follow: the sinks see
+	// a new checkpoint at about the same time, and the store lists all
+	// of them (Store.Checkpoints has no range).
+	cpMu     sync.Mutex
+	cpList   []audit.Checkpoint
+	cpListed int64 // the newest size when cpList was read
 }
 
 var _ Source = (*LogSource)(nil)
@@ -132,12 +139,11 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 				return
 			}
 			if latest >= cpMin && latest != listed {
-				cps, err := s.st.Checkpoints(ctx)
+				cps, err := s.checkpoints(ctx, latest)
 				if err != nil {
 					fail(fmt.Errorf("export: list checkpoints: %w", err))
 					return
 				}
-				slices.SortFunc(cps, func(a, b audit.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
 				for _, cp := range cps {
 					if cp.Size < cpMin {
 						continue
@@ -184,6 +190,23 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 			}
 		}
 	}
+}
+
+// checkpoints lists the store's checkpoints by ascending size, at least
+// up to latest; the list is shared (read-only) by every Follow.
+func (s *LogSource) checkpoints(ctx context.Context, latest int64) ([]audit.Checkpoint, error) {
+	s.cpMu.Lock()
+	defer s.cpMu.Unlock()
+	if s.cpList != nil && s.cpListed == latest {
+		return s.cpList, nil
+	}
+	cps, err := s.st.Checkpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(cps, func(a, b audit.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	s.cpList, s.cpListed = cps, latest
+	return cps, nil
 }
 
 // wait waits for a checkpoint larger than size, at most Poll; it

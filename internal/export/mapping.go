@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,8 +67,10 @@ func CheckpointUID(origin string, n int64) string {
 }
 
 // Entry maps entry e (e.Seq set) whose canonical bytes are data (nil:
-// computed with audit.Marshal). frontier, when not nil, is attached as
-// unmapped.warden.frontier (see wardenFields.Frontier).
+// computed with audit.Marshal). data must be what audit.Marshal wrote or
+// audit.DecodeEntry parsed: it is embedded as it is, not validated
+// again. frontier, when not nil, is attached as unmapped.warden.frontier
+// (see wardenFields.Frontier).
 func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event, error) {
 	if data == nil {
 		var err error
@@ -75,6 +78,12 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 			return Event{}, fmt.Errorf("export: map entry %d: %w", e.Seq, err)
 		}
 	}
+	ev := m.entryEvent(e, data, frontier)
+	return m.encode(&ev, e.Seq, 2*len(data)+1024)
+}
+
+// entryEvent builds the OCSF event of entry e with canonical bytes data.
+func (m *Mapper) entryEvent(e *audit.Entry, data []byte, frontier []tlog.Hash) ocsfEvent {
 	leaf := tlog.RecordHash(data)
 	seq := e.Seq
 	ev := m.base(e.Time, EntryUID(m.Origin, seq), e.Kind)
@@ -123,11 +132,39 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 	}
 	rule.build(m, e, &ev)
 	w.Frontier = frontier
-	return m.encode(&ev, seq, 2*len(data)+1024)
+	return ev
+}
+
+// withFrontier returns ev, an event mapped with a nil frontier, with
+// frontier attached: the same bytes Entry or Checkpoint would have
+// produced with it, since unmapped.warden.frontier is the last member of
+// the last member of the event. Sinks share one mapping of each entry and
+// add the frontier to the first event of their batch only.
+func withFrontier(ev Event, frontier []tlog.Hash) (Event, error) {
+	if len(frontier) == 0 {
+		return ev, nil
+	}
+	const tail = "}}}" // closes unmapped.warden, unmapped and the event
+	if !bytes.HasSuffix(ev.JSON, []byte(tail)) {
+		return Event{}, fmt.Errorf("export: event %s does not end with unmapped.warden", ev.UID)
+	}
+	e := jsonEnc{b: make([]byte, 0, len(ev.JSON)+len(frontier)*47+16)}
+	e.b = append(e.b, ev.JSON[:len(ev.JSON)-len(tail)]...)
+	e.key("frontier")
+	e.frontier(frontier)
+	e.b = append(e.b, tail...)
+	ev.JSON = e.b
+	return ev, nil
 }
 
 // Checkpoint maps a signed checkpoint. frontier is as for Entry.
 func (m *Mapper) Checkpoint(c audit.Checkpoint, frontier []tlog.Hash) (Event, error) {
+	ev := m.checkpointEvent(c, frontier)
+	return m.encode(&ev, c.Size, 2048)
+}
+
+// checkpointEvent builds the OCSF event of checkpoint c.
+func (m *Mapper) checkpointEvent(c audit.Checkpoint, frontier []tlog.Hash) ocsfEvent {
 	ev := m.base(c.Time, CheckpointUID(m.Origin, c.Size), KindCheckpoint)
 	setClass(&ev, classEventLog, 99, "Checkpoint")
 	ev.Actor = &actor{AppName: ProductName}
@@ -140,7 +177,7 @@ func (m *Mapper) Checkpoint(c audit.Checkpoint, frontier []tlog.Hash) (Event, er
 		Size: c.Size, Hash: c.Hash, Time: c.Time.UTC().Format(time.RFC3339Nano), Note: string(c.Note),
 	}
 	ev.Unmapped.Warden.Frontier = frontier
-	return m.encode(&ev, c.Size, 2048)
+	return ev
 }
 
 const logProvider = "Warden audit log"

@@ -16,6 +16,7 @@ type metrics struct {
 	filtered     *prometheus.CounterVec
 	filterErrors *prometheus.CounterVec
 	mismatches   *prometheus.CounterVec
+	throttled    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,6 +45,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		mismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_export_checkpoint_mismatch_total", Help: "Checkpoints whose signed tree hash did not match the entries the exporter read.",
 		}, []string{"sink"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_export_throttled_seconds_total", Help: "Seconds the sink waited under its catch-up rate limit.",
+		}, []string{"sink"}),
 	}
 	if reg != nil {
 		// An exporter restarted in the same process (a replica that lost
@@ -55,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				return nil, err
 			}
 		}
-		for _, c := range []**prometheus.CounterVec{&m.delivered, &m.failed, &m.deadLettered, &m.filtered, &m.filterErrors, &m.mismatches} {
+		for _, c := range []**prometheus.CounterVec{&m.delivered, &m.failed, &m.deadLettered, &m.filtered, &m.filterErrors, &m.mismatches, &m.throttled} {
 			if *c, err = register(reg, *c); err != nil {
 				return nil, err
 			}

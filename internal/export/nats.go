@@ -86,6 +86,9 @@ type NATSSink struct {
 	cfg NATSConfig
 	nc  *nats.Conn
 	js  jetstream.JetStream
+	// subjects caches the publish subject of each kind (Send is called
+	// by one goroutine at a time).
+	subjects map[string]string
 }
 
 var _ Sink = (*NATSSink)(nil)
@@ -161,6 +164,9 @@ func scrubNATS(err error) error {
 
 // subject returns the publish subject of ev.
 func (s *NATSSink) subject(ev Event) string {
+	if subj, ok := s.subjects[ev.Kind]; ok {
+		return subj
+	}
 	kind := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
 			return r
@@ -171,7 +177,14 @@ func (s *NATSSink) subject(ev Event) string {
 	if kind == "" {
 		kind = "unknown"
 	}
-	return strings.ReplaceAll(s.cfg.Subject, "{kind}", kind)
+	subj := strings.ReplaceAll(s.cfg.Subject, "{kind}", kind)
+	if s.subjects == nil {
+		s.subjects = map[string]string{}
+	}
+	if len(s.subjects) < 1024 { // kinds are few; never let odd ones grow it
+		s.subjects[ev.Kind] = subj
+	}
+	return subj
 }
 
 // Send publishes the batch asynchronously, in order, and waits for every
@@ -192,10 +205,12 @@ func (s *NATSSink) Send(ctx context.Context, batch []Event) (Ack, error) {
 			reasons[i] = fmt.Sprintf("event of %d bytes exceeds the server's max_payload (%d)", len(ev.JSON), max)
 			continue
 		}
-		m := nats.NewMsg(s.subject(ev))
-		m.Data = ev.JSON
-		m.Header.Set("Warden-Kind", ev.Kind)
-		f, err := s.js.PublishMsgAsync(m, jetstream.WithMsgID(ev.UID))
+		// The headers as nats.NewMsg, Header.Set and jetstream.WithMsgID
+		// would set them, without their per-message allocations.
+		m := &nats.Msg{Subject: s.subject(ev), Data: ev.JSON, Header: nats.Header{
+			"Warden-Kind": {ev.Kind}, jetstream.MsgIDHeader: {ev.UID},
+		}}
+		f, err := s.js.PublishMsgAsync(m)
 		if err != nil {
 			perr = err
 			break

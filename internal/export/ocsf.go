@@ -260,22 +260,9 @@ type checkpointFields struct {
 	Note string `json:"note"`
 }
 
-// marshalEvent encodes ev without HTML escaping (so <, >, & stay as they
-// are in the log). sizeHint presizes the buffer.
+// marshalEvent encodes ev as encoding/json would without HTML escaping
+// (so <, >, & stay as they are in the log), with the hand-written
+// encoder of ocsf_encode.go. sizeHint presizes the buffer.
 func marshalEvent(ev *ocsfEvent, sizeHint int) ([]byte, error) {
-	b := jsonBuffer{buf: make([]byte, 0, sizeHint)}
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
-		return nil, err
-	}
-	out := b.buf
-	if n := len(out); n > 0 && out[n-1] == '\n' {
-		out = out[:n-1]
-	}
-	return out, nil
+	return appendEventJSON(make([]byte, 0, sizeHint), ev)
 }
-
-type jsonBuffer struct{ buf []byte }
-
-func (b *jsonBuffer) Write(p []byte) (int, error) { b.buf = append(b.buf, p...); return len(p), nil }

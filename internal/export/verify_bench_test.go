@@ -2,16 +2,12 @@ package export
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
-	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
 func BenchmarkVerifyStream(b *testing.B) {
@@ -72,41 +68,7 @@ func auditMarshalForBench(e *audit.Entry) ([]byte, error) { return audit.Marshal
 // both sinks.
 func BenchmarkExportPipeline(b *testing.B) {
 	dir := b.TempDir()
-	cfg := audit.Config{CheckpointEvery: 1000, CheckpointInterval: time.Hour}
-	cfg.SetDefaults()
-	cfg.Resolve(dir)
-	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), cfg.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	l, err := audit.Open(context.Background(), st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < b.N; i += 8 {
-				if _, err := l.Append(ctx, sampleRequest(i)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := l.Close(ctx); err != nil {
-		b.Fatal(err)
-	}
-	size, _ := st.Size(ctx)
+	st, origin, size := benchLog(b, dir, b.N)
 	var tgs []Target
 	for _, name := range []string{"a", "b"} {
 		fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, name+".jsonl"), Fsync: "never"}, nil)
@@ -120,29 +82,9 @@ func BenchmarkExportPipeline(b *testing.B) {
 	var ru0, ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	b.ResetTimer()
-	x, err := New(NewLogSource(st, LogSourceOptions{Poll: time.Millisecond}), Options{Origin: v.Name(), Logger: quietLogger()}, tgs...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	xctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- x.Run(xctx) }()
-	for {
-		caught := true
-		for _, s := range x.Status() {
-			if s.Cursor < size {
-				caught = false
-			}
-		}
-		if caught {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	exportAll(b, st, origin, size, tgs)
 	b.StopTimer()
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 	b.ReportMetric(float64(cpu.Microseconds())/float64(size), "cpu-µs/entry")
-	stop()
-	<-done
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Compares the exporter's CPU per entry of the working tree with a base
+# revision in one session, base and new interleaved:
+#
+#   bash bench/export-compare.sh            # base: main
+#   bash bench/export-compare.sh a01b747    # any revision
+#
+# Both binaries run the working tree's internal/export/cpu_bench_test.go
+# (it uses only names that existed before decision 020):
+#   BenchmarkMapEntryCPU     map + encode one request.completed entry
+#   BenchmarkExportEntryCPU  decode + map + encode (what the exporter does per entry read)
+#   BenchmarkExportFileNATS  SQLite log -> LogSource -> file + NATS sinks, N entries
+#                            (skipped without NATS at nats://127.0.0.1:4222)
+# The figure is cpu-ns/entry: process CPU time from getrusage (GC included),
+# steadier than ns/op on a shared machine. Output goes to $OUT (default
+# bench/results/export-cpu-<date>/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base_rev="${1:-main}"
+out="${OUT:-bench/results/export-cpu-$(date -u +%Y-%m-%d-%H%M)}"
+rounds="${ROUNDS:-3}"
+n="${N:-8000}"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+git archive "$base_rev" | tar -x -C "$tmp"
+cp internal/export/cpu_bench_test.go "$tmp/internal/export/cpu_bench_test.go"
+(cd "$tmp" && go test -c -o "$tmp/base.test" ./internal/export)
+go test -c -o "$tmp/new.test" ./internal/export
+{
+	echo "# export CPU per entry, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
+	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$out/export-cpu.txt"
+cd internal/export # run where go test would
+for round in $(seq "$rounds"); do
+	order="base new"
+	[ $((round % 2)) -eq 0 ] && order="new base"
+	for v in $order; do
+		"$tmp/$v.test" -test.run '^$' -test.bench 'Benchmark(MapEntry|ExportEntry)CPU$' -test.benchmem |
+			awk -v v="$v" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
+		"$tmp/$v.test" -test.run '^$' -test.bench 'BenchmarkExportFileNATS$' -test.benchtime "${n}x" |
+			awk -v v="$v" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
+	done
+done
+cd ../..
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/export-cpu.txt"
+awk '/^(base|new) /{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){k=$1" "$2; s[k]+=$(i-1); c[k]++}}
+	END{for(k in c)printf "%s: mean %.1f cpu-µs/entry over %d runs\n", k, s[k]/c[k]/1000, c[k]}' "$out/export-cpu.txt" | sort | tee -a "$out/export-cpu.txt"

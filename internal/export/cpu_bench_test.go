@@ -1,0 +1,210 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/sqlite"
+)
+
+// cpuTimer measures the process's user+system CPU time (GC workers
+// included) over a benchmark: on the shared test machine wall time per
+// op mostly measures the other jobs, CPU time much less so.
+type cpuTimer struct{ ru0 syscall.Rusage }
+
+func startCPU() *cpuTimer {
+	t := &cpuTimer{}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &t.ru0)
+	return t
+}
+
+// report adds cpu-ns/<unit> for n units.
+func (t *cpuTimer) report(b *testing.B, n int, unit string) {
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	ns := ru1.Utime.Nano() + ru1.Stime.Nano() - t.ru0.Utime.Nano() - t.ru0.Stime.Nano()
+	b.ReportMetric(float64(ns)/float64(n), "cpu-ns/"+unit)
+}
+
+// BenchmarkExportEntryCPU is the exporter's per-entry work on a typical
+// request.completed entry, as the engine does it for the entries it
+// reads: decode the stored bytes, hash the leaf, map to OCSF and encode.
+// Kept to exported names that existed before decision 020, so the same
+// file measures the baseline (see bench/export-compare.sh).
+func BenchmarkExportEntryCPU(b *testing.B) {
+	e, data := benchEntry(b)
+	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	b.ReportAllocs()
+	t := startCPU()
+	for b.Loop() {
+		d, err := audit.DecodeEntry(e.Seq, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.Entry(d, data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t.report(b, b.N, "entry")
+}
+
+// BenchmarkMapEntryCPU is the mapping and encoding alone.
+func BenchmarkMapEntryCPU(b *testing.B) {
+	e, data := benchEntry(b)
+	d, err := audit.DecodeEntry(e.Seq, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	b.ReportAllocs()
+	t := startCPU()
+	for b.Loop() {
+		if _, err := m.Entry(d, data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t.report(b, b.N, "entry")
+}
+
+// BenchmarkExportFileNATS is the harness's warden-full+export stage in
+// miniature: a real SQLite log of b.N request entries (checkpoint every
+// 1000) exported through LogSource to a file sink (fsync per batch) and
+// a NATS JetStream sink (publish acks), as the gateway process does it.
+// It reports the exporter's CPU per entry for both sinks together (the
+// NATS server's own CPU is not counted, as in the harness's proxy CPU).
+// Run with a fixed -benchtime (e.g. 8000x); needs NATS at
+// nats://127.0.0.1:4222.
+func BenchmarkExportFileNATS(b *testing.B) {
+	const url = "nats://127.0.0.1:4222"
+	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
+	if err != nil {
+		b.Skipf("no NATS server at %s: %v", url, err)
+	}
+	js, _ := jetstream.New(nc)
+	id := time.Now().UnixNano()
+	stream, subject := fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
+	b.Cleanup(func() {
+		js.DeleteStream(context.Background(), stream)
+		nc.Close()
+	})
+
+	dir := b.TempDir()
+	st, origin, size := benchLog(b, dir, b.N)
+
+	fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, "file.jsonl")}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tgs := []Target{target(dir, "file", fs), target(dir, "nats", ns)}
+	for i := range tgs {
+		tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond // the defaults
+	}
+	b.ResetTimer()
+	t := startCPU()
+	exportAll(b, st, origin, size, tgs)
+	b.StopTimer()
+	t.report(b, int(size), "entry")
+}
+
+// exportAll runs an exporter of st's log to tgs until every target's
+// cursor reached size, without the catch-up limit (the log is complete
+// before the exporter starts: the limit would only add sleep; set by
+// name, as the base revision of bench/export-compare.sh has no such
+// field).
+func exportAll(b *testing.B, st *sqlite.Store, origin string, size int64, tgs []Target) {
+	for i := range tgs {
+		if f := reflect.ValueOf(&tgs[i]).Elem().FieldByName("CatchupMinRate"); f.IsValid() {
+			f.SetFloat(-1)
+		}
+	}
+	x, err := New(NewLogSource(st, LogSourceOptions{Poll: time.Millisecond}), Options{Origin: origin, Logger: quietLogger()}, tgs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx) }()
+	for caught := false; !caught; {
+		time.Sleep(time.Millisecond)
+		caught = true
+		for _, s := range x.Status() {
+			if s.Cursor < size {
+				caught = false
+			}
+		}
+	}
+	stop()
+	<-done
+}
+
+// benchLog writes a SQLite audit log of n request entries under dir
+// (checkpoint every 1000, 8 writers) and returns its store (closed when
+// b ends), origin and size.
+func benchLog(b *testing.B, dir string, n int) (*sqlite.Store, string, int64) {
+	cfg := audit.Config{CheckpointEvery: 1000, CheckpointInterval: time.Hour}
+	cfg.SetDefaults()
+	cfg.Resolve(dir)
+	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, cfg.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	l, err := audit.Open(ctx, st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := l.Append(ctx, sampleRequest(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	size, err := st.Size(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, v.Name(), size
+}
+
+// benchEntry is a typical request.completed entry at seq 12345, its
+// canonical bytes and the entry as decoded from them.
+func benchEntry(b *testing.B) (*audit.Entry, []byte) {
+	e := sampleEntries(audit.KindRequestCompleted)[0]
+	e.Seq = 12345
+	data, err := audit.Marshal(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, data
+}
