@@ -152,7 +152,12 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusUnauthorized, "The login could not be verified; start again.")
 		return
 	}
-	id := c.sess.create(p)
+	id, err := c.sess.create(r.Context(), p)
+	if err != nil {
+		c.log.Error("console: store session", "err", err)
+		c.errorPage(w, r, nil, http.StatusServiceUnavailable, "The session could not be stored; try again shortly.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: c.secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(c.o.Config.AbsoluteTimeout.Seconds())})
 	c.log.Info("console: login", "subject", p.Subject, "issuer", p.Issuer)
@@ -204,7 +209,13 @@ func (c *Console) exchange(ctx context.Context, code string, pl pendingLogin) (*
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(sessionCookie); err == nil {
-		c.sess.remove(ck.Value)
+		if err := c.sess.remove(r.Context(), ck.Value); err != nil {
+			// Fail closed: do not tell the browser it is logged out while
+			// its session still works.
+			c.log.Error("console: delete session", "err", err)
+			c.errorPage(w, r, nil, http.StatusServiceUnavailable, "The session could not be ended; try again.")
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteLaxMode})
 	c.render(w, r, http.StatusOK, "loggedout", nil, nil)
