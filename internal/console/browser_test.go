@@ -52,6 +52,22 @@ func shotDir(t *testing.T) string {
 	return t.TempDir()
 }
 
+// screenshot saves the whole page as dir/name.png; a name ending in
+// "-top" only the viewport (the report is 12 000 pixels tall).
+func screenshot(dir, name string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		capture := chromedp.FullScreenshot(100) // 100: PNG (lower is JPEG)
+		if strings.HasSuffix(name, "-top") {
+			capture = chromedp.CaptureScreenshot()
+		}
+		b, err := capture(ctx, tg)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
+	}
+}
+
 // TestBrowserApproveSearchVerify drives a real Chromium: bob logs in
 // through the demo issuer's picker, approves alice's fine-tuning grant
 // with a reason, searches alice's denied call and opens its detail,
@@ -60,21 +76,7 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 	ctx := newBrowser(t)
 	e := newEnv(t)
 	dir := shotDir(t)
-	// shot saves the whole page; a name ending in "-top" only the
-	// viewport (the report is 12 000 pixels tall).
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			capture := chromedp.FullScreenshot(100) // 100: PNG (lower is JPEG)
-			if strings.HasSuffix(name, "-top") {
-				capture = chromedp.CaptureScreenshot()
-			}
-			b, err := capture(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
-		}
-	}
+	shot := func(name string) chromedp.Action[chromedp.Void] { return screenshot(dir, name) }
 	noXSS := func(where string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 			ran, err := chromedp.Evaluate[bool](`window.__xss !== undefined`)(ctx, tg)

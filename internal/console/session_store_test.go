@@ -29,7 +29,10 @@ import (
 // process of cmd/warden would.
 func (e *env) consoleOn(t *testing.T, st console.SessionStore, cfg console.Config) (*console.Console, http.Handler) {
 	t.Helper()
-	cfg.Issuer, cfg.ClientID, cfg.PublicURL = e.princ["alice"].Issuer, devstack.ConsoleClientID, e.srv.URL
+	if cfg.Issuer == "" {
+		cfg.Issuer, cfg.ClientID = e.princ["alice"].Issuer, devstack.ConsoleClientID
+	}
+	cfg.PublicURL = e.srv.URL
 	roles := console.Roles{Auditor: []string{"ml-admins", "ml-approvers"}, Admin: []string{"ml-admins"}}
 	con, err := console.New(console.Options{Config: cfg, Roles: roles, Audit: e.audit, Approvals: e.svc, Policy: e.pol,
 		Sessions: st, Logger: slog.New(slog.DiscardHandler)})
