@@ -138,21 +138,14 @@ func TestSessionSurvivesRestart(t *testing.T) {
 }
 
 // TestSessionSharedByReplicas: two consoles on one database behind a
-// round-robin balancer: a login on one is honoured by the other, and a
-// logout on one ends it on both.
+// round-robin balancer: a login started on one completes on the other,
+// its session is honoured by both, and a logout on one ends it on both.
 func TestSessionSharedByReplicas(t *testing.T) {
 	for name, open := range sessionStoreCases(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			conA, a := e.consoleOn(t, open(t), console.Config{})
 			_, b := e.consoleOn(t, open(t), console.Config{})
-			// The login flow itself (its state and PKCE verifier) is
-			// kept by the replica that started it: log in on A.
-			e.srv.Config.Handler = a
-			c := e.browser()
-			if p := c.login("bob", "/ui/search"); p.status != 200 {
-				t.Fatalf("login: %d", p.status)
-			}
 			var n atomic.Int64
 			e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if n.Add(1)%2 == 0 {
@@ -161,6 +154,12 @@ func TestSessionSharedByReplicas(t *testing.T) {
 					b.ServeHTTP(w, r)
 				}
 			})
+			// The login itself crosses replicas: /ui/login on one, the
+			// callback on the other (its state travels in the cookie).
+			c := e.browser()
+			if p := c.login("bob", "/ui/search"); p.status != 200 || !strings.Contains(p.url, "/ui/search") {
+				t.Fatalf("login across replicas: %d %s", p.status, p.url)
+			}
 			for i := 0; i < 4; i++ {
 				if !loggedIn(c) {
 					t.Fatalf("request %d (replica %c) refused the session", i, "BA"[n.Load()%2])

@@ -79,3 +79,38 @@ func TestPollingIsNotActivity(t *testing.T) {
 		t.Fatal("polling kept an unattended session alive")
 	}
 }
+
+// TestLoginCookie: the login cookie round-trips; a wrong state, a
+// tampered or expired cookie, and an open-redirect destination are
+// refused or neutralised.
+func TestLoginCookie(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lf := newLoginFlow(Config{}, func() time.Time { return now })
+	pl := lf.start("/ui/search?q=1")
+	evil := pendingLogin{State: "s", Verifier: "v", Nonce: "n", Next: "https://evil.example/", Started: now.Unix()}
+	for _, c := range []struct {
+		name, cookie, state string
+		after               time.Duration
+		ok                  bool
+		next                string
+	}{
+		{"round trip", pl.encode(), pl.State, time.Minute, true, "/ui/search?q=1"},
+		{"wrong state", pl.encode(), "forged", 0, false, ""},
+		{"no state", pl.encode(), "", 0, false, ""},
+		{"expired", pl.encode(), pl.State, loginTTL + time.Second, false, ""},
+		{"garbage", "!!not-base64", pl.State, 0, false, ""},
+		{"not json", "bm90IGpzb24", pl.State, 0, false, ""},
+		{"open redirect", evil.encode(), "s", 0, true, Prefix},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lf.now = func() time.Time { return now.Add(c.after) }
+			got, ok := lf.finish(c.cookie, c.state)
+			if ok != c.ok || ok && (got.Next != c.next || got.Verifier == "") {
+				t.Fatalf("finish = %+v, %v; want ok=%v next=%q", got, ok, c.ok, c.next)
+			}
+		})
+	}
+	if long := lf.start("/ui/search?q=" + strings.Repeat("a", maxNext)); long.Next != Prefix {
+		t.Fatalf("an oversized destination was kept: %d bytes", len(long.Next))
+	}
+}
