@@ -28,12 +28,18 @@ type runningDemo struct {
 
 func startDemo(t *testing.T) *runningDemo {
 	t.Helper()
+	return startDemoIn(t, t.TempDir())
+}
+
+// startDemoIn starts `warden demo` in dir (its data under dir/warden-data).
+func startDemoIn(t *testing.T, dir string) *runningDemo {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, wardenBin, "demo",
 		"--gateway-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--issuer-addr", "127.0.0.1:0", "--model-addr", "127.0.0.1:0")
-	cmd.Dir = t.TempDir() // data goes under ./warden-data, as for a new user
+	cmd.Dir = dir // data goes under ./warden-data, as for a new user
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
