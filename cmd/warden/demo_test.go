@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -156,17 +155,7 @@ func TestDemoCommandsWorkVerbatim(t *testing.T) {
 	}
 
 	// Ctrl-C stops it cleanly.
-	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Fatalf("demo exit after Ctrl-C: %v\n%s", err, d.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not stop after SIGINT")
-	}
+	stopDemo(t, d)
 }
 
 // demoExpectations: for each example (matched by a word of its title),

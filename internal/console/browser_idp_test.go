@@ -1,79 +1,15 @@
 package console_test
 
 import (
-	"bufio"
 	"context"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/wardenhq/warden/internal/console"
+	"github.com/wardenhq/warden/internal/identity/oidcprovidertest"
 )
-
-// startLoginProvider runs the real OpenID provider of the identity
-// interop test (npm oidc-provider) with login.js: the authorization code
-// flow with PKCE for "warden-console", redirecting to redirectURI, and
-// its development login form. It returns the issuer. Without the npm
-// install it skips, except under WARDEN_TEST_REQUIRE_INTEROP (CI).
-func startLoginProvider(t *testing.T, redirectURI string) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "identity", "testdata", "oidc-provider"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	skip := t.Skip
-	if os.Getenv("WARDEN_TEST_REQUIRE_INTEROP") != "" {
-		skip = t.Fatal
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
-		skip("oidc-provider not installed; run `npm ci --prefix internal/identity/testdata/oidc-provider`")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		skip("node not found in PATH; install Node.js 20 to log in through oidc-provider")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, node, "login.js")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIRECT_URI="+redirectURI)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		for sc := bufio.NewScanner(stdout); sc.Scan(); {
-			if iss, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
-				ready <- iss
-			}
-		}
-	}()
-	select {
-	case iss := <-ready:
-		return iss
-	case <-time.After(60 * time.Second):
-		t.Fatal("oidc-provider did not start within 60s")
-	}
-	return ""
-}
 
 // TestBrowserRealIdP: Chromium logs in to the console through a real
 // OpenID provider (npm oidc-provider, its development login form, then
@@ -83,7 +19,7 @@ func startLoginProvider(t *testing.T, redirectURI string) string {
 func TestBrowserRealIdP(t *testing.T) {
 	ctx := newBrowser(t)
 	e := newEnv(t)
-	iss := startLoginProvider(t, e.srv.URL+"/ui/callback")
+	iss := oidcprovidertest.Start(t, "login.js", "REDIRECT_URI="+e.srv.URL+"/ui/callback")
 	_, h := e.consoleOn(t, nil, console.Config{Issuer: iss, ClientID: "warden-console"})
 	e.srv.Config.Handler = h
 	dir := shotDir(t)
