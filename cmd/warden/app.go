@@ -153,7 +153,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 	if a.witness != nil {
 		srv.Registry().MustRegister(a.witness.Collector())
 	}
-	if a.admin, err = a.newAdmin(); err != nil {
+	if a.admin, err = a.newAdmin(ctx); err != nil {
 		return nil, err
 	}
 	srv.SetAdmin(a.admin)
@@ -162,7 +162,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 
 // newAdmin builds the admin API over the components that exist. Without
 // identity it has no authenticator, so it is closed.
-func (a *app) newAdmin() (*admin.Router, error) {
+func (a *app) newAdmin(ctx context.Context) (*admin.Router, error) {
 	for _, d := range a.cfg.Admin.Deprecations() {
 		a.log.Warn(d)
 	}
@@ -178,7 +178,7 @@ func (a *app) newAdmin() (*admin.Router, error) {
 		o.Keys = a.auth.KeyStore()
 	}
 	if cc := a.cfg.Admin.Console; cc.Enabled() {
-		con, err := newConsole(a, cc)
+		con, err := newConsole(ctx, a, cc)
 		if err != nil {
 			return nil, err
 		}
@@ -191,8 +191,10 @@ func (a *app) newAdmin() (*admin.Router, error) {
 }
 
 // newConsole builds the web console from admin.console, reading the
-// client secret file when one is configured.
-func newConsole(a *app, cc console.Config) (*console.Console, error) {
+// client secret file when one is configured, with its sessions in the
+// audit log's database (see openSessions), and starts the session
+// sweeper for the app's lifetime.
+func newConsole(ctx context.Context, a *app, cc console.Config) (*console.Console, error) {
 	if cc.ClientSecretFile != "" {
 		b, err := os.ReadFile(cc.ClientSecretFile)
 		if err != nil {
@@ -200,9 +202,50 @@ func newConsole(a *app, cc console.Config) (*console.Console, error) {
 		}
 		cc.ClientSecret = strings.TrimSpace(string(b))
 	}
+	st, err := a.openSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
 	r := a.cfg.Admin.Roles
-	return console.New(console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
-		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Logger: a.log})
+	con, err := console.New(console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
+		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Sessions: st, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); con.RunSweeper(sctx) }()
+	// Stop the sweeper before the session store closes (closers run in
+	// reverse).
+	a.closers = append(a.closers, func(context.Context) error { cancel(); <-done; return nil })
+	return con, nil
+}
+
+// openSessions opens the console's session store in the audit log's
+// database: the console_sessions table beside the audit tables in
+// PostgreSQL (shared by replicas), or console-sessions.db in the data
+// directory. Without an audit log the sessions stay in memory (a restart
+// logs everyone out).
+func (a *app) openSessions(ctx context.Context) (console.SessionStore, error) {
+	switch {
+	case !a.cfg.Audit.On():
+		a.log.Warn("console sessions are kept in memory (audit.enabled: false): a restart logs everyone out")
+		return nil, nil
+	case a.cfg.Audit.Store == "postgres":
+		s, err := postgres.OpenSessions(ctx, a.cfg.Audit.PostgresConfig())
+		if err != nil {
+			return nil, a.cfg.KeyError("audit.dsn", fmt.Errorf("console session store: %w", err))
+		}
+		a.closers = append(a.closers, func(context.Context) error { return s.Close() })
+		return s, nil
+	default:
+		s, err := sqlite.OpenSessions(ctx, filepath.Join(a.cfg.DataDir, "console-sessions.db"))
+		if err != nil {
+			return nil, fmt.Errorf("console session store: %w", err)
+		}
+		a.closers = append(a.closers, func(context.Context) error { return s.Close() })
+		return s, nil
+	}
 }
 
 // openApprovals opens the approval store next to the audit store (the

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,12 +27,18 @@ type runningDemo struct {
 
 func startDemo(t *testing.T) *runningDemo {
 	t.Helper()
+	return startDemoIn(t, t.TempDir())
+}
+
+// startDemoIn starts `warden demo` in dir (its data under dir/warden-data).
+func startDemoIn(t *testing.T, dir string) *runningDemo {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, wardenBin, "demo",
 		"--gateway-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--issuer-addr", "127.0.0.1:0", "--model-addr", "127.0.0.1:0")
-	cmd.Dir = t.TempDir() // data goes under ./warden-data, as for a new user
+	cmd.Dir = dir // data goes under ./warden-data, as for a new user
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -150,17 +155,7 @@ func TestDemoCommandsWorkVerbatim(t *testing.T) {
 	}
 
 	// Ctrl-C stops it cleanly.
-	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Fatalf("demo exit after Ctrl-C: %v\n%s", err, d.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not stop after SIGINT")
-	}
+	stopDemo(t, d)
 }
 
 // demoExpectations: for each example (matched by a word of its title),

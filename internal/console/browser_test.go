@@ -6,50 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/wardenhq/warden/internal/approval"
+	"github.com/wardenhq/warden/internal/console/consoletest"
 )
 
-// chromiumPath is Debian's Chromium (apt-get install chromium).
-const chromiumPath = "/usr/bin/chromium"
+// newBrowser starts a headless Chromium (consoletest.NewBrowser).
+func newBrowser(t *testing.T) context.Context { return consoletest.NewBrowser(t) }
 
-// newBrowser starts a headless Chromium with a fresh profile, or skips
-// (fails when WARDEN_TEST_REQUIRE_CHROMIUM=1, as in CI).
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("WARDEN_TEST_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("%s is required (WARDEN_TEST_REQUIRE_CHROMIUM=1): %v", chromiumPath, err)
-		}
-		t.Skipf("skipping the browser test: %s is absent (apt-get install chromium)", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	// Generous: the machine may be loaded; this bounds a hang, it is no
-	// timing assertion.
-	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(cancel3)
-	return ctx
-}
+// shotDir is where screenshots go (consoletest.ShotDir).
+func shotDir(t *testing.T) string { return consoletest.ShotDir(t) }
 
-// shotDir is where screenshots go: WARDEN_CONSOLE_SCREENSHOTS (docs/console
-// to refresh the documentation), else the test's temporary directory.
-func shotDir(t *testing.T) string {
-	if d := os.Getenv("WARDEN_CONSOLE_SCREENSHOTS"); d != "" {
-		return d
-	}
-	return t.TempDir()
+// screenshot saves a page (consoletest.Screenshot).
+func screenshot(dir, name string) chromedp.Action[chromedp.Void] {
+	return consoletest.Screenshot(dir, name)
 }
 
 // TestBrowserApproveSearchVerify drives a real Chromium: bob logs in
@@ -60,21 +32,7 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 	ctx := newBrowser(t)
 	e := newEnv(t)
 	dir := shotDir(t)
-	// shot saves the whole page; a name ending in "-top" only the
-	// viewport (the report is 12 000 pixels tall).
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			capture := chromedp.FullScreenshot(100) // 100: PNG (lower is JPEG)
-			if strings.HasSuffix(name, "-top") {
-				capture = chromedp.CaptureScreenshot()
-			}
-			b, err := capture(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644)
-		}
-	}
+	shot := func(name string) chromedp.Action[chromedp.Void] { return screenshot(dir, name) }
 	noXSS := func(where string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 			ran, err := chromedp.Evaluate[bool](`window.__xss !== undefined`)(ctx, tg)

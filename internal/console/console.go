@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -98,6 +99,10 @@ type Options struct {
 	Approvals *approval.Service
 	// Policy backs the policy page (nil: it answers 503).
 	Policy *policy.Engine
+	// Sessions keeps the sessions server-side (the SQLite or PostgreSQL
+	// store of the audit log's database); nil: in memory, lost on restart
+	// and not shared by replicas.
+	Sessions SessionStore
 	// Logger receives failures; nil: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
@@ -131,7 +136,7 @@ func New(o Options) (*Console, error) {
 		o.Now = time.Now
 	}
 	c := &Console{o: o, log: o.Logger, tmpl: map[string]*template.Template{}, mux: http.NewServeMux()}
-	c.sess = newSessions(o.Config.IdleTimeout, o.Config.AbsoluteTimeout, o.Now)
+	c.sess = newSessions(o.Sessions, o.Config.IdleTimeout, o.Config.AbsoluteTimeout, o.Now, o.Logger)
 	c.login = newLoginFlow(o.Config, o.Now)
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
@@ -183,8 +188,34 @@ func (c *Console) report(w http.ResponseWriter, r *http.Request, p *identity.Pri
 	c.render(w, r, http.StatusOK, "report", p, struct{ From, To string }{to.AddDate(0, 0, -30).Format(time.DateOnly), to.Format(time.DateOnly)})
 }
 
-// Sessions is the number of live sessions (for tests and metrics).
+// Sessions is the number of stored sessions (for tests and metrics);
+// -1 when the store cannot be read.
 func (c *Console) Sessions() int { return c.sess.len() }
+
+// SweepInterval is how often RunSweeper removes expired sessions.
+const SweepInterval = time.Minute
+
+// RunSweeper removes expired sessions from the store every
+// SweepInterval until ctx ends. Reads already refuse an expired session;
+// the sweeper keeps the table from growing with sessions nobody ended.
+func (c *Console) RunSweeper(ctx context.Context) {
+	t := time.NewTicker(SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := c.sess.sweep(ctx); err != nil {
+				if ctx.Err() == nil {
+					c.log.Error("console: sweep sessions", "err", err)
+				}
+			} else if n > 0 {
+				c.log.Debug("console: swept expired sessions", "count", n)
+			}
+		}
+	}
+}
 
 // pageFunc serves one page for a logged-in principal.
 type pageFunc func(w http.ResponseWriter, r *http.Request, p *identity.Principal)
@@ -262,5 +293,5 @@ func (c *Console) principal(r *http.Request) *identity.Principal {
 	// The inbox's background polling (htmx sends HX-Request) must not
 	// keep an unattended session alive: only what a person does counts
 	// as activity for the idle timeout.
-	return c.sess.get(ck.Value, r.Header.Get("HX-Request") == "")
+	return c.sess.get(r.Context(), ck.Value, r.Header.Get("HX-Request") == "")
 }

@@ -2,6 +2,9 @@ package console
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -22,17 +25,41 @@ const (
 	loginCookie   = "warden_console_login"
 )
 
-// loginTTL is how long a started login may take; maxPendingLogins bounds
-// the table of started logins.
-const (
-	loginTTL         = 10 * time.Minute
-	maxPendingLogins = 10000
-)
+// loginTTL is how long a started login may take.
+const loginTTL = 10 * time.Minute
 
-// pendingLogin is an authorization request in flight.
+// pendingLogin is an authorization request in flight. It travels in the
+// login cookie (HttpOnly, path /ui/callback, SameSite=Lax), not in a
+// server-side table, so that the callback may reach any replica: the
+// PKCE verifier and the nonce are only ever sent back to the callback of
+// the browser that started the login, and the code is one-use at the
+// issuer.
 type pendingLogin struct {
-	verifier, nonce, next string
-	started               time.Time
+	State    string `json:"s"`
+	Verifier string `json:"v"`
+	Nonce    string `json:"n"`
+	Next     string `json:"x"`
+	Started  int64  `json:"t"` // unix seconds
+}
+
+// maxNext bounds the post-login destination kept in the login cookie.
+const maxNext = 1024
+
+// encode is the login cookie's value.
+func (pl pendingLogin) encode() string {
+	b, _ := json.Marshal(pl) // strings and an int: cannot fail
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeLogin reads a login cookie; ok is false when it is malformed.
+func decodeLogin(v string) (pendingLogin, bool) {
+	var pl pendingLogin
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || json.Unmarshal(b, &pl) != nil || pl.State == "" || pl.Verifier == "" || pl.Nonce == "" {
+		return pendingLogin{}, false
+	}
+	pl.Next = safeNext(pl.Next)
+	return pl, true
 }
 
 // loginFlow is the OIDC authorization code flow with PKCE.
@@ -42,11 +69,10 @@ type loginFlow struct {
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use: the issuer may start after Warden
-	pending  map[string]pendingLogin
 }
 
 func newLoginFlow(cfg Config, now func() time.Time) *loginFlow {
-	return &loginFlow{cfg: cfg, now: now, pending: map[string]pendingLogin{}}
+	return &loginFlow{cfg: cfg, now: now}
 }
 
 // oauth returns the OAuth2 configuration and the ID token verifier,
@@ -72,28 +98,22 @@ func (lf *loginFlow) oauth(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVe
 	return oc, p.Verifier(&oidc.Config{ClientID: lf.cfg.ClientID, Now: lf.now}), nil
 }
 
-// start records a new login and returns its state.
-func (lf *loginFlow) start(next string) (string, pendingLogin) {
-	state := randomToken()
-	pl := pendingLogin{verifier: oauth2.GenerateVerifier(), nonce: randomToken(), next: next, started: lf.now()}
-	lf.mu.Lock()
-	defer lf.mu.Unlock()
-	for k, v := range lf.pending {
-		if lf.now().Sub(v.started) > loginTTL || len(lf.pending) >= maxPendingLogins {
-			delete(lf.pending, k)
-		}
+// start begins a login towards next.
+func (lf *loginFlow) start(next string) pendingLogin {
+	if len(next) > maxNext {
+		next = Prefix
 	}
-	lf.pending[state] = pl
-	return state, pl
+	return pendingLogin{State: randomToken(), Verifier: oauth2.GenerateVerifier(), Nonce: randomToken(), Next: safeNext(next),
+		Started: lf.now().Unix()}
 }
 
-// finish takes the login of state, once.
-func (lf *loginFlow) finish(state string) (pendingLogin, bool) {
-	lf.mu.Lock()
-	defer lf.mu.Unlock()
-	pl, ok := lf.pending[state]
-	delete(lf.pending, state)
-	if !ok || lf.now().Sub(pl.started) > loginTTL {
+// finish checks the login cookie against the callback's state and age.
+func (lf *loginFlow) finish(cookie, state string) (pendingLogin, bool) {
+	pl, ok := decodeLogin(cookie)
+	if !ok || state == "" || subtle.ConstantTimeCompare([]byte(pl.State), []byte(state)) != 1 {
+		return pendingLogin{}, false
+	}
+	if age := lf.now().Sub(time.Unix(pl.Started, 0)); age < 0 || age > loginTTL {
 		return pendingLogin{}, false
 	}
 	return pl, true
@@ -122,10 +142,10 @@ func (c *Console) loginStart(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusServiceUnavailable, "The identity provider cannot be reached; try again shortly.")
 		return
 	}
-	state, pl := c.login.start(safeNext(r.URL.Query().Get("next")))
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: state, Path: "/ui/callback", MaxAge: int(loginTTL.Seconds()),
+	pl := c.login.start(r.URL.Query().Get("next"))
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: pl.encode(), Path: "/ui/callback", MaxAge: int(loginTTL.Seconds()),
 		HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, oc.AuthCodeURL(state, oauth2.S256ChallengeOption(pl.verifier), oidc.Nonce(pl.nonce)), http.StatusSeeOther)
+	http.Redirect(w, r, oc.AuthCodeURL(pl.State, oauth2.S256ChallengeOption(pl.Verifier), oidc.Nonce(pl.Nonce)), http.StatusSeeOther)
 }
 
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
@@ -134,16 +154,16 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusUnauthorized, "The identity provider refused the login: "+e)
 		return
 	}
-	state := q.Get("state")
 	ck, err := r.Cookie(loginCookie)
-	if state == "" || err != nil || ck.Value != state {
+	if err != nil {
 		c.errorPage(w, r, nil, http.StatusBadRequest, "This login was not started by this browser; start again.")
 		return
 	}
+	// One use: the cookie goes whatever the outcome.
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/ui/callback", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteLaxMode})
-	pl, ok := c.login.finish(state)
+	pl, ok := c.login.finish(ck.Value, q.Get("state"))
 	if !ok {
-		c.errorPage(w, r, nil, http.StatusBadRequest, "This login has expired or was already used; start again.")
+		c.errorPage(w, r, nil, http.StatusBadRequest, "This login was not started by this browser, has expired or was already used; start again.")
 		return
 	}
 	p, err := c.exchange(r.Context(), q.Get("code"), pl)
@@ -152,11 +172,16 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, nil, http.StatusUnauthorized, "The login could not be verified; start again.")
 		return
 	}
-	id := c.sess.create(p)
+	id, err := c.sess.create(r.Context(), p)
+	if err != nil {
+		c.log.Error("console: store session", "err", err)
+		c.errorPage(w, r, nil, http.StatusServiceUnavailable, "The session could not be stored; try again shortly.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: c.secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(c.o.Config.AbsoluteTimeout.Seconds())})
 	c.log.Info("console: login", "subject", p.Subject, "issuer", p.Issuer)
-	http.Redirect(w, r, pl.next, http.StatusSeeOther)
+	http.Redirect(w, r, pl.Next, http.StatusSeeOther)
 }
 
 // exchange redeems the code with the PKCE verifier and verifies the ID
@@ -169,7 +194,7 @@ func (c *Console) exchange(ctx context.Context, code string, pl pendingLogin) (*
 	if err != nil {
 		return nil, err
 	}
-	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(pl.verifier))
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(pl.Verifier))
 	if err != nil {
 		return nil, fmt.Errorf("console: exchange code: %w", err)
 	}
@@ -181,7 +206,7 @@ func (c *Console) exchange(ctx context.Context, code string, pl pendingLogin) (*
 	if err != nil {
 		return nil, fmt.Errorf("console: verify id_token: %w", err)
 	}
-	if idt.Nonce != pl.nonce {
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pl.Nonce)) != 1 {
 		return nil, fmt.Errorf("console: id_token nonce does not match")
 	}
 	var claims map[string]any
@@ -204,7 +229,13 @@ func (c *Console) exchange(ctx context.Context, code string, pl pendingLogin) (*
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(sessionCookie); err == nil {
-		c.sess.remove(ck.Value)
+		if err := c.sess.remove(r.Context(), ck.Value); err != nil {
+			// Fail closed: do not tell the browser it is logged out while
+			// its session still works.
+			c.log.Error("console: delete session", "err", err)
+			c.errorPage(w, r, nil, http.StatusServiceUnavailable, "The session could not be ended; try again.")
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.secure(r), SameSite: http.SameSiteLaxMode})
 	c.render(w, r, http.StatusOK, "loggedout", nil, nil)
