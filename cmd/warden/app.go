@@ -201,8 +201,15 @@ func newConsole(a *app, cc console.Config) (*console.Console, error) {
 		cc.ClientSecret = strings.TrimSpace(string(b))
 	}
 	r := a.cfg.Admin.Roles
-	return console.New(console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
-		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Logger: a.log})
+	o := console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
+		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Recordings: a.recorder, Logger: a.log}
+	if a.witness != nil && a.cosigs != nil {
+		o.Witnessing = &console.Witnessing{Store: a.cosigs, Witnesses: a.witness.Verifiers()}
+	}
+	if a.export != nil { // a nil *export.Service must not become a non-nil interface
+		o.Export = a.export
+	}
+	return console.New(o)
 }
 
 // openApprovals opens the approval store next to the audit store (the
