@@ -207,8 +207,15 @@ func newConsole(ctx context.Context, a *app, cc console.Config) (*console.Consol
 		return nil, err
 	}
 	r := a.cfg.Admin.Roles
-	con, err := console.New(console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
-		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Sessions: st, Logger: a.log})
+	o := console.Options{Config: cc, Roles: console.Roles{Auditor: r.Auditor, Approver: r.Approver, Admin: r.Admin},
+		Audit: a.audit, Approvals: a.approvals, Policy: a.policy, Recordings: a.recorder, Sessions: st, Logger: a.log}
+	if a.witness != nil && a.cosigs != nil {
+		o.Witnessing = &console.Witnessing{Store: a.cosigs, Witnesses: a.witness.Verifiers()}
+	}
+	if a.export != nil { // a nil *export.Service must not become a non-nil interface
+		o.Export = a.export
+	}
+	con, err := console.New(o)
 	if err != nil {
 		return nil, err
 	}

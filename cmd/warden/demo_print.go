@@ -108,8 +108,9 @@ func demoSteps(st demoStack) []demoStep {
 			cmds: []string{
 				`STREAM_ID=$(tr -d '\r' < "${TMPDIR:-/tmp}/warden-stream.headers" | awk 'tolower($1)=="x-request-id:" {print $2}') && echo "request $STREAM_ID"`,
 				st.warden + ` replay "$STREAM_ID" --verify --admin-url ` + st.adminURL + ` --token "$CAROL" --data-dir ` + st.dataDir,
+				`echo "replay it in the console: ` + st.adminURL + `/ui/request/$STREAM_ID"`,
 			},
-			note: "carol holds the auditor role. --verify recomputes the recording's digest, finds it in the request's\nterminal audit entry and checks that entry's inclusion proof against the signed checkpoint.",
+			note: "carol holds the auditor role. --verify recomputes the recording's digest, finds it in the request's\nterminal audit entry and checks that entry's inclusion proof against the signed checkpoint.\nThe console's request page shows the same verification and plays the stream in the browser (1x, 4x, max).",
 		},
 	}
 }

@@ -177,7 +177,7 @@ var demoExpectations = []struct {
 	{"Ambiguous paths", []string{`"type":"bad_request"`}, nil},
 	{"admin API", []string{`"kind":"request.denied"`, `"rule":"chat-unapproved-model"`, `"policy_version":"sha256:`}, nil},
 	{"verify it offline", []string{"OK"}, nil},
-	{"Replay alice's masked chat stream", []string{"request ", "verified: recording", "[REDACTED:", "22 events"}, demoRawPII},
+	{"Replay alice's masked chat stream", []string{"request ", "verified: recording", "[REDACTED:", "22 events", "replay it in the console: http"}, demoRawPII},
 	{"Health, readiness", []string{`"status":"ready"`, "warden_requests_total{"}, nil},
 	{"evidence report", []string{"wrote evidence bundle warden-evidence.tar.gz", "wrote warden-report.html (html)", "figures recomputed", "OK"}, nil},
 }

@@ -2,17 +2,15 @@ package admin
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
-	"golang.org/x/mod/sumdb/tlog"
-
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/recording"
+	"github.com/wardenhq/warden/internal/recordingcheck"
 )
 
 // maxRecordingContent bounds a recording's canonical form served by the
@@ -59,73 +57,24 @@ type recordingAPI struct {
 	log *audit.Log // nil without the audit log
 }
 
-// RecordingEntry is a recording's catalogue entry in replies (never its
-// key).
-type RecordingEntry struct {
-	ID        string    `json:"id"`
-	RequestID string    `json:"request_id"`
-	Principal string    `json:"principal,omitempty"`
-	Route     string    `json:"route,omitempty"`
-	Level     string    `json:"level"`
-	StartedAt time.Time `json:"started_at"`
-	Size      int64     `json:"size"`
-	Digest    string    `json:"digest"`
-	Erased    *Erasure  `json:"erased,omitempty"`
-}
+// The recording views are recordingcheck's, under the names the admin
+// API has always used (warden replay decodes them).
+type (
+	// RecordingEntry is a recording's catalogue entry in replies.
+	RecordingEntry = recordingcheck.Entry
+	// Erasure says who erased a recording, when and why.
+	Erasure = recordingcheck.Erasure
+	// TerminalEntry is the request's terminal audit entry with its proof.
+	TerminalEntry = recordingcheck.Terminal
+	// RecordingVerification is what the server checked.
+	RecordingVerification = recordingcheck.Verification
+	// RecordingView is the answer of GET /v1/recordings/{request_id}.
+	RecordingView = recordingcheck.View
+)
 
-// Erasure says who erased a recording, when and why.
-type Erasure struct {
-	At     time.Time `json:"at"`
-	By     string    `json:"by"`
-	Reason string    `json:"reason"`
-}
-
-// TerminalEntry is the request's terminal audit entry with its inclusion
-// proof against the latest checkpoint (absent while Pending).
-type TerminalEntry struct {
-	Seq        int64            `json:"seq"`
-	Entry      []byte           `json:"entry"`
-	TreeSize   int64            `json:"tree_size,omitempty"`
-	Checkpoint string           `json:"checkpoint,omitempty"`
-	Proof      tlog.RecordProof `json:"proof,omitempty"`
-	Pending    bool             `json:"pending,omitempty"`
-	hash       tlog.Hash        // the checkpoint's tree hash
-}
-
-// RecordingVerification is what the server checked.
-type RecordingVerification struct {
-	// OK: content intact, its digest is the one the terminal entry
-	// carries, and that entry is proven included in the signed log.
-	OK bool `json:"ok"`
-	// Content is ok, erased, corrupt or unavailable.
-	Content string `json:"content"`
-	// LogDigest is the digest in the terminal entry.
-	LogDigest        string `json:"log_digest,omitempty"`
-	DigestMatchesLog bool   `json:"digest_matches_log"`
-	// Inclusion is ok, pending (no checkpoint covers the entry yet),
-	// failed, or missing (no terminal entry names the recording).
-	Inclusion string   `json:"inclusion"`
-	Problems  []string `json:"problems,omitempty"`
-}
-
-// RecordingView is the answer of GET /v1/recordings/{request_id}.
-type RecordingView struct {
-	RequestID    string                `json:"request_id"`
-	Recording    RecordingEntry        `json:"recording"`
-	Terminal     *TerminalEntry        `json:"terminal,omitempty"`
-	Verification RecordingVerification `json:"verification"`
-}
-
-func recordingEntry(e recording.Entry) RecordingEntry {
-	out := RecordingEntry{
-		ID: e.ID, RequestID: e.RequestID, Principal: e.Principal, Route: e.Route, Level: string(e.Level),
-		StartedAt: e.StartedAt, Size: e.Size, Digest: e.Digest.String(),
-	}
-	if er := e.Erasure; er != nil {
-		out.Erased = &Erasure{At: er.At, By: er.By, Reason: er.Reason}
-	}
-	return out
-}
+// RecordingOf returns the recording id and digest a terminal entry's
+// details carry (see recordingcheck.RecordingOf).
+func RecordingOf(e *audit.Entry) (id, digest string) { return recordingcheck.RecordingOf(e) }
 
 // find picks the request's recording: ?id=, else the newest.
 func (a recordingAPI) find(r *http.Request) (recording.Entry, error) {
@@ -151,101 +100,11 @@ func (a recordingAPI) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := RecordingView{RequestID: e.RequestID, Recording: recordingEntry(e)}
-	v := &out.Verification
-	var expected recording.Digest
-	if a.log == nil {
-		v.Inclusion = "missing"
-		v.Problems = append(v.Problems, "the audit log is not configured")
-	} else {
-		t, d, err := a.terminal(r.Context(), e)
-		if err != nil {
-			return err
-		}
-		out.Terminal = t
-		switch {
-		case t == nil:
-			v.Inclusion = "missing"
-			v.Problems = append(v.Problems, "no terminal audit entry names this recording")
-		case t.Pending:
-			v.Inclusion = "pending"
-		default:
-			v.Inclusion = "ok"
-			cp := audit.Checkpoint{Size: t.TreeSize, Hash: t.hash}
-			if err := audit.CheckEntryProof(t.Proof, cp, t.Seq, t.Entry); err != nil {
-				v.Inclusion = "failed"
-				v.Problems = append(v.Problems, err.Error())
-			}
-		}
-		if !d.IsZero() {
-			expected = d
-			v.LogDigest = d.String()
-		}
-	}
-	_, verr := a.rec.Verify(r.Context(), e.ID, recording.Digest{})
-	switch {
-	case verr == nil:
-		v.Content = "ok"
-	case errors.Is(verr, recording.ErrErased):
-		v.Content = "erased"
-	case recording.IsCorrupt(verr):
-		v.Content = "corrupt"
-		v.Problems = append(v.Problems, verr.Error())
-	default:
-		v.Content = "unavailable"
-		v.Problems = append(v.Problems, "the recording store could not be read")
-	}
-	v.DigestMatchesLog = !expected.IsZero() && expected == e.Digest
-	if !expected.IsZero() && !v.DigestMatchesLog {
-		v.Problems = append(v.Problems, "the catalogue's digest "+e.Digest.String()+" differs from the audit log's "+expected.String())
-	}
-	v.OK = v.Content == "ok" && v.DigestMatchesLog && v.Inclusion == "ok"
-	return writeJSON(w, http.StatusOK, out)
-}
-
-// terminal finds the terminal entry that names recording e and proves it
-// against the latest checkpoint. It returns the digest the entry carries.
-func (a recordingAPI) terminal(ctx context.Context, e recording.Entry) (*TerminalEntry, recording.Digest, error) {
-	es, err := a.log.Search(ctx, audit.Query{RequestID: e.RequestID, Kind: audit.KindRequestCompleted, Limit: 100})
+	out, err := recordingcheck.Verify(r.Context(), a.rec, a.log, e)
 	if err != nil {
-		return nil, recording.Digest{}, auditErr(err)
+		return auditErr(err)
 	}
-	for _, te := range es {
-		id, digest := RecordingOf(te)
-		if id != e.ID {
-			continue
-		}
-		_, data, err := a.log.Entry(ctx, te.Seq)
-		if err != nil {
-			return nil, recording.Digest{}, auditErr(err)
-		}
-		t := &TerminalEntry{Seq: te.Seq, Entry: data}
-		cp := a.log.Latest()
-		if te.Seq < cp.Size {
-			p, err := a.log.ProveEntry(ctx, te.Seq, cp.Size)
-			if err != nil {
-				return nil, recording.Digest{}, auditErr(err)
-			}
-			t.TreeSize, t.Checkpoint, t.Proof, t.hash = cp.Size, string(cp.Note), p, cp.Hash
-		} else {
-			t.Pending = true
-		}
-		d, _ := recording.ParseDigest(digest)
-		return t, d, nil
-	}
-	return nil, recording.Digest{}, nil
-}
-
-// RecordingOf returns the recording id and digest a terminal entry's
-// details carry (details.recording, written by the gateway), or "".
-func RecordingOf(e *audit.Entry) (id, digest string) {
-	m, ok := e.Details["recording"].(map[string]any)
-	if !ok {
-		return "", ""
-	}
-	id, _ = m["id"].(string)
-	digest, _ = m["digest"].(string)
-	return id, digest
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (a recordingAPI) content(w http.ResponseWriter, r *http.Request) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
+	"github.com/wardenhq/warden/internal/recording"
 )
 
 //go:embed templates/*.html
@@ -103,6 +104,15 @@ type Options struct {
 	// store of the audit log's database); nil: in memory, lost on restart
 	// and not shared by replicas.
 	Sessions SessionStore
+	// Recordings backs the replay player on the request page (nil: no
+	// recordings are shown).
+	Recordings *recording.Recorder
+	// Witnessing reads the witnesses' cosignatures for the request page
+	// and the overview (nil: "no witness configured").
+	Witnessing *Witnessing
+	// Export reports the SIEM export's lag on the overview (nil: export
+	// is not configured).
+	Export ExportStatus
 	// Logger receives failures; nil: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
@@ -151,6 +161,7 @@ func New(o Options) (*Console, error) {
 	c.mux.Handle("GET /ui/search.csv", c.page("auditor", c.exportCSV))
 	c.mux.Handle("GET /ui/search.jsonl", c.page("auditor", c.exportJSONL))
 	c.mux.Handle("GET /ui/entry/{seq}", c.page("auditor", c.entry))
+	c.mux.Handle("GET /ui/request/{id}", c.page("auditor", c.requestEntry))
 	c.mux.Handle("GET /ui/approvals", c.page("", c.approvals))
 	c.mux.Handle("GET /ui/report", c.page("auditor", c.report))
 	c.mux.Handle("GET /ui/policy", c.page("auditor", c.policyPage))

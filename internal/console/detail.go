@@ -70,7 +70,12 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request, p *identity.Prin
 		Proof    proofView
 		Related  []row
 		Approval *approval.Request
+		Witness  witnessView
+		// Recording is the request's recording, nil when it has none.
+		Recording    *recordingView
+		RecordingErr string
 	}{Entry: e, Raw: string(data), Proof: c.verifyEntry(r, seq, data)}
+	data2.Witness = c.witnessedEntry(r.Context(), c.o.Audit.Latest(), seq, data)
 	if e.RequestID != "" {
 		// The admitted and terminal entries (and any refusal) of the same
 		// request.
@@ -89,6 +94,10 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request, p *identity.Prin
 		if a, err := c.o.Approvals.Get(r.Context(), id); err == nil {
 			data2.Approval = a
 		}
+	}
+	if data2.Recording, err = c.recordingOf(r.Context(), e.RequestID); err != nil {
+		c.log.Error("console: recording", "request_id", e.RequestID, "err", err)
+		data2.RecordingErr = "The recording catalogue or the audit log could not be read."
 	}
 	c.render(w, r, http.StatusOK, "entry", p, data2)
 }

@@ -58,6 +58,8 @@ type env struct {
 	grantID string
 	// seqs of the seeded denied, admitted and completed entries.
 	denied, admitted, completed int64
+	// dir is the data directory (audit keys under dir/keys).
+	dir string
 }
 
 func newEnv(t *testing.T) *env {
@@ -72,7 +74,7 @@ func newEnv(t *testing.T) *env {
 	}
 	idp.Config.Handler = issuer.Handler()
 
-	e := &env{t: t, issuer: issuer, princ: map[string]*identity.Principal{}}
+	e := &env{t: t, issuer: issuer, princ: map[string]*identity.Principal{}, dir: dir}
 	for _, u := range devstack.DemoUsers {
 		e.princ[u.Name] = &identity.Principal{Issuer: idp.URL, Subject: u.Name, Kind: identity.KindUser, Groups: u.Groups}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,17 +25,28 @@ const (
 // searchForm is the evidence search as the form submits it.
 type searchForm struct {
 	From, To, Principal, Route, Model, Kind, Decision, Rule, Outcome, Text, RequestID string
-	Start                                                                             int64
+	// Entity is a masking entity (EMAIL, CREDIT_CARD, …): entries with a
+	// masking action of it. Approval is "involved" (an approval or grant
+	// took part), "none", or "" (either); ApprovalID selects one approval
+	// request or grant.
+	Entity, Approval, ApprovalID string
+	Start                        int64
 }
+
+// approvalChoices are the values of the approval filter ("" is any).
+var approvalChoices = []string{"", "involved", "none"}
 
 func parseSearch(q url.Values) (searchForm, audit.Query, error) {
 	f := searchForm{
 		From: q.Get("from"), To: q.Get("to"), Principal: q.Get("principal"), Route: q.Get("route"), Model: q.Get("model"),
 		Kind: q.Get("kind"), Decision: q.Get("decision"), Rule: q.Get("rule"), Outcome: q.Get("outcome"), Text: q.Get("q"),
-		RequestID: q.Get("request_id"),
+		RequestID: q.Get("request_id"), Entity: q.Get("entity"), Approval: q.Get("approval"), ApprovalID: q.Get("approval_id"),
 	}
 	aq := audit.Query{Principal: f.Principal, Route: f.Route, Model: f.Model, Kind: f.Kind, Action: f.Decision, Text: f.Text,
 		RequestID: f.RequestID, Desc: true}
+	if !slices.Contains(approvalChoices, f.Approval) {
+		return f, aq, errors.New("approval must be involved, none or empty")
+	}
 	var err error
 	if aq.From, err = formTime(f.From); err != nil {
 		return f, aq, errors.New("from: " + err.Error())
@@ -66,12 +78,25 @@ func formTime(s string) (time.Time, error) {
 }
 
 // keep applies the filters the search index has no column for (decision
-// rule, outcome) to a page of results.
+// rule, outcome, masking entity, approval) to a page of results.
 func (f searchForm) keep(e *audit.Entry) bool {
 	if f.Rule != "" && (e.Decision == nil || e.Decision.Rule != f.Rule) {
 		return false
 	}
-	return f.Outcome == "" || e.Outcome == f.Outcome
+	if f.Outcome != "" && e.Outcome != f.Outcome {
+		return false
+	}
+	if f.Entity != "" && !slices.ContainsFunc(e.Masking, func(m audit.MaskAction) bool { return strings.EqualFold(m.Entity, f.Entity) }) {
+		return false
+	}
+	involved := e.ApprovalID != "" || e.GrantID != ""
+	switch {
+	case f.Approval == "involved" && !involved, f.Approval == "none" && involved:
+		return false
+	case f.ApprovalID != "" && e.ApprovalID != f.ApprovalID && e.GrantID != f.ApprovalID:
+		return false
+	}
+	return true
 }
 
 // row is one search result as the page shows it.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/export"
 	"github.com/wardenhq/warden/internal/identity"
 )
 
@@ -86,5 +87,28 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, p *identity.P
 		Width      int
 		Checkpoint audit.Checkpoint
 		RootHash   string
-	}{days, bars, series, maxCount, 40 + overviewDays*groupW, cp, cp.Hash.String()})
+		Witness    witnessView
+		Export     *exportView
+	}{days, bars, series, maxCount, 40 + overviewDays*groupW, cp, cp.Hash.String(), c.witnessed(r.Context(), cp), c.exportStatus(r)})
+}
+
+// exportView is the SIEM export's state on the overview.
+type exportView struct {
+	export.Report
+	// Err is why the status could not be read.
+	Err string
+}
+
+// exportStatus reads the export status, nil when export is not
+// configured.
+func (c *Console) exportStatus(r *http.Request) *exportView {
+	if c.o.Export == nil {
+		return nil
+	}
+	rep, err := c.o.Export.Status(r.Context())
+	if err != nil {
+		c.log.Error("console: export status", "err", err)
+		return &exportView{Err: "The export status could not be read."}
+	}
+	return &exportView{Report: rep}
 }

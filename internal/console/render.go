@@ -25,6 +25,8 @@ var funcs = template.FuncMap{
 	"join": strings.Join,
 	// decisions are the choices of the decision filter ("" is any).
 	"decisions": func() []string { return []string{"", "allow", "deny", "require_approval"} },
+	// approvals are the choices of the approval filter.
+	"approvals": func() []string { return approvalChoices },
 }
 
 func (c *Console) parseTemplates() error {
@@ -32,12 +34,19 @@ func (c *Console) parseTemplates() error {
 	if err != nil {
 		return err
 	}
+	// Files whose name starts with "_" hold templates shared by several
+	// pages (the witness status); every page gets them.
+	partials, err := fs.Glob(templateFS, "templates/_*.html")
+	if err != nil {
+		return err
+	}
 	for _, n := range names {
 		base := strings.TrimSuffix(path.Base(n), ".html")
-		if base == "layout" {
+		if base == "layout" || strings.HasPrefix(base, "_") {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		files := append([]string{"templates/layout.html", n}, partials...)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, files...)
 		if err != nil {
 			return fmt.Errorf("console: template %s: %w", n, err)
 		}

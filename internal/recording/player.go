@@ -112,6 +112,13 @@ func (p *Player) Play(ctx context.Context, w io.Writer, rec *Recording) error {
 	default:
 		return fmt.Errorf("recording: the player writes text or json, not %q (use WriteHAR)", p.Format)
 	}
+	return walk(rec, out, wait)
+}
+
+// walk emits rec through out, calling wait with the offset (ns from the
+// request start) before each part that the client had at that offset:
+// the response head, each event, the end.
+func walk(rec *Recording, out emitter, wait func(at int64) error) error {
 	if err := out.request(); err != nil {
 		return err
 	}

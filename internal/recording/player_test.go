@@ -261,3 +261,52 @@ func TestParseSpeedAndFormat(t *testing.T) {
 		t.Error("ParseFormat(xml) accepted")
 	}
 }
+
+// TestTextSegments: the segments are the text player's output cut at its
+// waits, each at the offset the player waits for.
+func TestTextSegments(t *testing.T) {
+	offsets := []time.Duration{10 * time.Millisecond, 25 * time.Millisecond, 40 * time.Millisecond}
+	rec := timedRecording(offsets...)
+	var whole bytes.Buffer
+	if err := (&recording.Player{Speed: 0}).Play(context.Background(), &whole, rec); err != nil {
+		t.Fatal(err)
+	}
+	segs := recording.TextSegments(rec)
+	var joined strings.Builder
+	for _, s := range segs {
+		joined.WriteString(s.Text)
+	}
+	if joined.String() != whole.String() {
+		t.Errorf("the segments joined differ from the text replay:\n%q\n%q", joined.String(), whole.String())
+	}
+	want := []struct {
+		kind recording.SegmentKind
+		at   time.Duration
+		text string
+	}{
+		{recording.SegmentRequest, 0, "user: card [REDACTED:CREDIT_CARD]"},
+		{recording.SegmentResponse, 5 * time.Millisecond, "--- 200 OK"},
+		{recording.SegmentEvent, 10 * time.Millisecond, "w0 "},
+		{recording.SegmentEvent, 25 * time.Millisecond, "w1 "},
+		{recording.SegmentEvent, 40 * time.Millisecond, "w2 "},
+		{recording.SegmentEnd, 45 * time.Millisecond, "3 events"},
+	}
+	if len(segs) != len(want) {
+		t.Fatalf("%d segments, want %d: %+v", len(segs), len(want), segs)
+	}
+	for i, w := range want {
+		s := segs[i]
+		if s.Kind != w.kind || s.At != w.at || !strings.Contains(s.Text, w.text) {
+			t.Errorf("segment %d = %s at %v %q, want %s at %v containing %q", i, s.Kind, s.At, s.Text, w.kind, w.at, w.text)
+		}
+		if s.Kind == recording.SegmentEvent && (s.Size == 0 || s.Text != w.text) {
+			t.Errorf("event segment %d: size %d, text %q (want exactly %q)", i, s.Size, s.Text, w.text)
+		}
+	}
+	// No response: the request and the end line are one segment.
+	rec.Meta.Response = recording.ResponseMeta{}
+	rec.Marks, rec.ResponseBody = nil, nil
+	if segs := recording.TextSegments(rec); len(segs) != 1 || segs[0].Kind != recording.SegmentRequest || !strings.Contains(segs[0].Text, "--- end") {
+		t.Errorf("without a response: %+v", segs)
+	}
+}
