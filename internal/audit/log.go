@@ -359,38 +359,62 @@ func rebuildTree(ctx context.Context, st Store, n int64) (tree, error) {
 // enqueued); concurrent appends share a transaction. An error means the
 // entry may not be durable: the caller must fail closed.
 func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
-	e.V = SchemaVersion
-	if e.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return Ref{}, fmt.Errorf("audit: append: %w", err)
-		}
-		e.ID = id.String()
-	}
-	if e.Time.IsZero() {
-		e.Time = l.now()
-	}
-	e.Time = e.Time.UTC()
-	if e.Instance == "" {
-		e.Instance = l.instance
-	}
-	data, err := Marshal(e)
+	refs, err := l.appendInOrder(ctx, []*Entry{e})
 	if err != nil {
 		return Ref{}, err
 	}
-	cp := *e
+	return refs[0], nil
+}
 
+// appendInOrder appends es in this order: all are handed to the writer
+// before the first is waited for, so its group commit takes many of them
+// to one flush. It returns at the first failure (the entries after it
+// may still become durable; the caller fails closed).
+func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
+	reqs := make([]*appendReq, len(es))
+	for i, e := range es {
+		data, err := l.prepare(e)
+		if err != nil {
+			return nil, err
+		}
+		cp := *e
+		reqs[i] = &appendReq{data: data, e: &cp, done: make(chan appendRes, 1)}
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return Ref{}, ErrLogClosed
+		return nil, ErrLogClosed
 	}
 	l.busy.Add(1)
 	l.mu.RUnlock()
 	defer l.busy.Done()
-	return l.submit(ctx, data, &cp)
+	for _, r := range reqs {
+		select {
+		case l.reqs <- r:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("audit: append: %w", ctx.Err())
+		case <-l.done:
+			return nil, ErrLogClosed
+		}
+	}
+	refs := make([]Ref, len(reqs))
+	for i, r := range reqs {
+		select {
+		case res := <-r.done:
+			if res.err != nil {
+				return nil, res.err
+			}
+			refs[i] = res.ref
+		case <-ctx.Done():
+			// The entry may still become durable; the caller fails closed.
+			return nil, fmt.Errorf("audit: append: %w", ctx.Err())
+		}
+	}
+	return refs, nil
 }
 
+// submit hands one encoded entry to the writer and waits for it (Close
+// uses it after the log is marked closed).
 func (l *Log) submit(ctx context.Context, data []byte, e *Entry) (Ref, error) {
 	r := &appendReq{data: data, e: e, done: make(chan appendRes, 1)}
 	select {
@@ -407,6 +431,27 @@ func (l *Log) submit(ctx context.Context, data []byte, e *Entry) (Ref, error) {
 		// The entry may still become durable; the caller fails closed.
 		return Ref{}, fmt.Errorf("audit: append: %w", ctx.Err())
 	}
+}
+
+// prepare fills e's version, id, time and instance and returns its
+// canonical encoding.
+func (l *Log) prepare(e *Entry) ([]byte, error) {
+	e.V = SchemaVersion
+	if e.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("audit: append: %w", err)
+		}
+		e.ID = id.String()
+	}
+	if e.Time.IsZero() {
+		e.Time = l.now()
+	}
+	e.Time = e.Time.UTC()
+	if e.Instance == "" {
+		e.Instance = l.instance
+	}
+	return Marshal(e)
 }
 
 // Latest returns the latest checkpoint (zero before the first).
