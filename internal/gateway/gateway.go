@@ -14,7 +14,6 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +54,13 @@ type Options struct {
 	// for it; nil with a level other than off refuses them in strict
 	// mode.
 	Recorder Recorder
+	// AuditWriteProbe, when set, is what /readyz runs, after an audit
+	// append failed, to learn whether the store can write again: it must
+	// exercise the write path (creating, writing and syncing a file
+	// beside the store) without recording anything in the log. Without
+	// it the log's read probe (AuditProber) decides, which a disk that
+	// reads but cannot write passes.
+	AuditWriteProbe func(context.Context) error
 }
 
 // Gateway is the data-path handler: it normalises, routes, and forwards a
@@ -68,12 +74,14 @@ type Gateway struct {
 	now     func() time.Time
 	maxBody int64
 
-	bodyBudget   *byteBudget   // limits.max_inflight_body_bytes
-	respBudget   *byteBudget   // limits.max_inflight_response_bytes
-	bodyTimeout  time.Duration // timeouts.request_body
-	upstreamIdle time.Duration // timeouts.upstream_body_idle
-	storeTimeout time.Duration // timeouts.store
-	auditFailing atomic.Bool   // the last audit append failed (readyz)
+	bodyBudget     *byteBudget   // limits.max_inflight_body_bytes
+	respBudget     *byteBudget   // limits.max_inflight_response_bytes
+	bodyTimeout    time.Duration // timeouts.request_body
+	upstreamIdle   time.Duration // timeouts.upstream_body_idle
+	storeTimeout   time.Duration // timeouts.store
+	auditHealth    storeHealth   // the last audit append failed (readyz)
+	approvalHealth storeHealth   // the last approval store call failed (readyz)
+	auditWrite     func(context.Context) error
 
 	auth      Authenticator
 	asserter  Asserter
@@ -96,18 +104,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: routes: %w", err)
 	}
 	g := &Gateway{
-		cfg:       cfg,
-		log:       opts.Logger,
-		router:    rt,
-		now:       opts.Now,
-		maxBody:   int64(cfg.Limits.MaxRequestBody),
-		auth:      opts.Auth,
-		asserter:  opts.Asserter,
-		policy:    opts.Policy,
-		audit:     opts.Audit,
-		masks:     opts.Masks,
-		approvals: opts.Approvals,
-		recorder:  opts.Recorder,
+		cfg:        cfg,
+		log:        opts.Logger,
+		router:     rt,
+		now:        opts.Now,
+		maxBody:    int64(cfg.Limits.MaxRequestBody),
+		auth:       opts.Auth,
+		asserter:   opts.Asserter,
+		policy:     opts.Policy,
+		audit:      opts.Audit,
+		masks:      opts.Masks,
+		approvals:  opts.Approvals,
+		recorder:   opts.Recorder,
+		auditWrite: opts.AuditWriteProbe,
 	}
 	if g.log == nil {
 		g.log = slog.Default()
