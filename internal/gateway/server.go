@@ -138,6 +138,11 @@ func (s *Server) Listen() error {
 		s.gwLn.Close()
 		return fmt.Errorf("gateway: admin listen %s: %w", s.cfg.AdminListen, err)
 	}
+	if n := s.cfg.Limits.AdminMaxConnections; n > 0 {
+		// A cap of its own: console and report users cannot use up the
+		// descriptors the data path needs, nor the gateway's cap.
+		s.adminLn = netutil.LimitListener(s.adminLn, n)
+	}
 	return nil
 }
 
