@@ -46,6 +46,22 @@ const globSlots = utf8.UTFMax + 1
 // States are bit sets of pattern positions; slot i%globSlots holds the
 // set for position i of s, as steps reach up to utf8.UTFMax bytes ahead.
 func globMatch(pat, s string) bool {
+	// A literal prefix matches byte for byte, deterministically.
+	j := strings.IndexAny(pat, "*?")
+	if j < 0 {
+		return pat == s
+	}
+	if !strings.HasPrefix(s, pat[:j]) {
+		return false
+	}
+	pat, s = pat[j:], s[j:]
+	switch strings.TrimLeft(pat, "*") {
+	case "": // only stars are left
+		return len(pat) > 1 || strings.IndexByte(s, '/') < 0
+	}
+	if len(pat) < 64 {
+		return globMatch64(pat, s)
+	}
 	m := len(pat)
 	words := (m + 1 + 63) / 64
 	var small [globSlots]uint64
@@ -137,4 +153,75 @@ func anyLive(sets []uint64, words, i, n int) bool {
 		}
 	}
 	return false
+}
+
+// globMatch64 is globMatch for a pattern shorter than 64 bytes (every
+// pattern policies use): the state set is one word, the wildcard moves
+// are masks computed once, and only the live literal positions are
+// visited per byte of s.
+func globMatch64(pat, s string) bool {
+	m := len(pat)
+	var starNext [64]uint8 // for the first star of a run: where it ends
+	var single, double, quest uint64
+	for p := 0; p < m; {
+		switch pat[p] {
+		case '*':
+			q := p + 1
+			for q < m && pat[q] == '*' {
+				q++
+			}
+			starNext[p] = uint8(q)
+			if q-p > 1 {
+				double |= 1 << p
+			} else {
+				single |= 1 << p
+			}
+			p = q
+		case '?':
+			quest |= 1 << p
+			p++
+		default:
+			p++
+		}
+	}
+	stars := single | double
+	literal := ^(stars | quest | 1<<m)
+	var slots [globSlots]uint64
+	slots[0] = 1
+	for i, k := 0, 0; ; i, k = i+1, k+1 {
+		if k == globSlots {
+			k = 0
+		}
+		cur := slots[k]
+		// A star may match nothing. The position after a run of stars
+		// is never a star, so one pass closes the set.
+		for x := cur & stars; x != 0; x &= x - 1 {
+			cur |= 1 << starNext[bits.TrailingZeros64(x)]
+		}
+		if i == len(s) {
+			return cur&(1<<m) != 0
+		}
+		slots[k] = 0
+		if cur == 0 {
+			if slots == ([globSlots]uint64{}) {
+				return false
+			}
+			continue
+		}
+		c := s[i]
+		var lit uint64
+		for x := cur & literal; x != 0; x &= x - 1 {
+			if p := bits.TrailingZeros64(x); pat[p] == c {
+				lit |= 1 << (p + 1)
+			}
+		}
+		slots[(k+1)%globSlots] |= lit
+		wild := cur & double
+		if c != '/' {
+			wild |= cur&single | (cur&quest)<<1
+		}
+		if wild != 0 {
+			slots[(k+runeLen(s[i:]))%globSlots] |= wild
+		}
+	}
 }
