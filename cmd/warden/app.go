@@ -82,6 +82,11 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 			return nil, err
 		}
 		opts.Audit = a.audit
+		if c := cfg.Audit.Config; c.Store != "postgres" {
+			// After a failed append, /readyz turns ready again only once
+			// the store's disk takes a write (docs/deploy.md).
+			opts.AuditWriteProbe = writeProbe(filepath.Dir(c.Path), c.Path, c.Path+"-wal")
+		}
 	} else {
 		log.Warn("audit log disabled (audit.enabled: false): no evidence is recorded")
 	}

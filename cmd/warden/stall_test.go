@@ -240,7 +240,8 @@ func (s *stallStack) refusedInTime(t *testing.T, tok, wantType string) {
 // TestPostgresStallRefusesWithinDeadline: when PostgreSQL stalls (the
 // connection stays open, nothing comes back), a request answers 503
 // within timeouts.store instead of hanging on the approval store's grant
-// lookup, and nothing reaches the upstream.
+// lookup, and nothing reaches the upstream; /readyz turns 503 while the
+// approval store stalls and 200 once it answers again.
 func TestPostgresStallRefusesWithinDeadline(t *testing.T) {
 	s := newStallStack(t, true)
 	if st, typ, _ := s.chat(t); st != http.StatusOK {
@@ -250,7 +251,12 @@ func TestPostgresStallRefusesWithinDeadline(t *testing.T) {
 	// approval store's grant lookup, which stalls (approval_unavailable,
 	// wire type approval_required).
 	s.refusedInTime(t, s.other, "approval_required")
+	// The approval store cannot answer: /readyz says so, like it does
+	// for the audit store (it stayed 200 while such requests got 503),
+	// and turns back once the store answers its probe.
+	s.waitReadyz(t, http.StatusServiceUnavailable)
 	s.proxy.stall(false)
+	s.waitReadyz(t, http.StatusOK)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		st, typ, _ := s.chat(t)

@@ -158,6 +158,21 @@ func (s *Service) Stats() Stats { return s.hooks.stats() }
 
 // ---- reading ----
 
+// probeID is an id no request has (ids are random hex), looked up by
+// Probe.
+const probeID = "readyz-probe"
+
+// Probe reports whether the store answers, changing nothing: it looks up
+// a request that does not exist, so a not-found answer is healthy and
+// any other error (a stalled or closed store) is returned. The gateway's
+// /readyz uses it after a failed call.
+func (s *Service) Probe(ctx context.Context) error {
+	if _, err := s.store.Get(ctx, probeID); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("approval: probe: %w", err)
+	}
+	return nil
+}
+
 // Get returns request id, expiring it first if it is due.
 func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 	r, err := s.store.Get(ctx, id)

@@ -18,6 +18,7 @@ limits:
   max_inflight_body_bytes: 64MiB
   max_inflight_response_bytes: 32MiB
   max_connections: 100
+  admin_max_connections: 16
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +27,7 @@ limits:
 	if to.DrainDelay != 10*time.Second || to.RequestBody != 5*time.Second || to.UpstreamBodyIdle != 7*time.Second || to.Store != 2*time.Second {
 		t.Errorf("timeouts %+v", to)
 	}
-	if li.MaxInflightBodyBytes != 64<<20 || li.MaxInflightResponseBytes != 32<<20 || li.MaxConnections != 100 {
+	if li.MaxInflightBodyBytes != 64<<20 || li.MaxInflightResponseBytes != 32<<20 || li.MaxConnections != 100 || li.AdminMaxConnections != 16 {
 		t.Errorf("limits %+v", li)
 	}
 
@@ -37,7 +38,7 @@ limits:
 	if def.Timeouts.DrainDelay != 0 || def.Timeouts.RequestBody != 30*time.Second || def.Timeouts.UpstreamBodyIdle != 60*time.Second || def.Timeouts.Store != 10*time.Second {
 		t.Errorf("default timeouts %+v", def.Timeouts)
 	}
-	if def.Limits.MaxInflightBodyBytes != 512<<20 || def.Limits.MaxInflightResponseBytes != 256<<20 || def.Limits.MaxConnections != 0 {
+	if def.Limits.MaxInflightBodyBytes != 512<<20 || def.Limits.MaxInflightResponseBytes != 256<<20 || def.Limits.MaxConnections != 0 || def.Limits.AdminMaxConnections != 0 {
 		t.Errorf("default limits %+v (the body budget must hold at least one largest body)", def.Limits)
 	}
 
@@ -47,6 +48,7 @@ limits:
 		{"timeouts: {upstream_body_idle: -1s}\n", "timeouts.upstream_body_idle"},
 		{"timeouts: {store: -1s}\n", "timeouts.store"},
 		{"limits: {max_connections: -1}\n", "limits.max_connections"},
+		{"limits: {admin_max_connections: -1}\n", "limits.admin_max_connections"},
 		{"limits: {max_request_body: 10MiB, max_inflight_body_bytes: 1MiB}\n", "limits.max_inflight_body_bytes"},
 	} {
 		_, err := Parse("warden.yaml", []byte(validYAML+tc.yaml))

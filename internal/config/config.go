@@ -145,6 +145,12 @@ type Limits struct {
 	// MaxConnections caps the open client connections of the gateway
 	// listener; more wait in the kernel's accept queue. Default 0: no cap.
 	MaxConnections int `yaml:"max_connections"`
+	// AdminMaxConnections caps the open client connections of the admin
+	// listener (console, reports, admin API, probes, metrics) on its
+	// own, so they cannot exhaust the process's file descriptors nor
+	// take the gateway's share; more wait in the kernel's accept queue.
+	// Default 0: no cap.
+	AdminMaxConnections int `yaml:"admin_max_connections"`
 }
 
 // UpstreamPool tunes the HTTP keep-alive pool towards upstreams.
@@ -355,6 +361,9 @@ func (c *Config) Validate() error {
 	neg("timeouts.store", c.Timeouts.Store)
 	if c.Limits.MaxConnections < 0 {
 		add("limits.max_connections", "must not be negative (0: no cap)")
+	}
+	if c.Limits.AdminMaxConnections < 0 {
+		add("limits.admin_max_connections", "must not be negative (0: no cap)")
 	}
 	if c.Limits.MaxInflightBodyBytes > 0 && c.Limits.MaxInflightBodyBytes < c.Limits.MaxRequestBody {
 		add("limits.max_inflight_body_bytes", "must be at least limits.max_request_body (%d bytes), got %d", c.Limits.MaxRequestBody, c.Limits.MaxInflightBodyBytes)

@@ -48,6 +48,9 @@ func (g *Gateway) gate(w http.ResponseWriter, r *http.Request, c *call) bool {
 	cctx, cancel := g.storeContext(r.Context())
 	out, err := g.approvals.Check(cctx, gr)
 	cancel()
+	if r.Context().Err() == nil {
+		g.approvalHealth.note(err)
+	}
 	if err == nil && out.Decision == approval.Pending && d.Approval.Mode == policy.ApprovalHold {
 		hctx, cancel := context.WithTimeout(r.Context(), d.Approval.HoldTimeout)
 		g.log.Info("request held for approval", "request_id", c.requestID, "approval_id", out.ApprovalID)

@@ -14,7 +14,6 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +54,13 @@ type Options struct {
 	// for it; nil with a level other than off refuses them in strict
 	// mode.
 	Recorder Recorder
+	// AuditWriteProbe, when set, is what /readyz runs, after an audit
+	// append failed, to learn whether the store can write again: it must
+	// exercise the write path (creating, writing and syncing a file
+	// beside the store) without recording anything in the log. Without
+	// it the log's read probe (AuditProber) decides, which a disk that
+	// reads but cannot write passes.
+	AuditWriteProbe func(context.Context) error
 }
 
 // Gateway is the data-path handler: it normalises, routes, and forwards a
@@ -68,12 +74,14 @@ type Gateway struct {
 	now     func() time.Time
 	maxBody int64
 
-	bodyBudget   *byteBudget   // limits.max_inflight_body_bytes
-	respBudget   *byteBudget   // limits.max_inflight_response_bytes
-	bodyTimeout  time.Duration // timeouts.request_body
-	upstreamIdle time.Duration // timeouts.upstream_body_idle
-	storeTimeout time.Duration // timeouts.store
-	auditFailing atomic.Bool   // the last audit append failed (readyz)
+	bodyBudget     *byteBudget   // limits.max_inflight_body_bytes
+	respBudget     *byteBudget   // limits.max_inflight_response_bytes
+	bodyTimeout    time.Duration // timeouts.request_body
+	upstreamIdle   time.Duration // timeouts.upstream_body_idle
+	storeTimeout   time.Duration // timeouts.store
+	auditHealth    storeHealth   // the last audit append failed (readyz)
+	approvalHealth storeHealth   // the last approval store call failed (readyz)
+	auditWrite     func(context.Context) error
 
 	auth      Authenticator
 	asserter  Asserter
@@ -96,18 +104,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: routes: %w", err)
 	}
 	g := &Gateway{
-		cfg:       cfg,
-		log:       opts.Logger,
-		router:    rt,
-		now:       opts.Now,
-		maxBody:   int64(cfg.Limits.MaxRequestBody),
-		auth:      opts.Auth,
-		asserter:  opts.Asserter,
-		policy:    opts.Policy,
-		audit:     opts.Audit,
-		masks:     opts.Masks,
-		approvals: opts.Approvals,
-		recorder:  opts.Recorder,
+		cfg:        cfg,
+		log:        opts.Logger,
+		router:     rt,
+		now:        opts.Now,
+		maxBody:    int64(cfg.Limits.MaxRequestBody),
+		auth:       opts.Auth,
+		asserter:   opts.Asserter,
+		policy:     opts.Policy,
+		audit:      opts.Audit,
+		masks:      opts.Masks,
+		approvals:  opts.Approvals,
+		recorder:   opts.Recorder,
+		auditWrite: opts.AuditWriteProbe,
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -187,7 +196,8 @@ type call struct {
 	assertion     string // signed identity assertion for the upstream
 	admittedSeq   int64
 	mask          maskState
-	outcome       string // audit.Outcome*, set where the end is known; "" = decided in complete
+	out           *statusWriter // the caller's writer, while forwarding
+	outcome       string        // audit.Outcome*, set where the end is known; "" = decided in complete
 	rec           *recording.Capture
 	recLevel      recording.Level // "" when nothing is recorded
 	recErr        string          // why rec is nil although recLevel is set
@@ -266,7 +276,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.audit != nil {
 		sw.hash = sha256.New()
 	}
+	c.out = sw
 	g.forward(sw, r.WithContext(ctx), c)
+	sw.commitHeader() // an empty masked body
 	c.status = sw.status
 	if c.status == 0 {
 		c.status = http.StatusOK
@@ -351,6 +363,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	ub.stream()
+	if c.mask.m != nil && c.out != nil && !isEventStream(resp.Header) {
+		c.out.hold = true
+	}
 	added := g.now().Sub(c.start) - c.upstreamHdr
 	c.added = added
 	resp.Header.Set("Server-Timing", serverTiming(added))
@@ -429,8 +444,14 @@ func serverTiming(d time.Duration) string {
 	return "warden;dur=" + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64)
 }
 
-// statusWriter remembers the status code; Unwrap keeps
-// http.ResponseController (flush, full duplex, deadlines) working.
+// statusWriter remembers the status code and counts and hashes what the
+// caller received; Unwrap keeps http.ResponseController working.
+//
+// For a masked body other than an event stream it holds the status line
+// and headers back until the masker releases the first byte (hold): a
+// body that breaks off before that can still be answered with a JSON
+// error instead of a connection dropped with no status at all (the
+// reverse proxy's early flush of the headers is held too).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -439,17 +460,53 @@ type statusWriter struct {
 	// rec tees what the caller received into the session recording,
 	// after each write (a memory copy; nil-safe).
 	rec *recording.Capture
+	// hold: WriteHeader is recorded but not passed on until the first
+	// byte of the body (or the end of the handler, commitHeader).
+	hold bool
+	// sent: the status line has been passed to the ResponseWriter.
+	sent bool
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
+	if s.hold && code >= 200 {
+		if s.status == 0 {
+			s.status = code
+		}
+		return
+	}
+	if s.status == 0 && code >= 200 {
 		s.status = code
+	}
+	if code >= 200 {
+		s.sent = true
 	}
 	s.ResponseWriter.WriteHeader(code)
 	s.rec.WriteHeader(code, s.Header())
 }
 
+// commitHeader passes a held status line on, once.
+func (s *statusWriter) commitHeader() {
+	if !s.hold {
+		return
+	}
+	s.hold = false
+	if s.status != 0 {
+		s.WriteHeader(s.status)
+	}
+}
+
+// unsent reports whether nothing of the response, not even its status
+// line, has reached the ResponseWriter: a gateway error can still be
+// answered instead.
+func (s *statusWriter) unsent() bool { return !s.sent && s.bytes == 0 }
+
 func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.hold {
+		if len(b) == 0 {
+			return 0, nil
+		}
+		s.commitHeader()
+	}
 	implicit := s.status == 0
 	if implicit {
 		s.status = http.StatusOK
@@ -460,10 +517,21 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 		s.hash.Write(b[:n])
 	}
 	if implicit {
+		s.sent = true
 		s.rec.WriteHeader(http.StatusOK, s.Header())
 	}
 	s.rec.Write(b[:n])
 	return n, err
+}
+
+// FlushError flushes what has been written; while the status line is
+// held it does nothing (the reverse proxy flushes streamed headers at
+// once, before the masker has released anything).
+func (s *statusWriter) FlushError() error {
+	if s.hold {
+		return nil
+	}
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -136,6 +136,9 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			sctx, cancel := g.storeContext(r.Context())
 			grants, err := g.approvals.ActiveGrantsFor(sctx, a.principal, c.route.name, a.model, c.path)
 			cancel()
+			if r.Context().Err() == nil {
+				g.approvalHealth.note(err)
+			}
 			if err != nil {
 				g.log.Error("reading active grants failed; request refused", "request_id", c.requestID, "err", err)
 				g.fail(w, c, apierr.ApprovalUnavailable, "the approval store is unavailable; the request was not forwarded")

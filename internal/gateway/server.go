@@ -34,7 +34,13 @@ type Server struct {
 	gwLn, adminLn   net.Listener
 	tls             listenerTLS
 	ready           atomic.Bool
-	readyChecks     []func(context.Context) error
+	readyChecks     []readyCheck
+}
+
+// readyCheck is one named check /readyz runs.
+type readyCheck struct {
+	name string
+	f    func(context.Context) error
 }
 
 // NewServer builds the gateway and admin servers from cfg. Call Mount to
@@ -62,9 +68,12 @@ func NewServer(cfg *config.Config, log *slog.Logger, opts Options) (*Server, err
 	})
 	s.adminMux.HandleFunc("GET /readyz", s.readyz)
 	if opts.Audit != nil {
-		s.AddReadyCheck(gw.AuditReady)
+		s.AddReadyCheck("audit", gw.AuditReady)
 	}
-	s.AddReadyCheck(gw.RecordingReady)
+	if opts.Approvals != nil {
+		s.AddReadyCheck("approvals", gw.ApprovalReady)
+	}
+	s.AddReadyCheck("recordings", gw.RecordingReady)
 	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.adminMux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.admin != nil {
@@ -88,9 +97,13 @@ func (s *Server) Registry() *prometheus.Registry { return s.registry }
 // whether or not an admin API is configured. Call it before Serve.
 func (s *Server) SetAdmin(h http.Handler) { s.admin = h }
 
-// AddReadyCheck adds a check that /readyz runs; any error makes it 503.
-func (s *Server) AddReadyCheck(f func(context.Context) error) {
-	s.readyChecks = append(s.readyChecks, f)
+// AddReadyCheck adds a named check that /readyz runs, in the order
+// added; an error makes it 503 not_ready with the name and the error in
+// the message. A check must answer within the context's deadline (2 s)
+// and should be cheap while healthy: probes run every time /readyz is
+// asked.
+func (s *Server) AddReadyCheck(name string, f func(context.Context) error) {
+	s.readyChecks = append(s.readyChecks, readyCheck{name, f})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -100,9 +113,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	for _, f := range s.readyChecks {
-		if err := f(ctx); err != nil {
-			apierr.WriteRequest(w, r, apierr.New(apierr.NotReady, err.Error()))
+	for _, c := range s.readyChecks {
+		if err := c.f(ctx); err != nil {
+			apierr.WriteRequest(w, r, apierr.New(apierr.NotReady, c.name+": "+err.Error()))
 			return
 		}
 	}
@@ -124,6 +137,11 @@ func (s *Server) Listen() error {
 	if s.adminLn, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
 		s.gwLn.Close()
 		return fmt.Errorf("gateway: admin listen %s: %w", s.cfg.AdminListen, err)
+	}
+	if n := s.cfg.Limits.AdminMaxConnections; n > 0 {
+		// A cap of its own: console and report users cannot use up the
+		// descriptors the data path needs, nor the gateway's cap.
+		s.adminLn = netutil.LimitListener(s.adminLn, n)
 	}
 	return nil
 }

@@ -68,14 +68,41 @@ func TestDrainDelayKeepsServing(t *testing.T) {
 }
 
 // TestMaxConnections: with limits.max_connections, connections past the
-// cap wait until one closes.
+// cap wait until one closes; the admin listener is not counted.
 func TestMaxConnections(t *testing.T) {
 	up := echoUpstream(t)
 	s, _, _ := startServerWith(t, up.URL, func(c *config.Config) { c.Limits.MaxConnections = 2 })
 	waitStatus(t, "http://"+s.AdminAddr()+"/readyz", http.StatusOK)
+	holdCap(t, s.Addr(), "http://"+s.Addr()+"/v1/models", func() {
+		if st := getStatus("http://" + s.AdminAddr() + "/healthz"); st != http.StatusOK {
+			t.Errorf("admin listener while the gateway's cap is held: %d", st)
+		}
+	})
+}
+
+// TestAdminMaxConnections: limits.admin_max_connections caps the admin
+// listener on its own (it had no cap, so console and report clients
+// could exhaust file descriptors), while the gateway listener still
+// serves.
+func TestAdminMaxConnections(t *testing.T) {
+	up := echoUpstream(t)
+	s, _, _ := startServerWith(t, up.URL, func(c *config.Config) { c.Limits.AdminMaxConnections = 2 })
+	waitStatus(t, "http://"+s.AdminAddr()+"/readyz", http.StatusOK)
+	holdCap(t, s.AdminAddr(), "http://"+s.AdminAddr()+"/healthz", func() {
+		if st := getStatus("http://" + s.Addr() + "/v1/models"); st != http.StatusOK {
+			t.Errorf("gateway listener while the admin cap is held: %d", st)
+		}
+	})
+}
+
+// holdCap holds two connections to addr (a listener capped at 2), checks
+// that a request to url waits, runs during, then frees a slot and checks
+// that the request is served.
+func holdCap(t *testing.T, addr, url string, during func()) {
+	t.Helper()
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", s.Addr())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,12 +110,13 @@ func TestMaxConnections(t *testing.T) {
 		held = append(held, c)
 	}
 	got := make(chan int, 1)
-	go func() { got <- getStatus("http://" + s.Addr() + "/v1/models") }()
+	go func() { got <- getStatus(url) }()
 	select {
 	case st := <-got:
 		t.Fatalf("a third connection was served (%d) while two held the cap", st)
 	case <-time.After(500 * time.Millisecond):
 	}
+	during()
 	held[0].Close()
 	if st := <-got; st != http.StatusOK {
 		t.Fatalf("after a slot freed: status %d", st)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -32,7 +33,7 @@ func TestTerminalOutcomes(t *testing.T) {
 	_, gwSSE := maskingGateway(t, upSSE.URL, log, mask.Profile{})
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
 
-	check := func(t *testing.T, id string, got []byte, outcome string) {
+	check := func(t *testing.T, id string, got []byte, outcome string) *audit.Entry {
 		t.Helper()
 		e := log.completed(id)
 		if e == nil {
@@ -46,36 +47,48 @@ func TestTerminalOutcomes(t *testing.T) {
 		if e.Status == 0 || e.Upstream <= 0 {
 			t.Errorf("completion lacks status or upstream duration: %+v", e)
 		}
+		return e
 	}
 	// Cuts 1 and 3 come before the masker releases anything (CI caught
-	// that case at random once); four more at random.
+	// that case at random once): nothing has reached the caller, so it
+	// gets a complete 502 JSON error with its request id, and the entry
+	// records truncated with status 502. Four more cuts at random.
 	cuts := []int{1, 3}
 	for range 4 {
 		cuts = append(cuts, 1+rnd.IntN(len(text)-2))
 	}
 	for i, cut := range cuts {
 		t.Run("text reset at "+strconv.Itoa(cut), func(t *testing.T) {
-			// The request id is the client's own, so the entry can be
-			// found even when the cut comes before the masker released
-			// anything: the server then drops the connection before the
-			// buffered headers leave (the caller gets nothing at all).
 			id := "terminal-text-" + strconv.Itoa(i) + "-" + strconv.Itoa(cut)
 			req, _ := http.NewRequest(http.MethodGet, gw+"/raw/?stream=text&cl=1&cut="+strconv.Itoa(cut), nil)
 			req.Header.Set("X-Request-Id", id)
-			var got []byte
 			resp, err := http.DefaultClient.Do(req)
-			if err == nil {
-				var rerr error
-				got, rerr = io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if rerr == nil {
-					t.Fatalf("a reset body ended cleanly (%d bytes)", len(got))
-				}
-				if rid := resp.Header.Get("X-Request-Id"); rid != id {
-					t.Fatalf("X-Request-Id %q, want the client's %q", rid, id)
-				}
+			if err != nil {
+				// Before the masker released anything the caller used to
+				// get a dropped connection with no status at all.
+				t.Fatalf("no HTTP answer: %v", err)
 			}
-			check(t, id, got, audit.OutcomeTruncated)
+			got, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rid := resp.Header.Get("X-Request-Id"); rid != id {
+				t.Fatalf("X-Request-Id %q, want the client's %q", rid, id)
+			}
+			switch {
+			case resp.StatusCode == http.StatusBadGateway:
+				// Nothing had been released: a JSON error, complete.
+				var eb errorBody
+				if rerr != nil || json.Unmarshal(got, &eb) != nil || eb.Error.Type != errUpstream || eb.Error.RequestID != id {
+					t.Fatalf("502 body %q (read error %v), want a JSON %s error for %s", got, rerr, errUpstream, id)
+				}
+			case cut <= 3:
+				t.Fatalf("status %d for a reset before the masker released a byte, want 502", resp.StatusCode)
+			case rerr == nil:
+				t.Fatalf("a reset body ended cleanly (%d bytes)", len(got))
+			}
+			e := check(t, id, got, audit.OutcomeTruncated)
+			if e.Status != resp.StatusCode {
+				t.Errorf("entry status %d, the client got %d", e.Status, resp.StatusCode)
+			}
 		})
 	}
 	for range 4 {

@@ -2,8 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -370,69 +368,4 @@ func newEnv() (*cel.Env, error) {
 		),
 		cel.Macros(cel.GlobalMacro("has_grant", 1, hasGrantMacro)),
 	)
-}
-
-// Glob reports whether s matches pattern: "*" matches any run of
-// characters except "/", "?" one character (rune) except "/", "**" any run
-// including "/"; a trailing "/**" also matches the bare prefix, so
-// "/v1/files/**" matches "/v1/files". Other characters match themselves.
-func Glob(pattern, s string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, "/**"); ok && globMatch(prefix, s) {
-		return true
-	}
-	return globMatch(pattern, s)
-}
-
-// runeLen is the length in bytes of the first rune of s (1 for an
-// invalid byte).
-func runeLen(s string) int {
-	_, n := utf8.DecodeRuneInString(s)
-	return n
-}
-
-// globMatch matches rune by rune: a "*" only ever stops at a rune
-// boundary, so a "?" after it cannot match half of a multi-byte
-// character (which made "*??" match the one-character "怀").
-func globMatch(pat, s string) bool {
-	for len(pat) > 0 {
-		switch pat[0] {
-		case '*':
-			if len(pat) > 1 && pat[1] == '*' {
-				rest := strings.TrimLeft(pat, "*")
-				if rest == "" {
-					return true
-				}
-				for i := 0; ; i += runeLen(s[i:]) {
-					if globMatch(rest, s[i:]) {
-						return true
-					}
-					if i == len(s) {
-						return false
-					}
-				}
-			}
-			rest := pat[1:]
-			for i := 0; ; i += runeLen(s[i:]) {
-				if globMatch(rest, s[i:]) {
-					return true
-				}
-				if i == len(s) || s[i] == '/' {
-					return false
-				}
-			}
-		case '?':
-			if len(s) == 0 || s[0] == '/' {
-				return false
-			}
-			_, n := utf8.DecodeRuneInString(s)
-			pat, s = pat[1:], s[n:]
-			continue
-		default:
-			if len(s) == 0 || s[0] != pat[0] {
-				return false
-			}
-		}
-		pat, s = pat[1:], s[1:]
-	}
-	return len(s) == 0
 }

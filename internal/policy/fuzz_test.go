@@ -25,8 +25,8 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// FuzzGlob compares globMatch with runeGlob, the same rules over []rune,
-// on valid UTF-8; and Glob with path.Match on the patterns both support
+// FuzzGlob compares globMatch with globBacktrack (the matcher it
+// replaced) and with runeGlob, the same rules over []rune, on valid UTF-8; and Glob with path.Match on the patterns both support
 // (no "**", classes or escapes) where path.Match's byte-wise "*" cannot
 // stop inside a character (it lets "*??" match one 4-byte character).
 func FuzzGlob(f *testing.F) {
@@ -34,9 +34,15 @@ func FuzzGlob(f *testing.F) {
 	f.Add("/v1/?/x*", "/v1/a/xyz")
 	f.Add("*/*", "a/b")
 	f.Add("*??", "怀")
+	f.Add("**a*?\xc3", "x/a\xc3\xa9\xc3")
 	f.Fuzz(func(t *testing.T, pat, s string) {
 		got := Glob(pat, s)
 		// The bounds keep the backtracking references fast.
+		if len(pat) <= 16 && len(s) <= 64 && strings.Count(pat, "*") <= 4 {
+			if g, w := globMatch(pat, s), globBacktrack(pat, s); g != w {
+				t.Fatalf("globMatch(%q, %q) = %v, backtracking reference = %v", pat, s, g, w)
+			}
+		}
 		if utf8.ValidString(pat) && utf8.ValidString(s) && len(pat) <= 16 && len(s) <= 64 && strings.Count(pat, "*") <= 4 {
 			if g, w := globMatch(pat, s), runeGlob([]rune(pat), []rune(s)); g != w {
 				t.Fatalf("globMatch(%q, %q) = %v, []rune reference = %v", pat, s, g, w)
