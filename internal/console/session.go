@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/websession"
 )
 
 // maxMemorySessions bounds the in-memory session table; the oldest
@@ -19,21 +20,9 @@ import (
 // exhaust memory.
 const maxMemorySessions = 10000
 
-// StoredSession is one logged-in browser as a SessionStore keeps it.
-// Hash is the SHA-256 of the cookie value: the store never holds a
-// usable credential, and a copied row cannot be replayed as a cookie
-// (its hash would be hashed again).
-type StoredSession struct {
-	// Hash is SHA-256(cookie value), 32 bytes.
-	Hash []byte
-	// Principal is the logged-in principal as JSON (identity.Principal;
-	// no token, only issuer, subject, name, email and groups).
-	Principal []byte
-	// Created is the login time (the absolute lifetime runs from it).
-	Created time.Time
-	// LastSeen is the last activity (the idle lifetime runs from it).
-	LastSeen time.Time
-}
+// StoredSession is one logged-in browser as a SessionStore keeps it
+// (see websession.Record: the hash of the cookie, never the cookie).
+type StoredSession = websession.Record
 
 // SessionStore keeps console sessions server-side, so that they survive
 // a restart and are shared by replicas: the SQLite store of the data

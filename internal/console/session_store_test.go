@@ -253,3 +253,10 @@ func TestSessionSweeper(t *testing.T) {
 		})
 	}
 }
+
+// The stores persist websession.Record without importing the console;
+// these assertions keep them usable as its SessionStore.
+var (
+	_ console.SessionStore = (*sqlite.SessionStore)(nil)
+	_ console.SessionStore = (*postgres.SessionStore)(nil)
+)

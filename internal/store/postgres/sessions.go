@@ -10,10 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/wardenhq/warden/internal/console"
+	"github.com/wardenhq/warden/internal/websession"
 )
-
-var _ console.SessionStore = (*SessionStore)(nil)
 
 // SessionStore is the console's console.SessionStore on PostgreSQL, in
 // the audit log's schema (table console_sessions), so that every replica
@@ -93,19 +91,19 @@ func (s *SessionStore) exec(ctx context.Context, what, q string, args ...any) (i
 }
 
 // CreateSession implements console.SessionStore.
-func (s *SessionStore) CreateSession(ctx context.Context, ss console.StoredSession) error {
+func (s *SessionStore) CreateSession(ctx context.Context, ss websession.Record) error {
 	_, err := s.exec(ctx, "create", "INSERT INTO console_sessions (hash, principal, created_ns, last_seen_ns) VALUES ($1, $2, $3, $4)",
 		ss.Hash, ss.Principal, ss.Created.UnixNano(), ss.LastSeen.UnixNano())
 	return err
 }
 
 // GetSession implements console.SessionStore.
-func (s *SessionStore) GetSession(ctx context.Context, hash []byte) (*console.StoredSession, error) {
+func (s *SessionStore) GetSession(ctx context.Context, hash []byte) (*websession.Record, error) {
 	if s.closed.Load() {
 		return nil, errors.New("postgres: session store closed")
 	}
 	var created, seen int64
-	ss := &console.StoredSession{Hash: hash}
+	ss := &websession.Record{Hash: hash}
 	err := s.pool.QueryRow(ctx, "SELECT principal, created_ns, last_seen_ns FROM console_sessions WHERE hash = $1", hash).
 		Scan(&ss.Principal, &created, &seen)
 	if errors.Is(err, pgx.ErrNoRows) {

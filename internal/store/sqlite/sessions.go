@@ -8,10 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wardenhq/warden/internal/console"
+	"github.com/wardenhq/warden/internal/websession"
 )
-
-var _ console.SessionStore = (*SessionStore)(nil)
 
 // SessionStore is the console's console.SessionStore on its own SQLite
 // file (<data dir>/console-sessions.db), so that console sessions
@@ -62,19 +60,19 @@ func (s *SessionStore) exec(ctx context.Context, what, q string, args ...any) (s
 }
 
 // CreateSession implements console.SessionStore.
-func (s *SessionStore) CreateSession(ctx context.Context, ss console.StoredSession) error {
+func (s *SessionStore) CreateSession(ctx context.Context, ss websession.Record) error {
 	_, err := s.exec(ctx, "create", "INSERT INTO console_sessions (hash, principal, created_ns, last_seen_ns) VALUES (?, ?, ?, ?)",
 		ss.Hash, ss.Principal, ss.Created.UnixNano(), ss.LastSeen.UnixNano())
 	return err
 }
 
 // GetSession implements console.SessionStore.
-func (s *SessionStore) GetSession(ctx context.Context, hash []byte) (*console.StoredSession, error) {
+func (s *SessionStore) GetSession(ctx context.Context, hash []byte) (*websession.Record, error) {
 	if s.closed.Load() {
 		return nil, errors.New("sqlite: session store closed")
 	}
 	var created, seen int64
-	ss := &console.StoredSession{Hash: hash}
+	ss := &websession.Record{Hash: hash}
 	err := s.r.QueryRowContext(ctx, "SELECT principal, created_ns, last_seen_ns FROM console_sessions WHERE hash = ?", hash).
 		Scan(&ss.Principal, &created, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
