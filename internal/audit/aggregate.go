@@ -52,6 +52,11 @@ type AggregateQuery struct {
 	By []string
 	// Kind, when set, counts only entries of this kind.
 	Kind string
+	// Recount counts from the log's entries alone (as AggregateStore
+	// does): neither the index's persisted counts nor the Log's cache.
+	// Slower (every entry in the range is read and decoded); for checking
+	// a count against the evidence itself.
+	Recount bool
 }
 
 // Group is one row of an Aggregate: the values of the grouped dimensions
@@ -78,25 +83,30 @@ type Aggregate struct {
 	// Groups are sorted by descending Count, then by their values.
 	Groups []Group `json:"groups"`
 	// Checkpoint is the signed tree the count was taken over: only
-	// entries [0, Checkpoint.Size) were read, from the log itself (the
-	// canonical bytes, never the search index).
+	// entries [0, Checkpoint.Size) were counted.
 	Checkpoint Checkpoint `json:"-"`
 	// Scanned is the sequence range read: [Scanned[0], Scanned[1]).
 	Scanned [2]int64 `json:"scanned"`
 }
 
 // Aggregate counts the log's entries in a time range, grouped by the
-// query's dimensions. It reads the canonical entries covered by the
-// latest checkpoint, so the result is tied to a signed tree; it never
-// uses the search index.
+// query's dimensions. It counts the entries covered by the latest
+// checkpoint, so the result is tied to a signed tree.
 //
-// The log keeps the counts of every whole chunk of entries it has read
-// (entries never change), so repeated counts over the same period read
-// only the chunks at its edges.
+// Whole chunks of CountChunk entries are counted from the store's
+// persisted counts when it keeps them (CountIndex: SQLite's search index
+// file, derived from the entries, checked by warden index check) and the
+// query needs the kind and at most one other dimension; the rest is read
+// and decoded from the log. The log also keeps the counts of every whole
+// chunk it has decoded (entries never change), so repeated counts over the
+// same period read only the chunks at its edges. q.Recount bypasses both.
 //
 // The tree counted over is the log's newest signed head (signed after
 // every batch), so everything acknowledged is counted.
 func (l *Log) Aggregate(ctx context.Context, q AggregateQuery) (Aggregate, error) {
+	if q.Recount {
+		return aggregate(ctx, l.st, q, nil, nil, l.Latest())
+	}
 	ci, _ := l.st.(CountIndex)
 	return aggregate(ctx, l.st, q, &l.agg, ci, l.Latest())
 }
