@@ -52,6 +52,11 @@ type AggregateQuery struct {
 	By []string
 	// Kind, when set, counts only entries of this kind.
 	Kind string
+	// Recount counts from the log's entries alone (as AggregateStore
+	// does): neither the index's persisted counts nor the Log's cache.
+	// Slower (every entry in the range is read and decoded); for checking
+	// a count against the evidence itself.
+	Recount bool
 }
 
 // Group is one row of an Aggregate: the values of the grouped dimensions
@@ -78,37 +83,44 @@ type Aggregate struct {
 	// Groups are sorted by descending Count, then by their values.
 	Groups []Group `json:"groups"`
 	// Checkpoint is the signed tree the count was taken over: only
-	// entries [0, Checkpoint.Size) were read, from the log itself (the
-	// canonical bytes, never the search index).
+	// entries [0, Checkpoint.Size) were counted.
 	Checkpoint Checkpoint `json:"-"`
 	// Scanned is the sequence range read: [Scanned[0], Scanned[1]).
 	Scanned [2]int64 `json:"scanned"`
 }
 
 // Aggregate counts the log's entries in a time range, grouped by the
-// query's dimensions. It reads the canonical entries covered by the
-// latest checkpoint, so the result is tied to a signed tree; it never
-// uses the search index.
+// query's dimensions. It counts the entries covered by the latest
+// checkpoint, so the result is tied to a signed tree.
 //
-// The log keeps the counts of every whole chunk of entries it has read
-// (entries never change), so repeated counts over the same period read
-// only the chunks at its edges.
+// Whole chunks of CountChunk entries are counted from the store's
+// persisted counts when it keeps them (CountIndex: SQLite's search index
+// file, derived from the entries, checked by warden index check) and the
+// query needs the kind and at most one other dimension; the rest is read
+// and decoded from the log. The log also keeps the counts of every whole
+// chunk it has decoded (entries never change), so repeated counts over the
+// same period read only the chunks at its edges. q.Recount bypasses both.
 //
 // The tree counted over is the log's newest signed head (signed after
 // every batch), so everything acknowledged is counted.
 func (l *Log) Aggregate(ctx context.Context, q AggregateQuery) (Aggregate, error) {
-	return aggregate(ctx, l.st, q, &l.agg, l.Latest())
+	if q.Recount {
+		return aggregate(ctx, l.st, q, nil, nil, l.Latest())
+	}
+	ci, _ := l.st.(CountIndex)
+	return aggregate(ctx, l.st, q, &l.agg, ci, l.Latest())
 }
 
 // AggregateStore is Log.Aggregate on a store (for offline use), without
-// the cache.
+// the cache and without the index's persisted counts: a recount from the
+// log's entries alone.
 func AggregateStore(ctx context.Context, st Store, q AggregateQuery) (Aggregate, error) {
-	return aggregate(ctx, st, q, nil, Checkpoint{})
+	return aggregate(ctx, st, q, nil, nil, Checkpoint{})
 }
 
 // aggregate counts over head, or over the store's latest checkpoint when
 // that is newer (another replica signed it, or head is zero).
-func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCache, head Checkpoint) (Aggregate, error) {
+func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCache, ci CountIndex, head Checkpoint) (Aggregate, error) {
 	for _, d := range q.By {
 		if !slices.Contains(AggregateDimensions, d) {
 			return Aggregate{}, fmt.Errorf("audit: aggregate: unknown dimension %q (want one of %v)", d, AggregateDimensions)
@@ -144,7 +156,7 @@ func aggregate(ctx context.Context, st Store, q AggregateQuery, cache *chunkCach
 			return Aggregate{}, err
 		}
 	}
-	groups, err := countRange(ctx, st, start, max(start, stop), q, cache)
+	groups, err := countRange(ctx, st, start, max(start, stop), q, cache, ci)
 	if err != nil {
 		return Aggregate{}, err
 	}
@@ -193,23 +205,67 @@ var aggregateChunk int64 = 4096
 
 // countRange counts the entries [from, to) of st that match q, grouped by
 // q.By: one goroutine reads chunks in order (or takes a whole chunk's
-// counts from cache), GOMAXPROCS workers decode and count them, and their
-// counts are merged.
-func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery, cache *chunkCache) (map[Group]int64, error) {
+// counts from the index's persisted counts or from cache), GOMAXPROCS
+// workers decode and count them, and their counts are merged.
+func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery, cache *chunkCache, ci CountIndex) (map[Group]int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	key := chunkKey{kind: q.Kind, by: strings.Join(q.By, ",")}
 	type job struct {
 		recs   []Record
 		cached map[Group]int64 // a whole chunk's counts, from the cache
+		stored *ChunkCount     // a whole chunk's persisted counts, from the index
 		key    chunkKey
 		keep   bool // a whole chunk: cache its counts
+	}
+	// The index's counts of whole chunks (a few rows each), by start;
+	// chunks it lacks (the tail, index lag) or that the time range cuts
+	// are counted from the log.
+	var stored map[int64]*ChunkCount
+	dim, countable := countDim(q)
+	if ci != nil && countable {
+		cs, err := ci.ChunkCounts(ctx, dim, from, to)
+		if err != nil {
+			return nil, fmt.Errorf("audit: aggregate: %w", err)
+		}
+		stored = make(map[int64]*ChunkCount, len(cs))
+		for i := range cs {
+			// Rows that do not add up to the chunk are not used (an
+			// edited index; warden index check names it): the chunk is
+			// counted from the log.
+			var sum int64
+			for _, n := range cs[i].Groups {
+				sum += n
+			}
+			if sp := cs[i].Span; sum == sp.End-sp.Start && sp.Count == sum {
+				stored[sp.Start] = &cs[i]
+			}
+		}
 	}
 	jobs := make(chan job, 2)
 	go func() {
 		defer close(jobs)
 		for seq := from; seq < to; {
+			if c := stored[seq]; c != nil && c.Span.End <= to {
+				sp := c.Span
+				outside := (!q.From.IsZero() && sp.MaxTime.Before(q.From)) || (!q.To.IsZero() && !sp.MinTime.Before(q.To))
+				inside := (q.From.IsZero() || !sp.MinTime.Before(q.From)) && (q.To.IsZero() || sp.MaxTime.Before(q.To))
+				if outside || inside {
+					if inside {
+						select {
+						case jobs <- job{stored: c}:
+						case <-ctx.Done():
+							return
+						}
+					}
+					seq = sp.End
+					continue
+				}
+			}
 			end := min((seq/aggregateChunk+1)*aggregateChunk, to)
+			if next := seq - seq%CountChunk + CountChunk; stored[next] != nil {
+				end = min(end, next)
+			}
 			j := job{}
 			whole := seq%aggregateChunk == 0 && end-seq == aggregateChunk
 			if whole && cache != nil {
@@ -250,6 +306,10 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				if j.stored != nil {
+					project(j.stored.Groups, q, dim, parts[w])
+					continue
+				}
 				if j.cached != nil {
 					for g, n := range j.cached {
 						parts[w][g] += n

@@ -195,7 +195,8 @@ type IndexDiff struct {
 	// index has it, the log does not) or "altered" (both, differently).
 	Kind string
 	// Part is what differs: "fields" (copied columns), "text" (full-text
-	// index), "mask_rules" (mask-rule index).
+	// index), "mask_rules" (mask-rule index), "counts" (per-chunk
+	// aggregate counts, Seq the chunk's first entry).
 	Part string
 	// Detail says how (column values, terms, rules).
 	Detail string

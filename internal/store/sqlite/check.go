@@ -81,7 +81,7 @@ func (s *Store) CheckIndex(ctx context.Context) (audit.IndexReport, error) {
 	// are not compared; rows at now and beyond are extra. Records the
 	// index has not reached yet are lag, not differences.
 	r := rng{w: min(rep.Indexed, rep.LogSize), n: rep.LogSize, now: max(now, rep.LogSize)}
-	for _, part := range []func(context.Context, *sql.Conn, rng) ([]audit.IndexDiff, error){diffFields, diffMasks, diffText} {
+	for _, part := range []func(context.Context, *sql.Conn, rng) ([]audit.IndexDiff, error){diffFields, diffMasks, diffText, diffCounts} {
 		d, err := part(ctx, tx, r)
 		if err != nil {
 			return rep, fmt.Errorf("sqlite: check index: %w", err)

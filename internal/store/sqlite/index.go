@@ -15,8 +15,9 @@ import (
 )
 
 // indexSchemaVersion is the index file's PRAGMA user_version. An index
-// file of another version is dropped and rebuilt from the log.
-const indexSchemaVersion = 1
+// file of another version is dropped and rebuilt from the log. Version 2
+// added the per-chunk counts (count_spans, count_rows).
+const indexSchemaVersion = 2
 
 // index is the search index in its own SQLite file: copied columns, the
 // mask-rule index and the full-text index, derived from the log by
@@ -171,6 +172,9 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 		val string
 	}
 	var texts, masks []ref
+	if err := writeCounts(ctx, tx, recs); err != nil {
+		return err
+	}
 	for i, r := range recs {
 		if r.Seq != n+int64(i) {
 			return fmt.Errorf("sqlite: index: records not consecutive at %d", r.Seq)
