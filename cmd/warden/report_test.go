@@ -235,11 +235,16 @@ func TestReportAcceptance(t *testing.T) {
 
 	// The bundle verifies offline, with the verifier key given.
 	bundle := filepath.Join(dir, "bundle.tar.gz")
-	run(append([]string{"evidence", "export", "--out", bundle}, period...)...)
+	run(append([]string{"evidence", "export", "--with-recordings", "--out", bundle}, period...)...)
 	vout := run("verify", "--bundle", bundle, "--key", filepath.Join(data, "keys", "audit.verifier"))
 	if !strings.HasSuffix(strings.TrimSpace(vout), "OK") || !strings.Contains(vout, "figures recomputed") {
 		t.Fatalf("verify --bundle:\n%s", vout)
 	}
+	// The demo policy records chat, fine-tuning, exports and admin routes.
+	if !regexp.MustCompile(`\n7 recordings checked against the digests in their signed terminal entries\n`).MatchString(vout) {
+		t.Fatalf("verify --bundle checked no recordings:\n%s", vout)
+	}
+	t.Logf("verify --bundle:\n%s", vout)
 	// A damaged bundle fails with exit status 1 and names the problem.
 	raw, _ := os.ReadFile(bundle)
 	bad := filepath.Join(dir, "bad.tar.gz")
