@@ -94,6 +94,7 @@ type counter struct {
 	policies    map[string]*PolicyVersion
 	decideMS    []int64
 	admissions  []admission
+	changes     []PolicyChange
 }
 
 // terminalRef is a request's terminal entry.
@@ -222,6 +223,8 @@ func (c *counter) declare() {
 	c.def("A.8.32", "policy_changes", "Policy versions installed", `count(E where kind = config.changed and details.what = policy and details.applied = true)`, false)
 	c.def("A.8.32", "policy_failed", "Policy reloads refused", `count(E where kind = config.changed and details.what = policy and details.applied = false)`, false)
 	c.def("A.8.32", "changes_by_actor", "Changes by actor", `count(E where kind = config.changed) by details.actor`, true)
+	c.def("A.8.32", "rule_changes", "Rule changes in policy versions", `sum(rules added, removed, changed, reordered in diff(details.old_policy_source, details.policy_source) for E where kind = config.changed and details.what = policy and details.applied = true and sha256(each source) = its version) by (added | removed | changed | reordered | masking profile)`, true)
+	c.def("A.8.32", "policy_sources", "Policy versions by source evidence", `count(E where kind = config.changed and details.what = policy and details.applied = true) by (both sources present and sha256(source) = version ? "verified" : a source absent ? "absent" : "mismatch")`, true)
 }
 
 // index records the whole segment's terminal entries and approval
@@ -546,6 +549,22 @@ func (c *counter) configChanged(e *audit.Entry) {
 		if v := detail(e, "new_version"); v != "" {
 			c.policy(v, e.Time, 0)
 		}
+		pc := policyChangeOf(e)
+		c.inc("A.8.32", "policy_sources", pc.Sources, 1)
+		for k, n := range map[string]int{"added": len(pc.RulesAdded), "removed": len(pc.RulesRemoved), "changed": len(pc.RulesChanged), "masking profile": len(pc.MaskChanges)} {
+			if n > 0 {
+				c.inc("A.8.32", "rule_changes", k, int64(n))
+			}
+		}
+		if pc.Reordered {
+			c.inc("A.8.32", "rule_changes", "reordered", 1)
+		}
+		if pc.Sources == SourcesMismatch {
+			c.except("A.8.32", e, "policy change by %s: a policy source in the entry does not hash to its version", actor)
+		}
+		if len(c.changes) < MaxExceptions {
+			c.changes = append(c.changes, pc)
+		}
 	case whatAPIKey:
 		switch detail(e, "action") {
 		case "created":
@@ -586,6 +605,9 @@ func (c *counter) Result(seed uint64) Computed {
 		}
 		for _, f := range s.figs {
 			sec.Figures = append(sec.Figures, *f)
+		}
+		if ctl.ID == "A.8.32" {
+			sec.Changes = c.changes
 		}
 		for _, i := range pick(seed, ctl.ID, len(s.pop), SampleSize) {
 			sec.Sample = append(sec.Sample, Sample{Seq: s.pop[i]})

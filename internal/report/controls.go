@@ -52,6 +52,6 @@ var Controls = []Control{
 		"Gateway starts and stops, unverified starts, background verification failures and checkpoint signing are recorded; witness and export status are exposed as metrics for alerting.",
 		"Export delivery, lag, dead letters and witness refusals are metrics, not log entries: this report cannot recompute them from the log."},
 	{"A.8.32", "Change management",
-		"Every policy reload (file watch, SIGHUP or admin API) and every API key change is recorded with the actor, the old and new policy version (content hash) and whether it was applied.",
-		"The log records versions (content hashes), not the policy text: the diff between versions needs the policy files (bundled when given)."},
+		"Every policy reload (file watch, SIGHUP or admin API) and every API key change is recorded with the actor, the old and new policy version (content hash) and whether it was applied; an applied policy change carries both canonical policy texts, so the diff summary below is recomputed from the log and each text is checked against its hash.",
+		"The diff is of the canonical policy (rules, approval settings, defaults), not the YAML file's comments or layout. A policy larger than 128 KiB is recorded by its hash only (sources: absent), as are changes recorded before policy texts were logged. Who edited the file on disk is not known to Warden: the actor is what triggered the reload (file watch, SIGHUP, an admin)."},
 }

@@ -402,6 +402,9 @@ func compare(rep *Report, c Computed) error {
 		if s.ExceptionsTotal != w.ExceptionsTotal || !sameJSON(s.Exceptions, w.Exceptions) {
 			return bad("%s: the report lists %d exceptions, the entries give %d (or they differ)", s.Control, s.ExceptionsTotal, w.ExceptionsTotal)
 		}
+		if !sameJSON(s.Changes, w.Changes) {
+			return bad("%s: the report's policy versions and diff summaries differ from what the entries' policy sources give", s.Control)
+		}
 		if s.SampleOf != w.SampleOf || len(s.Sample) != len(w.Sample) {
 			return bad("%s: the report samples %d of %d entries, the entries give %d of %d", s.Control, len(s.Sample), s.SampleOf, len(w.Sample), w.SampleOf)
 		}
