@@ -45,6 +45,10 @@ var kindTable = map[string]kindRule{
 	audit.KindGatewayStarted: {classAppLifecycle, mapLifecycle(3)},
 	audit.KindGatewayStopped: {classAppLifecycle, mapLifecycle(4)},
 	audit.KindVerifyFailed:   {classEventLog, mapVerifyFailed},
+
+	audit.KindExportDeadLettered: {classEventLog, mapExportDeadLettered},
+	audit.KindExportStatus:       {classEventLog, mapExportStatus},
+	audit.KindWitnessRefused:     {classEventLog, mapWitnessRefused},
 }
 
 // unknownKind maps a kind without a row to the OCSF Base Event, so
