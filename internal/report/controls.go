@@ -26,7 +26,7 @@ var Controls = []Control{
 		"Entries record metadata and hashes, not request or response bodies (unless the policy's log mode is full, masked)."},
 	{"A.5.33", "Protection of records",
 		"Entries are leaves of an RFC 6962 Merkle tree; checkpoints are signed (Ed25519) and, when configured, cosigned by independent witnesses; the whole log is verified offline (tree recomputed, every signature checked) for this report.",
-		"Whoever holds the signing key can rewrite and re-sign the log; only witness cosignatures or checkpoints kept outside the operator's hands detect that. Witness refusals are metrics and logs, not entries."},
+		"Whoever holds the signing key can rewrite and re-sign the log; only witness cosignatures or checkpoints kept outside the operator's hands detect that. A witness refusal is an entry (witness.refused, the first of a streak) and an exception here; a witness that stays unreachable is only in the metrics and logs."},
 	{"A.5.34", "Privacy and protection of PII",
 		"Responses are masked before the caller sees them (JSON and SSE streams); the log keeps the rule, entity, location, count and a keyed fingerprint, never the original value; request parameters are logged as redacted by policy.",
 		"Masking finds the entities its detectors know; PII in forms no detector recognises passes unmasked. Lawful basis and retention decisions are organisational."},
