@@ -21,6 +21,17 @@ func logActivity(m *Mapper, ev *ocsfEvent, activity int, name string) {
 	ev.LogName, ev.LogProvider = m.Origin, logProvider
 }
 
+// failedAlert marks ev a failed, critical alert from a security
+// control, with statusDetail.
+func failedAlert(ev *ocsfEvent, statusDetail string) {
+	setStatus(ev, 2, "")
+	setSeverity(ev, 5)
+	ev.StatusDetail = statusDetail
+	alert := true
+	ev.IsAlert = &alert
+	addProfile(ev, "security_control")
+}
+
 // mapExportDeadLettered: Export (3), failed: a sink refused an event.
 func mapExportDeadLettered(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 	logActivity(m, ev, 3, "")
@@ -34,9 +45,9 @@ func mapExportDeadLettered(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 func mapExportStatus(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 	logActivity(m, ev, 3, "")
 	setStatus(ev, 1, "")
-	ev.Message = "export status of " + detail(e, "reason")
-	if ev.Message == "export status of " {
-		ev.Message = "export status"
+	ev.Message = "export status"
+	if r := detail(e, "reason"); r != "" {
+		ev.Message += " (" + r + ")"
 	}
 }
 
@@ -44,11 +55,6 @@ func mapExportStatus(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 // refused the log's checkpoint.
 func mapWitnessRefused(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 	logActivity(m, ev, 99, "Witness")
-	setStatus(ev, 2, "")
-	setSeverity(ev, 5)
-	ev.StatusDetail = detail(e, "reason")
-	alert := true
-	ev.IsAlert = &alert
-	addProfile(ev, "security_control")
+	failedAlert(ev, detail(e, "reason"))
 	ev.Message = fmt.Sprintf("witness %s %s the checkpoint of size %s: %s", detail(e, "witness"), detail(e, "result"), detail(e, "size"), ev.StatusDetail)
 }
