@@ -396,11 +396,37 @@ func (a *app) policyChanged(ch policy.Change) {
 		details["applied"] = false
 	} else {
 		details["applied"] = true
+		policySources(details, ch)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Audit.WriteTimeout)
 	defer cancel()
 	if _, err := a.audit.Append(ctx, &audit.Entry{Kind: audit.KindConfigChanged, Time: ch.At, Details: details}); err != nil {
 		a.log.Error("audit: could not record config.changed", "err", err)
+	}
+}
+
+// maxPolicySource bounds each canonical policy text a config.changed
+// entry carries (two of them, escaped, stay well under
+// audit.MaxEntrySize); a larger policy is recorded by its hash only.
+const maxPolicySource = 128 << 10
+
+// policySources puts the canonical texts of the old and new policy into
+// an applied change's details (decision 021): sha256 of each is its
+// version, so the report and the console diff versions from the log
+// alone.
+func policySources(details map[string]any, ch policy.Change) {
+	for _, s := range []struct {
+		key, omitted string
+		p            *policy.Policy
+	}{{"old_policy_source", "old_policy_source_omitted", ch.OldPolicy}, {"policy_source", "policy_source_omitted", ch.NewPolicy}} {
+		if s.p == nil {
+			continue
+		}
+		if b := s.p.Canonical(); len(b) <= maxPolicySource {
+			details[s.key] = string(b)
+		} else {
+			details[s.omitted] = fmt.Sprintf("canonical policy of %d bytes, above the %d-byte limit: recorded by its hash only", len(b), maxPolicySource)
+		}
 	}
 }
 

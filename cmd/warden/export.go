@@ -38,6 +38,7 @@ func (a *app) openExport(ctx context.Context) error {
 		Options: export.Options{
 			Origin: a.audit.Verifier().Name(), ProductVersion: currentBuild().Version,
 			Logger: a.log.With("component", "export"), Registerer: a.server.Registry(),
+			Evidence: monitorEvidence{a},
 		},
 		LeaseCheck: ec.LeaseCheck,
 	}
@@ -102,6 +103,13 @@ func (a *app) openExport(ctx context.Context) error {
 		}
 		return nil
 	}
+	// export.status (A.8.16): periodically while exporting, and once at
+	// shutdown — this closer runs before the log's Close.
+	go a.exportStatusLoop(rctx, defaultExportStatusEvery)
+	a.closers = append(a.closers, func(ctx context.Context) error {
+		a.recordExportStatus(ctx, "shutdown")
+		return nil
+	})
 	a.log.Info("export started", "sinks", len(ec.Sinks), "cursor", ec.Cursor)
 	return nil
 }

@@ -29,6 +29,7 @@ type reportFlags struct {
 	witnesses, policies                                              []string
 	seed                                                             uint64
 	wait                                                             time.Duration
+	withRecordings                                                   bool
 }
 
 func (f *reportFlags) register(cmd *cobra.Command) {
@@ -89,7 +90,9 @@ of the segment of the log covering the period, the signed checkpoints and
 their witness cosignatures, the consistency and inclusion proofs, the
 verifier keys, the policy versions (and --policy files), the response and
 recording digests, the report in JSON, HTML and PDF, and a manifest with
-the SHA-256 of every file.`,
+the SHA-256 of every file. --with-recordings adds the session recordings
+the period's terminal entries name, decrypted (their SHA-256 is the digest
+in the signed entry), and lists erased ones with who erased them and why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runEvidenceExport(cmd.Context(), f, cmd.OutOrStdout())
@@ -98,6 +101,7 @@ the SHA-256 of every file.`,
 	f.register(export)
 	export.Flags().DurationVar(&f.wait, "wait", 30*time.Second, "wait this long for a checkpoint to cover the period's newest entries")
 	export.Flags().StringArrayVar(&f.policies, "policy", nil, "policy file to include (default <data-dir>/policy.yaml if present; repeatable)")
+	export.Flags().BoolVar(&f.withRecordings, "with-recordings", false, "bundle the recordings the period's terminal entries name, decrypted to their canonical form (checked offline against the digest in each signed entry); erased ones are listed with their erasure (the store of --config, else under --data-dir)")
 	cmd.AddCommand(export)
 	return cmd
 }
@@ -313,6 +317,14 @@ func exportBundle(ctx context.Context, f reportFlags, res *report.Result, vkey s
 		}
 		o.Policies[filepath.Base(p)] = b
 	}
+	if f.withRecordings {
+		src, done, err := openRecordingSource(ctx, f)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer done()
+		o.Recordings = src
+	}
 	if err := writeFileWith(f.out, func(w io.Writer) error { return report.WriteBundle(ctx, w, res, o) }); err != nil {
 		if errors.Is(err, report.ErrUnsigned) {
 			return err
@@ -399,6 +411,11 @@ func verifyBundleFile(ctx context.Context, f verifyFlags, stdout, stderr io.Writ
 		res.Period.From.Format(time.RFC3339), res.Period.To.Format(time.RFC3339), res.Entries, res.Checkpoints, res.Proofs, res.Figures, res.PeriodEntries, res.Elapsed.Round(time.Millisecond), rate)
 	if len(res.Cosigned) > 0 {
 		fmt.Fprintf(stdout, "cosigned by %s\n", strings.Join(res.Cosigned, ", "))
+	}
+	if res.Recordings >= 0 {
+		fmt.Fprintf(stdout, "%d recordings checked against the digests in their signed terminal entries\n", res.Recordings)
+	} else {
+		fmt.Fprintln(stdout, "recordings: not bundled (exported without --with-recordings)")
 	}
 	fmt.Fprintln(stdout, "OK")
 	return nil

@@ -103,7 +103,7 @@ func (a *app) openWitnesses(ctx context.Context, st audit.Store, signer note.Sig
 		wst = cs
 	}
 	src := &auditSource{st: st, probe: signer}
-	sub, err := witness.New(src, wst, verifier, c.Witnesses, c.Witnessing, witness.WithLogger(a.log))
+	sub, err := witness.New(src, wst, verifier, c.Witnesses, c.Witnessing, witness.WithLogger(a.log), witness.WithEvidence(monitorEvidence{a}))
 	if err != nil {
 		return nil, fmt.Errorf("audit witnesses: %w", err)
 	}

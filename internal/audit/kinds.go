@@ -60,6 +60,22 @@ const (
 	// KindRecordingErased: a session recording was erased (its key
 	// destroyed), written before the erasure happens.
 	KindRecordingErased = "recording.erased"
+
+	// KindExportDeadLettered: an export sink's receiver refused an event
+	// for good; it went to the dead-letter file. Details: sink, uid, seq,
+	// kind and reason of the refused event — never its body. Not written
+	// for a refused export.dead_lettered event (no loop).
+	KindExportDeadLettered = "export.dead_lettered"
+	// KindExportStatus: the export's delivery state, per sink (cursor,
+	// lag in entries and seconds, delivered, failed and dead-lettered
+	// counts), written periodically and at shutdown.
+	KindExportStatus = "export.status"
+	// KindWitnessRefused: a witness refused (the log was rolled back or
+	// rewritten since it cosigned) or rejected (configuration) a
+	// checkpoint. Details: witness, size, result, reason. Written once
+	// per streak of refusals of a witness, so a refusal of the checkpoint
+	// that covers this entry cannot loop.
+	KindWitnessRefused = "witness.refused"
 )
 
 // Category groups kinds for reports and counts.
@@ -79,6 +95,9 @@ const (
 	CategoryIntegrity Category = "integrity"
 	// CategoryRecording: session recordings.
 	CategoryRecording Category = "recording"
+	// CategoryMonitoring: the delivery of the log's evidence (export,
+	// witnesses).
+	CategoryMonitoring Category = "monitoring"
 )
 
 // KindInfo describes one entry kind of the catalogue.
@@ -120,6 +139,9 @@ var catalogue = []KindInfo{
 	{KindGatewayStopped, CategoryLifecycle, false, "the gateway stopped cleanly", "audit"},
 	{KindVerifyFailed, CategoryIntegrity, false, "background verification found the store tampered with", "audit"},
 	{KindRecordingErased, CategoryRecording, false, "a session recording is being erased (recorded before its key is destroyed)", "recording (erasure log)"},
+	{KindExportDeadLettered, CategoryMonitoring, false, "an export sink refused an event for good; it went to the dead-letter file (sink, uid, seq, kind, reason; never the event)", "export (dead-letter file)"},
+	{KindExportStatus, CategoryMonitoring, false, "export delivery state per sink: cursor, lag in entries and seconds, delivered, failed and dead-lettered counts (periodic and at shutdown)", "cmd/warden (export)"},
+	{KindWitnessRefused, CategoryMonitoring, false, "a witness refused or rejected a checkpoint (once per streak of refusals)", "witness (submitter)"},
 }
 
 // Kinds returns the catalogue of entry kinds, sorted by kind.

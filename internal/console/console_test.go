@@ -3,6 +3,7 @@ package console_test
 import (
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -287,5 +288,43 @@ func TestPolicyPage(t *testing.T) {
 	a := e.browser()
 	if p := a.login("alice", "/ui/policy"); p.status != http.StatusForbidden {
 		t.Fatalf("policy page for alice: %d", p.status)
+	}
+}
+
+// TestPolicyDiff: a reload whose config.changed entry carries both
+// policy texts (decision 021) is listed with its diff summary, and the
+// page diffs any two versions whose text the log holds, as escaped
+// text; an unknown version is said so.
+func TestPolicyDiff(t *testing.T) {
+	e := newEnv(t)
+	before := e.pol.Current()
+	hostile := strings.Replace(testPolicy, "    action: deny\n", "    action: deny\n    reason: \"denied "+strings.ReplaceAll(xssText, `"`, `\"`)+"\"\n", 1)
+	hostile = strings.Replace(hostile, "approvals:", "  - name: chat-new\n    when: request.path == \"/v1/chat\"\n    action: allow\n    mask: none\napprovals:", 1)
+	if err := os.WriteFile(e.pol.Path(), []byte(hostile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := e.pol.Reload("admin:carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.audit.Append(t.Context(), &audit.Entry{Kind: audit.KindConfigChanged, Details: map[string]any{
+		"what": "policy", "actor": "admin:carol", "old_version": ch.Old, "new_version": ch.New, "applied": true,
+		"old_policy_source": string(before.Canonical()), "policy_source": string(ch.NewPolicy.Canonical())}}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.browser()
+	p := c.login("bob", "/ui/policy")
+	if p.status != 200 || !strings.Contains(p.body, "rules &#43;chat-new ~deny-admin") || !strings.Contains(p.body, "before entry") {
+		t.Fatalf("policy page: %d %s", p.status, p.body)
+	}
+	p = c.get("/ui/policy?a=" + url.QueryEscape(ch.Old) + "&b=" + url.QueryEscape(ch.New))
+	if p.status != 200 || !strings.Contains(p.body, `<pre class="diff"`) || !strings.Contains(p.body, "&#43;      &#34;name&#34;: &#34;chat-new&#34;,") ||
+		!strings.Contains(p.body, "--- "+ch.Old) {
+		t.Fatalf("diff: %d %s", p.status, p.body)
+	}
+	assertInert(t, "policy diff", p.body)
+	p = c.get("/ui/policy?a=sha256:unknown&b=" + url.QueryEscape(ch.New))
+	if p.status != 200 || !strings.Contains(p.body, "known by its hash only") {
+		t.Fatalf("unknown version: %d %s", p.status, p.body)
 	}
 }

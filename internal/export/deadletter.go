@@ -16,6 +16,8 @@ type deadLetter struct {
 	mu   sync.Mutex
 	path string
 	f    *os.File
+	// ev, when set, also records each refusal in the audit log.
+	ev Evidence
 }
 
 type deadLetterLine struct {
@@ -56,8 +58,22 @@ func (d *deadLetter) write(sink string, now time.Time, evs []Event, reasons []st
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("export: sync dead-letter file %s: %w", d.path, err)
 	}
+	// After the file: the event is kept even when the log cannot take
+	// the entry (logged by the caller, not fatal).
+	if err := d.recordDeadLetters(sink, evs, reasons); err != nil {
+		return &evidenceError{err}
+	}
 	return nil
 }
+
+// evidenceError is a dead-letter entry the audit log did not take: the
+// dead-letter file has the event, so delivery goes on.
+type evidenceError struct{ err error }
+
+func (e *evidenceError) Error() string {
+	return "export: record dead letter in the audit log: " + e.err.Error()
+}
+func (e *evidenceError) Unwrap() error { return e.err }
 
 func (d *deadLetter) close() error {
 	d.mu.Lock()

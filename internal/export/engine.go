@@ -90,6 +90,9 @@ type Options struct {
 	Now func() time.Time
 	// StatusInterval is how often lag is recomputed. Default 1s.
 	StatusInterval time.Duration
+	// Evidence, when set, records dead letters in the audit log
+	// (export.dead_lettered).
+	Evidence Evidence
 }
 
 // Exporter delivers the log to its targets, each independently: a slow
@@ -162,7 +165,7 @@ func New(src Source, opts Options, targets ...Target) (*Exporter, error) {
 		seen[t.Name] = true
 		t.setDefaults()
 		x.runners = append(x.runners, &runner{
-			x: x, t: t, dl: &deadLetter{path: t.DeadLetter},
+			x: x, t: t, dl: &deadLetter{path: t.DeadLetter, ev: opts.Evidence},
 			mapper: Mapper{Origin: opts.Origin, ProductVersion: opts.ProductVersion, DropParams: t.DropParams},
 			log:    opts.Logger.With("sink", t.Name),
 		})
@@ -457,7 +460,10 @@ func (r *runner) deliver(ctx context.Context, batch []Event) error {
 				}
 			}
 			if len(dead) > 0 {
-				if derr := r.dl.write(r.t.Name, r.x.opts.Now(), dead, reasons); derr != nil {
+				var eerr *evidenceError
+				if derr := r.dl.write(r.t.Name, r.x.opts.Now(), dead, reasons); errors.As(derr, &eerr) {
+					r.log.Error("export: the audit log did not take a dead-letter entry; the dead-letter file has the event", "err", derr)
+				} else if derr != nil {
 					return derr
 				}
 				r.x.metrics.deadLettered.WithLabelValues(r.t.Name).Add(float64(len(dead)))

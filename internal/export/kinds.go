@@ -45,6 +45,10 @@ var kindTable = map[string]kindRule{
 	audit.KindGatewayStarted: {classAppLifecycle, mapLifecycle(3)},
 	audit.KindGatewayStopped: {classAppLifecycle, mapLifecycle(4)},
 	audit.KindVerifyFailed:   {classEventLog, mapVerifyFailed},
+
+	audit.KindExportDeadLettered: {classEventLog, mapExportDeadLettered},
+	audit.KindExportStatus:       {classEventLog, mapExportStatus},
+	audit.KindWitnessRefused:     {classEventLog, mapWitnessRefused},
 }
 
 // unknownKind maps a kind without a row to the OCSF Base Event, so
@@ -337,18 +341,7 @@ func mapLifecycle(activity int) func(*Mapper, *audit.Entry, *ocsfEvent) {
 
 // mapVerifyFailed maps audit.verify_failed: tampering found in the log.
 func mapVerifyFailed(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
-	setClass(ev, classEventLog, 99, "Verify")
-	ev.Actor = &actor{AppName: ProductName}
-	if ev.Device == nil {
-		ev.Device = &device{Name: m.Origin, TypeID: 1, Type: "Server"}
-		addProfile(ev, "host")
-	}
-	ev.LogName, ev.LogProvider = m.Origin, logProvider
-	setStatus(ev, 2, "")
-	setSeverity(ev, 5)
-	ev.StatusDetail = detail(e, "divergence")
-	alert := true
-	ev.IsAlert = &alert
-	addProfile(ev, "security_control")
+	logActivity(m, ev, 99, "Verify")
+	failedAlert(ev, detail(e, "divergence"))
 	ev.Message = "audit log verification failed: " + ev.StatusDetail
 }

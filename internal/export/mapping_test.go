@@ -76,6 +76,7 @@ var catalogue = []string{
 	"approval.reviewed", "approval.approved", "approval.denied", "approval.expired",
 	"approval.cancelled", "approval.used", "grant.active", "grant.revoked",
 	audit.KindConfigChanged, audit.KindGatewayStarted, audit.KindGatewayStopped, audit.KindVerifyFailed,
+	audit.KindExportDeadLettered, audit.KindExportStatus, audit.KindWitnessRefused,
 }
 
 func TestEveryKindMapped(t *testing.T) {
@@ -192,6 +193,16 @@ func sampleEntries(k string) []*audit.Entry {
 	case audit.KindVerifyFailed:
 		return []*audit.Entry{{V: 1, Time: t0, Kind: k, ID: "id-8",
 			Details: map[string]any{"divergence": "entry 23: leaf hash mismatch", "seq": json.Number("23")}}}
+	case audit.KindExportDeadLettered:
+		return []*audit.Entry{{V: 1, Time: t0, Kind: k, ID: "id-9", Instance: "gw-1",
+			Details: map[string]any{"sink": "hec", "uid": "warden-audit/7", "seq": json.Number("7"), "kind": "request.completed", "reason": "400 invalid event"}}}
+	case audit.KindExportStatus:
+		return []*audit.Entry{{V: 1, Time: t0, Kind: k, ID: "id-10", Instance: "gw-1",
+			Details: map[string]any{"reason": "periodic", "sinks": []any{map[string]any{"sink": "hec", "cursor": json.Number("40"), "lag_entries": json.Number("2"),
+				"lag_seconds": json.Number("0.5"), "delivered": json.Number("38"), "failed": json.Number("1"), "dead_lettered": json.Number("1")}}}}}
+	case audit.KindWitnessRefused:
+		return []*audit.Entry{{V: 1, Time: t0, Kind: k, ID: "id-11", Instance: "gw-1",
+			Details: map[string]any{"witness": "w1", "size": json.Number("40"), "result": "refused", "reason": "inconsistent with the tree of size 45 it cosigned"}}}
 	}
 	return []*audit.Entry{{V: 1, Time: t0, Kind: k, ID: "id-x"}}
 }
@@ -250,6 +261,7 @@ func TestOCSFValid(t *testing.T) {
 		audit.KindRequestRefused: 3002, // first sample: a bad token
 		"grant.active":           3005, "approval.requested": 3004, audit.KindConfigChanged: 3004,
 		audit.KindGatewayStarted: 6002, audit.KindVerifyFailed: 1008, "future.kind": 0,
+		audit.KindExportDeadLettered: 1008, audit.KindExportStatus: 1008, audit.KindWitnessRefused: 1008,
 	}
 	for k, c := range want {
 		if classes[k] != c {

@@ -30,6 +30,10 @@ type Change struct {
 	At time.Time `json:"at"`
 	// Err is why the reload failed; the old policy is still in force.
 	Err error `json:"-"`
+	// OldPolicy is the policy before the reload; NewPolicy the one
+	// installed (nil when Err is set). Their Canonical forms are the
+	// evidence of what changed.
+	OldPolicy, NewPolicy *Policy `json:"-"`
 }
 
 // Changed reports whether the reload installed a different version.
@@ -132,14 +136,15 @@ func (e *Engine) OnChange(f func(Change)) {
 func (e *Engine) Reload(actor string) (Change, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	old := e.cur.Load().Version()
-	c := Change{Old: old, New: old, Actor: actor, At: e.now()}
+	cur := e.cur.Load()
+	old := cur.Version()
+	c := Change{Old: old, New: old, Actor: actor, At: e.now(), OldPolicy: cur}
 	p, err := e.load()
 	if err != nil {
 		c.Err = err
 		e.log.Warn("policy reload failed; keeping the previous version", "path", e.path, "actor", actor, "version", old, "err", err)
 	} else {
-		c.New = p.Version()
+		c.New, c.NewPolicy = p.Version(), p
 		e.cur.Store(p)
 		if c.New != old {
 			e.log.Info("policy reloaded", "path", e.path, "actor", actor, "old", old, "new", c.New)

@@ -250,6 +250,18 @@ func versionOf(f *File) (string, error) {
 // Version returns "sha256:<hex>" of the canonical policy.
 func (p *Policy) Version() string { return p.version }
 
+// Canonical returns the canonical form of the policy: the JSON whose
+// SHA-256 is Version. It is what the audit log keeps of a policy
+// (config.changed details.policy_source, decision 021): comments and
+// formatting of the YAML file are not part of it, defaults are.
+func (p *Policy) Canonical() []byte {
+	b, err := json.Marshal(&p.file)
+	if err != nil {
+		panic("policy: canonical form: " + err.Error()) // marshalled once already by versionOf
+	}
+	return b
+}
+
 // Name returns the name the policy was loaded under.
 func (p *Policy) Name() string { return p.name }
 

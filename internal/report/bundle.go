@@ -92,6 +92,10 @@ type BundleOptions struct {
 	// Policies are policy files to include (name -> content), e.g. the
 	// policy in force; the log itself records only their versions.
 	Policies map[string][]byte
+	// Recordings, when set, bundles the recordings the period's terminal
+	// entries name (canonical form, or listed as erased) with
+	// recordings/index.json (evidence export --with-recordings).
+	Recordings RecordingSource
 }
 
 // WriteBundle writes the evidence bundle of res as a tar.gz: the
@@ -144,11 +148,19 @@ func WriteBundle(ctx context.Context, w io.Writer, res *Result, o BundleOptions)
 	for name, b := range o.Policies {
 		files["policy/"+path.Base(name)] = b
 	}
-	dg, err := digests(files[fileEntries], r.Cover.Period)
+	rr := newRecordingRefs(r.Cover.Period)
+	dg, err := digests(files[fileEntries], r.Cover.Period, rr)
 	if err != nil {
 		return err
 	}
 	files[fileDigests] = mustJSON(dg)
+	if o.Recordings != nil {
+		idx, err := bundleRecordings(ctx, o.Recordings, rr, files)
+		if err != nil {
+			return err
+		}
+		files[fileRecordingIndex] = mustJSON(idx)
+	}
 
 	var js, html, pdf bytes.Buffer
 	if err := WriteJSON(&js, r); err != nil {
@@ -173,18 +185,19 @@ func WriteBundle(ctx context.Context, w io.Writer, res *Result, o BundleOptions)
 }
 
 // digests lists the response and recording digests of the period's
-// entries (recordings themselves are not bundled).
-func digests(segment []byte, p Period) ([]digest, error) {
+// entries, and feeds every entry of the segment to rr.
+func digests(segment []byte, p Period, rr *recordingRefs) ([]digest, error) {
 	out := []digest{}
 	err := eachEntry(segment, func(seq int64, data []byte) error {
 		e, err := audit.ParseEntry(seq, data)
 		if err != nil {
 			return err
 		}
+		rr.add(e)
 		if !p.Contains(e.Time) {
 			return nil
 		}
-		rd, _ := e.Details["recording_digest"].(string)
+		_, rd := recordingOf(e)
 		if e.ResponseSHA256 != "" || rd != "" {
 			out = append(out, digest{Seq: seq, RequestID: e.RequestID, ResponseSHA256: e.ResponseSHA256, RecordingDigest: rd})
 		}

@@ -2,8 +2,10 @@ package report
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -94,6 +96,7 @@ type counter struct {
 	policies    map[string]*PolicyVersion
 	decideMS    []int64
 	admissions  []admission
+	changes     []PolicyChange
 }
 
 // terminalRef is a request's terminal entry.
@@ -218,10 +221,17 @@ func (c *counter) declare() {
 	c.def("A.8.16", "starts", "Gateway starts", `count(E where kind = gateway.started) by instance`, true)
 	c.def("A.8.16", "stops", "Gateway stops", `count(E where kind = gateway.stopped) by instance`, true)
 	c.def("A.8.16", "monitoring_alerts", "Integrity alerts", `count(E where kind = audit.verify_failed or (kind = gateway.started and details.unsigned_tail > 0))`, false)
+	c.def("A.8.16", "export_dead_letters", "Export dead letters", `count(E where kind = export.dead_lettered) by details.sink`, true)
+	c.def("A.8.16", "witness_refusals", "Witness refusals", `count(E where kind = witness.refused) by details.witness`, true)
+	c.def("A.8.16", "export_status_reports", "Export status reports", `count(E where kind = export.status) by details.reason`, true)
+	c.def("A.8.16", "export_max_lag_entries", "Largest export lag (entries)", `max(details.sinks[].lag_entries for E where kind = export.status) by details.sinks[].sink`, true)
+	c.def("A.8.16", "export_max_lag_seconds", "Largest export lag (s, rounded up)", `max(ceil(details.sinks[].lag_seconds) for E where kind = export.status) by details.sinks[].sink`, true)
 
 	c.def("A.8.32", "policy_changes", "Policy versions installed", `count(E where kind = config.changed and details.what = policy and details.applied = true)`, false)
 	c.def("A.8.32", "policy_failed", "Policy reloads refused", `count(E where kind = config.changed and details.what = policy and details.applied = false)`, false)
 	c.def("A.8.32", "changes_by_actor", "Changes by actor", `count(E where kind = config.changed) by details.actor`, true)
+	c.def("A.8.32", "rule_changes", "Rule changes in policy versions", `sum(rules added, removed, changed, reordered in diff(details.old_policy_source, details.policy_source) for E where kind = config.changed and details.what = policy and details.applied = true and sha256(each source) = its version) by (added | removed | changed | reordered | masking profile)`, true)
+	c.def("A.8.32", "policy_sources", "Policy versions by source evidence", `count(E where kind = config.changed and details.what = policy and details.applied = true) by (both sources present and sha256(source) = version ? "verified" : a source absent ? "absent" : "mismatch")`, true)
 }
 
 // index records the whole segment's terminal entries and approval
@@ -377,6 +387,8 @@ func (c *counter) add(e *audit.Entry) {
 		}
 	case audit.KindGatewayStopped:
 		c.inc("A.8.16", "stops", e.Instance, 1)
+	case audit.KindExportDeadLettered, audit.KindWitnessRefused, audit.KindExportStatus:
+		c.monitoring(e)
 	case audit.KindVerifyFailed:
 		c.inc("A.5.33", "verify_failed", "", 1)
 		c.inc("A.8.16", "monitoring_alerts", "", 1)
@@ -546,6 +558,22 @@ func (c *counter) configChanged(e *audit.Entry) {
 		if v := detail(e, "new_version"); v != "" {
 			c.policy(v, e.Time, 0)
 		}
+		pc := policyChangeOf(e)
+		c.inc("A.8.32", "policy_sources", pc.Sources, 1)
+		for k, n := range map[string]int{"added": len(pc.RulesAdded), "removed": len(pc.RulesRemoved), "changed": len(pc.RulesChanged), "masking profile": len(pc.MaskChanges)} {
+			if n > 0 {
+				c.inc("A.8.32", "rule_changes", k, int64(n))
+			}
+		}
+		if pc.Reordered {
+			c.inc("A.8.32", "rule_changes", "reordered", 1)
+		}
+		if pc.Sources == SourcesMismatch {
+			c.except("A.8.32", e, "policy change by %s: a policy source in the entry does not hash to its version", actor)
+		}
+		if len(c.changes) < MaxExceptions {
+			c.changes = append(c.changes, pc)
+		}
 	case whatAPIKey:
 		switch detail(e, "action") {
 		case "created":
@@ -586,6 +614,9 @@ func (c *counter) Result(seed uint64) Computed {
 		}
 		for _, f := range s.figs {
 			sec.Figures = append(sec.Figures, *f)
+		}
+		if ctl.ID == "A.8.32" {
+			sec.Changes = c.changes
 		}
 		for _, i := range pick(seed, ctl.ID, len(s.pop), SampleSize) {
 			sec.Sample = append(sec.Sample, Sample{Seq: s.pop[i]})
@@ -729,4 +760,67 @@ func parseAll(chunk []rawEntry, parse func(int64, []byte) (*audit.Entry, error))
 		}
 	}
 	return out, nil
+}
+
+// monitoring counts the A.8.16 evidence of export and witnesses.
+func (c *counter) monitoring(e *audit.Entry) {
+	c.sample("A.8.16", e)
+	switch e.Kind {
+	case audit.KindExportDeadLettered:
+		c.inc("A.8.16", "export_dead_letters", detail(e, "sink"), 1)
+		c.except("A.8.16", e, "export sink %s refused event %s (%s) for good: %s", detail(e, "sink"), detail(e, "uid"), detail(e, "kind"), detail(e, "reason"))
+	case audit.KindWitnessRefused:
+		c.inc("A.8.16", "witness_refusals", detail(e, "witness"), 1)
+		what := fmt.Sprintf("witness %s %s the checkpoint of size %s: %s", detail(e, "witness"), detail(e, "result"), detail(e, "size"), detail(e, "reason"))
+		c.except("A.8.16", e, "%s", what)
+		c.except("A.5.33", e, "%s", what)
+	case audit.KindExportStatus:
+		c.inc("A.8.16", "export_status_reports", detail(e, "reason"), 1)
+		sinks, _ := e.Details["sinks"].([]any)
+		for _, s := range sinks {
+			m, ok := s.(map[string]any)
+			if !ok {
+				continue
+			}
+			name, _ := m["sink"].(string)
+			c.max("A.8.16", "export_max_lag_entries", name, ceilInt(m["lag_entries"]))
+			c.max("A.8.16", "export_max_lag_seconds", name, ceilInt(m["lag_seconds"]))
+		}
+	}
+}
+
+// max raises a by-figure's key to v and its value to the largest key.
+func (c *counter) max(control, id, key string, v int64) {
+	f := c.fig(control, id)
+	if key == "" {
+		key = noneKey
+	}
+	if cur, ok := f.By[key]; !ok || v > cur {
+		f.By[key] = v
+	}
+	if v > f.Value {
+		f.Value = v
+	}
+}
+
+// ceilInt reads a JSON number from an entry's details, rounded up.
+func ceilInt(v any) int64 {
+	var f float64
+	switch n := v.(type) {
+	case json.Number:
+		x, err := n.Float64()
+		if err != nil {
+			return 0
+		}
+		f = x
+	case float64:
+		f = n
+	case int64:
+		return n
+	case int:
+		return int64(n)
+	default:
+		return 0
+	}
+	return int64(math.Ceil(f))
 }

@@ -150,6 +150,9 @@ type Section struct {
 	// ExceptionsTotal counts every exception; Exceptions lists at most
 	// MaxExceptions of them.
 	ExceptionsTotal int64 `json:"exceptions_total"`
+	// Changes (A.8.32 only) are the period's applied policy versions with
+	// who, when and a diff summary (at most MaxExceptions of them).
+	Changes []PolicyChange `json:"changes,omitempty"`
 }
 
 // Figure is one number of the report and the query that produced it.

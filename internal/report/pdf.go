@@ -135,6 +135,16 @@ func WritePDF(w io.Writer, r *Report) error {
 			pdf.MultiCell(width, 3, txt(f.Query), "", "L", false)
 			pdf.SetTextColor(0, 0, 0)
 		}
+		if len(s.Changes) > 0 {
+			h2("Policy versions installed")
+			for _, c := range s.Changes {
+				what := "sources " + c.Sources + ": known by hash only"
+				if c.Sources == SourcesVerified {
+					what = c.PolicyDiff.String()
+				}
+				para(8, fmt.Sprintf("entry %d  %s  by %s  %s -> %s: %s", c.Seq, c.Time.Format("2006-01-02 15:04:05Z"), c.Actor, c.Old, c.New, what))
+			}
+		}
 		h2(fmt.Sprintf("Exceptions (%d)", s.ExceptionsTotal))
 		if len(s.Exceptions) == 0 {
 			para(9, "None: no exception in the period.")

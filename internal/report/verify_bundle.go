@@ -49,12 +49,16 @@ type BundleVerifyOptions struct {
 
 // BundleResult summarises a verified bundle.
 type BundleResult struct {
-	Period         Period
-	Entries        int64 // entries of the segment recomputed into the tree
-	PeriodEntries  int64
-	Checkpoints    int
-	Proofs         int
-	Figures        int
+	Period        Period
+	Entries       int64 // entries of the segment recomputed into the tree
+	PeriodEntries int64
+	Checkpoints   int
+	Proofs        int
+	Figures       int
+	// Recordings is the number of bundled recordings checked against
+	// their terminal entries' digests (erased ones included); -1 when
+	// the bundle has none (exported without --with-recordings).
+	Recordings     int
 	Cosigned       []string // witnesses whose cosignature verified
 	UsedBundledKey bool
 	Elapsed        time.Duration
@@ -134,6 +138,7 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 	// tree is (two CPUs); nothing is compared before both are done.
 	type computeResult struct {
 		c       *counter
+		rr      *recordingRefs
 		sampled map[int64][]byte
 		err     error
 	}
@@ -146,6 +151,7 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 			}
 		}
 		c := newCounter(rep.Cover.Period)
+		rr := newRecordingRefs(rep.Cover.Period)
 		var chunk []rawEntry
 		flush := func() error {
 			// DecodeEntry: these bytes count only if the segment's tree,
@@ -159,6 +165,7 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 					sampled[e.Seq] = chunk[i].data
 				}
 				c.Add(e)
+				rr.add(e)
 			}
 			chunk = chunk[:0]
 			return nil
@@ -173,7 +180,7 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 		if err == nil {
 			err = flush()
 		}
-		computed <- computeResult{c, sampled, err}
+		computed <- computeResult{c, rr, sampled, err}
 	}()
 	joined := false
 	defer func() {
@@ -330,6 +337,18 @@ func VerifyBundle(ctx context.Context, rd io.Reader, o BundleVerifyOptions) (Bun
 			res.Proofs++
 		}
 	}
+	res.Recordings = -1
+	if _, ok := files[fileRecordingIndex]; ok {
+		if res.Recordings, err = checkRecordings(files, cr.rr); err != nil {
+			return res, err
+		}
+	} else {
+		for p := range files {
+			if strings.HasPrefix(p, recordingDir) && strings.HasSuffix(p, recordingExt) {
+				return res, bad("%s is in the bundle but %s is not", p, fileRecordingIndex)
+			}
+		}
+	}
 	res.PeriodEntries = comp.PeriodEntries
 	res.Elapsed = time.Since(start)
 	return res, nil
@@ -382,6 +401,9 @@ func compare(rep *Report, c Computed) error {
 		}
 		if s.ExceptionsTotal != w.ExceptionsTotal || !sameJSON(s.Exceptions, w.Exceptions) {
 			return bad("%s: the report lists %d exceptions, the entries give %d (or they differ)", s.Control, s.ExceptionsTotal, w.ExceptionsTotal)
+		}
+		if !sameJSON(s.Changes, w.Changes) {
+			return bad("%s: the report's policy versions and diff summaries differ from what the entries' policy sources give", s.Control)
 		}
 		if s.SampleOf != w.SampleOf || len(s.Sample) != len(w.Sample) {
 			return bad("%s: the report samples %d of %d entries, the entries give %d of %d", s.Control, len(s.Sample), s.SampleOf, len(w.Sample), w.SampleOf)

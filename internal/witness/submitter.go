@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type Submitter struct {
 	hc     *http.Client
 	m      *metrics
 	peers  []*peer
+	ev     Evidence
 
 	fileMu sync.Mutex
 	file   Cosigned // the newest cosigned checkpoint written to CosignedFile
@@ -56,6 +58,9 @@ type peer struct {
 	mu       sync.Mutex // held during a submission round
 	known    int64      // the witness's latest cosigned size, as far as we know
 	cosigned int64      // the largest size this witness cosigned that we kept
+	// refusing is set from a refusal recorded as evidence until the
+	// witness cosigns again.
+	refusing atomic.Bool
 }
 
 // Option configures New.
@@ -63,6 +68,9 @@ type Option func(*Submitter)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Submitter) { s.log = l } }
+
+// WithEvidence records refusals in the audit log (witness.refused).
+func WithEvidence(ev Evidence) Option { return func(s *Submitter) { s.ev = ev } }
 
 // WithHTTPClient sets the HTTP client used to reach witnesses.
 func WithHTTPClient(c *http.Client) Option { return func(s *Submitter) { s.hc = c } }
@@ -326,14 +334,17 @@ func (s *Submitter) record(ctx context.Context, p *peer, cp Checkpoint, co Cosig
 		s.m.size.WithLabelValues(p.name).Set(float64(cp.Size))
 		s.m.last.WithLabelValues(p.name).Set(float64(co.Sigs[0].Time.Unix()))
 		s.keep(ctx, p, co)
+		p.refusing.Store(false)
 		s.log.Debug("witness: checkpoint cosigned", "witness", p.name, "size", cp.Size)
 	case ResultRefused:
 		s.m.up.WithLabelValues(p.name).Set(0)
 		s.log.Error("witness: THE WITNESS REFUSED THE AUDIT LOG'S CHECKPOINT: the log was rolled back, truncated or rewritten since the witness last cosigned it",
 			"witness", p.name, "url", p.c.URL, "size", cp.Size, "witness_size", p.known, "err", err)
+		s.recordRefusal(p, res)
 	case ResultRejected:
 		s.m.up.WithLabelValues(p.name).Set(0)
 		s.log.Error("witness: the witness rejected the checkpoint (configuration)", "witness", p.name, "url", p.c.URL, "size", cp.Size, "err", err)
+		s.recordRefusal(p, res)
 	default:
 		s.m.up.WithLabelValues(p.name).Set(0)
 		s.log.Warn("witness: the witness is unreachable; the gateway keeps serving and retries", "witness", p.name, "url", p.c.URL, "size", cp.Size, "err", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/witness"
 	"github.com/wardenhq/warden/internal/witness/witnesstest"
 )
@@ -199,17 +200,24 @@ func TestSubmitterRefusedAfterRollback(t *testing.T) {
 	f.log.add(t, 3) // size 15 < 20
 	f2 := *f
 	f2.st = &memStore{}
+	ev := &evidenceRec{}
 	sub, err := witness.New(f.log, f2.st, f.log.ver, []witness.Endpoint{{URL: f.ws[0].URL, Key: f.ws[0].Key}},
 		witness.Policy{Poll: 20 * time.Millisecond, Interval: 100 * time.Millisecond, CosignedFile: "-"},
-		witness.WithLogger(slog.New(slog.NewTextHandler(f.logs, nil))))
+		witness.WithLogger(slog.New(slog.NewTextHandler(f.logs, nil))), witness.WithEvidence(ev))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f2.sub, f2.cancel = sub, nil
 	f2.run(t)
-	waitFor(t, "refused", func() bool {
-		return f2.metric("warden_witness_submissions_total", "witness", "w1", "result", "refused") >= 1
+	waitFor(t, "refused three times", func() bool {
+		return f2.metric("warden_witness_submissions_total", "witness", "w1", "result", "refused") >= 3
 	})
+	// One witness.refused entry for the streak, not one per refusal.
+	waitFor(t, "the refusal recorded", func() bool { return len(ev.entries()) == 1 })
+	if e := ev.entries()[0]; e.kind != audit.KindWitnessRefused || e.details["witness"] != "w1" || e.details["result"] != witness.ResultRefused ||
+		e.details["size"] != int64(15) || !strings.Contains(e.details["reason"].(string), "20") {
+		t.Fatalf("evidence: %+v", e)
+	}
 	if !strings.Contains(f.logs.String(), "THE WITNESS REFUSED") || f2.st.count() != 0 || f.st.count() != rows {
 		t.Fatalf("refusal not visible or something stored:\n%s", f.logs)
 	}
@@ -417,4 +425,28 @@ func TestSubmitterWaiter(t *testing.T) {
 		cp := l.add(t, 4)
 		waitFor(t, "the witness at the new size", func() bool { return w.Size("warden-audit") == cp.Size })
 	}
+}
+
+// evidenceRec keeps what the submitter records as evidence.
+type evidenceRec struct {
+	mu  sync.Mutex
+	got []evidenceEntry
+}
+
+type evidenceEntry struct {
+	kind    string
+	details map[string]any
+}
+
+func (r *evidenceRec) Record(_ context.Context, kind string, details map[string]any) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, evidenceEntry{kind, details})
+	return nil
+}
+
+func (r *evidenceRec) entries() []evidenceEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]evidenceEntry(nil), r.got...)
 }
