@@ -546,7 +546,7 @@ func TestWitnessPostgresReplicas(t *testing.T) {
 	rows, err := st.Cosignatures(ctx, "", 0, 1000)
 	st.Close()
 	if err != nil || len(rows) == 0 || rows[0].Size != latest.Size {
-		t.Fatalf("cosignatures in PostgreSQL: %d rows (newest %v), latest checkpoint %d: %v", len(rows), rows, latest.Size, err)
+		t.Fatalf("cosignatures in PostgreSQL: %d rows (newest %v), latest checkpoint %d: %v\ngateway logs:\n%s", len(rows), rows, latest.Size, err, e.logs)
 	}
 	if got := e.ws[0].Size("warden-audit"); got != latest.Size {
 		t.Fatalf("witness at %d, latest checkpoint %d\n%s", got, latest.Size, e.logs)
