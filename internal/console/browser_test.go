@@ -2,8 +2,6 @@ package console_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,50 +31,11 @@ func TestBrowserApproveSearchVerify(t *testing.T) {
 	e := newEnv(t)
 	dir := shotDir(t)
 	shot := func(name string) chromedp.Action[chromedp.Void] { return screenshot(dir, name) }
-	noXSS := func(where string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			ran, err := chromedp.Evaluate[bool](`window.__xss !== undefined`)(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			if ran {
-				t.Errorf("%s: an injected script ran", where)
-			}
-			return chromedp.Void{}, nil
-		}
-	}
-	// axe runs axe-core (testdata/axe.min.js, npm axe-core 4.14.1,
-	// MPL-2.0) in the page through DevTools and fails on any serious or
-	// critical violation.
-	axeSrc, err := os.ReadFile(filepath.Join("testdata", "axe.min.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	axe := func(where string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			if _, err := chromedp.Evaluate[any](string(axeSrc)+";0")(ctx, tg); err != nil {
-				return chromedp.Void{}, err
-			}
-			res, err := chromedp.Evaluate[struct {
-				Passes int
-				Bad    []string
-			}](`axe.run(document, {resultTypes: ["violations"]}).then(r => ({passes: r.passes.length, bad: r.violations
-				.filter(v => v.impact === "serious" || v.impact === "critical")
-				.map(v => v.impact + " " + v.id + ": " + v.help + " — " + v.nodes.map(n => n.target.join(" ")).join(", "))}))`,
-				chromedp.EvalAwaitPromise)(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			if res.Passes == 0 { // axe did not run its rules: the check would prove nothing
-				t.Errorf("axe on %s: no rule passed", where)
-			}
-			for _, b := range res.Bad {
-				t.Errorf("axe on %s: %s", where, b)
-			}
-			t.Logf("axe on %s: %d rules passed, %d serious or critical violations", where, res.Passes, len(res.Bad))
-			return chromedp.Void{}, nil
-		}
-	}
+	// The same per-page checks as the replay and keyboard tests: no
+	// injected script ran; axe-core (testdata/axe.min.js, npm axe-core
+	// 4.14.1, MPL-2.0) finds no serious or critical violation.
+	checks := newBrowserChecks(t)
+	noXSS, axe := checks.noXSS, checks.axeRun
 	text := func(sel chromedp.CSS) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(sel))
