@@ -1,9 +1,12 @@
 package export
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -191,5 +194,159 @@ func TestSyslogUnreachable(t *testing.T) {
 	ack, err := s.Send(context.Background(), syslogEvents(t, 3))
 	if err == nil || ack.Settled != 0 {
 		t.Fatalf("Send to nobody: %+v %v", ack, err)
+	}
+}
+
+// readFrames reads RFC 6587 octet-counted frames from c until it closes
+// and returns their MSGIDs' sequence numbers, in order.
+func readFrames(c net.Conn) []int {
+	r := bufio.NewReader(c)
+	var seqs []int
+	for {
+		lenStr, err := r.ReadString(' ')
+		if err != nil {
+			return seqs
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(lenStr))
+		if err != nil {
+			return seqs
+		}
+		msg := make([]byte, n)
+		if _, err := io.ReadFull(r, msg); err != nil {
+			return seqs
+		}
+		var seq int
+		i := bytes.Index(msg, []byte(`"uid":"warden-audit/`))
+		fmt.Sscanf(string(msg[i+len(`"uid":"warden-audit/`):]), "%d", &seq)
+		seqs = append(seqs, seq)
+	}
+}
+
+// TestSyslogResendsWhatADeadReceiverHadNotRead: the receiver's kernel
+// acknowledges a batch the receiver never reads, then the receiver
+// closes. TCP called it delivered; the sink sends it again on the next
+// connection, so it is not lost.
+func TestSyslogResendsWhatADeadReceiverHadNotRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s, err := NewSyslogSink(SyslogConfig{Address: ln.Addr().String(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	evs := syslogEvents(t, 30)
+	ctx := context.Background()
+
+	// Connection 1: the receiver reads the first batch, then stops
+	// reading; the second batch sits unread in its socket buffer.
+	accepted := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); accepted <- c }()
+	if _, err := s.Send(ctx, evs[0:10]); err != nil {
+		t.Fatal(err)
+	}
+	c1 := <-accepted
+	readFramesN(t, c1, 10)
+	if _, err := s.Send(ctx, evs[10:20]); err != nil {
+		t.Fatal(err) // acknowledged by the kernel: counted as delivered
+	}
+	c1.Close() // unread bytes: the receiver "dies" holding them
+
+	// Connection 2: everything the receiver reads from now on.
+	got := make(chan []int, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		got <- readFrames(c)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Send(ctx, evs[20:30])
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("send after the receiver came back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Close()
+	seqs := <-got
+	seen := map[int]bool{}
+	for _, q := range seqs {
+		seen[q] = true
+	}
+	for i := 10; i < 30; i++ {
+		if !seen[i] {
+			t.Fatalf("event %d never reached a receiver that read it (second connection got %v)", i, seqs)
+		}
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] < seqs[i-1] {
+			t.Fatalf("out of order on the new connection: %v", seqs)
+		}
+	}
+}
+
+// readFramesN reads exactly n frames from c (and no byte more).
+func readFramesN(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	r := bufio.NewReader(c)
+	for i := 0; i < n; i++ {
+		lenStr, err := r.ReadString(' ')
+		if err != nil {
+			t.Fatalf("reading frame %d: %v", i, err)
+		}
+		k, _ := strconv.Atoi(strings.TrimSpace(lenStr))
+		msg := make([]byte, k)
+		if _, err := io.ReadFull(r, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Buffered() > 0 {
+		t.Fatalf("the first batch came with %d more bytes", r.Buffered())
+	}
+}
+
+// TestSyslogResendWindowBounded: the resend window keeps the newest
+// whole frames within ResendWindowBytes (at least the newest one), and
+// -1 keeps none.
+func TestSyslogResendWindowBounded(t *testing.T) {
+	frame := func(n int) []byte { return bytes.Repeat([]byte{'x'}, n) }
+	for _, tc := range []struct {
+		window int64
+		sizes  []int
+		want   []int // sizes kept, oldest first
+	}{
+		{100, []int{40, 40, 40}, []int{40, 40}},
+		{100, []int{40, 60}, []int{40, 60}},
+		{100, []int{150}, []int{150}},
+		{100, []int{30, 150}, []int{150}},
+		{-1, []int{10, 10}, nil},
+	} {
+		s, err := NewSyslogSink(SyslogConfig{Address: "127.0.0.1:1", ResendWindowBytes: tc.window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range tc.sizes {
+			s.remember([][]byte{frame(n)})
+		}
+		var got []int
+		var total int64
+		for _, f := range s.sent {
+			got = append(got, len(f))
+			total += int64(len(f))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != s.sentBytes {
+			t.Errorf("window %d after %v: kept %v (%d bytes counted), want %v", tc.window, tc.sizes, got, s.sentBytes, tc.want)
+		}
+	}
+	if _, err := NewSyslogSink(SyslogConfig{Address: "127.0.0.1:1", ResendWindowBytes: -2}); err == nil || !strings.Contains(err.Error(), "resend_window_bytes") {
+		t.Fatalf("resend_window_bytes -2: %v", err)
 	}
 }
