@@ -140,16 +140,20 @@ func admissionParts(admissions, writer []span) {
 func classBlock(st string) string {
 	has := func(x string) bool { return strings.Contains(st, x) }
 	switch {
+	case has("gcParkAssist") || has("gcAssistAlloc"):
+		return "GC assist: allocating goroutine parked until the GC catches up"
+	case (has("sync.(*Mutex).Lock") || has("sync.(*RWMutex)")) && has("audit.(*Log).appendInOrder"):
+		return "Append: waiting for a lock before the hand-off"
 	case has("audit.(*Log).appendInOrder") && has("gateway.(*Gateway).admit"):
 		return classAdmission
 	case has("audit.(*Log).appendInOrder") && has("complete.func"):
 		return "completion: Append (background goroutine)"
 	case has("audit.(*Log).appendInOrder"):
 		return "other Append"
-	case has("audit.(*Log).run"):
-		return "audit writer: idle, waiting for appends"
 	case has("audit.(*Log).commit"):
 		return "audit writer: blocked inside commit"
+	case has("audit.(*Log).run"):
+		return "audit writer: idle, waiting for appends"
 	case has("Indexer"):
 		return "indexer"
 	case has("persistConn).roundTrip"):
