@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +64,40 @@ func TestComponentsMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestProfileAllWithFakeBuild: -profile-all profiles each Warden stage
+// of the run (here the one the stand-in binary accepts) and writes the
+// CPU-by-component table next to the report.
+func TestProfileAllWithFakeBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary and drives load for a few seconds")
+	}
+	o := DefaultOptions(true)
+	o.Duration, o.Warmup = 1500*time.Millisecond, 100*time.Millisecond
+	o.Conns = []int{4}
+	o.StreamConns, o.StreamDeltas, o.StreamPace = 4, 5, time.Millisecond
+	o.Only = []string{"warden-passthrough"}
+	o.WardenPkg = "./bench/runner/testdata/fakewarden"
+	o.ProfileAll = true
+	o.OutDir = t.TempDir()
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(o.OutDir, "*-cpu-components.md"))
+	if len(files) != 1 {
+		t.Fatalf("components files %v; notes %q", files, rep.Notes)
+	}
+	text, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "| component | warden-passthrough |") || !strings.Contains(string(text), "**total sampled**") {
+		t.Errorf("components table:\n%s", text)
+	}
+	if profs, _ := filepath.Glob(filepath.Join(o.OutDir, "*-warden-passthrough-chat-c4.cpu.pprof")); len(profs) != 1 {
+		t.Errorf("CPU profile of the stage missing: %v", profs)
 	}
 }
