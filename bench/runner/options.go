@@ -40,6 +40,11 @@ type Options struct {
 	// connection count, and an execution trace during its last open-loop
 	// measurement, written next to the report.
 	Profile bool
+	// ProfileAll is Profile for every Warden stage: each one's CPU and
+	// allocations in its last closed-loop measurement at the highest
+	// connection count (the execution trace stays on the most complete
+	// stage), and a table of CPU per request by component across them.
+	ProfileAll bool
 	// WardenPkg is the package built as the Warden binary.
 	WardenPkg string
 	// OutDir receives the report files; "" writes none.

@@ -18,11 +18,13 @@ type profiler struct {
 	dir    string // where to write; "" disables
 	prefix string // file name prefix (report base name)
 	notes  []string
+	cpu    []stageCPU // CPU by component of each profiled stage
 }
 
 // capture runs load() while taking a CPU profile of t for the load's
-// duration, then takes an allocation profile.
-func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, label string, load func()) {
+// duration, then takes an allocation profile. load returns how many
+// requests were answered, by which the CPU by component is divided.
+func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, label string, load func() int64) {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	base := t.pprof
 	if base == "" {
@@ -33,10 +35,15 @@ func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, labe
 	go func() {
 		done <- fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), cpuFile, time.Duration(secs+10)*time.Second)
 	}()
-	load()
+	answered := load()
 	if err := <-done; err != nil {
 		p.notes = append(p.notes, fmt.Sprintf("%s %s: CPU profile not taken: %v", t.Name, label, err))
 		return
+	}
+	if by, total, err := cpuComponents(ctx, cpuFile); err != nil {
+		p.notes = append(p.notes, fmt.Sprintf("%s %s: CPU by component not computed: %v", t.Name, label, err))
+	} else {
+		p.cpu = append(p.cpu, stageCPU{name: t.Name, requests: answered, by: by, total: total})
 	}
 	allocFile := filepath.Join(p.dir, fmt.Sprintf("%s-%s-%s.allocs.pprof", p.prefix, t.Name, label))
 	if err := fetch(ctx, base+"/debug/pprof/allocs", allocFile, 10*time.Second); err != nil {
@@ -93,4 +100,22 @@ func (p *profiler) trace(ctx context.Context, t *Target, d time.Duration, label 
 		return
 	}
 	p.notes = append(p.notes, fmt.Sprintf("%s %s: execution trace %s (go tool trace -pprof=sync FILE > sync.pprof; go tool pprof -top sync.pprof)", t.Name, label, filepath.Base(file)))
+}
+
+// writeComponents writes the CPU-by-component table of the profiled
+// stages next to the report and notes where.
+func (p *profiler) writeComponents() {
+	if len(p.cpu) == 0 {
+		return
+	}
+	file := filepath.Join(p.dir, p.prefix+"-cpu-components.md")
+	text := "# CPU per request by component (from the CPU profiles, closed loop at the highest connection count)\n\n" +
+		"Each sample is charged to the first component whose function is on its stack (bench/runner/components.go). " +
+		"The profile covers the load's duration, so it slightly under-counts against the /proc figure; compare stages, not absolute numbers.\n\n" +
+		componentsMarkdown(p.cpu)
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		p.notes = append(p.notes, "CPU by component not written: "+err.Error())
+		return
+	}
+	p.notes = append(p.notes, "CPU per request by component of the profiled stages: "+filepath.Base(file))
 }

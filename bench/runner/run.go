@@ -78,7 +78,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	e := &env{dir: dir, self: self, root: root, logf: o.Logf, profile: o.Profile && o.OutDir != ""}
+	e := &env{dir: dir, self: self, root: root, logf: o.Logf, profile: (o.Profile || o.ProfileAll) && o.OutDir != ""}
 	defer e.close()
 	if err := e.startUpstream(ctx, o); err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	r := &run{o: o, env: e, cells: map[string]map[string]*cell{}, started: started}
-	if o.Profile && o.OutDir != "" {
+	if (o.Profile || o.ProfileAll) && o.OutDir != "" {
 		r.prof = &profiler{dir: o.OutDir, prefix: started.Format(stampLayout) + "-" + o.Mode}
 		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 			return nil, fmt.Errorf("runner: %w", err)
@@ -170,6 +170,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := r.report(started, rate, basis)
 	if r.prof != nil {
+		r.prof.writeComponents()
 		rep.Notes = append(rep.Notes, r.prof.notes...)
 		if len(r.prof.notes) == 0 {
 			rep.Notes = append(rep.Notes, "profile: no Warden stage was available to profile")
@@ -261,8 +262,11 @@ func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, re
 	loadgen.RunClosed(ctx, client, req, conns, r.o.Warmup)
 	mark := r.cpuStart(t)
 	var res loadgen.Result
-	load := func() { res = loadgen.RunClosed(ctx, client, req, conns, r.o.Duration) }
-	if r.prof != nil && rep == r.o.Reps && conns == slices.Max(r.o.Conns) && t.Name == r.refWarden() {
+	load := func() int64 {
+		res = loadgen.RunClosed(ctx, client, req, conns, r.o.Duration)
+		return int64(res.OK + res.Non2xx)
+	}
+	if r.prof != nil && rep == r.o.Reps && conns == slices.Max(r.o.Conns) && r.profiled(t) {
 		r.prof.capture(ctx, t, r.o.Duration, wl, load)
 	} else {
 		load()
@@ -273,6 +277,15 @@ func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, re
 	c.answers += res.OK + res.Non2xx
 	r.o.Logf("[%d/%d] %-8s %-20s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", rep, r.o.Reps, wl, t.Name,
 		res.RPS(), ms(res.Latency.QuantileDuration(0.5)), ms(res.Latency.QuantileDuration(0.99)), res.Non2xx+res.Errors)
+}
+
+// profiled reports whether t's CPU and allocations are profiled: the
+// most complete Warden stage, or with ProfileAll every Warden stage.
+func (r *run) profiled(t *Target) bool {
+	if r.o.ProfileAll && t.Kind == KindWarden {
+		return true
+	}
+	return t.Name == r.refWarden()
 }
 
 // refWarden is the most complete available Warden stage ("" if none).

@@ -49,6 +49,7 @@ func bench(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "open-loop rate in req/s (default: half of the most complete Warden stage's closed-loop maximum)")
 	only := fs.String("only", "", "comma-separated target names to run (direct always runs), e.g. go-floor,warden-full")
 	profile := fs.Bool("profile", false, "take CPU and allocation profiles of the most complete Warden stage during its last 64-connection run (Warden is built with a pprof listener added via go build -overlay)")
+	profileAll := fs.Bool("profile-all", false, "like -profile, but CPU and allocation profiles of every Warden stage (last 64-connection run), and a table of CPU per request by component across them")
 	var extra stageFlags
 	fs.Var(&extra, "stage", "extra Warden stage NAME=FILE: a config template (Go text/template over bench/configs.Data, e.g. {{.Listen}}) measured after the built-in stages; repeatable")
 	noNginx := fs.Bool("no-nginx", false, "leave nginx out (no install attempt)")
@@ -75,6 +76,7 @@ func bench(ctx context.Context, args []string) error {
 	}
 	o.SkipNginx = *noNginx
 	o.Profile = *profile
+	o.ProfileAll = *profileAll
 	o.ExtraStages = extra
 	o.Command = "go run ./bench/cmd/wardenbench"
 	if len(args) > 0 {
