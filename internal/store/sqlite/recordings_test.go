@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,5 +95,37 @@ func TestRecordingCatalogRefusesAuditFile(t *testing.T) {
 	if c, err := OpenRecordingCatalog(context.Background(), path); err == nil {
 		c.Close()
 		t.Fatal("the recording catalogue opened the audit log's file")
+	}
+}
+
+// TestInsertRows: a batch is cut into statements of prepared row counts
+// (powers of two up to putRows) that add up to the batch.
+func TestInsertRows(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []int
+	}{
+		{1, []int{1}},
+		{2, []int{2}},
+		{3, []int{2, 1}},
+		{34, []int{32, 2}},
+		{64, []int{64}},
+		{150, []int{64, 64, 16, 4, 2}},
+	} {
+		var got []int
+		for left := tc.n; left > 0; {
+			k := insertRows(left)
+			got = append(got, k)
+			left -= k
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("insertRows over %d rows: %v, want %v", tc.n, got, tc.want)
+		}
+	}
+	c := openCatalog(t, filepath.Join(t.TempDir(), "catalog.db"))
+	for n := 1; n <= putRows; n *= 2 {
+		if c.inserts[n] == nil {
+			t.Errorf("no prepared insert of %d rows", n)
+		}
 	}
 }
