@@ -87,8 +87,13 @@ type Recorder struct {
 
 	health atomic.Pointer[health]
 	kick   chan struct{}
-	slots  chan struct{} // objects being built (CPU)
-	queue  chan *commitReq
+	// builds hands captures to the builder goroutines (GOMAXPROCS of
+	// them, at least 2), which build objects: CPU-bound work on
+	// goroutines whose stacks have already grown, instead of growing a
+	// fresh completion goroutine's stack for every recording.
+	builds   chan *buildJob
+	builders int
+	queue    chan *commitReq
 	// committerDone is closed when the committer has stopped.
 	committerDone chan struct{}
 	encs          sync.Pool
@@ -129,8 +134,8 @@ func New(opts Options) (*Recorder, error) {
 		maxSize: d.MaxSize, probeIv: d.ProbeInterval, probeTo: d.ProbeTimeout, saveTo: d.SaveTimeout,
 		retain: d.Retention, sweepIv: d.SweepInterval, strip: opts.StripHeaders, elog: opts.ErasureLog,
 		now: opts.Now, log: opts.Logger,
-		kick:  make(chan struct{}, 1),
-		slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		kick:   make(chan struct{}, 1),
+		builds: make(chan *buildJob), builders: max(2, runtime.GOMAXPROCS(0)),
 		queue: make(chan *commitReq, commitQueue), committerDone: make(chan struct{}),
 		stop: make(chan struct{}),
 	}
@@ -146,9 +151,12 @@ func New(opts Options) (*Recorder, error) {
 		return nil, fmt.Errorf("recording: spill dir: %w", err)
 	}
 	r.probe(context.Background())
-	r.wg.Add(2)
+	r.wg.Add(2 + r.builders)
 	go r.prober()
 	go r.committer()
+	for range r.builders {
+		go r.builder()
+	}
 	if r.retain > 0 {
 		r.wg.Add(1)
 		go r.sweeper()

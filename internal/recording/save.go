@@ -96,14 +96,52 @@ func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) 
 	return d, body.Size, nil
 }
 
-// build writes c's object into obj: canonical form → zstd → sealed
-// chunks under a fresh data key, which it returns with the digest.
+type buildJob struct {
+	ctx  context.Context
+	c    *Capture
+	obj  io.Writer
+	m    *Meta
+	d    Digest
+	dk   []byte
+	err  error
+	done chan struct{}
+}
+
+// builder builds the objects handed to it until Close.
+func (r *Recorder) builder() {
+	defer r.wg.Done()
+	for {
+		select {
+		case j := <-r.builds:
+			j.m, j.d, j.dk, j.err = r.buildObject(j.ctx, j.c, j.obj)
+			close(j.done)
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// build has a builder write c's object into obj and waits for it.
 func (r *Recorder) build(ctx context.Context, c *Capture, obj io.Writer) (*Meta, Digest, []byte, error) {
+	j := &buildJob{ctx: ctx, c: c, obj: obj, done: make(chan struct{})}
 	select {
-	case r.slots <- struct{}{}:
-		defer func() { <-r.slots }()
+	case r.builds <- j:
 	case <-ctx.Done():
 		return nil, Digest{}, nil, fmt.Errorf("recording %s: waiting to build: %w", c.id, ctx.Err())
+	case <-r.stop:
+		return nil, Digest{}, nil, errClosedRecorder
+	}
+	// A builder that took the job finishes it (it looks at stop only
+	// between jobs); obj and c stay in use until then.
+	<-j.done
+	return j.m, j.d, j.dk, j.err
+}
+
+// buildObject writes c's object into obj: canonical form → zstd → sealed
+// chunks under a fresh data key, which it returns with the digest.
+func (r *Recorder) buildObject(ctx context.Context, c *Capture, obj io.Writer) (*Meta, Digest, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Digest{}, nil, fmt.Errorf("recording %s: waiting to build: %w", c.id, err)
 	}
 	m, reqBody := r.meta(c)
 	timing, err := c.marks.Body()
