@@ -284,10 +284,18 @@ func (r *Recorder) Reserve(info Info) (*Capture, error) {
 // newID returns a recording id that sorts by creation time: 13 hex digits
 // of Unix milliseconds and 20 random hex digits.
 func (r *Recorder) newID() string {
-	var b [8 + 10]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(r.now().UnixMilli()))
-	rand.Read(b[8:])
-	return hex.EncodeToString(b[:8])[3:] + hex.EncodeToString(b[8:])
+	var b [10]byte
+	rand.Read(b[:])
+	return IDPrefix(r.now()) + hex.EncodeToString(b[:])
+}
+
+// IDPrefix is the time part of the recording ids made at t (its Unix
+// millisecond): every id made at t or later sorts after it, every id made
+// before t before it, so it bounds Filter.AfterID and Filter.BeforeID.
+func IDPrefix(t time.Time) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(max(t.UnixMilli(), 0)))
+	return hex.EncodeToString(b[:])[3:]
 }
 
 // meta builds the recording's header from the capture.

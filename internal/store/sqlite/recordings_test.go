@@ -129,3 +129,46 @@ func TestInsertRows(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingCatalogHasNoRequestIndex: no index on the random request
+// id (one random page per recording at every commit); a catalogue made
+// with one loses it when opened.
+func TestRecordingCatalogHasNoRequestIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c := openCatalog(t, path)
+	if _, err := c.w.Exec("CREATE INDEX recordings_request ON recordings(request_id)"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = openCatalog(t, path)
+	rows, err := c.r.Query("SELECT name FROM pragma_index_list('recordings')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+		var cols []string
+		crows, err := c.r.Query("SELECT name FROM pragma_index_info(?)", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for crows.Next() {
+			var col string
+			crows.Scan(&col)
+			cols = append(cols, col)
+		}
+		crows.Close()
+		if len(cols) > 0 && cols[0] == "request_id" {
+			t.Errorf("index %s leads with request_id", n)
+		}
+	}
+	if len(names) == 0 {
+		t.Error("no indexes listed at all")
+	}
+}
