@@ -94,6 +94,7 @@ type Recorder struct {
 	builds   chan *buildJob
 	builders int
 	queue    chan *commitReq
+	linger   time.Duration // commitLinger
 	// committerDone is closed when the committer has stopped.
 	committerDone chan struct{}
 	encs          sync.Pool
@@ -135,7 +136,7 @@ func New(opts Options) (*Recorder, error) {
 		retain: d.Retention, sweepIv: d.SweepInterval, strip: opts.StripHeaders, elog: opts.ErasureLog,
 		now: opts.Now, log: opts.Logger,
 		kick:   make(chan struct{}, 1),
-		builds: make(chan *buildJob), builders: max(2, runtime.GOMAXPROCS(0)),
+		builds: make(chan *buildJob), builders: max(2, runtime.GOMAXPROCS(0)), linger: commitLinger,
 		queue: make(chan *commitReq, commitQueue), committerDone: make(chan struct{}),
 		stop: make(chan struct{}),
 	}

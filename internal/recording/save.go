@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -182,10 +183,17 @@ func (r *Recorder) buildObject(ctx context.Context, c *Capture, obj io.Writer) (
 }
 
 // committer makes queued recordings durable in batches until Close;
-// then it commits what is still queued and stops.
+// then it commits what is still queued and stops. A batch gathers what
+// arrives within commitLinger of its first recording (up to maxBatch):
+// at moderate rates (a few hundred streams a second) a commit would
+// otherwise carry one or two recordings, and its fixed cost — a
+// transaction and two fsyncs, which also queue behind the audit log's
+// own fsync on the same disk — would be paid per recording.
 func (r *Recorder) committer() {
 	defer r.wg.Done()
 	defer close(r.committerDone)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		var first *commitReq
 		select {
@@ -201,18 +209,26 @@ func (r *Recorder) committer() {
 			}
 		}
 		batch := []*commitReq{first}
+		linger.Reset(r.linger)
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case req := <-r.queue:
 				batch = append(batch, req)
-			default:
+			case <-linger.C:
+				break fill
+			case <-r.stop:
 				break fill
 			}
 		}
+		linger.Stop()
 		r.commit(batch)
 	}
 }
+
+// commitLinger is how long a batch waits for more recordings after its
+// first. It delays the terminal audit entry (never the client) by as much.
+const commitLinger = 10 * time.Millisecond
 
 // commit stores the batch's objects, then their catalogue entries in one
 // transaction, and answers every request.
