@@ -183,7 +183,7 @@ func terminal(ctx context.Context, l *audit.Log, e recording.Entry) (*Terminal, 
 }
 
 // Find returns the recordings of request id, oldest first. The catalogue
-// has no request-id index (docs/decisions/022-recording-lookup-through-the-log.md),
+// has no request-id index (docs/decisions/023-recording-lookup-and-group-commit.md),
 // so Find asks the audit log: every request.completed entry of the request
 // names its recording (details.recording.id), which the catalogue returns
 // by id. An admission without a completed entry (the gateway stopped

@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS recordings (
 -- No request-id index (catalogues made before had one): request ids are
 -- random, so it cost every commit one random page per recording. A
 -- request's recordings are found through its audit entries
--- (docs/decisions/022-recording-lookup-through-the-log.md).
+-- (docs/decisions/023-recording-lookup-and-group-commit.md).
 DROP INDEX IF EXISTS recordings_request;
 CREATE INDEX IF NOT EXISTS recordings_principal ON recordings(principal, started_ns);
 CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_ns);
