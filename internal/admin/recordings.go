@@ -82,7 +82,7 @@ func (a recordingAPI) find(r *http.Request) (recording.Entry, error) {
 	if reqID == "" || len(reqID) > 256 {
 		return recording.Entry{}, apierr.New(apierr.BadRequest, "a request id (at most 256 characters) is required")
 	}
-	es, err := a.rec.Find(r.Context(), reqID)
+	es, err := recordingcheck.Find(r.Context(), a.rec, a.log, reqID)
 	if err != nil {
 		return recording.Entry{}, apierr.Wrap(apierr.Unavailable, "the recording catalogue is unavailable", err)
 	}

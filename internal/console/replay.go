@@ -64,7 +64,7 @@ func (c *Console) recordingOf(ctx context.Context, requestID string) (*recording
 	if c.o.Recordings == nil || requestID == "" {
 		return nil, nil
 	}
-	es, err := c.o.Recordings.Find(ctx, requestID)
+	es, err := recordingcheck.Find(ctx, c.o.Recordings, c.o.Audit, requestID)
 	if err != nil {
 		return nil, err
 	}

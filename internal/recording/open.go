@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -18,13 +19,41 @@ func (r *Recorder) Get(ctx context.Context, id string) (Entry, error) {
 }
 
 // Find returns the recordings of a request id (usually one; a client that
-// reuses request ids can have several), oldest first.
+// reuses request ids can have several), oldest first. The catalogue has
+// no request-id index, so Find reads every entry: callers that hold the
+// audit log find a request's recordings through its entries instead
+// (recordingcheck.Find, which uses FindNear).
 func (r *Recorder) Find(ctx context.Context, requestID string) ([]Entry, error) {
+	return r.FindNear(ctx, requestID, time.Time{}, 0)
+}
+
+// FindNear is Find limited to recordings reserved within window of at
+// (the time of the request's admission entry: Reserve comes just before
+// it), which the catalogue's id order bounds. A zero at searches all.
+func (r *Recorder) FindNear(ctx context.Context, requestID string, at time.Time, window time.Duration) ([]Entry, error) {
 	if requestID == "" {
 		return nil, errors.New("recording: Find without a request id")
 	}
-	return r.cat.List(ctx, Filter{RequestID: requestID})
+	f := Filter{RequestID: requestID}
+	if !at.IsZero() {
+		f.AfterID, f.BeforeID = IDPrefix(at.Add(-window)), IDPrefix(at.Add(window+time.Millisecond))
+	}
+	var out []Entry
+	for {
+		es, err := r.cat.List(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, es...)
+		if len(es) < listPage {
+			return out, nil
+		}
+		f.AfterID = es[len(es)-1].ID
+	}
 }
+
+// listPage is the catalogue's default page (Filter.Limit 0).
+const listPage = 1000
 
 // Opened is a recording being read: its catalogue entry and a Reader over
 // its canonical form, decrypted and authenticated chunk by chunk. Close it.

@@ -87,8 +87,14 @@ type Recorder struct {
 
 	health atomic.Pointer[health]
 	kick   chan struct{}
-	slots  chan struct{} // objects being built (CPU)
-	queue  chan *commitReq
+	// builds hands captures to the builder goroutines (GOMAXPROCS of
+	// them, at least 2), which build objects: CPU-bound work on
+	// goroutines whose stacks have already grown, instead of growing a
+	// fresh completion goroutine's stack for every recording.
+	builds   chan *buildJob
+	builders int
+	queue    chan *commitReq
+	linger   time.Duration // commitLinger
 	// committerDone is closed when the committer has stopped.
 	committerDone chan struct{}
 	encs          sync.Pool
@@ -129,8 +135,8 @@ func New(opts Options) (*Recorder, error) {
 		maxSize: d.MaxSize, probeIv: d.ProbeInterval, probeTo: d.ProbeTimeout, saveTo: d.SaveTimeout,
 		retain: d.Retention, sweepIv: d.SweepInterval, strip: opts.StripHeaders, elog: opts.ErasureLog,
 		now: opts.Now, log: opts.Logger,
-		kick:  make(chan struct{}, 1),
-		slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		kick:   make(chan struct{}, 1),
+		builds: make(chan *buildJob), builders: max(2, runtime.GOMAXPROCS(0)), linger: commitLinger,
 		queue: make(chan *commitReq, commitQueue), committerDone: make(chan struct{}),
 		stop: make(chan struct{}),
 	}
@@ -146,9 +152,12 @@ func New(opts Options) (*Recorder, error) {
 		return nil, fmt.Errorf("recording: spill dir: %w", err)
 	}
 	r.probe(context.Background())
-	r.wg.Add(2)
+	r.wg.Add(2 + r.builders)
 	go r.prober()
 	go r.committer()
+	for range r.builders {
+		go r.builder()
+	}
 	if r.retain > 0 {
 		r.wg.Add(1)
 		go r.sweeper()
@@ -276,10 +285,18 @@ func (r *Recorder) Reserve(info Info) (*Capture, error) {
 // newID returns a recording id that sorts by creation time: 13 hex digits
 // of Unix milliseconds and 20 random hex digits.
 func (r *Recorder) newID() string {
-	var b [8 + 10]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(r.now().UnixMilli()))
-	rand.Read(b[8:])
-	return hex.EncodeToString(b[:8])[3:] + hex.EncodeToString(b[8:])
+	var b [10]byte
+	rand.Read(b[:])
+	return IDPrefix(r.now()) + hex.EncodeToString(b[:])
+}
+
+// IDPrefix is the time part of the recording ids made at t (its Unix
+// millisecond): every id made at t or later sorts after it, every id made
+// before t before it, so it bounds Filter.AfterID and Filter.BeforeID.
+func IDPrefix(t time.Time) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(max(t.UnixMilli(), 0)))
+	return hex.EncodeToString(b[:])[3:]
 }
 
 // meta builds the recording's header from the capture.

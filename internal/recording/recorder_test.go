@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -640,5 +641,56 @@ func TestFinishTwiceAndAbort(t *testing.T) {
 	es, _ := e.rec.Find(testCtx(t), "r2")
 	if len(es) != 0 {
 		t.Error("an aborted capture was stored")
+	}
+}
+
+// TestFinishAroundClose: captures finishing while the recorder closes are
+// each either stored — durably, in the catalogue — or failed, none hangs
+// (builders and the committer stop only between jobs, and the committer
+// commits what is queued), and a Finish after Close fails.
+func TestFinishAroundClose(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	var caps []*recording.Capture
+	for i := range 24 {
+		c, err := e.rec.Reserve(recording.Info{RequestID: "req-" + strings.Repeat("x", i+1), Level: recording.LevelFull})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteHeader(200, http.Header{"Content-Type": {"application/json"}})
+		c.Write([]byte(`{"answer":"hello"}`))
+		caps = append(caps, c)
+	}
+	during, after := caps[:16], caps[16:]
+	results := make([]recording.Result, len(during))
+	var wg sync.WaitGroup
+	for i, c := range during {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = c.Finish(testCtx(t))
+		}()
+	}
+	if err := e.rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for _, res := range results {
+		switch res.Outcome {
+		case recording.OutcomeStored:
+			if _, err := e.cat.Get(testCtx(t), res.ID); err != nil {
+				t.Errorf("recording %s reported stored but not in the catalogue: %v", res.ID, err)
+			}
+		case recording.OutcomeFailed:
+			if res.Err == nil {
+				t.Errorf("recording %s failed without a reason", res.ID)
+			}
+		default:
+			t.Errorf("recording %s: outcome %q", res.ID, res.Outcome)
+		}
+	}
+	for _, c := range after {
+		if res := c.Finish(testCtx(t)); res.Outcome != recording.OutcomeFailed {
+			t.Errorf("Finish after Close: %q, want failed", res.Outcome)
+		}
 	}
 }

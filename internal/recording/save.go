@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -96,14 +97,52 @@ func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) 
 	return d, body.Size, nil
 }
 
-// build writes c's object into obj: canonical form → zstd → sealed
-// chunks under a fresh data key, which it returns with the digest.
+type buildJob struct {
+	ctx  context.Context
+	c    *Capture
+	obj  io.Writer
+	m    *Meta
+	d    Digest
+	dk   []byte
+	err  error
+	done chan struct{}
+}
+
+// builder builds the objects handed to it until Close.
+func (r *Recorder) builder() {
+	defer r.wg.Done()
+	for {
+		select {
+		case j := <-r.builds:
+			j.m, j.d, j.dk, j.err = r.buildObject(j.ctx, j.c, j.obj)
+			close(j.done)
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// build has a builder write c's object into obj and waits for it.
 func (r *Recorder) build(ctx context.Context, c *Capture, obj io.Writer) (*Meta, Digest, []byte, error) {
+	j := &buildJob{ctx: ctx, c: c, obj: obj, done: make(chan struct{})}
 	select {
-	case r.slots <- struct{}{}:
-		defer func() { <-r.slots }()
+	case r.builds <- j:
 	case <-ctx.Done():
 		return nil, Digest{}, nil, fmt.Errorf("recording %s: waiting to build: %w", c.id, ctx.Err())
+	case <-r.stop:
+		return nil, Digest{}, nil, errClosedRecorder
+	}
+	// A builder that took the job finishes it (it looks at stop only
+	// between jobs); obj and c stay in use until then.
+	<-j.done
+	return j.m, j.d, j.dk, j.err
+}
+
+// buildObject writes c's object into obj: canonical form → zstd → sealed
+// chunks under a fresh data key, which it returns with the digest.
+func (r *Recorder) buildObject(ctx context.Context, c *Capture, obj io.Writer) (*Meta, Digest, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Digest{}, nil, fmt.Errorf("recording %s: waiting to build: %w", c.id, err)
 	}
 	m, reqBody := r.meta(c)
 	timing, err := c.marks.Body()
@@ -144,10 +183,17 @@ func (r *Recorder) build(ctx context.Context, c *Capture, obj io.Writer) (*Meta,
 }
 
 // committer makes queued recordings durable in batches until Close;
-// then it commits what is still queued and stops.
+// then it commits what is still queued and stops. A batch gathers what
+// arrives within commitLinger of its first recording (up to maxBatch):
+// at moderate rates (a few hundred streams a second) a commit would
+// otherwise carry one or two recordings, and its fixed cost — a
+// transaction and two fsyncs, which also queue behind the audit log's
+// own fsync on the same disk — would be paid per recording.
 func (r *Recorder) committer() {
 	defer r.wg.Done()
 	defer close(r.committerDone)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		var first *commitReq
 		select {
@@ -163,18 +209,26 @@ func (r *Recorder) committer() {
 			}
 		}
 		batch := []*commitReq{first}
+		linger.Reset(r.linger)
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case req := <-r.queue:
 				batch = append(batch, req)
-			default:
+			case <-linger.C:
+				break fill
+			case <-r.stop:
 				break fill
 			}
 		}
+		linger.Stop()
 		r.commit(batch)
 	}
 }
+
+// commitLinger is how long a batch waits for more recordings after its
+// first. It delays the terminal audit entry (never the client) by as much.
+const commitLinger = 10 * time.Millisecond
 
 // commit stores the batch's objects, then their catalogue entries in one
 // transaction, and answers every request.

@@ -130,7 +130,10 @@ type Erasure struct {
 type Filter struct {
 	// Principal matches Entry.Principal exactly.
 	Principal string
-	// RequestID matches Entry.RequestID exactly.
+	// RequestID matches Entry.RequestID exactly. No index serves it (a
+	// random key would cost every commit a random page): bound the scan
+	// with AfterID/BeforeID, or find the recording id through the
+	// request's terminal audit entry (recordingcheck.Find).
 	RequestID string
 	// Before selects entries with StartedAt < Before.
 	Before time.Time
@@ -138,6 +141,9 @@ type Filter struct {
 	Erased *bool
 	// AfterID continues a listing after the entry with this id.
 	AfterID string
+	// BeforeID selects entries with an id below it (ids sort by creation
+	// time: IDPrefix turns a time into a bound).
+	BeforeID string
 	// Limit caps the entries returned; 0 means 1000.
 	Limit int
 }

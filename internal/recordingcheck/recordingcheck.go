@@ -10,6 +10,8 @@ package recordingcheck
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -179,6 +181,74 @@ func terminal(ctx context.Context, l *audit.Log, e recording.Entry) (*Terminal, 
 	}
 	return nil, recording.Digest{}, nil
 }
+
+// Find returns the recordings of request id, oldest first. The catalogue
+// has no request-id index (docs/decisions/023-recording-lookup-and-group-commit.md),
+// so Find asks the audit log: every request.completed entry of the request
+// names its recording (details.recording.id), which the catalogue returns
+// by id. An admission without a completed entry (the gateway stopped
+// between storing the recording and appending the entry, or the request
+// is still running) may still have a recording that no entry names: Find
+// looks for it among the recordings reserved within a minute of the
+// admission (a range of the catalogue's time-ordered ids). Without an
+// audit log (nil) it scans the catalogue (Recorder.Find).
+func Find(ctx context.Context, rec *recording.Recorder, l *audit.Log, requestID string) ([]recording.Entry, error) {
+	if l == nil {
+		return rec.Find(ctx, requestID)
+	}
+	if requestID == "" {
+		return nil, errors.New("recordingcheck: Find without a request id")
+	}
+	done, err := l.Search(ctx, audit.Query{RequestID: requestID, Kind: audit.KindRequestCompleted, Limit: findLimit})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []recording.Entry
+	for _, te := range done {
+		id, _ := RecordingOf(te)
+		if id == "" || seen[id] {
+			continue
+		}
+		e, err := rec.Get(ctx, id)
+		if errors.Is(err, recording.ErrNotFound) {
+			continue // recording: failed names an id that was never stored
+		}
+		if err != nil {
+			return nil, err
+		}
+		seen[id] = true
+		out = append(out, e)
+	}
+	admitted, err := l.Search(ctx, audit.Query{RequestID: requestID, Kind: audit.KindRequestAdmitted, Limit: findLimit})
+	if err != nil {
+		return nil, err
+	}
+	if len(admitted) > len(done) {
+		for _, a := range admitted {
+			es, err := rec.FindNear(ctx, requestID, a.Time, admissionWindow)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range es {
+				if !seen[e.ID] {
+					seen[e.ID] = true
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b recording.Entry) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// findLimit bounds the entries of one request id Find reads.
+const findLimit = 100
+
+// admissionWindow is how far from its admission entry's time Find looks
+// for a recording no completed entry names: Reserve runs just before the
+// admission entry is appended, which the audit store's timeout bounds.
+const admissionWindow = time.Minute
 
 // RecordingOf returns the recording id and digest a terminal entry's
 // details carry (details.recording, written by the gateway), or "".

@@ -173,6 +173,8 @@ func testCatalogList(t *testing.T, c recording.Catalog) {
 		{"erased", recording.Filter{Erased: &yes}, "[3]"},
 		{"live", recording.Filter{Erased: &no, Principal: "alice"}, "[0 6]"},
 		{"after id", recording.Filter{AfterID: Entry(5).ID}, "[6 7 8]"},
+		{"before id", recording.Filter{BeforeID: Entry(3).ID}, "[0 1 2]"},
+		{"request between ids", recording.Filter{RequestID: "req-1", AfterID: Entry(0).ID, BeforeID: Entry(8).ID}, "[1]"},
 		{"limit", recording.Filter{Limit: 2}, "[0 1]"},
 		{"nobody", recording.Filter{Principal: "mallory"}, "[]"},
 	}

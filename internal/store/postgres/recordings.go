@@ -51,7 +51,11 @@ CREATE TABLE IF NOT EXISTS recordings (
 	erased_by     text,
 	erased_reason text
 );
-CREATE INDEX IF NOT EXISTS recordings_request ON recordings (request_id);
+-- No request-id index (catalogues made before had one): request ids are
+-- random, so it cost every commit one random page per recording. A
+-- request's recordings are found through its audit entries
+-- (docs/decisions/023-recording-lookup-and-group-commit.md).
+DROP INDEX IF EXISTS recordings_request;
 CREATE INDEX IF NOT EXISTS recordings_principal ON recordings (principal, started_ns);
 CREATE INDEX IF NOT EXISTS recordings_started ON recordings (started_ns);
 `
@@ -225,6 +229,9 @@ func (c *RecordingCatalog) List(ctx context.Context, f recording.Filter) ([]reco
 	}
 	if f.AfterID != "" {
 		where = append(where, "id > "+arg(f.AfterID))
+	}
+	if f.BeforeID != "" {
+		where = append(where, "id < "+arg(f.BeforeID))
 	}
 	q := `SELECT ` + pgRecordingColumns + ` FROM recordings`
 	if len(where) > 0 {

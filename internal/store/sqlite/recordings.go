@@ -29,6 +29,12 @@ type RecordingCatalog struct {
 	w      *sql.DB // one connection: the writer
 	r      *sql.DB
 	closed atomic.Bool
+
+	// inserts are the prepared multi-row INSERTs by row count (powers of
+	// two up to putRows), prepared when the catalogue opens: preparing a
+	// 64-row statement (768 parameters) for every batch cost as much CPU
+	// as executing it. Read-only after OpenRecordingCatalog.
+	inserts map[int]*sql.Stmt
 }
 
 const recordingSchema = `
@@ -49,7 +55,11 @@ CREATE TABLE IF NOT EXISTS recordings (
 	erased_by     TEXT,
 	erased_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS recordings_request ON recordings(request_id);
+-- No request-id index (catalogues made before had one): request ids are
+-- random, so it cost every commit one random page per recording. A
+-- request's recordings are found through its audit entries
+-- (docs/decisions/023-recording-lookup-and-group-commit.md).
+DROP INDEX IF EXISTS recordings_request;
 CREATE INDEX IF NOT EXISTS recordings_principal ON recordings(principal, started_ns);
 CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_ns);
 `
@@ -61,7 +71,16 @@ func OpenRecordingCatalog(ctx context.Context, path string) (*RecordingCatalog, 
 	if err != nil {
 		return nil, err
 	}
-	return &RecordingCatalog{path: path, w: w, r: r}, nil
+	c := &RecordingCatalog{path: path, w: w, r: r, inserts: map[int]*sql.Stmt{}}
+	for n := 1; n <= putRows; n *= 2 {
+		st, err := w.PrepareContext(ctx, insertRecordings(n))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("sqlite: open recording catalog %s: prepare insert of %d rows: %w", path, n, err)
+		}
+		c.inserts[n] = st
+	}
+	return c, nil
 }
 
 // Close closes the catalogue. Closing twice is harmless.
@@ -69,7 +88,11 @@ func (c *RecordingCatalog) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
-	return errors.Join(c.r.Close(), c.w.Close())
+	var errs []error
+	for _, st := range c.inserts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, c.r.Close(), c.w.Close())...)
 }
 
 func (c *RecordingCatalog) check() error {
@@ -105,16 +128,19 @@ func (c *RecordingCatalog) PutBatch(ctx context.Context, es []recording.Entry) (
 		}
 	}()
 	// Multi-row INSERTs: one statement (one trip through database/sql
-	// and one VDBE program) per putRows entries, instead of one each.
+	// and one VDBE program) per putRows entries, instead of one each;
+	// a batch is cut into power-of-two row counts so that a handful of
+	// prepared statements serve every batch size.
 	args := make([]any, 0, min(len(es), putRows)*12)
 	for len(es) > 0 {
-		n := min(len(es), putRows)
+		n := insertRows(len(es))
+		st := c.inserts[n]
 		args = args[:0]
 		for _, e := range es[:n] {
 			args = append(args, e.ID, e.RequestID, e.Principal, e.Route, string(e.Level), e.StartedAt.UnixNano(),
 				e.Object, e.Size, e.Digest[:], e.KEKID, e.WrappedKey, e.CreatedAt.UnixNano())
 		}
-		if _, err := tx.ExecContext(ctx, insertRecordings(n), args...); err != nil {
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
 			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
 				return fmt.Errorf("sqlite: put recordings (%d, from %s): %w", n, es[0].ID, recording.ErrExists)
 			}
@@ -157,8 +183,18 @@ func scanRecording(s scanner) (recording.Entry, error) {
 }
 
 // putRows is the most rows one INSERT carries (12 parameters each, far
-// below SQLite's 32766).
+// below SQLite's 32766); a power of two, as insertRows cuts batches.
 const putRows = 64
+
+// insertRows is how many of n pending rows the next INSERT takes: the
+// largest power of two not above n or putRows.
+func insertRows(n int) int {
+	k := 1
+	for k*2 <= min(n, putRows) {
+		k *= 2
+	}
+	return k
+}
 
 // insertRecordings is the INSERT statement for n rows.
 func insertRecordings(n int) string {
@@ -215,6 +251,9 @@ func (c *RecordingCatalog) List(ctx context.Context, f recording.Filter) ([]reco
 	}
 	if f.AfterID != "" {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
+	}
+	if f.BeforeID != "" {
+		where, args = append(where, "id < ?"), append(args, f.BeforeID)
 	}
 	q := `SELECT ` + recordingColumns + ` FROM recordings`
 	if len(where) > 0 {
