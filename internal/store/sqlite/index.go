@@ -16,8 +16,9 @@ import (
 
 // indexSchemaVersion is the index file's PRAGMA user_version. An index
 // file of another version is dropped and rebuilt from the log. Version 2
-// added the per-chunk counts (count_spans, count_rows).
-const indexSchemaVersion = 2
+// added the per-chunk counts (count_spans, count_rows); version 3 replaced
+// them with count blocks (count_blocks, decision 022).
+const indexSchemaVersion = 3
 
 // index is the search index in its own SQLite file: copied columns, the
 // mask-rule index and the full-text index, derived from the log by
