@@ -88,14 +88,18 @@ CREATE TABLE IF NOT EXISTS entry_fields (
 	approval_id TEXT    NOT NULL,
 	action      TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entry_fields_time ON entry_fields(time_ns);
-CREATE INDEX IF NOT EXISTS entry_fields_subject ON entry_fields(subject, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_route ON entry_fields(route, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_model ON entry_fields(model, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_kind ON entry_fields(kind, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_action ON entry_fields(action, seq);
+-- One index per search filter, each ordered by seq within a value (seq
+-- is the rowid, the implicit last column of every index: naming it again
+-- only stored it twice). Partial where most entries have no value
+-- (search.go adds the index's condition to a query on it). No time index:
+-- a time range becomes a seq range through count_blocks' min_ns/max_ns.
+CREATE INDEX IF NOT EXISTS entry_fields_subject ON entry_fields(subject) WHERE subject != '';
+CREATE INDEX IF NOT EXISTS entry_fields_route ON entry_fields(route) WHERE route != '';
+CREATE INDEX IF NOT EXISTS entry_fields_model ON entry_fields(model) WHERE model != '';
+CREATE INDEX IF NOT EXISTS entry_fields_kind ON entry_fields(kind);
+CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id) WHERE request_id != '';
+CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
+CREATE INDEX IF NOT EXISTS entry_fields_action ON entry_fields(action) WHERE action != '';
 
 CREATE TABLE IF NOT EXISTS entry_masks (
 	rule TEXT    NOT NULL,
