@@ -75,6 +75,9 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
+	// Statement journals in memory, not in temporary files: a multi-row
+	// insert's undo pages otherwise cost a write system call each.
+	q.Add("_pragma", "temp_store(memory)")
 	w, err := sql.Open("sqlite", dsn(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
@@ -189,14 +192,14 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 			masks = append(masks, ref{r.Seq, rule})
 		}
 	}
-	if err := ix.ins.insert(ctx, tx, `INSERT INTO entry_fields
+	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
 		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)`, 9, len(docs), func(i int, args []any) []any {
 		d := &docs[i]
 		return append(args, recs[i].Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
 	}
-	if err := ix.ins.insert(ctx, tx, "INSERT INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
+	if err := ix.ins.insert(ctx, tx, "INSERT OR FAIL INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
 		return append(args, texts[i].seq, texts[i].val)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): text: %w", n, n+int64(len(recs)), err)
