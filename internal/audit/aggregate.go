@@ -205,6 +205,11 @@ type aggEntry struct {
 // aggregateChunk is how many records one store read returns.
 var aggregateChunk int64 = 4096
 
+// CountBlockWindow is how many chunks' count blocks Aggregate reads with
+// one CountBlocks call, so its memory stays bounded however long the
+// range (a variable so tests can make windows small).
+var CountBlockWindow int64 = 64
+
 // countRange counts the entries [from, to) of st that match q, grouped by
 // q.By: one goroutine walks the range in order, handing out the parts the
 // index's count blocks hold (CountIndex) and reading the rest from the
@@ -222,27 +227,32 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 		key    chunkKey
 		keep   bool // a whole chunk: cache its counts
 	}
-	// The index's count blocks, by chunk start; what they lack (the tail,
-	// index lag, a chunk's entries after one a block cannot hold) is
-	// counted from the log. A window bound that nanoseconds cannot
-	// represent is left to the log too.
-	var blocks map[int64]*StoredBlock
-	if ci != nil && nsExact(q.From) && nsExact(q.To) {
-		bs, err := ci.CountBlocks(ctx, from, to)
-		if err != nil {
-			return nil, fmt.Errorf("audit: aggregate: %w", err)
-		}
-		blocks = make(map[int64]*StoredBlock, len(bs))
-		for i := range bs {
-			if bs[i].N > 0 && bs[i].Start%CountChunk == 0 && bs[i].N <= CountChunk {
-				blocks[bs[i].Start] = &bs[i]
-			}
-		}
-	}
+	// The index's count blocks, by chunk start, read CountBlockWindow
+	// chunks at a time; what they lack
+	// (the tail, index lag, a chunk's entries after one a block cannot
+	// hold) is counted from the log. A window bound that nanoseconds
+	// cannot represent is left to the log too.
+	useBlocks := ci != nil && nsExact(q.From) && nsExact(q.To)
 	jobs := make(chan job, 2)
 	go func() {
 		defer close(jobs)
+		var blocks map[int64]*StoredBlock
+		winEnd := from // blocks are loaded for the chunks before winEnd
 		for seq := from; seq < to; {
+			if useBlocks && seq >= winEnd {
+				winEnd = min(seq-seq%CountChunk+CountBlockWindow*CountChunk, to)
+				bs, err := ci.CountBlocks(ctx, seq, winEnd)
+				if err != nil {
+					cancel(fmt.Errorf("audit: aggregate: %w", err))
+					return
+				}
+				blocks = make(map[int64]*StoredBlock, len(bs))
+				for i := range bs {
+					if bs[i].N > 0 && bs[i].Start%CountChunk == 0 && bs[i].N <= CountChunk {
+						blocks[bs[i].Start] = &bs[i]
+					}
+				}
+			}
 			if b := blocks[seq-seq%CountChunk]; b != nil && seq < b.Start+b.N {
 				hi := min(b.Start+b.N, to)
 				select {
@@ -254,6 +264,9 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 				continue
 			}
 			end := min((seq/aggregateChunk+1)*aggregateChunk, to)
+			if useBlocks {
+				end = min(end, winEnd)
+			}
 			if next := seq - seq%CountChunk + CountChunk; blocks[next] != nil {
 				end = min(end, next)
 			}

@@ -121,8 +121,8 @@ func sameCounts(t *testing.T, l *audit.Log, st *sqlite.Store, t0 time.Time) int 
 // is rebuilt; an edited count row is found by CheckIndex (warden index
 // check), and one that no longer adds up is not used.
 func TestAggregateCounts(t *testing.T) {
-	defer func(c int64) { audit.CountChunk = c }(audit.CountChunk)
-	audit.CountChunk = 16
+	defer func(c, w int64) { audit.CountChunk, audit.CountBlockWindow = c, w }(audit.CountChunk, audit.CountBlockWindow)
+	audit.CountChunk, audit.CountBlockWindow = 16, 3
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.db")
