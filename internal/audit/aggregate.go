@@ -307,9 +307,11 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 			defer wg.Done()
 			for j := range jobs {
 				if j.block != nil {
-					if b, err := ParseCountBlock(j.block.Start, j.block.Data); err == nil && b.Len() == j.block.N {
-						b.count(j.lo, j.hi, q, parts[w])
-						continue
+					if b, err := viewCountBlock(j.block.Start, j.block.Data); err == nil && b.Len() == j.block.N {
+						// count adds nothing when it fails.
+						if b.count(j.lo, j.hi, q, parts[w]) == nil {
+							continue
+						}
 					}
 					// A block that does not parse (an edited index;
 					// warden index check names it): count from the log.

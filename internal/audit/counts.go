@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
@@ -57,14 +59,21 @@ type StoredBlock struct {
 // sequence order, its encoding depends only on the entries it holds, not
 // on how they were batched, so an index's blocks can be compared byte for
 // byte with a reference built from the log (warden index check).
+//
+// A block read for counting decodes only the columns a query needs (and
+// the times only when the query's window cuts the block).
 type CountBlock struct {
 	Start  int64
-	times  []int64 // UnixNano
-	ids    [numCountCols][]uint32
-	dicts  [numCountCols][]string
-	lookup [numCountCols]map[string]uint32 // Append only
+	n      int
 	minNS  int64
 	maxNS  int64
+	dicts  [numCountCols][]string
+	ids    [numCountCols][]uint32 // decoded (or appended) value numbers
+	times  []int64                // decoded (or appended) UnixNano
+	raw    [numCountCols][]byte   // encoded value numbers, fixed width
+	width  [numCountCols]int
+	rawT   []byte                          // encoded times
+	lookup [numCountCols]map[string]uint32 // Append only
 }
 
 // NewCountBlock returns an empty block for the chunk starting at start.
@@ -73,17 +82,18 @@ func NewCountBlock(start int64) *CountBlock {
 }
 
 // Len returns how many entries b holds.
-func (b *CountBlock) Len() int64 { return int64(len(b.times)) }
+func (b *CountBlock) Len() int64 { return int64(b.n) }
 
 // TimeRange returns the earliest and latest entry time in b, in
 // nanoseconds since the Unix epoch (zero for an empty block).
 func (b *CountBlock) TimeRange() (minNS, maxNS int64) { return b.minNS, b.maxNS }
 
-// Append adds the entry at seq to b. It reports false, and leaves b as it
-// was, when seq is not the block's next record or lies beyond its chunk,
-// or when e cannot be represented (no entry, a time outside the range of
-// int64 nanoseconds): such an entry, and every later one of the chunk,
-// is counted from the log instead.
+// Append adds the entry at seq to b (made by NewCountBlock or
+// ParseCountBlock). It reports false, and leaves b as it was, when seq is
+// not the block's next record or lies beyond its chunk, or when e cannot
+// be represented (no entry, a time outside the range of int64
+// nanoseconds): such an entry, and every later one of the chunk, is
+// counted from the log instead.
 func (b *CountBlock) Append(seq int64, e *Entry) bool {
 	if e == nil || seq != b.Start+b.Len() || seq >= b.Start+CountChunk {
 		return false
@@ -97,13 +107,14 @@ func (b *CountBlock) Append(seq int64, e *Entry) bool {
 	for c, d := range countCols {
 		b.ids[c] = append(b.ids[c], b.intern(c, g.Value(d)))
 	}
-	if len(b.times) == 0 || ns < b.minNS {
+	if b.n == 0 || ns < b.minNS {
 		b.minNS = ns
 	}
-	if len(b.times) == 0 || ns > b.maxNS {
+	if b.n == 0 || ns > b.maxNS {
 		b.maxNS = ns
 	}
 	b.times = append(b.times, ns)
+	b.n++
 	return true
 }
 
@@ -123,39 +134,83 @@ func (b *CountBlock) intern(c int, v string) uint32 {
 	return id
 }
 
-// AppendBinary appends b's encoding to dst: a version byte, the entry
-// count, each column's dictionary, the times (the first, then
-// differences, zigzag varints) and each column's value numbers (uvarints).
+// idWidth is the bytes per value number of a column with k values.
+func idWidth(k int) int {
+	switch {
+	case k <= 1<<8:
+		return 1
+	case k <= 1<<16:
+		return 2
+	}
+	return 4
+}
+
+// AppendBinary appends b's encoding (b made by NewCountBlock or
+// ParseCountBlock) to dst: a version byte, the entry count, the time
+// range, then each column's dictionary and its value numbers (1, 2 or 4
+// bytes each, little-endian, by the dictionary's size), then the times
+// (their byte length, then the first and the differences, zigzag
+// varints).
 func (b *CountBlock) AppendBinary(dst []byte) []byte {
 	dst = append(dst, countBlockVersion)
-	dst = binary.AppendUvarint(dst, uint64(len(b.times)))
+	dst = binary.AppendUvarint(dst, uint64(b.n))
+	dst = binary.AppendVarint(dst, b.minNS)
+	dst = binary.AppendUvarint(dst, uint64(b.maxNS-b.minNS))
 	for c := range countCols {
 		dst = binary.AppendUvarint(dst, uint64(len(b.dicts[c])))
 		for _, s := range b.dicts[c] {
 			dst = binary.AppendUvarint(dst, uint64(len(s)))
 			dst = append(dst, s...)
 		}
-	}
-	prev := int64(0)
-	for _, t := range b.times {
-		dst = binary.AppendVarint(dst, t-prev)
-		prev = t
-	}
-	for c := range countCols {
+		w := idWidth(len(b.dicts[c]))
 		for _, id := range b.ids[c] {
-			dst = binary.AppendUvarint(dst, uint64(id))
+			switch w {
+			case 1:
+				dst = append(dst, byte(id))
+			case 2:
+				dst = binary.LittleEndian.AppendUint16(dst, uint16(id))
+			default:
+				dst = binary.LittleEndian.AppendUint32(dst, id)
+			}
 		}
 	}
-	return dst
+	var ts []byte
+	prev := int64(0)
+	for _, t := range b.times {
+		ts = binary.AppendVarint(ts, t-prev)
+		prev = t
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(ts)))
+	return append(dst, ts...)
 }
 
 var errCountBlock = errors.New("audit: malformed count block")
 
 // ParseCountBlock decodes a block of the chunk starting at start, as
-// AppendBinary encoded it. It rejects anything else: another version,
-// more entries than a chunk holds, a value number outside its
-// dictionary, trailing bytes.
+// AppendBinary encoded it, ready to count or to Append to. It rejects
+// anything else: another version, more entries than a chunk holds, a
+// value number outside its dictionary, times that do not match the time
+// range, trailing bytes.
 func ParseCountBlock(start int64, data []byte) (*CountBlock, error) {
+	b, err := viewCountBlock(start, data)
+	if err != nil {
+		return nil, err
+	}
+	for c := range countCols {
+		if _, err := b.column(c); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := b.timeColumn(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// viewCountBlock checks the structure of an encoded block and keeps its
+// columns and times encoded (over data), to be decoded as a count needs
+// them (column, timeColumn).
+func viewCountBlock(start int64, data []byte) (*CountBlock, error) {
 	b := &CountBlock{Start: start}
 	p := data
 	uv := func() (uint64, bool) {
@@ -174,6 +229,17 @@ func ParseCountBlock(start int64, data []byte) (*CountBlock, error) {
 	if !ok || n > uint64(CountChunk) || start < 0 || start%CountChunk != 0 {
 		return nil, fmt.Errorf("%w: size", errCountBlock)
 	}
+	b.n = int(n)
+	minNS, m := binary.Varint(p)
+	if m <= 0 {
+		return nil, fmt.Errorf("%w: time range", errCountBlock)
+	}
+	p = p[m:]
+	span, ok := uv()
+	if !ok || span > math.MaxInt64 || minNS > math.MaxInt64-int64(span) {
+		return nil, fmt.Errorf("%w: time range", errCountBlock)
+	}
+	b.minNS, b.maxNS = minNS, minNS+int64(span)
 	for c := range countCols {
 		k, ok := uv()
 		if !ok || k > n {
@@ -188,39 +254,77 @@ func ParseCountBlock(start int64, data []byte) (*CountBlock, error) {
 			b.dicts[c][i] = string(p[:l])
 			p = p[l:]
 		}
+		b.width[c] = idWidth(int(k))
+		l := b.n * b.width[c]
+		if l > len(p) {
+			return nil, fmt.Errorf("%w: column %s", errCountBlock, countCols[c])
+		}
+		b.raw[c], p = p[:l], p[l:]
 	}
-	b.times = make([]int64, n)
+	l, ok := uv()
+	if !ok || l != uint64(len(p)) {
+		return nil, fmt.Errorf("%w: times", errCountBlock)
+	}
+	b.rawT = p
+	return b, nil
+}
+
+// column returns the value numbers of column c, decoding (and checking)
+// them on first use.
+func (b *CountBlock) column(c int) ([]uint32, error) {
+	if b.ids[c] != nil || b.n == 0 {
+		return b.ids[c], nil
+	}
+	ids := make([]uint32, b.n)
+	raw, k := b.raw[c], uint32(len(b.dicts[c]))
+	switch b.width[c] {
+	case 1:
+		for i := range ids {
+			ids[i] = uint32(raw[i])
+		}
+	case 2:
+		for i := range ids {
+			ids[i] = uint32(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+	default:
+		for i := range ids {
+			ids[i] = binary.LittleEndian.Uint32(raw[4*i:])
+		}
+	}
+	for _, id := range ids {
+		if id >= k {
+			return nil, fmt.Errorf("%w: column %s", errCountBlock, countCols[c])
+		}
+	}
+	b.ids[c] = ids
+	return ids, nil
+}
+
+// timeColumn returns the entries' times, decoding (and checking them
+// against the time range) on first use.
+func (b *CountBlock) timeColumn() ([]int64, error) {
+	if b.times != nil || b.n == 0 {
+		return b.times, nil
+	}
+	ts := make([]int64, b.n)
+	p := b.rawT
 	prev := int64(0)
-	for i := range b.times {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range ts {
 		d, m := binary.Varint(p)
 		if m <= 0 {
 			return nil, fmt.Errorf("%w: times", errCountBlock)
 		}
 		p = p[m:]
 		prev += d
-		b.times[i] = prev
-		if i == 0 || prev < b.minNS {
-			b.minNS = prev
-		}
-		if i == 0 || prev > b.maxNS {
-			b.maxNS = prev
-		}
+		ts[i] = prev
+		lo, hi = min(lo, prev), max(hi, prev)
 	}
-	for c := range countCols {
-		b.ids[c] = make([]uint32, n)
-		k := uint64(len(b.dicts[c]))
-		for i := range b.ids[c] {
-			id, ok := uv()
-			if !ok || id >= k {
-				return nil, fmt.Errorf("%w: column %s", errCountBlock, countCols[c])
-			}
-			b.ids[c][i] = uint32(id)
-		}
+	if len(p) != 0 || lo != b.minNS || hi != b.maxNS {
+		return nil, fmt.Errorf("%w: times", errCountBlock)
 	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errCountBlock, len(p))
-	}
-	return b, nil
+	b.times = ts
+	return ts, nil
 }
 
 // Values returns the dictionary of dimension d (one of the dimensions a
@@ -263,37 +367,54 @@ func countCol(d string) int {
 // q.By. The grouped columns' value numbers are combined into one number
 // (mixed radix over the dictionaries' sizes), counted in a slice when the
 // combinations are few and in a map otherwise, and turned back into
-// groups at the end: a few nanoseconds per entry.
-func (b *CountBlock) count(lo, hi int64, q AggregateQuery, out map[Group]int64) {
+// groups at the end: a few nanoseconds per entry. Only the columns q
+// needs are decoded; an error means the block is malformed (nothing was
+// added to out).
+func (b *CountBlock) count(lo, hi int64, q AggregateQuery, out map[Group]int64) error {
 	i0, i1 := int(lo-b.Start), int(hi-b.Start)
-	kinds := b.ids[0]
-	kindID := -1
+	var kinds []uint32
+	kindID := uint32(0)
 	if q.Kind != "" {
-		for i, k := range b.dicts[0] {
-			if k == q.Kind {
-				kindID = i
-			}
+		i := slices.Index(b.dicts[0], q.Kind)
+		if i < 0 {
+			return nil
 		}
-		if kindID < 0 {
-			return
+		var err error
+		if kinds, err = b.column(0); err != nil {
+			return err
 		}
+		kindID = uint32(i)
 	}
+	var times []int64
 	var fromNS, toNS int64
 	cutFrom := !q.From.IsZero() && b.minNS < q.From.UnixNano()
 	cutTo := !q.To.IsZero() && b.maxNS >= q.To.UnixNano()
-	if cutFrom {
-		fromNS = q.From.UnixNano()
-	}
-	if cutTo {
-		toNS = q.To.UnixNano()
+	if cutFrom || cutTo {
+		var err error
+		if times, err = b.timeColumn(); err != nil {
+			return err
+		}
+		fromNS, toNS = math.MinInt64, math.MaxInt64
+		if cutFrom {
+			fromNS = q.From.UnixNano()
+		}
+		if cutTo {
+			toNS = q.To.UnixNano()
+		}
 	}
 	// The distinct columns grouped by, and the radix of each.
 	var cols []int
+	var vals [][]uint32
 	for _, d := range q.By {
 		c := countCol(d)
-		if c >= 0 && !containsInt(cols, c) {
-			cols = append(cols, c)
+		if c < 0 || slices.Contains(cols, c) {
+			continue
 		}
+		ids, err := b.column(c)
+		if err != nil {
+			return err
+		}
+		cols, vals = append(cols, c), append(vals, ids)
 	}
 	radix := make([]uint64, len(cols))
 	size, fits := uint64(1), true
@@ -306,9 +427,25 @@ func (b *CountBlock) count(lo, hi int64, q AggregateQuery, out map[Group]int64) 
 		}
 		size *= k
 	}
+	// keep reports whether entry i passes the kind filter and the window.
+	keep := func(i int) bool {
+		return (kinds == nil || kinds[i] == kindID) && (times == nil || (times[i] >= fromNS && times[i] < toNS))
+	}
 	if !fits {
-		b.countSlow(i0, i1, q, cols, kindID, cutFrom, cutTo, fromNS, toNS, out)
-		return
+		m := map[[numCountCols]uint32]int64{}
+		for i := i0; i < i1; i++ {
+			if keep(i) {
+				var k [numCountCols]uint32
+				for j, c := range cols {
+					k[c] = vals[j][i]
+				}
+				m[k]++
+			}
+		}
+		for k, n := range m {
+			out[b.group(q.By, &k)] += n
+		}
+		return nil
 	}
 	var dense []int64
 	var sparse map[uint64]int64
@@ -317,16 +454,14 @@ func (b *CountBlock) count(lo, hi int64, q AggregateQuery, out map[Group]int64) 
 	} else {
 		sparse = map[uint64]int64{}
 	}
+	filtered := kinds != nil || times != nil
 	for i := i0; i < i1; i++ {
-		if kindID >= 0 && int(kinds[i]) != kindID {
-			continue
-		}
-		if (cutFrom && b.times[i] < fromNS) || (cutTo && b.times[i] >= toNS) {
+		if filtered && !keep(i) {
 			continue
 		}
 		var key uint64
-		for j, c := range cols {
-			key += uint64(b.ids[c][i]) * radix[j]
+		for j, v := range vals {
+			key += uint64(v[i]) * radix[j]
 		}
 		if dense != nil {
 			dense[key]++
@@ -350,27 +485,7 @@ func (b *CountBlock) count(lo, hi int64, q AggregateQuery, out map[Group]int64) 
 	for key, n := range sparse {
 		add(key, n)
 	}
-}
-
-// countSlow is count for groupings whose combinations overflow a number.
-func (b *CountBlock) countSlow(i0, i1 int, q AggregateQuery, cols []int, kindID int, cutFrom, cutTo bool, fromNS, toNS int64, out map[Group]int64) {
-	m := map[[numCountCols]uint32]int64{}
-	for i := i0; i < i1; i++ {
-		if kindID >= 0 && int(b.ids[0][i]) != kindID {
-			continue
-		}
-		if (cutFrom && b.times[i] < fromNS) || (cutTo && b.times[i] >= toNS) {
-			continue
-		}
-		var k [numCountCols]uint32
-		for _, c := range cols {
-			k[c] = b.ids[c][i]
-		}
-		m[k]++
-	}
-	for k, n := range m {
-		out[b.group(q.By, &k)] += n
-	}
+	return nil
 }
 
 // group returns the Group of the value numbers ids for dimensions by.
@@ -395,15 +510,6 @@ func (b *CountBlock) group(by []string, ids *[numCountCols]uint32) Group {
 		g.Set(d, v)
 	}
 	return g
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // aggOf returns the fields of e an aggregate reads.
