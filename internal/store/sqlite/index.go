@@ -17,7 +17,7 @@ import (
 // indexSchemaVersion is the index file's PRAGMA user_version. An index
 // file of another version is dropped and rebuilt from the log. Version 2
 // added the per-chunk counts (count_spans, count_rows); version 3 replaced
-// them with count blocks (count_blocks, decision 022).
+// them with count blocks (count_blocks, decision 024).
 const indexSchemaVersion = 3
 
 // index is the search index in its own SQLite file: copied columns, the
