@@ -93,13 +93,15 @@ type Aggregate struct {
 // query's dimensions. It counts the entries covered by the latest
 // checkpoint, so the result is tied to a signed tree.
 //
-// Whole chunks of CountChunk entries are counted from the store's
-// persisted counts when it keeps them (CountIndex: SQLite's search index
-// file, derived from the entries, checked by warden index check) and the
-// query needs the kind and at most one other dimension; the rest is read
-// and decoded from the log. The log also keeps the counts of every whole
-// chunk it has decoded (entries never change), so repeated counts over the
-// same period read only the chunks at its edges. q.Recount bypasses both.
+// Indexed entries are counted from the store's count blocks when it keeps
+// them (CountIndex: SQLite's search index file, derived from the entries,
+// checked by warden index check): every dimension of every entry, column
+// by column, one row per CountChunk entries, so any grouping, kind filter
+// and time window is counted without decoding entries. The rest (entries
+// not indexed yet, a store without blocks) is read and decoded from the
+// log; the log keeps the counts of every whole chunk it has decoded
+// (entries never change), so repeated counts over the same period read
+// only the chunks at its edges. q.Recount bypasses both.
 //
 // The tree counted over is the log's newest signed head (signed after
 // every batch), so everything acknowledged is counted.
@@ -203,10 +205,16 @@ type aggEntry struct {
 // aggregateChunk is how many records one store read returns.
 var aggregateChunk int64 = 4096
 
+// CountBlockWindow is how many chunks' count blocks Aggregate reads with
+// one CountBlocks call, so its memory stays bounded however long the
+// range (a variable so tests can make windows small).
+var CountBlockWindow int64 = 64
+
 // countRange counts the entries [from, to) of st that match q, grouped by
-// q.By: one goroutine reads chunks in order (or takes a whole chunk's
-// counts from the index's persisted counts or from cache), GOMAXPROCS
-// workers decode and count them, and their counts are merged.
+// q.By: one goroutine walks the range in order, handing out the parts the
+// index's count blocks hold (CountIndex) and reading the rest from the
+// log in chunks (or taking a whole chunk's counts from cache); GOMAXPROCS
+// workers count them, and their counts are merged.
 func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery, cache *chunkCache, ci CountIndex) (map[Group]int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -214,56 +222,52 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 	type job struct {
 		recs   []Record
 		cached map[Group]int64 // a whole chunk's counts, from the cache
-		stored *ChunkCount     // a whole chunk's persisted counts, from the index
+		block  *StoredBlock    // the index's block holding [lo, hi)
+		lo, hi int64
 		key    chunkKey
 		keep   bool // a whole chunk: cache its counts
 	}
-	// The index's counts of whole chunks (a few rows each), by start;
-	// chunks it lacks (the tail, index lag) or that the time range cuts
-	// are counted from the log.
-	var stored map[int64]*ChunkCount
-	dim, countable := countDim(q)
-	if ci != nil && countable {
-		cs, err := ci.ChunkCounts(ctx, dim, from, to)
-		if err != nil {
-			return nil, fmt.Errorf("audit: aggregate: %w", err)
-		}
-		stored = make(map[int64]*ChunkCount, len(cs))
-		for i := range cs {
-			// Rows that do not add up to the chunk are not used (an
-			// edited index; warden index check names it): the chunk is
-			// counted from the log.
-			var sum int64
-			for _, n := range cs[i].Groups {
-				sum += n
-			}
-			if sp := cs[i].Span; sum == sp.End-sp.Start && sp.Count == sum {
-				stored[sp.Start] = &cs[i]
-			}
-		}
-	}
+	// The index's count blocks, by chunk start, read CountBlockWindow
+	// chunks at a time; what they lack
+	// (the tail, index lag, a chunk's entries after one a block cannot
+	// hold) is counted from the log. A window bound that nanoseconds
+	// cannot represent is left to the log too.
+	useBlocks := ci != nil && nsExact(q.From) && nsExact(q.To)
 	jobs := make(chan job, 2)
 	go func() {
 		defer close(jobs)
+		var blocks map[int64]*StoredBlock
+		winEnd := from // blocks are loaded for the chunks before winEnd
 		for seq := from; seq < to; {
-			if c := stored[seq]; c != nil && c.Span.End <= to {
-				sp := c.Span
-				outside := (!q.From.IsZero() && sp.MaxTime.Before(q.From)) || (!q.To.IsZero() && !sp.MinTime.Before(q.To))
-				inside := (q.From.IsZero() || !sp.MinTime.Before(q.From)) && (q.To.IsZero() || sp.MaxTime.Before(q.To))
-				if outside || inside {
-					if inside {
-						select {
-						case jobs <- job{stored: c}:
-						case <-ctx.Done():
-							return
-						}
+			if useBlocks && seq >= winEnd {
+				winEnd = min(seq-seq%CountChunk+CountBlockWindow*CountChunk, to)
+				bs, err := ci.CountBlocks(ctx, seq, winEnd)
+				if err != nil {
+					cancel(fmt.Errorf("audit: aggregate: %w", err))
+					return
+				}
+				blocks = make(map[int64]*StoredBlock, len(bs))
+				for i := range bs {
+					if bs[i].N > 0 && bs[i].Start%CountChunk == 0 && bs[i].N <= CountChunk {
+						blocks[bs[i].Start] = &bs[i]
 					}
-					seq = sp.End
-					continue
 				}
 			}
+			if b := blocks[seq-seq%CountChunk]; b != nil && seq < b.Start+b.N {
+				hi := min(b.Start+b.N, to)
+				select {
+				case jobs <- job{block: b, lo: seq, hi: hi}:
+				case <-ctx.Done():
+					return
+				}
+				seq = hi
+				continue
+			}
 			end := min((seq/aggregateChunk+1)*aggregateChunk, to)
-			if next := seq - seq%CountChunk + CountChunk; stored[next] != nil {
+			if useBlocks {
+				end = min(end, winEnd)
+			}
+			if next := seq - seq%CountChunk + CountChunk; blocks[next] != nil {
 				end = min(end, next)
 			}
 			j := job{}
@@ -278,13 +282,9 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 				}
 			}
 			if j.cached == nil {
-				recs, err := st.ReadRecords(ctx, seq, end)
+				recs, err := readRecords(ctx, st, seq, end)
 				if err != nil {
-					cancel(fmt.Errorf("audit: aggregate: %w", err))
-					return
-				}
-				if int64(len(recs)) != end-seq {
-					cancel(fmt.Errorf("audit: aggregate: %d records from seq %d, want %d", len(recs), seq, end-seq))
+					cancel(err)
 					return
 				}
 				j.recs = recs
@@ -306,9 +306,21 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				if j.stored != nil {
-					project(j.stored.Groups, q, dim, parts[w])
-					continue
+				if j.block != nil {
+					if b, err := viewCountBlock(j.block.Start, j.block.Data); err == nil && b.Len() == j.block.N {
+						// count adds nothing when it fails.
+						if b.count(j.lo, j.hi, q, parts[w]) == nil {
+							continue
+						}
+					}
+					// A block that does not parse (an edited index;
+					// warden index check names it): count from the log.
+					recs, err := readRecords(ctx, st, j.lo, j.hi)
+					if err != nil {
+						cancel(err)
+						continue
+					}
+					j = job{recs: recs}
 				}
 				if j.cached != nil {
 					for g, n := range j.cached {
@@ -344,6 +356,24 @@ func countRange(ctx context.Context, st Store, from, to int64, q AggregateQuery,
 		return nil, fmt.Errorf("audit: aggregate: more than %d groups; narrow the range or group by fewer dimensions", MaxAggregateGroups)
 	}
 	return groups, nil
+}
+
+// readRecords reads records [from, to) of st, all of them.
+func readRecords(ctx context.Context, st Store, from, to int64) ([]Record, error) {
+	recs, err := st.ReadRecords(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("audit: aggregate: %w", err)
+	}
+	if int64(len(recs)) != to-from {
+		return nil, fmt.Errorf("audit: aggregate: %d records from seq %d, want %d", len(recs), from, to-from)
+	}
+	return recs, nil
+}
+
+// nsExact reports whether t is zero or exactly representable as int64
+// nanoseconds since the Unix epoch (what count blocks compare).
+func nsExact(t time.Time) bool {
+	return t.IsZero() || time.Unix(0, t.UnixNano()).Equal(t)
 }
 
 // chunkCounts are the counts of one run of entries for one query shape.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -81,8 +82,10 @@ func buildAggregateLog(b *testing.B, n int) string {
 
 // BenchmarkAggregate counts a log of 1M entries (built and indexed once,
 // untimed) as the admin counts endpoint and the console do: the whole log
-// grouped by kind and outcome, a day's window grouped by principal, and
-// one kind grouped by rule. Each op is one count; ns/op is its latency.
+// grouped by kind and outcome, a day's window grouped by principal, one
+// kind grouped by rule, and groupings by two to four dimensions besides
+// the kind (whole log, a day, a window that cuts chunks, a kind filter).
+// Each op is one count; ns/op is its latency.
 //
 //   - cold: the first count of a freshly opened Log on the existing store
 //     (the store and Log opened untimed for every op; no in-process cache;
@@ -113,6 +116,25 @@ func BenchmarkAggregate(b *testing.B) {
 	}()
 	last := int64(n)
 	now := time.Now()
+	// A window that cuts the log in the middle of chunks: from the time of
+	// the entry at a third of the log to that of the entry at two thirds.
+	mid := func(seq int64) time.Time {
+		rst, err := sqlite.OpenReadOnly(ctx, filepath.Join(dir, "audit.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rst.Close()
+		recs, err := rst.ReadRecords(ctx, seq, seq+1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := audit.ParseEntry(seq, recs[0].Data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return e.Time
+	}
+	from, to := mid(int64(n)/3+1234), mid(2*int64(n)/3+567)
 	for _, tc := range []struct {
 		name string
 		q    audit.AggregateQuery
@@ -120,6 +142,13 @@ func BenchmarkAggregate(b *testing.B) {
 		{"all/by-kind-outcome", audit.AggregateQuery{By: []string{audit.ByKind, audit.ByOutcome}}},
 		{"last-day/by-principal", audit.AggregateQuery{From: now.Add(-24 * time.Hour), To: now, By: []string{audit.ByPrincipal}}},
 		{"denied/by-rule", audit.AggregateQuery{Kind: audit.KindRequestDenied, By: []string{audit.ByRule}}},
+		// Two and more dimensions besides the kind (issue 14: any grouping
+		// the API accepts).
+		{"all/by-principal-route", audit.AggregateQuery{By: []string{audit.ByPrincipal, audit.ByRoute}}},
+		{"last-day/by-principal-route", audit.AggregateQuery{From: now.Add(-24 * time.Hour), To: now, By: []string{audit.ByPrincipal, audit.ByRoute}}},
+		{"mid-third/by-principal-model", audit.AggregateQuery{From: from, To: to, By: []string{audit.ByPrincipal, audit.ByModel}}},
+		{"completed/by-outcome-status-route", audit.AggregateQuery{Kind: audit.KindRequestCompleted, By: []string{audit.ByOutcome, audit.ByStatus, audit.ByRoute}}},
+		{"all/by-category-decision-rule-principal", audit.AggregateQuery{By: []string{audit.ByCategory, audit.ByDecision, audit.ByRule, audit.ByPrincipal}}},
 	} {
 		check := func(b *testing.B, agg audit.Aggregate, err error) {
 			if err != nil {

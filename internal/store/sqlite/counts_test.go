@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,17 +15,28 @@ import (
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
-// countQueries are the shapes the index's counts answer (the kind and one
-// other dimension, any kind filter) plus one they do not (two dimensions
-// besides the kind: counted from the log), over the whole log and over
-// windows that cut chunks.
+// countQueries are every grouping the admin counts endpoint accepts: no
+// dimension, each dimension alone, every pair and a few longer lists,
+// with and without a kind filter, over the whole log and over windows
+// that cut chunks (and one that ends before the log starts).
 func countQueries(t0 time.Time) []audit.AggregateQuery {
+	var bys [][]string
+	bys = append(bys, nil)
+	dims := audit.AggregateDimensions
+	for i, a := range dims {
+		bys = append(bys, []string{a})
+		for _, b := range dims[i+1:] {
+			bys = append(bys, []string{a, b})
+		}
+	}
+	bys = append(bys, []string{audit.ByPrincipal, audit.ByRoute, audit.ByModel}, []string{audit.ByCategory, audit.ByDecision, audit.ByRule, audit.ByStatus},
+		slices.Clone(dims), []string{audit.ByRoute, audit.ByKind})
 	var qs []audit.AggregateQuery
-	windows := [][2]time.Time{{}, {t0.Add(30 * time.Minute), t0.Add(90 * time.Minute)}, {t0, t0.Add(48 * time.Hour)}, {t0.Add(-time.Hour), t0.Add(7 * time.Minute)}}
+	windows := [][2]time.Time{{}, {t0.Add(30 * time.Minute), t0.Add(90 * time.Minute)}, {t0, t0.Add(48 * time.Hour)},
+		{t0.Add(-time.Hour), t0.Add(7 * time.Minute)}, {t0.Add(-2 * time.Hour), t0.Add(-time.Hour)}, {t0.Add(100*time.Minute + time.Second), time.Time{}}}
 	for _, w := range windows {
-		for _, by := range [][]string{nil, {audit.ByKind}, {audit.ByCategory, audit.ByOutcome}, {audit.ByPrincipal}, {audit.ByKind, audit.ByRule},
-			{audit.ByDecision}, {audit.ByRoute}, {audit.ByModel}, {audit.ByStatus}, {audit.ByPrincipal, audit.ByRoute}} {
-			for _, kind := range []string{"", audit.KindRequestCompleted} {
+		for _, by := range bys {
+			for _, kind := range []string{"", audit.KindRequestCompleted, audit.KindRequestDenied} {
 				qs = append(qs, audit.AggregateQuery{From: w[0], To: w[1], By: by, Kind: kind})
 			}
 		}
@@ -90,11 +102,17 @@ func sameCounts(t *testing.T, l *audit.Log, st *sqlite.Store, t0 time.Time) int 
 		}
 	}
 	size := l.Latest().Size
-	cs, err := st.ChunkCounts(ctx, audit.ByKind, 0, size)
+	bs, err := st.CountBlocks(ctx, 0, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(cs)
+	whole := 0
+	for _, b := range bs {
+		if b.N == audit.CountChunk {
+			whole++
+		}
+	}
+	return whole
 }
 
 // TestAggregateCounts: the per-chunk counts the index keeps give the same
@@ -103,8 +121,8 @@ func sameCounts(t *testing.T, l *audit.Log, st *sqlite.Store, t0 time.Time) int 
 // is rebuilt; an edited count row is found by CheckIndex (warden index
 // check), and one that no longer adds up is not used.
 func TestAggregateCounts(t *testing.T) {
-	defer func(c int64) { audit.CountChunk = c }(audit.CountChunk)
-	audit.CountChunk = 16
+	defer func(c, w int64) { audit.CountChunk, audit.CountBlockWindow = c, w }(audit.CountChunk, audit.CountBlockWindow)
+	audit.CountChunk, audit.CountBlockWindow = 16, 3
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.db")
@@ -143,22 +161,37 @@ func TestAggregateCounts(t *testing.T) {
 	}
 	st.Close()
 
-	// Edit the index: move one principal count to another principal (the
-	// chunk still adds up, so it is used and the count is wrong), and
-	// inflate one outcome count (the chunk no longer adds up: counted from
-	// the log instead).
+	// Edit the index: rename one principal in a chunk's block (the block
+	// still parses, so it is used and the count is wrong), and add a byte
+	// to another block (it no longer parses: counted from the log).
 	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, stmt := range []string{
-		"UPDATE count_rows SET value = 'mallory' WHERE dim = 'principal' AND start = 32 AND value = 'u1' AND kind = '" + audit.KindRequestAdmitted + "'",
-		"UPDATE count_rows SET n = n + 5 WHERE dim = 'outcome' AND start = 64 AND kind = '" + audit.KindRequestCompleted + "' AND value = '" + audit.OutcomeUpstreamError + "'",
+	var data []byte
+	if err := db.QueryRow("SELECT data FROM count_blocks WHERE start = 32").Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := audit.ParseCountBlock(32, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.Index(b.Values(audit.ByPrincipal), "u1")
+	if i < 0 {
+		t.Fatalf("no principal u1 in block 32: %q", b.Values(audit.ByPrincipal))
+	}
+	b.SetValue(audit.ByPrincipal, i, "mallory")
+	for _, stmt := range []struct {
+		q    string
+		args []any
+	}{
+		{"UPDATE count_blocks SET data = ? WHERE start = 32", []any{b.AppendBinary(nil)}},
+		{"UPDATE count_blocks SET data = data || x'00' WHERE start = 64", nil},
 	} {
-		if res, err := db.Exec(stmt); err != nil {
+		if res, err := db.Exec(stmt.q, stmt.args...); err != nil {
 			t.Fatal(err)
 		} else if n, _ := res.RowsAffected(); n != 1 {
-			t.Fatalf("%s: %d rows", stmt, n)
+			t.Fatalf("%s: %d rows", stmt.q, n)
 		}
 	}
 	db.Close()
@@ -189,6 +222,15 @@ func TestAggregateCounts(t *testing.T) {
 	}
 	if got.Groups[len(got.Groups)-1].Principal != "mallory" {
 		t.Errorf("the edited principal count was not used: %+v (the test no longer shows that counts come from the index)", got.Groups)
+	}
+	// Two dimensions besides the kind, a kind filter and a window come
+	// from the blocks too.
+	q = audit.AggregateQuery{By: []string{audit.ByPrincipal, audit.ByRoute}, Kind: audit.KindRequestAdmitted, From: t0.Add(33 * time.Minute), To: t0.Add(47 * time.Minute)}
+	if got, err = l.Aggregate(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(got.Groups, func(g audit.Group) bool { return g.Principal == "mallory" }) {
+		t.Errorf("a grouping by principal and route did not use the edited block: %+v", got.Groups)
 	}
 	q = audit.AggregateQuery{By: []string{audit.ByOutcome}, Kind: audit.KindRequestCompleted}
 	got, err = l.Aggregate(ctx, q)

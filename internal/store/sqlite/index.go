@@ -16,8 +16,9 @@ import (
 
 // indexSchemaVersion is the index file's PRAGMA user_version. An index
 // file of another version is dropped and rebuilt from the log. Version 2
-// added the per-chunk counts (count_spans, count_rows).
-const indexSchemaVersion = 2
+// added the per-chunk counts (count_spans, count_rows); version 3 replaced
+// them with count blocks (count_blocks, decision 024).
+const indexSchemaVersion = 3
 
 // index is the search index in its own SQLite file: copied columns, the
 // mask-rule index and the full-text index, derived from the log by
@@ -74,6 +75,9 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
+	// Statement journals in memory, not in temporary files: a multi-row
+	// insert's undo pages otherwise cost a write system call each.
+	q.Add("_pragma", "temp_store(memory)")
 	w, err := sql.Open("sqlite", dsn(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
@@ -188,14 +192,14 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 			masks = append(masks, ref{r.Seq, rule})
 		}
 	}
-	if err := ix.ins.insert(ctx, tx, `INSERT INTO entry_fields
+	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
 		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)`, 9, len(docs), func(i int, args []any) []any {
 		d := &docs[i]
 		return append(args, recs[i].Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
 	}
-	if err := ix.ins.insert(ctx, tx, "INSERT INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
+	if err := ix.ins.insert(ctx, tx, "INSERT OR FAIL INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
 		return append(args, texts[i].seq, texts[i].val)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): text: %w", n, n+int64(len(recs)), err)
@@ -231,23 +235,49 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 	return nil
 }
 
-// search returns the Seqs of the indexed entries matching q.
+// search returns the Seqs of the indexed entries matching q, read in one
+// snapshot of the index.
 func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
+	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	defer tx.Rollback()
 	var where []string
 	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
+	eq := func(col, v string, partial bool) {
+		if v == "" {
+			return
+		}
+		where = append(where, col+" = ?")
+		args = append(args, v)
+		if partial {
+			// The partial index's own condition, so the planner uses it.
+			where = append(where, col+" != ''")
 		}
 	}
-	eq("subject", q.Principal)
-	eq("route", q.Route)
-	eq("model", q.Model)
-	eq("kind", q.Kind)
-	eq("request_id", q.RequestID)
-	eq("approval_id", q.ApprovalID)
-	eq("action", q.Action)
+	eq("subject", q.Principal, true)
+	eq("route", q.Route, true)
+	eq("model", q.Model, true)
+	eq("kind", q.Kind, false)
+	eq("request_id", q.RequestID, true)
+	eq("approval_id", q.ApprovalID, true)
+	eq("action", q.Action, true)
+	start, end := q.Start, q.End
+	if !q.From.IsZero() || !q.To.IsZero() {
+		// No index on time: the count blocks' time ranges bound the seqs.
+		lo, hi, err := timeSeqs(ctx, tx, q.From, q.To)
+		if err != nil {
+			return nil, err
+		}
+		if hi == 0 {
+			return nil, nil // every indexed entry is at or after To
+		}
+		start = max(start, lo)
+		if hi > 0 && (end <= 0 || hi < end) {
+			end = hi
+		}
+	}
 	if !q.From.IsZero() {
 		where = append(where, "time_ns >= ?")
 		args = append(args, q.From.UnixNano())
@@ -256,13 +286,13 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		where = append(where, "time_ns < ?")
 		args = append(args, q.To.UnixNano())
 	}
-	if q.Start > 0 {
+	if start > 0 {
 		where = append(where, "seq >= ?")
-		args = append(args, q.Start)
+		args = append(args, start)
 	}
-	if q.End > 0 {
+	if end > 0 {
 		where = append(where, "seq < ?")
-		args = append(args, q.End)
+		args = append(args, end)
 	}
 	if q.MaskRule != "" {
 		where = append(where, "seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
@@ -282,7 +312,7 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		query += " ORDER BY seq"
 	}
 	query += fmt.Sprintf(" LIMIT %d", searchLimit(q))
-	rows, err := ix.r.QueryContext(ctx, query, args...)
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
@@ -299,6 +329,71 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
 	return out, nil
+}
+
+// timeSeqs bounds the indexed entries whose time may lie in [from, to)
+// (zero: unbounded) by seqs: every such entry is in [lo, hi) (hi < 0: no
+// upper bound). Only whole runs of count blocks are trusted: a chunk
+// counts as before from when its block holds all its entries and the
+// latest is before from, and so do all chunks before it; likewise after
+// to, from the end of the index. Anything else (a chunk without a block,
+// a block that stops short) stops the walk, so the bounds are never
+// tighter than the entries allow.
+func timeSeqs(ctx context.Context, tx *sql.Tx, from, to time.Time) (lo, hi int64, err error) {
+	indexed, err := indexedSize(ctx, tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT start, n, min_ns, max_ns FROM count_blocks ORDER BY start")
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: search: %w", err)
+	}
+	defer rows.Close()
+	type blk struct{ start, n, minNS, maxNS int64 }
+	var bs []blk
+	for rows.Next() {
+		var b blk
+		if err := rows.Scan(&b.start, &b.n, &b.minNS, &b.maxNS); err != nil {
+			return 0, 0, fmt.Errorf("sqlite: search: %w", err)
+		}
+		bs = append(bs, b)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: search: %w", err)
+	}
+	// whole reports whether b holds every indexed entry of its chunk.
+	whole := func(b blk) bool { return b.n == min(audit.CountChunk, indexed-b.start) }
+	if !from.IsZero() && nsExactTime(from) {
+		f := from.UnixNano()
+		for i, b := range bs {
+			if b.start != int64(i)*audit.CountChunk || !whole(b) || b.maxNS >= f {
+				break
+			}
+			lo = b.start + b.n
+		}
+	}
+	hi = -1
+	if !to.IsZero() && nsExactTime(to) {
+		t := to.UnixNano()
+		next := indexed // the walk's lower edge so far
+		for i := len(bs) - 1; i >= 0; i-- {
+			b := bs[i]
+			if b.start+b.n != next || !whole(b) || b.minNS < t {
+				break
+			}
+			next = b.start
+		}
+		if next < indexed {
+			hi = next
+		}
+	}
+	return lo, hi, nil
+}
+
+// nsExactTime reports whether t is exactly representable as int64
+// nanoseconds since the Unix epoch (what count blocks hold).
+func nsExactTime(t time.Time) bool {
+	return time.Unix(0, t.UnixNano()).Equal(t)
 }
 
 func searchLimit(q audit.Query) int {

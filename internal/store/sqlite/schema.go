@@ -88,14 +88,18 @@ CREATE TABLE IF NOT EXISTS entry_fields (
 	approval_id TEXT    NOT NULL,
 	action      TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entry_fields_time ON entry_fields(time_ns);
-CREATE INDEX IF NOT EXISTS entry_fields_subject ON entry_fields(subject, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_route ON entry_fields(route, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_model ON entry_fields(model, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_kind ON entry_fields(kind, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id, seq);
-CREATE INDEX IF NOT EXISTS entry_fields_action ON entry_fields(action, seq);
+-- One index per search filter, each ordered by seq within a value (seq
+-- is the rowid, the implicit last column of every index: naming it again
+-- only stored it twice). Partial where most entries have no value
+-- (search.go adds the index's condition to a query on it). No time index:
+-- a time range becomes a seq range through count_blocks' min_ns/max_ns.
+CREATE INDEX IF NOT EXISTS entry_fields_subject ON entry_fields(subject) WHERE subject != '';
+CREATE INDEX IF NOT EXISTS entry_fields_route ON entry_fields(route) WHERE route != '';
+CREATE INDEX IF NOT EXISTS entry_fields_model ON entry_fields(model) WHERE model != '';
+CREATE INDEX IF NOT EXISTS entry_fields_kind ON entry_fields(kind);
+CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id) WHERE request_id != '';
+CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
+CREATE INDEX IF NOT EXISTS entry_fields_action ON entry_fields(action) WHERE action != '';
 
 CREATE TABLE IF NOT EXISTS entry_masks (
 	rule TEXT    NOT NULL,
@@ -107,26 +111,18 @@ CREATE TABLE IF NOT EXISTS entry_masks (
 -- Contentless: the text is derived from the entries; rowid = seq.
 CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, content='');
 
--- Per-chunk counts for Log.Aggregate (audit.AddCounts): for each chunk of
--- audit.CountChunk entries starting at start, how many of its entries are
--- indexed and their time range (count_spans), and how many of each kind
--- have each value of each dimension (count_rows). Summed as the indexer
--- goes; a chunk's rows are used once all its entries are indexed.
-CREATE TABLE IF NOT EXISTS count_spans (
-	start   INTEGER PRIMARY KEY,
-	end_seq INTEGER NOT NULL,
-	n       INTEGER NOT NULL,
-	min_ns  INTEGER NOT NULL,
-	max_ns  INTEGER NOT NULL
+-- Count blocks for Log.Aggregate (audit.CountBlock): for each chunk of
+-- audit.CountChunk entries starting at start, the aggregate dimensions and
+-- times of its first n entries, column by column, and their time range.
+-- Extended as the indexer goes; any grouping, kind filter and time window
+-- is counted from them.
+CREATE TABLE IF NOT EXISTS count_blocks (
+	start  INTEGER PRIMARY KEY,
+	n      INTEGER NOT NULL,
+	min_ns INTEGER NOT NULL,
+	max_ns INTEGER NOT NULL,
+	data   BLOB    NOT NULL
 );
-CREATE TABLE IF NOT EXISTS count_rows (
-	dim   TEXT    NOT NULL,
-	start INTEGER NOT NULL,
-	kind  TEXT    NOT NULL,
-	value TEXT    NOT NULL,
-	n     INTEGER NOT NULL,
-	PRIMARY KEY (dim, start, kind, value)
-) WITHOUT ROWID;
 `
 
 // dropIndexSchema removes the index tables (ResetIndex recreates them).
@@ -136,4 +132,5 @@ DROP TABLE IF EXISTS entry_masks;
 DROP TABLE IF EXISTS entry_text;
 DROP TABLE IF EXISTS count_spans;
 DROP TABLE IF EXISTS count_rows;
+DROP TABLE IF EXISTS count_blocks;
 `
