@@ -11,20 +11,21 @@ import (
 )
 
 // countRoutes serve counts over the audit log and the catalogue of entry
-// kinds. Counts are over what a checkpoint signs; whole chunks come from
-// the search index's per-chunk counts (derived, checked by warden index
-// check), and recount=true counts from the log's entries alone.
+// kinds. Counts are over what a checkpoint signs; indexed entries are counted
+// from the search index's count blocks (derived, checked by warden index
+// check; decision 024), and recount=true counts from the log's entries
+// alone.
 func countRoutes(l *audit.Log) []Route {
 	a := auditAPI{l}
 	return []Route{
 		{Method: "GET", Path: "/v1/audit/counts", Role: Auditor, Handle: a.counts,
-			Summary: "Count audit entries in a time range, grouped (over the latest checkpoint; whole chunks from the index's counts unless recount=true)",
+			Summary: "Count audit entries in a time range, grouped (over the latest checkpoint; indexed entries from the index's count blocks unless recount=true)",
 			Params: []Param{
 				{"from", "query", "RFC 3339: entries at or after (default: the first)"},
 				{"to", "query", "RFC 3339: entries before (default: the last)"},
 				{"by", "query", "comma-separated dimensions: " + strings.Join(audit.AggregateDimensions, ", ") + " (default: none, the total)"},
 				{"kind", "query", "count only entries of this kind"},
-				{"recount", "query", "true: count from the log's entries alone, not the index's per-chunk counts (slower; checks a count against the evidence)"},
+				{"recount", "query", "true: count from the log's entries alone, not the index's count blocks (slower; checks a count against the evidence)"},
 			},
 			Reply:  "`{\"total\":N,\"groups\":[{\"kind\",\"outcome\",…,\"count\"}],\"scanned\":[from,to],\"tree_size\":N,\"checkpoint\":\"<signed note>\"}`",
 			Errors: []apierr.Code{apierr.BadRequest, apierr.Unavailable}},
