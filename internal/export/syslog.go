@@ -42,7 +42,8 @@ type SyslogConfig struct {
 	// receiver's TCP stack to acknowledge it. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// ResendWindowBytes is how much of what was last sent on a
-	// connection is sent again on the next connection when that one
+	// connection (whole batches, at least the last one) is sent again on
+	// the next connection when that one
 	// broke (the receiver closed, reset or stopped answering): bytes the
 	// receiver's TCP stack acknowledged but the receiver had not yet
 	// read when it went away are lost unless they are sent again.
@@ -135,8 +136,10 @@ type SyslogSink struct {
 	hostname string
 	conn     net.Conn
 	tcp      *net.TCPConn
-	// sent holds the newest frames written on conn, oldest first, at
-	// most cfg.ResendWindowBytes in all (sentBytes).
+	// sent holds the newest batches written on conn, oldest first, each
+	// whole (its first event carries the tree frontier, so a re-sent
+	// range verifies on its own), at most cfg.ResendWindowBytes in all
+	// (sentBytes) but always the newest batch.
 	sent      [][]byte
 	sentBytes int64
 	// resend is set when a connection broke: sent goes out again first
@@ -288,11 +291,9 @@ func (s *SyslogSink) Send(ctx context.Context, batch []Event) (Ack, error) {
 			buf = append(buf, f...)
 		}
 	}
-	frames := make([][]byte, 0, len(batch))
+	start := len(buf)
 	for _, ev := range batch {
-		start := len(buf)
 		buf = append(buf, s.Format(ev)...)
-		frames = append(frames, buf[start:len(buf):len(buf)])
 	}
 	deadline := time.Now().Add(s.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -308,23 +309,21 @@ func (s *SyslogSink) Send(ctx context.Context, batch []Event) (Ack, error) {
 		return Ack{}, err
 	}
 	s.resend = false
-	s.remember(frames)
+	s.remember(buf[start:len(buf):len(buf)])
 	return allSettled(len(batch)), nil
 }
 
-// remember adds frames acknowledged on the current connection to the
-// resend window, dropping the oldest beyond ResendWindowBytes. The
-// frames of a failed batch are not added: the engine sends that batch
+// remember adds a batch acknowledged on the current connection to the
+// resend window, dropping the oldest whole batches beyond
+// ResendWindowBytes. A failed batch is not added: the engine sends it
 // again itself.
-func (s *SyslogSink) remember(frames [][]byte) {
+func (s *SyslogSink) remember(batch []byte) {
 	limit := s.cfg.ResendWindowBytes
 	if limit <= 0 {
 		return
 	}
-	for _, f := range frames {
-		s.sent = append(s.sent, f)
-		s.sentBytes += int64(len(f))
-	}
+	s.sent = append(s.sent, batch)
+	s.sentBytes += int64(len(batch))
 	drop := 0
 	for drop < len(s.sent)-1 && s.sentBytes > limit {
 		s.sentBytes -= int64(len(s.sent[drop]))

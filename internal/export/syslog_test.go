@@ -314,7 +314,7 @@ func readFramesN(t *testing.T, c net.Conn, n int) {
 }
 
 // TestSyslogResendWindowBounded: the resend window keeps the newest
-// whole frames within ResendWindowBytes (at least the newest one), and
+// whole batches within ResendWindowBytes (at least the newest one), and
 // -1 keeps none.
 func TestSyslogResendWindowBounded(t *testing.T) {
 	frame := func(n int) []byte { return bytes.Repeat([]byte{'x'}, n) }
@@ -334,7 +334,7 @@ func TestSyslogResendWindowBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range tc.sizes {
-			s.remember([][]byte{frame(n)})
+			s.remember(frame(n))
 		}
 		var got []int
 		var total int64
