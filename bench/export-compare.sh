@@ -53,7 +53,7 @@ echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/exp
 awk '/^(base|new) /{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){k=$1" "$2; s[k]+=$(i-1); c[k]++}}
 	END{for(k in c)printf "%s: mean %.1f cpu-µs/entry over %d runs\n", k, s[k]/c[k]/1000, c[k]}' "$out/export-cpu.txt" | sort | tee -a "$out/export-cpu.txt"
 # Export's own CPU while following: per round and version, /export minus /append.
-awk '/^(base|new) BenchmarkFollowFileNATS\/(append|export)/{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){
-		split($2,p,"/"); sub(/-[0-9]+$/,"",p[2]); v[$1" "p[2]]=$(i-1)}
-		if($2 ~ /export/){d=v[$1" export"]-v[$1" append"]; s[$1]+=d; c[$1]++; printf "%s follow: export - append = %.1f cpu-µs/entry\n", $1, d/1000}}
+awk '/^(base|new) BenchmarkFollowFileNATS\/(append|export)-[0-9]+ /{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){
+		split($2,p,"/"); sub(/-[0-9]+$/,"",p[2]); v[$1" "p[2]]=$(i-1)
+		if(p[2]=="export"){d=v[$1" export"]-v[$1" append"]; s[$1]+=d; c[$1]++; printf "%s follow: export - append = %.1f cpu-µs/entry\n", $1, d/1000}}}
 	END{for(k in c)printf "%s follow: mean export - append %.1f cpu-µs/entry over %d runs\n", k, s[k]/c[k]/1000, c[k]}' "$out/export-cpu.txt" | tee -a "$out/export-cpu.txt"
