@@ -10,7 +10,12 @@
 #   BenchmarkMapEntryCPU     map + encode one request.completed entry
 #   BenchmarkExportEntryCPU  decode + map + encode (what the exporter does per entry read)
 #   BenchmarkExportFileNATS  SQLite log -> LogSource -> file + NATS sinks, N entries
-#                            (skipped without NATS at nats://127.0.0.1:4222)
+#                            (catching up: the log is written before the exporter starts)
+#   BenchmarkFollowFileNATS  the gateway's case: 8 writers append N entries while the
+#                            exporter follows (/export), or with no exporter (/append);
+#                            export's CPU per entry = export - append (the script prints it)
+#                            and lag-ms is from the log's close to both sinks delivered
+#   (the NATS benchmarks are skipped without NATS at nats://127.0.0.1:4222)
 # The figure is cpu-ns/entry: process CPU time from getrusage (GC included),
 # steadier than ns/op on a shared machine. Output goes to $OUT (default
 # bench/results/export-cpu-<date>/).
@@ -39,7 +44,7 @@ for round in $(seq "$rounds"); do
 	for v in $order; do
 		"$tmp/$v.test" -test.run '^$' -test.bench 'Benchmark(MapEntry|ExportEntry)CPU$' -test.benchmem |
 			awk -v v="$v" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
-		"$tmp/$v.test" -test.run '^$' -test.bench 'BenchmarkExportFileNATS$' -test.benchtime "${n}x" |
+		"$tmp/$v.test" -test.run '^$' -test.bench 'Benchmark(Export|Follow)FileNATS$' -test.benchtime "${n}x" |
 			awk -v v="$v" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
 	done
 done
@@ -47,3 +52,8 @@ cd ../..
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/export-cpu.txt"
 awk '/^(base|new) /{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){k=$1" "$2; s[k]+=$(i-1); c[k]++}}
 	END{for(k in c)printf "%s: mean %.1f cpu-µs/entry over %d runs\n", k, s[k]/c[k]/1000, c[k]}' "$out/export-cpu.txt" | sort | tee -a "$out/export-cpu.txt"
+# Export's own CPU while following: per round and version, /export minus /append.
+awk '/^(base|new) BenchmarkFollowFileNATS\/(append|export)-[0-9]+ /{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){
+		split($2,p,"/"); sub(/-[0-9]+$/,"",p[2]); v[$1" "p[2]]=$(i-1)
+		if(p[2]=="export"){d=v[$1" export"]-v[$1" append"]; s[$1]+=d; c[$1]++; printf "%s follow: export - append = %.1f cpu-µs/entry\n", $1, d/1000}}}
+	END{for(k in c)printf "%s follow: mean export - append %.1f cpu-µs/entry over %d runs\n", k, s[k]/c[k]/1000, c[k]}' "$out/export-cpu.txt" | tee -a "$out/export-cpu.txt"

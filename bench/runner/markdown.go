@@ -94,6 +94,9 @@ func checks(rep *Report) []Check {
 		if x != nil && f != nil && f.RPS > 0 {
 			r := x.RPS / f.RPS
 			c.Measured = fmt.Sprintf("%.0f vs %.0f req/s = %.2f× warden-full", x.RPS, f.RPS, r)
+			if l := x.ExportLag; l != nil {
+				c.Measured += fmt.Sprintf("; export lag when the load stopped: %.0f entries, %.2f s (catch-up throttle %.1f s in total)", l.Entries, l.Seconds, l.Throttled)
+			}
 			c.Verdict = judge(r >= 0.9 && x.Valid, x.disturbed(), f.disturbed())
 		} else {
 			c.Verdict, c.Measured = "not measured", exportStage+" or warden-full not available"

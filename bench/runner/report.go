@@ -85,10 +85,13 @@ type Row struct {
 	// SendLagP99 (open loop) is how late the generator sent; large values
 	// mean the rate was not sustained.
 	SendLagP99 float64 `json:"send_lag_p99_ms,omitempty"`
-	OK         uint64  `json:"ok"`
-	Non2xx     uint64  `json:"non_2xx"`
-	Errors     uint64  `json:"errors"`
-	FirstError string  `json:"first_error,omitempty"`
+	// ExportLag (export stage) is the sinks' lag when the last
+	// repetition's load stopped.
+	ExportLag  *ExportLag `json:"export_lag,omitempty"`
+	OK         uint64     `json:"ok"`
+	Non2xx     uint64     `json:"non_2xx"`
+	Errors     uint64     `json:"errors"`
+	FirstError string     `json:"first_error,omitempty"`
 	// CPUPer1k is the proxy's CPU seconds per 1000 requests (-1: no proxy
 	// process, as for direct).
 	CPUPer1k float64 `json:"cpu_s_per_1k"`
@@ -188,6 +191,7 @@ func (r *run) rows(wl string, cells map[string]*cell, conns int) []Row {
 		if c.res.SendLag != nil {
 			row.SendLagP99 = q(c.res.SendLag, 0.99)
 		}
+		row.ExportLag = c.exportLag
 		out = append(out, row)
 	}
 	base := func(name string) *Row {

@@ -31,6 +31,9 @@ type cell struct {
 	// the measurements, and wall their total duration: their ratio says
 	// how many cores something else took (noise).
 	otherCPU, wall time.Duration
+	// exportLag is the export stage's lag when its last measurement
+	// ended (nil: not an export stage, or not scraped).
+	exportLag *ExportLag
 }
 
 type run struct {
@@ -277,6 +280,16 @@ func (r *run) measureClosed(ctx context.Context, wl string, t *Target, conns, re
 	c.answers += res.OK + res.Non2xx
 	r.o.Logf("[%d/%d] %-8s %-20s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", rep, r.o.Reps, wl, t.Name,
 		res.RPS(), ms(res.Latency.QuantileDuration(0.5)), ms(res.Latency.QuantileDuration(0.99)), res.Non2xx+res.Errors)
+	if t.Name == exportStage {
+		// Export must keep up during the run, not defer the work: its
+		// lag when the load stops (the gauges are at most 1 s old).
+		if lag, err := scrapeExportLag(ctx, t.admin); err == nil {
+			c.exportLag = &lag
+			r.o.Logf("        export lag at the end: %.0f entries, %.2f s (throttled %.1f s in total)", lag.Entries, lag.Seconds, lag.Throttled)
+		} else {
+			r.o.Logf("        export lag: %v", err)
+		}
+	}
 }
 
 // profiled reports whether t's CPU and allocations are profiled: the

@@ -81,6 +81,10 @@ func (a *app) openExport(ctx context.Context) error {
 		return err
 	}
 	a.export = svc
+	// The entries this process commits go to the sinks from memory; the
+	// store stays the source of truth (positions the feed does not hold
+	// are read back, decision 022).
+	a.audit.OnCommit(src.Feed)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -98,6 +102,7 @@ func (a *app) openExport(ctx context.Context) error {
 		dcancel()
 		cancel()
 		<-done
+		a.audit.OnCommit(nil)
 		if closeCursors != nil {
 			return closeCursors()
 		}

@@ -102,6 +102,9 @@ type Log struct {
 	agg    chunkCache // Aggregate's counts of whole chunks already read
 	stats  struct{ appends, batches, failures, checkpoints atomic.Int64 }
 
+	// onCommit is the function OnCommit set (nil: none).
+	onCommit atomic.Pointer[func([]Record)]
+
 	// Verification result at Open.
 	openReport Report
 	openErr    error

@@ -147,6 +147,7 @@ func (l *Log) commit(batch []*appendReq) {
 	for i, r := range batch {
 		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
 	}
+	l.fedCommit(b.Records)
 	l.grown.ring()
 	if !inTxn && l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()

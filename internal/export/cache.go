@@ -43,9 +43,22 @@ func (r *ring[V]) put(key int64, v V) {
 	r.mu.Unlock()
 }
 
+// update replaces the value of key, if the slot still holds key.
+func (r *ring[V]) update(key int64, v V) {
+	i := int(key % int64(len(r.keys)))
+	r.mu.Lock()
+	if r.valid[i] && r.keys[i] == key {
+		r.vals[i] = v
+	}
+	r.mu.Unlock()
+}
+
 // readEntry is an entry as read from the store: decoded (read-only from
-// then on: every sink shares it) with its canonical bytes.
+// then on: every sink shares it) with its canonical bytes. A fed entry
+// (LogSource.Feed) holds the entry as the log appended it until its
+// first use settles it into the decoded form.
 type readEntry struct {
 	e    *audit.Entry
 	data []byte
+	fed  bool
 }

@@ -121,6 +121,141 @@ func BenchmarkExportFileNATS(b *testing.B) {
 	t.report(b, int(size), "entry")
 }
 
+// benchFeed, when set (feed_bench_test.go: not in revisions before the
+// log fed the exporter), connects the log's commits to the source as
+// cmd/warden does.
+var benchFeed func(l *audit.Log, src *LogSource)
+
+// BenchmarkFollowFileNATS is the gateway's case: the exporter (file and
+// NATS sinks, default batching and catch-up limit) follows a SQLite log
+// while 8 writers append b.N request entries. Sub-benchmark "append"
+// appends without an exporter; the export's CPU per entry while
+// following is export minus append (both cpu-ns/entry, the whole
+// process). It also reports lag-ms: from the log's close (its final
+// checkpoint) until both sinks have delivered everything. Run with a
+// fixed -benchtime (e.g. 8000x); needs NATS at nats://127.0.0.1:4222.
+func BenchmarkFollowFileNATS(b *testing.B) {
+	const url = "nats://127.0.0.1:4222"
+	for _, withExport := range []bool{false, true} {
+		name := "append"
+		if withExport {
+			name = "export"
+		}
+		b.Run(name, func(b *testing.B) {
+			nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
+			if err != nil {
+				b.Skipf("no NATS server at %s: %v", url, err)
+			}
+			js, _ := jetstream.New(nc)
+			id := time.Now().UnixNano()
+			stream, subject := fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
+			b.Cleanup(func() {
+				js.DeleteStream(context.Background(), stream)
+				nc.Close()
+			})
+			dir := b.TempDir()
+			l, st, origin := openBenchLog(b, dir)
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			var x *Exporter
+			done := make(chan error, 1)
+			if withExport {
+				fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, "file.jsonl")}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tgs := []Target{target(dir, "file", fs), target(dir, "nats", ns)}
+				for i := range tgs {
+					tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond // the defaults
+				}
+				src := NewLogSource(st, LogSourceOptions{Poll: 100 * time.Millisecond}) // as cmd/warden
+				if benchFeed != nil {
+					benchFeed(l, src)
+				}
+				if x, err = New(src, Options{Origin: origin, Logger: quietLogger()}, tgs...); err != nil {
+					b.Fatal(err)
+				}
+				go func() { done <- x.Run(ctx) }()
+			}
+			b.ResetTimer()
+			t := startCPU()
+			appendRequests(b, l, b.N)
+			if err := l.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			closed := time.Now()
+			size, err := st.Size(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for x != nil {
+				caught := true
+				for _, s := range x.Status() {
+					caught = caught && s.Cursor >= size
+				}
+				if caught {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			t.report(b, b.N, "entry")
+			if x != nil {
+				b.ReportMetric(float64(time.Since(closed).Milliseconds()), "lag-ms")
+				stop()
+				<-done
+			}
+		})
+	}
+}
+
+// openBenchLog opens a SQLite audit log under dir (checkpoint every
+// 1000, the gateway's default) and returns it, its store (closed when b
+// ends) and its origin.
+func openBenchLog(b *testing.B, dir string) (*audit.Log, *sqlite.Store, string) {
+	cfg := audit.Config{CheckpointEvery: 1000}
+	cfg.SetDefaults()
+	cfg.Resolve(dir)
+	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, cfg.Path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	l, err := audit.Open(ctx, st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l, st, v.Name()
+}
+
+// appendRequests appends n request entries to l with 8 writers.
+func appendRequests(b *testing.B, l *audit.Log, n int) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := l.Append(ctx, sampleRequest(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // exportAll runs an exporter of st's log to tgs until every target's
 // cursor reached size, without the catch-up limit (the log is complete
 // before the exporter starts: the limit would only add sleep; set by

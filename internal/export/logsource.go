@@ -150,6 +150,10 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 					}
 					for next < cp.Size {
 						if c, ok := s.cache.get(next); ok {
+							if c, err = s.settle(next, c); err != nil {
+								fail(err)
+								return
+							}
 							if !yield(Item{Entry: c.e, Data: c.data}, nil) {
 								return
 							}
@@ -233,6 +237,10 @@ func (s *LogSource) read(ctx context.Context, from, to int64) ([]readEntry, erro
 		if !ok {
 			break
 		}
+		c, err := s.settle(from, c)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, c)
 	}
 	if from == to {
@@ -253,11 +261,48 @@ func (s *LogSource) read(ctx context.Context, from, to int64) ([]readEntry, erro
 		if err != nil {
 			return nil, fmt.Errorf("export: entry %d: %w", r.Seq, err)
 		}
-		c := readEntry{e, r.Data}
+		c := readEntry{e: e, data: r.Data}
 		s.cache.put(r.Seq, c)
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// Feed takes records the log has just committed (audit.Log.OnCommit:
+// Seq, Data and Entry set) into the cache the sinks read first, so that
+// sinks following the log neither read them back from the store nor
+// decode them. It only fills the cache: what the sinks export is still
+// decided by the store (its checkpoints, and a read for every position
+// the cache does not hold — overwritten by newer entries while a sink
+// was behind, or never fed), so correctness never depends on it. Memory
+// stays bounded by the cache's slots. It is cheap (no decoding) and
+// never blocks on a sink: the log's writer calls it.
+func (s *LogSource) Feed(recs []audit.Record) {
+	for _, r := range recs {
+		if r.Entry == nil || r.Data == nil || r.Entry.Seq != r.Seq {
+			continue
+		}
+		s.cache.put(r.Seq, readEntry{e: r.Entry, data: r.Data, fed: true})
+	}
+}
+
+// settle returns c, a cached entry at seq, in the form a store read
+// gives: a fed entry is converted (Entry.Recorded, or decoded from its
+// bytes when that cannot tell) and the cache updated.
+func (s *LogSource) settle(seq int64, c readEntry) (readEntry, error) {
+	if !c.fed {
+		return c, nil
+	}
+	e, ok := c.e.Recorded()
+	if !ok {
+		var err error
+		if e, err = audit.DecodeEntry(seq, c.data); err != nil {
+			return readEntry{}, fmt.Errorf("export: entry %d: %w", seq, err)
+		}
+	}
+	c = readEntry{e: e, data: c.data}
+	s.cache.update(seq, c)
+	return c, nil
 }
 
 // MergeNoteSignatures returns the signed note base with the signature

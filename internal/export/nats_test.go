@@ -137,3 +137,48 @@ func TestNATSConfigErrors(t *testing.T) {
 		t.Fatalf("connect error %v", err)
 	}
 }
+
+// BenchmarkNATSSendCPU is the NATS sink's own CPU per event (client
+// side: publish, acknowledgement handling), batches of 500 mapped
+// request events. Needs NATS at nats://127.0.0.1:4222.
+func BenchmarkNATSSendCPU(b *testing.B) {
+	const url = "nats://127.0.0.1:4222"
+	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
+	if err != nil {
+		b.Skipf("no NATS server at %s: %v", url, err)
+	}
+	js, _ := jetstream.New(nc)
+	id := time.Now().UnixNano()
+	stream, subject := fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
+	b.Cleanup(func() {
+		js.DeleteStream(context.Background(), stream)
+		nc.Close()
+	})
+	ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Close()
+	e, data := benchEntry(b)
+	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	ev, err := m.Entry(e, data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]Event, 500)
+	seq := int64(0)
+	ctx := context.Background()
+	b.ResetTimer()
+	t := startCPU()
+	for n := 0; n < b.N; n += len(batch) {
+		for i := range batch {
+			batch[i] = ev
+			batch[i].UID = EntryUID("warden-audit", seq)
+			seq++
+		}
+		if _, err := ns.Send(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t.report(b, int(seq), "event")
+}

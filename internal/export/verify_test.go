@@ -268,7 +268,15 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		}, "altered"},
 		{"an entry line repeated", func(ls [][]byte) [][]byte { return ins(ls, mid+1, ls[mid-1]) }, ""},
 		{"an OCSF field altered", func(ls [][]byte) [][]byte {
-			ls[mid] = editJSON(t, ls[mid], func(m map[string]any) { m["severity_id"] = json.Number("5"); m["severity"] = "Critical" })
+			ls[mid] = editJSON(t, ls[mid], func(m map[string]any) {
+				// Another severity than the entry's own (the entry at mid
+				// depends on the appends' order: it may be a Critical one).
+				if m["severity_id"] == json.Number("5") {
+					m["severity_id"], m["severity"] = json.Number("1"), "Informational"
+				} else {
+					m["severity_id"], m["severity"] = json.Number("5"), "Critical"
+				}
+			})
 			return ls
 		}, "severity differs"},
 		{"the actor changed", func(ls [][]byte) [][]byte {
