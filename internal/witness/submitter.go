@@ -223,19 +223,8 @@ type Result struct {
 	Err error
 }
 
-// flushAttempts bounds how often Flush tries a witness that did not
-// answer, flushRetry is the pause between the tries.
-const (
-	flushAttempts = 3
-	flushRetry    = 250 * time.Millisecond
-)
-
 // Flush submits the newest checkpoint to every witness now and returns
-// the results (used at shutdown, after the final checkpoint). A witness
-// that does not answer (a timeout on a loaded machine, a restart, or the
-// shutdown having cut Run's round short after the witness cosigned) is
-// tried again, up to flushAttempts times while ctx lasts: at shutdown
-// no later round would submit the final checkpoint from this replica.
+// the results (used at shutdown, after the final checkpoint).
 func (s *Submitter) Flush(ctx context.Context) []Result {
 	out := make([]Result, len(s.peers))
 	var wg sync.WaitGroup
@@ -243,17 +232,7 @@ func (s *Submitter) Flush(ctx context.Context) []Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for attempt := 1; ; attempt++ {
-				out[i] = s.round(ctx, p)
-				if out[i].Outcome != ResultUnreachable || attempt == flushAttempts || ctx.Err() != nil {
-					return
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(flushRetry):
-				}
-			}
+			out[i] = s.round(ctx, p)
 		}()
 	}
 	wg.Wait()

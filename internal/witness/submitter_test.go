@@ -450,31 +450,3 @@ func (r *evidenceRec) entries() []evidenceEntry {
 	defer r.mu.Unlock()
 	return append([]evidenceEntry(nil), r.got...)
 }
-
-// TestFlushRetriesUnansweredWitness: the shutdown flush tries a witness
-// that did not answer again (within its context), so a final checkpoint
-// is not left uncosigned because one attempt met a busy or restarting
-// witness (TestWitnessPostgresReplicas saw the final checkpoint 44
-// signed, 43 the newest cosigned, once under load).
-func TestFlushRetriesUnansweredWitness(t *testing.T) {
-	f := newFixture(t, 1, witness.Policy{})
-	cp := f.log.add(t, 5)
-	f.ws[0].Fail(http.StatusServiceUnavailable)
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		f.ws[0].Fail(0)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	res := f.sub.Flush(ctx)
-	if res[0].Outcome != witness.ResultCosigned || res[0].Size != cp.Size || f.ws[0].Size("warden-audit") != cp.Size {
-		t.Fatalf("flush after the witness's brief outage: %+v, witness at %d; want the checkpoint of size %d cosigned",
-			res[0], f.ws[0].Size("warden-audit"), cp.Size)
-	}
-	if rows, _ := f.st.Cosignatures(context.Background(), "w1", 0, 1); len(rows) != 1 || rows[0].Size != cp.Size {
-		t.Fatalf("stored cosignatures %+v, want the one of size %d", rows, cp.Size)
-	}
-	if f.ws[0].Calls < 2 {
-		t.Fatalf("%d calls to the witness, want a retry", f.ws[0].Calls)
-	}
-}
