@@ -345,6 +345,13 @@ func (s *Service) entry(kind string, r *Request, actor *identity.Principal, requ
 	}
 	if b := r.Binding; b != nil {
 		e.Method, e.Path, e.Route, e.Model, e.RequestSHA256 = b.Method, b.Path, b.Route, b.Model, b.BodySHA256
+		// An entry no call wrote (a review, the approval, a denial,
+		// cancellation or expiry) names the call the one-time approval
+		// was opened for, like the bound method, path and body hash
+		// above, so the request's entries show its whole approval.
+		if e.RequestID == "" {
+			e.RequestID = b.RequestID
+		}
 	}
 	switch kind {
 	case KindRequested:

@@ -128,6 +128,11 @@ type Status struct {
 	LastDelivery time.Time `json:"last_delivery,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	// signed is the size of the newest checkpoint the sink has settled
+	// in this session (0: none). The cursor cannot say: a checkpoint of
+	// size N sits at position N, where the cursor already is once entry
+	// N-1 is delivered, and it often goes in the next batch.
+	signed int64
 }
 
 // New checks the targets and returns an Exporter; Run starts it.
@@ -283,9 +288,15 @@ func (r *runner) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		var signed int64
 		if len(batch) > 0 {
 			if err := r.deliver(ctx, batch); err != nil {
 				return err
+			}
+			for i := range batch {
+				if batch[i].IsCheckpoint() {
+					signed = max(signed, batch[i].Seq)
+				}
 			}
 		}
 		taken := after - pos
@@ -297,6 +308,7 @@ func (r *runner) session(ctx context.Context) error {
 		}
 		r.mu.Lock()
 		r.st.Cursor = pos
+		r.st.signed = max(r.st.signed, signed)
 		r.pending = time.Time{}
 		r.mu.Unlock()
 		if err := r.throttle(ctx, int(taken)); err != nil {

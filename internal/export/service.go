@@ -195,9 +195,9 @@ func (s *Service) noteErr(err error) {
 	s.mu.Unlock()
 }
 
-// Drain asks Run to stop once every sink's cursor has reached the log's
-// size (the log is closed: everything is signed), or when ctx ends, and
-// waits for that.
+// Drain asks Run to stop once every sink has the log's entries up to its
+// size and a checkpoint signing them (the log is closed: everything is
+// signed), or when ctx ends, and waits for that.
 func (s *Service) Drain(ctx context.Context) {
 	size, err := s.src.Size(ctx)
 	if err != nil {
@@ -235,7 +235,9 @@ func (s *Service) waitDrained(ctx context.Context) {
 		}
 		caught := true
 		for _, st := range x.Status() {
-			if st.Cursor < to {
+			// Every entry before to, and the checkpoint that signs them:
+			// without it the receiver holds entries it cannot verify.
+			if st.Cursor < to || st.signed < to {
 				caught = false
 			}
 		}

@@ -136,7 +136,11 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			sctx, cancel := g.storeContext(r.Context())
 			grants, err := g.approvals.ActiveGrantsFor(sctx, a.principal, c.route.name, a.model, c.path)
 			cancel()
-			if r.Context().Err() == nil {
+			// Only a failure is news here: "no grant" is often answered
+			// from the service's cache without reaching the store, so a
+			// success must not clear a failing store's /readyz (the probe
+			// or a gate call does).
+			if err != nil && r.Context().Err() == nil {
 				g.approvalHealth.note(err)
 			}
 			if err != nil {

@@ -352,8 +352,19 @@ func (s *Submitter) record(ctx context.Context, p *peer, cp Checkpoint, co Cosig
 	return res
 }
 
+// keepTimeout bounds storing a cosignature once the witness gave it.
+const keepTimeout = 5 * time.Second
+
 // keep stores a cosignature and updates the cosigned file.
 func (s *Submitter) keep(ctx context.Context, p *peer, co Cosigned) {
+	// The witness has cosigned: keep the evidence even when the round's
+	// context ends meanwhile. Shutdown cancels Run right after Log.Close
+	// signed the final checkpoint; a round that had it cosigned then
+	// failed to store it ("context canceled") and, the peer marked as
+	// cosigned, the shutdown flush did not submit it again, so the final
+	// cosignature was lost from the store.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepTimeout)
+	defer cancel()
 	if s.st != nil {
 		sig := co.Sigs[0]
 		c := Cosignature{Size: co.Size, Witness: sig.Witness, KeyHash: sig.KeyHash, Time: sig.Time, Note: co.Bytes()}

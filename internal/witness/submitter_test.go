@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -449,4 +450,70 @@ func (r *evidenceRec) entries() []evidenceEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]evidenceEntry(nil), r.got...)
+}
+
+// cancelAfterAnswer cancels a context once a witness's answer has been
+// read: the shutdown canceling Run between the witness cosigning and
+// the cosignature being stored.
+type cancelAfterAnswer struct {
+	cancel context.CancelFunc
+}
+
+func (c cancelAfterAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		resp.Body = &cancelOnEOF{ReadCloser: resp.Body, cancel: c.cancel}
+	}
+	return resp, err
+}
+
+type cancelOnEOF struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnEOF) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.cancel()
+	}
+	return n, err
+}
+
+// ctxStore is memStore refusing writes under an ended context, as
+// PostgreSQL does.
+type ctxStore struct{ *memStore }
+
+func (s ctxStore) PutCosignature(ctx context.Context, c witness.Cosignature) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.memStore.PutCosignature(ctx, c)
+}
+
+// TestCosignatureKeptWhenRoundCanceled: a cosignature the witness gave
+// is stored even when the round's context ends right after the answer
+// (shutdown cancels Run just after the final checkpoint is signed;
+// TestWitnessPostgresReplicas lost the final cosignature that way, and
+// the flush did not submit it again since the witness had it).
+func TestCosignatureKeptWhenRoundCanceled(t *testing.T) {
+	log := newTestLog(t, "warden-audit")
+	w := witnesstest.New(t, "w1", log.vkey)
+	st := ctxStore{&memStore{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := witness.New(log, st, log.ver, []witness.Endpoint{{URL: w.URL, Key: w.Key, Timeout: 2 * time.Second}},
+		witness.Policy{CosignedFile: "-", Poll: 20 * time.Millisecond, Interval: 200 * time.Millisecond},
+		witness.WithLogger(slog.New(slog.DiscardHandler)), witness.WithHTTPClient(&http.Client{Transport: cancelAfterAnswer{cancel}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := log.add(t, 5)
+	res := sub.Flush(ctx)
+	if w.Size("warden-audit") != cp.Size || res[0].Outcome != witness.ResultCosigned {
+		t.Fatalf("flush: %+v, witness at %d", res[0], w.Size("warden-audit"))
+	}
+	if rows, _ := st.Cosignatures(context.Background(), "w1", 0, 1); len(rows) != 1 || rows[0].Size != cp.Size {
+		t.Fatalf("stored cosignatures %+v, want the one of size %d the witness gave", rows, cp.Size)
+	}
 }

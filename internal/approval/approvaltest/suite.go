@@ -253,6 +253,14 @@ func testOneTimeAsync(t *testing.T, e *env) {
 	if es[3].RequestID != call.RequestID || es[3].Principal.Subject != "alice" {
 		t.Fatalf("used entry: %+v", es[3])
 	}
+	// Every entry of the approval names the call it was opened for, so
+	// the request's entries (the console's request detail) show the
+	// review and the approval too, not only the request and the use.
+	for i, k := range []string{approval.KindRequested, approval.KindReviewed, approval.KindApproved} {
+		if es[i].Kind != k || es[i].RequestID != call.RequestID {
+			t.Errorf("%s entry has request id %q, want the bound call's %q", es[i].Kind, es[i].RequestID, call.RequestID)
+		}
+	}
 }
 
 func testOneTimeHold(t *testing.T, e *env) {
