@@ -89,6 +89,16 @@ type Log struct {
 	head   *headFile    // the head signed after every batch (SQLite)
 	// keeper: the store commits each batch's signed head with it.
 	keeper bool
+	// fl is set when the store flushes apart from its commits (Flusher):
+	// the writer hands each committed batch to flushLoop through flushes,
+	// which flushes (one fdatasync for every batch committed meanwhile)
+	// and answers; inflight counts the batches handed over and not yet
+	// answered, flushDone is closed when flushLoop ends.
+	fl        Flusher
+	flushes   chan flushJob
+	flushDone chan struct{}
+	inflight  sync.WaitGroup
+	slots     chan struct{} // taken per batch from commit to its answer
 	// files feeds fileLoop the history checkpoints to copy to the
 	// checkpoint file; filesDone is closed when it ends. fileMu guards
 	// fileSize, the size of the checkpoint file's note.
@@ -154,6 +164,14 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 	l.q, _ = st.(Queue)
 	if l.q == nil {
 		_, l.keeper = st.(HeadKeeper)
+	}
+	if l.keeper {
+		if fl, ok := st.(Flusher); ok && !noPipeline.Load() {
+			l.fl = fl
+			l.flushes = make(chan flushJob, flushQueue)
+			l.flushDone = make(chan struct{})
+			l.slots = make(chan struct{}, 2)
+		}
 	}
 
 	// The newest of the checkpoint file, the head file and the head the
@@ -221,6 +239,9 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		l.head = h
 	}
 	go l.fileLoop()
+	if l.fl != nil {
+		go l.flushLoop()
+	}
 	go l.run()
 	if l.q != nil {
 		go l.integrate()
@@ -298,6 +319,8 @@ func (l *Log) verifyInBackground(ctx context.Context, external []byte) {
 // an unverified start the stored hashes may be damaged; then the tree is
 // recomputed from the entries.
 func (l *Log) reload(ctx context.Context) error {
+	// Batches still being flushed are not in the store's reads yet.
+	l.inflight.Wait()
 	size, err := l.st.Size(ctx)
 	if err != nil {
 		return fmt.Errorf("audit: reload: %w", err)

@@ -35,6 +35,9 @@ type Store struct {
 	legacy bool
 
 	ins *inserts // the writer's multi-row INSERTs (nil when read-only)
+	// fl flushes the writer's commits and holds the durable watermark
+	// reads stop at (nil when read-only; flush.go).
+	fl *flusher
 
 	ix  *index         // nil if the read-only store has no index file
 	idx *audit.Indexer // nil when read-only
@@ -63,7 +66,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
 	q.Set("_busy_timeout", "10000")
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
+	// Commits are not synced by SQLite: Flush fdatasyncs the WAL before
+	// anything committed is acknowledged or visible (flush.go).
+	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	w, err := sql.Open("sqlite", dsn)
@@ -73,8 +78,23 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{path: path, w: w, ins: newInserts(w)}
+	s := &Store{path: path, w: w, ins: newInserts(w), fl: &flusher{walPath: path + "-wal", dbPath: path}}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	n, err := size(ctx, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	// What is in the file at Open is the store (a migration just run is
+	// flushed now).
+	s.fl.committed = n
+	s.fl.pending.Store(n)
+	s.fl.durable.Store(-1)
+	if err := s.Flush(ctx); err != nil {
+		s.fl.close()
 		w.Close()
 		return nil, err
 	}
@@ -184,7 +204,7 @@ func (s *Store) Close() error {
 	if s.w == nil {
 		return errors.Join(s.r.Close(), ixErr)
 	}
-	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), ixErr)
+	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), s.fl.close(), ixErr)
 }
 
 func (s *Store) check() error {
@@ -209,7 +229,8 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	return size(ctx, s.r)
+	n, err := size(ctx, s.r)
+	return min(n, s.limit()), err
 }
 
 type queryer interface {
@@ -228,6 +249,15 @@ func size(ctx context.Context, q queryer) (int64, error) {
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if lim := s.limit(); lim < 1<<63-1 {
+		// Hashes of records not yet flushed are not there yet.
+		hlim := tlog.StoredHashCount(lim)
+		for _, x := range indexes {
+			if x >= hlim {
+				return nil, fmt.Errorf("sqlite: read hash %d: %w", x, audit.ErrNotFound)
+			}
+		}
 	}
 	if contiguous(indexes) {
 		return s.readHashRange(ctx, indexes[0], int64(len(indexes)))
@@ -334,6 +364,9 @@ func (s *Store) ReadRecords(ctx context.Context, from, to int64) ([]audit.Record
 	}
 	if to == from {
 		return nil, nil
+	}
+	if to > s.limit() {
+		return nil, fmt.Errorf("sqlite: read records: record %d: %w", s.limit(), audit.ErrNotFound)
 	}
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq", from, to)
 	if err != nil {
