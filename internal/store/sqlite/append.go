@@ -75,9 +75,9 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 		return fmt.Errorf("sqlite: append [%d, %d): begin: %w", first, last, err)
 	}
 	defer tx.Rollback()
-	n, err := size(ctx, tx)
-	if err != nil {
-		return err
+	var n int64
+	if err := s.ins.queryRow(ctx, tx, sizeQuery).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: size: %w", err)
 	}
 	if n != first {
 		return fmt.Errorf("sqlite: append at %d but size is %d: %w", first, n, audit.ErrConflict)
@@ -108,7 +108,7 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 		if c.Size != last {
 			return fmt.Errorf("sqlite: append [%d, %d): head of size %d", first, last, c.Size)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
+		if err := s.ins.execQuery(ctx, tx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
 			ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note`, c.Size, c.Note); err != nil {
 			return fmt.Errorf("sqlite: append [%d, %d): head: %w", first, last, err)
 		}

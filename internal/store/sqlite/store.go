@@ -237,9 +237,12 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// sizeQuery is the number of records (the next seq).
+const sizeQuery = "SELECT COALESCE(MAX(seq)+1, 0) FROM entries"
+
 func size(ctx context.Context, q queryer) (int64, error) {
 	var n int64
-	if err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entries").Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, sizeQuery).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: size: %w", err)
 	}
 	return n, nil
