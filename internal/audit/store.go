@@ -85,8 +85,9 @@ type HeadKeeper interface {
 //     (Size, ReadRecords, ReadHashes, the checkpoints, Head) do not show
 //     it until a Flush covers it. Append is AppendNoFlush then Flush.
 //   - Flush makes every batch and checkpoint committed before the call
-//     durable, then visible. After a failed Flush the store fails every
-//     later write and Flush (what reached the disk is unknown).
+//     durable, then visible. After a failed Flush every later call on
+//     the store fails until it is reopened (what reached the disk is
+//     unknown), so appends and the readiness probe fail closed.
 type Flusher interface {
 	AppendNoFlush(ctx context.Context, b Batch) error
 	Flush(ctx context.Context) error

@@ -61,8 +61,8 @@ func (f *flusher) err() error {
 }
 
 // Flush makes every batch (and checkpoint) committed before it was called
-// durable, and visible through the store's reads. After an error the
-// store fails every later write and flush.
+// durable, and visible through the store's reads. After an error every
+// later call on the store fails (reopen it).
 func (s *Store) Flush(ctx context.Context) error {
 	if err := s.checkWrite(); err != nil {
 		return err
@@ -70,9 +70,6 @@ func (s *Store) Flush(ctx context.Context) error {
 	f := s.fl
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.err(); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	n, head, feed, commits := f.committed, f.commitHead, f.feed, f.commits
 	f.feed = nil

@@ -211,6 +211,11 @@ func (s *Store) check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("sqlite: %w", audit.ErrClosed)
 	}
+	if s.fl != nil {
+		// After a failed flush nothing is served: the Log fails its
+		// appends and the readiness probe (Log.Probe) fails too.
+		return s.fl.err()
+	}
 	return nil
 }
 
