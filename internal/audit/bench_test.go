@@ -69,6 +69,9 @@ func benchAppend(b *testing.B, writers int) {
 			st := e.log.Stats()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 			b.ReportMetric(float64(st.Appends-before.Appends)/float64(max(1, st.Batches-before.Batches)), "entries/txn")
+			if st.Flushes > before.Flushes {
+				b.ReportMetric(float64(st.Appends-before.Appends)/float64(st.Flushes-before.Flushes), "entries/flush")
+			}
 		}
 	}
 }

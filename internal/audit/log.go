@@ -36,6 +36,9 @@ type Stats struct {
 	Failures int64
 	// Checkpoints is the number of checkpoints signed by this Log.
 	Checkpoints int64
+	// Flushes is the number of flushes that made batches durable apart
+	// from their commit (a Flusher store; else 0).
+	Flushes int64
 }
 
 // Option configures Open.
@@ -99,6 +102,9 @@ type Log struct {
 	flushDone chan struct{}
 	inflight  sync.WaitGroup
 	slots     chan struct{} // taken per batch from commit to its answer
+	// committing is set while the writer commits a batch it will hand
+	// to flushLoop: a flush about to start waits for it.
+	committing atomic.Bool
 	// files feeds fileLoop the history checkpoints to copy to the
 	// checkpoint file; filesDone is closed when it ends. fileMu guards
 	// fileSize, the size of the checkpoint file's note.
@@ -110,7 +116,7 @@ type Log struct {
 	latest atomic.Pointer[Checkpoint]
 	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
 	agg    chunkCache // Aggregate's counts of whole chunks already read
-	stats  struct{ appends, batches, failures, checkpoints atomic.Int64 }
+	stats  struct{ appends, batches, failures, checkpoints, flushes atomic.Int64 }
 
 	// onCommit is the function OnCommit set (nil: none).
 	onCommit atomic.Pointer[func([]Record)]
@@ -170,7 +176,7 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			l.fl = fl
 			l.flushes = make(chan flushJob, flushQueue)
 			l.flushDone = make(chan struct{})
-			l.slots = make(chan struct{}, 2)
+			l.slots = make(chan struct{}, flushSlots)
 		}
 	}
 
@@ -495,6 +501,7 @@ func (l *Log) Stats() Stats {
 		Batches:     l.stats.batches.Load(),
 		Failures:    l.stats.failures.Load(),
 		Checkpoints: l.stats.checkpoints.Load(),
+		Flushes:     l.stats.flushes.Load(),
 	}
 }
 
