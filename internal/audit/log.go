@@ -172,7 +172,7 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		_, l.keeper = st.(HeadKeeper)
 	}
 	if l.keeper {
-		if fl, ok := st.(Flusher); ok && !noPipeline.Load() {
+		if fl, ok := st.(Flusher); ok {
 			l.fl = fl
 			l.flushes = make(chan flushJob, flushQueue)
 			l.flushDone = make(chan struct{})

@@ -232,9 +232,6 @@ const flushSlots = 3
 // flushWait bounds how long a flush waits for the batch being committed.
 const flushWait = 5 * time.Millisecond
 
-// noPipeline turns the flush pipeline off (tests that compare both).
-var noPipeline atomic.Bool
-
 // flushJob is a batch committed by the writer and not yet durable.
 type flushJob struct {
 	batch   []*appendReq
@@ -268,8 +265,8 @@ func (l *Log) flushLoop() {
 			}
 		}
 		// The writer is committing a batch: wait for it (at most
-		// flushWait), so one fdatasync covers it too. When the flush
-		// is slower than a commit this doubles the entries per flush.
+		// flushWait), so one fdatasync covers it too (more entries per
+		// flush when the flush is slower than a commit).
 		if l.committing.Load() {
 			t := time.NewTimer(flushWait)
 		wait:
