@@ -68,8 +68,11 @@ func (s *Store) Flush(ctx context.Context) error {
 		return err
 	}
 	f := s.fl
-	f.mu.Lock()
+	f.mu.Lock() // lock order: fl.mu, then s.mu (Close takes them apart)
 	defer f.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err // closed while waiting
+	}
 	s.mu.Lock()
 	n, head, feed, commits := f.committed, f.commitHead, f.feed, f.commits
 	f.feed = nil
@@ -139,6 +142,8 @@ func syncPath(path string) error {
 	return err
 }
 
+// close closes the WAL's file; a Flush after it fails (the store is
+// closed first).
 func (f *flusher) close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

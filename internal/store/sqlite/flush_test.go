@@ -158,3 +158,28 @@ func TestFlushFailureFailsClosed(t *testing.T) {
 		t.Fatalf("Flush after a failed flush: %v, want errFlushFailed", err)
 	}
 }
+
+// TestFlushCloseRace: Flush and Close at once neither deadlock nor
+// reopen the WAL after Close (run with -race).
+func TestFlushCloseRace(t *testing.T) {
+	ctx := context.Background()
+	for range 20 {
+		st, err := Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.mu.Lock()
+		st.fl.commits++ // something to flush
+		st.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			st.Flush(ctx)
+		}()
+		st.Close()
+		<-done
+		if st.fl.wal != nil {
+			t.Fatal("the WAL is open after Close")
+		}
+	}
+}

@@ -195,6 +195,11 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	var flErr error
+	if s.fl != nil {
+		// Before s.mu: a Flush in progress holds fl.mu and takes s.mu.
+		flErr = s.fl.close()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ixErr error
@@ -204,7 +209,7 @@ func (s *Store) Close() error {
 	if s.w == nil {
 		return errors.Join(s.r.Close(), ixErr)
 	}
-	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), s.fl.close(), ixErr)
+	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), flErr, ixErr)
 }
 
 func (s *Store) check() error {
