@@ -70,6 +70,7 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 	if err := s.fl.err(); err != nil {
 		return err
 	}
+	s.fl.wrote.Store(true) // before the commit: reads stop at durable
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): begin: %w", first, last, err)
@@ -123,7 +124,6 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
 	}
 	s.fl.committed = last
-	s.fl.pending.Store(last)
 	s.fl.commits++
 	if b.Head != nil {
 		s.fl.commitHead = b.Head.Note
@@ -188,6 +188,7 @@ func (s *Store) putCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	if err := s.fl.err(); err != nil {
 		return err
 	}
+	s.fl.wrote.Store(true) // before the commit: reads stop at durable
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: put checkpoint %d: %w", c.Size, err)

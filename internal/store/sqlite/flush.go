@@ -43,7 +43,9 @@ type flusher struct {
 	mu  sync.Mutex // one Flush at a time; guards wal
 	wal *os.File
 
-	pending     atomic.Int64 // committed, as committed (set with it)
+	// wrote is set before this store's first commit: from then on reads
+	// stop at durable (before, they show the file as it is).
+	wrote       atomic.Bool
 	durable     atomic.Int64 // records durable and visible to reads
 	durableHead atomic.Pointer[[]byte]
 	failed      atomic.Pointer[error] // a failed flush: the store is unusable
@@ -155,18 +157,16 @@ func (f *flusher) close() error {
 	return err
 }
 
-// limit is the number of records reads may see: the durable watermark
-// while this store has commits not yet flushed, else everything (a
-// read-only store, or a writable one with nothing pending, shows the
-// file as it is, damage included).
+// limit is the number of records reads may see: once this store has
+// committed anything, the durable watermark; before that (and on a
+// read-only store) everything, so verification at Open sees the file as
+// it is, damage included. The watermark only moves after an fdatasync,
+// so a read racing a commit cannot see the commit early (the bound is the
+// same whether it is taken before or after the read's SQL).
 func (s *Store) limit() int64 {
 	const all = 1<<63 - 1
-	if s.fl == nil {
+	if s.fl == nil || !s.fl.wrote.Load() {
 		return all
 	}
-	pending := s.fl.pending.Load()
-	if d := s.fl.durable.Load(); d < pending {
-		return d
-	}
-	return all
+	return s.fl.durable.Load()
 }

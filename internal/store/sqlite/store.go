@@ -91,7 +91,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// What is in the file at Open is the store (a migration just run is
 	// flushed now).
 	s.fl.committed = n
-	s.fl.pending.Store(n)
 	s.fl.durable.Store(-1)
 	if err := s.Flush(ctx); err != nil {
 		s.fl.close()
