@@ -163,7 +163,7 @@ func (l *Log) commit(batch []*appendReq) (handedOff bool) {
 		// while this goroutine commits the next batch.
 		l.inflight.Add(1)
 		l.committing.Store(false)
-		l.flushes <- flushJob{batch: batch, first: first, head: head, history: b.HeadHistory}
+		l.flushes <- flushJob{batch: batch, recs: b.Records, first: first, head: head, history: b.HeadHistory}
 		return true
 	}
 	if inTxn {
@@ -235,13 +235,14 @@ const flushWait = 5 * time.Millisecond
 // flushJob is a batch committed by the writer and not yet durable.
 type flushJob struct {
 	batch   []*appendReq
+	recs    []Record // for OnCommit
 	first   int64
 	head    Checkpoint
 	history bool
 }
 
 // flushLoop makes committed batches durable and answers them (decision
-// 022): it takes every batch waiting, flushes once (the store's Flush
+// 025): it takes every batch waiting, flushes once (the store's Flush
 // covers every commit before it), then does for each batch, in order,
 // what the writer does after a flushing Append: the head becomes Latest
 // and is copied to the head file, then the appends are answered. A
@@ -304,6 +305,7 @@ func (l *Log) flushLoop() {
 			for i, r := range j.batch {
 				r.done <- appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}}
 			}
+			l.fedCommit(j.recs) // durable and answered, as OnCommit says
 		}
 		l.grown.ring()
 		for range jobs {
