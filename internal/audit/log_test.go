@@ -342,7 +342,7 @@ func TestStoreUnwritable(t *testing.T) {
 }
 
 // TestFlushPipeline: on SQLite the writer commits batches and a second
-// goroutine flushes them (decision 025). Concurrent appends each get
+// goroutine flushes them (decision 026). Concurrent appends each get
 // their own seq, every answered entry is in the store and covered by
 // the signed head, one flush may cover several commits but never fewer
 // than one, and the log verifies.

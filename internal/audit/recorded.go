@@ -12,7 +12,7 @@ import (
 // consecutive records with Seq, Data (the canonical bytes) and Entry
 // (the entry as appended, before the encoding; see Entry.Recorded) set.
 // nil removes it. f runs on the goroutine that answers the appends (the
-// log's writer, or on SQLite the one that flushes: decision 025), so it
+// log's writer, or on SQLite the one that flushes: decision 026), so it
 // must not block or take long (hand the records over and return), and it
 // must treat the records as read-only.
 //

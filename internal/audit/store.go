@@ -77,7 +77,7 @@ type HeadKeeper interface {
 // Flusher is implemented by stores whose commit and flush can be apart
 // (SQLite), so that the Log's writer commits the next batch while the
 // previous one is being flushed: one fdatasync then covers every batch
-// committed before it began (decision 025).
+// committed before it began (decision 026).
 //
 // Contract:
 //   - AppendNoFlush is Append up to and including the commit, without

@@ -242,7 +242,7 @@ type flushJob struct {
 }
 
 // flushLoop makes committed batches durable and answers them (decision
-// 025): it takes every batch waiting, flushes once (the store's Flush
+// 026): it takes every batch waiting, flushes once (the store's Flush
 // covers every commit before it), then does for each batch, in order,
 // what the writer does after a flushing Append: the head becomes Latest
 // and is copied to the head file, then the appends are answered. A

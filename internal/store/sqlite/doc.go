@@ -5,7 +5,7 @@
 // returns after the WAL is fdatasynced (journal_mode=WAL; the commit
 // itself runs with synchronous=NORMAL and Flush syncs, so the log's
 // writer can commit the next batch meanwhile: AppendNoFlush, Flush,
-// decision 025); one writer connection, so batches never interleave;
+// decision 026); one writer connection, so batches never interleave;
 // the store's reads see only committed batches that are flushed. The log's file holds
 // only what verification needs (entry bytes, tree hashes, checkpoints);
 // the schema refuses UPDATE and DELETE on them with triggers — defense

@@ -12,7 +12,7 @@ import (
 )
 
 // flusher makes the writer's commits durable apart from the commits
-// themselves (audit.Flusher, decision 025). The writer connection commits
+// themselves (audit.Flusher, decision 026). The writer connection commits
 // with synchronous=NORMAL: SQLite writes the transaction's WAL frames and
 // returns without an fsync. Flush then fdatasyncs the WAL file, which
 // holds every frame committed before it (the WAL is written in order and

@@ -55,7 +55,7 @@ func flushBatch(t *testing.T, s note.Signer, hs *[]tlog.Hash, from, to int64) au
 
 // TestFlushVisibility: a batch committed by AppendNoFlush is not in the
 // store's reads (size, records, hashes, checkpoints, head) until Flush;
-// Append is both (decision 025).
+// Append is both (decision 026).
 func TestFlushVisibility(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
