@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,8 +70,20 @@ func benchAppend(b *testing.B, writers int) {
 			st := e.log.Stats()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 			b.ReportMetric(float64(st.Appends-before.Appends)/float64(max(1, st.Batches-before.Batches)), "entries/txn")
+			if f := flushes(st) - flushes(before); f > 0 {
+				b.ReportMetric(float64(st.Appends-before.Appends)/float64(f), "entries/flush")
+			}
 		}
 	}
+}
+
+// flushes is Stats.Flushes, read by name: bench/audit-append-compare.sh
+// runs this file against older revisions too, whose Stats lack it.
+func flushes(st audit.Stats) int64 {
+	if f := reflect.ValueOf(st).FieldByName("Flushes"); f.IsValid() {
+		return f.Int()
+	}
+	return 0
 }
 
 // cpuTime is the CPU time (user + system) the process has used.

@@ -15,7 +15,8 @@ import (
 // that need escaping, HTML characters, invalid UTF-8, floats, json.Number
 // and nested maps.
 func TestMarshalFastPath(t *testing.T) {
-	strs := []string{"", "a", "<script>&amp;", "line\nbreak\t\"q\"", "\u2028\u2029", "caf\u00e9 \U0001F600", "\x00\x1f", "ü", "\ufffd literal"}
+	strs := []string{"", "a", "<script>&amp;", "line\nbreak\t\"q\"", "\u2028\u2029", "caf\u00e9 \U0001F600", "\x00\x1f", "ü", "\ufffd literal",
+		"\b\f\r\x7f", `back\slash \u0041`, "x\u2029y\u2028"}
 	nums := []any{0.0, 1.5, -3.0, 1e21, 1e-7, 123456789.0, json.Number("42"), json.Number("1.50"), 7, int64(-9)}
 	r := rand.New(rand.NewPCG(1, 2))
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
@@ -90,11 +91,19 @@ func TestMarshalFastPath(t *testing.T) {
 		t.Fatalf("fast path taken for only %d of 3000 entries: the comparison proves little", fastHits)
 	}
 	// Invalid UTF-8 falls back to the reference (which writes U+FFFD).
-	bad := &Entry{V: SchemaVersion, Kind: "x.y", ID: "bad\xffutf8", Params: map[string]any{"k": "v\xfe"}}
-	if fb, err := Marshal(bad); err != nil {
-		t.Fatal(err)
-	} else if sb, _ := marshalSlow(bad); !bytes.Equal(fb, sb) {
-		t.Fatalf("invalid UTF-8: %s != %s", fb, sb)
+	for _, bad := range []*Entry{
+		{V: SchemaVersion, Kind: "x.y", ID: "bad\xffutf8", Params: map[string]any{"k": "v\xfe"}},
+		{V: SchemaVersion, Kind: "x.y", ID: "i", Principal: &identity.Principal{Issuer: "i", Subject: "s", Groups: []string{"g\xc3"}}},
+		{V: SchemaVersion, Kind: "x.y", ID: "i", Decision: &Decision{Action: "allow", Reason: "\xe2\x80"}},
+	} {
+		if _, ok, _ := marshalFast(bad); ok {
+			t.Fatalf("fast path accepted invalid UTF-8 in %+v", bad)
+		}
+		if fb, err := Marshal(bad); err != nil {
+			t.Fatal(err)
+		} else if sb, _ := marshalSlow(bad); !bytes.Equal(fb, sb) {
+			t.Fatalf("invalid UTF-8: %s != %s", fb, sb)
+		}
 	}
 	// Values that are not plain fall back to the reference encoding.
 	e := &Entry{V: SchemaVersion, Kind: "x.y", ID: "i", Params: map[string]any{"body": json.RawMessage(`{"b":1,"a":2}`)}}

@@ -36,6 +36,9 @@ type Stats struct {
 	Failures int64
 	// Checkpoints is the number of checkpoints signed by this Log.
 	Checkpoints int64
+	// Flushes is the number of flushes that made batches durable apart
+	// from their commit (a Flusher store; else 0).
+	Flushes int64
 }
 
 // Option configures Open.
@@ -89,6 +92,19 @@ type Log struct {
 	head   *headFile    // the head signed after every batch (SQLite)
 	// keeper: the store commits each batch's signed head with it.
 	keeper bool
+	// fl is set when the store flushes apart from its commits (Flusher):
+	// the writer hands each committed batch to flushLoop through flushes,
+	// which flushes (one fdatasync for every batch committed meanwhile)
+	// and answers; inflight counts the batches handed over and not yet
+	// answered, flushDone is closed when flushLoop ends.
+	fl        Flusher
+	flushes   chan flushJob
+	flushDone chan struct{}
+	inflight  sync.WaitGroup
+	slots     chan struct{} // taken per batch from commit to its answer
+	// committing is set while the writer commits a batch it will hand
+	// to flushLoop: a flush about to start waits for it.
+	committing atomic.Bool
 	// files feeds fileLoop the history checkpoints to copy to the
 	// checkpoint file; filesDone is closed when it ends. fileMu guards
 	// fileSize, the size of the checkpoint file's note.
@@ -100,7 +116,7 @@ type Log struct {
 	latest atomic.Pointer[Checkpoint]
 	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
 	agg    chunkCache // Aggregate's counts of whole chunks already read
-	stats  struct{ appends, batches, failures, checkpoints atomic.Int64 }
+	stats  struct{ appends, batches, failures, checkpoints, flushes atomic.Int64 }
 
 	// onCommit is the function OnCommit set (nil: none).
 	onCommit atomic.Pointer[func([]Record)]
@@ -154,6 +170,14 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 	l.q, _ = st.(Queue)
 	if l.q == nil {
 		_, l.keeper = st.(HeadKeeper)
+	}
+	if l.keeper {
+		if fl, ok := st.(Flusher); ok {
+			l.fl = fl
+			l.flushes = make(chan flushJob, flushQueue)
+			l.flushDone = make(chan struct{})
+			l.slots = make(chan struct{}, flushSlots)
+		}
 	}
 
 	// The newest of the checkpoint file, the head file and the head the
@@ -221,6 +245,9 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 		l.head = h
 	}
 	go l.fileLoop()
+	if l.fl != nil {
+		go l.flushLoop()
+	}
 	go l.run()
 	if l.q != nil {
 		go l.integrate()
@@ -298,6 +325,8 @@ func (l *Log) verifyInBackground(ctx context.Context, external []byte) {
 // an unverified start the stored hashes may be damaged; then the tree is
 // recomputed from the entries.
 func (l *Log) reload(ctx context.Context) error {
+	// Batches still being flushed are not in the store's reads yet.
+	l.inflight.Wait()
 	size, err := l.st.Size(ctx)
 	if err != nil {
 		return fmt.Errorf("audit: reload: %w", err)
@@ -472,6 +501,7 @@ func (l *Log) Stats() Stats {
 		Batches:     l.stats.batches.Load(),
 		Failures:    l.stats.failures.Load(),
 		Checkpoints: l.stats.checkpoints.Load(),
+		Flushes:     l.stats.flushes.Load(),
 	}
 }
 

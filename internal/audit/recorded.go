@@ -11,9 +11,10 @@ import (
 // log, right after the batch is durable and its appends are answered:
 // consecutive records with Seq, Data (the canonical bytes) and Entry
 // (the entry as appended, before the encoding; see Entry.Recorded) set.
-// nil removes it. f runs on the log's writer goroutine, so it must not
-// block or take long (hand the records over and return), and it must
-// treat the records as read-only.
+// nil removes it. f runs on the goroutine that answers the appends (the
+// log's writer, or on SQLite the one that flushes: decision 026), so it
+// must not block or take long (hand the records over and return), and it
+// must treat the records as read-only.
 //
 // It is an optimisation for readers that follow the log in the same
 // process (the exporter): they must not depend on it. Batches committed

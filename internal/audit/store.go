@@ -74,6 +74,25 @@ type HeadKeeper interface {
 	Head(ctx context.Context) ([]byte, error)
 }
 
+// Flusher is implemented by stores whose commit and flush can be apart
+// (SQLite), so that the Log's writer commits the next batch while the
+// previous one is being flushed: one fdatasync then covers every batch
+// committed before it began (decision 026).
+//
+// Contract:
+//   - AppendNoFlush is Append up to and including the commit, without
+//     the flush: the batch is not durable yet, and the store's reads
+//     (Size, ReadRecords, ReadHashes, the checkpoints, Head) do not show
+//     it until a Flush covers it. Append is AppendNoFlush then Flush.
+//   - Flush makes every batch and checkpoint committed before the call
+//     durable, then visible. After a failed Flush every later call on
+//     the store fails until it is reopened (what reached the disk is
+//     unknown), so appends and the readiness probe fail closed.
+type Flusher interface {
+	AppendNoFlush(ctx context.Context, b Batch) error
+	Flush(ctx context.Context) error
+}
+
 // Checkpoint is a signed statement of the tree at a size.
 type Checkpoint struct {
 	// Size is the number of records the checkpoint covers.

@@ -27,6 +27,13 @@ func (l *Log) run() {
 	for {
 		select {
 		case r := <-l.reqs:
+			if l.fl != nil {
+				// A bounded number of batches between commit and
+				// answer: while they wait, appends gather into the
+				// next batch instead of many small transactions.
+				l.slots <- struct{}{}
+				l.committing.Store(true)
+			}
 			batch := []*appendReq{r}
 			// Let appenders that were just answered submit again before
 			// the batch is cut: bigger batches, same latency.
@@ -40,7 +47,10 @@ func (l *Log) run() {
 					break drain
 				}
 			}
-			l.commit(batch)
+			if !l.commit(batch) && l.fl != nil {
+				l.committing.Store(false)
+				<-l.slots
+			}
 		case <-tickC:
 			if l.tr.n > l.stored.Load() {
 				l.checkpoint()
@@ -49,8 +59,14 @@ func (l *Log) run() {
 			if l.tr.n > l.stored.Load() || l.latest.Load() == nil {
 				l.checkpoint()
 			}
+			l.inflight.Wait()
 			close(done)
 		case <-l.quit:
+			l.inflight.Wait()
+			if l.fl != nil {
+				close(l.flushes)
+				<-l.flushDone
+			}
 			close(l.files)
 			<-l.filesDone
 			return
@@ -76,8 +92,9 @@ func (l *Log) checkpointNow(ctx context.Context) {
 	}
 }
 
-// commit makes one batch durable and answers its requests.
-func (l *Log) commit(batch []*appendReq) {
+// commit makes one batch durable and answers its requests, or, on a
+// Flusher, commits it and hands it to flushLoop (then it reports true).
+func (l *Log) commit(batch []*appendReq) (handedOff bool) {
 	fail := func(err error) {
 		l.stats.failures.Add(1)
 		for _, r := range batch {
@@ -88,12 +105,12 @@ func (l *Log) commit(batch []*appendReq) {
 	defer cancel()
 	if l.q != nil {
 		l.enqueue(ctx, batch, fail)
-		return
+		return false
 	}
 	if l.broken {
 		if err := l.reload(ctx); err != nil {
 			fail(fmt.Errorf("audit: append: store unavailable: %w", err))
-			return
+			return false
 		}
 	}
 	first := l.tr.n
@@ -110,27 +127,45 @@ func (l *Log) commit(batch []*appendReq) {
 	// one transaction and one flush for both (decision 018).
 	var head Checkpoint
 	inTxn := l.keeper && !skipBatchSigning.Load()
+	pipelined := inTxn && l.fl != nil
 	if inTxn {
 		var err error
 		if head, err = SignCheckpoint(l.signer, next.n, next.root(), l.now()); err != nil {
 			l.log.Error("audit: signing the batch's checkpoint failed", "size", next.n, "err", err)
 			fail(fmt.Errorf("audit: append [%d, %d): sign: %w", first, next.n, err))
-			return
+			return false
 		}
 		b.Head = &head
 		b.HeadHistory = next.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery)
 	}
-	if err := l.st.Append(ctx, b); err != nil {
+	var err error
+	if pipelined {
+		err = l.fl.AppendNoFlush(ctx, b)
+	} else {
+		err = l.st.Append(ctx, b)
+	}
+	if err != nil {
 		// The outcome is unknown (a commit may have succeeded before the
 		// error): reload the state from the store before the next batch.
 		l.broken = true
 		l.log.Error("audit: append failed", "from", first, "count", len(batch), "err", err)
 		fail(fmt.Errorf("audit: append [%d, %d): %w", first, first+int64(len(batch)), err))
-		return
+		return false
 	}
 	l.tr = next
 	l.stats.batches.Add(1)
 	l.stats.appends.Add(int64(len(batch)))
+	if b.HeadHistory {
+		l.stored.Store(head.Size)
+	}
+	if pipelined {
+		// Committed, not yet durable: flushLoop answers once it is,
+		// while this goroutine commits the next batch.
+		l.inflight.Add(1)
+		l.committing.Store(false)
+		l.flushes <- flushJob{batch: batch, recs: b.Records, first: first, head: head, history: b.HeadHistory}
+		return true
+	}
 	if inTxn {
 		l.keptHead(head, b.HeadHistory)
 	} else if !skipBatchSigning.Load() {
@@ -141,7 +176,7 @@ func (l *Log) commit(batch []*appendReq) {
 			l.log.Error("audit: signing the batch's checkpoint failed", "size", l.tr.n, "err", err)
 			fail(fmt.Errorf("audit: append [%d, %d): durable but not signed: %w", first, l.tr.n, err))
 			l.grown.ring()
-			return
+			return false
 		}
 	}
 	for i, r := range batch {
@@ -152,6 +187,7 @@ func (l *Log) commit(batch []*appendReq) {
 	if !inTxn && l.tr.n-l.stored.Load() >= int64(l.cfg.CheckpointEvery) {
 		l.checkpoint()
 	}
+	return false
 }
 
 // keptHead follows a batch whose head the store committed with it: the
@@ -170,7 +206,6 @@ func (l *Log) keptHead(c Checkpoint, history bool) {
 		}
 	}
 	if history {
-		l.stored.Store(c.Size)
 		if l.cfg.CheckpointFile != "" {
 			// Coalesce: only the newest checkpoint matters to the file.
 			for {
@@ -184,6 +219,98 @@ func (l *Log) keptHead(c Checkpoint, history bool) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// flushQueue bounds the committed batches waiting for flushLoop.
+const flushQueue = 64
+
+// flushSlots bounds the batches between their commit and their answer.
+const flushSlots = 3
+
+// flushWait bounds how long a flush waits for the batch being committed.
+const flushWait = 5 * time.Millisecond
+
+// flushJob is a batch committed by the writer and not yet durable.
+type flushJob struct {
+	batch   []*appendReq
+	recs    []Record // for OnCommit
+	first   int64
+	head    Checkpoint
+	history bool
+}
+
+// flushLoop makes committed batches durable and answers them (decision
+// 026): it takes every batch waiting, flushes once (the store's Flush
+// covers every commit before it), then does for each batch, in order,
+// what the writer does after a flushing Append: the head becomes Latest
+// and is copied to the head file, then the appends are answered. A
+// failed flush fails the batches it was to cover; the store then fails
+// every later write, so appends keep failing closed.
+func (l *Log) flushLoop() {
+	defer close(l.flushDone)
+	ctx := context.Background()
+	for j := range l.flushes {
+		jobs := []flushJob{j}
+	more:
+		for {
+			select {
+			case j, ok := <-l.flushes:
+				if !ok {
+					break more
+				}
+				jobs = append(jobs, j)
+			default:
+				break more
+			}
+		}
+		// The writer is committing a batch: wait for it (at most
+		// flushWait), so one fdatasync covers it too (more entries per
+		// flush when the flush is slower than a commit).
+		if l.committing.Load() {
+			t := time.NewTimer(flushWait)
+		wait:
+			for {
+				select {
+				case j, ok := <-l.flushes:
+					if !ok {
+						break wait
+					}
+					jobs = append(jobs, j)
+					if !l.committing.Load() {
+						break wait
+					}
+				case <-t.C:
+					break wait
+				}
+			}
+			t.Stop()
+		}
+		err := l.fl.Flush(ctx)
+		l.stats.flushes.Add(1)
+		if err != nil {
+			last := jobs[len(jobs)-1]
+			l.log.Error("audit: flush failed", "from", jobs[0].first, "to", last.first+int64(len(last.batch)), "err", err)
+		}
+		for _, j := range jobs {
+			if err != nil {
+				l.stats.failures.Add(1)
+				for _, r := range j.batch {
+					r.done <- appendRes{err: fmt.Errorf("audit: append [%d, %d): flush: %w", j.first, j.first+int64(len(j.batch)), err)}
+				}
+				continue
+			}
+			l.keptHead(j.head, j.history)
+			for i, r := range j.batch {
+				r.done <- appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}}
+			}
+			l.fedCommit(j.recs) // durable and answered, as OnCommit says
+		}
+		l.grown.ring()
+		for range jobs {
+			<-l.slots
+			l.inflight.Done()
 		}
 	}
 }
@@ -294,6 +421,8 @@ func (l *Log) enqueue(ctx context.Context, batch []*appendReq, fail func(error))
 // one, else a new signature. Failures are logged; the next trigger
 // retries.
 func (l *Log) checkpoint() {
+	// The newest batch's head (Latest) once it is flushed.
+	l.inflight.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
 	defer cancel()
 	if l.broken {

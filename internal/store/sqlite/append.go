@@ -14,8 +14,23 @@ import (
 )
 
 // Append stores the batch in one transaction and returns once it is
-// durable (WAL fsynced at commit, synchronous=FULL).
+// durable: AppendNoFlush, then Flush.
 func (s *Store) Append(ctx context.Context, b audit.Batch) error {
+	if len(b.Records) == 0 {
+		return nil
+	}
+	if err := s.AppendNoFlush(ctx, b); err != nil {
+		return err
+	}
+	return s.Flush(ctx)
+}
+
+var _ audit.Flusher = (*Store)(nil)
+
+// AppendNoFlush stores the batch in one transaction and returns once it
+// is committed, before it is durable: the next Flush makes it durable and
+// visible to the store's reads (flush.go).
+func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
@@ -52,14 +67,18 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	if err := s.checkWrite(); err != nil {
 		return err
 	}
+	if err := s.fl.err(); err != nil {
+		return err
+	}
+	s.fl.wrote.Store(true) // before the commit: reads stop at durable
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): begin: %w", first, last, err)
 	}
 	defer tx.Rollback()
-	n, err := size(ctx, tx)
-	if err != nil {
-		return err
+	var n int64
+	if err := s.ins.queryRow(ctx, tx, sizeQuery).Scan(&n); err != nil {
+		return fmt.Errorf("sqlite: size: %w", err)
 	}
 	if n != first {
 		return fmt.Errorf("sqlite: append at %d but size is %d: %w", first, n, audit.ErrConflict)
@@ -90,7 +109,7 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 		if c.Size != last {
 			return fmt.Errorf("sqlite: append [%d, %d): head of size %d", first, last, c.Size)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
+		if err := s.ins.execQuery(ctx, tx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
 			ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note`, c.Size, c.Note); err != nil {
 			return fmt.Errorf("sqlite: append [%d, %d): head: %w", first, last, err)
 		}
@@ -104,10 +123,16 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
 	}
-	s.ins.prepareMissed(ctx)
-	if s.idx != nil {
-		s.idx.Feed(b.Records)
+	s.fl.committed = last
+	s.fl.commits++
+	if b.Head != nil {
+		s.fl.commitHead = b.Head.Note
 	}
+	if s.idx != nil {
+		// Fed by the Flush that makes them durable.
+		s.fl.feed = append(s.fl.feed, b.Records)
+	}
+	s.ins.prepareMissed(ctx)
 	return nil
 }
 
@@ -115,9 +140,15 @@ var _ audit.HeadKeeper = (*Store)(nil)
 
 // Head returns the note of the head written with the newest batch, or
 // nil if none was (a new store, or one written before heads were kept).
+// On a writable store that is the newest flushed batch's head.
 func (s *Store) Head(ctx context.Context) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if s.fl != nil {
+		if p := s.fl.durableHead.Load(); p != nil {
+			return *p, nil
+		}
 	}
 	var note []byte
 	err := s.r.QueryRowContext(ctx, "SELECT note FROM head WHERE id = 0").Scan(&note)
@@ -142,11 +173,22 @@ func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if err := s.putCheckpoint(ctx, c); err != nil {
+		return err
+	}
+	return s.Flush(ctx)
+}
+
+func (s *Store) putCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkWrite(); err != nil {
 		return err
 	}
+	if err := s.fl.err(); err != nil {
+		return err
+	}
+	s.fl.wrote.Store(true) // before the commit: reads stop at durable
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: put checkpoint %d: %w", c.Size, err)
@@ -172,17 +214,20 @@ func (s *Store) PutCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: put checkpoint %d: commit: %w", c.Size, err)
 	}
+	s.fl.commits++
 	return nil
 }
 
-// Checkpoints returns every checkpoint by ascending size.
+// Checkpoints returns every checkpoint by ascending size (on a writable
+// store: every flushed one).
 func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
-	return s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints ORDER BY size")
+	return s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size <= ? ORDER BY size")
 }
 
-// LatestCheckpoint returns the checkpoint with the largest size.
+// LatestCheckpoint returns the checkpoint with the largest size (on a
+// writable store: the largest flushed one).
 func (s *Store) LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
-	cps, err := s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+	cps, err := s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size <= ? ORDER BY size DESC LIMIT 1")
 	if err != nil {
 		return audit.Checkpoint{}, err
 	}
@@ -196,7 +241,7 @@ func (s *Store) checkpoints(ctx context.Context, query string) ([]audit.Checkpoi
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, query)
+	rows, err := s.r.QueryContext(ctx, query, s.limit())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
 	}

@@ -32,6 +32,8 @@ type inserts struct {
 	missed []shape // shapes a transaction parsed itself, to prepare
 }
 
+// shape is a multi-row INSERT (head, then rows of cols "?"), or, with
+// rows 0, the statement head itself.
 type shape struct {
 	head       string
 	cols, rows int
@@ -69,24 +71,45 @@ func (c *inserts) insert(ctx context.Context, tx *sql.Tx, head string, cols, n i
 }
 
 func (c *inserts) exec(ctx context.Context, tx *sql.Tx, s shape, args []any) error {
-	c.mu.Lock()
-	p := c.shapes[s]
-	if p == nil {
-		p = &prepared{query: s.query()}
-		c.shapes[s] = p
-		c.missed = append(c.missed, s)
-	}
-	stmt := p.stmt
-	c.mu.Unlock()
+	stmt, query := c.lookup(s)
 	var err error
 	if stmt != nil {
 		// Prepared on the same (only) connection: database/sql reuses
 		// the driver statement inside the transaction.
 		_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 	} else {
-		_, err = tx.ExecContext(ctx, p.query, args...)
+		_, err = tx.ExecContext(ctx, query, args...)
 	}
 	return err
+}
+
+// execQuery runs a fixed statement of the append path in tx, prepared
+// once like the inserts (the head's upsert: parsing it per batch showed
+// in the writer's profile).
+func (c *inserts) execQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	return c.exec(ctx, tx, shape{head: query}, args)
+}
+
+// queryRow is QueryRowContext in tx through a statement prepared once.
+func (c *inserts) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if stmt, _ := c.lookup(shape{head: query}); stmt != nil {
+		return tx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// lookup returns the prepared statement of s, or nil and its text (then
+// it is prepared after the transaction: prepareMissed).
+func (c *inserts) lookup(s shape) (*sql.Stmt, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.shapes[s]
+	if p == nil {
+		p = &prepared{query: s.query()}
+		c.shapes[s] = p
+		c.missed = append(c.missed, s)
+	}
+	return p.stmt, p.query
 }
 
 // prepareMissed prepares the shapes transactions met for the first time.
@@ -125,6 +148,9 @@ func (c *inserts) close() error {
 }
 
 func (s shape) query() string {
+	if s.rows == 0 {
+		return s.head
+	}
 	var sb strings.Builder
 	sb.WriteString(s.head)
 	sb.WriteString(" VALUES ")

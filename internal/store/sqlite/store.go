@@ -35,6 +35,9 @@ type Store struct {
 	legacy bool
 
 	ins *inserts // the writer's multi-row INSERTs (nil when read-only)
+	// fl flushes the writer's commits and holds the durable watermark
+	// reads stop at (nil when read-only; flush.go).
+	fl *flusher
 
 	ix  *index         // nil if the read-only store has no index file
 	idx *audit.Indexer // nil when read-only
@@ -63,7 +66,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
 	q.Set("_busy_timeout", "10000")
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
+	// Commits are not synced by SQLite: Flush fdatasyncs the WAL before
+	// anything committed is acknowledged or visible (flush.go).
+	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	w, err := sql.Open("sqlite", dsn)
@@ -73,8 +78,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{path: path, w: w, ins: newInserts(w)}
+	s := &Store{path: path, w: w, ins: newInserts(w), fl: &flusher{walPath: path + "-wal", dbPath: path}}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	n, err := size(ctx, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	// What is in the file at Open is the store (a migration just run is
+	// flushed now).
+	s.fl.committed = n
+	s.fl.durable.Store(-1)
+	if err := s.Flush(ctx); err != nil {
+		s.fl.close()
 		w.Close()
 		return nil, err
 	}
@@ -175,6 +194,11 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	var flErr error
+	if s.fl != nil {
+		// Before s.mu: a Flush in progress holds fl.mu and takes s.mu.
+		flErr = s.fl.close()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ixErr error
@@ -184,12 +208,17 @@ func (s *Store) Close() error {
 	if s.w == nil {
 		return errors.Join(s.r.Close(), ixErr)
 	}
-	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), ixErr)
+	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), flErr, ixErr)
 }
 
 func (s *Store) check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("sqlite: %w", audit.ErrClosed)
+	}
+	if s.fl != nil {
+		// After a failed flush nothing is served: the Log fails its
+		// appends and the readiness probe (Log.Probe) fails too.
+		return s.fl.err()
 	}
 	return nil
 }
@@ -209,16 +238,20 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	return size(ctx, s.r)
+	n, err := size(ctx, s.r)
+	return min(n, s.limit()), err
 }
 
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// sizeQuery is the number of records (the next seq).
+const sizeQuery = "SELECT COALESCE(MAX(seq)+1, 0) FROM entries"
+
 func size(ctx context.Context, q queryer) (int64, error) {
 	var n int64
-	if err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entries").Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, sizeQuery).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: size: %w", err)
 	}
 	return n, nil
@@ -228,6 +261,15 @@ func size(ctx context.Context, q queryer) (int64, error) {
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if lim := s.limit(); lim < 1<<63-1 {
+		// Hashes of records not yet flushed are not there yet.
+		hlim := tlog.StoredHashCount(lim)
+		for _, x := range indexes {
+			if x >= hlim {
+				return nil, fmt.Errorf("sqlite: read hash %d: %w", x, audit.ErrNotFound)
+			}
+		}
 	}
 	if contiguous(indexes) {
 		return s.readHashRange(ctx, indexes[0], int64(len(indexes)))
@@ -334,6 +376,9 @@ func (s *Store) ReadRecords(ctx context.Context, from, to int64) ([]audit.Record
 	}
 	if to == from {
 		return nil, nil
+	}
+	if to > s.limit() {
+		return nil, fmt.Errorf("sqlite: read records: record %d: %w", s.limit(), audit.ErrNotFound)
 	}
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq", from, to)
 	if err != nil {

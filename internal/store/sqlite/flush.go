@@ -1,0 +1,172 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+// flusher makes the writer's commits durable apart from the commits
+// themselves (audit.Flusher, decision 026). The writer connection commits
+// with synchronous=NORMAL: SQLite writes the transaction's WAL frames and
+// returns without an fsync. Flush then fdatasyncs the WAL file, which
+// holds every frame committed before it (the WAL is written in order and
+// its checksum chain makes recovery stop at the first frame that did not
+// reach the disk, so what survives a power loss is always a prefix of the
+// commits). With synchronous=FULL SQLite did the same fdatasync inside the
+// commit; doing it here lets the log's writer commit the next batch while
+// the previous one is being flushed.
+//
+// Until a Flush covers a commit, the store's own reads do not show it:
+// Size, ReadRecords, ReadHashes, the checkpoints and Head stop at the
+// durable watermark, so nothing this process reads (the exporter, the
+// witness submitter, searches, proofs) can reach an entry that a power
+// loss could still take back.
+type flusher struct {
+	walPath string
+	dbPath  string
+
+	// committed is the size after the newest commit, and its head note
+	// and records to feed the indexer: guarded by Store.mu (the writer's
+	// lock), read by Flush under it.
+	committed  int64
+	commitHead []byte
+	feed       [][]audit.Record
+	commits    int64 // transactions committed
+	flushed    int64 // commits covered by the newest successful Flush (guarded by mu)
+
+	mu  sync.Mutex // one Flush at a time; guards wal
+	wal *os.File
+
+	// wrote is set before this store's first commit: from then on reads
+	// stop at durable (before, they show the file as it is).
+	wrote       atomic.Bool
+	durable     atomic.Int64 // records durable and visible to reads
+	durableHead atomic.Pointer[[]byte]
+	failed      atomic.Pointer[error] // a failed flush: the store is unusable
+}
+
+// errFlushFailed wraps the first flush error; the store refuses writes
+// after it (fsync errors leave the page cache in an unknown state).
+var errFlushFailed = errors.New("sqlite: an earlier flush of the audit log failed; the store must be reopened")
+
+func (f *flusher) err() error {
+	if p := f.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %w", errFlushFailed, *p)
+	}
+	return nil
+}
+
+// Flush makes every batch (and checkpoint) committed before it was called
+// durable, and visible through the store's reads. After an error every
+// later call on the store fails (reopen it).
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.checkWrite(); err != nil {
+		return err
+	}
+	f := s.fl
+	f.mu.Lock() // lock order: fl.mu, then s.mu (Close takes them apart)
+	defer f.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err // closed while waiting
+	}
+	s.mu.Lock()
+	n, head, feed, commits := f.committed, f.commitHead, f.feed, f.commits
+	f.feed = nil
+	s.mu.Unlock()
+	if commits == f.flushed && f.durable.Load() == n {
+		return nil
+	}
+	if err := f.syncWAL(); err != nil {
+		f.failed.Store(&err)
+		return fmt.Errorf("sqlite: flush %s: %w", f.walPath, err)
+	}
+	if head != nil {
+		f.durableHead.Store(&head)
+	}
+	f.durable.Store(n)
+	f.flushed = commits
+	if s.idx != nil {
+		for _, recs := range feed {
+			s.idx.Feed(recs)
+		}
+	}
+	return nil
+}
+
+// syncWAL fdatasyncs the WAL file. The file stays open between flushes;
+// if the path now names another file (SQLite removes the WAL only after
+// checkpointing all of it into the synced database file), the database
+// file is synced too and the new WAL is opened.
+func (f *flusher) syncWAL() error {
+	fi, err := os.Stat(f.walPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if f.wal != nil {
+			f.wal.Close()
+			f.wal = nil
+		}
+		return syncPath(f.dbPath)
+	case err != nil:
+		return err
+	}
+	if f.wal != nil {
+		if cur, err := f.wal.Stat(); err != nil || !os.SameFile(cur, fi) {
+			f.wal.Close()
+			f.wal = nil
+			if err := syncPath(f.dbPath); err != nil {
+				return err
+			}
+		}
+	}
+	if f.wal == nil {
+		if f.wal, err = os.OpenFile(f.walPath, os.O_RDWR, 0); err != nil {
+			return err
+		}
+	}
+	return fdatasync(f.wal)
+}
+
+func syncPath(path string) error {
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = fdatasync(fh)
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// close closes the WAL's file; a Flush after it fails (the store is
+// closed first).
+func (f *flusher) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.wal == nil {
+		return nil
+	}
+	err := f.wal.Close()
+	f.wal = nil
+	return err
+}
+
+// limit is the number of records reads may see: once this store has
+// committed anything, the durable watermark; before that (and on a
+// read-only store) everything, so verification at Open sees the file as
+// it is, damage included. The watermark only moves after an fdatasync,
+// so a read racing a commit cannot see the commit early (the bound is the
+// same whether it is taken before or after the read's SQL).
+func (s *Store) limit() int64 {
+	const all = 1<<63 - 1
+	if s.fl == nil || !s.fl.wrote.Load() {
+		return all
+	}
+	return s.fl.durable.Load()
+}

@@ -1,0 +1,185 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wardenhq/warden/internal/audit"
+)
+
+// flushBatch builds the batch of records [from, to) after the records
+// already hashed into hs (which it extends), with its signed head.
+func flushBatch(t *testing.T, s note.Signer, hs *[]tlog.Hash, from, to int64) audit.Batch {
+	t.Helper()
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = (*hs)[x]
+		}
+		return out, nil
+	})
+	b := audit.Batch{HashStart: tlog.StoredHashCount(from)}
+	for seq := from; seq < to; seq++ {
+		e := &audit.Entry{V: 1, Kind: audit.KindGatewayStarted, ID: "e" + string(rune('a'+seq)), Time: time.Unix(seq, 0).UTC()}
+		data, err := audit.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Seq = seq
+		add, err := tlog.StoredHashes(seq, data, reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*hs = append(*hs, add...)
+		b.Records = append(b.Records, audit.Record{Seq: seq, Data: data, Entry: e})
+		b.Hashes = append(b.Hashes, add...)
+	}
+	root, err := tlog.TreeHash(to, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := audit.SignCheckpoint(s, to, root, time.Unix(to, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Head, b.HeadHistory = &c, true
+	return b
+}
+
+// TestFlushVisibility: a batch committed by AppendNoFlush is not in the
+// store's reads (size, records, hashes, checkpoints, head) until Flush;
+// Append is both (decision 026).
+func TestFlushVisibility(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := Open(ctx, filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	signer, verifier, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys", audit.SignerFile), "flush-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hs []tlog.Hash
+	if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	b := flushBatch(t, signer, &hs, 3, 5)
+	if err := st.AppendNoFlush(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	want := func(n int64) {
+		t.Helper()
+		if got, err := st.Size(ctx); err != nil || got != n {
+			t.Fatalf("Size = %d, %v; want %d", got, err, n)
+		}
+		if _, err := st.ReadRecords(ctx, 0, 5); (n == 5) != (err == nil) {
+			t.Fatalf("ReadRecords [0, 5) at size %d: %v", n, err)
+		}
+		if _, err := st.ReadHashes(ctx, []int64{tlog.StoredHashCount(5) - 1}); (n == 5) != (err == nil) {
+			t.Fatalf("ReadHashes of record 4 at size %d: %v", n, err)
+		}
+		c, err := st.LatestCheckpoint(ctx)
+		if err != nil || c.Size != n {
+			t.Fatalf("LatestCheckpoint = %d, %v; want %d", c.Size, err, n)
+		}
+		cps, err := st.Checkpoints(ctx)
+		if err != nil || cps[len(cps)-1].Size != n {
+			t.Fatalf("Checkpoints end at %d, %v; want %d", cps[len(cps)-1].Size, err, n)
+		}
+		h, err := st.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := audit.OpenCheckpoint(h, verifier); err != nil || c.Size != n {
+			t.Fatalf("Head has size %d (%v), want %d", c.Size, err, n)
+		}
+	}
+	want(3)
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(5)
+}
+
+// TestFlushFailureFailsClosed: once a flush fails, what reached the disk
+// is unknown; the append fails and so does every later call, reads
+// included, until the store is reopened.
+func TestFlushFailureFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := Open(ctx, filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys", audit.SignerFile), "flush-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hs []tlog.Hash
+	if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the WAL should be: opening it to sync fails.
+	st.fl.mu.Lock()
+	if st.fl.wal != nil {
+		st.fl.wal.Close()
+		st.fl.wal = nil
+	}
+	bad := filepath.Join(dir, "not-a-wal")
+	if err := os.Mkdir(bad, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st.fl.walPath = bad
+	st.fl.mu.Unlock()
+
+	if err := st.Append(ctx, flushBatch(t, signer, &hs, 2, 4)); err == nil {
+		t.Fatal("Append succeeded although its flush failed")
+	}
+	if _, err := st.Size(ctx); !errors.Is(err, errFlushFailed) {
+		t.Fatalf("Size after a failed flush: %v, want errFlushFailed", err)
+	}
+	if err := st.Append(ctx, flushBatch(t, signer, &hs, 4, 5)); !errors.Is(err, errFlushFailed) {
+		t.Fatalf("Append after a failed flush: %v, want errFlushFailed", err)
+	}
+	if err := st.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("n")}); !errors.Is(err, errFlushFailed) {
+		t.Fatalf("PutCheckpoint after a failed flush: %v, want errFlushFailed", err)
+	}
+	if err := st.Flush(ctx); !errors.Is(err, errFlushFailed) {
+		t.Fatalf("Flush after a failed flush: %v, want errFlushFailed", err)
+	}
+}
+
+// TestFlushCloseRace: Flush and Close at once neither deadlock nor
+// reopen the WAL after Close (run with -race).
+func TestFlushCloseRace(t *testing.T) {
+	ctx := context.Background()
+	for range 20 {
+		st, err := Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.mu.Lock()
+		st.fl.commits++ // something to flush
+		st.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			st.Flush(ctx)
+		}()
+		st.Close()
+		<-done
+		if st.fl.wal != nil {
+			t.Fatal("the WAL is open after Close")
+		}
+	}
+}
