@@ -154,7 +154,7 @@ func BenchmarkFollowFileNATS(b *testing.B) {
 				nc.Close()
 			})
 			dir := b.TempDir()
-			l, st, origin := openBenchLog(b, dir)
+			l, st, origin := openBenchLog(b, dir, audit.Config{})
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
 			var x *Exporter
@@ -213,11 +213,13 @@ func BenchmarkFollowFileNATS(b *testing.B) {
 	}
 }
 
-// openBenchLog opens a SQLite audit log under dir (checkpoint every
-// 1000, the gateway's default) and returns it, its store (closed when b
-// ends) and its origin.
-func openBenchLog(b *testing.B, dir string) (*audit.Log, *sqlite.Store, string) {
-	cfg := audit.Config{CheckpointEvery: 1000}
+// openBenchLog opens a SQLite audit log under dir with cfg (the
+// gateway's default checkpoint_every of 1000 when cfg leaves it zero)
+// and returns it, its store (closed when b ends) and its origin.
+func openBenchLog(b *testing.B, dir string, cfg audit.Config) (*audit.Log, *sqlite.Store, string) {
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 1000
+	}
 	cfg.SetDefaults()
 	cfg.Resolve(dir)
 	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
@@ -288,40 +290,12 @@ func exportAll(b *testing.B, st *sqlite.Store, origin string, size int64, tgs []
 }
 
 // benchLog writes a SQLite audit log of n request entries under dir
-// (checkpoint every 1000, 8 writers) and returns its store (closed when
-// b ends), origin and size.
+// (checkpoint every 1000, none by time, 8 writers) and returns its store
+// (closed when b ends), origin and size.
 func benchLog(b *testing.B, dir string, n int) (*sqlite.Store, string, int64) {
-	cfg := audit.Config{CheckpointEvery: 1000, CheckpointInterval: time.Hour}
-	cfg.SetDefaults()
-	cfg.Resolve(dir)
-	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "warden-audit")
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, cfg.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	l, err := audit.Open(ctx, st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				if _, err := l.Append(ctx, sampleRequest(i)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	l, st, origin := openBenchLog(b, dir, audit.Config{CheckpointInterval: time.Hour})
+	appendRequests(b, l, n)
 	if err := l.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -329,7 +303,7 @@ func benchLog(b *testing.B, dir string, n int) (*sqlite.Store, string, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return st, v.Name(), size
+	return st, origin, size
 }
 
 // benchEntry is a typical request.completed entry at seq 12345, its
