@@ -86,18 +86,7 @@ func BenchmarkMapEntryCPU(b *testing.B) {
 // Run with a fixed -benchtime (e.g. 8000x); needs NATS at
 // nats://127.0.0.1:4222.
 func BenchmarkExportFileNATS(b *testing.B) {
-	const url = "nats://127.0.0.1:4222"
-	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
-	if err != nil {
-		b.Skipf("no NATS server at %s: %v", url, err)
-	}
-	js, _ := jetstream.New(nc)
-	id := time.Now().UnixNano()
-	stream, subject := fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
-	b.Cleanup(func() {
-		js.DeleteStream(context.Background(), stream)
-		nc.Close()
-	})
+	url, stream, subject := benchJetStream(b)
 
 	dir := b.TempDir()
 	st, origin, size := benchLog(b, dir, b.N)
@@ -135,24 +124,13 @@ var benchFeed func(l *audit.Log, src *LogSource)
 // checkpoint) until both sinks have delivered everything. Run with a
 // fixed -benchtime (e.g. 8000x); needs NATS at nats://127.0.0.1:4222.
 func BenchmarkFollowFileNATS(b *testing.B) {
-	const url = "nats://127.0.0.1:4222"
 	for _, withExport := range []bool{false, true} {
 		name := "append"
 		if withExport {
 			name = "export"
 		}
 		b.Run(name, func(b *testing.B) {
-			nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
-			if err != nil {
-				b.Skipf("no NATS server at %s: %v", url, err)
-			}
-			js, _ := jetstream.New(nc)
-			id := time.Now().UnixNano()
-			stream, subject := fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
-			b.Cleanup(func() {
-				js.DeleteStream(context.Background(), stream)
-				nc.Close()
-			})
+			url, stream, subject := benchJetStream(b)
 			dir := b.TempDir()
 			l, st, origin := openBenchLog(b, dir, audit.Config{})
 			ctx, stop := context.WithCancel(context.Background())
@@ -316,4 +294,23 @@ func benchEntry(b *testing.B) (*audit.Entry, []byte) {
 		b.Fatal(err)
 	}
 	return e, data
+}
+
+// benchJetStream names a stream and subject unique to this benchmark on
+// the NATS server at nats://127.0.0.1:4222 (skipping b without one) and
+// deletes the stream when b ends. The sink under test creates it.
+func benchJetStream(b *testing.B) (url, stream, subject string) {
+	url = "nats://127.0.0.1:4222"
+	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
+	if err != nil {
+		b.Skipf("no NATS server at %s: %v", url, err)
+	}
+	js, _ := jetstream.New(nc)
+	id := time.Now().UnixNano()
+	stream, subject = fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
+	b.Cleanup(func() {
+		js.DeleteStream(context.Background(), stream)
+		nc.Close()
+	})
+	return url, stream, subject
 }

@@ -150,18 +150,7 @@ func TestNATSConfigErrors(t *testing.T) {
 // side: publish, acknowledgement handling), batches of 500 mapped
 // request events. Needs NATS at nats://127.0.0.1:4222.
 func BenchmarkNATSSendCPU(b *testing.B) {
-	const url = "nats://127.0.0.1:4222"
-	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
-	if err != nil {
-		b.Skipf("no NATS server at %s: %v", url, err)
-	}
-	js, _ := jetstream.New(nc)
-	id := time.Now().UnixNano()
-	stream, subject := fmt.Sprintf("WARDEN_BENCH_%d", id), fmt.Sprintf("wardenbench.%d", id)
-	b.Cleanup(func() {
-		js.DeleteStream(context.Background(), stream)
-		nc.Close()
-	})
+	url, stream, subject := benchJetStream(b)
 	ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
 	if err != nil {
 		b.Fatal(err)
