@@ -91,18 +91,7 @@ func BenchmarkExportFileNATS(b *testing.B) {
 	dir := b.TempDir()
 	st, origin, size := benchLog(b, dir, b.N)
 
-	fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, "file.jsonl")}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tgs := []Target{target(dir, "file", fs), target(dir, "nats", ns)}
-	for i := range tgs {
-		tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond // the defaults
-	}
+	tgs := fileNATSTargets(b, dir, url, stream, subject)
 	b.ResetTimer()
 	t := startCPU()
 	exportAll(b, st, origin, size, tgs)
@@ -138,22 +127,12 @@ func BenchmarkFollowFileNATS(b *testing.B) {
 			var x *Exporter
 			done := make(chan error, 1)
 			if withExport {
-				fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, "file.jsonl")}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
-				if err != nil {
-					b.Fatal(err)
-				}
-				tgs := []Target{target(dir, "file", fs), target(dir, "nats", ns)}
-				for i := range tgs {
-					tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond // the defaults
-				}
+				tgs := fileNATSTargets(b, dir, url, stream, subject)
 				src := NewLogSource(st, LogSourceOptions{Poll: 100 * time.Millisecond}) // as cmd/warden
 				if benchFeed != nil {
 					benchFeed(l, src)
 				}
+				var err error
 				if x, err = New(src, Options{Origin: origin, Logger: quietLogger()}, tgs...); err != nil {
 					b.Fatal(err)
 				}
@@ -313,4 +292,23 @@ func benchJetStream(b *testing.B) (url, stream, subject string) {
 		nc.Close()
 	})
 	return url, stream, subject
+}
+
+// fileNATSTargets is the harness's export stage: a file sink under dir
+// and a NATS sink on stream/subject, with the default batching (500
+// events, 200 ms).
+func fileNATSTargets(b *testing.B, dir, url, stream, subject string) []Target {
+	fs, err := NewFileSink(FileConfig{Path: filepath.Join(dir, "file.jsonl")}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := NewNATSSink(NATSConfig{URL: url, Subject: subject + ".{kind}", Stream: stream})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tgs := []Target{target(dir, "file", fs), target(dir, "nats", ns)}
+	for i := range tgs {
+		tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond
+	}
+	return tgs
 }
