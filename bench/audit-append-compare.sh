@@ -21,24 +21,17 @@ rounds="${ROUNDS:-4}"
 writers="${WRITERS:-256}"
 n="${N:-40000}"
 mkdir -p "$out"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-git archive "$base_rev" | tar -x -C "$tmp"
-cp internal/audit/bench_test.go "$tmp/internal/audit/bench_test.go"
-(cd "$tmp" && go test -c -o "$tmp/base.test" ./internal/audit)
-go test -c -o "$tmp/new.test" ./internal/audit
+. bench/compare-lib.sh
+compare_build internal/audit internal/audit/bench_test.go
 {
 	echo "# BenchmarkAppend/sqlite/signed=batch/writers=$writers, ${n}x, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/append.txt"
-for round in $(seq "$rounds"); do
-	order="base new"
-	[ $((round % 2)) -eq 0 ] && order="new base"
-	for v in $order; do
-		"$tmp/$v.test" -test.run '^$' -test.bench "BenchmarkAppend/sqlite/signed=batch/writers=$writers\$" -test.benchtime "${n}x" |
-			awk -v v="$v" '/^BenchmarkAppend/{print v, $0}' | tee -a "$out/append.txt"
-	done
-done
+run() {
+	"$tmp/$1.test" -test.run '^$' -test.bench "BenchmarkAppend/sqlite/signed=batch/writers=$writers\$" -test.benchtime "${n}x" |
+		awk -v v="$1" '/^BenchmarkAppend/{print v, $0}' | tee -a "$out/append.txt"
+}
+compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/append.txt"
 awk '/^(base|new) /{for(i=1;i<=NF;i++){if($i=="appends/s")a[$1]+=$(i-1);if($i=="cpu-µs/append")c[$1]+=$(i-1)};k[$1]++}
 	END{for(v in k)printf "%s: mean %.0f appends/s, %.1f cpu-µs/append over %d runs\n", v, a[v]/k[v], c[v]/k[v], k[v]}' "$out/append.txt" | sort | tee -a "$out/append.txt"

@@ -27,27 +27,20 @@ rounds="${ROUNDS:-3}"
 n="${N:-8000}"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-git archive "$base_rev" | tar -x -C "$tmp"
-cp internal/export/cpu_bench_test.go "$tmp/internal/export/cpu_bench_test.go"
-(cd "$tmp" && go test -c -o "$tmp/base.test" ./internal/export)
-go test -c -o "$tmp/new.test" ./internal/export
+. bench/compare-lib.sh
+compare_build internal/export internal/export/cpu_bench_test.go
 {
 	echo "# export CPU per entry, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/export-cpu.txt"
 cd internal/export # run where go test would
-for round in $(seq "$rounds"); do
-	order="base new"
-	[ $((round % 2)) -eq 0 ] && order="new base"
-	for v in $order; do
-		"$tmp/$v.test" -test.run '^$' -test.bench 'Benchmark(MapEntry|ExportEntry)CPU$' -test.benchmem |
-			awk -v v="$v" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
-		"$tmp/$v.test" -test.run '^$' -test.bench 'Benchmark(Export|Follow)FileNATS$' -test.benchtime "${n}x" |
-			awk -v v="$v" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
-	done
-done
+run() {
+	"$tmp/$1.test" -test.run '^$' -test.bench 'Benchmark(MapEntry|ExportEntry)CPU$' -test.benchmem |
+		awk -v v="$1" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
+	"$tmp/$1.test" -test.run '^$' -test.bench 'Benchmark(Export|Follow)FileNATS$' -test.benchtime "${n}x" |
+		awk -v v="$1" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
+}
+compare_rounds run
 cd ../..
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/export-cpu.txt"
 awk '/^(base|new) /{for(i=1;i<=NF;i++)if($i=="cpu-ns/entry"){k=$1" "$2; s[k]+=$(i-1); c[k]++}}

@@ -18,24 +18,17 @@ out="${OUT:-bench/results/index-write-$(date -u +%Y-%m-%d-%H%M)}"
 rounds="${ROUNDS:-4}"
 n="${N:-200000}"
 mkdir -p "$out"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-git archive "$base_rev" | tar -x -C "$tmp"
-cp internal/store/sqlite/index_bench_test.go "$tmp/internal/store/sqlite/index_bench_test.go"
-(cd "$tmp" && go test -c -o "$tmp/base.test" ./internal/store/sqlite)
-go test -c -o "$tmp/new.test" ./internal/store/sqlite
+. bench/compare-lib.sh
+compare_build internal/store/sqlite internal/store/sqlite/index_bench_test.go
 {
 	echo "# BenchmarkIndexWrite, ${n}x, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/index-write.txt"
-for round in $(seq "$rounds"); do
-	order="base new"
-	[ $((round % 2)) -eq 0 ] && order="new base"
-	for v in $order; do
-		"$tmp/$v.test" -test.run '^$' -test.bench 'BenchmarkIndexWrite$' -test.benchtime "${n}x" |
-			awk -v v="$v" '/^BenchmarkIndexWrite/{print v, $0}' | tee -a "$out/index-write.txt"
-	done
-done
+run() {
+	"$tmp/$1.test" -test.run '^$' -test.bench 'BenchmarkIndexWrite$' -test.benchtime "${n}x" |
+		awk -v v="$1" '/^BenchmarkIndexWrite/{print v, $0}' | tee -a "$out/index-write.txt"
+}
+compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/index-write.txt"
 awk '/^(base|new) /{for(i=1;i<=NF;i++){if($i=="cpu-µs/entry")c[$1]+=$(i-1)};k[$1]++}
 	END{for(v in k)printf "%s: mean %.2f cpu-µs/entry over %d runs\n", v, c[v]/k[v], k[v]}' "$out/index-write.txt" | sort | tee -a "$out/index-write.txt"
