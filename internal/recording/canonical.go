@@ -66,6 +66,18 @@ func AppendMark(dst []byte, m Mark) []byte {
 
 // MarshalMeta returns the canonical JSON of m.
 func MarshalMeta(m *Meta) ([]byte, error) {
+	if b, ok := appendMeta(nil, m); ok {
+		if len(b) > MaxMetaSize {
+			return nil, fmt.Errorf("recording: meta is %d bytes, more than %d", len(b), MaxMetaSize)
+		}
+		return b, nil
+	}
+	return marshalMetaJSON(m)
+}
+
+// marshalMetaJSON is MarshalMeta through encoding/json: the definition of
+// the canonical meta, which appendMeta reproduces without reflection.
+func marshalMetaJSON(m *Meta) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
