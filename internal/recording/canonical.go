@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -144,6 +145,39 @@ func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error
 	var d Digest
 	h.Sum(d[:0])
 	return d, nil
+}
+
+// appendCanonical appends the canonical form of a recording whose meta
+// is already encoded (MarshalMeta) to dst: what Encode writes, built in
+// memory for small recordings so that it can be hashed and compressed in
+// one call each (no streaming writers in between). Each Body must deliver
+// exactly Size bytes.
+func appendCanonical(dst, meta []byte, request, timing, response Body) ([]byte, error) {
+	dst = append(dst, magic...)
+	secs := [...]struct {
+		name string
+		body Body
+	}{
+		{secMeta, BytesBody(meta)},
+		{secRequest, request},
+		{secTiming, timing},
+		{secResponse, response},
+	}
+	for _, s := range secs {
+		dst = append(dst, s.name...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, s.body.Size, 10)
+		dst = append(dst, '\n')
+		if s.body.Size > 0 {
+			n := len(dst)
+			dst = slices.Grow(dst, int(s.body.Size))[:n+int(s.body.Size)]
+			if k, err := io.ReadFull(s.body.R, dst[n:]); err != nil {
+				return dst[:n], fmt.Errorf("recording: encode %s: %d of %d bytes: %w", s.name, k, s.body.Size, err)
+			}
+		}
+		dst = append(dst, '\n')
+	}
+	return dst, nil
 }
 
 // Recording is a recording held in memory, for small ones and for tests.
