@@ -2,7 +2,7 @@
 # Compares the recorder's CPU per recorded request (internal/recording:
 # BenchmarkRequest json/sse200 parallel — serial waits out the commit
 # linger every time — and
-# BenchmarkRequestPaced) of the working tree with a base revision, in one
+# BenchmarkRequestPaced and BenchmarkRequestOpen) of the working tree with a base revision, in one
 # session, base and new interleaved:
 #
 #   bash bench/recording-compare.sh            # base: main
@@ -20,6 +20,7 @@ out="${OUT:-bench/results/recording-compare-$(date -u +%Y-%m-%d-%H%M)}"
 rounds="${ROUNDS:-4}"
 n="${N:-4000}"
 paced="${PACED:-1500}"
+open="${OPEN:-6000}"
 mkdir -p "$out"
 . bench/compare-lib.sh
 compare_build internal/recording internal/recording/bench_test.go
@@ -27,6 +28,7 @@ compare_build internal/recording internal/recording/bench_test.go
 run() {
 	"$tmp/$1.test" -test.run '^$' -test.bench 'BenchmarkRequest/.*/parallel' -test.benchtime "${n}x" -test.benchmem >>"$out/$1.txt"
 	[ "$paced" = 0 ] || "$tmp/$1.test" -test.run '^$' -test.bench 'BenchmarkRequestPaced' -test.benchtime "${paced}x" >>"$out/$1.txt"
+	[ "$open" = 0 ] || "$tmp/$1.test" -test.run '^$' -test.bench 'BenchmarkRequestOpen' -test.benchtime "${open}x" >>"$out/$1.txt"
 }
 : >"$out/base.txt"
 : >"$out/new.txt"
