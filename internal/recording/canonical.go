@@ -67,7 +67,7 @@ func AppendMark(dst []byte, m Mark) []byte {
 
 // MarshalMeta returns the canonical JSON of m.
 func MarshalMeta(m *Meta) ([]byte, error) {
-	if b, ok := appendMeta(nil, m); ok {
+	if b, ok := appendMeta(make([]byte, 0, metaSizeHint(m)), m); ok {
 		if len(b) > MaxMetaSize {
 			return nil, fmt.Errorf("recording: meta is %d bytes, more than %d", len(b), MaxMetaSize)
 		}

@@ -84,6 +84,19 @@ func appendMeta(dst []byte, m *Meta) (b []byte, ok bool) {
 	return append(dst, "}}"...), true
 }
 
+// metaSizeHint is about the size of m's JSON when nothing needs escaping:
+// the fixed part and the strings.
+func metaSizeHint(m *Meta) int {
+	n := 450 + len(m.ID) + len(m.RequestID) + len(m.Principal) + len(m.Route) + len(m.Request.Method) +
+		len(m.Request.Scheme) + len(m.Request.Host) + len(m.Request.Path) + len(m.Request.Query)
+	for _, hs := range [2][]Field{m.Request.Header, m.Response.Header} {
+		for _, f := range hs {
+			n += 22 + len(f.Name) + len(f.Value)
+		}
+	}
+	return n
+}
+
 // appendFields appends fs as a JSON array ([] when empty or nil, as
 // MarshalMeta normalises it).
 func appendFields(dst []byte, fs []Field) []byte {

@@ -118,3 +118,21 @@ func FuzzAppendMeta(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMarshalMeta: the meta of a chat call, by appendMeta and by
+// encoding/json (its definition).
+func BenchmarkMarshalMeta(b *testing.B) {
+	m := sampleMeta()
+	b.Run("appendMeta", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			MarshalMeta(&m)
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			marshalMetaJSON(&m)
+		}
+	})
+}
