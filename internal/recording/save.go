@@ -311,8 +311,9 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // smallObject bounds the bodies of a recording whose canonical form is
 // built in memory, then hashed and compressed in one call each
 // (encodeSmall); larger ones (spilled captures) stream (encodeStream).
-// It matches the default spill threshold: a capture held in memory is
-// built in memory.
+// At four times the default spill threshold, every capture held in
+// memory is built in memory; a build holds at most ~2 MiB (canonical and
+// compressed forms), and there are GOMAXPROCS builders.
 const smallObject = 1 << 20
 
 // plainBufs recycles encodeSmall's buffers (canonical form, compressed
