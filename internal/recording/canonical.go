@@ -151,7 +151,8 @@ func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error
 // is already encoded (MarshalMeta) to dst: what Encode writes, built in
 // memory for small recordings so that it can be hashed and compressed in
 // one call each (no streaming writers in between). Each Body must deliver
-// exactly Size bytes.
+// exactly Size bytes. After an error the result still spans every byte
+// written (so that a caller can wipe it).
 func appendCanonical(dst, meta []byte, request, timing, response Body) ([]byte, error) {
 	dst = append(dst, magic...)
 	secs := [...]struct {
@@ -172,7 +173,7 @@ func appendCanonical(dst, meta []byte, request, timing, response Body) ([]byte, 
 			n := len(dst)
 			dst = slices.Grow(dst, int(s.body.Size))[:n+int(s.body.Size)]
 			if k, err := io.ReadFull(s.body.R, dst[n:]); err != nil {
-				return dst[:n], fmt.Errorf("recording: encode %s: %d of %d bytes: %w", s.name, k, s.body.Size, err)
+				return dst, fmt.Errorf("recording: encode %s: %d of %d bytes: %w", s.name, k, s.body.Size, err)
 			}
 		}
 		dst = append(dst, '\n')

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -324,9 +325,11 @@ const maxPooledBuf = 256 << 10
 
 func getPlainBuf() *[]byte { return plainBufs.Get().(*[]byte) }
 
+// putPlainBuf returns b to the pool, wiping what it holds (b's length
+// covers every byte written to it: pooled buffers are clean beyond it).
 func putPlainBuf(b *[]byte, wipe bool) {
 	if wipe {
-		clear((*b)[:cap(*b)])
+		clear(*b)
 	}
 	if cap(*b) <= maxPooledBuf {
 		*b = (*b)[:0]
@@ -346,7 +349,10 @@ func (r *Recorder) encodeSmall(w io.Writer, m *Meta, reqBody []byte, timing, res
 	}
 	plain := getPlainBuf()
 	defer putPlainBuf(plain, true)
-	*plain, err = appendCanonical((*plain)[:0], meta, BytesBody(reqBody), timing, resp)
+	// Sized up front (section headers take < 100 bytes): a buffer grown
+	// midway would leave a copy of the plaintext to the GC unwiped.
+	size := len(magic) + 100 + len(meta) + len(reqBody) + int(timing.Size) + int(resp.Size)
+	*plain, err = appendCanonical(slices.Grow((*plain)[:0], size), meta, BytesBody(reqBody), timing, resp)
 	if err != nil {
 		return Digest{}, err
 	}
@@ -391,9 +397,9 @@ var zstdOptions = []zstd.EOption{
 
 // smallEncoder is the encoder of encodeSmall, shared by every recorder of
 // the process: EncodeAll keeps one block encoder per concurrent call, up
-// to its concurrency (GOMAXPROCS, as many as there are builders at most).
+// to its concurrency (as many as there are builders).
 var smallEncoder = sync.OnceValue(func() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, append(zstdOptions, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))...)
+	e, err := zstd.NewWriter(nil, append(zstdOptions, zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))))...)
 	if err != nil {
 		panic(fmt.Sprintf("recording: compressor: %v", err)) // constant options
 	}
