@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# How these six runs were made: /tmp/rec/base was `git archive main` (60bcd04), /work/wt/rec this branch.
 # 3 pairs, alternating order: main (/tmp/rec/base) and the branch (/work/wt/rec)
 for r in 1 2 3; do
   order="base new"; [ $((r % 2)) -eq 0 ] && order="new base"
