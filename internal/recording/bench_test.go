@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,6 +190,39 @@ func BenchmarkRequestPaced(b *testing.B) {
 				time.Sleep(think)
 				request(b, e.rec, true)
 			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "rec/s")
+}
+
+// BenchmarkRequestOpen: recordings arriving at a fixed rate (RATE, default
+// 2000/s: the harness's chat workload at 64 connections), each finished
+// on a goroutine of its own as the gateway's completion goroutine does,
+// with nobody waiting on a commit before starting the next request. How
+// many recordings a commit gathers — and so the share of its fixed cost
+// (a transaction, two fsyncs) each one pays — depends on the rate and the
+// linger, which the closed-loop benchmarks above cannot show.
+func BenchmarkRequestOpen(b *testing.B) {
+	rate := 2000
+	if s := os.Getenv("RATE"); s != "" {
+		rate, _ = strconv.Atoi(s)
+	}
+	e := newEnv(b, nil, nil)
+	iv := time.Second / time.Duration(rate)
+	var wg sync.WaitGroup
+	start, cpu0 := time.Now(), cpuTime()
+	next := start
+	for i := 0; i < b.N; i++ {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(iv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			request(b, e.rec, false)
 		}()
 	}
 	wg.Wait()

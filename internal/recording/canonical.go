@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -66,6 +67,18 @@ func AppendMark(dst []byte, m Mark) []byte {
 
 // MarshalMeta returns the canonical JSON of m.
 func MarshalMeta(m *Meta) ([]byte, error) {
+	if b, ok := appendMeta(make([]byte, 0, metaSizeHint(m)), m); ok {
+		if len(b) > MaxMetaSize {
+			return nil, fmt.Errorf("recording: meta is %d bytes, more than %d", len(b), MaxMetaSize)
+		}
+		return b, nil
+	}
+	return marshalMetaJSON(m)
+}
+
+// marshalMetaJSON is MarshalMeta through encoding/json: the definition of
+// the canonical meta, which appendMeta reproduces without reflection.
+func marshalMetaJSON(m *Meta) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -132,6 +145,40 @@ func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error
 	var d Digest
 	h.Sum(d[:0])
 	return d, nil
+}
+
+// appendCanonical appends the canonical form of a recording whose meta
+// is already encoded (MarshalMeta) to dst: what Encode writes, built in
+// memory for small recordings so that it can be hashed and compressed in
+// one call each (no streaming writers in between). Each Body must deliver
+// exactly Size bytes. After an error the result still spans every byte
+// written (so that a caller can wipe it).
+func appendCanonical(dst, meta []byte, request, timing, response Body) ([]byte, error) {
+	dst = append(dst, magic...)
+	secs := [...]struct {
+		name string
+		body Body
+	}{
+		{secMeta, BytesBody(meta)},
+		{secRequest, request},
+		{secTiming, timing},
+		{secResponse, response},
+	}
+	for _, s := range secs {
+		dst = append(dst, s.name...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, s.body.Size, 10)
+		dst = append(dst, '\n')
+		if s.body.Size > 0 {
+			n := len(dst)
+			dst = slices.Grow(dst, int(s.body.Size))[:n+int(s.body.Size)]
+			if k, err := io.ReadFull(s.body.R, dst[n:]); err != nil {
+				return dst, fmt.Errorf("recording: encode %s: %d of %d bytes: %w", s.name, k, s.body.Size, err)
+			}
+		}
+		dst = append(dst, '\n')
+	}
+	return dst, nil
 }
 
 // Recording is a recording held in memory, for small ones and for tests.

@@ -62,26 +62,27 @@ type Capture struct {
 	info Info
 	id   string
 
-	mu       sync.Mutex
-	req      ForwardedRequest
-	status   int
-	header   http.Header
-	headerAt int64
-	sse      bool
-	body     *spillBuffer // nil at level metadata
-	marks    *spillBuffer
-	scratch  []byte
-	size     int64
-	nMarks   int
-	events   int
-	lastAt   int64
-	pend     Mark
-	hasPend  bool
-	pendCR   bool // pend ended at a CR that a LF may still extend
-	lineBeg  bool // at the start of an SSE line
-	afterCR  bool // the previous byte was CR
-	err      error
-	finished bool
+	mu        sync.Mutex
+	req       ForwardedRequest // Header nil: reqHeader holds its fields
+	reqHeader []Field
+	status    int
+	header    []Field // the response header's recordable fields
+	headerAt  int64
+	sse       bool
+	body      *spillBuffer // nil at level metadata
+	marks     *spillBuffer
+	scratch   []byte
+	size      int64
+	nMarks    int
+	events    int
+	lastAt    int64
+	pend      Mark
+	hasPend   bool
+	pendCR    bool // pend ended at a CR that a LF may still extend
+	lineBeg   bool // at the start of an SSE line
+	afterCR   bool // the previous byte was CR
+	err       error
+	finished  bool
 }
 
 // ID is the recording id this capture will store under.
@@ -92,15 +93,18 @@ func (c *Capture) ID() string {
 	return c.id
 }
 
-// Request records the forwarded request. The header is cloned; the body
-// is kept by reference. Nothing else happens until Finish.
+// Request records the forwarded request. The header's recordable fields
+// are copied (filtered and sorted: what a clone would cost, and Finish
+// then has nothing left to do with it); the body is kept by reference.
+// Nothing else happens until Finish.
 func (c *Capture) Request(req ForwardedRequest) {
 	if c == nil {
 		return
 	}
-	req.Header = req.Header.Clone()
+	fields := filterHeader(req.Header, c.r.strip)
+	req.Header = nil
 	c.mu.Lock()
-	c.req = req
+	c.req, c.reqHeader = req, fields
 	c.mu.Unlock()
 }
 
@@ -118,7 +122,7 @@ func (c *Capture) WriteHeader(status int, h http.Header) {
 		return
 	}
 	c.status, c.headerAt = status, at
-	c.header = h.Clone()
+	c.header = filterHeader(h, c.r.strip)
 	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err == nil && mt == "text/event-stream" {
 		c.sse = true
 	}
@@ -147,7 +151,7 @@ func (c *Capture) Write(p []byte) {
 		return
 	}
 	if c.status == 0 {
-		c.status, c.headerAt, c.header = http.StatusOK, at, http.Header{}
+		c.status, c.headerAt, c.header = http.StatusOK, at, []Field{}
 	}
 	if c.size+int64(len(p)) > c.r.maxSize {
 		c.fail(fmt.Errorf("response exceeds the recording limit of %d bytes", c.r.maxSize))

@@ -267,3 +267,40 @@ func osReadDir(dir string) ([]string, error) {
 	}
 	return names, err
 }
+
+// TestBudgetGrain: small writes take the budget a grain at a time (not
+// per write), a buffer never holds more than a grain it does not use,
+// near the budget's end it takes exact amounts, and Close and spilling
+// return everything.
+func TestBudgetGrain(t *testing.T) {
+	bud := &budget{max: 3*budgetGrain + 100}
+	a := &spillBuffer{dir: t.TempDir(), threshold: 1 << 20, budget: bud}
+	for range 100 {
+		a.Write(make([]byte, 20))
+	}
+	if got := bud.used.Load(); got != budgetGrain {
+		t.Fatalf("after 2000 bytes in 20-byte writes: budget used %d, want one grain (%d)", got, budgetGrain)
+	}
+	a.Write(make([]byte, 2*budgetGrain)) // more than a grain: exactly what is missing
+	if got, want := bud.used.Load(), int64(2000+2*budgetGrain); got != want {
+		t.Fatalf("after a large write: budget used %d, want %d", got, want)
+	}
+	b := &spillBuffer{dir: t.TempDir(), threshold: 1 << 20, budget: bud}
+	// Less than a grain left: b takes exactly what it writes.
+	b.Write(make([]byte, bud.max-bud.used.Load()))
+	if b.Spilled() || bud.used.Load() != bud.max {
+		t.Fatalf("b spilled %v, used %d of %d", b.Spilled(), bud.used.Load(), bud.max)
+	}
+	b.Write([]byte{1}) // budget spent: b spills and returns what it held
+	if !b.Spilled() {
+		t.Fatal("b did not spill with the budget spent")
+	}
+	if got, want := bud.used.Load(), int64(2000+2*budgetGrain); got != want {
+		t.Fatalf("after b spilled: budget used %d, want %d (a's)", got, want)
+	}
+	a.Close()
+	b.Close()
+	if got := bud.used.Load(); got != 0 {
+		t.Errorf("budget not returned: %d", got)
+	}
+}

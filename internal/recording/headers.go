@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -37,40 +37,61 @@ var hopByHop = map[string]bool{
 }
 
 // filterHeader returns h's fields minus credentials, hop-by-hop headers
-// (including those named by Connection) and extra (the identity assertion
-// header, configured API-key headers), sorted by name with values in
-// order.
-func filterHeader(h http.Header, extra []string) []Field {
+// (including those named by Connection) and strip (canonical names: the
+// identity assertion header, configured API-key headers), sorted by name
+// with values in order. The fields are a snapshot: h may change
+// afterwards.
+func filterHeader(h http.Header, strip []string) []Field {
 	if len(h) == 0 {
 		return []Field{}
 	}
-	drop := map[string]bool{}
+	var drop map[string]bool
 	for _, v := range h.Values("Connection") {
 		for _, name := range strings.Split(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
+				if drop == nil {
+					drop = map[string]bool{}
+				}
 				drop[http.CanonicalHeaderKey(name)] = true
 			}
 		}
 	}
-	for _, name := range extra {
-		drop[http.CanonicalHeaderKey(name)] = true
-	}
-	names := make([]string, 0, len(h))
-	for name := range h {
+	var arr [32]string
+	names := arr[:0]
+	nv := 0
+	for name, vs := range h {
 		names = append(names, name)
+		nv += len(vs)
 	}
-	sort.Strings(names)
-	out := make([]Field, 0, len(h))
+	slices.Sort(names)
+	out := make([]Field, 0, nv)
+	sorted := true
 	for _, name := range names {
-		c := http.CanonicalHeaderKey(name)
-		if credentialHeaders[c] || hopByHop[c] || drop[c] {
+		c := http.CanonicalHeaderKey(name) // no copy when already canonical
+		if credentialHeaders[c] || hopByHop[c] || drop[c] || slices.Contains(strip, c) {
 			continue
+		}
+		if len(out) > 0 && out[len(out)-1].Name > c {
+			sorted = false
 		}
 		for _, v := range h[name] {
 			out = append(out, Field{Name: c, Value: v})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if !sorted {
+		// Non-canonical keys canonicalise out of order (rare: net/http
+		// canonicalises what it parses).
+		slices.SortStableFunc(out, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return out
+}
+
+// canonicalNames returns names in canonical header form.
+func canonicalNames(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
 	return out
 }
 

@@ -80,7 +80,7 @@ type Recorder struct {
 	saveTo  time.Duration
 	retain  time.Duration
 	sweepIv time.Duration
-	strip   []string
+	strip   []string // canonical names
 	elog    ErasureLog
 	now     func() time.Time
 	log     *slog.Logger
@@ -133,7 +133,7 @@ func New(opts Options) (*Recorder, error) {
 		blobs: opts.Blobs, cat: opts.Catalog, keys: opts.Keys, mode: d.Mode,
 		spill: opts.SpillDir, thresh: d.SpillThreshold, budget: &budget{max: d.MemoryBudget},
 		maxSize: d.MaxSize, probeIv: d.ProbeInterval, probeTo: d.ProbeTimeout, saveTo: d.SaveTimeout,
-		retain: d.Retention, sweepIv: d.SweepInterval, strip: opts.StripHeaders, elog: opts.ErasureLog,
+		retain: d.Retention, sweepIv: d.SweepInterval, strip: canonicalNames(opts.StripHeaders), elog: opts.ErasureLog,
 		now: opts.Now, log: opts.Logger,
 		kick:   make(chan struct{}, 1),
 		builds: make(chan *buildJob), builders: max(2, runtime.GOMAXPROCS(0)), linger: commitLinger,
@@ -308,7 +308,7 @@ func (r *Recorder) meta(c *Capture) (*Meta, []byte) {
 	}
 	m.Request = RequestMeta{
 		Method: c.req.Method, Scheme: c.req.Scheme, Host: c.req.Host, Path: c.req.Path, Query: redactQuery(c.req.RawQuery),
-		Header: filterHeader(c.req.Header, r.strip), BodySize: int64(len(c.req.Body)),
+		Header: c.reqHeader, BodySize: int64(len(c.req.Body)),
 	}
 	var reqBody []byte
 	switch {
@@ -331,7 +331,7 @@ func (r *Recorder) meta(c *Capture) (*Meta, []byte) {
 		m.Request.Body = BodyOmitted
 	}
 	m.Response = ResponseMeta{
-		Status: c.status, Header: filterHeader(c.header, r.strip), HeaderAtNS: c.headerAt,
+		Status: c.status, Header: c.header, HeaderAtNS: c.headerAt,
 		BodySize: c.size, SSE: c.sse, Events: c.events, Marks: c.nMarks,
 	}
 	switch {
