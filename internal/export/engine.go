@@ -396,13 +396,13 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, err
 		}
 	}
-	fr.add(tlog.RecordHash(data))
 	r.mu.Lock()
 	if r.pending.IsZero() {
 		r.pending = e.Time
 	}
 	r.mu.Unlock()
 	if r.t.Filter != nil {
+		fr.add(tlog.RecordHash(data))
 		ok, err := r.t.Filter.Match(e, data)
 		if err != nil {
 			r.x.metrics.filterErrors.WithLabelValues(r.t.Name).Inc()
@@ -419,6 +419,10 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 	ev, err := r.x.mapShared(&r.mapper, e, data)
 	if err != nil {
 		return Event{}, false, err
+	}
+	if r.t.Filter == nil {
+		// The mapping hashed the entry; the sinks share that hash.
+		fr.add(ev.leaf)
 	}
 	if snap != nil {
 		if ev, err = withFrontier(ev, snap); err != nil {
