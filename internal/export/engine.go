@@ -49,6 +49,13 @@ type Target struct {
 	// CatchupMinRate removes the limit.
 	CatchupMinRate float64
 	CatchupFactor  float64
+	// CursorInterval is how often the cursor is saved while batches are
+	// delivered: after a batch once this long has passed since the last
+	// save, and when delivery stops. A crash re-sends what was delivered
+	// since the last save (at-least-once; receivers de-duplicate on the
+	// event uid) and never skips anything. Default 1s; negative: after
+	// every batch.
+	CursorInterval time.Duration
 }
 
 func (t *Target) setDefaults() {
@@ -70,11 +77,19 @@ func (t *Target) setDefaults() {
 	if t.CatchupMinRate == 0 {
 		t.CatchupMinRate = DefaultCatchupMinRate
 	}
+	if t.CursorInterval == 0 {
+		t.CursorInterval = DefaultCursorInterval
+	}
 	if t.CatchupFactor < 1 {
 		// Below 1 a sink behind would never catch up.
 		t.CatchupFactor = DefaultCatchupFactor
 	}
 }
+
+// DefaultCursorInterval is Target.CursorInterval's default: a saved
+// position per second and sink instead of one per batch (a write to the
+// log's database, in the gateway).
+const DefaultCursorInterval = time.Second
 
 // Options configure an Exporter.
 type Options struct {
@@ -282,7 +297,18 @@ func (r *runner) session(ctx context.Context) error {
 		}
 	}()
 
-	pos := next
+	pos, saved, savedAt := next, next, r.x.opts.Now()
+	// Whatever ends the session, the position delivered so far is saved
+	// (ctx may be done: the save gets a few seconds of its own).
+	defer func() {
+		if pos != saved {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := r.t.Cursor.Save(sctx, pos); err != nil {
+				r.log.Warn("export: saving the cursor at the end of delivery failed; the events since the last save will be sent again", "cursor", pos, "saved", saved, "err", err)
+			}
+		}
+	}()
 	for {
 		batch, after, err := r.collect(ctx, items, &fr, pos)
 		if err != nil {
@@ -300,11 +326,12 @@ func (r *runner) session(ctx context.Context) error {
 			}
 		}
 		taken := after - pos
-		if after != pos {
-			if err := r.t.Cursor.Save(ctx, after); err != nil {
+		pos = after
+		if now := r.x.opts.Now(); pos != saved && (r.t.CursorInterval < 0 || now.Sub(savedAt) >= r.t.CursorInterval) {
+			if err := r.t.Cursor.Save(ctx, pos); err != nil {
 				return err
 			}
-			pos = after
+			saved, savedAt = pos, now
 		}
 		r.mu.Lock()
 		r.st.Cursor = pos
