@@ -345,9 +345,16 @@ var pubAckOK = []byte(`{"stream":`)
 // JetStream refused the event for good (it exceeds the stream's maximum
 // message size: re-sending cannot help), an error otherwise.
 func natsPubAck(m *nats.Msg) (reason string, err error) {
+	// The server writes them by hand, with spaces: {"stream":"S", "seq":1}.
 	if d := m.Data; bytes.HasPrefix(d, pubAckOK) && bytes.HasSuffix(d, []byte("}")) && !bytes.Contains(d, []byte(`"error"`)) {
-		if i := bytes.Index(d, []byte(`,"seq":`)); i > 0 && i+7 < len(d) && d[i+7] >= '1' && d[i+7] <= '9' {
-			return "", nil
+		if i := bytes.Index(d, []byte(`"seq":`)); i > 0 {
+			j := i + len(`"seq":`)
+			for j < len(d) && d[j] == ' ' {
+				j++
+			}
+			if j < len(d) && d[j] >= '1' && d[j] <= '9' {
+				return "", nil
+			}
 		}
 	}
 	if len(m.Data) == 0 {

@@ -216,11 +216,15 @@ func TestNATSPubAck(t *testing.T) {
 		m       *nats.Msg
 		refused bool
 		wantErr bool
+		slow    bool // read by decoding the JSON
 	}{
 		{name: "stored", m: &nats.Msg{Data: []byte(`{"stream":"S","seq":12}`)}},
+		{name: "stored, as nats-server 2.9 writes it", m: &nats.Msg{Data: []byte(`{"stream":"S", "seq":1}`)}},
+		{name: "duplicate, as nats-server 2.9 writes it", m: &nats.Msg{Data: []byte(`{"stream":"S", "seq":1,"duplicate": true}`)}},
+		{name: "sequence 0", m: &nats.Msg{Data: []byte(`{"stream":"S", "seq":0}`)}, wantErr: true},
 		{name: "duplicate", m: &nats.Msg{Data: []byte(`{"stream":"S","seq":12,"duplicate":true}`)}},
-		{name: "domain, other order", m: &nats.Msg{Data: []byte(`{"domain":"hub","seq":3,"stream":"S"}`)}},
-		{name: "stream named error", m: &nats.Msg{Data: []byte(`{"stream":"error","seq":3}`)}},
+		{name: "domain, other order", m: &nats.Msg{Data: []byte(`{"domain":"hub","seq":3,"stream":"S"}`)}, slow: true},
+		{name: "stream named error", m: &nats.Msg{Data: []byte(`{"stream":"error","seq":3}`)}, slow: true},
 		{name: "too large", m: &nats.Msg{Data: []byte(`{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"},"stream":"S","seq":0}`)}, refused: true},
 		{name: "other JetStream error", m: &nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}`)}, wantErr: true},
 		{name: "error after a stream", m: &nats.Msg{Data: []byte(`{"stream":"S","error":{"code":500,"err_code":10001,"description":"x"}}`)}, wantErr: true},
@@ -235,6 +239,13 @@ func TestNATSPubAck(t *testing.T) {
 			reason, err := natsPubAck(c.m)
 			if (err != nil) != c.wantErr || (reason != "") != c.refused {
 				t.Fatalf("natsPubAck = %q, %v; want refused %v, error %v", reason, err, c.refused, c.wantErr)
+			}
+			// A stored event is read without decoding the JSON (the
+			// acknowledgement of every event goes through here).
+			if !c.wantErr && !c.refused && !c.slow {
+				if n := testing.AllocsPerRun(10, func() { natsPubAck(c.m) }); n != 0 {
+					t.Fatalf("%v allocations reading a publish acknowledgement; want none", n)
+				}
 			}
 		})
 	}
