@@ -310,7 +310,19 @@ func (r *runner) session(ctx context.Context) error {
 		}
 	}()
 	for {
-		batch, after, err := r.collect(ctx, items, &fr, pos)
+		// A position delivered but not saved is saved once the interval
+		// has passed even if nothing more comes: collect returns empty
+		// at that moment (idle), and the save below runs.
+		var idle <-chan time.Time
+		var idleTimer *time.Timer
+		if pos != saved && r.t.CursorInterval > 0 {
+			idleTimer = time.NewTimer(max(r.t.CursorInterval-r.x.opts.Now().Sub(savedAt), 0))
+			idle = idleTimer.C
+		}
+		batch, after, err := r.collect(ctx, items, &fr, pos, idle)
+		if idleTimer != nil {
+			idleTimer.Stop()
+		}
 		if err != nil {
 			return err
 		}
@@ -344,10 +356,10 @@ func (r *runner) session(ctx context.Context) error {
 	}
 }
 
-// collect reads the next batch: it blocks for the first item, then
-// takes more until the batch is full or BatchWait has passed. It returns
-// the mapped events and the position after them.
-func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontier, pos int64) ([]Event, int64, error) {
+// collect reads the next batch: it blocks for the first item (or until
+// idle fires), then takes more until the batch is full or BatchWait has
+// passed. It returns the mapped events and the position after them.
+func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontier, pos int64, idle <-chan time.Time) ([]Event, int64, error) {
 	var batch []Event
 	size := 0
 	var timer <-chan time.Time
@@ -357,6 +369,8 @@ func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontie
 		select {
 		case f, ok = <-items:
 		case <-timer:
+			return batch, pos, nil
+		case <-idle:
 			return batch, pos, nil
 		case <-ctx.Done():
 			return nil, pos, ctx.Err()

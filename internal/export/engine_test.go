@@ -508,12 +508,21 @@ func TestCursorInterval(t *testing.T) {
 			}
 			n, _ := l.Size(context.Background())
 			waitFor(t, "delivery", func() bool { return h.x.Status()[0].Cursor == n })
-			if c.interval < 0 {
+			stored := func() int64 {
+				saved, _ := NewFileCursor(filepath.Join(dir, "mem.cursor")).Load(context.Background())
+				return saved
+			}
+			switch {
+			case c.interval < 0:
 				// Saved as each batch settles, so the stored position
 				// is the delivered one before the exporter stops.
-				if saved, _ := NewFileCursor(filepath.Join(dir, "mem.cursor")).Load(context.Background()); saved != n {
+				if saved := stored(); saved != n {
 					t.Fatalf("stored cursor %d while delivering, want %d", saved, n)
 				}
+			case c.interval == 0:
+				// Once nothing more comes, the last position is saved
+				// within the interval, before the exporter stops.
+				waitFor(t, "the cursor saved while idle", func() bool { return stored() == n })
 			}
 			h.shutdown()
 			secs := int(time.Since(start) / time.Second)
