@@ -59,7 +59,8 @@ type SinkConfig struct {
 	CatchupMinRate float64 `yaml:"catchup_min_rate"`
 	CatchupFactor  float64 `yaml:"catchup_factor"`
 	// CursorInterval is how often the sink's cursor is saved while it
-	// delivers (and always when delivery stops); after a crash the events
+	// delivers (the last position also once the log is quiet, and always
+	// when delivery stops); after a crash the events
 	// delivered since the last save are sent again. Default 1s; negative:
 	// after every batch.
 	CursorInterval time.Duration `yaml:"cursor_interval"`

@@ -51,7 +51,8 @@ type Target struct {
 	CatchupFactor  float64
 	// CursorInterval is how often the cursor is saved while batches are
 	// delivered: after a batch once this long has passed since the last
-	// save, and when delivery stops. A crash re-sends what was delivered
+	// save, when it has passed with nothing more to deliver, and when
+	// delivery stops. A crash re-sends what was delivered
 	// since the last save (at-least-once; receivers de-duplicate on the
 	// event uid) and never skips anything. Default 1s; negative: after
 	// every batch.
