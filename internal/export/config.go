@@ -58,6 +58,12 @@ type SinkConfig struct {
 	// catchup_min_rate removes the limit; catchup_factor must be >= 1.
 	CatchupMinRate float64 `yaml:"catchup_min_rate"`
 	CatchupFactor  float64 `yaml:"catchup_factor"`
+	// CursorInterval is how often the sink's cursor is saved while it
+	// delivers (the last position also once the log is quiet, and always
+	// when delivery stops); after a crash the events
+	// delivered since the last save are sent again. Default 1s; negative:
+	// after every batch.
+	CursorInterval time.Duration `yaml:"cursor_interval"`
 
 	File      *FileConfig    `yaml:"file"`
 	Syslog    *SyslogConfig  `yaml:"syslog"`
@@ -211,7 +217,7 @@ func (c *Config) Targets(origin string, cursor func(name string) Cursor) ([]Targ
 		}
 		t := Target{
 			Name: sc.Name, Sink: s, DropParams: sc.DropParams, BatchMax: sc.BatchMax, BatchWait: sc.BatchWait, BackoffMax: sc.BackoffMax,
-			CatchupMinRate: sc.CatchupMinRate, CatchupFactor: sc.CatchupFactor,
+			CatchupMinRate: sc.CatchupMinRate, CatchupFactor: sc.CatchupFactor, CursorInterval: sc.CursorInterval,
 			DeadLetter: filepath.Join(c.Dir, sc.Name+".deadletter.jsonl"),
 		}
 		if cursor != nil {

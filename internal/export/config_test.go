@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -130,6 +131,7 @@ export:
       drop_params: true
       catchup_min_rate: -1
       catchup_factor: 3
+      cursor_interval: -1s
       file: {path: `+filepath.Join(dir, "x.jsonl")+`}
     - name: hook
       type: webhook
@@ -146,7 +148,8 @@ export:
 	}
 	if len(ts) != 2 || ts[0].Filter == nil || !ts[0].DropParams || ts[1].Filter != nil ||
 		ts[0].DeadLetter != filepath.Join(dir, "export", "archive.deadletter.jsonl") ||
-		ts[0].CatchupMinRate != -1 || ts[0].CatchupFactor != 3 || ts[1].CatchupMinRate != 0 {
+		ts[0].CatchupMinRate != -1 || ts[0].CatchupFactor != 3 || ts[1].CatchupMinRate != 0 ||
+		ts[0].CursorInterval != -time.Second || ts[1].CursorInterval != 0 {
 		t.Fatalf("targets %+v", ts)
 	}
 	if _, ok := ts[0].Sink.(*FileSink); !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -276,10 +277,14 @@ func benchEntry(b *testing.B) (*audit.Entry, []byte) {
 }
 
 // benchJetStream names a stream and subject unique to this benchmark on
-// the NATS server at nats://127.0.0.1:4222 (skipping b without one) and
-// deletes the stream when b ends. The sink under test creates it.
+// the NATS server at $WARDEN_TEST_NATS, default nats://127.0.0.1:4222
+// (skipping b without one), and deletes the stream when b ends. The sink
+// under test creates it.
 func benchJetStream(b *testing.B) (url, stream, subject string) {
 	url = "nats://127.0.0.1:4222"
+	if u := os.Getenv("WARDEN_TEST_NATS"); u != "" {
+		url = u
+	}
 	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
 	if err != nil {
 		b.Skipf("no NATS server at %s: %v", url, err)

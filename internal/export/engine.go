@@ -49,6 +49,14 @@ type Target struct {
 	// CatchupMinRate removes the limit.
 	CatchupMinRate float64
 	CatchupFactor  float64
+	// CursorInterval is how often the cursor is saved while batches are
+	// delivered: after a batch once this long has passed since the last
+	// save, when it has passed with nothing more to deliver, and when
+	// delivery stops. A crash re-sends what was delivered
+	// since the last save (at-least-once; receivers de-duplicate on the
+	// event uid) and never skips anything. Default 1s; negative: after
+	// every batch.
+	CursorInterval time.Duration
 }
 
 func (t *Target) setDefaults() {
@@ -70,11 +78,19 @@ func (t *Target) setDefaults() {
 	if t.CatchupMinRate == 0 {
 		t.CatchupMinRate = DefaultCatchupMinRate
 	}
+	if t.CursorInterval == 0 {
+		t.CursorInterval = DefaultCursorInterval
+	}
 	if t.CatchupFactor < 1 {
 		// Below 1 a sink behind would never catch up.
 		t.CatchupFactor = DefaultCatchupFactor
 	}
 }
+
+// DefaultCursorInterval is Target.CursorInterval's default: a saved
+// position per second and sink instead of one per batch (a write to the
+// log's database, in the gateway).
+const DefaultCursorInterval = time.Second
 
 // Options configure an Exporter.
 type Options struct {
@@ -282,9 +298,32 @@ func (r *runner) session(ctx context.Context) error {
 		}
 	}()
 
-	pos := next
+	pos, saved, savedAt := next, next, r.x.opts.Now()
+	// Whatever ends the session, the position delivered so far is saved
+	// (ctx may be done: the save gets a few seconds of its own).
+	defer func() {
+		if pos != saved {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := r.t.Cursor.Save(sctx, pos); err != nil {
+				r.log.Warn("export: saving the cursor at the end of delivery failed; the events since the last save will be sent again", "cursor", pos, "saved", saved, "err", err)
+			}
+		}
+	}()
 	for {
-		batch, after, err := r.collect(ctx, items, &fr, pos)
+		// A position delivered but not saved is saved once the interval
+		// has passed even if nothing more comes: collect returns empty
+		// at that moment (idle), and the save below runs.
+		var idle <-chan time.Time
+		var idleTimer *time.Timer
+		if pos != saved && r.t.CursorInterval > 0 {
+			idleTimer = time.NewTimer(max(r.t.CursorInterval-r.x.opts.Now().Sub(savedAt), 0))
+			idle = idleTimer.C
+		}
+		batch, after, err := r.collect(ctx, items, &fr, pos, idle)
+		if idleTimer != nil {
+			idleTimer.Stop()
+		}
 		if err != nil {
 			return err
 		}
@@ -300,11 +339,12 @@ func (r *runner) session(ctx context.Context) error {
 			}
 		}
 		taken := after - pos
-		if after != pos {
-			if err := r.t.Cursor.Save(ctx, after); err != nil {
+		pos = after
+		if now := r.x.opts.Now(); pos != saved && (r.t.CursorInterval < 0 || now.Sub(savedAt) >= r.t.CursorInterval) {
+			if err := r.t.Cursor.Save(ctx, pos); err != nil {
 				return err
 			}
-			pos = after
+			saved, savedAt = pos, now
 		}
 		r.mu.Lock()
 		r.st.Cursor = pos
@@ -317,10 +357,10 @@ func (r *runner) session(ctx context.Context) error {
 	}
 }
 
-// collect reads the next batch: it blocks for the first item, then
-// takes more until the batch is full or BatchWait has passed. It returns
-// the mapped events and the position after them.
-func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontier, pos int64) ([]Event, int64, error) {
+// collect reads the next batch: it blocks for the first item (or until
+// idle fires), then takes more until the batch is full or BatchWait has
+// passed. It returns the mapped events and the position after them.
+func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontier, pos int64, idle <-chan time.Time) ([]Event, int64, error) {
 	var batch []Event
 	size := 0
 	var timer <-chan time.Time
@@ -330,6 +370,8 @@ func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontie
 		select {
 		case f, ok = <-items:
 		case <-timer:
+			return batch, pos, nil
+		case <-idle:
 			return batch, pos, nil
 		case <-ctx.Done():
 			return nil, pos, ctx.Err()
@@ -396,13 +438,13 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, err
 		}
 	}
-	fr.add(tlog.RecordHash(data))
 	r.mu.Lock()
 	if r.pending.IsZero() {
 		r.pending = e.Time
 	}
 	r.mu.Unlock()
 	if r.t.Filter != nil {
+		fr.add(tlog.RecordHash(data))
 		ok, err := r.t.Filter.Match(e, data)
 		if err != nil {
 			r.x.metrics.filterErrors.WithLabelValues(r.t.Name).Inc()
@@ -419,6 +461,10 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 	ev, err := r.x.mapShared(&r.mapper, e, data)
 	if err != nil {
 		return Event{}, false, err
+	}
+	if r.t.Filter == nil {
+		// The mapping hashed the entry; the sinks share that hash.
+		fr.add(ev.leaf)
 	}
 	if snap != nil {
 		if ev, err = withFrontier(ev, snap); err != nil {

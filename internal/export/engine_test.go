@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -451,5 +452,116 @@ func TestFileCursor(t *testing.T) {
 		if _, err := c.Load(ctx); err == nil {
 			t.Errorf("corrupt cursor %q loaded", bad)
 		}
+	}
+}
+
+// savesCursor counts the saves of the cursor it wraps.
+type savesCursor struct {
+	Cursor
+	mu    sync.Mutex
+	saves []int64
+}
+
+func (c *savesCursor) Save(ctx context.Context, next int64) error {
+	c.mu.Lock()
+	c.saves = append(c.saves, next)
+	c.mu.Unlock()
+	return c.Cursor.Save(ctx, next)
+}
+
+func (c *savesCursor) list() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.saves)
+}
+
+// TestCursorInterval: the cursor is saved at most once per
+// CursorInterval while batches flow, after every batch when it is
+// negative, and always when delivery stops; a new exporter resumes from
+// the saved position and delivers everything after it (a re-send of what
+// came after the last save is allowed, a gap is not).
+func TestCursorInterval(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		interval  time.Duration
+		wantSaves func(saves, batches, secs int) bool
+	}{
+		// Not one per batch: a batch holding only the checkpoint at the
+		// cursor does not move it.
+		{"every batch", -1, func(saves, batches, secs int) bool { return saves >= 30 && saves <= batches }},
+		{"an hour", time.Hour, func(saves, batches, secs int) bool { return saves == 1 }}, // the final save only
+		{"default", 0, func(saves, batches, secs int) bool { return saves >= 1 && saves <= secs+2 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newMemLog(t)
+			dir := t.TempDir()
+			sink := &recordSink{}
+			tg := target(dir, "mem", sink)
+			tg.BatchMax, tg.CursorInterval = 10, c.interval
+			cur := &savesCursor{Cursor: tg.Cursor}
+			tg.Cursor = cur
+			start := time.Now()
+			h := startExporter(t, l, tg)
+			for range 30 { // 30 × 20 entries and a checkpoint, over time
+				l.fill(t, 20, 20)
+				time.Sleep(50 * time.Millisecond)
+			}
+			n, _ := l.Size(context.Background())
+			waitFor(t, "delivery", func() bool { return h.x.Status()[0].Cursor == n })
+			stored := func() int64 {
+				saved, _ := NewFileCursor(filepath.Join(dir, "mem.cursor")).Load(context.Background())
+				return saved
+			}
+			switch {
+			case c.interval < 0:
+				// Saved as each batch settles, so the stored position
+				// is the delivered one before the exporter stops.
+				if saved := stored(); saved != n {
+					t.Fatalf("stored cursor %d while delivering, want %d", saved, n)
+				}
+			case c.interval == 0:
+				// Once nothing more comes, the last position is saved
+				// within the interval, before the exporter stops.
+				waitFor(t, "the cursor saved while idle", func() bool { return stored() == n })
+			}
+			h.shutdown()
+			secs := int(time.Since(start) / time.Second)
+			sink.mu.Lock()
+			batches := sink.sends
+			sink.mu.Unlock()
+			saves := cur.list()
+			if len(saves) == 0 || saves[len(saves)-1] != n || !slices.IsSorted(saves) {
+				t.Fatalf("saves %v, want ascending and ending at %d", saves, n)
+			}
+			if !c.wantSaves(len(saves), batches, secs) {
+				t.Fatalf("%d saves for %d batches in %d s", len(saves), batches, secs)
+			}
+			if saved, _ := NewFileCursor(filepath.Join(dir, "mem.cursor")).Load(context.Background()); saved != n {
+				t.Fatalf("stored cursor %d after the exporter stopped, want %d", saved, n)
+			}
+			// A crash before the final save leaves the cursor where it
+			// was last saved (here: never, so 0); the next exporter
+			// sends those events again, and the union is complete and
+			// verifies.
+			before := saves[:len(saves)-1]
+			crashed := int64(0)
+			if len(before) > 0 {
+				crashed = before[len(before)-1]
+			}
+			if err := NewFileCursor(filepath.Join(dir, "mem.cursor")).Save(context.Background(), crashed); err != nil {
+				t.Fatal(err)
+			}
+			s2 := &recordSink{}
+			tg2 := target(dir, "mem", s2)
+			h2 := startExporter(t, l, tg2)
+			waitFor(t, "re-delivery", func() bool { return h2.x.Status()[0].Cursor == n })
+			h2.shutdown()
+			all := append(sink.events(), s2.events()...)
+			checkComplete(t, l, dedupe(all))
+			_, v := testKeys(t)
+			if _, err := VerifyStream(bytes.NewReader(streamOf(all)), v); err != nil {
+				t.Fatalf("VerifyStream across a crash: %v", err)
+			}
+		})
 	}
 }

@@ -88,7 +88,12 @@ type FileSink struct {
 	size     int64
 	opened   time.Time
 	lastSync time.Time
+	buf      []byte // the batch's lines, reused
 }
+
+// maxFileBuf is the largest write buffer the file sink keeps between
+// batches (the default batch_bytes, 1 MiB, plus one event).
+const maxFileBuf = 2 << 20
 
 var _ Sink = (*FileSink)(nil)
 
@@ -141,9 +146,17 @@ func (s *FileSink) Send(ctx context.Context, batch []Event) (Ack, error) {
 	for _, ev := range batch {
 		n += len(ev.JSON) + 1
 	}
-	buf := make([]byte, 0, n)
+	// One buffer for every batch: a fresh one per batch (up to
+	// batch_bytes, 1 MiB) was allocated and zeroed before the copy.
+	if cap(s.buf) < n {
+		s.buf = make([]byte, 0, n)
+	}
+	buf := s.buf[:0]
 	for _, ev := range batch {
 		buf = append(append(buf, ev.JSON...), '\n')
+	}
+	if cap(buf) > maxFileBuf {
+		s.buf = nil // an odd huge batch does not stay in memory
 	}
 	if _, err := s.f.Write(buf); err != nil {
 		terr := s.f.Truncate(s.size)

@@ -40,6 +40,10 @@ type Event struct {
 	Severity int
 	// JSON is the OCSF event: one JSON object, no trailing newline.
 	JSON []byte
+	// leaf is an entry's Merkle leaf hash (unmapped.warden.leaf_hash),
+	// which the sinks' frontiers take from the shared event instead of
+	// hashing the entry again.
+	leaf tlog.Hash
 }
 
 // IsCheckpoint reports whether e is a checkpoint event.
@@ -79,7 +83,9 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 		}
 	}
 	ev := m.entryEvent(e, data, frontier)
-	return m.encode(&ev, e.Seq, 2*len(data)+1024)
+	out, err := m.encode(&ev, e.Seq, 4*len(data)+1024)
+	out.leaf = *ev.Unmapped.Warden.LeafHash
+	return out, err
 }
 
 // entryEvent builds the OCSF event of entry e with canonical bytes data.

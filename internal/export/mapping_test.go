@@ -271,3 +271,48 @@ func TestOCSFValid(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestRequestMessages pins the message and src_endpoint of the request
+// kinds every request writes (built without fmt since decision 029).
+func TestRequestMessages(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		kind     string
+		edit     func(e *audit.Entry)
+		message  string
+		endpoint string
+	}{
+		{"admitted", audit.KindRequestAdmitted, nil, "alice: GET /v1/chat/completions admitted", `{"name":"unrecorded"}`},
+		{"completed", audit.KindRequestCompleted, nil, "alice: POST /v1/chat/completions completed: ok, status 200", `{"name":"unrecorded"}`},
+		{"anonymous, no status", audit.KindRequestCompleted, func(e *audit.Entry) { e.Principal, e.Status, e.Outcome = nil, 0, "upstream_error" },
+			"anonymous: POST /v1/chat/completions completed: upstream_error, status 0", `{"name":"unrecorded"}`},
+		{"abandoned", audit.KindRequestAbandoned, func(e *audit.Entry) { e.Outcome = "" }, "alice: POST /v1/chat/completions completed: abandoned, status 200", `{"name":"unrecorded"}`},
+		{"client ip", audit.KindRequestCompleted, func(e *audit.Entry) { e.Details = map[string]any{"client_ip": "2001:db8::1"} },
+			"alice: POST /v1/chat/completions completed: ok, status 200", `{"ip":"2001:db8::1"}`},
+		{"bad client ip", audit.KindRequestAdmitted, func(e *audit.Entry) { e.Details = map[string]any{"client_ip": "not an ip"} },
+			"alice: GET /v1/chat/completions admitted", `{"name":"unrecorded"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := sampleEntries(c.kind)[0]
+			e.Status = 200
+			if c.edit != nil {
+				c.edit(e)
+			}
+			m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+			ev, err := m.Entry(e, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Message     string          `json:"message"`
+				SrcEndpoint json.RawMessage `json:"src_endpoint"`
+			}
+			if err := json.Unmarshal(ev.JSON, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Message != c.message || string(got.SrcEndpoint) != c.endpoint {
+				t.Fatalf("message %q, src_endpoint %s; want %q, %s", got.Message, got.SrcEndpoint, c.message, c.endpoint)
+			}
+		})
+	}
+}

@@ -1,9 +1,12 @@
 package export
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +85,13 @@ func (c *NATSConfig) Validate() error {
 // NATSSink publishes each event to JetStream with Nats-Msg-Id = the
 // event's metadata.uid, so the stream drops re-sends, and waits for the
 // publish acknowledgements.
+//
+// It publishes with core NATS requests of its own rather than the
+// jetstream package's PublishMsgAsync, which per event allocated a
+// future with two channels, a map entry, a random reply token and a
+// timeout timer, and decoded each acknowledgement with encoding/json
+// (decision 029). The protocol is the same: a message with a reply
+// subject; JetStream answers with a publish acknowledgement or an error.
 type NATSSink struct {
 	cfg NATSConfig
 	nc  *nats.Conn
@@ -89,7 +99,26 @@ type NATSSink struct {
 	// subjects caches the publish subject of each kind (Send is called
 	// by one goroutine at a time).
 	subjects map[string]string
+
+	// inbox is the reply subject prefix ("<inbox>."); an event's reply
+	// subject is inbox + its publish id. acks receives the answers.
+	inbox string
+	sub   *nats.Subscription
+	acks  chan *nats.Msg
+	// nextID is the publish id of the next event: ids are never reused
+	// on a connection, so a late answer to an earlier batch is told
+	// apart and ignored.
+	nextID uint64
+	// msg and its header values are reused for every publish (PublishMsg
+	// copies them into the connection's buffer before it returns).
+	msg          *nats.Msg
+	hdrKind, hdr []string
 }
+
+// natsWindow bounds the events published and not yet acknowledged; the
+// acknowledgement channel holds that many, so it never overflows (an
+// overflowing channel subscription drops messages).
+const natsWindow = 1024
 
 var _ Sink = (*NATSSink)(nil)
 
@@ -148,7 +177,16 @@ func (s *NATSSink) connect(ctx context.Context) error {
 			return &SinkError{Sink: "nats", Msg: "look up stream " + s.cfg.Stream, Err: err}
 		}
 	}
-	s.nc, s.js = nc, js
+	inbox := nc.NewRespInbox() + "."
+	acks := make(chan *nats.Msg, 2*natsWindow)
+	sub, err := nc.ChanSubscribe(inbox+"*", acks)
+	if err != nil {
+		nc.Close()
+		return &SinkError{Sink: "nats", Msg: "subscribe to acknowledgements", Err: err}
+	}
+	s.nc, s.js, s.inbox, s.sub, s.acks = nc, js, inbox, sub, acks
+	s.hdrKind, s.hdr = []string{""}, []string{""}
+	s.msg = &nats.Msg{Header: nats.Header{"Warden-Kind": s.hdrKind, jetstream.MsgIDHeader: s.hdr}}
 	return nil
 }
 
@@ -187,67 +225,166 @@ func (s *NATSSink) subject(ev Event) string {
 	return subj
 }
 
-// Send publishes the batch asynchronously, in order, and waits for every
-// acknowledgement. Settled is the number of leading events JetStream
-// acknowledged (or refused as too large).
+// Send publishes the batch in order, at most natsWindow events ahead of
+// the acknowledgements, and waits for every acknowledgement. Settled is
+// the number of leading events JetStream acknowledged (or refused as
+// too large).
 func (s *NATSSink) Send(ctx context.Context, batch []Event) (Ack, error) {
 	if s.nc == nil {
 		if err := s.connect(ctx); err != nil {
 			return Ack{}, err
 		}
 	}
-	max := s.nc.MaxPayload()
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	reasons := make([]string, len(batch))
-	var perr error
-	for i, ev := range batch {
-		if int64(len(ev.JSON)) > max-1024 {
-			reasons[i] = fmt.Sprintf("event of %d bytes exceeds the server's max_payload (%d)", len(ev.JSON), max)
-			continue
+	s.dropStaleAcks()
+	maxPayload := s.nc.MaxPayload()
+	base := s.nextID
+	s.nextID += uint64(len(batch))
+	// state[i]: 0 waiting, natsAcked, or natsRefused (reasons[i] says why).
+	state := make([]uint8, len(batch))
+	var reasons map[int]string
+	refuse := func(i int, reason string) {
+		if reasons == nil {
+			reasons = map[int]string{}
 		}
-		// The headers as nats.NewMsg, Header.Set and jetstream.WithMsgID
-		// would set them, without their per-message allocations.
-		m := &nats.Msg{Subject: s.subject(ev), Data: ev.JSON, Header: nats.Header{
-			"Warden-Kind": {ev.Kind}, jetstream.MsgIDHeader: {ev.UID},
-		}}
-		f, err := s.js.PublishMsgAsync(m)
-		if err != nil {
-			perr = err
-			break
-		}
-		futures[i] = f
+		state[i], reasons[i] = natsRefused, reason
 	}
-	var ack Ack
-	timeout := time.NewTimer(s.cfg.Timeout + time.Second)
-	defer timeout.Stop()
-	for i := range batch {
-		if reasons[i] != "" {
-			ack.Rejected = append(ack.Rejected, Rejection{Index: i, Reason: reasons[i]})
-			ack.Settled++
-			continue
+	settled := 0 // leading events in a final state
+	result := func() Ack {
+		ack := Ack{Settled: settled}
+		for i := range settled {
+			if state[i] == natsRefused {
+				ack.Rejected = append(ack.Rejected, Rejection{Index: i, Reason: reasons[i]})
+			}
 		}
-		f := futures[i]
-		if f == nil {
-			return ack, &SinkError{Sink: "nats", Msg: "publish", Err: perr}
+		return ack
+	}
+	// The acknowledgements must keep coming: the wait restarts with
+	// each one, so a long batch is not cut short by a fixed deadline.
+	wait := s.cfg.Timeout + time.Second
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	published := 0
+	for {
+		for published < len(batch) && published-settled < natsWindow {
+			ev := batch[published]
+			if int64(len(ev.JSON)) > maxPayload-1024 {
+				refuse(published, fmt.Sprintf("event of %d bytes exceeds the server's max_payload (%d)", len(ev.JSON), maxPayload))
+			} else if err := s.publish(ev, base+uint64(published)); err != nil {
+				for settled < len(batch) && state[settled] != 0 {
+					settled++
+				}
+				return result(), &SinkError{Sink: "nats", Msg: "publish", Err: err}
+			}
+			published++
+		}
+		for settled < len(batch) && state[settled] != 0 {
+			settled++
+		}
+		if settled == len(batch) {
+			return result(), nil
 		}
 		select {
-		case <-f.Ok():
-			ack.Settled++
-		case err := <-f.Err():
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
-				ack.Rejected = append(ack.Rejected, Rejection{Index: i, Reason: "JetStream refused the event: " + apiErr.Description})
-				ack.Settled++
-				continue
+		case m := <-s.acks:
+			id, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, s.inbox), 10, 64)
+			if err != nil || id < base || id-base >= uint64(published) || state[id-base] != 0 {
+				continue // an answer to an earlier batch, or a repeat
 			}
-			return ack, &SinkError{Sink: "nats", Msg: "publish acknowledgement", Err: err}
+			i := int(id - base)
+			reason, err := natsPubAck(m)
+			switch {
+			case err != nil:
+				return result(), &SinkError{Sink: "nats", Msg: "publish acknowledgement", Err: err}
+			case reason != "":
+				refuse(i, reason)
+			default:
+				state[i] = natsAcked
+			}
+			timeout.Reset(wait) // no stale expiry is left to drain since Go 1.23
 		case <-timeout.C:
-			return ack, &SinkError{Sink: "nats", Msg: "publish acknowledgements timed out"}
+			return result(), &SinkError{Sink: "nats", Msg: "publish acknowledgements timed out"}
 		case <-ctx.Done():
-			return ack, ctx.Err()
+			return result(), ctx.Err()
 		}
 	}
-	return ack, nil
+}
+
+const (
+	natsAcked = 1 + iota
+	natsRefused
+)
+
+// publish sends ev as a JetStream publish request with reply subject
+// inbox + id.
+func (s *NATSSink) publish(ev Event, id uint64) error {
+	// The headers as nats.NewMsg, Header.Set and jetstream.WithMsgID
+	// would set them, in one message reused for every event.
+	s.hdrKind[0], s.hdr[0] = ev.Kind, ev.UID
+	s.msg.Subject, s.msg.Data = s.subject(ev), ev.JSON
+	s.msg.Reply = s.inbox + strconv.FormatUint(id, 10)
+	return s.nc.PublishMsg(s.msg)
+}
+
+// dropStaleAcks empties the acknowledgement channel of answers to
+// earlier batches (a batch that failed leaves its late answers there).
+func (s *NATSSink) dropStaleAcks() {
+	for {
+		select {
+		case <-s.acks:
+		default:
+			return
+		}
+	}
+}
+
+// pubAckOK is how every successful JetStream publish acknowledgement
+// begins ({"stream":"NAME","seq":N[,"domain":…][,"duplicate":true]}).
+var pubAckOK = []byte(`{"stream":`)
+
+// natsPubAck reads JetStream's answer to a publish: nil and "" when the
+// event is stored (or was a duplicate the stream dropped), a reason when
+// JetStream refused the event for good (it exceeds the stream's maximum
+// message size: re-sending cannot help), an error otherwise.
+func natsPubAck(m *nats.Msg) (reason string, err error) {
+	// The server writes them by hand, with spaces: {"stream":"S", "seq":1}.
+	if d := m.Data; bytes.HasPrefix(d, pubAckOK) && bytes.HasSuffix(d, []byte("}")) && !bytes.Contains(d, []byte(`"error"`)) {
+		if i := bytes.Index(d, []byte(`"seq":`)); i > 0 {
+			j := i + len(`"seq":`)
+			for j < len(d) && d[j] == ' ' {
+				j++
+			}
+			if j < len(d) && d[j] >= '1' && d[j] <= '9' {
+				return "", nil
+			}
+		}
+	}
+	if len(m.Data) == 0 {
+		if st := m.Header.Get("Status"); st == "503" {
+			return "", errors.New("no responders: no JetStream stream captures the subject")
+		} else if st != "" {
+			return "", fmt.Errorf("status %s %s", st, m.Header.Get("Description"))
+		}
+	}
+	var a struct {
+		Stream string `json:"stream"`
+		Seq    uint64 `json:"seq"`
+		Error  *struct {
+			Code        int    `json:"code"`
+			ErrCode     uint16 `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		return "", fmt.Errorf("invalid publish acknowledgement: %w", err)
+	}
+	switch {
+	case a.Error != nil && a.Error.ErrCode == uint16(jetstream.JSErrCodeStreamMessageExceedsMaximum):
+		return "JetStream refused the event: " + a.Error.Description, nil
+	case a.Error != nil:
+		return "", fmt.Errorf("%s (code %d, error code %d)", a.Error.Description, a.Error.Code, a.Error.ErrCode)
+	case a.Stream == "" || a.Seq == 0:
+		return "", errors.New("invalid publish acknowledgement: no stream or sequence")
+	}
+	return "", nil
 }
 
 // Close drains the connection.
@@ -256,6 +393,6 @@ func (s *NATSSink) Close() error {
 		return nil
 	}
 	s.nc.Close()
-	s.nc, s.js = nil, nil
+	s.nc, s.js, s.sub = nil, nil, nil
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,123 @@ func TestNATSOutage(t *testing.T) {
 		t.Fatal("the outage caused no failure")
 	}
 	checkUIDs(t, l, streamUIDs(t, url, stream), false)
+}
+
+// TestNATSSendSettles drives Send directly against streams that accept,
+// refuse for good, or do not exist: what is settled, what is rejected
+// (dead-lettered by the exporter) and what is an error to retry.
+func TestNATSSendSettles(t *testing.T) {
+	url := natsURL(t)
+	evs := syslogEvents(t, 40)
+	big := slices.Clone(evs)
+	for i := range big {
+		big[i].UID = big[i].UID + "-big"
+	}
+	// Event 7 is padded past the stream's maximum message size.
+	big[7].JSON = append(slices.Clone(big[7].JSON[:len(big[7].JSON)-1]), []byte(`,"pad":"`+strings.Repeat("x", 9000)+`"}`)...)
+	for _, c := range []struct {
+		name       string
+		maxMsgSize int32 // 0: no stream is created
+		batch      []Event
+		wantErr    bool
+		settled    int
+		rejected   []int
+		stored     int
+	}{
+		{name: "stored", maxMsgSize: -1, batch: evs, settled: 40, stored: 40},
+		{name: "one too large for the stream", maxMsgSize: 8192, batch: big, settled: 40, rejected: []int{7}, stored: 39},
+		{name: "no stream", batch: evs, wantErr: true, settled: 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stream, prefix := testStream(t, url)
+			if c.maxMsgSize != 0 {
+				nc, err := nats.Connect(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				js, _ := jetstream.New(nc)
+				if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: stream, Subjects: []string{prefix + ".>"}, MaxMsgSize: c.maxMsgSize, Duplicates: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := NewNATSSink(NATSConfig{URL: url, Subject: prefix + ".{kind}", Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ack, err := s.Send(context.Background(), c.batch)
+			if (err != nil) != c.wantErr {
+				t.Fatalf("Send error %v, want error %v", err, c.wantErr)
+			}
+			var rejected []int
+			for _, r := range ack.Rejected {
+				rejected = append(rejected, r.Index)
+				if !strings.Contains(r.Reason, "JetStream refused") {
+					t.Errorf("rejection reason %q", r.Reason)
+				}
+			}
+			if ack.Settled != c.settled || !slices.Equal(rejected, c.rejected) {
+				t.Fatalf("settled %d rejected %v, want %d %v", ack.Settled, rejected, c.settled, c.rejected)
+			}
+			if c.maxMsgSize == 0 {
+				return
+			}
+			// A re-send of the whole batch is settled again and stores
+			// nothing new (Nats-Msg-Id), and every answer of the first
+			// Send was consumed by it, none by the second.
+			if ack2, err := s.Send(context.Background(), c.batch); err != nil || ack2.Settled != c.settled {
+				t.Fatalf("re-send: %+v %v", ack2, err)
+			}
+			if got := streamUIDs(t, url, stream); len(got) != c.stored {
+				t.Fatalf("stream holds %d events, want %d", len(got), c.stored)
+			}
+		})
+	}
+}
+
+func TestNATSPubAck(t *testing.T) {
+	status := func(code, desc string) *nats.Msg {
+		return &nats.Msg{Header: nats.Header{"Status": {code}, "Description": {desc}}}
+	}
+	for _, c := range []struct {
+		name    string
+		m       *nats.Msg
+		refused bool
+		wantErr bool
+		slow    bool // read by decoding the JSON
+	}{
+		{name: "stored", m: &nats.Msg{Data: []byte(`{"stream":"S","seq":12}`)}},
+		{name: "stored, as nats-server 2.9 writes it", m: &nats.Msg{Data: []byte(`{"stream":"S", "seq":1}`)}},
+		{name: "duplicate, as nats-server 2.9 writes it", m: &nats.Msg{Data: []byte(`{"stream":"S", "seq":1,"duplicate": true}`)}},
+		{name: "sequence 0", m: &nats.Msg{Data: []byte(`{"stream":"S", "seq":0}`)}, wantErr: true},
+		{name: "duplicate", m: &nats.Msg{Data: []byte(`{"stream":"S","seq":12,"duplicate":true}`)}},
+		{name: "domain, other order", m: &nats.Msg{Data: []byte(`{"domain":"hub","seq":3,"stream":"S"}`)}, slow: true},
+		{name: "stream named error", m: &nats.Msg{Data: []byte(`{"stream":"error","seq":3}`)}, slow: true},
+		{name: "too large", m: &nats.Msg{Data: []byte(`{"error":{"code":400,"err_code":10054,"description":"message size exceeds maximum allowed"},"stream":"S","seq":0}`)}, refused: true},
+		{name: "other JetStream error", m: &nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}`)}, wantErr: true},
+		{name: "error after a stream", m: &nats.Msg{Data: []byte(`{"stream":"S","error":{"code":500,"err_code":10001,"description":"x"}}`)}, wantErr: true},
+		{name: "no responders", m: status("503", ""), wantErr: true},
+		{name: "other status", m: status("408", "Request Timeout"), wantErr: true},
+		{name: "empty", m: &nats.Msg{}, wantErr: true},
+		{name: "not JSON", m: &nats.Msg{Data: []byte(`+OK`)}, wantErr: true},
+		{name: "no sequence", m: &nats.Msg{Data: []byte(`{"stream":"S"}`)}, wantErr: true},
+		{name: "truncated", m: &nats.Msg{Data: []byte(`{"stream":"S","seq":`)}, wantErr: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reason, err := natsPubAck(c.m)
+			if (err != nil) != c.wantErr || (reason != "") != c.refused {
+				t.Fatalf("natsPubAck = %q, %v; want refused %v, error %v", reason, err, c.refused, c.wantErr)
+			}
+			// A stored event is read without decoding the JSON (the
+			// acknowledgement of every event goes through here).
+			if !c.wantErr && !c.refused && !c.slow {
+				if n := testing.AllocsPerRun(10, func() { natsPubAck(c.m) }); n != 0 {
+					t.Fatalf("%v allocations reading a publish acknowledgement; want none", n)
+				}
+			}
+		})
+	}
 }
 
 func TestNATSConfigErrors(t *testing.T) {

@@ -1,7 +1,9 @@
 package export
 
 import (
+	"bytes"
 	"encoding/json"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -262,7 +264,35 @@ type checkpointFields struct {
 
 // marshalEvent encodes ev as encoding/json would without HTML escaping
 // (so <, >, & stay as they are in the log), with the hand-written
-// encoder of ocsf_encode.go. sizeHint presizes the buffer.
+// encoder of ocsf_encode.go. It encodes into a pooled scratch buffer
+// and returns an exact-size copy: a presized buffer was either too small
+// (an event is about 3.5 × its embedded entry, and growing it copied and
+// zeroed the event twice) or too large (and an event cached for the other
+// sinks kept the slack alive). sizeHint is the first guess for a fresh
+// scratch buffer.
 func marshalEvent(ev *ocsfEvent, sizeHint int) ([]byte, error) {
-	return appendEventJSON(make([]byte, 0, sizeHint), ev)
+	sp, _ := encodeScratch.Get().(*[]byte)
+	if sp == nil {
+		sp = new([]byte)
+	}
+	if cap(*sp) < sizeHint {
+		*sp = make([]byte, 0, sizeHint)
+	}
+	b, err := appendEventJSON((*sp)[:0], ev)
+	var out []byte
+	if err == nil {
+		// Clone allocates len(b) and copies without zeroing first.
+		out = bytes.Clone(b)
+	}
+	if cap(b) <= maxScratch {
+		*sp = b[:0]
+		encodeScratch.Put(sp)
+	}
+	return out, err
 }
+
+// encodeScratch holds *[]byte encoding buffers for marshalEvent; one
+// larger than maxScratch (an event with a huge entry) is not kept.
+var encodeScratch sync.Pool
+
+const maxScratch = 256 << 10

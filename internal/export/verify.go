@@ -225,8 +225,11 @@ func (vs *streamVerifier) event(b []byte) error {
 
 // entry places one entry's leaf in the tree.
 func (vs *streamVerifier) entry(uid string, seq int64, leaf tlog.Hash, fh []tlog.Hash) error {
-	if fh == nil && seq == 0 && !vs.chain {
-		fh = []tlog.Hash{} // the tree before entry 0 is empty: its frontier is known
+	if fh == nil && seq == 0 {
+		// The tree before entry 0 is empty: its frontier is known, also
+		// when entry 0 comes again (a crash before the exporter's first
+		// cursor save re-sends from the start).
+		fh = []tlog.Hash{}
 	}
 	if fh != nil {
 		if err := vs.anchor(uid, seq, fh); err != nil {

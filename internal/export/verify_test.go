@@ -267,6 +267,10 @@ func TestVerifyRejectsTampering(t *testing.T) {
 			return ins(ls, mid+1, bad)
 		}, "altered"},
 		{"an entry line repeated", func(ls [][]byte) [][]byte { return ins(ls, mid+1, ls[mid-1]) }, ""},
+		// Entry 0 again mid-stream reads as a re-send from the start
+		// (accepted when the whole range follows, TestCursorInterval);
+		// alone it leaves entries missing.
+		{"entry 0 repeated alone", func(ls [][]byte) [][]byte { return ins(ls, mid+1, ls[ents[0]]) }, "missing"},
 		{"an OCSF field altered", func(ls [][]byte) [][]byte {
 			ls[mid] = editJSON(t, ls[mid], func(m map[string]any) {
 				// Another severity than the entry's own (the entry at mid
