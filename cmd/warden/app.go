@@ -52,6 +52,7 @@ type app struct {
 // newApp builds every component from cfg. Nothing listens yet. On error,
 // whatever was opened is closed again.
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, err error) {
+	tuneGC()
 	// Configuration mistakes are refused before anything is opened or
 	// recorded: a failed start leaves no audit entry behind.
 	if err := preflight(ctx, cfg); err != nil {
