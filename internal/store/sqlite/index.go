@@ -17,8 +17,10 @@ import (
 // indexSchemaVersion is the index file's PRAGMA user_version. An index
 // file of another version is dropped and rebuilt from the log. Version 2
 // added the per-chunk counts (count_spans, count_rows); version 3 replaced
-// them with count blocks (count_blocks, decision 024).
-const indexSchemaVersion = 3
+// them with count blocks (count_blocks, decision 024); version 4 keeps in
+// entry_fields only the point-lookup columns and searches the others in
+// the count blocks (decision 027).
+const indexSchemaVersion = 4
 
 // index is the search index in its own SQLite file: copied columns, the
 // mask-rule index and the full-text index, derived from the log by
@@ -193,9 +195,9 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 		}
 	}
 	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
-		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)`, 9, len(docs), func(i int, args []any) []any {
+		(seq, request_id, approval_id)`, 3, len(docs), func(i int, args []any) []any {
 		d := &docs[i]
-		return append(args, recs[i].Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action)
+		return append(args, recs[i].Seq, d.requestID, d.approvalID)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
 	}
@@ -235,65 +237,59 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 	return nil
 }
 
-// search returns the Seqs of the indexed entries matching q, read in one
-// snapshot of the index.
+// search returns, in q's order, up to searchLimit(q) seqs of indexed
+// entries that may match q, read in one snapshot of the index. Every
+// indexed entry that matches q and comes before the last seq returned
+// (in q's order) is among them, so a caller drops what does not match and
+// pages on from the last seq (Store.Search). What may not match: entries
+// the count blocks do not hold (a chunk's block stops short of them, or
+// is missing or malformed), which the kind, principal, route, model,
+// action and time filters cannot rule out.
+//
+// Request id, approval id, mask rule and text are answered by their own
+// tables; the other filters by the count blocks (decision 027): scanned
+// in q's order when nothing else narrows the search, else consulted for
+// each seq the tables give.
 func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
 	defer tx.Rollback()
-	var where []string
-	var args []any
-	eq := func(col, v string, partial bool) {
-		if v == "" {
-			return
-		}
-		where = append(where, col+" = ?")
-		args = append(args, v)
-		if partial {
-			// The partial index's own condition, so the planner uses it.
-			where = append(where, col+" != ''")
-		}
+	indexed, err := indexedSize(ctx, tx)
+	if err != nil {
+		return nil, err
 	}
-	eq("subject", q.Principal, true)
-	eq("route", q.Route, true)
-	eq("model", q.Model, true)
-	eq("kind", q.Kind, false)
-	eq("request_id", q.RequestID, true)
-	eq("approval_id", q.ApprovalID, true)
-	eq("action", q.Action, true)
-	start, end := q.Start, q.End
+	start, end := max(q.Start, 0), indexed
+	if q.End > 0 {
+		end = min(end, q.End)
+	}
 	if !q.From.IsZero() || !q.To.IsZero() {
 		// No index on time: the count blocks' time ranges bound the seqs.
 		lo, hi, err := timeSeqs(ctx, tx, q.From, q.To)
 		if err != nil {
 			return nil, err
 		}
-		if hi == 0 {
-			return nil, nil // every indexed entry is at or after To
-		}
 		start = max(start, lo)
-		if hi > 0 && (end <= 0 || hi < end) {
-			end = hi
+		if hi >= 0 {
+			end = min(end, hi)
 		}
 	}
-	if !q.From.IsZero() {
-		where = append(where, "time_ns >= ?")
-		args = append(args, q.From.UnixNano())
+	if start >= end {
+		return nil, nil
 	}
-	if !q.To.IsZero() {
-		where = append(where, "time_ns < ?")
-		args = append(args, q.To.UnixNano())
+	limit := searchLimit(q)
+	var where []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			// The partial index's own condition, so the planner uses it.
+			where = append(where, col+" = ?", col+" != ''")
+			args = append(args, v)
+		}
 	}
-	if start > 0 {
-		where = append(where, "seq >= ?")
-		args = append(args, start)
-	}
-	if end > 0 {
-		where = append(where, "seq < ?")
-		args = append(args, end)
-	}
+	eq("request_id", q.RequestID)
+	eq("approval_id", q.ApprovalID)
 	if q.MaskRule != "" {
 		where = append(where, "seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
 		args = append(args, q.MaskRule)
@@ -302,17 +298,58 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		where = append(where, "seq IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
 		args = append(args, fq)
 	}
-	query := "SELECT seq FROM entry_fields"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+	if q.BlockFilter() && len(where) == 0 {
+		return scanBlocks(ctx, tx, q, start, end, limit)
 	}
-	if q.Desc {
+	var blocks *blockFilter
+	if q.BlockFilter() {
+		blocks = &blockFilter{tx: tx, q: q, chunk: -1}
+	}
+	// Pages of the tables' seqs, each kept if its count block agrees.
+	page := limit
+	if blocks != nil {
+		page = max(limit, 1024)
+	}
+	var out []int64
+	for start < end {
+		seqs, err := selectSeqs(ctx, tx, where, args, start, end, q.Desc, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, seq := range seqs {
+			ok, err := blocks.keep(ctx, seq)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				if out = append(out, seq); len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if len(seqs) < page {
+			break
+		}
+		if last := seqs[len(seqs)-1]; q.Desc {
+			end = last
+		} else {
+			start = last + 1
+		}
+	}
+	return out, nil
+}
+
+// selectSeqs returns up to limit seqs of entry_fields in [start, end)
+// meeting where, in order.
+func selectSeqs(ctx context.Context, tx *sql.Tx, where []string, args []any, start, end int64, desc bool, limit int) ([]int64, error) {
+	query := "SELECT seq FROM entry_fields WHERE " + strings.Join(append(where, "seq >= ?", "seq < ?"), " AND ")
+	if desc {
 		query += " ORDER BY seq DESC"
 	} else {
 		query += " ORDER BY seq"
 	}
-	query += fmt.Sprintf(" LIMIT %d", searchLimit(q))
-	rows, err := tx.QueryContext(ctx, query, args...)
+	query += fmt.Sprintf(" LIMIT %d", limit)
+	rows, err := tx.QueryContext(ctx, query, append(args, start, end)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
@@ -329,6 +366,121 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
 	return out, nil
+}
+
+// scanBlocks returns up to limit seqs in [start, end), in q's order, of
+// the entries whose count block says they meet q's block filters, and of
+// the entries no (well-formed) block holds.
+func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64, limit int) ([]int64, error) {
+	query := "SELECT start, n, data FROM count_blocks WHERE start > ? AND start < ? ORDER BY start"
+	if q.Desc {
+		query += " DESC"
+	}
+	rows, err := tx.QueryContext(ctx, query, start-audit.CountChunk, end)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	yield := func(seq int64) bool {
+		out = append(out, seq)
+		return len(out) < limit
+	}
+	// unknown yields every seq of [lo, hi), in q's order.
+	unknown := func(lo, hi int64) bool {
+		for i := range max(hi-lo, 0) {
+			seq := lo + i
+			if q.Desc {
+				seq = hi - 1 - i
+			}
+			if !yield(seq) {
+				return false
+			}
+		}
+		return true
+	}
+	// pos is the edge of what is done: seqs below it (ascending) or at
+	// and above it (descending).
+	pos := start
+	if q.Desc {
+		pos = end
+	}
+	for rows.Next() {
+		var bs, n int64
+		var data []byte
+		if err := rows.Scan(&bs, &n, &data); err != nil {
+			return nil, fmt.Errorf("sqlite: search: %w", err)
+		}
+		lo, hi := max(start, bs), min(end, bs+audit.CountChunk) // the chunk's part
+		held := min(hi, max(lo, bs+n))                          // [lo, held) is the block's
+		block := func() bool {
+			more, err := audit.SelectBlock(bs, data, q, lo, held, q.Desc, yield)
+			if err != nil {
+				return unknown(lo, held)
+			}
+			return more
+		}
+		var more bool
+		if q.Desc {
+			more = unknown(hi, pos) && unknown(held, hi) && block()
+			pos = lo
+		} else {
+			more = unknown(pos, lo) && block() && unknown(held, hi)
+			pos = hi
+		}
+		if !more {
+			return out, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	if q.Desc {
+		unknown(start, pos)
+	} else {
+		unknown(pos, end)
+	}
+	return out, nil
+}
+
+// blockFilter answers q's block filters for single seqs, one chunk at a
+// time (the seqs come in order): the chunk's block is read and selected
+// once.
+type blockFilter struct {
+	tx    *sql.Tx
+	q     audit.Query
+	chunk int64  // the chunk of match
+	n     int64  // entries the chunk's block holds (0: none, malformed)
+	match []bool // by seq - chunk
+}
+
+// keep reports whether seq may meet the block filters (true without
+// filters, and for an entry no well-formed block holds).
+func (f *blockFilter) keep(ctx context.Context, seq int64) (bool, error) {
+	if f == nil {
+		return true, nil
+	}
+	if c := seq - seq%audit.CountChunk; c != f.chunk {
+		f.chunk, f.n, f.match = c, 0, f.match[:0]
+		var n int64
+		var data []byte
+		err := f.tx.QueryRowContext(ctx, "SELECT n, data FROM count_blocks WHERE start = ?", c).Scan(&n, &data)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return false, fmt.Errorf("sqlite: search: %w", err)
+		default:
+			f.match = append(f.match, make([]bool, audit.CountChunk)...)
+			if _, err := audit.SelectBlock(c, data, f.q, c, c+audit.CountChunk, false, func(s int64) bool {
+				f.match[s-c] = true
+				return true
+			}); err == nil {
+				f.n = min(n, audit.CountChunk)
+			}
+		}
+	}
+	i := seq - f.chunk
+	return i >= f.n || f.match[i], nil
 }
 
 // timeSeqs bounds the indexed entries whose time may lie in [from, to)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,17 +75,20 @@ func TestIndexTamper(t *testing.T) {
 	}
 	defer db.Close()
 	for _, stmt := range []string{
-		"UPDATE entry_fields SET subject = 'mallory' WHERE seq = 4",                                 // copied column
-		"DELETE FROM entry_fields WHERE seq = 6",                                                    // a whole row
-		"DELETE FROM entry_masks WHERE seq = 10",                                                    // mask-rule index
-		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                      // a rule the entry lacks
-		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')",   // full text
-		"INSERT INTO entry_fields VALUES (42, 0, 'request.admitted', 'alice', '', '', 'x', '', '')", // not in the log
+		"UPDATE entry_fields SET request_id = 'req-x' WHERE seq = 4",                              // copied column
+		"DELETE FROM entry_fields WHERE seq = 6",                                                  // a whole row
+		"DELETE FROM entry_masks WHERE seq = 10",                                                  // mask-rule index
+		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                    // a rule the entry lacks
+		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')", // full text
+		"INSERT INTO entry_fields VALUES (42, 'req-042', '')",                                     // not in the log
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
+	// The count block (principal, route, … search, decision 027): alice
+	// becomes mallory.
+	renameInBlock(t, db, 0, audit.ByPrincipal, "alice", "mallory")
 
 	// Searches now omit entries the log holds.
 	search := func(q audit.Query) []int64 {
@@ -101,6 +105,8 @@ func TestIndexTamper(t *testing.T) {
 		seq int64
 	}{
 		{audit.Query{Principal: "alice"}, 4},
+		{audit.Query{Principal: "alice", Text: "word4"}, 4},
+		{audit.Query{RequestID: "req-004"}, 4},
 		{audit.Query{RequestID: "req-006"}, 6},
 		{audit.Query{MaskRule: "email"}, 10},
 		{audit.Query{Text: "word8"}, 8},
@@ -115,8 +121,9 @@ func TestIndexTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"0 altered counts",
 		"3 extra mask_rules ssn",
-		"4 altered fields subject",
+		"4 altered fields request_id",
 		"6 missing fields",
 		"8 missing text word8",
 		"10 missing mask_rules email",
@@ -148,6 +155,8 @@ func TestIndexTamper(t *testing.T) {
 		seq int64
 	}{
 		{audit.Query{Principal: "alice"}, 4},
+		{audit.Query{Principal: "alice", Text: "word4"}, 4},
+		{audit.Query{RequestID: "req-004"}, 4},
 		{audit.Query{RequestID: "req-006"}, 6},
 		{audit.Query{MaskRule: "email"}, 10},
 		{audit.Query{Text: "word8"}, 8},
@@ -156,12 +165,35 @@ func TestIndexTamper(t *testing.T) {
 			t.Errorf("after rebuild, %+v does not find entry %d: %v", c.q, c.seq, got)
 		}
 	}
-	if got := search(audit.Query{Principal: "alice"}); contains(got, 42) {
+	if got := search(audit.Query{RequestID: "req-042"}); contains(got, 42) {
 		t.Errorf("after rebuild, the forged index row 42 is still found")
 	}
 }
 
 func text(i int) string { return audit.Index(indexEntry(i)).Text }
+
+// renameInBlock replaces value from of dimension d with to in the count
+// block of the chunk starting at start, as someone editing the index
+// file could.
+func renameInBlock(t *testing.T, db *sql.DB, start int64, d, from, to string) {
+	t.Helper()
+	var data []byte
+	if err := db.QueryRow("SELECT data FROM count_blocks WHERE start = ?", start).Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := audit.ParseCountBlock(start, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.Index(b.Values(d), from)
+	if i < 0 {
+		t.Fatalf("block %d has no %s %q: %q", start, d, from, b.Values(d))
+	}
+	b.SetValue(d, i, to)
+	if _, err := db.Exec("UPDATE count_blocks SET data = ? WHERE start = ?", b.AppendBinary(nil), start); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestIndexCatchUp: the index lags after a crash (nothing fed), is ahead
 // of a log restored from a backup, or is not a database at all; the store
@@ -196,7 +228,7 @@ func TestIndexCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 0, 'x', 'alice', '', '', '', '', '')"); err != nil {
+	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 'req-050', '')"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
