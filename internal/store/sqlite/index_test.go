@@ -247,3 +247,82 @@ func TestIndexCatchUp(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestIndexOldVersion: an index file of schema version 3 (copied columns
+// with an index each, no longer read) is dropped and rebuilt from the log
+// when the store opens, so searches, aggregates and index check work at
+// once; an index of the current version is kept as it is.
+func TestIndexOldVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	appendEntries(t, st, n)
+	if _, err := st.Search(ctx, audit.Query{}); err != nil { // index caught up
+		t.Fatal(err)
+	}
+	st.Close()
+
+	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	version := func() (v int) {
+		t.Helper()
+		if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	current := version()
+	if current < 4 {
+		t.Fatalf("index version %d, want at least 4", current)
+	}
+	// The version-3 layout, with rows a search of version 4 cannot read.
+	for _, stmt := range []string{
+		"DROP TABLE entry_fields",
+		`CREATE TABLE entry_fields (seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+			route TEXT NOT NULL, model TEXT NOT NULL, request_id TEXT NOT NULL, approval_id TEXT NOT NULL, action TEXT NOT NULL)`,
+		"CREATE INDEX entry_fields_subject ON entry_fields(subject) WHERE subject != ''",
+		"INSERT INTO entry_fields VALUES (0, 0, 'request.admitted', 'alice', 'chat', 'llama-3', 'req-000', '', 'allow')",
+		"DELETE FROM count_blocks",
+		"PRAGMA user_version = 3",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v := version(); v != current {
+		t.Fatalf("after opening, the index is version %d, want %d", v, current)
+	}
+	for _, q := range []audit.Query{{Limit: 1000}, {Principal: "alice", Limit: 1000}, {RequestID: "req-007"}, {Text: "word11"}} {
+		recs, err := st.Search(ctx, q)
+		if err != nil {
+			t.Fatalf("Search(%+v): %v", q, err)
+		}
+		want := map[string]int{"": n, "alice": n / 2, "req-007": 1, "word11": 1}[q.Principal+q.RequestID+q.Text]
+		if len(recs) != want {
+			t.Errorf("Search(%+v) after the upgrade = %v, want %d records", q, seqsOf(recs), want)
+		}
+	}
+	var cols int
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('entry_fields')").Scan(&cols); err != nil || cols != 3 {
+		t.Errorf("entry_fields has %d columns (%v), want 3", cols, err)
+	}
+	var subjectIndex int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'entry_fields_subject'").Scan(&subjectIndex); err != nil || subjectIndex != 0 {
+		t.Errorf("the version-3 subject index is still there (%d, %v)", subjectIndex, err)
+	}
+	if rep, err := st.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 || rep.Indexed != n {
+		t.Fatalf("CheckIndex after the upgrade = %+v, %v", rep, err)
+	}
+}

@@ -177,3 +177,60 @@ func splitWords(s string) []string {
 	}
 	return out
 }
+
+// TestSearchTextPhrases: a word the tokenizer splits (an e-mail address,
+// an IBAN with its groups, a host name) is searched as a phrase of its
+// tokens: found where they stand together in that order, not where the
+// same tokens stand apart or in another order, alone or with a filter
+// answered by the count blocks.
+func TestSearchTextPhrases(t *testing.T) {
+	ctx := context.Background()
+	texts := []string{
+		"contact alice@example.com about it",       // 0
+		"alice wrote to example dot com",           // 1: the tokens apart
+		"com.example@alice",                        // 2: another order
+		"IBAN DE89-3704-0044-0532-0130-00 on file", // 3
+		"0044 and 3704 apart, de89",                // 4
+		"Alice@Example.COM in capitals",            // 5
+		"alice example.com",                        // 6: adjacent tokens, the same phrase
+		"résumé from Zoë at api.internal.example",  // 7
+	}
+	entry := func(i int) *audit.Entry {
+		return &audit.Entry{V: audit.SchemaVersion, Kind: audit.KindRequestAdmitted, ID: fmt.Sprintf("t-%d", i),
+			Time: time.Date(2026, 11, 30, 12, 0, i, 0, time.UTC), RequestID: fmt.Sprintf("req-%d", i),
+			Principal: &identity.Principal{Issuer: "i", Subject: []string{"alice", "bob"}[i%2]},
+			Params:    map[string]any{"m": texts[i]}}
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	storetest.AppendEach(t, st, len(texts), entry)
+	for _, c := range []struct {
+		q    audit.Query
+		want []int64
+	}{
+		{audit.Query{Text: "alice@example.com"}, []int64{0, 5, 6}},
+		{audit.Query{Text: "ALICE@EXAMPLE.COM"}, []int64{0, 5, 6}},
+		{audit.Query{Text: "alice@example.com", Principal: "alice"}, []int64{0, 6}},
+		{audit.Query{Text: "example.com@alice"}, nil},
+		{audit.Query{Text: "com.example@alice"}, []int64{2}},
+		{audit.Query{Text: "DE89-3704-0044-0532-0130-00"}, []int64{3}},
+		{audit.Query{Text: "de89 3704"}, []int64{3, 4}}, // two words: ANDed
+		{audit.Query{Text: "3704-0044"}, []int64{3}},
+		{audit.Query{Text: "0044-3704"}, nil},
+		{audit.Query{Text: "resume zoe"}, []int64{7}}, // diacritics removed
+		{audit.Query{Text: "internal.example"}, []int64{7}},
+		{audit.Query{Text: "example.internal"}, nil},
+	} {
+		c.q.Limit = 100
+		recs, err := st.Search(ctx, c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqsOf(recs); !slices.Equal(got, c.want) {
+			t.Errorf("Search(%q, principal %q) = %v, want %v", c.q.Text, c.q.Principal, got, c.want)
+		}
+	}
+}
