@@ -244,21 +244,23 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 // pages on from the last seq (Store.Search). What may not match: entries
 // the count blocks do not hold (a chunk's block stops short of them, or
 // is missing or malformed), which the kind, principal, route, model,
-// action and time filters cannot rule out.
+// action and time filters cannot rule out; loose reports whether there
+// were any (otherwise every seq returned matches q, unless the index was
+// altered: Log.Search checks that).
 //
 // Request id, approval id, mask rule and text are answered by their own
 // tables; the other filters by the count blocks (decision 027): scanned
 // in q's order when nothing else narrows the search, else consulted for
 // each seq the tables give.
-func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
+func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose bool, err error) {
 	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
+		return nil, false, fmt.Errorf("sqlite: search: %w", err)
 	}
 	defer tx.Rollback()
 	indexed, err := indexedSize(ctx, tx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	start, end := max(q.Start, 0), indexed
 	if q.End > 0 {
@@ -268,7 +270,7 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		// No index on time: the count blocks' time ranges bound the seqs.
 		lo, hi, err := timeSeqs(ctx, tx, q.From, q.To)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		start = max(start, lo)
 		if hi >= 0 {
@@ -276,7 +278,7 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 		}
 	}
 	if start >= end {
-		return nil, nil
+		return nil, false, nil
 	}
 	limit := searchLimit(q)
 	var where []string
@@ -314,16 +316,16 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 	for start < end {
 		seqs, err := selectSeqs(ctx, tx, where, args, start, end, q.Desc, page)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, seq := range seqs {
 			ok, err := blocks.keep(ctx, seq)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if ok {
 				if out = append(out, seq); len(out) == limit {
-					return out, nil
+					return out, blocks.isLoose(), nil
 				}
 			}
 		}
@@ -336,7 +338,7 @@ func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
 			start = last + 1
 		}
 	}
-	return out, nil
+	return out, blocks.isLoose(), nil
 }
 
 // selectSeqs returns up to limit seqs of entry_fields in [start, end)
@@ -371,17 +373,16 @@ func selectSeqs(ctx context.Context, tx *sql.Tx, where []string, args []any, sta
 // scanBlocks returns up to limit seqs in [start, end), in q's order, of
 // the entries whose count block says they meet q's block filters, and of
 // the entries no (well-formed) block holds.
-func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64, limit int) ([]int64, error) {
+func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64, limit int) (out []int64, loose bool, err error) {
 	query := "SELECT start, n, data FROM count_blocks WHERE start > ? AND start < ? ORDER BY start"
 	if q.Desc {
 		query += " DESC"
 	}
 	rows, err := tx.QueryContext(ctx, query, start-audit.CountChunk, end)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
+		return nil, false, fmt.Errorf("sqlite: search: %w", err)
 	}
 	defer rows.Close()
-	var out []int64
 	yield := func(seq int64) bool {
 		out = append(out, seq)
 		return len(out) < limit
@@ -389,6 +390,7 @@ func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64
 	// unknown yields every seq of [lo, hi), in q's order.
 	unknown := func(lo, hi int64) bool {
 		for i := range max(hi-lo, 0) {
+			loose = true
 			seq := lo + i
 			if q.Desc {
 				seq = hi - 1 - i
@@ -407,9 +409,9 @@ func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64
 	}
 	for rows.Next() {
 		var bs, n int64
-		var data []byte
+		var data sql.RawBytes // valid until Next: SelectBlock keeps none of it
 		if err := rows.Scan(&bs, &n, &data); err != nil {
-			return nil, fmt.Errorf("sqlite: search: %w", err)
+			return nil, false, fmt.Errorf("sqlite: search: %w", err)
 		}
 		lo, hi := max(start, bs), min(end, bs+audit.CountChunk) // the chunk's part
 		held := min(hi, max(lo, bs+n))                          // [lo, held) is the block's
@@ -429,18 +431,18 @@ func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64
 			pos = hi
 		}
 		if !more {
-			return out, nil
+			return out, loose, nil
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
+		return nil, false, fmt.Errorf("sqlite: search: %w", err)
 	}
 	if q.Desc {
 		unknown(start, pos)
 	} else {
 		unknown(pos, end)
 	}
-	return out, nil
+	return out, loose, nil
 }
 
 // blockFilter answers q's block filters for single seqs, one chunk at a
@@ -452,7 +454,10 @@ type blockFilter struct {
 	chunk int64  // the chunk of match
 	n     int64  // entries the chunk's block holds (0: none, malformed)
 	match []bool // by seq - chunk
+	loose bool   // keep passed a seq no block holds
 }
+
+func (f *blockFilter) isLoose() bool { return f != nil && f.loose }
 
 // keep reports whether seq may meet the block filters (true without
 // filters, and for an entry no well-formed block holds).
@@ -480,7 +485,11 @@ func (f *blockFilter) keep(ctx context.Context, seq int64) (bool, error) {
 		}
 	}
 	i := seq - f.chunk
-	return i >= f.n || f.match[i], nil
+	if i >= f.n {
+		f.loose = true
+		return true, nil
+	}
+	return f.match[i], nil
 }
 
 // timeSeqs bounds the indexed entries whose time may lie in [from, to)

@@ -53,7 +53,7 @@ func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, erro
 	var out []audit.Record
 	for page := q; ; {
 		page.Limit = limit - len(out)
-		seqs, err := s.ix.search(ctx, page)
+		seqs, loose, err := s.ix.search(ctx, page)
 		if err != nil || len(seqs) == 0 {
 			return out, err
 		}
@@ -62,9 +62,12 @@ func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, erro
 			return nil, err
 		}
 		for _, r := range recs {
-			// An entry that does not parse is returned: Log.Search
-			// reports it.
-			if e, err := audit.ParseEntry(r.Seq, r.Data); err != nil || q.Matches(e) {
+			// Only loose candidates are parsed here (Log.Search checks
+			// all again); one that does not parse is returned for
+			// Log.Search to report.
+			if !loose {
+				out = append(out, r)
+			} else if e, err := audit.ParseEntry(r.Seq, r.Data); err != nil || q.Matches(e) {
 				out = append(out, r)
 			}
 		}
