@@ -143,3 +143,37 @@ func SameCountPrefix(a, b *CountBlock, n int64) bool {
 	}
 	return true
 }
+
+// searchCols are the dimensions of a CountBlock a search filters on
+// (Query.Kind, Principal, Route, Model, Action), in AppendValues' order.
+var searchCols = [...]string{ByKind, ByPrincipal, ByRoute, ByModel, ByDecision}
+
+// AppendValues appends to dst the values of b's searchable dictionaries
+// (kind, principal, route, model, decision action), each followed by a
+// zero byte, after a zero byte. A store keeps it beside the block, ahead
+// of it in the row, so that a search passes over a block lacking a
+// wanted value without reading the block: ValueKeys' keys all occur in it
+// if the block has an entry with those values (not only then: it may
+// give false hope, never false despair).
+func (b *CountBlock) AppendValues(dst []byte) []byte {
+	dst = append(dst, 0)
+	for _, d := range searchCols {
+		for _, v := range b.dicts[countCol(d)] {
+			dst = append(append(dst, v...), 0)
+		}
+	}
+	return dst
+}
+
+// ValueKeys returns, for each of q's block filters on a value (kind,
+// principal, route, model, action), the bytes AppendValues holds when a
+// block has the value.
+func (q Query) ValueKeys() [][]byte {
+	var out [][]byte
+	for _, v := range [...]string{q.Kind, q.Principal, q.Route, q.Model, q.Action} {
+		if v != "" {
+			out = append(out, append(append([]byte{0}, v...), 0))
+		}
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -49,9 +50,9 @@ func writeCounts(ctx context.Context, tx *sql.Tx, recs []audit.Record) error {
 			continue
 		}
 		minNS, maxNS := b.TimeRange()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO count_blocks(start, n, min_ns, max_ns, data) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT(start) DO UPDATE SET n = excluded.n, min_ns = excluded.min_ns, max_ns = excluded.max_ns, data = excluded.data`,
-			start, b.Len(), minNS, maxNS, b.AppendBinary(nil)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO count_blocks(start, n, min_ns, max_ns, vals, data) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT(start) DO UPDATE SET n = excluded.n, min_ns = excluded.min_ns, max_ns = excluded.max_ns, vals = excluded.vals, data = excluded.data`,
+			start, b.Len(), minNS, maxNS, b.AppendValues(nil), b.AppendBinary(nil)); err != nil {
 			return fmt.Errorf("sqlite: index: counts of chunk %d: %w", start, err)
 		}
 	}
@@ -136,9 +137,11 @@ func diffCounts(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, er
 // block of the chunk at start agree on the chunk's first n entries
 // (both missing agrees; the reference holds at most what the log did).
 func samePartialBlock(ctx context.Context, tx *sql.Conn, start, n int64) (bool, error) {
+	// read returns the block, and whether it parses and its vals are its
+	// own.
 	read := func(db string) (*audit.CountBlock, bool, error) {
-		var data []byte
-		err := tx.QueryRowContext(ctx, "SELECT data FROM "+db+".count_blocks WHERE start = ?", start).Scan(&data)
+		var vals, data []byte
+		err := tx.QueryRowContext(ctx, "SELECT vals, data FROM "+db+".count_blocks WHERE start = ?", start).Scan(&vals, &data)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, false, nil
 		}
@@ -146,7 +149,7 @@ func samePartialBlock(ctx context.Context, tx *sql.Conn, start, n int64) (bool, 
 			return nil, false, err
 		}
 		b, err := audit.ParseCountBlock(start, data)
-		return b, err == nil, nil
+		return b, err == nil && bytes.Equal(vals, b.AppendValues(nil)), nil
 	}
 	live, okLive, err := read("live")
 	if err != nil {

@@ -374,11 +374,12 @@ func selectSeqs(ctx context.Context, tx *sql.Tx, where []string, args []any, sta
 // the entries whose count block says they meet q's block filters, and of
 // the entries no (well-formed) block holds.
 func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64, limit int) (out []int64, loose bool, err error) {
-	query := "SELECT start, n, data FROM count_blocks WHERE start > ? AND start < ? ORDER BY start"
+	hit, args := valuesHit(q)
+	query := "SELECT start, n, " + hit + ", CASE WHEN " + hit + " THEN data END FROM count_blocks WHERE start > ? AND start < ? ORDER BY start"
 	if q.Desc {
 		query += " DESC"
 	}
-	rows, err := tx.QueryContext(ctx, query, start-audit.CountChunk, end)
+	rows, err := tx.QueryContext(ctx, query, append(append(args, args...), start-audit.CountChunk, end)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: search: %w", err)
 	}
@@ -409,13 +410,17 @@ func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64
 	}
 	for rows.Next() {
 		var bs, n int64
+		var has bool
 		var data sql.RawBytes // valid until Next: SelectBlock keeps none of it
-		if err := rows.Scan(&bs, &n, &data); err != nil {
+		if err := rows.Scan(&bs, &n, &has, &data); err != nil {
 			return nil, false, fmt.Errorf("sqlite: search: %w", err)
 		}
 		lo, hi := max(start, bs), min(end, bs+audit.CountChunk) // the chunk's part
 		held := min(hi, max(lo, bs+n))                          // [lo, held) is the block's
 		block := func() bool {
+			if !has {
+				return true // the block has no entry with a wanted value
+			}
 			more, err := audit.SelectBlock(bs, data, q, lo, held, q.Desc, yield)
 			if err != nil {
 				return unknown(lo, held)
@@ -445,6 +450,23 @@ func scanBlocks(ctx context.Context, tx *sql.Tx, q audit.Query, start, end int64
 	return out, loose, nil
 }
 
+// valuesHit returns an SQL condition on a count_blocks row that is false
+// only if the block has no entry with one of q's wanted values (its vals
+// lack the value: audit.CountBlock.AppendValues), and its arguments. The
+// block's data, the bulk of the row, is read only where it holds.
+func valuesHit(q audit.Query) (string, []any) {
+	keys := q.ValueKeys()
+	if len(keys) == 0 {
+		return "1", nil
+	}
+	conds := make([]string, len(keys))
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		conds[i], args[i] = "instr(vals, ?) > 0", k
+	}
+	return "(" + strings.Join(conds, " AND ") + ")", args
+}
+
 // blockFilter answers q's block filters for single seqs, one chunk at a
 // time (the seqs come in order): the chunk's block is read and selected
 // once.
@@ -468,12 +490,19 @@ func (f *blockFilter) keep(ctx context.Context, seq int64) (bool, error) {
 	if c := seq - seq%audit.CountChunk; c != f.chunk {
 		f.chunk, f.n, f.match = c, 0, f.match[:0]
 		var n int64
+		var has bool
 		var data []byte
-		err := f.tx.QueryRowContext(ctx, "SELECT n, data FROM count_blocks WHERE start = ?", c).Scan(&n, &data)
+		hit, args := valuesHit(f.q)
+		err := f.tx.QueryRowContext(ctx, "SELECT n, "+hit+", CASE WHEN "+hit+" THEN data END FROM count_blocks WHERE start = ?",
+			append(append(args, args...), c)...).Scan(&n, &has, &data)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return false, fmt.Errorf("sqlite: search: %w", err)
+		case !has:
+			// No entry of the block has a wanted value.
+			f.match = append(f.match, make([]bool, audit.CountChunk)...)
+			f.n = min(n, audit.CountChunk)
 		default:
 			f.match = append(f.match, make([]bool, audit.CountChunk)...)
 			if _, err := audit.SelectBlock(c, data, f.q, c, c+audit.CountChunk, false, func(s int64) bool {

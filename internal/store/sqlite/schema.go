@@ -105,11 +105,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, content='');
 -- times of its first n entries, column by column, and their time range.
 -- Extended as the indexer goes; any grouping, kind filter and time window
 -- is counted from them.
+--
+-- vals lists the block's kinds, principals, routes, models and actions
+-- (audit.CountBlock.AppendValues), ahead of data so that a search reads
+-- it without reading data (decision 027).
 CREATE TABLE IF NOT EXISTS count_blocks (
 	start  INTEGER PRIMARY KEY,
 	n      INTEGER NOT NULL,
 	min_ns INTEGER NOT NULL,
 	max_ns INTEGER NOT NULL,
+	vals   BLOB    NOT NULL,
 	data   BLOB    NOT NULL
 );
 `

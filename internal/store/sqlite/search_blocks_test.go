@@ -148,6 +148,31 @@ func TestSearchBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("rebuilt")
+
+	// The values listed beside a block (read before it, to pass it over)
+	// are checked too, in whole and unfilled chunks.
+	for _, stmt := range []string{
+		"UPDATE count_blocks SET vals = x'00' WHERE start = 240",
+		"UPDATE count_blocks SET vals = vals || x'00' WHERE start = 288",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if recs, err := st.Search(ctx, audit.Query{Principal: "alice", Start: 240, End: 256}); err != nil || len(recs) != 0 {
+		t.Errorf("Search with the values of block 240 cleared = %v, %v; want nothing (the edit hides them)", seqsOf(recs), err)
+	}
+	rep, err = st.CheckIndex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, d := range rep.Diffs {
+		got = append(got, fmt.Sprintf("%d %s %s", d.Seq, d.Kind, d.Part))
+	}
+	if want := []string{"240 altered counts", "288 altered counts"}; !slices.Equal(got, want) {
+		t.Errorf("CheckIndex of edited values = %q, want %q", got, want)
+	}
 }
 
 // textHas reports whether e's index text holds every word of text (the
