@@ -195,9 +195,9 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 		}
 	}
 	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
-		(seq, request_id, approval_id)`, 3, len(docs), func(i int, args []any) []any {
+		(seq, request_id, approval_id, subject)`, 4, len(docs), func(i int, args []any) []any {
 		d := &docs[i]
-		return append(args, recs[i].Seq, d.requestID, d.approvalID)
+		return append(args, recs[i].Seq, d.requestID, d.approvalID, d.subject)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
 	}
@@ -251,7 +251,7 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 // Request id, approval id, mask rule and text are answered by their own
 // tables; the other filters by the count blocks (decision 027): scanned
 // in q's order when nothing else narrows the search, else consulted for
-// each seq the tables give.
+// each seq the tables give (the principal then by entry_fields' subject).
 func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose bool, err error) {
 	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -303,9 +303,19 @@ func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose
 	if q.BlockFilter() && len(where) == 0 {
 		return scanBlocks(ctx, tx, q, start, end, limit)
 	}
+	// The principal of each row the other filters select is compared in
+	// the row itself (the column has no index: its cost was the index),
+	// not in its chunk's block: words and a principal are a common pair,
+	// and words matching entries in many chunks would read every block.
+	bq := q
+	if q.Principal != "" {
+		where = append(where, "subject = ?")
+		args = append(args, q.Principal)
+		bq.Principal = ""
+	}
 	var blocks *blockFilter
-	if q.BlockFilter() {
-		blocks = &blockFilter{tx: tx, q: q, chunk: -1}
+	if bq.BlockFilter() {
+		blocks = &blockFilter{tx: tx, q: bq, chunk: -1}
 	}
 	// Pages of the tables' seqs, each kept if its count block agrees.
 	page := limit

@@ -75,12 +75,12 @@ func TestIndexTamper(t *testing.T) {
 	}
 	defer db.Close()
 	for _, stmt := range []string{
-		"UPDATE entry_fields SET request_id = 'req-x' WHERE seq = 4",                              // copied column
+		"UPDATE entry_fields SET request_id = 'req-x', subject = 'mallory' WHERE seq = 4",         // copied columns
 		"DELETE FROM entry_fields WHERE seq = 6",                                                  // a whole row
 		"DELETE FROM entry_masks WHERE seq = 10",                                                  // mask-rule index
 		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                    // a rule the entry lacks
 		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')", // full text
-		"INSERT INTO entry_fields VALUES (42, 'req-042', '')",                                     // not in the log
+		"INSERT INTO entry_fields VALUES (42, 'req-042', '', 'alice')",                            // not in the log
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -165,7 +165,7 @@ func TestIndexTamper(t *testing.T) {
 			t.Errorf("after rebuild, %+v does not find entry %d: %v", c.q, c.seq, got)
 		}
 	}
-	if got := search(audit.Query{RequestID: "req-042"}); contains(got, 42) {
+	if got := search(audit.Query{RequestID: "req-042", Principal: "alice"}); contains(got, 42) {
 		t.Errorf("after rebuild, the forged index row 42 is still found")
 	}
 }
@@ -228,7 +228,7 @@ func TestIndexCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 'req-050', '')"); err != nil {
+	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 'req-050', '', 'alice')"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -315,8 +315,8 @@ func TestIndexOldVersion(t *testing.T) {
 		}
 	}
 	var cols int
-	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('entry_fields')").Scan(&cols); err != nil || cols != 3 {
-		t.Errorf("entry_fields has %d columns (%v), want 3", cols, err)
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('entry_fields')").Scan(&cols); err != nil || cols != 4 {
+		t.Errorf("entry_fields has %d columns (%v), want 4", cols, err)
 	}
 	var subjectIndex int
 	if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'entry_fields_subject'").Scan(&subjectIndex); err != nil || subjectIndex != 0 {

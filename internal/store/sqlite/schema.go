@@ -80,13 +80,16 @@ const indexSchema = `
 CREATE TABLE IF NOT EXISTS entry_fields (
 	seq         INTEGER PRIMARY KEY,
 	request_id  TEXT    NOT NULL,
-	approval_id TEXT    NOT NULL
+	approval_id TEXT    NOT NULL,
+	subject     TEXT    NOT NULL
 );
 -- One row per indexed entry (IndexedSize is its largest seq + 1), with
 -- the two point-lookup columns, each indexed (partial: many entries have
--- none). Kind, principal, route, model, action and time are searched in
--- count_blocks, which hold them column by column anyway (decision 027):
--- an index per column cost the indexer more than everything else.
+-- none), and the subject, not indexed: it is compared in the rows other
+-- filters select. Kind, principal, route, model, action and time are
+-- otherwise searched in count_blocks, which hold them column by column
+-- anyway (decision 027): an index per column cost the indexer more than
+-- everything else.
 CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id) WHERE request_id != '';
 CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
 

@@ -12,13 +12,14 @@ import (
 // blocks take the rest: audit.CountBlock).
 type doc struct {
 	requestID, approvalID string
+	subject               string
 	text                  string
 	maskRules             []string
 }
 
 func docOf(e *audit.Entry) doc {
 	f := audit.Index(e)
-	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, text: f.Text, maskRules: f.MaskRules}
+	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: f.Subject, text: f.Text, maskRules: f.MaskRules}
 }
 
 // ftsQuery turns words into an FTS5 query: each word a quoted string,
