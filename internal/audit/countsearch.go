@@ -1,6 +1,9 @@
 package audit
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // BlockFilter reports whether q has a filter count blocks answer: kind,
 // principal, route, model, action or time. A store that keeps count
@@ -17,8 +20,7 @@ func (q Query) BlockFilter() bool {
 // returned (true when it was never called). A block whose dictionaries
 // lack a wanted value is passed over without decoding its columns, and
 // only the columns q filters on are decoded (the times only when q's
-// window cuts the block): a search for a rare principal reads one row
-// per chunk and decodes almost nothing.
+// window cuts the block).
 //
 // The selection is exact for the entries the block holds; entries of the
 // chunk beyond it (start+N and on) are not the block's to answer. An
@@ -33,48 +35,33 @@ func SelectBlock(start int64, data []byte, q Query, lo, hi int64, desc bool, yie
 	if lo >= hi {
 		return true, nil
 	}
+	// The wanted values' numbers in the block's dictionaries: a value the
+	// block lacks means no entry matches, before any column is decoded.
 	type want struct {
-		ids []uint32
+		col int
 		id  uint32
+		ids []uint32
 	}
 	var wants []want
-	for _, f := range [...]struct {
-		col string
-		v   string
-	}{{ByKind, q.Kind}, {ByPrincipal, q.Principal}, {ByRoute, q.Route}, {ByModel, q.Model}, {ByDecision, q.Action}} {
-		if f.v == "" {
+	for j, v := range q.blockValues() {
+		if v == "" {
 			continue
 		}
-		c := countCol(f.col)
-		id := -1
-		for i, s := range b.dicts[c] {
-			if s == f.v {
-				id = i
-				break
-			}
-		}
+		c := countCol(searchCols[j])
+		id := slices.Index(b.dicts[c], v)
 		if id < 0 {
-			return true, nil // no entry of the block has the value
+			return true, nil
 		}
-		wants = append(wants, want{id: uint32(id)})
+		wants = append(wants, want{col: c, id: uint32(id)})
 	}
 	if !q.From.IsZero() && b.maxNS < q.From.UnixNano() && nsExact(q.From) ||
 		!q.To.IsZero() && b.minNS >= q.To.UnixNano() && nsExact(q.To) {
 		return true, nil // the block lies outside the window
 	}
-	// Decode the wanted columns only now that the block may match.
-	i := 0
-	for _, f := range [...]struct {
-		col string
-		v   string
-	}{{ByKind, q.Kind}, {ByPrincipal, q.Principal}, {ByRoute, q.Route}, {ByModel, q.Model}, {ByDecision, q.Action}} {
-		if f.v == "" {
-			continue
-		}
-		if wants[i].ids, err = b.column(countCol(f.col)); err != nil {
+	for k := range wants {
+		if wants[k].ids, err = b.column(wants[k].col); err != nil {
 			return true, err
 		}
-		i++
 	}
 	// A block's times are whole nanoseconds (Append), so a bound that is
 	// one too compares as an integer; any other is compared by time.Time,
@@ -144,9 +131,13 @@ func SameCountPrefix(a, b *CountBlock, n int64) bool {
 	return true
 }
 
-// searchCols are the dimensions of a CountBlock a search filters on
-// (Query.Kind, Principal, Route, Model, Action), in AppendValues' order.
+// searchCols are the dimensions of a CountBlock a search filters on, in
+// AppendValues' order; blockValues gives a Query's values in that order.
 var searchCols = [...]string{ByKind, ByPrincipal, ByRoute, ByModel, ByDecision}
+
+func (q Query) blockValues() [len(searchCols)]string {
+	return [...]string{q.Kind, q.Principal, q.Route, q.Model, q.Action}
+}
 
 // AppendValues appends to dst the values of b's searchable dictionaries
 // (kind, principal, route, model, decision action), each followed by a
@@ -170,7 +161,7 @@ func (b *CountBlock) AppendValues(dst []byte) []byte {
 // block has the value.
 func (q Query) ValueKeys() [][]byte {
 	var out [][]byte
-	for _, v := range [...]string{q.Kind, q.Principal, q.Route, q.Model, q.Action} {
+	for _, v := range q.blockValues() {
 		if v != "" {
 			out = append(out, append(append([]byte{0}, v...), 0))
 		}
