@@ -22,9 +22,10 @@ import (
 // the count blocks (decision 027).
 const indexSchemaVersion = 4
 
-// index is the search index in its own SQLite file: copied columns, the
-// mask-rule index and the full-text index, derived from the log by
-// audit.Index. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
+// index is the search index in its own SQLite file: a row of ids and
+// subject per entry, the count blocks, the mask-rule index and the
+// full-text index, derived from the log by audit.Index and
+// audit.CountBlock. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
 // write is caught up from the log, and a damaged file is set aside and
 // rebuilt.
 type index struct {
