@@ -46,10 +46,28 @@ func TestSearchIgnoresAlteredRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec("UPDATE entry_fields SET subject = 'mallory', model = 'forged' WHERE seq = ?", refs[1].Seq); err != nil {
+	if _, err := db.Exec("UPDATE entry_fields SET request_id = 'forged' WHERE seq = ?", refs[1].Seq); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []audit.Query{{Principal: "mallory"}, {Model: "forged"}} {
+	// Principal and model are searched in the count block (decision 027):
+	// every entry's subject becomes mallory, its model forged.
+	var data []byte
+	if err := db.QueryRow("SELECT data FROM count_blocks WHERE start = 0").Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := audit.ParseCountBlock(0, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct{ dim, v string }{{audit.ByPrincipal, "mallory"}, {audit.ByModel, "forged"}} {
+		for i := range b.Values(d.dim) {
+			b.SetValue(d.dim, i, d.v)
+		}
+	}
+	if _, err := db.Exec("UPDATE count_blocks SET data = ? WHERE start = 0", b.AppendBinary(nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []audit.Query{{Principal: "mallory"}, {Model: "forged"}, {RequestID: "forged"}, {Principal: "mallory", RequestID: request(1).RequestID}} {
 		got, err := e.log.Search(ctx, q)
 		if err != nil {
 			t.Fatal(err)

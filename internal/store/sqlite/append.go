@@ -47,9 +47,14 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 	// The log's rows hold what verification needs; the search index is
 	// fed the decoded entries after the commit (Indexer, off this path).
 	// A version-1 table still has NOT NULL copied columns to fill.
-	var legacy []doc
+	// A version-1 entries table's copied columns.
+	type legacyCols struct {
+		id, kind string
+		timeNS   int64
+	}
+	var legacy []legacyCols
 	if s.legacy {
-		legacy = make([]doc, len(b.Records))
+		legacy = make([]legacyCols, len(b.Records))
 		for i, r := range b.Records {
 			e := r.Entry
 			if e == nil {
@@ -58,7 +63,7 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 					return fmt.Errorf("sqlite: append: %w", err)
 				}
 			}
-			legacy[i] = doc{id: e.ID, kind: e.Kind, timeNS: e.Time.UnixNano()}
+			legacy[i] = legacyCols{id: e.ID, kind: e.Kind, timeNS: e.Time.UnixNano()}
 		}
 	}
 

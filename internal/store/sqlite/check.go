@@ -16,7 +16,7 @@ import (
 var _ audit.IndexMaintainer = (*Store)(nil)
 
 // fieldColumns are the copied columns of entry_fields, after seq.
-var fieldColumns = []string{"time_ns", "kind", "subject", "route", "model", "request_id", "approval_id", "action"}
+var fieldColumns = []string{"request_id", "approval_id", "subject"}
 
 // CheckIndex builds a reference index from the log in a temporary file
 // and compares it with the store's index file, table by table (the

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -17,12 +16,15 @@ import (
 // indexSchemaVersion is the index file's PRAGMA user_version. An index
 // file of another version is dropped and rebuilt from the log. Version 2
 // added the per-chunk counts (count_spans, count_rows); version 3 replaced
-// them with count blocks (count_blocks, decision 024).
-const indexSchemaVersion = 3
+// them with count blocks (count_blocks, decision 024); version 4 keeps in
+// entry_fields only the point-lookup columns and searches the others in
+// the count blocks (decision 027).
+const indexSchemaVersion = 4
 
-// index is the search index in its own SQLite file: copied columns, the
-// mask-rule index and the full-text index, derived from the log by
-// audit.Index. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
+// index is the search index in its own SQLite file: a row of ids and
+// subject per entry, the count blocks, the mask-rule index and the
+// full-text index, derived from the log by audit.Index and
+// audit.CountBlock. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
 // write is caught up from the log, and a damaged file is set aside and
 // rebuilt.
 type index struct {
@@ -193,9 +195,9 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 		}
 	}
 	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
-		(seq, time_ns, kind, subject, route, model, request_id, approval_id, action)`, 9, len(docs), func(i int, args []any) []any {
+		(seq, request_id, approval_id, subject)`, 4, len(docs), func(i int, args []any) []any {
 		d := &docs[i]
-		return append(args, recs[i].Seq, d.timeNS, d.kind, d.subject, d.route, d.model, d.requestID, d.approvalID, d.action)
+		return append(args, recs[i].Seq, d.requestID, d.approvalID, d.subject)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
 	}
@@ -233,173 +235,4 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 		return fmt.Errorf("sqlite: reset index: %w", err)
 	}
 	return nil
-}
-
-// search returns the Seqs of the indexed entries matching q, read in one
-// snapshot of the index.
-func (ix *index) search(ctx context.Context, q audit.Query) ([]int64, error) {
-	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
-	}
-	defer tx.Rollback()
-	var where []string
-	var args []any
-	eq := func(col, v string, partial bool) {
-		if v == "" {
-			return
-		}
-		where = append(where, col+" = ?")
-		args = append(args, v)
-		if partial {
-			// The partial index's own condition, so the planner uses it.
-			where = append(where, col+" != ''")
-		}
-	}
-	eq("subject", q.Principal, true)
-	eq("route", q.Route, true)
-	eq("model", q.Model, true)
-	eq("kind", q.Kind, false)
-	eq("request_id", q.RequestID, true)
-	eq("approval_id", q.ApprovalID, true)
-	eq("action", q.Action, true)
-	start, end := q.Start, q.End
-	if !q.From.IsZero() || !q.To.IsZero() {
-		// No index on time: the count blocks' time ranges bound the seqs.
-		lo, hi, err := timeSeqs(ctx, tx, q.From, q.To)
-		if err != nil {
-			return nil, err
-		}
-		if hi == 0 {
-			return nil, nil // every indexed entry is at or after To
-		}
-		start = max(start, lo)
-		if hi > 0 && (end <= 0 || hi < end) {
-			end = hi
-		}
-	}
-	if !q.From.IsZero() {
-		where = append(where, "time_ns >= ?")
-		args = append(args, q.From.UnixNano())
-	}
-	if !q.To.IsZero() {
-		where = append(where, "time_ns < ?")
-		args = append(args, q.To.UnixNano())
-	}
-	if start > 0 {
-		where = append(where, "seq >= ?")
-		args = append(args, start)
-	}
-	if end > 0 {
-		where = append(where, "seq < ?")
-		args = append(args, end)
-	}
-	if q.MaskRule != "" {
-		where = append(where, "seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
-		args = append(args, q.MaskRule)
-	}
-	if fq := ftsQuery(q.Text); fq != "" {
-		where = append(where, "seq IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
-		args = append(args, fq)
-	}
-	query := "SELECT seq FROM entry_fields"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	if q.Desc {
-		query += " ORDER BY seq DESC"
-	} else {
-		query += " ORDER BY seq"
-	}
-	query += fmt.Sprintf(" LIMIT %d", searchLimit(q))
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return nil, fmt.Errorf("sqlite: search: %w", err)
-		}
-		out = append(out, seq)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
-	}
-	return out, nil
-}
-
-// timeSeqs bounds the indexed entries whose time may lie in [from, to)
-// (zero: unbounded) by seqs: every such entry is in [lo, hi) (hi < 0: no
-// upper bound). Only whole runs of count blocks are trusted: a chunk
-// counts as before from when its block holds all its entries and the
-// latest is before from, and so do all chunks before it; likewise after
-// to, from the end of the index. Anything else (a chunk without a block,
-// a block that stops short) stops the walk, so the bounds are never
-// tighter than the entries allow.
-func timeSeqs(ctx context.Context, tx *sql.Tx, from, to time.Time) (lo, hi int64, err error) {
-	indexed, err := indexedSize(ctx, tx)
-	if err != nil {
-		return 0, 0, err
-	}
-	rows, err := tx.QueryContext(ctx, "SELECT start, n, min_ns, max_ns FROM count_blocks ORDER BY start")
-	if err != nil {
-		return 0, 0, fmt.Errorf("sqlite: search: %w", err)
-	}
-	defer rows.Close()
-	type blk struct{ start, n, minNS, maxNS int64 }
-	var bs []blk
-	for rows.Next() {
-		var b blk
-		if err := rows.Scan(&b.start, &b.n, &b.minNS, &b.maxNS); err != nil {
-			return 0, 0, fmt.Errorf("sqlite: search: %w", err)
-		}
-		bs = append(bs, b)
-	}
-	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("sqlite: search: %w", err)
-	}
-	// whole reports whether b holds every indexed entry of its chunk.
-	whole := func(b blk) bool { return b.n == min(audit.CountChunk, indexed-b.start) }
-	if !from.IsZero() && nsExactTime(from) {
-		f := from.UnixNano()
-		for i, b := range bs {
-			if b.start != int64(i)*audit.CountChunk || !whole(b) || b.maxNS >= f {
-				break
-			}
-			lo = b.start + b.n
-		}
-	}
-	hi = -1
-	if !to.IsZero() && nsExactTime(to) {
-		t := to.UnixNano()
-		next := indexed // the walk's lower edge so far
-		for i := len(bs) - 1; i >= 0; i-- {
-			b := bs[i]
-			if b.start+b.n != next || !whole(b) || b.minNS < t {
-				break
-			}
-			next = b.start
-		}
-		if next < indexed {
-			hi = next
-		}
-	}
-	return lo, hi, nil
-}
-
-// nsExactTime reports whether t is exactly representable as int64
-// nanoseconds since the Unix epoch (what count blocks hold).
-func nsExactTime(t time.Time) bool {
-	return time.Unix(0, t.UnixNano()).Equal(t)
-}
-
-func searchLimit(q audit.Query) int {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	return min(limit, 1000)
 }

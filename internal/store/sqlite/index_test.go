@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,17 +75,20 @@ func TestIndexTamper(t *testing.T) {
 	}
 	defer db.Close()
 	for _, stmt := range []string{
-		"UPDATE entry_fields SET subject = 'mallory' WHERE seq = 4",                                 // copied column
-		"DELETE FROM entry_fields WHERE seq = 6",                                                    // a whole row
-		"DELETE FROM entry_masks WHERE seq = 10",                                                    // mask-rule index
-		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                      // a rule the entry lacks
-		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')",   // full text
-		"INSERT INTO entry_fields VALUES (42, 0, 'request.admitted', 'alice', '', '', 'x', '', '')", // not in the log
+		"UPDATE entry_fields SET request_id = 'req-x', subject = 'mallory' WHERE seq = 4",         // copied columns
+		"DELETE FROM entry_fields WHERE seq = 6",                                                  // a whole row
+		"DELETE FROM entry_masks WHERE seq = 10",                                                  // mask-rule index
+		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                    // a rule the entry lacks
+		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')", // full text
+		"INSERT INTO entry_fields VALUES (42, 'req-042', '', 'alice')",                            // not in the log
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
+	// The count block (principal, route, … search, decision 027): alice
+	// becomes mallory.
+	renameInBlock(t, db, 0, audit.ByPrincipal, "alice", "mallory")
 
 	// Searches now omit entries the log holds.
 	search := func(q audit.Query) []int64 {
@@ -101,6 +105,8 @@ func TestIndexTamper(t *testing.T) {
 		seq int64
 	}{
 		{audit.Query{Principal: "alice"}, 4},
+		{audit.Query{Principal: "alice", Text: "word4"}, 4},
+		{audit.Query{RequestID: "req-004"}, 4},
 		{audit.Query{RequestID: "req-006"}, 6},
 		{audit.Query{MaskRule: "email"}, 10},
 		{audit.Query{Text: "word8"}, 8},
@@ -115,8 +121,9 @@ func TestIndexTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"0 altered counts",
 		"3 extra mask_rules ssn",
-		"4 altered fields subject",
+		"4 altered fields request_id",
 		"6 missing fields",
 		"8 missing text word8",
 		"10 missing mask_rules email",
@@ -148,6 +155,8 @@ func TestIndexTamper(t *testing.T) {
 		seq int64
 	}{
 		{audit.Query{Principal: "alice"}, 4},
+		{audit.Query{Principal: "alice", Text: "word4"}, 4},
+		{audit.Query{RequestID: "req-004"}, 4},
 		{audit.Query{RequestID: "req-006"}, 6},
 		{audit.Query{MaskRule: "email"}, 10},
 		{audit.Query{Text: "word8"}, 8},
@@ -156,12 +165,35 @@ func TestIndexTamper(t *testing.T) {
 			t.Errorf("after rebuild, %+v does not find entry %d: %v", c.q, c.seq, got)
 		}
 	}
-	if got := search(audit.Query{Principal: "alice"}); contains(got, 42) {
+	if got := search(audit.Query{RequestID: "req-042", Principal: "alice"}); contains(got, 42) {
 		t.Errorf("after rebuild, the forged index row 42 is still found")
 	}
 }
 
 func text(i int) string { return audit.Index(indexEntry(i)).Text }
+
+// renameInBlock replaces value from of dimension d with to in the count
+// block of the chunk starting at start, as someone editing the index
+// file could.
+func renameInBlock(t *testing.T, db *sql.DB, start int64, d, from, to string) {
+	t.Helper()
+	var data []byte
+	if err := db.QueryRow("SELECT data FROM count_blocks WHERE start = ?", start).Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := audit.ParseCountBlock(start, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.Index(b.Values(d), from)
+	if i < 0 {
+		t.Fatalf("block %d has no %s %q: %q", start, d, from, b.Values(d))
+	}
+	b.SetValue(d, i, to)
+	if _, err := db.Exec("UPDATE count_blocks SET data = ? WHERE start = ?", b.AppendBinary(nil), start); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestIndexCatchUp: the index lags after a crash (nothing fed), is ahead
 // of a log restored from a backup, or is not a database at all; the store
@@ -196,7 +228,7 @@ func TestIndexCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 0, 'x', 'alice', '', '', '', '', '')"); err != nil {
+	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 'req-050', '', 'alice')"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -215,3 +247,82 @@ func TestIndexCatchUp(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestIndexOldVersion: an index file of schema version 3 (copied columns
+// with an index each, no longer read) is dropped and rebuilt from the log
+// when the store opens, so searches, aggregates and index check work at
+// once; an index of the current version is kept as it is.
+func TestIndexOldVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	appendEntries(t, st, n)
+	if _, err := st.Search(ctx, audit.Query{}); err != nil { // index caught up
+		t.Fatal(err)
+	}
+	st.Close()
+
+	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	version := func() (v int) {
+		t.Helper()
+		if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	current := version()
+	if current < 4 {
+		t.Fatalf("index version %d, want at least 4", current)
+	}
+	// The version-3 layout, with rows a search of version 4 cannot read.
+	for _, stmt := range []string{
+		"DROP TABLE entry_fields",
+		`CREATE TABLE entry_fields (seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+			route TEXT NOT NULL, model TEXT NOT NULL, request_id TEXT NOT NULL, approval_id TEXT NOT NULL, action TEXT NOT NULL)`,
+		"CREATE INDEX entry_fields_subject ON entry_fields(subject) WHERE subject != ''",
+		"INSERT INTO entry_fields VALUES (0, 0, 'request.admitted', 'alice', 'chat', 'llama-3', 'req-000', '', 'allow')",
+		"DELETE FROM count_blocks",
+		"PRAGMA user_version = 3",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v := version(); v != current {
+		t.Fatalf("after opening, the index is version %d, want %d", v, current)
+	}
+	for _, q := range []audit.Query{{Limit: 1000}, {Principal: "alice", Limit: 1000}, {RequestID: "req-007"}, {Text: "word11"}} {
+		recs, err := st.Search(ctx, q)
+		if err != nil {
+			t.Fatalf("Search(%+v): %v", q, err)
+		}
+		want := map[string]int{"": n, "alice": n / 2, "req-007": 1, "word11": 1}[q.Principal+q.RequestID+q.Text]
+		if len(recs) != want {
+			t.Errorf("Search(%+v) after the upgrade = %v, want %d records", q, seqsOf(recs), want)
+		}
+	}
+	var cols int
+	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('entry_fields')").Scan(&cols); err != nil || cols != 4 {
+		t.Errorf("entry_fields has %d columns (%v), want 4", cols, err)
+	}
+	var subjectIndex int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'entry_fields_subject'").Scan(&subjectIndex); err != nil || subjectIndex != 0 {
+		t.Errorf("the version-3 subject index is still there (%d, %v)", subjectIndex, err)
+	}
+	if rep, err := st.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 || rep.Indexed != n {
+		t.Fatalf("CheckIndex after the upgrade = %+v, %v", rep, err)
+	}
+}

@@ -79,27 +79,19 @@ DROP TABLE IF EXISTS entry_masks;
 const indexSchema = `
 CREATE TABLE IF NOT EXISTS entry_fields (
 	seq         INTEGER PRIMARY KEY,
-	time_ns     INTEGER NOT NULL,
-	kind        TEXT    NOT NULL,
-	subject     TEXT    NOT NULL,
-	route       TEXT    NOT NULL,
-	model       TEXT    NOT NULL,
 	request_id  TEXT    NOT NULL,
 	approval_id TEXT    NOT NULL,
-	action      TEXT    NOT NULL
+	subject     TEXT    NOT NULL
 );
--- One index per search filter, each ordered by seq within a value (seq
--- is the rowid, the implicit last column of every index: naming it again
--- only stored it twice). Partial where most entries have no value
--- (search.go adds the index's condition to a query on it). No time index:
--- a time range becomes a seq range through count_blocks' min_ns/max_ns.
-CREATE INDEX IF NOT EXISTS entry_fields_subject ON entry_fields(subject) WHERE subject != '';
-CREATE INDEX IF NOT EXISTS entry_fields_route ON entry_fields(route) WHERE route != '';
-CREATE INDEX IF NOT EXISTS entry_fields_model ON entry_fields(model) WHERE model != '';
-CREATE INDEX IF NOT EXISTS entry_fields_kind ON entry_fields(kind);
+-- One row per indexed entry (IndexedSize is its largest seq + 1), with
+-- the two point-lookup columns, each indexed (partial: many entries have
+-- none), and the subject, not indexed: it is compared in the rows other
+-- filters select. Kind, principal, route, model, action and time are
+-- otherwise searched in count_blocks, which hold them column by column
+-- anyway (decision 027): an index per column cost the indexer more than
+-- everything else.
 CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id) WHERE request_id != '';
 CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
-CREATE INDEX IF NOT EXISTS entry_fields_action ON entry_fields(action) WHERE action != '';
 
 CREATE TABLE IF NOT EXISTS entry_masks (
 	rule TEXT    NOT NULL,
@@ -116,11 +108,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, content='');
 -- times of its first n entries, column by column, and their time range.
 -- Extended as the indexer goes; any grouping, kind filter and time window
 -- is counted from them.
+--
+-- vals lists the block's kinds, principals, routes, models and actions
+-- (audit.CountBlock.AppendValues), ahead of data so that a search reads
+-- it without reading data (decision 027).
 CREATE TABLE IF NOT EXISTS count_blocks (
 	start  INTEGER PRIMARY KEY,
 	n      INTEGER NOT NULL,
 	min_ns INTEGER NOT NULL,
 	max_ns INTEGER NOT NULL,
+	vals   BLOB    NOT NULL,
 	data   BLOB    NOT NULL
 );
 `

@@ -8,21 +8,18 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 )
 
-// doc is what an entry contributes to the search indexes.
+// doc is what an entry contributes to the index's own tables (the count
+// blocks take the rest: audit.CountBlock).
 type doc struct {
-	id, kind, subject, route, model, requestID, approvalID, action string
-	timeNS                                                         int64
-	text                                                           string
-	maskRules                                                      []string
+	requestID, approvalID string
+	subject               string
+	text                  string
+	maskRules             []string
 }
 
 func docOf(e *audit.Entry) doc {
 	f := audit.Index(e)
-	return doc{
-		id: e.ID, kind: e.Kind, route: e.Route, model: e.Model,
-		requestID: e.RequestID, approvalID: e.ApprovalID, timeNS: e.Time.UnixNano(),
-		subject: f.Subject, action: f.Action, text: f.Text, maskRules: f.MaskRules,
-	}
+	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: f.Subject, text: f.Text, maskRules: f.MaskRules}
 }
 
 // ftsQuery turns words into an FTS5 query: each word a quoted string,
@@ -35,10 +32,12 @@ func ftsQuery(text string) string {
 	return strings.Join(parts, " ")
 }
 
-// Search returns the records matching q: the index selects them (after
-// catching up with the log, so every committed entry is found), the log
-// supplies their bytes. An index row for an entry the log does not hold
-// is ignored.
+// Search returns the records matching q: the index selects candidates
+// (after catching up with the log, so every committed entry is found),
+// the log supplies their bytes, and q.Matches keeps those that meet the
+// filters the index may answer loosely (entries a count block does not
+// hold, decision 027), paging on through the index until q's limit is
+// met. An index row for an entry the log does not hold is ignored.
 func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -51,11 +50,40 @@ func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, erro
 			return nil, fmt.Errorf("sqlite: search: %w", err)
 		}
 	}
-	seqs, err := s.ix.search(ctx, q)
-	if err != nil || len(seqs) == 0 {
-		return nil, err
+	limit := searchLimit(q)
+	var out []audit.Record
+	for page := q; ; {
+		page.Limit = limit - len(out)
+		seqs, loose, err := s.ix.search(ctx, page)
+		if err != nil || len(seqs) == 0 {
+			return out, err
+		}
+		recs, err := s.readSeqs(ctx, seqs)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			// Only loose candidates are parsed here (Log.Search checks
+			// all again); one that does not parse is returned for
+			// Log.Search to report.
+			if !loose {
+				out = append(out, r)
+			} else if e, err := audit.ParseEntry(r.Seq, r.Data); err != nil || q.Matches(e) {
+				out = append(out, r)
+			}
+		}
+		if len(out) >= limit || len(seqs) < page.Limit {
+			return out, nil
+		}
+		if last := seqs[len(seqs)-1]; q.Desc {
+			page.End = last
+		} else {
+			page.Start = last + 1
+		}
+		if page.Desc && page.End <= 0 {
+			return out, nil
+		}
 	}
-	return s.readSeqs(ctx, seqs)
 }
 
 // readSeqs returns the log records at seqs, in that order, skipping any
