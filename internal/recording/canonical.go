@@ -100,6 +100,31 @@ func marshalMetaJSON(m *Meta) ([]byte, error) {
 	return b, nil
 }
 
+// section is one section of the canonical form: its name and body.
+type section struct {
+	name string
+	body Body
+}
+
+// sections lists the canonical form's sections in their order; Encode
+// and appendCanonical both write exactly these.
+func sections(meta []byte, request, timing, response Body) [4]section {
+	return [4]section{
+		{secMeta, BytesBody(meta)},
+		{secRequest, request},
+		{secTiming, timing},
+		{secResponse, response},
+	}
+}
+
+// appendSectionHeader appends a section's header line ("name size\n").
+func appendSectionHeader(dst []byte, name string, size int64) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, size, 10)
+	return append(dst, '\n')
+}
+
 // encodeBufs recycles Encode's write buffers.
 var encodeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
@@ -115,20 +140,9 @@ func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error
 	bw.Reset(io.MultiWriter(w, h))
 	defer func() { bw.Reset(nil); encodeBufs.Put(bw) }()
 	bw.WriteString(magic)
-	secs := []struct {
-		name string
-		body Body
-	}{
-		{secMeta, BytesBody(meta)},
-		{secRequest, request},
-		{secTiming, timing},
-		{secResponse, response},
-	}
-	for _, s := range secs {
-		bw.WriteString(s.name)
-		bw.WriteByte(' ')
-		bw.WriteString(strconv.FormatInt(s.body.Size, 10))
-		bw.WriteByte('\n')
+	var hdr [64]byte
+	for _, s := range sections(meta, request, timing, response) {
+		bw.Write(appendSectionHeader(hdr[:0], s.name, s.body.Size))
 		if s.body.Size > 0 {
 			n, err := io.CopyN(bw, s.body.R, s.body.Size)
 			if err != nil {
@@ -155,20 +169,8 @@ func Encode(w io.Writer, m *Meta, request, timing, response Body) (Digest, error
 // written (so that a caller can wipe it).
 func appendCanonical(dst, meta []byte, request, timing, response Body) ([]byte, error) {
 	dst = append(dst, magic...)
-	secs := [...]struct {
-		name string
-		body Body
-	}{
-		{secMeta, BytesBody(meta)},
-		{secRequest, request},
-		{secTiming, timing},
-		{secResponse, response},
-	}
-	for _, s := range secs {
-		dst = append(dst, s.name...)
-		dst = append(dst, ' ')
-		dst = strconv.AppendInt(dst, s.body.Size, 10)
-		dst = append(dst, '\n')
+	for _, s := range sections(meta, request, timing, response) {
+		dst = appendSectionHeader(dst, s.name, s.body.Size)
 		if s.body.Size > 0 {
 			n := len(dst)
 			dst = slices.Grow(dst, int(s.body.Size))[:n+int(s.body.Size)]
