@@ -3,10 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,12 +15,7 @@ import (
 // aggregateEntries is the log size BenchmarkAggregate counts over
 // (issue 14: aggregates over 1M entries answer in under 1 s on SQLite).
 // WARDEN_BENCH_AGGREGATE_ENTRIES overrides it for a quick run.
-func aggregateEntries() int {
-	if v, err := strconv.Atoi(os.Getenv("WARDEN_BENCH_AGGREGATE_ENTRIES")); err == nil && v > 0 {
-		return v
-	}
-	return 1_000_000
-}
+func aggregateEntries() int { return benchEntries("WARDEN_BENCH_AGGREGATE_ENTRIES") }
 
 // buildAggregateLog appends n request entries (a realistic mix of kinds,
 // principals, routes, models, decisions and outcomes) through the Log, as
@@ -34,40 +26,24 @@ func buildAggregateLog(b *testing.B, n int) string {
 	defer st.Close()
 	kinds := []string{audit.KindRequestAdmitted, audit.KindRequestCompleted, audit.KindRequestDenied}
 	outcomes := []string{audit.OutcomeOK, audit.OutcomeOK, audit.OutcomeOK, audit.OutcomeUpstreamError, audit.OutcomeTruncated}
-	var wg sync.WaitGroup
-	errc := make(chan error, 256)
-	for w := range 256 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 256 {
-				e := &audit.Entry{
-					Kind:      kinds[i%len(kinds)],
-					RequestID: fmt.Sprintf("r-%d", i),
-					Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
-					Route:     []string{"chat", "embeddings", "fine-tune", "admin"}[i%4],
-					Model:     []string{"gpt-4o", "llama-3-70b", "mistral-7b"}[i%3],
-				}
-				switch e.Kind {
-				case audit.KindRequestCompleted:
-					e.Outcome, e.Status = outcomes[i%len(outcomes)], 200
-				case audit.KindRequestDenied:
-					e.Decision = &audit.Decision{Action: "deny", Rule: fmt.Sprintf("rule-%d", i%5), PolicyVersion: "v1"}
-				default:
-					e.Decision = &audit.Decision{Action: "allow", Rule: "chat-default", PolicyVersion: "v1"}
-				}
-				if _, err := l.Append(context.Background(), e); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
+	appendParallel(b, l, n, 256, func(i int) *audit.Entry {
+		e := &audit.Entry{
+			Kind:      kinds[i%len(kinds)],
+			RequestID: fmt.Sprintf("r-%d", i),
+			Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
+			Route:     []string{"chat", "embeddings", "fine-tune", "admin"}[i%4],
+			Model:     []string{"gpt-4o", "llama-3-70b", "mistral-7b"}[i%3],
+		}
+		switch e.Kind {
+		case audit.KindRequestCompleted:
+			e.Outcome, e.Status = outcomes[i%len(outcomes)], 200
+		case audit.KindRequestDenied:
+			e.Decision = &audit.Decision{Action: "deny", Rule: fmt.Sprintf("rule-%d", i%5), PolicyVersion: "v1"}
+		default:
+			e.Decision = &audit.Decision{Action: "allow", Rule: "chat-default", PolicyVersion: "v1"}
+		}
+		return e
+	})
 	// The gateway's indexer keeps up in the background; here, index
 	// everything before the log closes (a search catches the index up), as
 	// a gateway that has run a while has.

@@ -16,11 +16,42 @@ import (
 
 // searchEntries is the log size BenchmarkSearch searches (1M);
 // WARDEN_BENCH_SEARCH_ENTRIES overrides it for a quick run.
-func searchEntries() int {
-	if v, err := strconv.Atoi(os.Getenv("WARDEN_BENCH_SEARCH_ENTRIES")); err == nil && v > 0 {
+func searchEntries() int { return benchEntries("WARDEN_BENCH_SEARCH_ENTRIES") }
+
+// benchEntries is the log size of a benchmark over a big log: 1M, or the
+// positive number in the environment variable env (for a quick run).
+func benchEntries(env string) int {
+	if v, err := strconv.Atoi(os.Getenv(env)); err == nil && v > 0 {
 		return v
 	}
 	return 1_000_000
+}
+
+// appendParallel appends entry(i) for i in [0, n) through l from writers
+// goroutines (group commit, as under the gateway's load); the first
+// error fails b. It lives here, not in a shared file, because
+// bench/search-compare.sh builds a base revision with only this file
+// copied in.
+func appendParallel(b *testing.B, l *audit.Log, n, writers int, entry func(i int) *audit.Entry) {
+	var wg sync.WaitGroup
+	errc := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += writers {
+				if _, err := l.Append(context.Background(), entry(i)); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkSearch searches a log of searchEntries() request entries
@@ -37,45 +68,29 @@ func BenchmarkSearch(b *testing.B) {
 	l, st := openLog(b, dir)
 	defer st.Close()
 	kinds := []string{audit.KindRequestAdmitted, audit.KindRequestCompleted, audit.KindRequestDenied}
-	var wg sync.WaitGroup
-	errc := make(chan error, 64)
-	for w := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += 64 {
-				e := &audit.Entry{
-					Kind:      kinds[i%len(kinds)],
-					RequestID: fmt.Sprintf("r-%d", i),
-					Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
-					Route:     []string{"chat", "embeddings", "fine-tune", "admin"}[i%4],
-					Model:     []string{"gpt-4o", "llama-3-70b", "mistral-7b"}[i%3],
-				}
-				if i == 1000 {
-					e.Principal.Subject = "zoe"
-				}
-				switch e.Kind {
-				case audit.KindRequestCompleted:
-					e.Outcome, e.Status = audit.OutcomeOK, 200
-				case audit.KindRequestDenied:
-					e.Decision = &audit.Decision{Action: "deny", Rule: fmt.Sprintf("rule-%d", i%5), PolicyVersion: "v1", Reason: "model not allowed for this group"}
-				default:
-					e.Decision = &audit.Decision{Action: "allow", Rule: "chat-default", PolicyVersion: "v1", Reason: "default allow"}
-					e.Params = map[string]any{"max_tokens": 256, "note": fmt.Sprintf("word%d quarterly", i%1000),
-						"user": fmt.Sprintf("user-%d@example.com", i%97)}
-				}
-				if _, err := l.Append(context.Background(), e); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
+	appendParallel(b, l, n, 64, func(i int) *audit.Entry {
+		e := &audit.Entry{
+			Kind:      kinds[i%len(kinds)],
+			RequestID: fmt.Sprintf("r-%d", i),
+			Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
+			Route:     []string{"chat", "embeddings", "fine-tune", "admin"}[i%4],
+			Model:     []string{"gpt-4o", "llama-3-70b", "mistral-7b"}[i%3],
+		}
+		if i == 1000 {
+			e.Principal.Subject = "zoe"
+		}
+		switch e.Kind {
+		case audit.KindRequestCompleted:
+			e.Outcome, e.Status = audit.OutcomeOK, 200
+		case audit.KindRequestDenied:
+			e.Decision = &audit.Decision{Action: "deny", Rule: fmt.Sprintf("rule-%d", i%5), PolicyVersion: "v1", Reason: "model not allowed for this group"}
+		default:
+			e.Decision = &audit.Decision{Action: "allow", Rule: "chat-default", PolicyVersion: "v1", Reason: "default allow"}
+			e.Params = map[string]any{"max_tokens": 256, "note": fmt.Sprintf("word%d quarterly", i%1000),
+				"user": fmt.Sprintf("user-%d@example.com", i%97)}
+		}
+		return e
+	})
 	ctx := context.Background()
 	if _, err := st.Search(ctx, audit.Query{Limit: 1}); err != nil { // index caught up
 		b.Fatal(err)
