@@ -97,6 +97,9 @@ func checks(rep *Report) []Check {
 			if l := x.ExportLag; l != nil {
 				c.Measured += fmt.Sprintf("; export lag when the load stopped: %.0f entries, %.2f s (catch-up throttle %.1f s in total)", l.Entries, l.Seconds, l.Throttled)
 			}
+			if x.SinkCPUPer1k > 0 {
+				c.Measured += fmt.Sprintf("; the NATS server on this machine used %.0f CPU-µs per request (not Warden's, but on the same cores; left out of other load)", x.SinkCPUPer1k*1000)
+			}
 			c.Verdict = judge(r >= 0.9 && x.Valid, x.disturbed(), f.disturbed())
 		} else {
 			c.Verdict, c.Measured = "not measured", exportStage+" or warden-full not available"
@@ -292,6 +295,7 @@ func (rep *Report) Markdown() string {
 		w("| target | proxy CPU µs per req | added µs per req | req/s × floor |\n|---|---:|---:|---:|\n")
 		wl := fmt.Sprintf("chat-c%d", n)
 		prev := -1.0
+		var sink []string
 		for _, r := range rep.Closed {
 			if r.Workload != wl || r.CPUPer1k < 0 {
 				continue
@@ -305,8 +309,17 @@ func (rep *Report) Markdown() string {
 			if r.Target != "nginx" {
 				prev = us
 			}
+			if r.SinkCPUPer1k > 0 {
+				sink = append(sink, fmt.Sprintf("%s: the NATS server (same machine) used %.0f CPU-µs per request besides the proxy's", r.Target, r.SinkCPUPer1k*1000))
+			}
 		}
 		w("\n")
+		for _, l := range sink {
+			w("%s.\n", l)
+		}
+		if len(sink) > 0 {
+			w("\n")
+		}
 	}
 
 	w("## Open loop at %.0f req/s (%s)\n\n", rep.OpenRate, rep.OpenRateBasis)

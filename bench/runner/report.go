@@ -103,7 +103,13 @@ type Row struct {
 	// on average during the measurements: noise that the ratios cannot
 	// remove when it is large.
 	OtherCores float64 `json:"other_cores"`
-	Valid      bool    `json:"valid"`
+	// SinkCPUPer1k is the CPU seconds per 1000 requests of the export
+	// stage's sink server when it runs on this machine (the NATS
+	// server): it shares the cores with the targets but is not Warden,
+	// so it is reported apart and left out of OtherCores (0: not an
+	// export stage, or the server is elsewhere or was not found).
+	SinkCPUPer1k float64 `json:"sink_cpu_s_per_1k,omitempty"`
+	Valid        bool    `json:"valid"`
 }
 
 // StreamRow is one target under the streaming workload (ms).
@@ -186,7 +192,7 @@ func (r *run) rows(wl string, cells map[string]*cell, conns int) []Row {
 			OK: c.res.OK, Non2xx: c.res.Non2xx, Errors: c.res.Errors, FirstError: c.res.FirstError,
 			CPUPer1k: cpuPer1k(c), Valid: c.res.Valid(),
 			GenCPUPer1k: per1k(c.genCPU, c.answers), UpstreamCPUPer1k: per1k(c.upCPU, c.answers),
-			OtherCores: otherCores(c),
+			OtherCores: otherCores(c), SinkCPUPer1k: sinkPer1k(c),
 		}
 		if c.res.SendLag != nil {
 			row.SendLagP99 = q(c.res.SendLag, 0.99)
@@ -251,6 +257,13 @@ func cpuPer1k(c *cell) float64 {
 		return -1
 	}
 	return per1k(c.cpu, c.answers)
+}
+
+func sinkPer1k(c *cell) float64 {
+	if !c.sinkOK {
+		return 0
+	}
+	return max(0, per1k(c.sinkCPU, c.answers))
 }
 
 func otherCores(c *cell) float64 {

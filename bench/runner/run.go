@@ -31,6 +31,11 @@ type cell struct {
 	// the measurements, and wall their total duration: their ratio says
 	// how many cores something else took (noise).
 	otherCPU, wall time.Duration
+	// sinkCPU is the CPU the target's sink server on this machine (the
+	// export stage's NATS server) used during the measurements, taken
+	// out of otherCPU; sinkOK is false when it could not be read.
+	sinkCPU time.Duration
+	sinkOK  bool
 	// exportLag is the export stage's lag when its last measurement
 	// ended (nil: not an export stage, or not scraped).
 	exportLag *ExportLag
@@ -200,9 +205,9 @@ func (r *run) available() []*Target {
 // cpuMark is the CPU time of the proxy, this process and the upstream at
 // the start of a measurement.
 type cpuMark struct {
-	proxy, gen, up, busy time.Duration
-	at                   time.Time
-	ok                   bool
+	proxy, gen, up, busy, sink time.Duration
+	at                         time.Time
+	ok, sinkOK                 bool
 }
 
 func (r *run) cpuStart(t *Target) cpuMark {
@@ -210,6 +215,11 @@ func (r *run) cpuStart(t *Target) cpuMark {
 	m.busy, _ = MachineBusy()
 	m.gen, _ = selfCPU()
 	m.up, _ = CPUTime(r.env.upProc.PID())
+	if t.sinkPID != 0 {
+		if st, err := readStat(t.sinkPID); err == nil {
+			m.sink, m.sinkOK = time.Duration(st.utime+st.stime)*time.Second/clockTick, true
+		}
+	}
 	if t.pid() == 0 {
 		return m
 	}
@@ -238,8 +248,16 @@ func (r *run) cpuEnd(c *cell, t *Target, m cpuMark) {
 	} else {
 		c.cpuOK = false
 	}
+	var sink time.Duration
+	if m.sinkOK {
+		if st, err := readStat(t.sinkPID); err == nil {
+			sink = time.Duration(st.utime+st.stime)*time.Second/clockTick - m.sink
+			c.sinkCPU += sink
+			c.sinkOK = true
+		}
+	}
 	if busy, err := MachineBusy(); err == nil {
-		c.otherCPU += max(0, busy-m.busy-gen-up-proxy)
+		c.otherCPU += max(0, busy-m.busy-gen-up-proxy-sink)
 		c.wall += time.Since(m.at)
 	}
 }

@@ -48,6 +48,10 @@ type Target struct {
 	proc  *Proc
 	admin string
 	pprof string // base URL of the pprof listener (-profile builds only)
+	// sinkPID is the export stage's sink server on this machine (the
+	// NATS server), 0 when there is none or it was not found: its CPU
+	// is reported apart from other load (listenerPID).
+	sinkPID int
 }
 
 // Available reports whether the target is measured.
@@ -286,6 +290,7 @@ func (e *env) startWarden(ctx context.Context, bin string, st configs.Stage) *Ta
 		d.NATSStream = "WARDENBENCH_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		d.NATSSubject = "wardenbench." + strings.ToLower(d.NATSStream)
 		e.natsStreams = append(e.natsStreams, d.NATSStream)
+		t.sinkPID = listenerPID(d.NATSURL)
 	}
 	if st.Policy != "" {
 		pol, err := configs.Render(st.Policy, d)
