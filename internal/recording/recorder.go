@@ -275,9 +275,11 @@ func (r *Recorder) Reserve(info Info) (*Capture, error) {
 		info.Start = r.now()
 	}
 	c := &Capture{r: r, info: info, id: r.newID(), lineBeg: true}
-	c.marks = &spillBuffer{dir: r.spill, threshold: r.thresh, budget: r.budget}
+	c.bufs[0] = spillBuffer{dir: r.spill, threshold: r.thresh, budget: r.budget}
+	c.marks = &c.bufs[0]
 	if info.Level == LevelFull {
-		c.body = &spillBuffer{dir: r.spill, threshold: r.thresh, budget: r.budget, encrypt: true}
+		c.bufs[1] = spillBuffer{dir: r.spill, threshold: r.thresh, budget: r.budget, encrypt: true}
+		c.body = &c.bufs[1]
 	}
 	return c, nil
 }
@@ -285,9 +287,15 @@ func (r *Recorder) Reserve(info Info) (*Capture, error) {
 // newID returns a recording id that sorts by creation time: 13 hex digits
 // of Unix milliseconds and 20 random hex digits.
 func (r *Recorder) newID() string {
+	// Built in one buffer: one allocation (the string) instead of three.
+	var t [8]byte
 	var b [10]byte
+	binary.BigEndian.PutUint64(t[:], uint64(max(r.now().UnixMilli(), 0)))
 	rand.Read(b[:])
-	return IDPrefix(r.now()) + hex.EncodeToString(b[:])
+	var id [16 + 20]byte
+	hex.Encode(id[:16], t[:])
+	hex.Encode(id[16:], b[:])
+	return string(id[3:])
 }
 
 // IDPrefix is the time part of the recording ids made at t (its Unix
