@@ -95,14 +95,19 @@ type Recorder struct {
 	builders int
 	queue    chan *commitReq
 	linger   time.Duration // commitLinger
-	// committerDone is closed when the committer has stopped.
-	committerDone chan struct{}
-	encs          sync.Pool
-	closing       atomic.Bool
-	closer        io.Closer // the object store, when Open opened it
-	stop          chan struct{}
-	stopped       sync.Once
-	wg            sync.WaitGroup
+	// buildersDone is closed when the last builder has stopped
+	// (buildersLeft counts them down): the committer then commits what
+	// is queued and stops.
+	buildersDone chan struct{}
+	buildersLeft atomic.Int32
+	// full wakes the lingering committer when a full batch is queued.
+	full    chan struct{}
+	encs    sync.Pool
+	closing atomic.Bool
+	closer  io.Closer // the object store, when Open opened it
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
 }
 
 type health struct {
@@ -137,7 +142,8 @@ func New(opts Options) (*Recorder, error) {
 		now: opts.Now, log: opts.Logger,
 		kick:   make(chan struct{}, 1),
 		builds: make(chan *buildJob), builders: max(2, runtime.GOMAXPROCS(0)), linger: commitLinger,
-		queue: make(chan *commitReq, commitQueue), committerDone: make(chan struct{}),
+		queue:        make(chan *commitReq, commitQueue),
+		buildersDone: make(chan struct{}), full: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 	}
 	if r.now == nil {
@@ -153,6 +159,7 @@ func New(opts Options) (*Recorder, error) {
 	}
 	r.probe(context.Background())
 	r.wg.Add(2 + r.builders)
+	r.buildersLeft.Store(int32(r.builders))
 	go r.prober()
 	go r.committer()
 	for range r.builders {
