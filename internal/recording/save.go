@@ -259,9 +259,13 @@ func (r *Recorder) committer() {
 // A commit's fixed cost (a transaction, two fsyncs: ~1 ms of CPU on the
 // 2-core bench machine) is shared by what arrives meanwhile: at the
 // harness's ~2000 recordings/s, 25 ms cut the recorder's CPU per
-// recording by ~13% against 10 ms; 50 ms gained nothing more (decision
-// 028).
-const commitLinger = 25 * time.Millisecond
+// recording by ~13% against 10 ms (decision 028). Since the committer
+// sleeps through the linger instead of waking for every arrival, 50 ms
+// takes another ~15% off at the stream workload's ~280 recordings/s
+// (BenchmarkRequestPaced) and a few % at 2000/s; 100 ms gained nothing
+// more (decision 032). Fewer commits also mean fewer fsyncs queueing
+// with the audit log's on the same disk.
+const commitLinger = 50 * time.Millisecond
 
 // commit stores the batch's objects, then their catalogue entries in one
 // transaction, and answers every request.
