@@ -481,6 +481,8 @@ type statusWriter struct {
 	// gets it).
 	recCode int
 	recDone bool
+	// flushed: Write has flushed everything written so far.
+	flushed bool
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -549,6 +551,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	n, err := s.ResponseWriter.Write(b)
+	s.flushed = false
 	s.bytes += int64(n)
 	if s.hash != nil {
 		s.hash.Write(b[:n])
@@ -560,10 +563,10 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.rec != nil {
 		if s.stream && n > 0 && err == nil {
 			// The proxy flushes after this returns; flushing first puts
-			// the recording after the bytes reach the client (the
-			// proxy's own flush then finds nothing to send, and reports
-			// a failure of the connection as it did before).
-			_ = http.NewResponseController(s.ResponseWriter).Flush()
+			// the recording after the bytes reach the client, and the
+			// proxy's flush then has nothing left to do (flushed). A
+			// failed flush is left for the proxy's to report.
+			s.flushed = http.NewResponseController(s.ResponseWriter).Flush() == nil
 		}
 		s.recHeader()
 		s.rec.Write(b[:n])
@@ -576,6 +579,11 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // once, before the masker has released anything).
 func (s *statusWriter) FlushError() error {
 	if s.hold {
+		return nil
+	}
+	if s.flushed {
+		// Write flushed these bytes already (a recorded stream).
+		s.flushed = false
 		return nil
 	}
 	return http.NewResponseController(s.ResponseWriter).Flush()
