@@ -279,6 +279,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.out = sw
 	g.forward(sw, r.WithContext(ctx), c)
 	sw.commitHeader() // an empty masked body
+	sw.recHeader()    // a stream that sent no body
 	c.status = sw.status
 	if c.status == 0 {
 		c.status = http.StatusOK
@@ -363,8 +364,12 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	ub.stream()
-	if c.mask.m != nil && c.out != nil && !isEventStream(resp.Header) {
-		c.out.hold = true
+	if c.out != nil {
+		if isEventStream(resp.Header) {
+			c.out.stream = true
+		} else if c.mask.m != nil {
+			c.out.hold = true
+		}
 	}
 	added := g.now().Sub(c.start) - c.upstreamHdr
 	c.added = added
@@ -465,6 +470,19 @@ type statusWriter struct {
 	hold bool
 	// sent: the status line has been passed to the ResponseWriter.
 	sent bool
+	// stream: the response is an event stream, which the reverse proxy
+	// flushes after every write. When recording, Write flushes it
+	// itself before teeing into the recording, and the status line is
+	// recorded after that first flush: nothing of the recording comes
+	// between the upstream's bytes and the client (decision 032).
+	stream bool
+	// recCode: the status line sent to the client, until it is recorded
+	// (recHeader; for a stream, timed at its first flush, when the client
+	// gets it).
+	recCode int
+	recDone bool
+	// flushed: Write has flushed everything written so far.
+	flushed bool
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -481,7 +499,28 @@ func (s *statusWriter) WriteHeader(code int) {
 		s.sent = true
 	}
 	s.ResponseWriter.WriteHeader(code)
-	s.rec.WriteHeader(code, s.Header())
+	s.noteHeader(code)
+}
+
+// noteHeader takes note of a status line sent to the client for the
+// recording: recorded at once, or for a stream after its first flush.
+func (s *statusWriter) noteHeader(code int) {
+	if s.rec == nil || s.recCode != 0 || (code < 200 && code != http.StatusSwitchingProtocols) {
+		return
+	}
+	s.recCode = code
+	if !s.stream {
+		s.recHeader()
+	}
+}
+
+// recHeader records the status line noted by noteHeader, once.
+func (s *statusWriter) recHeader() {
+	if s.recCode == 0 || s.recDone {
+		return
+	}
+	s.recDone = true
+	s.rec.WriteHeader(s.recCode, s.Header())
 }
 
 // commitHeader passes a held status line on, once.
@@ -512,15 +551,26 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	n, err := s.ResponseWriter.Write(b)
+	s.flushed = false
 	s.bytes += int64(n)
 	if s.hash != nil {
 		s.hash.Write(b[:n])
 	}
 	if implicit {
 		s.sent = true
-		s.rec.WriteHeader(http.StatusOK, s.Header())
+		s.noteHeader(http.StatusOK)
 	}
-	s.rec.Write(b[:n])
+	if s.rec != nil {
+		if s.stream && n > 0 && err == nil {
+			// The proxy flushes after this returns; flushing first puts
+			// the recording after the bytes reach the client, and the
+			// proxy's flush then has nothing left to do (flushed). A
+			// failed flush is left for the proxy's to report.
+			s.flushed = http.NewResponseController(s.ResponseWriter).Flush() == nil
+		}
+		s.recHeader()
+		s.rec.Write(b[:n])
+	}
 	return n, err
 }
 
@@ -529,6 +579,11 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // once, before the masker has released anything).
 func (s *statusWriter) FlushError() error {
 	if s.hold {
+		return nil
+	}
+	if s.flushed {
+		// Write flushed these bytes already (a recorded stream).
+		s.flushed = false
 		return nil
 	}
 	return http.NewResponseController(s.ResponseWriter).Flush()

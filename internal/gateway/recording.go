@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/wardenhq/warden/internal/apierr"
 	"github.com/wardenhq/warden/internal/audit"
@@ -107,10 +106,6 @@ func captureRequest(c *call, in, out *http.Request) {
 	})
 }
 
-// recordingSave bounds Finish in the completion path (the recorder has
-// its own save_timeout too).
-const recordingSave = time.Minute
-
 // finishRecording stores the capture (in the background completion path,
 // never on the client's) and returns the summary for the terminal entry,
 // or nil when nothing was to be recorded.
@@ -125,9 +120,10 @@ func (g *Gateway) finishRecording(rec *recording.Capture, level recording.Level,
 		g.metrics.recordings.WithLabelValues(string(recording.OutcomeFailed)).Inc()
 		return out
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), recordingSave)
-	defer cancel()
-	res := rec.Finish(ctx)
+	// Finish is bounded by the recorder's save_timeout (it makes its own
+	// deadline): a second timer here only cost a context and a timer per
+	// request.
+	res := rec.Finish(context.Background())
 	out["id"] = res.ID
 	out["outcome"] = string(res.Outcome)
 	if res.Outcome == recording.OutcomeStored {

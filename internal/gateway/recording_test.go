@@ -333,3 +333,112 @@ func openRecorder(t *testing.T, dir string, def recording.Level) (recording.Conf
 	t.Cleanup(func() { rec.Close() })
 	return rc, rec
 }
+
+// flushClockWriter is a ResponseWriter whose Flush advances a clock by a
+// second: what a recording notes before a flush is timed before it.
+type flushClockWriter struct {
+	h       http.Header
+	body    bytes.Buffer
+	status  int
+	flushes int
+	t       atomic.Int64 // seconds after the start
+}
+
+func (w *flushClockWriter) Header() http.Header         { return w.h }
+func (w *flushClockWriter) WriteHeader(code int)        { w.status = code }
+func (w *flushClockWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
+func (w *flushClockWriter) Flush()                      { w.flushes++; w.t.Add(1) }
+
+// TestRecordingOfAStreamFollowsItsFlush: for an event stream the
+// recording takes the status line and each write only after the bytes
+// were flushed to the client, so recording adds nothing before the
+// client's first byte (decision 032): with a clock that a flush moves on
+// by a second, the recorded header and first event are timed after the
+// first flush. The recording still holds exactly the bytes sent, and the
+// client gets one flush a write, as without recording.
+func TestRecordingOfAStreamFollowsItsFlush(t *testing.T) {
+	dir := t.TempDir()
+	rc := recording.Config{Default: recording.LevelFull}
+	rc.SetDefaults()
+	rc.Resolve(dir)
+	cat, err := sqlite.OpenRecordingCatalog(context.Background(), filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	start := time.Unix(1764565200, 0)
+	w := &flushClockWriter{h: http.Header{}}
+	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{
+		Now: func() time.Time { return start.Add(time.Duration(w.t.Load()) * time.Second) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	for _, stream := range []bool{true, false} {
+		c, err := rec.Reserve(recording.Info{RequestID: "req-flush", Start: start, Level: recording.LevelFull})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.t.Store(0)
+		w.flushes = 0
+		w.body.Reset()
+		w.h = http.Header{"Content-Type": {"text/event-stream"}}
+		if !stream {
+			w.h = http.Header{"Content-Type": {"application/json"}}
+		}
+		sw := &statusWriter{ResponseWriter: w, rec: c, stream: stream}
+		// What the reverse proxy does with a stream: the status line,
+		// then each write followed by a flush.
+		sw.WriteHeader(200)
+		events := []string{"data: {\"role\":\"assistant\"}\n\n", "data: hello\n\n", "data: [DONE]\n\n"}
+		for _, ev := range events {
+			if _, err := sw.Write([]byte(ev)); err != nil {
+				t.Fatal(err)
+			}
+			if err := sw.FlushError(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sw.recHeader()
+		res := c.Finish(context.Background())
+		if res.Outcome != recording.OutcomeStored {
+			t.Fatal(res.Err)
+		}
+		r, _, err := rec.Load(context.Background(), res.ID, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.ResponseBody) != strings.Join(events, "") || w.body.String() != string(r.ResponseBody) {
+			t.Errorf("stream %v: recorded %q, the client got %q", stream, r.ResponseBody, w.body.String())
+		}
+		marks := r.Marks
+		if len(marks) != len(events) {
+			t.Fatalf("stream %v: %d marks, want %d", stream, len(marks), len(events))
+		}
+		if stream {
+			// Ours, before recording; the proxy's finds nothing left
+			// and is not passed on: one a write, as without recording.
+			if w.flushes != len(events) {
+				t.Errorf("%d flushes, want %d", w.flushes, len(events))
+			}
+			// Only the flush right after a write is skipped: a later one
+			// goes through.
+			w.Write([]byte("x"))
+			if err := sw.FlushError(); err != nil || w.flushes != len(events)+1 {
+				t.Errorf("a later flush: %v, %d flushes", err, w.flushes)
+			}
+			if r.Meta.Response.HeaderAtNS < int64(time.Second) || marks[0].AtNS < int64(time.Second) {
+				t.Errorf("the status line (at %v) or the first event (at %v) was recorded before the first flush",
+					time.Duration(r.Meta.Response.HeaderAtNS), time.Duration(marks[0].AtNS))
+			}
+		} else if w.flushes != len(events) || r.Meta.Response.HeaderAtNS != 0 {
+			// Not a stream: nothing changes (the header is recorded when
+			// written; no flush of ours).
+			t.Errorf("not a stream: %d flushes, header at %v", w.flushes, time.Duration(r.Meta.Response.HeaderAtNS))
+		}
+		if r.Meta.Response.Status != 200 || r.Meta.Response.SSE != stream {
+			t.Errorf("stream %v: recorded status %d, sse %v", stream, r.Meta.Response.Status, r.Meta.Response.SSE)
+		}
+	}
+}

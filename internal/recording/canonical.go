@@ -67,13 +67,26 @@ func AppendMark(dst []byte, m Mark) []byte {
 
 // MarshalMeta returns the canonical JSON of m.
 func MarshalMeta(m *Meta) ([]byte, error) {
-	if b, ok := appendMeta(make([]byte, 0, metaSizeHint(m)), m); ok {
-		if len(b) > MaxMetaSize {
-			return nil, fmt.Errorf("recording: meta is %d bytes, more than %d", len(b), MaxMetaSize)
+	return appendMetaChecked(make([]byte, 0, metaSizeHint(m)), m)
+}
+
+// appendMetaChecked appends the canonical JSON of m to dst (MarshalMeta
+// into a buffer of the caller's). After an error the result still spans
+// every byte appended, so that the caller can wipe it.
+func appendMetaChecked(dst []byte, m *Meta) ([]byte, error) {
+	n := len(dst)
+	b, ok := appendMeta(slices.Grow(dst, metaSizeHint(m)), m)
+	if !ok {
+		j, err := marshalMetaJSON(m)
+		if err != nil {
+			return b, err
 		}
-		return b, nil
+		b = append(b[:n], j...)
 	}
-	return marshalMetaJSON(m)
+	if len(b)-n > MaxMetaSize {
+		return b, fmt.Errorf("recording: meta is %d bytes, more than %d", len(b)-n, MaxMetaSize)
+	}
+	return b, nil
 }
 
 // marshalMetaJSON is MarshalMeta through encoding/json: the definition of

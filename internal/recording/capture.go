@@ -71,18 +71,20 @@ type Capture struct {
 	sse       bool
 	body      *spillBuffer // nil at level metadata
 	marks     *spillBuffer
-	scratch   []byte
-	size      int64
-	nMarks    int
-	events    int
-	lastAt    int64
-	pend      Mark
-	hasPend   bool
-	pendCR    bool // pend ended at a CR that a LF may still extend
-	lineBeg   bool // at the start of an SSE line
-	afterCR   bool // the previous byte was CR
-	err       error
-	finished  bool
+	// bufs holds marks and body: one allocation per capture, not three.
+	bufs     [2]spillBuffer
+	scratch  []byte
+	size     int64
+	nMarks   int
+	events   int
+	lastAt   int64
+	pend     Mark
+	hasPend  bool
+	pendCR   bool // pend ended at a CR that a LF may still extend
+	lineBeg  bool // at the start of an SSE line
+	afterCR  bool // the previous byte was CR
+	err      error
+	finished bool
 }
 
 // ID is the recording id this capture will store under.

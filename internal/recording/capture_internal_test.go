@@ -304,3 +304,62 @@ func TestBudgetGrain(t *testing.T) {
 		t.Errorf("budget not returned: %d", got)
 	}
 }
+
+// TestNewIDLayout: an id is IDPrefix of its creation time followed by 20
+// random hex digits, so ids sort by creation time and IDPrefix bounds them.
+func TestNewIDLayout(t *testing.T) {
+	at := time.UnixMilli(1764565200123)
+	r := &Recorder{now: func() time.Time { return at }}
+	seen := map[string]bool{}
+	for range 100 {
+		id := r.newID()
+		if len(id) != 33 || !strings.HasPrefix(id, IDPrefix(at)) {
+			t.Fatalf("id %q: want 33 characters starting with %q", id, IDPrefix(at))
+		}
+		if err := validID(id); err != nil {
+			t.Fatal(err)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
+	}
+	if a, b := IDPrefix(at), IDPrefix(at.Add(time.Millisecond)); a >= b {
+		t.Fatalf("prefixes do not sort: %q then %q", a, b)
+	}
+}
+
+// TestSpillChunkSizes: a buffer whose first write is small starts with a
+// small chunk and continues in large ones; the bytes read back are the
+// bytes written, across the chunk boundaries, whatever the write sizes.
+func TestSpillChunkSizes(t *testing.T) {
+	for _, sizes := range [][]int{{10}, {memChunkSmall}, {memChunkSmall + 1}, {100, memChunkSmall, 3 * memChunk}, {memChunkSmall - 1, 1, 1, memChunk}} {
+		b := &spillBuffer{threshold: 1 << 30}
+		var want []byte
+		for i, n := range sizes {
+			p := bytes.Repeat([]byte{byte('a' + i)}, n)
+			if _, err := b.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, p...)
+		}
+		if first := cap(b.mem[0]); (sizes[0] <= memChunkSmall) != (first == memChunkSmall) {
+			t.Errorf("sizes %v: first chunk of %d bytes", sizes, first)
+		}
+		for _, c := range b.mem[1:] {
+			if cap(c) != memChunk {
+				t.Errorf("sizes %v: a later chunk of %d bytes", sizes, cap(c))
+			}
+		}
+		body, err := b.Body()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		got.ReadFrom(body.R)
+		if !bytes.Equal(got.Bytes(), want) || body.Size != int64(len(want)) {
+			t.Errorf("sizes %v: read back %d bytes (size %d), want %d", sizes, got.Len(), body.Size, len(want))
+		}
+		b.Close()
+	}
+}

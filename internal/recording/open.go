@@ -106,8 +106,7 @@ func (r *Recorder) open(ctx context.Context, e Entry) (*Opened, error) {
 		body.Close()
 		return nil, err
 	}
-	dec, err := zstd.NewReader(or, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(8<<20))
+	dec, err := newDecoder(or)
 	if err != nil {
 		body.Close()
 		return nil, fmt.Errorf("recording %s: decompressor: %w", e.ID, err)
@@ -240,4 +239,12 @@ func (r *Recorder) VerifyAll(ctx context.Context, fn func(Entry, error) error) e
 		}
 		after = es[len(es)-1].ID
 	}
+}
+
+// newDecoder is the decompressor of every stored object, whatever
+// encoder settings wrote it (with or without the entropy stage or the
+// frame checksum: decision 032).
+func newDecoder(r io.Reader) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(8<<20))
 }

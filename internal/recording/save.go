@@ -15,10 +15,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Saving a recording has two steps. Finish builds the object on the
-// caller's goroutine (CPU: canonical form, zstd, AES-GCM; at most
-// GOMAXPROCS at once), then hands it to the committer, which makes whole
-// batches durable together: the objects (a BatchPutter such as FSStore
+// Saving a recording has two steps. A builder goroutine builds the
+// object (CPU: canonical form, zstd, AES-GCM; GOMAXPROCS builders) and
+// queues it for the committer, which makes whole batches durable
+// together and answers the Finish waiting for it: the objects (a BatchPutter such as FSStore
 // syncs a batch with one journal commit; other stores get parallel Puts)
 // and then the catalogue entries in one transaction. One sync for many
 // recordings, instead of three per recording, is what keeps recording
@@ -34,13 +34,24 @@ type commitReq struct {
 	ctx   context.Context
 	obj   Object
 	entry Entry
-	done  chan error
+	done  chan error // buffered: the answer never blocks
+}
+
+// answer tells the waiting save how the commit went.
+func (req *commitReq) answer(err error) {
+	if err != nil {
+		err = fmt.Errorf("recording %s: %w", req.entry.ID, err)
+	}
+	req.done <- err
 }
 
 // errClosedRecorder: Finish after Close.
 var errClosedRecorder = errors.New("recording: recorder closed")
 
-// save builds c's object and waits until the committer made it durable.
+// save has a builder build c's object and queue it for the committer,
+// and waits until the committer made it durable. The builder queues the
+// object itself and the committer answers the waiting Finish directly:
+// one hand-off between goroutines each way, not two.
 func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.saveTo)
 	defer cancel()
@@ -49,96 +60,100 @@ func (r *Recorder) save(ctx context.Context, c *Capture) (Digest, int64, error) 
 	}
 	obj := &spillBuffer{dir: r.spill, threshold: 1 << 20, budget: r.budget}
 	defer obj.Close()
-	m, d, dk, err := r.build(ctx, c, obj)
-	if err != nil {
-		return Digest{}, 0, err
-	}
-	defer clear(dk)
-	body, err := obj.Body()
-	if err != nil {
-		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, err)
-	}
-	kek := r.keys.Current()
-	wrapped, err := kek.Wrap(dk, c.id)
-	if err != nil {
-		return Digest{}, 0, err
-	}
-	req := &commitReq{
-		ctx: ctx,
-		obj: Object{Name: objectName(c.id, m.StartedAt), Body: body.R, Size: body.Size},
-		entry: Entry{
-			ID: c.id, RequestID: m.RequestID, Principal: m.Principal, Route: m.Route, Level: m.Level,
-			StartedAt: m.StartedAt, Size: body.Size, Digest: d, KEKID: kek.ID(),
-			WrappedKey: wrapped, CreatedAt: r.now().UTC(),
-		},
-		done: make(chan error, 1),
-	}
+	j := &buildJob{ctx: ctx, c: c, obj: obj, done: make(chan error, 1)}
 	select {
-	case r.queue <- req:
+	case r.builds <- j:
 	case <-ctx.Done():
-		return Digest{}, 0, fmt.Errorf("recording %s: waiting to commit: %w", c.id, ctx.Err())
+		return Digest{}, 0, fmt.Errorf("recording %s: waiting to build: %w", c.id, ctx.Err())
 	case <-r.stop:
 		return Digest{}, 0, errClosedRecorder
 	}
-	// The committer reads the object: wait for its answer before
-	// releasing obj. It answers everything it dequeued, and drains the
-	// queue when it stops; a request that slipped in after that gets no
-	// answer, which committerDone reveals.
-	var cerr error
-	select {
-	case cerr = <-req.done:
-	case <-r.committerDone:
-		select {
-		case cerr = <-req.done:
-		default:
-			cerr = errClosedRecorder
-		}
+	// Every job a builder took is answered exactly once: by the builder
+	// when building or queueing fails, else by the committer, which runs
+	// until every builder has stopped and then commits what is queued.
+	// Until then the builder or the committer may read c and obj.
+	if err := <-j.done; err != nil {
+		return Digest{}, 0, err
 	}
-	if cerr != nil {
-		return Digest{}, 0, fmt.Errorf("recording %s: %w", c.id, cerr)
-	}
-	return d, body.Size, nil
+	return j.d, j.size, nil
 }
 
 type buildJob struct {
-	ctx  context.Context
-	c    *Capture
-	obj  io.Writer
-	m    *Meta
+	ctx context.Context
+	c   *Capture
+	obj *spillBuffer
+	// d and size are set by the builder before it queues the object
+	// (read by save after done).
 	d    Digest
-	dk   []byte
-	err  error
-	done chan struct{}
+	size int64
+	done chan error
 }
 
-// builder builds the objects handed to it until Close.
+// builder builds the objects handed to it, and queues them for the
+// committer, until Close.
 func (r *Recorder) builder() {
 	defer r.wg.Done()
+	defer func() {
+		if r.buildersLeft.Add(-1) == 0 {
+			close(r.buildersDone)
+		}
+	}()
 	for {
 		select {
 		case j := <-r.builds:
-			j.m, j.d, j.dk, j.err = r.buildObject(j.ctx, j.c, j.obj)
-			close(j.done)
+			r.buildAndQueue(j)
 		case <-r.stop:
 			return
 		}
 	}
 }
 
-// build has a builder write c's object into obj and waits for it.
-func (r *Recorder) build(ctx context.Context, c *Capture, obj io.Writer) (*Meta, Digest, []byte, error) {
-	j := &buildJob{ctx: ctx, c: c, obj: obj, done: make(chan struct{})}
-	select {
-	case r.builds <- j:
-	case <-ctx.Done():
-		return nil, Digest{}, nil, fmt.Errorf("recording %s: waiting to build: %w", c.id, ctx.Err())
-	case <-r.stop:
-		return nil, Digest{}, nil, errClosedRecorder
+// buildAndQueue builds j's object and queues it for the committer, or
+// answers j with the failure.
+func (r *Recorder) buildAndQueue(j *buildJob) {
+	c := j.c
+	m, d, dk, err := r.buildObject(j.ctx, c, j.obj)
+	if err != nil {
+		j.done <- err
+		return
 	}
-	// A builder that took the job finishes it (it looks at stop only
-	// between jobs); obj and c stay in use until then.
-	<-j.done
-	return j.m, j.d, j.dk, j.err
+	defer clear(dk)
+	body, err := j.obj.Body()
+	if err != nil {
+		j.done <- fmt.Errorf("recording %s: %w", c.id, err)
+		return
+	}
+	kek := r.keys.Current()
+	wrapped, err := kek.Wrap(dk, c.id)
+	if err != nil {
+		j.done <- err
+		return
+	}
+	j.d, j.size = d, body.Size
+	req := &commitReq{
+		ctx: j.ctx,
+		obj: Object{Name: objectName(c.id, m.StartedAt), Body: body.R, Size: body.Size},
+		entry: Entry{
+			ID: c.id, RequestID: m.RequestID, Principal: m.Principal, Route: m.Route, Level: m.Level,
+			StartedAt: m.StartedAt, Size: body.Size, Digest: d, KEKID: kek.ID(),
+			WrappedKey: wrapped, CreatedAt: r.now().UTC(),
+		},
+		done: j.done,
+	}
+	// No case for stop: the committer runs until the builders have
+	// stopped, so this send completes (or the save times out).
+	select {
+	case r.queue <- req:
+		if len(r.queue) >= maxBatch-1 {
+			// A full batch is waiting: no need to linger.
+			select {
+			case r.full <- struct{}{}:
+			default:
+			}
+		}
+	case <-j.ctx.Done():
+		j.done <- fmt.Errorf("recording %s: waiting to commit: %w", c.id, j.ctx.Err())
+	}
 }
 
 // buildObject writes c's object into obj: canonical form → zstd → sealed
@@ -181,8 +196,9 @@ func (r *Recorder) buildObject(ctx context.Context, c *Capture, obj io.Writer) (
 	return m, d, dk, nil
 }
 
-// committer makes queued recordings durable in batches until Close;
-// then it commits what is still queued and stops. A batch gathers what
+// committer makes queued recordings durable in batches until Close
+// has stopped every builder; then it commits what is still queued and
+// stops. A batch gathers what
 // arrives within commitLinger of its first recording (up to maxBatch):
 // at moderate rates (a few hundred streams a second) a commit would
 // otherwise carry one or two recordings, and its fixed cost — a
@@ -190,14 +206,15 @@ func (r *Recorder) buildObject(ctx context.Context, c *Capture, obj io.Writer) (
 // own fsync on the same disk — would be paid per recording.
 func (r *Recorder) committer() {
 	defer r.wg.Done()
-	defer close(r.committerDone)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	for {
 		var first *commitReq
 		select {
 		case first = <-r.queue:
-		case <-r.stop:
+		case <-r.buildersDone:
+			// Close: every builder has stopped, so nothing more is
+			// queued; commit what is.
 			for {
 				select {
 				case req := <-r.queue:
@@ -208,19 +225,31 @@ func (r *Recorder) committer() {
 			}
 		}
 		batch := []*commitReq{first}
-		linger.Reset(r.linger)
+		// The committer sleeps through the linger instead of waking for
+		// every recording that arrives (one scheduler hand-off per
+		// recording less), unless a full batch is already waiting.
+		select {
+		case <-r.full:
+		default:
+		}
+		if len(r.queue) < maxBatch-1 {
+			linger.Reset(r.linger)
+			select {
+			case <-linger.C:
+			case <-r.full:
+			case <-r.buildersDone:
+			}
+			linger.Stop()
+		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case req := <-r.queue:
 				batch = append(batch, req)
-			case <-linger.C:
-				break fill
-			case <-r.stop:
+			default:
 				break fill
 			}
 		}
-		linger.Stop()
 		r.commit(batch)
 	}
 }
@@ -230,9 +259,13 @@ func (r *Recorder) committer() {
 // A commit's fixed cost (a transaction, two fsyncs: ~1 ms of CPU on the
 // 2-core bench machine) is shared by what arrives meanwhile: at the
 // harness's ~2000 recordings/s, 25 ms cut the recorder's CPU per
-// recording by ~13% against 10 ms; 50 ms gained nothing more (decision
-// 028).
-const commitLinger = 25 * time.Millisecond
+// recording by ~13% against 10 ms (decision 028). Since the committer
+// sleeps through the linger instead of waking for every arrival, 50 ms
+// takes another ~15% off at the stream workload's ~280 recordings/s
+// (BenchmarkRequestPaced) and a few % at 2000/s; 100 ms gained nothing
+// more (decision 032). Fewer commits also mean fewer fsyncs queueing
+// with the audit log's on the same disk.
+const commitLinger = 50 * time.Millisecond
 
 // commit stores the batch's objects, then their catalogue entries in one
 // transaction, and answers every request.
@@ -240,7 +273,7 @@ func (r *Recorder) commit(batch []*commitReq) {
 	live := batch[:0:0]
 	for _, req := range batch {
 		if err := req.ctx.Err(); err != nil {
-			req.done <- fmt.Errorf("waiting to commit: %w", err)
+			req.answer(fmt.Errorf("waiting to commit: %w", err))
 			continue
 		}
 		live = append(live, req)
@@ -255,11 +288,11 @@ func (r *Recorder) commit(batch []*commitReq) {
 		objs[i] = req.obj
 	}
 	res := r.putObjects(ctx, objs)
-	var entries []Entry
-	var stored []*commitReq
+	entries := make([]Entry, 0, len(live))
+	stored := make([]*commitReq, 0, len(live))
 	for i, req := range live {
 		if res[i].Err != nil {
-			req.done <- fmt.Errorf("store object: %w", res[i].Err)
+			req.answer(fmt.Errorf("store object: %w", res[i].Err))
 			continue
 		}
 		req.entry.Object = res[i].Locator
@@ -275,12 +308,12 @@ func (r *Recorder) commit(batch []*commitReq) {
 			if derr := r.blobs.Delete(ctx, req.entry.Object); derr != nil {
 				r.log.Warn("recording: removing an object without a catalogue entry failed", "object", req.entry.Object, "err", derr)
 			}
-			req.done <- fmt.Errorf("catalogue: %w", err)
+			req.answer(fmt.Errorf("catalogue: %w", err))
 		}
 		return
 	}
 	for _, req := range stored {
-		req.done <- nil
+		req.answer(nil)
 	}
 }
 
@@ -343,7 +376,12 @@ func putPlainBuf(b *[]byte, wipe bool) {
 // Close; safe for concurrent use). The plaintext is wiped from the buffer
 // before it is reused.
 func (r *Recorder) encodeSmall(w io.Writer, m *Meta, reqBody []byte, timing, resp Body) (Digest, error) {
-	meta, err := MarshalMeta(m)
+	// The meta JSON goes into a pooled buffer too (wiped: it holds the
+	// recorded headers) instead of a fresh one per recording.
+	metaBuf := getPlainBuf()
+	defer putPlainBuf(metaBuf, true)
+	meta, err := appendMetaChecked((*metaBuf)[:0], m)
+	*metaBuf = meta
 	if err != nil {
 		return Digest{}, err
 	}
@@ -398,8 +436,16 @@ var zstdOptions = []zstd.EOption{
 // smallEncoder is the encoder of encodeSmall, shared by every recorder of
 // the process: EncodeAll keeps one block encoder per concurrent call, up
 // to its concurrency (as many as there are builders).
+//
+// It skips zstd's entropy stage (huff0 literals; sequences still use
+// FSE): for a recording of a few KB the stage's fixed cost per call —
+// counting symbols and building tables — was more than half of EncodeAll,
+// ~8.3 → ~3.8 µs of CPU on the bench's chat call, for objects ~35–42%
+// larger (1.3 → 1.8 KB; BenchmarkZstdOptions, decision 032). Recordings
+// above smallObject keep the entropy stage (encodeStream): there its cost
+// is spread over the size, and the size is what matters.
 var smallEncoder = sync.OnceValue(func() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, append(zstdOptions, zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))))...)
+	e, err := zstd.NewWriter(nil, append(zstdOptions, zstd.WithNoEntropyCompression(true), zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))))...)
 	if err != nil {
 		panic(fmt.Sprintf("recording: compressor: %v", err)) // constant options
 	}
