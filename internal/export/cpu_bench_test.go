@@ -78,6 +78,42 @@ func BenchmarkMapEntryCPU(b *testing.B) {
 	t.report(b, b.N, "entry")
 }
 
+// benchMapFed maps an entry as the commit feed delivers it (the entry
+// as appended, with its bytes). The default is what the exporter did
+// before decision 031 — settle it with Entry.Recorded, then map —; a
+// file of later revisions (fedmap_bench_test.go) sets the current path.
+var benchMapFed = func(m *Mapper, e *audit.Entry, data []byte) (Event, error) {
+	r, ok := e.Recorded()
+	if !ok {
+		var err error
+		if r, err = audit.DecodeEntry(e.Seq, data); err != nil {
+			return Event{}, err
+		}
+	}
+	return m.Entry(r, data, nil)
+}
+
+// BenchmarkMapFedEntryCPU is the exporter's per-entry work on a typical
+// request.completed entry fed at commit (the gateway's usual case): from
+// the entry as appended to the encoded event.
+func BenchmarkMapFedEntryCPU(b *testing.B) {
+	e, data := benchEntry(b)
+	e.Params = map[string]any{"temperature": 0.2, "stream": true, "max_tokens": 512} // Go types, as appended
+	var err error
+	if data, err = audit.Marshal(e); err != nil {
+		b.Fatal(err)
+	}
+	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	b.ReportAllocs()
+	t := startCPU()
+	for b.Loop() {
+		if _, err := benchMapFed(&m, e, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t.report(b, b.N, "entry")
+}
+
 // BenchmarkExportFileNATS is the harness's warden-full+export stage in
 // miniature: a real SQLite log of b.N request entries (checkpoint every
 // 1000) exported through LogSource to a file sink (fsync per batch) and

@@ -444,6 +444,14 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 	}
 	r.mu.Unlock()
 	if r.t.Filter != nil {
+		// The filter sees the entry as decoded (CEL over its fields).
+		if it.fed {
+			var err error
+			if it, err = it.settled(); err != nil {
+				return Event{}, false, err
+			}
+			e = it.Entry
+		}
 		fr.add(tlog.RecordHash(data))
 		ok, err := r.t.Filter.Match(e, data)
 		if err != nil {
@@ -458,7 +466,7 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, nil
 		}
 	}
-	ev, err := r.x.mapShared(&r.mapper, e, data)
+	ev, err := r.x.mapShared(&r.mapper, e, data, it.fed)
 	if err != nil {
 		return Event{}, false, err
 	}
@@ -479,7 +487,10 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 // case) would otherwise each map it, as they reach it at the same time.
 // One mapping at a time; the loser of a race waits and finds the
 // winner's event in the cache.
-func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte) (Event, error) {
+//
+// fed: e is the entry as the log appended it (Item.fed), mapped with
+// Mapper.entryFed.
+func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte, fed bool) (Event, error) {
 	key := 2 * e.Seq
 	if m.DropParams {
 		key++
@@ -492,7 +503,13 @@ func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte) (Event, err
 	if ev, ok := x.events.get(key); ok {
 		return ev, nil
 	}
-	ev, err := m.Entry(e, data, nil)
+	var ev Event
+	var err error
+	if fed {
+		ev, err = m.entryFed(e, data)
+	} else {
+		ev, err = m.Entry(e, data, nil)
+	}
 	if err != nil {
 		return Event{}, err
 	}

@@ -302,3 +302,78 @@ func TestMappingGolden(t *testing.T) {
 		t.Fatalf("%d golden sums, %d random cases", i, len(rnd))
 	}
 }
+
+// entryFedMatches checks that entryFed maps e (as appended) to the bytes
+// Entry maps its decoded form to, with and without parameters; it
+// reports whether e took the direct path.
+func entryFedMatches(t testing.TB, e *audit.Entry) bool {
+	t.Helper()
+	data, err := audit.Marshal(e)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	d, err := audit.DecodeEntry(e.Seq, data)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	for _, drop := range []bool{false, true} {
+		m := Mapper{Origin: "warden-audit", ProductVersion: "1.2.3", DropParams: drop}
+		got, err := m.entryFed(e, data)
+		if err != nil {
+			t.Fatalf("entryFed: %v", err)
+		}
+		want, err := m.Entry(d, data, nil)
+		if err != nil {
+			t.Fatalf("map decoded: %v", err)
+		}
+		if !bytes.Equal(got.JSON, want.JSON) || got.UID != want.UID || got.Seq != want.Seq || got.Kind != want.Kind ||
+			!got.Time.Equal(want.Time) || got.Severity != want.Severity || got.leaf != want.leaf {
+			t.Fatalf("entry %d (%s, drop_params %v) maps differently as appended:\n got %s\nwant %s", e.Seq, e.Kind, drop, got.JSON, want.JSON)
+		}
+	}
+	return e.Recordable()
+}
+
+// TestEntryFedMatchesDecoded: an entry mapped as the log appended it
+// (the commit feed's entries) gives the same event as the entry decoded
+// from its bytes (a store read), for every catalogue sample and for
+// randomized entries with Go numbers, string lists and maps, other
+// time zones, unrecorded principal fields and invalid UTF-8; both the
+// direct path and the decoding fallback are exercised.
+func TestEntryFedMatchesDecoded(t *testing.T) {
+	direct, fallback := 0, 0
+	count := func(ok bool) {
+		if ok {
+			direct++
+		} else {
+			fallback++
+		}
+	}
+	for _, e := range catalogueEntries() {
+		count(entryFedMatches(t, e))
+	}
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	for _, e := range randomEntries(2, n) {
+		count(entryFedMatches(t, e))
+	}
+	t.Logf("%d entries mapped directly, %d decoded first", direct, fallback)
+	if direct < n/10 || fallback < n/10 {
+		t.Fatalf("the randomized entries took the direct path %d times and the fallback %d times: both must be exercised", direct, fallback)
+	}
+}
+
+// FuzzEntryFed: for any randomized entry, mapping it as appended equals
+// mapping it decoded.
+func FuzzEntryFed(f *testing.F) {
+	for s := range uint64(8) {
+		f.Add(s, uint8(s))
+	}
+	kinds := append(append([]string(nil), catalogue...), "x.unknown")
+	f.Fuzz(func(t *testing.T, seed uint64, k uint8) {
+		r := rand.New(rand.NewPCG(seed, uint64(k)))
+		entryFedMatches(t, randomEntry(r, kinds[int(k)%len(kinds)], int64(seed>>1)))
+	})
+}

@@ -88,6 +88,28 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 	return out, err
 }
 
+// entryFed maps e, an entry as the log appended it (audit.Log.OnCommit;
+// e.Seq set) whose canonical bytes are data, to the event Entry maps the
+// decoded entry to (a store read's audit.DecodeEntry(e.Seq, data), or
+// e.Recorded()), without a frontier. The mapping reads only strings,
+// numbers and booleans of the entry and encodes Params and Details with
+// the encoder's writer of decoded JSON, which writes Go numbers, string
+// lists and string maps exactly as their decoded forms; so for an entry
+// audit.Entry.Recordable accepts (valid UTF-8 everywhere, value types
+// Recorded converts) e itself maps to the same bytes, with no copy of
+// its maps. Anything else is decoded from data first.
+// TestEntryFedMatchesDecoded and FuzzEntryFed hold it to that.
+func (m *Mapper) entryFed(e *audit.Entry, data []byte) (Event, error) {
+	if e.Recordable() {
+		return m.Entry(e, data, nil)
+	}
+	d, err := audit.DecodeEntry(e.Seq, data)
+	if err != nil {
+		return Event{}, fmt.Errorf("export: entry %d: %w", e.Seq, err)
+	}
+	return m.Entry(d, data, nil)
+}
+
 // entryEvent builds the OCSF event of entry e with canonical bytes data.
 func (m *Mapper) entryEvent(e *audit.Entry, data []byte, frontier []tlog.Hash) ocsfEvent {
 	leaf := tlog.RecordHash(data)
