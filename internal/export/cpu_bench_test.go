@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/sqlite"
@@ -352,4 +353,146 @@ func fileNATSTargets(b *testing.B, dir, url, stream, subject string) []Target {
 		tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond
 	}
 	return tgs
+}
+
+// memReader is a LogReader over records and checkpoints held in memory,
+// for BenchmarkExportFedFileNATS: the exporter's following case without
+// a store's own CPU.
+type memReader struct {
+	mu     sync.Mutex
+	recs   []audit.Record
+	hashes []tlog.Hash // stored hashes, by tlog's storage index
+	cps    []audit.Checkpoint
+	signed int // checkpoints visible
+	size   int // records visible
+}
+
+func (r *memReader) Size(ctx context.Context) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int64(r.size), nil
+}
+
+func (r *memReader) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x >= int64(len(r.hashes)) {
+			return nil, fmt.Errorf("memReader: hash %d not stored", x)
+		}
+		out[i] = r.hashes[x]
+	}
+	return out, nil
+}
+
+func (r *memReader) ReadRecords(ctx context.Context, from, to int64) ([]audit.Record, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]audit.Record, 0, to-from)
+	for _, rec := range r.recs[from:to] {
+		out = append(out, audit.Record{Seq: rec.Seq, Data: rec.Data})
+	}
+	return out, nil
+}
+
+func (r *memReader) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]audit.Checkpoint(nil), r.cps[:r.signed]...), nil
+}
+
+func (r *memReader) LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.signed == 0 {
+		return audit.Checkpoint{}, audit.ErrNotFound
+	}
+	return r.cps[r.signed-1], nil
+}
+
+// memHashes is the stored hashes of a log being built, for tlog.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// BenchmarkExportFedFileNATS is the gateway's following case without
+// the log's own cost: b.N request entries (the four kinds of
+// sampleRequest, as appended: Go values in params) are fed to the
+// source as audit.Log.OnCommit does, 1000 at a time with a checkpoint
+// after each thousand, and the next thousand only once both sinks (file,
+// NATS; default batching) have delivered the last. cpu-ns/entry is the
+// whole process's CPU from the first feed to the last delivery: the
+// exporter's in-process cost per entry (the NATS server's is its own).
+// Run with a fixed -benchtime (e.g. 8000x); needs NATS.
+func BenchmarkExportFedFileNATS(b *testing.B) {
+	url, stream, subject := benchJetStream(b)
+	dir := b.TempDir()
+	const every = 1000
+	n := (b.N + every - 1) / every * every
+	r := &memReader{}
+	var hs memHashes
+	for i := range n {
+		e := sampleRequest(i)
+		e.Seq = int64(i)
+		e.ID = fmt.Sprintf("0193a1b2-0000-7000-8000-%012d", i)
+		if len(e.Params) > 0 {
+			e.Params = map[string]any{"temperature": 0.2, "stream": true, "max_tokens": 512}
+		}
+		data, err := audit.Marshal(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := tlog.StoredHashes(int64(i), data, hs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs = append(hs, h...)
+		r.recs = append(r.recs, audit.Record{Seq: int64(i), Data: data, Entry: e})
+		if (i+1)%every == 0 {
+			th, err := tlog.TreeHash(int64(i+1), hs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.cps = append(r.cps, audit.Checkpoint{Size: int64(i + 1), Hash: th, Time: time.Now(),
+				Note: []byte(fmt.Sprintf("warden-audit\n%d\n\n— warden-audit sig\n", i+1))})
+		}
+	}
+	r.hashes = hs
+	src := NewLogSource(r, LogSourceOptions{Poll: 2 * time.Millisecond})
+	tgs := fileNATSTargets(b, dir, url, stream, subject)
+	x, err := New(src, Options{Origin: "warden-audit", Logger: quietLogger()}, tgs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx) }()
+	b.ResetTimer()
+	t := startCPU()
+	for c := range n / every {
+		end := (c + 1) * every
+		src.Feed(r.recs[c*every : end])
+		r.mu.Lock()
+		r.size, r.signed = end, c+1
+		r.mu.Unlock()
+		for caught := false; !caught; {
+			time.Sleep(200 * time.Microsecond)
+			caught = true
+			for _, s := range x.Status() {
+				caught = caught && s.Cursor >= int64(end)
+			}
+		}
+	}
+	b.StopTimer()
+	t.report(b, n, "entry")
+	stop()
+	<-done
 }
