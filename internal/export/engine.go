@@ -242,6 +242,11 @@ type runner struct {
 	pending time.Time // time of the oldest read, undelivered entry
 
 	bucket bucket // catch-up limit (session goroutine only)
+
+	// batch is the slice collect fills, reused from batch to batch once
+	// deliver has returned (session goroutine only; sinks do not keep
+	// the slice, see Sink).
+	batch []Event
 }
 
 func (r *runner) run(ctx context.Context) {
@@ -361,7 +366,9 @@ func (r *runner) session(ctx context.Context) error {
 // idle fires), then takes more until the batch is full or BatchWait has
 // passed. It returns the mapped events and the position after them.
 func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontier, pos int64, idle <-chan time.Time) ([]Event, int64, error) {
-	var batch []Event
+	clear(r.batch) // the last batch is delivered: let its events go
+	batch := r.batch[:0]
+	defer func() { r.batch = batch }()
 	size := 0
 	var timer <-chan time.Time
 	for len(batch) < r.t.BatchMax && size < r.t.BatchBytes {
