@@ -63,7 +63,10 @@ type Mapper struct {
 }
 
 // EntryUID returns the metadata.uid of entry seq of the log origin.
-func EntryUID(origin string, seq int64) string { return origin + "/" + strconv.FormatInt(seq, 10) }
+func EntryUID(origin string, seq int64) string {
+	var buf [20]byte
+	return origin + "/" + string(strconv.AppendInt(buf[:0], seq, 10)) // one allocation
+}
 
 // CheckpointUID returns the metadata.uid of the checkpoint of size n.
 func CheckpointUID(origin string, n int64) string {
@@ -265,6 +268,17 @@ type classSpec struct {
 	activities   map[int]string
 }
 
+// classTypeNames holds each class's "caption: activity" type names by
+// class uid, built once instead of per event.
+var classTypeNames = map[int]map[int]string{}
+
+func init() {
+	for _, c := range []classSpec{classAPIActivity, classAuthentication, classEntityManagement,
+		classUserAccess, classAppLifecycle, classEventLog, classBase} {
+		classTypeNames[c.uid] = typeNames(c.caption, c.activities)
+	}
+}
+
 var (
 	classAPIActivity = classSpec{6003, "API Activity", 6, "Application Activity",
 		map[int]string{1: "Create", 2: "Read", 3: "Update", 4: "Delete"}}
@@ -296,7 +310,20 @@ func setClass(ev *ocsfEvent, c classSpec, activity int, other string) {
 	ev.CategoryUID, ev.CategoryName = c.category, c.categoryName
 	ev.ActivityID, ev.ActivityName = activity, name
 	ev.TypeUID = c.uid*100 + activity
-	ev.TypeName = c.caption + ": " + name
+	if tn, ok := classTypeNames[c.uid][activity]; ok && activity != 99 {
+		ev.TypeName = tn
+	} else {
+		ev.TypeName = c.caption + ": " + name
+	}
+}
+
+// typeNames returns "caption: activity" for a class's named activities.
+func typeNames(caption string, activities map[int]string) map[int]string {
+	out := make(map[int]string, len(activities))
+	for id, name := range activities {
+		out[id] = caption + ": " + name
+	}
+	return out
 }
 
 var statusNames = map[int]string{1: "Success", 2: "Failure"}

@@ -374,7 +374,8 @@ func (e *jsonEnc) warden(w *wardenFields) {
 	if len(w.MaskedEntities) > 0 {
 		e.key("masked_entities")
 		e.open()
-		for _, k := range sortedKeys(w.MaskedEntities) {
+		var buf [16]string
+		for _, k := range sortedKeysIn(buf[:0], w.MaskedEntities) {
 			e.sep()
 			e.b = appendJSONString(e.b, k)
 			e.b = append(e.b, ':')
@@ -510,7 +511,8 @@ func isCompactJSON(v []byte) bool {
 // anyMap encodes a map[string]any with sorted keys.
 func (e *jsonEnc) anyMap(m map[string]any) {
 	e.open()
-	for _, k := range sortedKeys(m) {
+	var buf [16]string
+	for _, k := range sortedKeysIn(buf[:0], m) {
 		e.sep()
 		e.b = appendJSONString(e.b, k)
 		e.b = append(e.b, ':')
@@ -613,8 +615,9 @@ func appendJSONFloat(b []byte, f float64) []byte {
 	return b
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeysIn appends m's keys to keys (a caller's stack buffer for
+// the usual small maps) and sorts them.
+func sortedKeysIn[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
