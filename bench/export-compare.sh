@@ -9,12 +9,17 @@
 # (it uses only names that existed before decision 020):
 #   BenchmarkMapEntryCPU     map + encode one request.completed entry
 #   BenchmarkExportEntryCPU  decode + map + encode (what the exporter does per entry read)
+#   BenchmarkMapFedEntryCPU  map + encode an entry fed at commit, as appended (the usual
+#                            case while following; base: settle with Recorded, then map)
 #   BenchmarkExportFileNATS  SQLite log -> LogSource -> file + NATS sinks, N entries
 #                            (catching up: the log is written before the exporter starts)
 #   BenchmarkFollowFileNATS  the gateway's case: 8 writers append N entries while the
 #                            exporter follows (/export), or with no exporter (/append);
 #                            export's CPU per entry = export - append (the script prints it)
 #                            and lag-ms is from the log's close to both sinks delivered
+#   BenchmarkExportFedFileNATS  following without the log's own cost: entries fed from
+#                            memory as the log's commit feed does, 1000 per checkpoint, to
+#                            file + NATS sinks; the in-process export per entry
 #   BenchmarkNATSSendCPU     the NATS sink alone: batches of 500 mapped events
 #   (the NATS benchmarks are skipped without NATS at nats://127.0.0.1:4222;
 #   with a local nats-server process the script also prints the server's
@@ -47,12 +52,12 @@ nats_pid=${NATS_PID:-$(pgrep -x nats-server | head -1 || true)}
 nats_ticks() { [ -n "$nats_pid" ] && awk '{print $14+$15}' "/proc/$nats_pid/stat" 2>/dev/null || echo 0; }
 hz=$(getconf CLK_TCK)
 run() {
-	"$tmp/$1.test" -test.run '^$' -test.bench 'Benchmark(MapEntry|ExportEntry)CPU$' -test.benchmem |
+	"$tmp/$1.test" -test.run '^$' -test.bench 'Benchmark(MapEntry|MapFedEntry|ExportEntry)CPU$' -test.benchmem |
 		awk -v v="$1" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
 	local b t0 t1
 	"$tmp/$1.test" -test.run '^$' -test.bench '^BenchmarkFollowFileNATS/append$' -test.benchtime "${n}x" |
 		awk -v v="$1" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"
-	for b in BenchmarkExportFileNATS 'BenchmarkFollowFileNATS/export' BenchmarkNATSSendCPU; do
+	for b in BenchmarkExportFileNATS BenchmarkExportFedFileNATS 'BenchmarkFollowFileNATS/export' BenchmarkNATSSendCPU; do
 		t0=$(nats_ticks)
 		"$tmp/$1.test" -test.run '^$' -test.bench "^${b}\$" -test.benchtime "${n}x" |
 			awk -v v="$1" '/^Benchmark/{print v, $0}' | tee -a "$out/export-cpu.txt"

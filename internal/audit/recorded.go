@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -202,4 +203,80 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return s
+}
+
+// Recordable reports whether Recorded(e) succeeds, without building the
+// copy: every string valid UTF-8 and every value in Params and Details
+// of a type Recorded converts. For a recordable entry, each field holds
+// what the decoded entry holds up to representation: the same strings
+// (the principal's unrecorded fields aside), and in Params and Details
+// values that encoding/json writes exactly as it writes their decoded
+// form (int as the json.Number of its digits, []string as []any of the
+// strings, …). Readers that only encode or compare strings (the
+// exporter's mapping) can then use e itself.
+func (e *Entry) Recordable() bool {
+	if !validStrings(e.Kind, e.ID, e.RequestID, e.Instance, e.Route, e.Method, e.Path, e.Model,
+		e.RequestSHA256, e.ApprovalID, e.GrantID, e.ResponseSHA256, e.Outcome) {
+		return false
+	}
+	if p := e.Principal; p != nil {
+		if !validStrings(p.AuthMethod, p.CredentialID, p.Issuer, string(p.Kind), p.Name, p.Subject) ||
+			!validStrings(p.Groups...) {
+			return false
+		}
+	}
+	if d := e.Decision; d != nil && !validStrings(d.Action, d.Rule, d.PolicyVersion, d.Reason) {
+		return false
+	}
+	for _, m := range e.Masking {
+		if !validStrings(m.Rule, m.Entity, m.Location, m.Fingerprint) {
+			return false
+		}
+	}
+	return recordableMap(e.Params, 0) && recordableMap(e.Details, 0)
+}
+
+func recordableMap(m map[string]any, depth int) bool {
+	for k, v := range m {
+		if !utf8.ValidString(k) || !recordableValue(v, depth+1) {
+			return false
+		}
+	}
+	return true
+}
+
+// recordableValue reports whether recordedValue(v, depth) succeeds.
+func recordableValue(v any, depth int) bool {
+	if depth > 32 {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, json.Number, int, int64, int32, uint, uint64, uint32:
+		return true
+	case string:
+		return utf8.ValidString(x)
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	case float32:
+		return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0)
+	case []string:
+		return validStrings(x...)
+	case map[string]string:
+		for k, s := range x {
+			if !utf8.ValidString(k) || !utf8.ValidString(s) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, y := range x {
+			if !recordableValue(y, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		return recordableMap(x, depth)
+	}
+	return false
 }

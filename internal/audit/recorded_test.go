@@ -71,6 +71,29 @@ func TestEntryRecorded(t *testing.T) {
 			e.Principal = &p
 		}, false},
 		{"a value of another type", func(e *audit.Entry) { e.Details = map[string]any{"t": time.Unix(0, 0)} }, false},
+		{"a value of another type, nested", func(e *audit.Entry) {
+			e.Params = map[string]any{"a": []any{map[string]any{"b": []uint32{1}}}}
+		}, false},
+		{"invalid UTF-8 in a nested string list", func(e *audit.Entry) {
+			e.Details = map[string]any{"a": map[string]any{"b": []string{"ok", "\xff"}}}
+		}, false},
+		{"invalid UTF-8 in a string map value", func(e *audit.Entry) { e.Params = map[string]any{"m": map[string]string{"k": "\xc3("}} }, false},
+		{"invalid UTF-8 in the decision", func(e *audit.Entry) { e.Decision = &audit.Decision{Action: "allow", Reason: "\xff"} }, false},
+		{"invalid UTF-8 in masking", func(e *audit.Entry) { e.Masking = []audit.MaskAction{{Rule: "r", Location: "\xff"}} }, false},
+		{"nesting deeper than 32", func(e *audit.Entry) {
+			var v any = "x"
+			for range 40 {
+				v = []any{v}
+			}
+			e.Params = map[string]any{"deep": v}
+		}, false},
+		{"nesting of 31", func(e *audit.Entry) {
+			var v any = "x"
+			for range 30 {
+				v = map[string]any{"k": v}
+			}
+			e.Params = map[string]any{"deep": v}
+		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +106,9 @@ func TestEntryRecorded(t *testing.T) {
 			got, ok := e.Recorded()
 			if ok != tt.ok {
 				t.Fatalf("Recorded ok = %v, want %v", ok, tt.ok)
+			}
+			if r := e.Recordable(); r != ok {
+				t.Fatalf("Recordable = %v, Recorded ok = %v", r, ok)
 			}
 			if after, _ := audit.Marshal(e); !bytes.Equal(before, after) {
 				t.Fatal("Recorded changed the entry")

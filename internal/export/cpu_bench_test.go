@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/sqlite"
@@ -72,6 +73,42 @@ func BenchmarkMapEntryCPU(b *testing.B) {
 	t := startCPU()
 	for b.Loop() {
 		if _, err := m.Entry(d, data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	t.report(b, b.N, "entry")
+}
+
+// benchMapFed maps an entry as the commit feed delivers it (the entry
+// as appended, with its bytes). The default is what the exporter did
+// before decision 031 — settle it with Entry.Recorded, then map —; a
+// file of later revisions (fedmap_bench_test.go) sets the current path.
+var benchMapFed = func(m *Mapper, e *audit.Entry, data []byte) (Event, error) {
+	r, ok := e.Recorded()
+	if !ok {
+		var err error
+		if r, err = audit.DecodeEntry(e.Seq, data); err != nil {
+			return Event{}, err
+		}
+	}
+	return m.Entry(r, data, nil)
+}
+
+// BenchmarkMapFedEntryCPU is the exporter's per-entry work on a typical
+// request.completed entry fed at commit (the gateway's usual case): from
+// the entry as appended to the encoded event.
+func BenchmarkMapFedEntryCPU(b *testing.B) {
+	e, data := benchEntry(b)
+	e.Params = map[string]any{"temperature": 0.2, "stream": true, "max_tokens": 512} // Go types, as appended
+	var err error
+	if data, err = audit.Marshal(e); err != nil {
+		b.Fatal(err)
+	}
+	m := Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	b.ReportAllocs()
+	t := startCPU()
+	for b.Loop() {
+		if _, err := benchMapFed(&m, e, data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -316,4 +353,153 @@ func fileNATSTargets(b *testing.B, dir, url, stream, subject string) []Target {
 		tgs[i].BatchMax, tgs[i].BatchWait = 500, 200*time.Millisecond
 	}
 	return tgs
+}
+
+// memReader is a LogReader over records and checkpoints held in memory,
+// for BenchmarkExportFedFileNATS: the exporter's following case without
+// a store's own CPU.
+type memReader struct {
+	mu     sync.Mutex
+	recs   []audit.Record
+	hashes []tlog.Hash // stored hashes, by tlog's storage index
+	cps    []audit.Checkpoint
+	signed int // checkpoints visible
+	size   int // records visible
+}
+
+func (r *memReader) Size(ctx context.Context) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int64(r.size), nil
+}
+
+func (r *memReader) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x >= int64(len(r.hashes)) {
+			return nil, fmt.Errorf("memReader: hash %d not stored", x)
+		}
+		out[i] = r.hashes[x]
+	}
+	return out, nil
+}
+
+func (r *memReader) ReadRecords(ctx context.Context, from, to int64) ([]audit.Record, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]audit.Record, 0, to-from)
+	for _, rec := range r.recs[from:to] {
+		out = append(out, audit.Record{Seq: rec.Seq, Data: rec.Data})
+	}
+	return out, nil
+}
+
+func (r *memReader) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]audit.Checkpoint(nil), r.cps[:r.signed]...), nil
+}
+
+func (r *memReader) LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.signed == 0 {
+		return audit.Checkpoint{}, audit.ErrNotFound
+	}
+	return r.cps[r.signed-1], nil
+}
+
+// memHashes is the stored hashes of a log being built, for tlog.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// BenchmarkExportFedFileNATS is the gateway's following case without
+// the log's own cost: b.N request entries (the four kinds of
+// sampleRequest, as appended: Go values in params) are fed to the
+// source as audit.Log.OnCommit does, 1000 at a time with a checkpoint
+// after each thousand, the next thousand once both sinks (file, NATS;
+// default batching) are at most 4000 entries behind (the sinks stay
+// busy; the source's cache holds 8192). cpu-ns/entry is the
+// whole process's CPU from the first feed to the last delivery: the
+// exporter's in-process cost per entry (the NATS server's is its own).
+// Run with a fixed -benchtime (e.g. 8000x); needs NATS.
+func BenchmarkExportFedFileNATS(b *testing.B) {
+	url, stream, subject := benchJetStream(b)
+	dir := b.TempDir()
+	const every = 1000
+	n := (b.N + every - 1) / every * every
+	r := &memReader{}
+	var hs memHashes
+	for i := range n {
+		e := sampleRequest(i)
+		e.Seq = int64(i)
+		e.ID = fmt.Sprintf("0193a1b2-0000-7000-8000-%012d", i)
+		if len(e.Params) > 0 {
+			e.Params = map[string]any{"temperature": 0.2, "stream": true, "max_tokens": 512}
+		}
+		data, err := audit.Marshal(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := tlog.StoredHashes(int64(i), data, hs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs = append(hs, h...)
+		r.recs = append(r.recs, audit.Record{Seq: int64(i), Data: data, Entry: e})
+		if (i+1)%every == 0 {
+			th, err := tlog.TreeHash(int64(i+1), hs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.cps = append(r.cps, audit.Checkpoint{Size: int64(i + 1), Hash: th, Time: time.Now(),
+				Note: []byte(fmt.Sprintf("warden-audit\n%d\n\n— warden-audit sig\n", i+1))})
+		}
+	}
+	r.hashes = hs
+	src := NewLogSource(r, LogSourceOptions{Poll: 2 * time.Millisecond})
+	tgs := fileNATSTargets(b, dir, url, stream, subject)
+	x, err := New(src, Options{Origin: "warden-audit", Logger: quietLogger()}, tgs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx) }()
+	b.ResetTimer()
+	t := startCPU()
+	for c := range n / every {
+		end := (c + 1) * every
+		src.Feed(r.recs[c*every : end])
+		r.mu.Lock()
+		r.size, r.signed = end, c+1
+		r.mu.Unlock()
+		// Keep the sinks busy (at most 4000 entries ahead, within the
+		// cache), and wait for everything at the end.
+		want := int64(end - 4*every)
+		if end == n {
+			want = int64(n)
+		}
+		for caught := false; !caught; {
+			time.Sleep(200 * time.Microsecond)
+			caught = true
+			for _, s := range x.Status() {
+				caught = caught && s.Cursor >= want
+			}
+		}
+	}
+	b.StopTimer()
+	t.report(b, n, "entry")
+	stop()
+	<-done
 }

@@ -242,6 +242,11 @@ type runner struct {
 	pending time.Time // time of the oldest read, undelivered entry
 
 	bucket bucket // catch-up limit (session goroutine only)
+
+	// batch is the slice collect fills, reused from batch to batch once
+	// deliver has returned (session goroutine only; sinks do not keep
+	// the slice, see Sink).
+	batch []Event
 }
 
 func (r *runner) run(ctx context.Context) {
@@ -361,7 +366,9 @@ func (r *runner) session(ctx context.Context) error {
 // idle fires), then takes more until the batch is full or BatchWait has
 // passed. It returns the mapped events and the position after them.
 func (r *runner) collect(ctx context.Context, items <-chan followed, fr *frontier, pos int64, idle <-chan time.Time) ([]Event, int64, error) {
-	var batch []Event
+	clear(r.batch) // the last batch is delivered: let its events go
+	batch := r.batch[:0]
+	defer func() { r.batch = batch }()
 	size := 0
 	var timer <-chan time.Time
 	for len(batch) < r.t.BatchMax && size < r.t.BatchBytes {
@@ -444,6 +451,14 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 	}
 	r.mu.Unlock()
 	if r.t.Filter != nil {
+		// The filter sees the entry as decoded (CEL over its fields).
+		if it.fed {
+			var err error
+			if it, err = it.settled(); err != nil {
+				return Event{}, false, err
+			}
+			e = it.Entry
+		}
 		fr.add(tlog.RecordHash(data))
 		ok, err := r.t.Filter.Match(e, data)
 		if err != nil {
@@ -458,7 +473,7 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 			return Event{}, false, nil
 		}
 	}
-	ev, err := r.x.mapShared(&r.mapper, e, data)
+	ev, err := r.x.mapShared(&r.mapper, e, data, it.fed)
 	if err != nil {
 		return Event{}, false, err
 	}
@@ -479,7 +494,10 @@ func (r *runner) item(it Item, fr *frontier, snap []tlog.Hash) (Event, bool, err
 // case) would otherwise each map it, as they reach it at the same time.
 // One mapping at a time; the loser of a race waits and finds the
 // winner's event in the cache.
-func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte) (Event, error) {
+//
+// fed: e is the entry as the log appended it (Item.fed), mapped with
+// Mapper.entryFed.
+func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte, fed bool) (Event, error) {
 	key := 2 * e.Seq
 	if m.DropParams {
 		key++
@@ -492,7 +510,13 @@ func (x *Exporter) mapShared(m *Mapper, e *audit.Entry, data []byte) (Event, err
 	if ev, ok := x.events.get(key); ok {
 		return ev, nil
 	}
-	ev, err := m.Entry(e, data, nil)
+	var ev Event
+	var err error
+	if fed {
+		ev, err = m.entryFed(e, data)
+	} else {
+		ev, err = m.Entry(e, data, nil)
+	}
 	if err != nil {
 		return Event{}, err
 	}

@@ -108,6 +108,7 @@ func TestLogSourceFeed(t *testing.T) {
 		t.Fatalf("fed source yielded %d items, the store %d", len(got), len(want))
 	}
 	m := &Mapper{Origin: "warden-audit", ProductVersion: "test"}
+	nFed := 0
 	for i := range want {
 		g, w := got[i], want[i]
 		if w.Checkpoint != nil {
@@ -119,22 +120,45 @@ func TestLogSourceFeed(t *testing.T) {
 		if g.Entry == nil || !bytes.Equal(g.Data, w.Data) {
 			t.Fatalf("item %d: fed source yielded other bytes than the store (entry %d)", i, w.Entry.Seq)
 		}
-		if !reflect.DeepEqual(g.Entry, w.Entry) {
-			gb, _ := json.Marshal(g.Entry)
+		if w.fed || (g.fed && g.Entry.Seq < before) {
+			t.Fatalf("entry %d: fed %v from the fed source, %v from the store", w.Entry.Seq, g.fed, w.fed)
+		}
+		if g.fed {
+			nFed++
+		}
+		// The engine maps a fed entry as appended (entryFed) and
+		// settles it for a filter: both must give what the store gives.
+		for _, drop := range []bool{false, true} {
+			m.DropParams = drop
+			var ge Event
+			if g.fed {
+				ge, err = m.entryFed(g.Entry, g.Data)
+			} else {
+				ge, err = m.Entry(g.Entry, g.Data, nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			we, err := m.Entry(w.Entry, w.Data, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ge.JSON, we.JSON) {
+				t.Fatalf("entry %d maps differently when fed (drop_params %v):\n%s\n%s", w.Entry.Seq, drop, ge.JSON, we.JSON)
+			}
+		}
+		s, err := g.settled()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(s.Entry, w.Entry) || !bytes.Equal(s.Data, w.Data) || s.fed {
+			gb, _ := json.Marshal(s.Entry)
 			wb, _ := json.Marshal(w.Entry)
-			t.Fatalf("entry %d: fed %s\nstore %s", w.Entry.Seq, gb, wb)
+			t.Fatalf("entry %d: fed and settled %s\nstore %s", w.Entry.Seq, gb, wb)
 		}
-		ge, err := m.Entry(g.Entry, g.Data, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		we, err := m.Entry(w.Entry, w.Data, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(ge.JSON, we.JSON) {
-			t.Fatalf("entry %d maps differently when fed:\n%s\n%s", w.Entry.Seq, ge.JSON, we.JSON)
-		}
+	}
+	if want := size - before; int64(nFed) != want {
+		t.Fatalf("%d entries came as fed, want the %d committed after the feed was set", nFed, want)
 	}
 	if n := counted.records.Load(); n > before {
 		t.Fatalf("the fed source read %d records from the store; only the %d committed before the feed was set need it", n, before)

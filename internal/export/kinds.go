@@ -90,19 +90,26 @@ var httpMethods = map[string]bool{
 
 // requestCommon fills what every request-derived event carries.
 func requestCommon(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
-	hr := &httpRequest{Length: e.BytesIn}
+	st := ev.st
+	if st == nil {
+		st = new(eventStore)
+	}
+	st.httpRequest = httpRequest{Length: e.BytesIn}
+	hr := &st.httpRequest
 	if httpMethods[e.Method] {
 		hr.HTTPMethod = e.Method
 	}
 	if e.Path != "" {
-		hr.URL = &url{Path: e.Path}
+		st.url = url{Path: e.Path}
+		hr.URL = &st.url
 	}
 	hr.UserAgent = detail(e, "user_agent")
 	if hr.HTTPMethod != "" || hr.URL != nil || hr.UserAgent != "" || hr.Length != 0 {
 		ev.HTTPRequest = hr
 	}
 	if httpStatus(e.Status) {
-		ev.HTTPResponse = &httpResponse{Code: e.Status, Length: e.BytesOut}
+		st.httpResponse = httpResponse{Code: e.Status, Length: e.BytesOut}
+		ev.HTTPResponse = &st.httpResponse
 		ev.StatusCode = strconv.Itoa(e.Status)
 	}
 	// The client address is not in today's entries; the gateway may add
@@ -110,14 +117,16 @@ func requestCommon(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 	// (The test for "" first: ParseAddr builds an error for it, which
 	// showed in the exporter's profile.)
 	if s := detail(e, "client_ip"); s == "" {
-		ev.SrcEndpoint = &endpoint{Name: "unrecorded"}
+		st.endpoint = endpoint{Name: "unrecorded"}
 	} else if ip, err := netip.ParseAddr(s); err == nil {
-		ev.SrcEndpoint = &endpoint{IP: ip.String()}
+		st.endpoint = endpoint{IP: ip.String()}
 	} else {
-		ev.SrcEndpoint = &endpoint{Name: "unrecorded"}
+		st.endpoint = endpoint{Name: "unrecorded"}
 	}
+	ev.SrcEndpoint = &st.endpoint
 	if d := e.Decision; d != nil && (d.Rule != "" || d.PolicyVersion != "") {
-		ev.Policy = &policy{Name: d.Rule, UID: d.PolicyVersion, Version: d.PolicyVersion, Desc: d.Reason, IsApplied: true}
+		st.policy = policy{Name: d.Rule, UID: d.PolicyVersion, Version: d.PolicyVersion, Desc: d.Reason, IsApplied: true}
+		ev.Policy = &st.policy
 		if ev.Policy.Name == "" {
 			ev.Policy.Name = "default"
 		}
@@ -134,24 +143,32 @@ func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
 	return func(m *Mapper, e *audit.Entry, ev *ocsfEvent) {
 		act, other := methodActivity(e.Method)
 		setClass(ev, classAPIActivity, act, other)
-		ev.Actor = principalActor(e.Principal)
+		st := ev.st
+		if st == nil {
+			st = new(eventStore)
+		}
+		ev.Actor = principalActorIn(st, e.Principal)
 		op := e.Path
 		if op == "" {
 			op = e.Kind
 		}
-		ev.API = &api{Operation: op}
+		st.api = api{Operation: op}
+		ev.API = &st.api
 		if e.Route != "" {
-			ev.API.Service = &service{Name: e.Route}
+			st.service = service{Name: e.Route}
+			ev.API.Service = &st.service
 		}
 		if e.RequestID != "" {
-			ev.API.Request = &apiRequest{UID: e.RequestID}
+			st.apiRequest = apiRequest{UID: e.RequestID}
+			ev.API.Request = &st.apiRequest
 			if !m.DropParams && len(e.Params) > 0 {
 				ev.API.Request.Data = e.Params
 			}
 		}
 		requestCommon(m, e, ev)
 		if e.Model != "" {
-			ev.Resources = []resource{{Type: "AI Model", Name: e.Model}}
+			st.resources[0] = resource{Type: "AI Model", Name: e.Model}
+			ev.Resources = st.resources[:1]
 		}
 		setDisposition(ev, d)
 		who := "anonymous"
@@ -174,7 +191,8 @@ func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
 				setStatus(ev, 2, "")
 				ev.StatusDetail = outcome
 				setSeverity(ev, 2)
-				ev.API.Response = &apiResponse{Error: outcome}
+				st.apiResponse = apiResponse{Error: outcome}
+				ev.API.Response = &st.apiResponse
 				if httpStatus(e.Status) {
 					ev.API.Response.Code = e.Status
 				}
@@ -183,7 +201,8 @@ func mapRequest(d disposition) func(*Mapper, *audit.Entry, *ocsfEvent) {
 				setSeverity(ev, 3)
 			}
 			if ev.API.Response == nil && httpStatus(e.Status) {
-				ev.API.Response = &apiResponse{Code: e.Status}
+				st.apiResponse = apiResponse{Code: e.Status}
+				ev.API.Response = &st.apiResponse
 			}
 			ev.Duration = (e.Upstream + e.Gateway).Milliseconds()
 			ev.Message = who + ": " + e.Method + " " + e.Path + " completed: " + outcome + ", status " + strconv.Itoa(e.Status)

@@ -150,11 +150,11 @@ func (s *LogSource) Follow(ctx context.Context, from int64) iter.Seq2[Item, erro
 					}
 					for next < cp.Size {
 						if c, ok := s.cache.get(next); ok {
-							if c, err = s.settle(next, c); err != nil {
-								fail(err)
-								return
-							}
-							if !yield(Item{Entry: c.e, Data: c.data}, nil) {
+							// A fed entry is yielded as appended: the
+							// exporter maps it without settling it
+							// (Item.fed), which Recorded's copy of every
+							// map would otherwise cost for each entry.
+							if !yield(Item{Entry: c.e, Data: c.data, fed: c.fed, src: s}, nil) {
 								return
 							}
 							next++
@@ -284,6 +284,20 @@ func (s *LogSource) Feed(recs []audit.Record) {
 		}
 		s.cache.put(r.Seq, readEntry{e: r.Entry, data: r.Data, fed: true})
 	}
+}
+
+// settled returns it with its entry in the form a store read gives
+// (see settle): it is it unchanged unless the source yielded the entry
+// as fed.
+func (it Item) settled() (Item, error) {
+	if !it.fed || it.src == nil {
+		return it, nil
+	}
+	c, err := it.src.settle(it.Entry.Seq, readEntry{e: it.Entry, data: it.Data, fed: true})
+	if err != nil {
+		return Item{}, err
+	}
+	return Item{Entry: c.e, Data: c.data}, nil
 }
 
 // settle returns c, a cached entry at seq, in the form a store read

@@ -63,7 +63,10 @@ type Mapper struct {
 }
 
 // EntryUID returns the metadata.uid of entry seq of the log origin.
-func EntryUID(origin string, seq int64) string { return origin + "/" + strconv.FormatInt(seq, 10) }
+func EntryUID(origin string, seq int64) string {
+	var buf [20]byte
+	return origin + "/" + string(strconv.AppendInt(buf[:0], seq, 10)) // one allocation
+}
 
 // CheckpointUID returns the metadata.uid of the checkpoint of size n.
 func CheckpointUID(origin string, n int64) string {
@@ -82,21 +85,54 @@ func (m *Mapper) Entry(e *audit.Entry, data []byte, frontier []tlog.Hash) (Event
 			return Event{}, fmt.Errorf("export: map entry %d: %w", e.Seq, err)
 		}
 	}
-	ev := m.entryEvent(e, data, frontier)
+	st := getEventStore()
+	ev := m.entryEventIn(st, e, data, frontier)
 	out, err := m.encode(&ev, e.Seq, 4*len(data)+1024)
 	out.leaf = *ev.Unmapped.Warden.LeafHash
+	putEventStore(st)
 	return out, err
+}
+
+// entryFed maps e, an entry as the log appended it (audit.Log.OnCommit;
+// e.Seq set) whose canonical bytes are data, to the event Entry maps the
+// decoded entry to (a store read's audit.DecodeEntry(e.Seq, data), or
+// e.Recorded()), without a frontier. The mapping reads only strings,
+// numbers and booleans of the entry and encodes Params and Details with
+// the encoder's writer of decoded JSON, which writes Go numbers, string
+// lists and string maps exactly as their decoded forms; so for an entry
+// audit.Entry.Recordable accepts (valid UTF-8 everywhere, value types
+// Recorded converts) e itself maps to the same bytes, with no copy of
+// its maps. Anything else is decoded from data first.
+// TestEntryFedMatchesDecoded and FuzzEntryFed hold it to that.
+func (m *Mapper) entryFed(e *audit.Entry, data []byte) (Event, error) {
+	if e.Recordable() {
+		return m.Entry(e, data, nil)
+	}
+	d, err := audit.DecodeEntry(e.Seq, data)
+	if err != nil {
+		return Event{}, fmt.Errorf("export: entry %d: %w", e.Seq, err)
+	}
+	return m.Entry(d, data, nil)
 }
 
 // entryEvent builds the OCSF event of entry e with canonical bytes data.
 func (m *Mapper) entryEvent(e *audit.Entry, data []byte, frontier []tlog.Hash) ocsfEvent {
-	leaf := tlog.RecordHash(data)
-	seq := e.Seq
-	ev := m.base(e.Time, EntryUID(m.Origin, seq), e.Kind)
+	return m.entryEventIn(new(eventStore), e, data, frontier)
+}
+
+// entryEventIn is entryEvent with the event's objects in st, which the
+// event points into until st is reused.
+func (m *Mapper) entryEventIn(st *eventStore, e *audit.Entry, data []byte, frontier []tlog.Hash) ocsfEvent {
+	st.leaf = tlog.RecordHash(data)
+	st.seq = e.Seq
+	st.unmapped = unmapped{Warden: wardenFields{Mapping: MappingVersion, Origin: m.Origin, Kind: e.Kind}}
+	ev := m.baseIn(e.Time, EntryUID(m.Origin, e.Seq), e.Kind, &st.unmapped)
+	ev.st = st
+	ev.Metadata.Profiles = st.profiles[:0]
 	ev.Metadata.OriginalEventUID = e.ID
 	ev.Metadata.CorrelationUID = e.RequestID
 	w := &ev.Unmapped.Warden
-	w.Seq, w.LeafHash = &seq, &leaf
+	w.Seq, w.LeafHash = &st.seq, &st.leaf
 	w.RequestID, w.Instance, w.Route, w.Model, w.Outcome = e.RequestID, e.Instance, e.Route, e.Model, e.Outcome
 	w.RequestSHA256, w.ResponseSHA256 = e.RequestSHA256, e.ResponseSHA256
 	w.BytesIn, w.BytesOut = e.BytesIn, e.BytesOut
@@ -111,10 +147,14 @@ func (m *Mapper) entryEvent(e *audit.Entry, data []byte, frontier []tlog.Hash) o
 	if s, ok := e.Details["recording_digest"].(string); ok {
 		w.Recording = s
 	}
-	for _, a := range e.Masking {
-		if w.MaskedEntities == nil {
-			w.MaskedEntities = map[string]int{}
+	if len(e.Masking) > 0 {
+		if st.masked == nil {
+			st.masked = map[string]int{}
 		}
+		w.MaskedEntities = st.masked
+		w.Masking = st.masking[:0]
+	}
+	for _, a := range e.Masking {
 		k := a.Entity
 		if k == "" {
 			k = a.Rule
@@ -129,7 +169,8 @@ func (m *Mapper) entryEvent(e *audit.Entry, data []byte, frontier []tlog.Hash) o
 		w.Entry = data
 	}
 	if e.Instance != "" {
-		ev.Device = &device{Name: e.Instance, TypeID: 1, Type: "Server"}
+		st.device = device{Name: e.Instance, TypeID: 1, Type: "Server"}
+		ev.Device = &st.device
 		ev.Metadata.Profiles = append(ev.Metadata.Profiles, "host")
 	}
 	rule, ok := kindTable[e.Kind]
@@ -189,6 +230,11 @@ func (m *Mapper) checkpointEvent(c audit.Checkpoint, frontier []tlog.Hash) ocsfE
 const logProvider = "Warden audit log"
 
 func (m *Mapper) base(t time.Time, uid, kind string) ocsfEvent {
+	return m.baseIn(t, uid, kind, &unmapped{Warden: wardenFields{Mapping: MappingVersion, Origin: m.Origin, Kind: kind}})
+}
+
+// baseIn is base with the unmapped fields u (set as base sets them).
+func (m *Mapper) baseIn(t time.Time, uid, kind string, u *unmapped) ocsfEvent {
 	return ocsfEvent{
 		Time:       t.UnixMilli(),
 		SeverityID: 1, Severity: "Informational",
@@ -198,7 +244,7 @@ func (m *Mapper) base(t time.Time, uid, kind string) ocsfEvent {
 			UID:     uid, EventCode: kind, LogName: m.Origin, LogProvider: logProvider,
 			LoggedTime: t.UnixMilli(),
 		},
-		Unmapped: &unmapped{Warden: wardenFields{Mapping: MappingVersion, Origin: m.Origin, Kind: kind}},
+		Unmapped: u,
 	}
 }
 
@@ -220,6 +266,17 @@ type classSpec struct {
 	category     int
 	categoryName string
 	activities   map[int]string
+}
+
+// classTypeNames holds each class's "caption: activity" type names by
+// class uid, built once instead of per event.
+var classTypeNames = map[int]map[int]string{}
+
+func init() {
+	for _, c := range []classSpec{classAPIActivity, classAuthentication, classEntityManagement,
+		classUserAccess, classAppLifecycle, classEventLog, classBase} {
+		classTypeNames[c.uid] = typeNames(c.caption, c.activities)
+	}
 }
 
 var (
@@ -253,7 +310,20 @@ func setClass(ev *ocsfEvent, c classSpec, activity int, other string) {
 	ev.CategoryUID, ev.CategoryName = c.category, c.categoryName
 	ev.ActivityID, ev.ActivityName = activity, name
 	ev.TypeUID = c.uid*100 + activity
-	ev.TypeName = c.caption + ": " + name
+	if tn, ok := classTypeNames[c.uid][activity]; ok && activity != 99 {
+		ev.TypeName = tn
+	} else {
+		ev.TypeName = c.caption + ": " + name
+	}
+}
+
+// typeNames returns "caption: activity" for a class's named activities.
+func typeNames(caption string, activities map[int]string) map[int]string {
+	out := make(map[int]string, len(activities))
+	for id, name := range activities {
+		out[id] = caption + ": " + name
+	}
+	return out
 }
 
 var statusNames = map[int]string{1: "Success", 2: "Failure"}
@@ -320,11 +390,24 @@ func detail(e *audit.Entry, key string) string {
 }
 
 // principalUser maps an audit principal to an OCSF user.
-func principalUser(p *identity.Principal) *user {
+func principalUser(p *identity.Principal) *user { return principalUserIn(nil, p) }
+
+// principalUserIn is principalUser with the user (and its groups, up to
+// the store's array) in st when st is not nil.
+func principalUserIn(st *eventStore, p *identity.Principal) *user {
 	if p == nil {
 		return nil
 	}
-	u := &user{UID: p.Subject, Name: p.Name, Domain: p.Issuer, CredentialUID: p.CredentialID}
+	var u *user
+	if st != nil {
+		st.user = user{UID: p.Subject, Name: p.Name, Domain: p.Issuer, CredentialUID: p.CredentialID}
+		u = &st.user
+		if len(p.Groups) > 0 && len(p.Groups) <= len(st.groups) {
+			u.Groups = st.groups[:0]
+		}
+	} else {
+		u = &user{UID: p.Subject, Name: p.Name, Domain: p.Issuer, CredentialUID: p.CredentialID}
+	}
 	if u.Name == "" {
 		u.Name = p.Subject
 	}
@@ -345,15 +428,31 @@ func principalUser(p *identity.Principal) *user {
 
 // principalActor is the actor of an entry: its principal, or Warden
 // itself when there is none.
-func principalActor(p *identity.Principal) *actor {
+func principalActor(p *identity.Principal) *actor { return principalActorIn(nil, p) }
+
+// principalActorIn is principalActor with the actor, its user and idp in
+// st when st is not nil.
+func principalActorIn(st *eventStore, p *identity.Principal) *actor {
+	if st == nil {
+		if p == nil {
+			return &actor{AppName: ProductName}
+		}
+		a := &actor{User: principalUser(p)}
+		if p.Issuer != "" {
+			a.IDP = &idp{Name: p.Issuer, ProtocolName: protocolName(p.AuthMethod)}
+		}
+		return a
+	}
 	if p == nil {
-		return &actor{AppName: ProductName}
+		st.actor = actor{AppName: ProductName}
+		return &st.actor
 	}
-	a := &actor{User: principalUser(p)}
+	st.actor = actor{User: principalUserIn(st, p)}
 	if p.Issuer != "" {
-		a.IDP = &idp{Name: p.Issuer, ProtocolName: protocolName(p.AuthMethod)}
+		st.idp = idp{Name: p.Issuer, ProtocolName: protocolName(p.AuthMethod)}
+		st.actor.IDP = &st.idp
 	}
-	return a
+	return &st.actor
 }
 
 func protocolName(method string) string {

@@ -69,6 +69,54 @@ type ocsfEvent struct {
 	IsAlert       *bool   `json:"is_alert,omitempty"`
 
 	Unmapped *unmapped `json:"unmapped,omitempty"`
+
+	// st, when set, holds the objects the event points to for the
+	// request kinds (not encoded: unexported).
+	st *eventStore
+}
+
+// eventStore holds the objects an entry's event points to for the
+// request kinds — most of the log — so that Mapper.Entry builds the
+// event in a pooled store instead of allocating each object (decision
+// 031). Each object has one user per event: requestCommon,
+// the actor of mapRequest, entryEvent's own fields. Other kinds, and
+// more groups or masking actions than the arrays hold, allocate as
+// before.
+type eventStore struct {
+	unmapped     unmapped
+	seq          int64
+	leaf         tlog.Hash
+	device       device
+	actor        actor
+	user         user
+	idp          idp
+	groups       [8]group
+	api          api
+	service      service
+	apiRequest   apiRequest
+	apiResponse  apiResponse
+	httpRequest  httpRequest
+	url          url
+	httpResponse httpResponse
+	endpoint     endpoint
+	policy       policy
+	resources    [1]resource
+	profiles     [4]string
+	masking      [8]maskAction
+	masked       map[string]int
+}
+
+var eventStores = sync.Pool{New: func() any { return new(eventStore) }}
+
+func getEventStore() *eventStore { return eventStores.Get().(*eventStore) }
+
+// putEventStore returns st to the pool, emptied: it must not keep the
+// entry's maps and strings alive.
+func putEventStore(st *eventStore) {
+	m := st.masked
+	clear(m)
+	*st = eventStore{masked: m}
+	eventStores.Put(st)
 }
 
 type metadata struct {

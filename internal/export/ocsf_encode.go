@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -373,7 +374,8 @@ func (e *jsonEnc) warden(w *wardenFields) {
 	if len(w.MaskedEntities) > 0 {
 		e.key("masked_entities")
 		e.open()
-		for _, k := range sortedKeys(w.MaskedEntities) {
+		var buf [16]string
+		for _, k := range sortedKeysIn(buf[:0], w.MaskedEntities) {
 			e.sep()
 			e.b = appendJSONString(e.b, k)
 			e.b = append(e.b, ':')
@@ -509,7 +511,8 @@ func isCompactJSON(v []byte) bool {
 // anyMap encodes a map[string]any with sorted keys.
 func (e *jsonEnc) anyMap(m map[string]any) {
 	e.open()
-	for _, k := range sortedKeys(m) {
+	var buf [16]string
+	for _, k := range sortedKeysIn(buf[:0], m) {
 		e.sep()
 		e.b = appendJSONString(e.b, k)
 		e.b = append(e.b, ':')
@@ -542,6 +545,20 @@ func (e *jsonEnc) any(v any) {
 		e.b = strconv.AppendInt(e.b, int64(v), 10)
 	case int64:
 		e.b = strconv.AppendInt(e.b, v, 10)
+	case float64:
+		// Go numbers are in the entries the log feeds (entryFed); the
+		// exporter meets float64 parameters (temperature, top_p) there.
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			e.viaEncodingJSON(v) // its error
+			return
+		}
+		e.b = appendJSONFloat(e.b, v)
+	case []string:
+		if v == nil {
+			e.b = append(e.b, "null"...)
+			return
+		}
+		e.strings(v)
 	case map[string]any:
 		if v == nil {
 			e.b = append(e.b, "null"...)
@@ -562,19 +579,45 @@ func (e *jsonEnc) any(v any) {
 		}
 		e.b = append(e.b, ']')
 	default:
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			e.fail(err)
-			return
-		}
-		e.b = append(e.b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+		e.viaEncodingJSON(v)
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// viaEncodingJSON appends what encoding/json writes for v (HTML escaping
+// off), or fails with its error.
+func (e *jsonEnc) viaEncodingJSON(v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		e.fail(err)
+		return
+	}
+	e.b = append(e.b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// appendJSONFloat appends finite f as encoding/json writes a float64
+// (its floatEncoder): the shortest representation, in exponent form
+// below 1e-6 and from 1e21 on, with a one-digit negative exponent
+// written without its leading zero (1e-07 becomes 1e-7).
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// sortedKeysIn appends m's keys to keys (a caller's stack buffer for
+// the usual small maps) and sorts them.
+func sortedKeysIn[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}

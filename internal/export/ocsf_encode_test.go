@@ -3,6 +3,8 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +184,35 @@ func FuzzEncoder(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestJSONFloat: appendJSONFloat writes every float64 as encoding/json
+// does (entries fed at commit carry Go floats; entryFed encodes them
+// directly).
+func TestJSONFloat(t *testing.T) {
+	vals := []float64{0, 1, -1, 0.2, 0.7, 3, 1e20, 1e21, 1e22, 123456789.125, 1e-6, 9.99e-7, 1e-7, 1.5e-7, 5e-324,
+		math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, 1e-10, 1.23e-100, 1e100, -2.5e-8, math.Copysign(0, -1)}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		f := math.Float64frombits(r.Uint64())
+		if !math.IsNaN(f) && !math.IsInf(f, 0) {
+			vals = append(vals, f)
+		}
+	}
+	for _, f := range vals {
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONFloat(nil, f); !bytes.Equal(got, want) {
+			t.Fatalf("%v (%x): got %s, want %s", f, math.Float64bits(f), got, want)
+		}
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		e := jsonEnc{}
+		e.any(f)
+		if e.err == nil {
+			t.Fatalf("%v encoded as %s without the error encoding/json returns", f, e.b)
+		}
+	}
 }

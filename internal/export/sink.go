@@ -22,7 +22,9 @@ import (
 //     Anything transient (unreachable, 429, 5xx, timeouts, bad
 //     credentials) is an error, never a rejection, so nothing is
 //     dropped because a receiver was down or misconfigured.
-//   - Send is called by one goroutine at a time; ctx bounds it.
+//   - Send is called by one goroutine at a time; ctx bounds it. It must
+//     not keep the batch slice after it returns (the exporter reuses it
+//     for the next batch); the events themselves may be kept.
 //   - Close releases connections; it does not lose settled events.
 type Sink interface {
 	Send(ctx context.Context, batch []Event) (Ack, error)

@@ -19,6 +19,14 @@ type Item struct {
 	Data []byte
 	// Checkpoint is a signed checkpoint; nil for an entry.
 	Checkpoint *audit.Checkpoint
+
+	// fed is set by LogSource for an entry the log fed at commit
+	// (LogSource.Feed): Entry is the entry as appended, not yet in the
+	// form a store read decodes (Entry.Recorded). The exporter maps it
+	// directly when that gives the same event (Mapper.entryFed) and asks
+	// src to settle it where it needs the decoded form (a filter).
+	fed bool
+	src *LogSource
 }
 
 // Source is how the exporter reads the log. In the gateway it is the
