@@ -211,8 +211,11 @@ func (s *Store) Close() error {
 		return errors.Join(s.r.Close(), ixErr)
 	}
 	// The append path's statements are closed on their connection
-	// before it closes.
-	rawErr := s.withRaw(context.Background(), func(r *rawConn) error { return r.close() })
+	// before it closes (none if nothing was appended).
+	var rawErr error
+	if len(s.raw.stmts) > 0 {
+		rawErr = s.withRaw(context.Background(), func(r *rawConn) error { return r.close() })
+	}
 	return errors.Join(rawErr, s.r.Close(), s.w.Close(), flErr, ixErr)
 }
 
