@@ -9,7 +9,8 @@
 #
 # Both binaries run the working tree's append_bench_test.go. Reported
 # per run and batch size: cpu-µs/entry (thread CPU, user + system,
-# fdatasync included) and wal-frames/commit. Output goes to $OUT
+# fdatasync included), user-µs/entry (its user part, which other
+# processes' I/O moves least), proc-cpu-µs/entry and wal-frames/commit. Output goes to $OUT
 # (default bench/results/store-append-<date>/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +31,5 @@ run() {
 }
 compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/store-append.txt"
-awk '/^(base|new) /{for(i=1;i<=NF;i++){if($i=="cpu-µs/entry")c[$1" "$2]+=$(i-1);if($i=="proc-cpu-µs/entry")p[$1" "$2]+=$(i-1);if($i=="wal-frames/commit")f[$1" "$2]+=$(i-1)};k[$1" "$2]++}
-	END{for(v in k)printf "%s: mean %.2f cpu-µs/entry (thread), %.2f proc-cpu-µs/entry, %.2f wal-frames/commit over %d runs\n", v, c[v]/k[v], p[v]/k[v], f[v]/k[v], k[v]}' "$out/store-append.txt" | sort -k2,2 -k1,1 | tee -a "$out/store-append.txt"
+awk '/^(base|new) /{for(i=1;i<=NF;i++){if($i=="cpu-µs/entry")c[$1" "$2]+=$(i-1);if($i=="proc-cpu-µs/entry")p[$1" "$2]+=$(i-1);if($i=="user-µs/entry")u[$1" "$2]+=$(i-1);if($i=="wal-frames/commit")f[$1" "$2]+=$(i-1)};k[$1" "$2]++}
+	END{for(v in k)printf "%s: mean %.2f cpu-µs/entry (thread), %.2f user-µs/entry (thread), %.2f proc-cpu-µs/entry, %.2f wal-frames/commit over %d runs\n", v, c[v]/k[v], u[v]/k[v], p[v]/k[v], f[v]/k[v], k[v]}' "$out/store-append.txt" | sort -k2,2 -k1,1 | tee -a "$out/store-append.txt"
