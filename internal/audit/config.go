@@ -39,6 +39,7 @@ type Config struct {
 	BatchMax int `yaml:"batch_max"`
 	// WriteTimeout bounds one store transaction; an append that cannot be
 	// made durable within it fails (and the request gets 503). Default 10s.
+	// SQLite checks it between the transaction's statements (decision 033).
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// StartupVerify is how much Open verifies before the gateway serves:
 	// "full" (default) recomputes every entry; "recent" recomputes only

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -47,11 +48,6 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 	// The log's rows hold what verification needs; the search index is
 	// fed the decoded entries after the commit (Indexer, off this path).
 	// A version-1 table still has NOT NULL copied columns to fill.
-	// A version-1 entries table's copied columns.
-	type legacyCols struct {
-		id, kind string
-		timeNS   int64
-	}
 	var legacy []legacyCols
 	if s.legacy {
 		legacy = make([]legacyCols, len(b.Records))
@@ -76,57 +72,10 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 		return err
 	}
 	s.fl.wrote.Store(true) // before the commit: reads stop at durable
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: append [%d, %d): begin: %w", first, last, err)
-	}
-	defer tx.Rollback()
-	var n int64
-	if err := s.ins.queryRow(ctx, tx, sizeQuery).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: size: %w", err)
-	}
-	if n != first {
-		return fmt.Errorf("sqlite: append at %d but size is %d: %w", first, n, audit.ErrConflict)
-	}
-	if b.HashStart != tlog.StoredHashCount(first) || int64(len(b.Hashes)) != tlog.StoredHashCount(last)-b.HashStart {
-		return fmt.Errorf("sqlite: append [%d, %d): %d hashes from %d do not fit the records", first, last, len(b.Hashes), b.HashStart)
-	}
-	head, cols := "INSERT INTO entries(seq, data)", 2
-	if s.legacy {
-		head, cols = "INSERT INTO entries(seq, data, id, time_ns, kind)", 5
-	}
-	if err := s.ins.insert(ctx, tx, head, cols, len(b.Records), func(i int, args []any) []any {
-		r := b.Records[i]
-		args = append(args, r.Seq, r.Data)
-		if s.legacy {
-			args = append(args, legacy[i].id, legacy[i].timeNS, legacy[i].kind)
-		}
-		return args
+	if err := s.withRaw(ctx, func(r *rawConn) error {
+		return r.txn(ctx, func() error { return s.appendTxn(ctx, r, b, first, last, legacy) })
 	}); err != nil {
 		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
-	}
-	if err := s.ins.insert(ctx, tx, "INSERT INTO hashes(idx, hash)", 2, len(b.Hashes), func(i int, args []any) []any {
-		return append(args, b.HashStart+int64(i), b.Hashes[i][:])
-	}); err != nil {
-		return fmt.Errorf("sqlite: append [%d, %d): hashes: %w", first, last, err)
-	}
-	if c := b.Head; c != nil {
-		if c.Size != last {
-			return fmt.Errorf("sqlite: append [%d, %d): head of size %d", first, last, c.Size)
-		}
-		if err := s.ins.execQuery(ctx, tx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
-			ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note`, c.Size, c.Note); err != nil {
-			return fmt.Errorf("sqlite: append [%d, %d): head: %w", first, last, err)
-		}
-		if b.HeadHistory {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO checkpoints(size, hash, time_ns, note) VALUES (?, ?, ?, ?)",
-				c.Size, c.Hash[:], c.Time.UnixNano(), c.Note); err != nil {
-				return fmt.Errorf("sqlite: append [%d, %d): checkpoint: %w", first, last, err)
-			}
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: append [%d, %d): commit: %w", first, last, err)
 	}
 	s.fl.committed = last
 	s.fl.commits++
@@ -137,8 +86,64 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 		// Fed by the Flush that makes them durable.
 		s.fl.feed = append(s.fl.feed, b.Records)
 	}
-	s.ins.prepareMissed(ctx)
 	return nil
+}
+
+// appendTxn writes the batch inside the transaction r.txn opened: the
+// size check, the records, their tree hashes and the batch's head (and a
+// history checkpoint when one is due).
+func (s *Store) appendTxn(ctx context.Context, r *rawConn, b audit.Batch, first, last int64, legacy []legacyCols) error {
+	n, err := r.queryInt64(ctx, sizeQuery)
+	if err != nil {
+		return fmt.Errorf("size: %w", err)
+	}
+	if n != first {
+		return fmt.Errorf("append at %d but size is %d: %w", first, n, audit.ErrConflict)
+	}
+	if b.HashStart != tlog.StoredHashCount(first) || int64(len(b.Hashes)) != tlog.StoredHashCount(last)-b.HashStart {
+		return fmt.Errorf("%d hashes from %d do not fit the records", len(b.Hashes), b.HashStart)
+	}
+	head, cols := "INSERT INTO entries(seq, data)", 2
+	if s.legacy {
+		head, cols = "INSERT INTO entries(seq, data, id, time_ns, kind)", 5
+	}
+	if err := r.insert(ctx, head, cols, len(b.Records), func(i int, args []driver.Value) []driver.Value {
+		rec := b.Records[i]
+		args = append(args, rec.Seq, rec.Data)
+		if s.legacy {
+			args = append(args, legacy[i].id, legacy[i].timeNS, legacy[i].kind)
+		}
+		return args
+	}); err != nil {
+		return err
+	}
+	if err := r.insert(ctx, "INSERT INTO hashes(idx, hash)", 2, len(b.Hashes), func(i int, args []driver.Value) []driver.Value {
+		return append(args, b.HashStart+int64(i), b.Hashes[i][:])
+	}); err != nil {
+		return fmt.Errorf("hashes: %w", err)
+	}
+	if c := b.Head; c != nil {
+		if c.Size != last {
+			return fmt.Errorf("head of size %d", c.Size)
+		}
+		if err := r.exec(ctx, `INSERT INTO head(id, size, note) VALUES (0, ?, ?)
+			ON CONFLICT(id) DO UPDATE SET size = excluded.size, note = excluded.note`, c.Size, c.Note); err != nil {
+			return fmt.Errorf("head: %w", err)
+		}
+		if b.HeadHistory {
+			if err := r.exec(ctx, "INSERT INTO checkpoints(size, hash, time_ns, note) VALUES (?, ?, ?, ?)",
+				c.Size, c.Hash[:], c.Time.UnixNano(), c.Note); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// legacyCols are a version-1 entries table's copied columns.
+type legacyCols struct {
+	id, kind string
+	timeNS   int64
 }
 
 var _ audit.HeadKeeper = (*Store)(nil)

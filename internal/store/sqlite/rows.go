@@ -24,7 +24,9 @@ const maxRowVars = 4096
 // database/sql and the driver (argument conversion, a goroutine watching
 // the context, a VDBE run) for every entry and hash, and parsing a new
 // multi-row statement for every batch cost nearly as much; on the log's
-// single writer both were a third of Store.Append (decision 018).
+// single writer both were a third of Store.Append (decision 018). The
+// search index writes through it; the log's append transaction runs on
+// the driver connection itself (rawConn, decision 033).
 type inserts struct {
 	db     *sql.DB // its one connection is the one transactions use
 	mu     sync.Mutex
@@ -81,21 +83,6 @@ func (c *inserts) exec(ctx context.Context, tx *sql.Tx, s shape, args []any) err
 		_, err = tx.ExecContext(ctx, query, args...)
 	}
 	return err
-}
-
-// execQuery runs a fixed statement of the append path in tx, prepared
-// once like the inserts (the head's upsert: parsing it per batch showed
-// in the writer's profile).
-func (c *inserts) execQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
-	return c.exec(ctx, tx, shape{head: query}, args)
-}
-
-// queryRow is QueryRowContext in tx through a statement prepared once.
-func (c *inserts) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
-	if stmt, _ := c.lookup(shape{head: query}); stmt != nil {
-		return tx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...)
-	}
-	return tx.QueryRowContext(ctx, query, args...)
 }
 
 // lookup returns the prepared statement of s, or nil and its text (then

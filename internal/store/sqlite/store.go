@@ -34,7 +34,9 @@ type Store struct {
 	// time_ns and kind are NOT NULL and still written.
 	legacy bool
 
-	ins *inserts // the writer's multi-row INSERTs (nil when read-only)
+	// raw runs the append transaction on the writer's driver connection
+	// (raw.go); guarded by mu.
+	raw rawConn
 	// fl flushes the writer's commits and holds the durable watermark
 	// reads stop at (nil when read-only; flush.go).
 	fl *flusher
@@ -78,7 +80,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{path: path, w: w, ins: newInserts(w), fl: &flusher{walPath: path + "-wal", dbPath: path}}
+	s := &Store{path: path, w: w, fl: &flusher{walPath: path + "-wal", dbPath: path}}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -208,7 +210,13 @@ func (s *Store) Close() error {
 	if s.w == nil {
 		return errors.Join(s.r.Close(), ixErr)
 	}
-	return errors.Join(s.ins.close(), s.r.Close(), s.w.Close(), flErr, ixErr)
+	// The append path's statements are closed on their connection
+	// before it closes (none if nothing was appended).
+	var rawErr error
+	if len(s.raw.stmts) > 0 {
+		rawErr = s.withRaw(context.Background(), func(r *rawConn) error { return r.close() })
+	}
+	return errors.Join(rawErr, s.r.Close(), s.w.Close(), flErr, ixErr)
 }
 
 func (s *Store) check() error {
