@@ -14,6 +14,25 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 )
 
+// openFlushStore opens a new store in a temporary directory, with a
+// signer for flushBatch. It returns the directory (to reopen the store
+// from), the store, closed when the test ends, and the signer and its
+// verifier.
+func openFlushStore(t *testing.T, origin string) (string, *Store, note.Signer, note.Verifier) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := Open(context.Background(), filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	signer, verifier, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys", audit.SignerFile), origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, st, signer, verifier
+}
+
 // flushBatch builds the batch of records [from, to) after the records
 // already hashed into hs (which it extends), with its signed head.
 func flushBatch(t *testing.T, s note.Signer, hs *[]tlog.Hash, from, to int64) audit.Batch {
@@ -58,16 +77,7 @@ func flushBatch(t *testing.T, s note.Signer, hs *[]tlog.Hash, from, to int64) au
 // Append is both (decision 026).
 func TestFlushVisibility(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := Open(ctx, filepath.Join(dir, "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	signer, verifier, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys", audit.SignerFile), "flush-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st, signer, verifier := openFlushStore(t, "flush-test")
 	var hs []tlog.Hash
 	if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 3)); err != nil {
 		t.Fatal(err)
@@ -115,16 +125,7 @@ func TestFlushVisibility(t *testing.T) {
 // included, until the store is reopened.
 func TestFlushFailureFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := Open(ctx, filepath.Join(dir, "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys", audit.SignerFile), "flush-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st, signer, _ := openFlushStore(t, "flush-test")
 	var hs []tlog.Hash
 	if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 2)); err != nil {
 		t.Fatal(err)

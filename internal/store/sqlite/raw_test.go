@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,16 +20,7 @@ import (
 // it ran writes nothing.
 func TestAppendTxnRollsBack(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := Open(ctx, filepath.Join(dir, "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dir, "keys", audit.SignerFile), "raw-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st, signer, _ := openFlushStore(t, "raw-test")
 	var hs []tlog.Hash
 	if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 3)); err != nil {
 		t.Fatal(err)
