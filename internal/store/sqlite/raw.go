@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"strings"
 )
 
@@ -136,10 +135,8 @@ func (r *rawConn) queryInt64(ctx context.Context, query string) (int64, error) {
 // prepared once, as inserts.insert does through database/sql); row
 // appends the values of row i to args.
 func (r *rawConn) insert(ctx context.Context, head string, cols, n int, row func(i int, args []driver.Value) []driver.Value) error {
-	per := min(maxChunkRows, 1<<(bits.Len(uint(max(1, maxRowVars/cols)))-1))
-	vals := make([]driver.Value, 0, min(n, per)*cols)
-	for lo := 0; lo < n; {
-		rows := min(per, 1<<(bits.Len(uint(n-lo))-1))
+	vals := make([]driver.Value, 0, min(n, chunkPer(cols))*cols)
+	return chunkRows(cols, n, func(lo, rows int) error {
 		vals = vals[:0]
 		for i := lo; i < lo+rows; i++ {
 			vals = row(i, vals)
@@ -151,12 +148,8 @@ func (r *rawConn) insert(ctx context.Context, head string, cols, n int, row func
 		for i, v := range vals {
 			r.args = append(r.args, driver.NamedValue{Ordinal: i + 1, Value: v})
 		}
-		if err := r.execNamed(ctx, r.shapeQuery(head, cols, rows), r.args); err != nil {
-			return err
-		}
-		lo += rows
-	}
-	return nil
+		return r.execNamed(ctx, r.shapeQuery(head, cols, rows), r.args)
+	})
 }
 
 // shapeQuery is the text of a multi-row INSERT, built once per shape.

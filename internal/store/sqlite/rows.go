@@ -53,10 +53,8 @@ func newInserts(db *sql.DB) *inserts {
 // insert inserts n rows of cols values each in tx; row appends the
 // values of row i to args.
 func (c *inserts) insert(ctx context.Context, tx *sql.Tx, head string, cols, n int, row func(i int, args []any) []any) error {
-	per := min(maxChunkRows, 1<<(bits.Len(uint(max(1, maxRowVars/cols)))-1))
-	args := make([]any, 0, min(n, per)*cols)
-	for lo := 0; lo < n; {
-		rows := min(per, 1<<(bits.Len(uint(n-lo))-1))
+	args := make([]any, 0, min(n, chunkPer(cols))*cols)
+	return chunkRows(cols, n, func(lo, rows int) error {
 		args = args[:0]
 		for i := lo; i < lo+rows; i++ {
 			args = row(i, args)
@@ -64,7 +62,24 @@ func (c *inserts) insert(ctx context.Context, tx *sql.Tx, head string, cols, n i
 		if len(args) != rows*cols {
 			return fmt.Errorf("sqlite: insert: %d values for %d rows of %d columns", len(args), rows, cols)
 		}
-		if err := c.exec(ctx, tx, shape{head, cols, rows}, args); err != nil {
+		return c.exec(ctx, tx, shape{head, cols, rows}, args)
+	})
+}
+
+// chunkPer is the most rows of cols values one INSERT of chunkRows holds.
+func chunkPer(cols int) int {
+	return min(maxChunkRows, 1<<(bits.Len(uint(max(1, maxRowVars/cols)))-1))
+}
+
+// chunkRows splits n rows of cols values each into multi-row INSERTs of
+// power-of-two row counts, each within SQLite's bound on variables (at
+// most nine statement shapes per table, so each can be prepared once),
+// and calls insert for each chunk [lo, lo+rows) in order.
+func chunkRows(cols, n int, insert func(lo, rows int) error) error {
+	per := chunkPer(cols)
+	for lo := 0; lo < n; {
+		rows := min(per, 1<<(bits.Len(uint(n-lo))-1))
+		if err := insert(lo, rows); err != nil {
 			return err
 		}
 		lo += rows
