@@ -87,20 +87,7 @@ func TestRecordingBestEffortServesAndSaysFailed(t *testing.T) {
 // assertion, the body redacted — and the response bytes exactly as the
 // client received them; its digest is in the terminal entry.
 func TestRecordingCapturesWhatWasSentAndReceived(t *testing.T) {
-	dir := t.TempDir()
-	rc := recording.Config{Default: recording.LevelFull}
-	rc.SetDefaults()
-	rc.Resolve(dir)
-	cat, err := sqlite.OpenRecordingCatalog(context.Background(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{StripHeaders: []string{"X-Warden-Identity"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close() })
+	rc, rec := openRecorder(t, t.TempDir(), recording.LevelFull, recording.Options{StripHeaders: []string{"X-Warden-Identity"}})
 	masks, err := mask.New(mask.Config{}, []byte("test-masking-key-0123"))
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +157,7 @@ func TestRecordingMemoryFlatOn100MBStream(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	rc, rec := openRecorder(t, t.TempDir(), recording.LevelFull)
+	rc, rec := openRecorder(t, t.TempDir(), recording.LevelFull, recording.Options{})
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:1", AllowAnonymous: true, Recordings: rc,
 		Routes: []config.Route{{Name: "openai", PathPrefix: "/v1/", Upstream: up.URL, Profile: config.ProfileOpenAI}},
@@ -278,7 +265,7 @@ func TestRecordingReady(t *testing.T) {
 	records := engine("records", "  - {name: chat, when: 'true', action: allow, record: metadata}\n")
 	silent := engine("silent", "  - {name: chat, when: 'true', action: allow, record: 'off'}\n")
 
-	_, healthy := openRecorder(t, dir, recording.LevelOff)
+	_, healthy := openRecorder(t, dir, recording.LevelOff, recording.Options{})
 
 	for _, tc := range []struct {
 		name     string
@@ -316,7 +303,7 @@ func TestRecordingReady(t *testing.T) {
 
 // openRecorder opens a real recorder (filesystem store, SQLite catalogue)
 // under dir with the given default level, closed when the test ends.
-func openRecorder(t *testing.T, dir string, def recording.Level) (recording.Config, *recording.Recorder) {
+func openRecorder(t *testing.T, dir string, def recording.Level, o recording.Options) (recording.Config, *recording.Recorder) {
 	t.Helper()
 	rc := recording.Config{Default: def}
 	rc.SetDefaults()
@@ -326,7 +313,7 @@ func openRecorder(t *testing.T, dir string, def recording.Level) (recording.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{})
+	rec, err := recording.Open(context.Background(), rc, cat, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,24 +344,11 @@ func (w *flushClockWriter) Flush()                      { w.flushes++; w.t.Add(1
 // first flush. The recording still holds exactly the bytes sent, and the
 // client gets one flush a write, as without recording.
 func TestRecordingOfAStreamFollowsItsFlush(t *testing.T) {
-	dir := t.TempDir()
-	rc := recording.Config{Default: recording.LevelFull}
-	rc.SetDefaults()
-	rc.Resolve(dir)
-	cat, err := sqlite.OpenRecordingCatalog(context.Background(), filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
 	start := time.Unix(1764565200, 0)
 	w := &flushClockWriter{h: http.Header{}}
-	rec, err := recording.Open(context.Background(), rc, cat, recording.Options{
+	_, rec := openRecorder(t, t.TempDir(), recording.LevelFull, recording.Options{
 		Now: func() time.Time { return start.Add(time.Duration(w.t.Load()) * time.Second) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close() })
 	for _, stream := range []bool{true, false} {
 		c, err := rec.Reserve(recording.Info{RequestID: "req-flush", Start: start, Level: recording.LevelFull})
 		if err != nil {
