@@ -72,12 +72,23 @@ func TestIndexTamper(t *testing.T) {
 		}
 	}
 	// A row beyond the log (the next search would see the index ahead of
-	// the log and rebuild it: so after the searches).
+	// the log and rebuild it: so after the searches). The store's
+	// background indexer catches up every IndexerDelay and would rebuild
+	// it too, before CheckIndex could see the row (CI caught that race):
+	// holding the indexers' advisory lock, which the rebuild's reset
+	// takes, keeps it out until CheckIndex is done.
+	lock := lockKey(schema, "index")
+	if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", lock); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Exec(ctx, "INSERT INTO entry_index SELECT 42, time_ns, kind, subject, route, model, request_id, approval_id, action, mask_rules, search_text FROM entry_index WHERE seq = 2"); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := st.CheckIndex(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "SELECT pg_advisory_unlock($1)", lock); err != nil {
 		t.Fatal(err)
 	}
 	// One table here: a deleted or added row is also text (and rules).
