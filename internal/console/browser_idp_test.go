@@ -47,7 +47,10 @@ func TestBrowserRealIdP(t *testing.T) {
 	}
 
 	login(ctx, "bob", "/ui/approvals", true)
-	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("span.who")))
+	// Read in the page in one step: a node id taken first can be gone by
+	// the time its text is asked for, when the page replaces the header
+	// (CI saw "No node with given id found").
+	who, err := chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector("span.who")?.textContent ?? ""`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func TestBrowserRealIdP(t *testing.T) {
 	actx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
 	defer cancel()
 	login(actx, "alice", "/ui/search", false)
-	body, err := chromedp.Run(actx, chromedp.Text(chromedp.CSS("main")))
+	body, err := chromedp.Run(actx, chromedp.Poll[string](`document.querySelector("main")?.textContent ?? ""`))
 	if err != nil {
 		t.Fatal(err)
 	}
