@@ -24,14 +24,19 @@ const indexSchemaVersion = 4
 // index is the search index in its own SQLite file: a row of ids and
 // subject per entry, the count blocks, the mask-rule index and the
 // full-text index, derived from the log by audit.Index and
-// audit.CountBlock. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
-// write is caught up from the log, and a damaged file is set aside and
-// rebuilt.
+// audit.CountBlock. Nothing of it is ever fsynced (WAL, synchronous=OFF,
+// decision 035): a write the process made survives its end (the OS has
+// it) and what the index lacks is caught up from the log; a file left
+// open when the machine went down, or damaged, is set aside and rebuilt
+// (index_crash.go).
 type index struct {
 	path string
 	w    *sql.DB  // one writer; nil when read-only
 	ins  *inserts // multi-row INSERTs on w
 	r    *sql.DB
+	// marker is the content of the open marker this writer wrote
+	// (index_crash.go); "" for a reference index or a reader.
+	marker string
 }
 
 var _ audit.IndexWriter = (*index)(nil)
@@ -51,19 +56,50 @@ func openIndex(ctx context.Context, path string, readOnly bool) (*index, error) 
 		r.SetMaxOpenConns(4)
 		return &index{path: path, r: r}, nil
 	}
-	ix, err := openIndexRW(ctx, path)
-	if err == nil {
-		return ix, nil
+	lost, boot, err := uncleanFromOtherBoot(path)
+	if err != nil {
+		return nil, err
 	}
+	if lost {
+		// Unsynced writes of another boot may be lost in any order: the
+		// file may be damaged in ways opening it does not show.
+		if err := setAside(path, fmt.Errorf("left open by boot %q: the machine went down with it open (power loss?) and its writes are not synced", boot)); err != nil {
+			return nil, err
+		}
+	}
+	// The marker is durable before anything unsynced is written.
+	marker, err := writeMarker(path)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := openIndexRW(ctx, path)
+	if err != nil {
+		if err := setAside(path, err); err != nil {
+			return nil, err
+		}
+		if ix, err = openIndexRW(ctx, path); err != nil {
+			return nil, err
+		}
+	}
+	ix.marker = marker
+	return ix, nil
+}
+
+// setAside moves the index file at path aside (path + ".broken-<time>"),
+// for a new one to be built from the log, and logs why.
+func setAside(path string, why error) error {
 	aside := fmt.Sprintf("%s.broken-%d", path, time.Now().Unix())
 	slog.Warn("sqlite: the search index cannot be used; setting it aside and rebuilding it from the log",
-		"path", path, "moved_to", aside, "err", err)
+		"path", path, "moved_to", aside, "err", why)
 	if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-		return nil, fmt.Errorf("sqlite: open index %s: %w (and it could not be moved aside: %v)", path, err, rerr)
+		return fmt.Errorf("sqlite: open index %s: %w (and it could not be moved aside: %v)", path, why, rerr)
 	}
-	os.Remove(path + "-wal")
+	// The WAL goes with it, or SQLite would apply it to the new file.
+	if rerr := os.Rename(path+"-wal", aside+"-wal"); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return fmt.Errorf("sqlite: open index %s: %w (and its WAL could not be moved aside: %v)", path, why, rerr)
+	}
 	os.Remove(path + "-shm")
-	return openIndexRW(ctx, path)
+	return nil
 }
 
 func openIndexRW(ctx context.Context, path string) (*index, error) {
@@ -75,7 +111,9 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	q := url.Values{}
 	q.Set("_busy_timeout", "10000")
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL")
+	// No fsync, not even of a WAL checkpoint: the index is derived and
+	// rebuildable, and a power loss is detected at open (index_crash.go).
+	q.Set("_synchronous", "OFF")
 	q.Set("_txlock", "immediate")
 	// Statement journals in memory, not in temporary files: a multi-row
 	// insert's undo pages otherwise cost a write system call each.
@@ -133,7 +171,11 @@ func (ix *index) close() error {
 	if ix.w == nil {
 		return ix.r.Close()
 	}
-	return errors.Join(ix.ins.close(), ix.r.Close(), ix.w.Close())
+	err := errors.Join(ix.ins.close(), ix.r.Close(), ix.w.Close())
+	if err == nil && ix.marker != "" {
+		err = closeMarker(ix.path, ix.marker)
+	}
+	return err
 }
 
 // IndexedSize returns the number of leading log records indexed.
