@@ -18,8 +18,10 @@ import (
 // added the per-chunk counts (count_spans, count_rows); version 3 replaced
 // them with count blocks (count_blocks, decision 024); version 4 keeps in
 // entry_fields only the point-lookup columns and searches the others in
-// the count blocks (decision 027).
-const indexSchemaVersion = 4
+// the count blocks (decision 027); version 5 finds request ids through
+// the full-text index instead of a B-tree, and drops its column sizes
+// (decision 035).
+const indexSchemaVersion = 5
 
 // index is the search index in its own SQLite file: a row of ids and
 // subject per entry, the count blocks, the mask-rule index and the
@@ -219,7 +221,7 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 		seq int64
 		val string
 	}
-	var texts, masks []ref
+	var masks []ref
 	if err := writeCounts(ctx, tx, recs); err != nil {
 		return err
 	}
@@ -229,9 +231,6 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 		}
 		d := docOf(r.Entry)
 		docs[i] = d
-		if d.text != "" {
-			texts = append(texts, ref{r.Seq, d.text})
-		}
 		for _, rule := range d.maskRules {
 			masks = append(masks, ref{r.Seq, rule})
 		}
@@ -243,8 +242,10 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
 	}
-	if err := ix.ins.insert(ctx, tx, "INSERT OR FAIL INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
-		return append(args, texts[i].seq, texts[i].val)
+	// Every entry has a row (nearly every one a request id), so the rows
+	// are docs.
+	if err := ix.ins.insert(ctx, tx, "INSERT OR FAIL INTO entry_text(rowid, body, ids)", 3, len(docs), func(i int, args []any) []any {
+		return append(args, recs[i].Seq, docs[i].text, docs[i].requestID)
 	}); err != nil {
 		return fmt.Errorf("sqlite: index [%d, %d): text: %w", n, n+int64(len(recs)), err)
 	}

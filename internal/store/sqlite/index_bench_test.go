@@ -13,7 +13,10 @@ import (
 )
 
 // indexBenchEntries returns n decoded records as the gateway writes them:
-// admissions with parameters and an allow decision with a reason,
+// a request id of 32 random hex digits shared by an admission and its
+// completion (apierr.NewRequestID: random, so the request-id lookup's
+// inserts land all over it, decision 035), admissions with parameters
+// and an allow decision with a reason,
 // completions with outcome, status and (every fourth) masking actions,
 // some denials, and an approval now and then.
 func indexBenchEntries(n int) []audit.Record {
@@ -21,7 +24,7 @@ func indexBenchEntries(n int) []audit.Record {
 	recs := make([]audit.Record, n)
 	for i := range recs {
 		e := &audit.Entry{Time: t0.Add(time.Duration(i) * time.Millisecond), ID: fmt.Sprintf("e-%d", i),
-			RequestID: fmt.Sprintf("req-%d", i/2), Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
+			RequestID: benchRequestID(i / 2), Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
 			Route: []string{"chat", "embeddings", "fine-tune", "admin"}[i%4], Model: []string{"gpt-4o", "llama-3-70b", "mistral-7b"}[i%3]}
 		switch {
 		case i%50 == 49:
@@ -42,6 +45,18 @@ func indexBenchEntries(n int) []audit.Record {
 		recs[i] = audit.Record{Seq: int64(i), Entry: e}
 	}
 	return recs
+}
+
+// benchRequestID is request i's id: 32 hex digits, pseudo-random (the
+// same in every run) like the gateway's.
+func benchRequestID(i int) string {
+	mix := func(x uint64) uint64 { // splitmix64
+		x += 0x9e3779b97f4a7c15
+		x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+		x = (x ^ x>>27) * 0x94d049bb133111eb
+		return x ^ x>>31
+	}
+	return fmt.Sprintf("%016x%016x", mix(uint64(i)), mix(uint64(i)+1<<40))
 }
 
 // BenchmarkIndexWrite indexes b.N entries into a fresh index file in
