@@ -212,6 +212,9 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
+	// TRACEWAIT_LONG=3ms prints the stack that ends each running slice
+	// of a role's goroutine at least that long (to stderr).
+	long, _ := time.ParseDuration(os.Getenv("TRACEWAIT_LONG"))
 	blocked, runq, sys := stats{}, stats{}, stats{}
 	gcs := stats{}
 	type gstate struct {
@@ -288,6 +291,9 @@ func main() {
 			g.last, g.state = now, to
 			if from == trace.GoRunning && g.role != "" {
 				running.add(g.role, now-g.runAt)
+				if long > 0 && now-g.runAt >= long {
+					fmt.Fprintf(os.Stderr, "%s ran %v until %v:\n%s\n", g.role, now-g.runAt, to, stackText(st.Stack))
+				}
 			}
 			if to == trace.GoRunning {
 				g.runAt = now

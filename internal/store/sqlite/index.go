@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -33,9 +35,13 @@ const indexSchemaVersion = 5
 // (index_crash.go).
 type index struct {
 	path string
-	w    *sql.DB  // one writer; nil when read-only
-	ins  *inserts // multi-row INSERTs on w
+	w    *sql.DB // one writer; nil when read-only
+	raw  rawConn // w's driver connection, for WriteIndex
 	r    *sql.DB
+	// blk is the count block WriteIndex wrote last (nil: none, or
+	// unknown after a failed write), so the next batch extends it
+	// without decoding it again (writeCounts).
+	blk *writtenBlock
 	// marker is the content of the open marker this writer wrote
 	// (index_crash.go); "" for a reference index or a reader.
 	marker string
@@ -127,7 +133,7 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	ix := &index{path: path, w: w, ins: newInserts(w)}
+	ix := &index{path: path, w: w}
 	if err := ix.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -173,7 +179,8 @@ func (ix *index) close() error {
 	if ix.w == nil {
 		return ix.r.Close()
 	}
-	err := errors.Join(ix.ins.close(), ix.r.Close(), ix.w.Close())
+	rawErr := ix.withRaw(context.Background(), func(r *rawConn) error { return r.close() })
+	err := errors.Join(rawErr, ix.r.Close(), ix.w.Close())
 	if err == nil && ix.marker != "" {
 		err = closeMarker(ix.path, ix.marker)
 	}
@@ -193,8 +200,18 @@ func indexedSize(ctx context.Context, q queryer) (int64, error) {
 	return n, nil
 }
 
+// yieldEvery is how many entries WriteIndex handles (documents built,
+// rows inserted) between two yields of its core: about a quarter of a
+// millisecond of work. A batch of thousands would otherwise keep the core
+// for tens of milliseconds, and goroutines waiting to run on it (the
+// gateway's requests) would wait that long (decision 035).
+const yieldEvery = 256
+
 // WriteIndex indexes consecutive records in one transaction (see
-// audit.IndexWriter).
+// audit.IndexWriter). It runs on the writer's driver connection through
+// statements prepared once (rawConn, as the log's append does: decision
+// 033, for the index decision 035): database/sql's per-statement
+// argument conversion and context watching were a fifth of its CPU.
 func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if ix.w == nil {
 		return fmt.Errorf("sqlite: index %s is open read-only", ix.path)
@@ -202,63 +219,95 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	tx, err := ix.w.BeginTx(ctx, nil)
+	err := ix.withRaw(ctx, func(r *rawConn) error {
+		return r.txn(ctx, func() error { return ix.write(ctx, r, recs) })
+	})
 	if err != nil {
-		return fmt.Errorf("sqlite: index: begin: %w", err)
+		ix.blk = nil // it may hold what was rolled back
+		return fmt.Errorf("sqlite: index: %w", err)
 	}
-	defer tx.Rollback()
-	n, err := indexedSize(ctx, tx)
+	return nil
+}
+
+// write is WriteIndex's transaction.
+func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) error {
+	n, err := r.queryInt64(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entry_fields")
 	if err != nil {
-		return err
+		return fmt.Errorf("index size: %w", err)
 	}
 	if recs, err = audit.Unindexed(recs, n); err != nil || len(recs) == 0 {
 		return err
 	}
-	// Multi-row inserts: one statement per table and chunk instead of one
-	// per entry, text and rule (decision 018).
 	docs := make([]doc, len(recs))
 	type ref struct {
 		seq int64
 		val string
 	}
 	var masks []ref
-	if err := writeCounts(ctx, tx, recs); err != nil {
-		return err
-	}
-	for i, r := range recs {
-		if r.Seq != n+int64(i) {
-			return fmt.Errorf("sqlite: index: records not consecutive at %d", r.Seq)
+	for i, rec := range recs {
+		if rec.Seq != n+int64(i) {
+			return fmt.Errorf("records not consecutive at %d", rec.Seq)
 		}
-		d := docOf(r.Entry)
+		if i%yieldEvery == yieldEvery-1 {
+			runtime.Gosched()
+		}
+		d := docOf(rec.Entry)
 		docs[i] = d
 		for _, rule := range d.maskRules {
-			masks = append(masks, ref{r.Seq, rule})
+			masks = append(masks, ref{rec.Seq, rule})
 		}
 	}
-	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
-		(seq, request_id, approval_id, subject)`, 4, len(docs), func(i int, args []any) []any {
+	if err := ix.writeCounts(ctx, r, recs); err != nil {
+		return err
+	}
+	// yield yields the core every yieldEvery rows, between two multi-row
+	// INSERTs (of at most 256 rows: chunkRows).
+	yield := func(i int) {
+		if i > 0 && i%yieldEvery == 0 {
+			runtime.Gosched()
+		}
+	}
+	// Multi-row inserts: one statement per table and chunk instead of one
+	// per entry, text and rule (decision 018).
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_fields(seq, request_id, approval_id, subject)", 4, len(docs), func(i int, args []driver.Value) []driver.Value {
+		yield(i)
 		d := &docs[i]
 		return append(args, recs[i].Seq, d.requestID, d.approvalID, d.subject)
 	}); err != nil {
-		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
+		return fmt.Errorf("[%d, %d): %w", n, n+int64(len(recs)), err)
 	}
-	// Every entry has a row (nearly every one a request id), so the rows
-	// are docs.
-	if err := ix.ins.insert(ctx, tx, "INSERT OR FAIL INTO entry_text(rowid, body, ids)", 3, len(docs), func(i int, args []any) []any {
+	// Every entry has a row (nearly every one a request id).
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids)", 3, len(docs), func(i int, args []driver.Value) []driver.Value {
+		yield(i)
 		return append(args, recs[i].Seq, docs[i].text, docs[i].requestID)
 	}); err != nil {
-		return fmt.Errorf("sqlite: index [%d, %d): text: %w", n, n+int64(len(recs)), err)
+		return fmt.Errorf("[%d, %d): text: %w", n, n+int64(len(recs)), err)
 	}
-	if err := ix.ins.insert(ctx, tx, "INSERT OR IGNORE INTO entry_masks(rule, seq)", 2, len(masks), func(i int, args []any) []any {
+	if err := r.insert(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq)", 2, len(masks), func(i int, args []driver.Value) []driver.Value {
+		yield(i)
 		return append(args, masks[i].val, masks[i].seq)
 	}); err != nil {
-		return fmt.Errorf("sqlite: index [%d, %d): mask rules: %w", n, n+int64(len(recs)), err)
+		return fmt.Errorf("[%d, %d): mask rules: %w", n, n+int64(len(recs)), err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: index: commit: %w", err)
-	}
-	ix.ins.prepareMissed(ctx)
 	return nil
+}
+
+// withRaw runs f on the index writer's driver connection (see
+// Store.withRaw).
+func (ix *index) withRaw(ctx context.Context, f func(r *rawConn) error) error {
+	c, err := ix.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		d, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("sqlite: driver connection is %T", dc)
+		}
+		ix.raw.bind(d)
+		return f(&ix.raw)
+	})
 }
 
 // ResetIndex drops and recreates the index tables.
@@ -277,5 +326,6 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: reset index: %w", err)
 	}
+	ix.blk = nil
 	return nil
 }
