@@ -41,11 +41,14 @@ func (ix *index) writeCounts(ctx context.Context, r *rawConn, recs []audit.Recor
 			}
 		}
 		added := false
-		for _, rec := range run {
+		for i, rec := range run {
 			if !b.Append(rec.Seq, rec.Entry) {
 				break
 			}
 			added = true
+			if i%yieldEvery == yieldEvery-1 {
+				runtime.Gosched()
+			}
 		}
 		if !added && seq != start {
 			continue
