@@ -62,6 +62,12 @@ func openIndex(ctx context.Context, path string, readOnly bool) (*index, error) 
 			return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
 		}
 		r.SetMaxOpenConns(4)
+		if lost, boot, err := uncleanFromOtherBoot(path); err == nil && lost {
+			// Read as it is (warden index check compares it with the
+			// log); the gateway's next start rebuilds it.
+			slog.Warn("sqlite: the search index was left open when the machine went down; it may be damaged until the gateway rebuilds it (warden index check, warden index rebuild)",
+				"path", path, "boot", boot)
+		}
 		return &index{path: path, r: r}, nil
 	}
 	lost, boot, err := uncleanFromOtherBoot(path)
