@@ -212,6 +212,9 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
+	// TRACEWAIT_LONG=3ms prints the stack that ends each running slice
+	// of a role's goroutine at least that long (to stderr).
+	long, _ := time.ParseDuration(os.Getenv("TRACEWAIT_LONG"))
 	blocked, runq, sys := stats{}, stats{}, stats{}
 	gcs := stats{}
 	type gstate struct {
@@ -221,9 +224,18 @@ func main() {
 		last  time.Duration // time of the last transition
 		state trace.GoState // state since last
 		in    map[trace.GoState]time.Duration
+		on    bool // running or in a syscall (holding a P) since onAt
+		onAt  time.Duration
+		runAt time.Duration // running since
 	}
 	gs := map[trace.GoID]*gstate{}
 	var writer, admissions []span
+	// onCPU: stretches a goroutine of a role spent running or in a
+	// syscall (holding its P, unless the syscall blocked long enough for
+	// the P to be taken) without a break: how long it kept others off
+	// that core.
+	onCPU := stats{}
+	running := stats{} // running slices alone (up to a syscall, a block or a preemption)
 	sysClass := map[trace.GoID]string{}
 	sysStart := map[trace.GoID]trace.Time{}
 	rangeStart := map[string]trace.Time{}
@@ -277,6 +289,24 @@ func main() {
 				}
 			}
 			g.last, g.state = now, to
+			if from == trace.GoRunning && g.role != "" {
+				running.add(g.role, now-g.runAt)
+				if long > 0 && now-g.runAt >= long {
+					fmt.Fprintf(os.Stderr, "%s ran %v until %v:\n%s\n", g.role, now-g.runAt, to, stackText(st.Stack))
+				}
+			}
+			if to == trace.GoRunning {
+				g.runAt = now
+			}
+			switch held := to == trace.GoRunning || to == trace.GoSyscall; {
+			case held && !g.on:
+				g.on, g.onAt = true, now
+			case !held && g.on:
+				g.on = false
+				if g.role != "" {
+					onCPU.add(g.role, now-g.onAt)
+				}
+			}
 			if g.role == "" {
 				stk := stackText(st.Stack)
 				switch {
@@ -329,6 +359,8 @@ func main() {
 	runq.print("Run-queue delay (runnable → running), by what the goroutine had waited for", span)
 	sys.print("Syscalls (durations)", span)
 	gcs.print("Runtime ranges (GC phases, STW)", span)
+	running.print("Running slices of single goroutines (from running to a syscall, a block, a yield or a preemption)", span)
+	onCPU.print("Unbroken stretches on a CPU (running or in a syscall) of single goroutines", span)
 	admissionParts(admissions, writer)
 	fmt.Printf("\n### Time of single goroutines by state (share of the trace span)\n\n| goroutine | running | runnable (waiting for a P) | syscall | waiting |\n|---|---:|---:|---:|---:|\n")
 	ids := make([]trace.GoID, 0, len(gs))

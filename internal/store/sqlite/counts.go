@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/wardenhq/warden/internal/audit"
 )
@@ -14,11 +15,15 @@ var _ audit.CountIndex = (*Store)(nil)
 
 // writeCounts adds recs (consecutive, not yet indexed) to the count
 // blocks of their chunks, in the index write's transaction: a chunk the
-// batch starts in the middle of has its block read, extended and written
-// back. A block that cannot be extended (it does not parse, or it stops
-// short of the batch: an entry it could not hold) is left as it is, so
-// the blocks depend only on the entries, not on how they were batched.
-func writeCounts(ctx context.Context, tx *sql.Tx, recs []audit.Record) error {
+// batch starts in the middle of has its block extended and written back
+// (the block the last write left, ix.blk, if the stored one is still it;
+// else the stored one, read and decoded). A block that cannot be extended
+// (it does not parse, or it stops short of the batch: an entry it could
+// not hold) is left as it is, so the blocks depend only on the entries,
+// not on how they were batched.
+func (ix *index) writeCounts(ctx context.Context, r *rawConn, recs []audit.Record) error {
+	last := ix.blk
+	ix.blk = nil // until this write's block is known
 	for len(recs) > 0 {
 		seq := recs[0].Seq
 		start := seq - seq%audit.CountChunk
@@ -27,36 +32,75 @@ func writeCounts(ctx context.Context, tx *sql.Tx, recs []audit.Record) error {
 		recs = recs[n:]
 		b := audit.NewCountBlock(start)
 		if seq != start {
-			var data []byte
-			err := tx.QueryRowContext(ctx, "SELECT data FROM count_blocks WHERE start = ?", start).Scan(&data)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
+			var err error
+			if b, err = ix.storedBlock(ctx, r, last, start, seq); err != nil {
+				return err
 			}
-			if err != nil {
-				return fmt.Errorf("sqlite: index: counts of chunk %d: %w", start, err)
-			}
-			if b, err = audit.ParseCountBlock(start, data); err != nil {
+			if b == nil {
 				continue
 			}
 		}
 		added := false
-		for _, r := range run {
-			if !b.Append(r.Seq, r.Entry) {
+		for i, rec := range run {
+			if !b.Append(rec.Seq, rec.Entry) {
 				break
 			}
 			added = true
+			if i%yieldEvery == yieldEvery-1 {
+				runtime.Gosched()
+			}
 		}
 		if !added && seq != start {
 			continue
 		}
 		minNS, maxNS := b.TimeRange()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO count_blocks(start, n, min_ns, max_ns, vals, data) VALUES (?, ?, ?, ?, ?, ?)
+		data := b.AppendBinary(nil)
+		if err := r.exec(ctx, `INSERT INTO count_blocks(start, n, min_ns, max_ns, vals, data) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT(start) DO UPDATE SET n = excluded.n, min_ns = excluded.min_ns, max_ns = excluded.max_ns, vals = excluded.vals, data = excluded.data`,
-			start, b.Len(), minNS, maxNS, b.AppendValues(nil), b.AppendBinary(nil)); err != nil {
-			return fmt.Errorf("sqlite: index: counts of chunk %d: %w", start, err)
+			start, b.Len(), minNS, maxNS, b.AppendValues(nil), data); err != nil {
+			return fmt.Errorf("counts of chunk %d: %w", start, err)
 		}
+		ix.blk = &writtenBlock{b, data}
+		runtime.Gosched() // a block is up to 4096 entries' work (yieldEvery)
 	}
 	return nil
+}
+
+// writtenBlock is a count block as WriteIndex wrote it: decoded, ready to
+// extend, and its encoding.
+type writtenBlock struct {
+	b    *audit.CountBlock
+	data []byte
+}
+
+// storedBlock returns the stored block of the chunk at start, to extend
+// from seq on: last's if the stored block is still the one last holds
+// (the same bytes), else the stored one decoded. It returns nil for a block that cannot be extended (none
+// stored, malformed, stopping short of seq).
+func (ix *index) storedBlock(ctx context.Context, r *rawConn, last *writtenBlock, start, seq int64) (*audit.CountBlock, error) {
+	if last != nil && last.b.Start == start && last.b.Start+last.b.Len() == seq {
+		// Compared byte for byte: an edited block is left as it is, as
+		// when it is read (warden index check reports it).
+		same, err := r.queryInt64Args(ctx, "SELECT n = ? AND data = ? FROM count_blocks WHERE start = ?", last.b.Len(), last.data, start)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("counts of chunk %d: %w", start, err)
+		}
+		if err == nil && same == 1 {
+			return last.b, nil
+		}
+	}
+	data, err := r.queryBytes(ctx, "SELECT data FROM count_blocks WHERE start = ?", start)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("counts of chunk %d: %w", start, err)
+	}
+	b, err := audit.ParseCountBlock(start, data)
+	if err != nil {
+		return nil, nil
+	}
+	return b, nil
 }
 
 // CountBlocks returns the index's count blocks of the chunks holding

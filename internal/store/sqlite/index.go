@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -18,20 +20,31 @@ import (
 // added the per-chunk counts (count_spans, count_rows); version 3 replaced
 // them with count blocks (count_blocks, decision 024); version 4 keeps in
 // entry_fields only the point-lookup columns and searches the others in
-// the count blocks (decision 027).
-const indexSchemaVersion = 4
+// the count blocks (decision 027); version 5 finds request ids through
+// the full-text index instead of a B-tree, and drops its column sizes
+// (decision 035).
+const indexSchemaVersion = 5
 
 // index is the search index in its own SQLite file: a row of ids and
 // subject per entry, the count blocks, the mask-rule index and the
 // full-text index, derived from the log by audit.Index and
-// audit.CountBlock. Commits are not fsynced (WAL, synchronous=NORMAL): a lost
-// write is caught up from the log, and a damaged file is set aside and
-// rebuilt.
+// audit.CountBlock. Nothing of it is ever fsynced (WAL, synchronous=OFF,
+// decision 035): a write the process made survives its end (the OS has
+// it) and what the index lacks is caught up from the log; a file left
+// open when the machine went down, or damaged, is set aside and rebuilt
+// (index_crash.go).
 type index struct {
 	path string
-	w    *sql.DB  // one writer; nil when read-only
-	ins  *inserts // multi-row INSERTs on w
+	w    *sql.DB // one writer; nil when read-only
+	raw  rawConn // w's driver connection, for WriteIndex
 	r    *sql.DB
+	// blk is the count block WriteIndex wrote last (nil: none, or
+	// unknown after a failed write), so the next batch extends it
+	// without decoding it again (writeCounts).
+	blk *writtenBlock
+	// marker is the content of the open marker this writer wrote
+	// (index_crash.go); "" for a reference index or a reader.
+	marker string
 }
 
 var _ audit.IndexWriter = (*index)(nil)
@@ -49,21 +62,58 @@ func openIndex(ctx context.Context, path string, readOnly bool) (*index, error) 
 			return nil, fmt.Errorf("sqlite: open index %s: %w", path, err)
 		}
 		r.SetMaxOpenConns(4)
+		if lost, boot, err := uncleanFromOtherBoot(path); err == nil && lost {
+			// Read as it is (warden index check compares it with the
+			// log); the gateway's next start rebuilds it.
+			slog.Warn("sqlite: the search index was left open when the machine went down; it may be damaged until the gateway rebuilds it (warden index check, warden index rebuild)",
+				"path", path, "boot", boot)
+		}
 		return &index{path: path, r: r}, nil
 	}
-	ix, err := openIndexRW(ctx, path)
-	if err == nil {
-		return ix, nil
+	lost, boot, err := uncleanFromOtherBoot(path)
+	if err != nil {
+		return nil, err
 	}
+	if lost {
+		// Unsynced writes of another boot may be lost in any order: the
+		// file may be damaged in ways opening it does not show.
+		if err := setAside(path, fmt.Errorf("left open by boot %q: the machine went down with it open (power loss?) and its writes are not synced", boot)); err != nil {
+			return nil, err
+		}
+	}
+	// The marker is durable before anything unsynced is written.
+	marker, err := writeMarker(path)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := openIndexRW(ctx, path)
+	if err != nil {
+		if err := setAside(path, err); err != nil {
+			return nil, err
+		}
+		if ix, err = openIndexRW(ctx, path); err != nil {
+			return nil, err
+		}
+	}
+	ix.marker = marker
+	return ix, nil
+}
+
+// setAside moves the index file at path aside (path + ".broken-<time>"),
+// for a new one to be built from the log, and logs why.
+func setAside(path string, why error) error {
 	aside := fmt.Sprintf("%s.broken-%d", path, time.Now().Unix())
 	slog.Warn("sqlite: the search index cannot be used; setting it aside and rebuilding it from the log",
-		"path", path, "moved_to", aside, "err", err)
+		"path", path, "moved_to", aside, "err", why)
 	if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-		return nil, fmt.Errorf("sqlite: open index %s: %w (and it could not be moved aside: %v)", path, err, rerr)
+		return fmt.Errorf("sqlite: open index %s: %w (and it could not be moved aside: %v)", path, why, rerr)
 	}
-	os.Remove(path + "-wal")
+	// The WAL goes with it, or SQLite would apply it to the new file.
+	if rerr := os.Rename(path+"-wal", aside+"-wal"); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		return fmt.Errorf("sqlite: open index %s: %w (and its WAL could not be moved aside: %v)", path, why, rerr)
+	}
 	os.Remove(path + "-shm")
-	return openIndexRW(ctx, path)
+	return nil
 }
 
 func openIndexRW(ctx context.Context, path string) (*index, error) {
@@ -75,7 +125,9 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	q := url.Values{}
 	q.Set("_busy_timeout", "10000")
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL")
+	// No fsync, not even of a WAL checkpoint: the index is derived and
+	// rebuildable, and a power loss is detected at open (index_crash.go).
+	q.Set("_synchronous", "OFF")
 	q.Set("_txlock", "immediate")
 	// Statement journals in memory, not in temporary files: a multi-row
 	// insert's undo pages otherwise cost a write system call each.
@@ -87,7 +139,7 @@ func openIndexRW(ctx context.Context, path string) (*index, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	ix := &index{path: path, w: w, ins: newInserts(w)}
+	ix := &index{path: path, w: w}
 	if err := ix.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -133,7 +185,12 @@ func (ix *index) close() error {
 	if ix.w == nil {
 		return ix.r.Close()
 	}
-	return errors.Join(ix.ins.close(), ix.r.Close(), ix.w.Close())
+	rawErr := ix.withRaw(context.Background(), func(r *rawConn) error { return r.close() })
+	err := errors.Join(rawErr, ix.r.Close(), ix.w.Close())
+	if err == nil && ix.marker != "" {
+		err = closeMarker(ix.path, ix.marker)
+	}
+	return err
 }
 
 // IndexedSize returns the number of leading log records indexed.
@@ -149,8 +206,18 @@ func indexedSize(ctx context.Context, q queryer) (int64, error) {
 	return n, nil
 }
 
+// yieldEvery is how many entries WriteIndex handles (documents built,
+// rows inserted) between two yields of its core: about a quarter of a
+// millisecond of work. A batch of thousands would otherwise keep the core
+// for tens of milliseconds, and goroutines waiting to run on it (the
+// gateway's requests) would wait that long (decision 035).
+const yieldEvery = 256
+
 // WriteIndex indexes consecutive records in one transaction (see
-// audit.IndexWriter).
+// audit.IndexWriter). It runs on the writer's driver connection through
+// statements prepared once (rawConn, as the log's append does: decision
+// 033, for the index decision 035): database/sql's per-statement
+// argument conversion and context watching were a fifth of its CPU.
 func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if ix.w == nil {
 		return fmt.Errorf("sqlite: index %s is open read-only", ix.path)
@@ -158,64 +225,95 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	tx, err := ix.w.BeginTx(ctx, nil)
+	err := ix.withRaw(ctx, func(r *rawConn) error {
+		return r.txn(ctx, func() error { return ix.write(ctx, r, recs) })
+	})
 	if err != nil {
-		return fmt.Errorf("sqlite: index: begin: %w", err)
+		ix.blk = nil // it may hold what was rolled back
+		return fmt.Errorf("sqlite: index: %w", err)
 	}
-	defer tx.Rollback()
-	n, err := indexedSize(ctx, tx)
+	return nil
+}
+
+// write is WriteIndex's transaction.
+func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) error {
+	n, err := r.queryInt64(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entry_fields")
 	if err != nil {
-		return err
+		return fmt.Errorf("index size: %w", err)
 	}
 	if recs, err = audit.Unindexed(recs, n); err != nil || len(recs) == 0 {
 		return err
 	}
-	// Multi-row inserts: one statement per table and chunk instead of one
-	// per entry, text and rule (decision 018).
 	docs := make([]doc, len(recs))
 	type ref struct {
 		seq int64
 		val string
 	}
-	var texts, masks []ref
-	if err := writeCounts(ctx, tx, recs); err != nil {
+	var masks []ref
+	for i, rec := range recs {
+		if rec.Seq != n+int64(i) {
+			return fmt.Errorf("records not consecutive at %d", rec.Seq)
+		}
+		if i%yieldEvery == yieldEvery-1 {
+			runtime.Gosched()
+		}
+		d := docOf(rec.Entry)
+		docs[i] = d
+		for _, rule := range d.maskRules {
+			masks = append(masks, ref{rec.Seq, rule})
+		}
+	}
+	if err := ix.writeCounts(ctx, r, recs); err != nil {
 		return err
 	}
-	for i, r := range recs {
-		if r.Seq != n+int64(i) {
-			return fmt.Errorf("sqlite: index: records not consecutive at %d", r.Seq)
-		}
-		d := docOf(r.Entry)
-		docs[i] = d
-		if d.text != "" {
-			texts = append(texts, ref{r.Seq, d.text})
-		}
-		for _, rule := range d.maskRules {
-			masks = append(masks, ref{r.Seq, rule})
+	// yield yields the core every yieldEvery rows, between two multi-row
+	// INSERTs (of at most 256 rows: chunkRows).
+	yield := func(i int) {
+		if i > 0 && i%yieldEvery == 0 {
+			runtime.Gosched()
 		}
 	}
-	if err := ix.ins.insert(ctx, tx, `INSERT OR FAIL INTO entry_fields
-		(seq, request_id, approval_id, subject)`, 4, len(docs), func(i int, args []any) []any {
+	// Multi-row inserts: one statement per table and chunk instead of one
+	// per entry, text and rule (decision 018).
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_fields(seq, request_id, approval_id, subject)", 4, len(docs), func(i int, args []driver.Value) []driver.Value {
+		yield(i)
 		d := &docs[i]
 		return append(args, recs[i].Seq, d.requestID, d.approvalID, d.subject)
 	}); err != nil {
-		return fmt.Errorf("sqlite: index [%d, %d): %w", n, n+int64(len(recs)), err)
+		return fmt.Errorf("[%d, %d): %w", n, n+int64(len(recs)), err)
 	}
-	if err := ix.ins.insert(ctx, tx, "INSERT OR FAIL INTO entry_text(rowid, body)", 2, len(texts), func(i int, args []any) []any {
-		return append(args, texts[i].seq, texts[i].val)
+	// Every entry has a row (nearly every one a request id).
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids)", 3, len(docs), func(i int, args []driver.Value) []driver.Value {
+		yield(i)
+		return append(args, recs[i].Seq, docs[i].text, docs[i].requestID)
 	}); err != nil {
-		return fmt.Errorf("sqlite: index [%d, %d): text: %w", n, n+int64(len(recs)), err)
+		return fmt.Errorf("[%d, %d): text: %w", n, n+int64(len(recs)), err)
 	}
-	if err := ix.ins.insert(ctx, tx, "INSERT OR IGNORE INTO entry_masks(rule, seq)", 2, len(masks), func(i int, args []any) []any {
+	if err := r.insert(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq)", 2, len(masks), func(i int, args []driver.Value) []driver.Value {
+		yield(i)
 		return append(args, masks[i].val, masks[i].seq)
 	}); err != nil {
-		return fmt.Errorf("sqlite: index [%d, %d): mask rules: %w", n, n+int64(len(recs)), err)
+		return fmt.Errorf("[%d, %d): mask rules: %w", n, n+int64(len(recs)), err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: index: commit: %w", err)
-	}
-	ix.ins.prepareMissed(ctx)
 	return nil
+}
+
+// withRaw runs f on the index writer's driver connection (see
+// Store.withRaw).
+func (ix *index) withRaw(ctx context.Context, f func(r *rawConn) error) error {
+	c, err := ix.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		d, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("sqlite: driver connection is %T", dc)
+		}
+		ix.raw.bind(d)
+		return f(&ix.raw)
+	})
 }
 
 // ResetIndex drops and recreates the index tables.
@@ -234,5 +332,6 @@ func (ix *index) ResetIndex(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: reset index: %w", err)
 	}
+	ix.blk = nil
 	return nil
 }

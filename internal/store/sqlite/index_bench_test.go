@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -13,7 +14,10 @@ import (
 )
 
 // indexBenchEntries returns n decoded records as the gateway writes them:
-// admissions with parameters and an allow decision with a reason,
+// a request id of 32 random hex digits shared by an admission and its
+// completion (apierr.NewRequestID: random, so the request-id lookup's
+// inserts land all over it, decision 035), admissions with parameters
+// and an allow decision with a reason,
 // completions with outcome, status and (every fourth) masking actions,
 // some denials, and an approval now and then.
 func indexBenchEntries(n int) []audit.Record {
@@ -21,7 +25,7 @@ func indexBenchEntries(n int) []audit.Record {
 	recs := make([]audit.Record, n)
 	for i := range recs {
 		e := &audit.Entry{Time: t0.Add(time.Duration(i) * time.Millisecond), ID: fmt.Sprintf("e-%d", i),
-			RequestID: fmt.Sprintf("req-%d", i/2), Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
+			RequestID: benchRequestID(i / 2), Principal: &identity.Principal{Issuer: "https://idp", Subject: fmt.Sprintf("user-%d", i%97)},
 			Route: []string{"chat", "embeddings", "fine-tune", "admin"}[i%4], Model: []string{"gpt-4o", "llama-3-70b", "mistral-7b"}[i%3]}
 		switch {
 		case i%50 == 49:
@@ -44,11 +48,26 @@ func indexBenchEntries(n int) []audit.Record {
 	return recs
 }
 
+// benchRequestID is request i's id: 32 hex digits, pseudo-random (the
+// same in every run) like the gateway's.
+func benchRequestID(i int) string {
+	mix := func(x uint64) uint64 { // splitmix64
+		x += 0x9e3779b97f4a7c15
+		x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+		x = (x ^ x>>27) * 0x94d049bb133111eb
+		return x ^ x>>31
+	}
+	return fmt.Sprintf("%016x%016x", mix(uint64(i)), mix(uint64(i)+1<<40))
+}
+
 // BenchmarkIndexWrite indexes b.N entries into a fresh index file in
 // batches of 2048 (what audit.Indexer writes under load), and reports the
 // process CPU time per entry (cpu-µs/entry, getrusage): the indexer's
 // cost per audited entry, which decision 018 measured at about a third of
-// the gateway's CPU under audit load.
+// the gateway's CPU under audit load. thread-cpu-µs/entry is the writing
+// thread's alone (RUSAGE_THREAD, the goroutine locked to it: modernc's
+// SQLite runs on the calling goroutine), without the GC's background
+// workers: the steadier figure on a shared machine (decision 035).
 //
 //	go test ./internal/store/sqlite -run '^$' -bench BenchmarkIndexWrite -benchtime 100000x
 func BenchmarkIndexWrite(b *testing.B) {
@@ -60,7 +79,9 @@ func BenchmarkIndexWrite(b *testing.B) {
 	defer ix.close()
 	recs := indexBenchEntries(b.N)
 	const batch = 2048
-	cpu0 := indexCPUTime()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, th0 := indexCPUTime(), threadCPU()
 	b.ResetTimer()
 	for i := 0; i < len(recs); i += batch {
 		if err := ix.WriteIndex(ctx, recs[i:min(i+batch, len(recs))]); err != nil {
@@ -69,6 +90,7 @@ func BenchmarkIndexWrite(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((indexCPUTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/entry")
+	b.ReportMetric(float64((threadCPU()-th0).Nanoseconds())/1e3/float64(b.N), "thread-cpu-µs/entry")
 }
 
 func indexCPUTime() time.Duration {

@@ -22,8 +22,8 @@ import (
 // were any (otherwise every seq returned matches q, unless the index was
 // altered: Log.Search checks that).
 //
-// Request id, approval id, mask rule and text are answered by their own
-// tables; the other filters by the count blocks (decision 027): scanned
+// Request id (through the full-text index), approval id, mask rule and
+// text are answered by their own tables; the other filters by the count blocks (decision 027): scanned
 // in q's order when nothing else narrows the search, else consulted for
 // each seq the tables give (the principal then by entry_fields' subject).
 func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose bool, err error) {
@@ -64,15 +64,27 @@ func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose
 			args = append(args, v)
 		}
 	}
-	eq("request_id", q.RequestID)
 	eq("approval_id", q.ApprovalID)
 	if q.MaskRule != "" {
 		where = append(where, "seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
 		args = append(args, q.MaskRule)
 	}
+	// The request id's candidates come from the full-text index's ids
+	// column (no B-tree of them: decision 035), each compared in its row.
+	var match []string
+	if q.RequestID != "" {
+		if fq := ftsIDQuery(q.RequestID); fq != "" {
+			match = append(match, fq)
+		}
+		where = append(where, "request_id = ?")
+		args = append(args, q.RequestID)
+	}
 	if fq := ftsQuery(q.Text); fq != "" {
+		match = append(match, fq)
+	}
+	if len(match) > 0 {
 		where = append(where, "seq IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
-		args = append(args, fq)
+		args = append(args, strings.Join(match, " AND "))
 	}
 	if q.BlockFilter() && len(where) == 0 {
 		return scanBlocks(ctx, tx, q, start, end, limit)

@@ -75,12 +75,12 @@ func TestIndexTamper(t *testing.T) {
 	}
 	defer db.Close()
 	for _, stmt := range []string{
-		"UPDATE entry_fields SET request_id = 'req-x', subject = 'mallory' WHERE seq = 4",         // copied columns
-		"DELETE FROM entry_fields WHERE seq = 6",                                                  // a whole row
-		"DELETE FROM entry_masks WHERE seq = 10",                                                  // mask-rule index
-		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                    // a rule the entry lacks
-		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')", // full text
-		"INSERT INTO entry_fields VALUES (42, 'req-042', '', 'alice')",                            // not in the log
+		"UPDATE entry_fields SET request_id = 'req-x', subject = 'mallory' WHERE seq = 4",                         // copied columns
+		"DELETE FROM entry_fields WHERE seq = 6",                                                                  // a whole row
+		"DELETE FROM entry_masks WHERE seq = 10",                                                                  // mask-rule index
+		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                                    // a rule the entry lacks
+		"INSERT INTO entry_text(entry_text, rowid, body, ids) VALUES ('delete', 8, '" + text(8) + "', 'req-008')", // full text
+		"INSERT INTO entry_fields VALUES (42, 'req-042', '', 'alice')",                                            // not in the log
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -324,5 +324,54 @@ func TestIndexOldVersion(t *testing.T) {
 	}
 	if rep, err := st.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 || rep.Indexed != n {
 		t.Fatalf("CheckIndex after the upgrade = %+v, %v", rep, err)
+	}
+}
+
+// TestIndexRequestID: request ids are found through the full-text index
+// (decision 035) and compared in their row, so ids that tokenize alike
+// (case, punctuation) do not find each other, and an id with no letter or
+// digit (nothing to look up by) is still found.
+func TestIndexRequestID(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ids := []string{"req-007", "req.007", "REQ-007", "req-007-x", "--------", "________", "0f3a9c2e5b7d41a8b6c3e9f0a1d2c4b5"}
+	storetest.AppendEach(t, st, len(ids), func(i int) *audit.Entry {
+		e := indexEntry(i)
+		e.RequestID = ids[i]
+		return e
+	})
+	for i, id := range ids {
+		recs, err := st.Search(ctx, audit.Query{RequestID: id, Limit: 1000})
+		if err != nil {
+			t.Fatalf("Search(%q): %v", id, err)
+		}
+		if got := seqsOf(recs); !slices.Equal(got, []int64{int64(i)}) {
+			t.Errorf("Search(%q) = %v, want [%d]", id, got, i)
+		}
+	}
+	// With words too: both must hold.
+	for _, tc := range []struct {
+		id, text string
+		want     []int64
+	}{
+		{"req-007", "word0", []int64{0}},
+		{"req-007", "word1", nil},
+		{"req.007", "quarterly", []int64{1}},
+	} {
+		recs, err := st.Search(ctx, audit.Query{RequestID: tc.id, Text: tc.text, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqsOf(recs); !slices.Equal(got, tc.want) {
+			t.Errorf("Search(%q, %q) = %v, want %v", tc.id, tc.text, got, tc.want)
+		}
+	}
+	// A word is not found in the ids, nor an id among the words.
+	if recs, err := st.Search(ctx, audit.Query{Text: "0f3a9c2e5b7d41a8b6c3e9f0a1d2c4b5"}); err != nil || len(recs) != 0 {
+		t.Errorf("Search(text: a request id) = %v, %v; want none", seqsOf(recs), err)
 	}
 }

@@ -84,13 +84,14 @@ CREATE TABLE IF NOT EXISTS entry_fields (
 	subject     TEXT    NOT NULL
 );
 -- One row per indexed entry (IndexedSize is its largest seq + 1), with
--- the two point-lookup columns, each indexed (partial: many entries have
--- none), and the subject, not indexed: it is compared in the rows other
--- filters select. Kind, principal, route, model, action and time are
--- otherwise searched in count_blocks, which hold them column by column
--- anyway (decision 027): an index per column cost the indexer more than
--- everything else.
-CREATE INDEX IF NOT EXISTS entry_fields_request ON entry_fields(request_id) WHERE request_id != '';
+-- the two point-lookup columns and the subject, compared in the rows
+-- other filters select. Only the approval id has an index (partial: few
+-- entries have one). The request id, which nearly every entry has, is
+-- found through the ids column of entry_text and compared here: its
+-- values are random (apierr.NewRequestID), and a B-tree of them had
+-- every batch dirty a page per entry, all over the file (decision 035).
+-- Kind, principal, route, model, action and time are searched in
+-- count_blocks, which hold them column by column anyway (decision 027).
 CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
 
 CREATE TABLE IF NOT EXISTS entry_masks (
@@ -99,9 +100,14 @@ CREATE TABLE IF NOT EXISTS entry_masks (
 	PRIMARY KEY (rule, seq)
 ) WITHOUT ROWID;
 
--- Full text over redacted parameters, decision reason and details.
--- Contentless: the text is derived from the entries; rowid = seq.
-CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, content='');
+-- Full text over redacted parameters, decision reason and details
+-- (body), and the request id (ids), which a search by request id matches
+-- before comparing entry_fields.request_id: FTS5 writes each batch as a
+-- new sorted segment and merges them later, where a B-tree of random
+-- ids is written all over (decision 035). Contentless: the text is
+-- derived from the entries; rowid = seq. No column sizes (columnsize=0):
+-- nothing ranks results, and they cost a row per entry.
+CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, ids, content='', columnsize=0);
 
 -- Count blocks for Log.Aggregate (audit.CountBlock): for each chunk of
 -- audit.CountChunk entries starting at start, the aggregate dimensions and

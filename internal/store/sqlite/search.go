@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/wardenhq/warden/internal/audit"
 )
@@ -22,15 +23,33 @@ func docOf(e *audit.Entry) doc {
 	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: f.Subject, text: f.Text, maskRules: f.MaskRules}
 }
 
-// ftsQuery turns words into an FTS5 query: each word a quoted string,
-// implicitly ANDed, so no FTS5 syntax from the user is interpreted.
+// ftsQuery turns words into an FTS5 query of entry_text's body column:
+// each word a quoted string, implicitly ANDed, so no FTS5 syntax from the
+// user is interpreted.
 func ftsQuery(text string) string {
 	var parts []string
 	for _, w := range strings.Fields(text) {
-		parts = append(parts, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+		parts = append(parts, ftsString(w))
 	}
-	return strings.Join(parts, " ")
+	if len(parts) == 0 {
+		return ""
+	}
+	return "body : (" + strings.Join(parts, " ") + ")"
 }
+
+// ftsIDQuery returns the FTS5 query of entry_text's ids column that
+// matches every entry whose request id is id (and maybe others, whose
+// ids tokenize alike: the caller compares entry_fields.request_id), or ""
+// if id has no token (no letter or digit) to look up by.
+func ftsIDQuery(id string) string {
+	if !strings.ContainsFunc(id, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+		return ""
+	}
+	return "ids : " + ftsString(id)
+}
+
+// ftsString quotes s as an FTS5 string (a phrase of its tokens).
+func ftsString(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // Search returns the records matching q: the index selects candidates
 // (after catching up with the log, so every committed entry is found),
