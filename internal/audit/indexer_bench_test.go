@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// BenchmarkAppendPaced appends b.N entries at a fixed rate (open loop:
+// BenchmarkIndexerPaced appends b.N entries at a fixed rate (open loop:
 // 3000 appends/s, two entries per request of a gateway at 1500 req/s)
 // from 64 goroutines, each doing some CPU work of its own before each
 // append (a stand-in for a request's handling), so the search indexer's
@@ -19,9 +19,9 @@ import (
 // append. Made to be traced and read with bench/tools/tracewait
 // (decision 035):
 //
-//	go test ./internal/audit -run '^$' -bench 'BenchmarkAppendPaced$' -benchtime 12000x -trace /tmp/paced.trace
+//	go test ./internal/audit -run '^$' -bench 'BenchmarkIndexerPaced$' -benchtime 12000x -trace /tmp/paced.trace
 //	cd bench/tools/tracewait && go run . /tmp/paced.trace
-func BenchmarkAppendPaced(b *testing.B) {
+func BenchmarkIndexerPaced(b *testing.B) {
 	const (
 		rate    = 3000
 		workers = 64
