@@ -1,54 +1,22 @@
 package audit
 
 import (
-	"bytes"
 	"encoding/json"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wardenhq/warden/internal/identity"
 )
 
-// The types below mirror Entry and its parts with their fields declared in
-// bytewise order of their JSON names. encoding/json writes struct fields in
-// declaration order and map keys sorted, so encoding these (without HTML
-// escaping) yields the canonical form directly, without the decode and
-// re-encode of canonicalJSON — which is the reference: TestMarshalFastPath
-// checks both agree. Keep the field order sorted when adding fields.
-
-type sortedEntry struct {
-	ApprovalID     string           `json:"approval_id,omitempty"`
-	BytesIn        int64            `json:"bytes_in,omitempty"`
-	BytesOut       int64            `json:"bytes_out,omitempty"`
-	Decision       *sortedDecision  `json:"decision,omitempty"`
-	Details        map[string]any   `json:"details,omitempty"`
-	Gateway        int64            `json:"gateway_ns,omitempty"`
-	GrantID        string           `json:"grant_id,omitempty"`
-	ID             string           `json:"id"`
-	Instance       string           `json:"instance,omitempty"`
-	Kind           string           `json:"kind"`
-	Masking        []sortedMask     `json:"masking,omitempty"`
-	Method         string           `json:"method,omitempty"`
-	Model          string           `json:"model,omitempty"`
-	Outcome        string           `json:"outcome,omitempty"`
-	Params         map[string]any   `json:"params,omitempty"`
-	Path           string           `json:"path,omitempty"`
-	Principal      *principalRecord `json:"principal,omitempty"`
-	RequestID      string           `json:"request_id,omitempty"`
-	RequestSHA256  string           `json:"request_sha256,omitempty"`
-	ResponseSHA256 string           `json:"response_sha256,omitempty"`
-	Route          string           `json:"route,omitempty"`
-	Status         int              `json:"status,omitempty"`
-	Time           json.RawMessage  `json:"time"`
-	Upstream       int64            `json:"upstream_ns,omitempty"`
-	V              int              `json:"v"`
-}
-
 // principalRecord is the audit encoding of a principal: the fields an
 // auditor needs, never email, claims or expiry. It is this package's own
 // schema (part of the hashed bytes), independent of how identity encodes
-// a Principal elsewhere.
+// a Principal elsewhere. Its fields are declared in bytewise order of
+// their JSON names, as the canonical form writes them.
 type principalRecord struct {
 	AuthMethod   string   `json:"auth_method,omitempty"`
 	CredentialID string   `json:"credential_id,omitempty"`
@@ -61,7 +29,8 @@ type principalRecord struct {
 
 // recordPrincipal is the one conversion from the identity package's
 // Principal to what an entry records; principal is its inverse. A nil
-// principal records nothing.
+// principal records nothing. (encoder.principal writes the same fields
+// without building the record: TestMarshalFastPath holds them together.)
 func recordPrincipal(p *identity.Principal) *principalRecord {
 	if p == nil {
 		return nil
@@ -90,212 +59,377 @@ type entryJSON struct {
 	Principal *principalRecord `json:"principal,omitempty"`
 }
 
-type sortedDecision struct {
-	Action        string `json:"action"`
-	PolicyVersion string `json:"policy_version,omitempty"`
-	Reason        string `json:"reason,omitempty"`
-	Rule          string `json:"rule,omitempty"`
-}
+// encoders are reused: an encoder's buffer and key scratch never leave
+// marshalFast (the entry's bytes are a copy, owned by the caller).
+var encoders = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 1024)} }}
 
-type sortedMask struct {
-	Count       int    `json:"count"`
-	Entity      string `json:"entity,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Location    string `json:"location,omitempty"`
-	Rule        string `json:"rule"`
-}
+// maxPlainDepth bounds the nesting of Params and Details the fast path
+// encodes; deeper values take the reference path.
+const maxPlainDepth = 32
 
-var encBufs = sync.Pool{New: func() any { return newEncWriter() }}
-
-// marshalFast encodes e canonically through the sorted mirror types. It
-// reports false when Params or Details hold a value whose encoding is not
-// canonical by construction (a struct, json.RawMessage, a Marshaler …);
-// the caller then falls back to canonicalJSON.
+// marshalFast encodes e canonically in one pass, without reflection: the
+// fields of Entry in bytewise order of their JSON names, and Params and
+// Details written as encoding/json writes them (keys sorted, no HTML
+// escaping). It reports false when the entry holds something whose
+// encoding it does not reproduce by construction — a value in Params or
+// Details that is not a string, number, boolean, nil, json.Number or a
+// map or slice of those; invalid UTF-8 (encoding/json writes \ufffd, the
+// reference a literal U+FFFD); a non-finite float; a year outside
+// 0..9999 — and the caller then falls back to marshalSlow, the
+// reference, which TestMarshalFastPath compares it with.
 func marshalFast(e *Entry) ([]byte, bool, error) {
-	if !plainMap(e.Params, 0) || !plainMap(e.Details, 0) {
+	t := e.Time.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
 		return nil, false, nil
 	}
-	t, err := e.Time.UTC().MarshalJSON()
-	if err != nil {
-		return nil, true, err
+	w := encoders.Get().(*encoder)
+	defer encoders.Put(w)
+	w.buf, w.ok = w.buf[:0], true
+	w.entry(e, t)
+	if !w.ok {
+		return nil, false, nil
 	}
-	s := sortedEntry{
-		ApprovalID: e.ApprovalID, BytesIn: e.BytesIn, BytesOut: e.BytesOut, Details: e.Details,
-		Gateway: int64(e.Gateway), GrantID: e.GrantID, ID: e.ID, Instance: e.Instance, Kind: e.Kind,
-		Method: e.Method, Model: e.Model, Outcome: e.Outcome, Params: e.Params, Path: e.Path, RequestID: e.RequestID,
-		RequestSHA256: e.RequestSHA256, ResponseSHA256: e.ResponseSHA256, Route: e.Route,
-		Status: e.Status, Time: t, Upstream: int64(e.Upstream), V: e.V,
+	return slices.Clone(w.buf), true, nil
+}
+
+// encoder appends canonical JSON to buf. ok turns false at the first
+// value the fast path does not handle; what was written is then
+// discarded. keys is scratch for sorting map keys (a stack: a nested map
+// sorts its keys after its parent's).
+type encoder struct {
+	buf   []byte
+	keys  []string
+	ok    bool
+	first bool // no field written yet in the current object
+}
+
+// field writes the separator and the quoted name of the next field of
+// the current object; name must need no escaping.
+func (w *encoder) field(name string) {
+	if w.first {
+		w.first = false
+		w.buf = append(w.buf, '"')
+	} else {
+		w.buf = append(w.buf, ',', '"')
 	}
+	w.buf = append(w.buf, name...)
+	w.buf = append(w.buf, '"', ':')
+}
+
+func (w *encoder) strField(name, v string) {
+	if v != "" {
+		w.field(name)
+		w.str(v)
+	}
+}
+
+func (w *encoder) intField(name string, v int64) {
+	if v != 0 {
+		w.field(name)
+		w.buf = strconv.AppendInt(w.buf, v, 10)
+	}
+}
+
+// entry writes e with its time t (UTC). The field order is the bytewise
+// order of the JSON names: keep it when adding a field.
+func (w *encoder) entry(e *Entry, t time.Time) {
+	w.buf = append(w.buf, '{')
+	w.first = true
+	w.strField("approval_id", e.ApprovalID)
+	w.intField("bytes_in", e.BytesIn)
+	w.intField("bytes_out", e.BytesOut)
 	if d := e.Decision; d != nil {
-		s.Decision = &sortedDecision{Action: d.Action, PolicyVersion: d.PolicyVersion, Reason: d.Reason, Rule: d.Rule}
+		w.field("decision")
+		w.buf = append(w.buf, `{"action":`...)
+		w.str(d.Action)
+		w.strField("policy_version", d.PolicyVersion)
+		w.strField("reason", d.Reason)
+		w.strField("rule", d.Rule)
+		w.buf = append(w.buf, '}')
 	}
-	s.Principal = recordPrincipal(e.Principal)
+	if len(e.Details) > 0 {
+		w.field("details")
+		w.object(e.Details, 1)
+	}
+	w.intField("gateway_ns", int64(e.Gateway))
+	w.strField("grant_id", e.GrantID)
+	w.field("id")
+	w.str(e.ID)
+	w.strField("instance", e.Instance)
+	w.field("kind")
+	w.str(e.Kind)
 	if len(e.Masking) > 0 {
-		s.Masking = make([]sortedMask, len(e.Masking))
-		for i, m := range e.Masking {
-			s.Masking[i] = sortedMask{Count: m.Count, Entity: m.Entity, Fingerprint: m.Fingerprint, Location: m.Location, Rule: m.Rule}
-		}
-	}
-	w := encBufs.Get().(*encWriter)
-	defer encBufs.Put(w)
-	w.buf.Reset()
-	if ok, err := w.entry(&s); !ok || err != nil {
-		return nil, ok, err
-	}
-	out := w.buf.Bytes()
-	// encoding/json writes invalid UTF-8 as the escape \ufffd, which the
-	// reference turns into a literal U+FFFD: let it handle such entries.
-	if bytes.Contains(out, []byte(`\ufffd`)) {
-		return nil, false, nil
-	}
-	return append([]byte(nil), out...), true, nil
-}
-
-// encWriter writes a sortedEntry as encoding/json would (fields in
-// declaration order, omitempty, no HTML escaping), without reflection:
-// encoding/json's struct encoder was most of the appenders' CPU. Params
-// and Details, maps of arbitrary depth, still go through encoding/json.
-type encWriter struct {
-	buf     bytes.Buffer
-	enc     *json.Encoder // writes to buf
-	scratch []byte
-}
-
-func newEncWriter() *encWriter {
-	w := &encWriter{}
-	w.enc = json.NewEncoder(&w.buf)
-	w.enc.SetEscapeHTML(false)
-	return w
-}
-
-// entry writes s; it reports false if a string is not valid UTF-8 (the
-// reference encoding handles those).
-func (w *encWriter) entry(s *sortedEntry) (bool, error) {
-	first := true
-	key := func(k string) {
-		if first {
-			w.buf.WriteString(`{"`)
-			first = false
-		} else {
-			w.buf.WriteString(`,"`)
-		}
-		w.buf.WriteString(k)
-		w.buf.WriteString(`":`)
-	}
-	ok := true
-	str := func(k, v string, omitEmpty bool) {
-		if v == "" && omitEmpty {
-			return
-		}
-		key(k)
-		ok = w.str(v) && ok
-	}
-	num := func(k string, v int64, omitEmpty bool) {
-		if v == 0 && omitEmpty {
-			return
-		}
-		key(k)
-		w.scratch = strconv.AppendInt(w.scratch[:0], v, 10)
-		w.buf.Write(w.scratch)
-	}
-	obj := func(k string, m map[string]any) error {
-		if len(m) == 0 {
-			return nil
-		}
-		key(k)
-		if err := w.enc.Encode(m); err != nil {
-			return err
-		}
-		w.buf.Truncate(w.buf.Len() - 1) // Encode's newline
-		return nil
-	}
-	str("approval_id", s.ApprovalID, true)
-	num("bytes_in", s.BytesIn, true)
-	num("bytes_out", s.BytesOut, true)
-	if d := s.Decision; d != nil {
-		key("decision")
-		w.buf.WriteString(`{"action":`)
-		ok = w.str(d.Action) && ok
-		first = false
-		str("policy_version", d.PolicyVersion, true)
-		str("reason", d.Reason, true)
-		str("rule", d.Rule, true)
-		w.buf.WriteByte('}')
-	}
-	if err := obj("details", s.Details); err != nil {
-		return true, err
-	}
-	num("gateway_ns", s.Gateway, true)
-	str("grant_id", s.GrantID, true)
-	str("id", s.ID, false)
-	str("instance", s.Instance, true)
-	str("kind", s.Kind, false)
-	if len(s.Masking) > 0 {
-		key("masking")
-		w.buf.WriteByte('[')
-		for i, m := range s.Masking {
+		w.field("masking")
+		w.buf = append(w.buf, '[')
+		for i := range e.Masking {
+			m := &e.Masking[i]
 			if i > 0 {
-				w.buf.WriteByte(',')
+				w.buf = append(w.buf, ',')
 			}
-			w.buf.WriteString(`{"count":`)
-			w.scratch = strconv.AppendInt(w.scratch[:0], int64(m.Count), 10)
-			w.buf.Write(w.scratch)
-			str("entity", m.Entity, true)
-			str("fingerprint", m.Fingerprint, true)
-			str("location", m.Location, true)
-			str("rule", m.Rule, false)
-			w.buf.WriteByte('}')
+			w.buf = append(w.buf, `{"count":`...)
+			w.buf = strconv.AppendInt(w.buf, int64(m.Count), 10)
+			w.strField("entity", m.Entity)
+			w.strField("fingerprint", m.Fingerprint)
+			w.strField("location", m.Location)
+			w.buf = append(w.buf, `,"rule":`...)
+			w.str(m.Rule)
+			w.buf = append(w.buf, '}')
 		}
-		w.buf.WriteByte(']')
+		w.buf = append(w.buf, ']')
 	}
-	str("method", s.Method, true)
-	str("model", s.Model, true)
-	str("outcome", s.Outcome, true)
-	if err := obj("params", s.Params); err != nil {
-		return true, err
+	w.strField("method", e.Method)
+	w.strField("model", e.Model)
+	w.strField("outcome", e.Outcome)
+	if len(e.Params) > 0 {
+		w.field("params")
+		w.object(e.Params, 1)
 	}
-	str("path", s.Path, true)
-	if p := s.Principal; p != nil {
-		key("principal")
-		first = true
-		str("auth_method", p.AuthMethod, true)
-		str("credential_id", p.CredentialID, true)
-		if len(p.Groups) > 0 {
-			key("groups")
-			w.buf.WriteByte('[')
-			for i, g := range p.Groups {
-				if i > 0 {
-					w.buf.WriteByte(',')
-				}
-				ok = w.str(g) && ok
+	w.strField("path", e.Path)
+	if p := e.Principal; p != nil {
+		w.field("principal")
+		w.principal(p)
+	}
+	w.strField("request_id", e.RequestID)
+	w.strField("request_sha256", e.RequestSHA256)
+	w.strField("response_sha256", e.ResponseSHA256)
+	w.strField("route", e.Route)
+	w.intField("status", int64(e.Status))
+	w.field("time")
+	w.buf = append(w.buf, '"')
+	w.buf = t.AppendFormat(w.buf, time.RFC3339Nano)
+	w.buf = append(w.buf, '"')
+	w.intField("upstream_ns", int64(e.Upstream))
+	w.field("v")
+	w.buf = strconv.AppendInt(w.buf, int64(e.V), 10)
+	w.buf = append(w.buf, '}')
+}
+
+// principal writes what recordPrincipal keeps of p, as principalRecord
+// encodes it.
+func (w *encoder) principal(p *identity.Principal) {
+	w.buf = append(w.buf, '{')
+	w.first = true
+	w.strField("auth_method", p.AuthMethod)
+	w.strField("credential_id", p.CredentialID)
+	if len(p.Groups) > 0 {
+		w.field("groups")
+		w.strings(p.Groups)
+	}
+	w.field("iss")
+	w.str(p.Issuer)
+	w.strField("kind", string(p.Kind))
+	w.strField("name", p.Name)
+	w.field("sub")
+	w.str(p.Subject)
+	w.buf = append(w.buf, '}')
+	w.first = false
+}
+
+// object writes m as encoding/json does: keys sorted bytewise.
+func (w *encoder) object(m map[string]any, depth int) {
+	if m == nil {
+		w.buf = append(w.buf, "null"...)
+		return
+	}
+	start := len(w.keys)
+	for k := range m {
+		w.keys = append(w.keys, k)
+	}
+	keys := w.keys[start:]
+	slices.Sort(keys)
+	w.buf = append(w.buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.str(k)
+		w.buf = append(w.buf, ':')
+		w.value(m[k], depth+1)
+	}
+	w.buf = append(w.buf, '}')
+	clear(keys) // the pooled scratch keeps no caller's strings
+	w.keys = w.keys[:start]
+}
+
+// stringMap writes m as encoding/json does.
+func (w *encoder) stringMap(m map[string]string) {
+	if m == nil {
+		w.buf = append(w.buf, "null"...)
+		return
+	}
+	start := len(w.keys)
+	for k := range m {
+		w.keys = append(w.keys, k)
+	}
+	keys := w.keys[start:]
+	slices.Sort(keys)
+	w.buf = append(w.buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.str(k)
+		w.buf = append(w.buf, ':')
+		w.str(m[k])
+	}
+	w.buf = append(w.buf, '}')
+	clear(keys)
+	w.keys = w.keys[:start]
+}
+
+func (w *encoder) strings(xs []string) {
+	if xs == nil {
+		w.buf = append(w.buf, "null"...)
+		return
+	}
+	w.buf = append(w.buf, '[')
+	for i, s := range xs {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.str(s)
+	}
+	w.buf = append(w.buf, ']')
+}
+
+// value writes one value of Params or Details as encoding/json does, or
+// clears w.ok for one it does not handle.
+func (w *encoder) value(v any, depth int) {
+	if depth > maxPlainDepth {
+		w.ok = false
+		return
+	}
+	switch x := v.(type) {
+	case nil:
+		w.buf = append(w.buf, "null"...)
+	case string:
+		w.str(x)
+	case bool:
+		w.buf = strconv.AppendBool(w.buf, x)
+	case float64:
+		w.float(x, 64)
+	case float32:
+		w.float(float64(x), 32)
+	case int:
+		w.buf = strconv.AppendInt(w.buf, int64(x), 10)
+	case int64:
+		w.buf = strconv.AppendInt(w.buf, x, 10)
+	case int32:
+		w.buf = strconv.AppendInt(w.buf, int64(x), 10)
+	case uint:
+		w.buf = strconv.AppendUint(w.buf, uint64(x), 10)
+	case uint64:
+		w.buf = strconv.AppendUint(w.buf, x, 10)
+	case uint32:
+		w.buf = strconv.AppendUint(w.buf, uint64(x), 10)
+	case json.Number:
+		s := string(x)
+		if s == "" {
+			s = "0" // encoding/json's zero Number
+		}
+		if !validNumber(s) {
+			w.ok = false // the reference reports the error
+			return
+		}
+		w.buf = append(w.buf, s...)
+	case []string:
+		w.strings(x)
+	case map[string]any:
+		w.object(x, depth)
+	case map[string]string:
+		w.stringMap(x)
+	case []any:
+		if x == nil {
+			w.buf = append(w.buf, "null"...)
+			return
+		}
+		w.buf = append(w.buf, '[')
+		for i, y := range x {
+			if i > 0 {
+				w.buf = append(w.buf, ',')
 			}
-			w.buf.WriteByte(']')
+			w.value(y, depth+1)
 		}
-		str("iss", p.Issuer, false)
-		str("kind", p.Kind, true)
-		str("name", p.Name, true)
-		str("sub", p.Subject, false)
-		w.buf.WriteByte('}')
+		w.buf = append(w.buf, ']')
+	default:
+		w.ok = false
 	}
-	str("request_id", s.RequestID, true)
-	str("request_sha256", s.RequestSHA256, true)
-	str("response_sha256", s.ResponseSHA256, true)
-	str("route", s.Route, true)
-	num("status", int64(s.Status), true)
-	key("time")
-	w.buf.Write(s.Time)
-	num("upstream_ns", s.Upstream, true)
-	num("v", int64(s.V), false)
-	w.buf.WriteByte('}')
-	return ok, nil
+}
+
+// float writes f as encoding/json does (ES6 number formatting); a
+// non-finite f, which encoding/json refuses, is left to the reference.
+func (w *encoder) float(f float64, bits int) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		w.ok = false
+		return
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	w.buf = strconv.AppendFloat(w.buf, f, format, -1, bits)
+	if format == 'e' {
+		// e-09 is written e-9
+		n := len(w.buf)
+		if n >= 4 && w.buf[n-4] == 'e' && w.buf[n-3] == '-' && w.buf[n-2] == '0' {
+			w.buf[n-2] = w.buf[n-1]
+			w.buf = w.buf[:n-1]
+		}
+	}
+}
+
+// validNumber is encoding/json's check of a json.Number's text (the JSON
+// number grammar, RFC 8259 section 6).
+func validNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == '-' {
+		s = s[1:]
+		if s == "" {
+			return false
+		}
+	}
+	switch {
+	default:
+		return false
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		s = s[1:]
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
+		s = s[2:]
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s[0] == '+' || s[0] == '-' {
+			s = s[1:]
+			if s == "" {
+				return false
+			}
+		}
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	return s == ""
 }
 
 // str writes v as a JSON string the way encoding/json does without HTML
-// escaping; it reports false for invalid UTF-8.
-func (w *encWriter) str(v string) bool {
+// escaping; invalid UTF-8 clears w.ok.
+func (w *encoder) str(v string) {
 	const hex = "0123456789abcdef"
-	b := &w.buf
-	b.WriteByte('"')
+	b := append(w.buf, '"')
 	start := 0
 	for i := 0; i < len(v); {
 		c := v[i]
@@ -304,25 +438,22 @@ func (w *encWriter) str(v string) bool {
 				i++
 				continue
 			}
-			b.WriteString(v[start:i])
+			b = append(b, v[start:i]...)
 			switch c {
 			case '"', '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
+				b = append(b, '\\', c)
 			case '\b':
-				b.WriteString(`\b`)
+				b = append(b, '\\', 'b')
 			case '\f':
-				b.WriteString(`\f`)
+				b = append(b, '\\', 'f')
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, '\\', 'n')
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, '\\', 'r')
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, '\\', 't')
 			default:
-				b.WriteString(`\u00`)
-				b.WriteByte(hex[c>>4])
-				b.WriteByte(hex[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
 			start = i
@@ -330,55 +461,19 @@ func (w *encWriter) str(v string) bool {
 		}
 		r, size := utf8.DecodeRuneInString(v[i:])
 		if r == utf8.RuneError && size == 1 {
-			return false
+			w.ok = false
+			w.buf = b
+			return
 		}
 		if r == '\u2028' || r == '\u2029' {
-			b.WriteString(v[start:i])
-			b.WriteString(`\u202`)
-			b.WriteByte(hex[r&0xf])
+			b = append(b, v[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
 			i += size
 			start = i
 			continue
 		}
 		i += size
 	}
-	b.WriteString(v[start:])
-	b.WriteByte('"')
-	return true
-}
-
-// plainMap reports whether m holds only values whose encoding/json output
-// is canonical: strings, numbers, booleans, nil, json.Number, and maps and
-// slices of those (map keys are sorted by encoding/json).
-func plainMap(m map[string]any, depth int) bool {
-	for _, v := range m {
-		if !plainValue(v, depth+1) {
-			return false
-		}
-	}
-	return true
-}
-
-func plainValue(v any, depth int) bool {
-	if depth > 32 {
-		return false
-	}
-	switch x := v.(type) {
-	case nil, string, bool, float64, float32, int, int64, int32, uint, uint64, uint32, json.Number:
-		return true
-	case []string:
-		return true
-	case map[string]any:
-		return plainMap(x, depth)
-	case []any:
-		for _, y := range x {
-			if !plainValue(y, depth+1) {
-				return false
-			}
-		}
-		return true
-	case map[string]string:
-		return true
-	}
-	return false
+	b = append(b, v[start:]...)
+	w.buf = append(b, '"')
 }
