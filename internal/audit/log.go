@@ -489,11 +489,11 @@ func (l *Log) submit(ctx context.Context, r *appendReq) (Ref, error) {
 func (l *Log) prepare(e *Entry) ([]byte, error) {
 	e.V = SchemaVersion
 	if e.ID == "" {
-		id, err := uuid.NewV7()
+		id, err := newEntryID()
 		if err != nil {
 			return nil, fmt.Errorf("audit: append: %w", err)
 		}
-		e.ID = id.String()
+		e.ID = id
 	}
 	if e.Time.IsZero() {
 		e.Time = l.now()

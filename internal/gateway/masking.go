@@ -153,6 +153,20 @@ func (g *Gateway) params(c *call) map[string]any {
 	return out
 }
 
+// factLocation is the masker's location of the body fact key; the text
+// facts policy.BodyFacts names have theirs built once.
+func factLocation(key string) string {
+	switch key {
+	case "model":
+		return "request:model"
+	case "user":
+		return "request:user"
+	case "tools":
+		return "request:tools"
+	}
+	return "request:" + key
+}
+
 // redactValue masks the strings of the body fact key's value v. The
 // masker's location ("request:" + key) is only built for text: most
 // facts are numbers and booleans.
@@ -162,9 +176,9 @@ func redactValue(m *mask.Masker, key string, v any) any {
 	}
 	switch x := v.(type) {
 	case string:
-		return m.MaskText(x, "request:"+key, nil)
+		return m.MaskText(x, factLocation(key), nil)
 	case []string:
-		loc := "request:" + key
+		loc := factLocation(key)
 		out := make([]string, len(x))
 		for i, s := range x {
 			out[i] = m.MaskText(s, loc, nil)
