@@ -12,8 +12,9 @@ import (
 // canonical string form, made as github.com/google/uuid's NewV7 makes
 // it — 48 bits of Unix milliseconds, then 12 bits of sub-millisecond time
 // kept strictly increasing (so ids sort in the order they were made),
-// then 62 random bits — in one allocation (the string) instead of three:
-// it reads the random bytes with crypto/rand.Read into the stack.
+// then 62 random bits — in one allocation (the string) instead of two:
+// it reads the random bytes with crypto/rand.Read into the stack (uuid
+// reads them through an io.Reader, which makes its UUID escape).
 func newEntryID() (string, error) {
 	var u [16]byte
 	if _, err := rand.Read(u[8:]); err != nil {
