@@ -1,54 +1,22 @@
 package audit
 
 import (
-	"bytes"
 	"encoding/json"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wardenhq/warden/internal/identity"
 )
 
-// The types below mirror Entry and its parts with their fields declared in
-// bytewise order of their JSON names. encoding/json writes struct fields in
-// declaration order and map keys sorted, so encoding these (without HTML
-// escaping) yields the canonical form directly, without the decode and
-// re-encode of canonicalJSON — which is the reference: TestMarshalFastPath
-// checks both agree. Keep the field order sorted when adding fields.
-
-type sortedEntry struct {
-	ApprovalID     string           `json:"approval_id,omitempty"`
-	BytesIn        int64            `json:"bytes_in,omitempty"`
-	BytesOut       int64            `json:"bytes_out,omitempty"`
-	Decision       *sortedDecision  `json:"decision,omitempty"`
-	Details        map[string]any   `json:"details,omitempty"`
-	Gateway        int64            `json:"gateway_ns,omitempty"`
-	GrantID        string           `json:"grant_id,omitempty"`
-	ID             string           `json:"id"`
-	Instance       string           `json:"instance,omitempty"`
-	Kind           string           `json:"kind"`
-	Masking        []sortedMask     `json:"masking,omitempty"`
-	Method         string           `json:"method,omitempty"`
-	Model          string           `json:"model,omitempty"`
-	Outcome        string           `json:"outcome,omitempty"`
-	Params         map[string]any   `json:"params,omitempty"`
-	Path           string           `json:"path,omitempty"`
-	Principal      *principalRecord `json:"principal,omitempty"`
-	RequestID      string           `json:"request_id,omitempty"`
-	RequestSHA256  string           `json:"request_sha256,omitempty"`
-	ResponseSHA256 string           `json:"response_sha256,omitempty"`
-	Route          string           `json:"route,omitempty"`
-	Status         int              `json:"status,omitempty"`
-	Time           json.RawMessage  `json:"time"`
-	Upstream       int64            `json:"upstream_ns,omitempty"`
-	V              int              `json:"v"`
-}
-
 // principalRecord is the audit encoding of a principal: the fields an
 // auditor needs, never email, claims or expiry. It is this package's own
 // schema (part of the hashed bytes), independent of how identity encodes
-// a Principal elsewhere.
+// a Principal elsewhere. Its fields are declared in bytewise order of
+// their JSON names, as the canonical form writes them.
 type principalRecord struct {
 	AuthMethod   string   `json:"auth_method,omitempty"`
 	CredentialID string   `json:"credential_id,omitempty"`
@@ -61,7 +29,8 @@ type principalRecord struct {
 
 // recordPrincipal is the one conversion from the identity package's
 // Principal to what an entry records; principal is its inverse. A nil
-// principal records nothing.
+// principal records nothing. (encoder.principal writes the same fields
+// without building the record: TestMarshalFastPath holds them together.)
 func recordPrincipal(p *identity.Principal) *principalRecord {
 	if p == nil {
 		return nil
@@ -90,212 +59,370 @@ type entryJSON struct {
 	Principal *principalRecord `json:"principal,omitempty"`
 }
 
-type sortedDecision struct {
-	Action        string `json:"action"`
-	PolicyVersion string `json:"policy_version,omitempty"`
-	Reason        string `json:"reason,omitempty"`
-	Rule          string `json:"rule,omitempty"`
-}
+// encoders are reused: an encoder's buffer and key scratch never leave
+// marshalFast (the entry's bytes are a copy, owned by the caller).
+var encoders = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 2048)} }}
 
-type sortedMask struct {
-	Count       int    `json:"count"`
-	Entity      string `json:"entity,omitempty"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Location    string `json:"location,omitempty"`
-	Rule        string `json:"rule"`
-}
+// maxPlainDepth bounds the nesting of Params and Details the fast path
+// encodes; deeper values take the reference path.
+const maxPlainDepth = 32
 
-var encBufs = sync.Pool{New: func() any { return newEncWriter() }}
-
-// marshalFast encodes e canonically through the sorted mirror types. It
-// reports false when Params or Details hold a value whose encoding is not
-// canonical by construction (a struct, json.RawMessage, a Marshaler …);
-// the caller then falls back to canonicalJSON.
+// marshalFast encodes e canonically in one pass, without reflection: the
+// fields of Entry in bytewise order of their JSON names, and Params and
+// Details written as encoding/json writes them (keys sorted, no HTML
+// escaping). It reports false when the entry holds something whose
+// encoding it does not reproduce by construction — a value in Params or
+// Details that is not a string, number, boolean, nil, json.Number or a
+// map or slice of those; invalid UTF-8 (encoding/json writes \ufffd, the
+// reference a literal U+FFFD); a non-finite float; a year outside
+// 0..9999 — and the caller then falls back to marshalSlow, the
+// reference, which TestMarshalFastPath compares it with.
 func marshalFast(e *Entry) ([]byte, bool, error) {
-	if !plainMap(e.Params, 0) || !plainMap(e.Details, 0) {
+	t := e.Time.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
 		return nil, false, nil
 	}
-	t, err := e.Time.UTC().MarshalJSON()
-	if err != nil {
-		return nil, true, err
+	w := encoders.Get().(*encoder)
+	defer encoders.Put(w)
+	w.ok = true
+	b := w.entry(w.buf[:0], e, t)
+	if cap(b) <= 64<<10 {
+		w.buf = b[:0] // keep the grown buffer, not an outsized one
 	}
-	s := sortedEntry{
-		ApprovalID: e.ApprovalID, BytesIn: e.BytesIn, BytesOut: e.BytesOut, Details: e.Details,
-		Gateway: int64(e.Gateway), GrantID: e.GrantID, ID: e.ID, Instance: e.Instance, Kind: e.Kind,
-		Method: e.Method, Model: e.Model, Outcome: e.Outcome, Params: e.Params, Path: e.Path, RequestID: e.RequestID,
-		RequestSHA256: e.RequestSHA256, ResponseSHA256: e.ResponseSHA256, Route: e.Route,
-		Status: e.Status, Time: t, Upstream: int64(e.Upstream), V: e.V,
+	if !w.ok {
+		return nil, false, nil
 	}
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out, true, nil
+}
+
+// encoder appends canonical JSON to a byte slice its methods take and
+// return: the slice lives in registers and on the stack while an entry
+// is encoded, so appending costs no GC write barrier (storing it in the
+// pooled encoder at every append did, a sixth of the encoding's CPU
+// while the GC marks). ok turns false at the first value the fast path
+// does not handle; what was written is then discarded. keys is scratch
+// for sorting map keys (a stack: a nested map sorts its keys after its
+// parent's). first: no field written yet in the current object.
+type encoder struct {
+	buf   []byte
+	keys  []string
+	ok    bool
+	first bool
+}
+
+// field appends the separator and the quoted name of the next field of
+// the current object; name must need no escaping.
+func (w *encoder) field(b []byte, name string) []byte {
+	if w.first {
+		w.first = false
+		b = append(b, '"')
+	} else {
+		b = append(b, ',', '"')
+	}
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+func (w *encoder) strField(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return w.str(w.field(b, name), v)
+}
+
+func (w *encoder) intField(b []byte, name string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	return strconv.AppendInt(w.field(b, name), v, 10)
+}
+
+// entry appends e with its time t (UTC). The field order is the bytewise
+// order of the JSON names: keep it when adding a field.
+func (w *encoder) entry(b []byte, e *Entry, t time.Time) []byte {
+	b = append(b, '{')
+	w.first = true
+	b = w.strField(b, "approval_id", e.ApprovalID)
+	b = w.intField(b, "bytes_in", e.BytesIn)
+	b = w.intField(b, "bytes_out", e.BytesOut)
 	if d := e.Decision; d != nil {
-		s.Decision = &sortedDecision{Action: d.Action, PolicyVersion: d.PolicyVersion, Reason: d.Reason, Rule: d.Rule}
+		b = w.field(b, "decision")
+		b = append(b, `{"action":`...)
+		b = w.str(b, d.Action)
+		b = w.strField(b, "policy_version", d.PolicyVersion)
+		b = w.strField(b, "reason", d.Reason)
+		b = w.strField(b, "rule", d.Rule)
+		b = append(b, '}')
 	}
-	s.Principal = recordPrincipal(e.Principal)
+	if len(e.Details) > 0 {
+		b = w.object(w.field(b, "details"), e.Details, 1)
+	}
+	b = w.intField(b, "gateway_ns", int64(e.Gateway))
+	b = w.strField(b, "grant_id", e.GrantID)
+	b = w.str(w.field(b, "id"), e.ID)
+	b = w.strField(b, "instance", e.Instance)
+	b = w.str(w.field(b, "kind"), e.Kind)
 	if len(e.Masking) > 0 {
-		s.Masking = make([]sortedMask, len(e.Masking))
-		for i, m := range e.Masking {
-			s.Masking[i] = sortedMask{Count: m.Count, Entity: m.Entity, Fingerprint: m.Fingerprint, Location: m.Location, Rule: m.Rule}
-		}
-	}
-	w := encBufs.Get().(*encWriter)
-	defer encBufs.Put(w)
-	w.buf.Reset()
-	if ok, err := w.entry(&s); !ok || err != nil {
-		return nil, ok, err
-	}
-	out := w.buf.Bytes()
-	// encoding/json writes invalid UTF-8 as the escape \ufffd, which the
-	// reference turns into a literal U+FFFD: let it handle such entries.
-	if bytes.Contains(out, []byte(`\ufffd`)) {
-		return nil, false, nil
-	}
-	return append([]byte(nil), out...), true, nil
-}
-
-// encWriter writes a sortedEntry as encoding/json would (fields in
-// declaration order, omitempty, no HTML escaping), without reflection:
-// encoding/json's struct encoder was most of the appenders' CPU. Params
-// and Details, maps of arbitrary depth, still go through encoding/json.
-type encWriter struct {
-	buf     bytes.Buffer
-	enc     *json.Encoder // writes to buf
-	scratch []byte
-}
-
-func newEncWriter() *encWriter {
-	w := &encWriter{}
-	w.enc = json.NewEncoder(&w.buf)
-	w.enc.SetEscapeHTML(false)
-	return w
-}
-
-// entry writes s; it reports false if a string is not valid UTF-8 (the
-// reference encoding handles those).
-func (w *encWriter) entry(s *sortedEntry) (bool, error) {
-	first := true
-	key := func(k string) {
-		if first {
-			w.buf.WriteString(`{"`)
-			first = false
-		} else {
-			w.buf.WriteString(`,"`)
-		}
-		w.buf.WriteString(k)
-		w.buf.WriteString(`":`)
-	}
-	ok := true
-	str := func(k, v string, omitEmpty bool) {
-		if v == "" && omitEmpty {
-			return
-		}
-		key(k)
-		ok = w.str(v) && ok
-	}
-	num := func(k string, v int64, omitEmpty bool) {
-		if v == 0 && omitEmpty {
-			return
-		}
-		key(k)
-		w.scratch = strconv.AppendInt(w.scratch[:0], v, 10)
-		w.buf.Write(w.scratch)
-	}
-	obj := func(k string, m map[string]any) error {
-		if len(m) == 0 {
-			return nil
-		}
-		key(k)
-		if err := w.enc.Encode(m); err != nil {
-			return err
-		}
-		w.buf.Truncate(w.buf.Len() - 1) // Encode's newline
-		return nil
-	}
-	str("approval_id", s.ApprovalID, true)
-	num("bytes_in", s.BytesIn, true)
-	num("bytes_out", s.BytesOut, true)
-	if d := s.Decision; d != nil {
-		key("decision")
-		w.buf.WriteString(`{"action":`)
-		ok = w.str(d.Action) && ok
-		first = false
-		str("policy_version", d.PolicyVersion, true)
-		str("reason", d.Reason, true)
-		str("rule", d.Rule, true)
-		w.buf.WriteByte('}')
-	}
-	if err := obj("details", s.Details); err != nil {
-		return true, err
-	}
-	num("gateway_ns", s.Gateway, true)
-	str("grant_id", s.GrantID, true)
-	str("id", s.ID, false)
-	str("instance", s.Instance, true)
-	str("kind", s.Kind, false)
-	if len(s.Masking) > 0 {
-		key("masking")
-		w.buf.WriteByte('[')
-		for i, m := range s.Masking {
+		b = append(w.field(b, "masking"), '[')
+		for i := range e.Masking {
+			m := &e.Masking[i]
 			if i > 0 {
-				w.buf.WriteByte(',')
+				b = append(b, ',')
 			}
-			w.buf.WriteString(`{"count":`)
-			w.scratch = strconv.AppendInt(w.scratch[:0], int64(m.Count), 10)
-			w.buf.Write(w.scratch)
-			str("entity", m.Entity, true)
-			str("fingerprint", m.Fingerprint, true)
-			str("location", m.Location, true)
-			str("rule", m.Rule, false)
-			w.buf.WriteByte('}')
+			b = append(b, `{"count":`...)
+			b = strconv.AppendInt(b, int64(m.Count), 10)
+			b = w.strField(b, "entity", m.Entity)
+			b = w.strField(b, "fingerprint", m.Fingerprint)
+			b = w.strField(b, "location", m.Location)
+			b = append(b, `,"rule":`...)
+			b = w.str(b, m.Rule)
+			b = append(b, '}')
 		}
-		w.buf.WriteByte(']')
+		b = append(b, ']')
 	}
-	str("method", s.Method, true)
-	str("model", s.Model, true)
-	str("outcome", s.Outcome, true)
-	if err := obj("params", s.Params); err != nil {
-		return true, err
+	b = w.strField(b, "method", e.Method)
+	b = w.strField(b, "model", e.Model)
+	b = w.strField(b, "outcome", e.Outcome)
+	if len(e.Params) > 0 {
+		b = w.object(w.field(b, "params"), e.Params, 1)
 	}
-	str("path", s.Path, true)
-	if p := s.Principal; p != nil {
-		key("principal")
-		first = true
-		str("auth_method", p.AuthMethod, true)
-		str("credential_id", p.CredentialID, true)
-		if len(p.Groups) > 0 {
-			key("groups")
-			w.buf.WriteByte('[')
-			for i, g := range p.Groups {
-				if i > 0 {
-					w.buf.WriteByte(',')
-				}
-				ok = w.str(g) && ok
-			}
-			w.buf.WriteByte(']')
-		}
-		str("iss", p.Issuer, false)
-		str("kind", p.Kind, true)
-		str("name", p.Name, true)
-		str("sub", p.Subject, false)
-		w.buf.WriteByte('}')
+	b = w.strField(b, "path", e.Path)
+	if p := e.Principal; p != nil {
+		b = w.principal(w.field(b, "principal"), p)
 	}
-	str("request_id", s.RequestID, true)
-	str("request_sha256", s.RequestSHA256, true)
-	str("response_sha256", s.ResponseSHA256, true)
-	str("route", s.Route, true)
-	num("status", int64(s.Status), true)
-	key("time")
-	w.buf.Write(s.Time)
-	num("upstream_ns", s.Upstream, true)
-	num("v", int64(s.V), false)
-	w.buf.WriteByte('}')
-	return ok, nil
+	b = w.strField(b, "request_id", e.RequestID)
+	b = w.strField(b, "request_sha256", e.RequestSHA256)
+	b = w.strField(b, "response_sha256", e.ResponseSHA256)
+	b = w.strField(b, "route", e.Route)
+	b = w.intField(b, "status", int64(e.Status))
+	b = append(w.field(b, "time"), '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = w.intField(b, "upstream_ns", int64(e.Upstream))
+	b = strconv.AppendInt(w.field(b, "v"), int64(e.V), 10)
+	return append(b, '}')
 }
 
-// str writes v as a JSON string the way encoding/json does without HTML
-// escaping; it reports false for invalid UTF-8.
-func (w *encWriter) str(v string) bool {
+// principal appends what recordPrincipal keeps of p, as principalRecord
+// encodes it.
+func (w *encoder) principal(b []byte, p *identity.Principal) []byte {
+	b = append(b, '{')
+	w.first = true
+	b = w.strField(b, "auth_method", p.AuthMethod)
+	b = w.strField(b, "credential_id", p.CredentialID)
+	if len(p.Groups) > 0 {
+		b = w.strings(w.field(b, "groups"), p.Groups)
+	}
+	b = w.str(w.field(b, "iss"), p.Issuer)
+	b = w.strField(b, "kind", string(p.Kind))
+	b = w.strField(b, "name", p.Name)
+	b = w.str(w.field(b, "sub"), p.Subject)
+	w.first = false
+	return append(b, '}')
+}
+
+// object appends m as encoding/json does: keys sorted bytewise.
+func (w *encoder) object(b []byte, m map[string]any, depth int) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	start := len(w.keys)
+	for k := range m {
+		w.keys = append(w.keys, k)
+	}
+	keys := w.keys[start:]
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(w.str(b, k), ':')
+		b = w.value(b, m[k], depth+1)
+	}
+	clear(keys) // the pooled scratch keeps no caller's strings
+	w.keys = w.keys[:start]
+	return append(b, '}')
+}
+
+// stringMap appends m as encoding/json does.
+func (w *encoder) stringMap(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	start := len(w.keys)
+	for k := range m {
+		w.keys = append(w.keys, k)
+	}
+	keys := w.keys[start:]
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(w.str(b, k), ':')
+		b = w.str(b, m[k])
+	}
+	clear(keys)
+	w.keys = w.keys[:start]
+	return append(b, '}')
+}
+
+func (w *encoder) strings(b []byte, xs []string) []byte {
+	if xs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = w.str(b, s)
+	}
+	return append(b, ']')
+}
+
+// value appends one value of Params or Details as encoding/json does,
+// or clears w.ok for one it does not handle.
+func (w *encoder) value(b []byte, v any, depth int) []byte {
+	if depth > maxPlainDepth {
+		w.ok = false
+		return b
+	}
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return w.str(b, x)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case float64:
+		return w.float(b, x, 64)
+	case float32:
+		return w.float(b, float64(x), 32)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case json.Number:
+		s := string(x)
+		if s == "" {
+			s = "0" // encoding/json's zero Number
+		}
+		if !validNumber(s) {
+			w.ok = false // the reference reports the error
+			return b
+		}
+		return append(b, s...)
+	case []string:
+		return w.strings(b, x)
+	case map[string]any:
+		return w.object(b, x, depth)
+	case map[string]string:
+		return w.stringMap(b, x)
+	case []any:
+		if x == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, y := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = w.value(b, y, depth+1)
+		}
+		return append(b, ']')
+	}
+	w.ok = false
+	return b
+}
+
+// float appends f as encoding/json does (ES6 number formatting); a
+// non-finite f, which encoding/json refuses, is left to the reference.
+func (w *encoder) float(b []byte, f float64, bits int) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		w.ok = false
+		return b
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		// e-09 is written e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// validNumber is encoding/json's check of a json.Number's text (the JSON
+// number grammar, RFC 8259 section 6).
+func validNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == '-' {
+		s = s[1:]
+		if s == "" {
+			return false
+		}
+	}
+	switch {
+	default:
+		return false
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		s = s[1:]
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
+		s = s[2:]
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s[0] == '+' || s[0] == '-' {
+			s = s[1:]
+			if s == "" {
+				return false
+			}
+		}
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	return s == ""
+}
+
+// str appends v as a JSON string the way encoding/json does without
+// HTML escaping; invalid UTF-8 clears w.ok.
+func (w *encoder) str(b []byte, v string) []byte {
 	const hex = "0123456789abcdef"
-	b := &w.buf
-	b.WriteByte('"')
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(v); {
 		c := v[i]
@@ -304,25 +431,22 @@ func (w *encWriter) str(v string) bool {
 				i++
 				continue
 			}
-			b.WriteString(v[start:i])
+			b = append(b, v[start:i]...)
 			switch c {
 			case '"', '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
+				b = append(b, '\\', c)
 			case '\b':
-				b.WriteString(`\b`)
+				b = append(b, '\\', 'b')
 			case '\f':
-				b.WriteString(`\f`)
+				b = append(b, '\\', 'f')
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, '\\', 'n')
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, '\\', 'r')
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, '\\', 't')
 			default:
-				b.WriteString(`\u00`)
-				b.WriteByte(hex[c>>4])
-				b.WriteByte(hex[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
 			start = i
@@ -330,55 +454,18 @@ func (w *encWriter) str(v string) bool {
 		}
 		r, size := utf8.DecodeRuneInString(v[i:])
 		if r == utf8.RuneError && size == 1 {
-			return false
+			w.ok = false
+			return b
 		}
 		if r == '\u2028' || r == '\u2029' {
-			b.WriteString(v[start:i])
-			b.WriteString(`\u202`)
-			b.WriteByte(hex[r&0xf])
+			b = append(b, v[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
 			i += size
 			start = i
 			continue
 		}
 		i += size
 	}
-	b.WriteString(v[start:])
-	b.WriteByte('"')
-	return true
-}
-
-// plainMap reports whether m holds only values whose encoding/json output
-// is canonical: strings, numbers, booleans, nil, json.Number, and maps and
-// slices of those (map keys are sorted by encoding/json).
-func plainMap(m map[string]any, depth int) bool {
-	for _, v := range m {
-		if !plainValue(v, depth+1) {
-			return false
-		}
-	}
-	return true
-}
-
-func plainValue(v any, depth int) bool {
-	if depth > 32 {
-		return false
-	}
-	switch x := v.(type) {
-	case nil, string, bool, float64, float32, int, int64, int32, uint, uint64, uint32, json.Number:
-		return true
-	case []string:
-		return true
-	case map[string]any:
-		return plainMap(x, depth)
-	case []any:
-		for _, y := range x {
-			if !plainValue(y, depth+1) {
-				return false
-			}
-		}
-		return true
-	case map[string]string:
-		return true
-	}
-	return false
+	b = append(b, v[start:]...)
+	return append(b, '"')
 }

@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +18,12 @@ import (
 // and nested maps.
 func TestMarshalFastPath(t *testing.T) {
 	strs := []string{"", "a", "<script>&amp;", "line\nbreak\t\"q\"", "\u2028\u2029", "caf\u00e9 \U0001F600", "\x00\x1f", "ü", "\ufffd literal",
-		"\b\f\r\x7f", `back\slash \u0041`, "x\u2029y\u2028"}
-	nums := []any{0.0, 1.5, -3.0, 1e21, 1e-7, 123456789.0, json.Number("42"), json.Number("1.50"), 7, int64(-9)}
+		"\b\f\r\x7f", `back\slash \u0041`, "x\u2029y\u2028", `\ufffd`, "\u00e9\u0301\u4e16\u754c", "tab\tand\x01\x02\x1e"}
+	nums := []any{0.0, 1.5, -3.0, 1e21, 1e-7, 123456789.0, json.Number("42"), json.Number("1.50"), 7, int64(-9),
+		math.Copysign(0, -1), 1e20, 9.999999e-7, 1e-6, 0.1, math.MaxFloat64, math.SmallestNonzeroFloat64, 1 << 53,
+		float32(0.1), float32(1e21), float32(1e-7), float32(-2.5), float32(16777216),
+		int32(-7), uint(7), uint32(1 << 31), uint64(math.MaxUint64), int64(math.MinInt64), math.MaxInt,
+		json.Number(""), json.Number("-0"), json.Number("1e+10"), json.Number("2E-3"), json.Number("0.5e1")}
 	r := rand.New(rand.NewPCG(1, 2))
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
 	var value func(depth int) any
@@ -43,12 +49,28 @@ func TestMarshalFastPath(t *testing.T) {
 				xs = append(xs, value(depth+1))
 			}
 			return xs
+		case k == 6 && depth < 3 && r.IntN(3) == 0:
+			// the other plain shapes, nil and empty included
+			switch r.IntN(6) {
+			case 0:
+				return map[string]string{pick(strs): pick(strs), pick(strs) + "k": pick(strs)}
+			case 1:
+				return map[string]any{}
+			case 2:
+				return map[string]any(nil)
+			case 3:
+				return []any(nil)
+			case 4:
+				return []string(nil)
+			default:
+				return map[string]string(nil)
+			}
 		default:
 			return []string{pick(strs), pick(strs)}
 		}
 	}
 	fastHits := 0
-	for i := 0; i < 3000; i++ {
+	for i := 0; i < 6000; i++ {
 		e := &Entry{
 			V: SchemaVersion, Kind: pick([]string{KindRequestAdmitted, KindRequestCompleted, "x.y"}), ID: pick(strs) + "id",
 			Time:      time.Unix(int64(r.IntN(2e9)), int64(r.IntN(1e9))).In(time.FixedZone("x", 3600)),
@@ -87,8 +109,8 @@ func TestMarshalFastPath(t *testing.T) {
 			t.Fatalf("entry %d differs:\nfast %s\nslow %s", i, fast, slow)
 		}
 	}
-	if fastHits < 1000 {
-		t.Fatalf("fast path taken for only %d of 3000 entries: the comparison proves little", fastHits)
+	if fastHits < 2000 {
+		t.Fatalf("fast path taken for only %d of 6000 entries: the comparison proves little", fastHits)
 	}
 	// Invalid UTF-8 falls back to the reference (which writes U+FFFD).
 	for _, bad := range []*Entry{
@@ -113,6 +135,86 @@ func TestMarshalFastPath(t *testing.T) {
 	b, err := Marshal(e)
 	if err != nil || !bytes.Contains(b, []byte(`{"a":2,"b":1}`)) {
 		t.Fatalf("fallback not canonical: %s %v", b, err)
+	}
+}
+
+// TestMarshalFastEdges: what the fast path must hand to the reference
+// (and the reference then encodes or refuses) and the shapes at its
+// limits, each compared with the reference.
+func TestMarshalFastEdges(t *testing.T) {
+	deep := map[string]any{"leaf": 1.0}
+	for range maxPlainDepth + 2 {
+		deep = map[string]any{"d": []any{"x", deep}}
+	}
+	type custom struct{ B, A int }
+	for _, c := range []struct {
+		name     string
+		e        Entry
+		fast     bool // the fast path encodes it
+		slowFail bool // the reference refuses it
+	}{
+		{"minimal", Entry{Kind: "k", V: 1}, true, false},
+		{"every field", Entry{Kind: "k", V: 1, ID: "i", ApprovalID: "a", BytesIn: -1, BytesOut: 1 << 62, Gateway: 1, GrantID: "g",
+			Instance: "in", Method: "M", Model: "m", Outcome: "ok", Path: "/p", RequestID: "r", RequestSHA256: "h", ResponseSHA256: "h2",
+			Route: "ro", Status: 200, Upstream: -5, Time: time.Date(2026, 12, 1, 10, 0, 0, 120, time.FixedZone("x", -3600)),
+			Decision:  &Decision{Action: "allow"},
+			Masking:   []MaskAction{{Rule: "r"}, {Rule: "s", Count: 2, Entity: "EMAIL", Location: "response:content", Fingerprint: "f"}},
+			Principal: &identity.Principal{Issuer: "i", Subject: "s", Groups: []string{}},
+			Params:    map[string]any{"a": []any{}, "b": map[string]any{}, "c": []string{}}}, true, false},
+		{"empty maps omitted", Entry{Kind: "k", Params: map[string]any{}, Details: map[string]any{}}, true, false},
+		{"deep details", Entry{Kind: "k", Details: deep}, false, false},
+		{"struct value", Entry{Kind: "k", Params: map[string]any{"s": custom{1, 2}}}, false, false},
+		{"pointer value", Entry{Kind: "k", Params: map[string]any{"p": new(int)}}, false, false},
+		{"int map", Entry{Kind: "k", Details: map[string]any{"m": map[int]string{2: "b", 10: "a"}}}, false, false},
+		{"NaN", Entry{Kind: "k", Details: map[string]any{"f": math.NaN()}}, false, true},
+		{"Inf32", Entry{Kind: "k", Details: map[string]any{"f": float32(math.Inf(-1))}}, false, true},
+		{"bad number", Entry{Kind: "k", Params: map[string]any{"n": json.Number("01")}}, false, true},
+		{"bad number text", Entry{Kind: "k", Params: map[string]any{"n": json.Number("1e")}}, false, true},
+		{"invalid key", Entry{Kind: "k", Params: map[string]any{"k\xff": 1}}, false, false},
+		{"invalid string map value", Entry{Kind: "k", Params: map[string]any{"m": map[string]string{"k": "\xc3("}}}, false, false},
+		{"year 10000", Entry{Kind: "k", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, false, true},
+		{"year -1", Entry{Kind: "k", Time: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, ok, _ := marshalFast(&c.e)
+			if ok != c.fast {
+				t.Errorf("fast path taken: %v, want %v", ok, c.fast)
+			}
+			got, err := Marshal(&c.e)
+			want, serr := marshalSlow(&c.e)
+			if c.slowFail {
+				if err == nil || serr == nil {
+					t.Fatalf("want both refused: Marshal %v, reference %v", err, serr)
+				}
+				return
+			}
+			if err != nil || serr != nil {
+				t.Fatalf("Marshal %v, reference %v", err, serr)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("differs:\nfast %s\nslow %s", got, want)
+			}
+		})
+	}
+}
+
+// TestMarshalOwnsBytes: the bytes Marshal returns are the caller's: the
+// next encodings (which reuse the encoder's buffer) leave them alone.
+func TestMarshalOwnsBytes(t *testing.T) {
+	e := &Entry{Kind: "k", ID: "first", Params: map[string]any{"a": "b"}}
+	b1, err := Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := string(b1)
+	for i := range 100 {
+		e2 := &Entry{Kind: "k", ID: strings.Repeat("x", i), Details: map[string]any{"n": i}}
+		if _, err := Marshal(e2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(b1) != keep {
+		t.Fatalf("bytes changed: %s, were %s", b1, keep)
 	}
 }
 

@@ -389,13 +389,33 @@ func rebuildTree(ctx context.Context, st Store, n int64) (tree, error) {
 // empty), e.Time (if zero) and e.Instance (if empty). It returns only once
 // the entry is committed and fsynced (or, on a Queue store, durably
 // enqueued); concurrent appends share a transaction. An error means the
-// entry may not be durable: the caller must fail closed.
+// entry may not be durable: the caller must fail closed. The log keeps a
+// copy of e, not e: the caller may reuse e once Append has returned.
 func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
-	refs, err := l.appendInOrder(ctx, []*Entry{e})
+	data, err := l.prepare(e)
 	if err != nil {
 		return Ref{}, err
 	}
-	return refs[0], nil
+	// One allocation for the request and the log's copy of the entry,
+	// which the writer, the indexer and the exporter read after Append
+	// has returned (on a timeout, even while the caller goes on).
+	r := &ownedReq{ent: *e}
+	r.req = appendReq{data: data, e: &r.ent, done: make(chan appendRes, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return Ref{}, ErrLogClosed
+	}
+	l.busy.Add(1)
+	l.mu.RUnlock()
+	defer l.busy.Done()
+	return l.submit(ctx, &r.req)
+}
+
+// ownedReq is an appendReq with the entry it points to.
+type ownedReq struct {
+	req appendReq
+	ent Entry
 }
 
 // appendInOrder appends es in this order: all are handed to the writer
@@ -445,10 +465,9 @@ func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
 	return refs, nil
 }
 
-// submit hands one encoded entry to the writer and waits for it (Close
-// uses it after the log is marked closed).
-func (l *Log) submit(ctx context.Context, data []byte, e *Entry) (Ref, error) {
-	r := &appendReq{data: data, e: e, done: make(chan appendRes, 1)}
+// submit hands one encoded entry to the writer and waits for it (Append,
+// and Close after the log is marked closed).
+func (l *Log) submit(ctx context.Context, r *appendReq) (Ref, error) {
 	select {
 	case l.reqs <- r:
 	case <-ctx.Done():
@@ -470,11 +489,11 @@ func (l *Log) submit(ctx context.Context, data []byte, e *Entry) (Ref, error) {
 func (l *Log) prepare(e *Entry) ([]byte, error) {
 	e.V = SchemaVersion
 	if e.ID == "" {
-		id, err := uuid.NewV7()
+		id, err := newEntryID()
 		if err != nil {
 			return nil, fmt.Errorf("audit: append: %w", err)
 		}
-		e.ID = id.String()
+		e.ID = id
 	}
 	if e.Time.IsZero() {
 		e.Time = l.now()
@@ -537,7 +556,7 @@ func (l *Log) Close(ctx context.Context) error {
 		e.ID = id.String()
 		var data []byte
 		if data, err = Marshal(e); err == nil {
-			_, err = l.submit(ctx, data, e)
+			_, err = l.submit(ctx, &appendReq{data: data, e: e, done: make(chan appendRes, 1)})
 		}
 	} else {
 		err = uerr

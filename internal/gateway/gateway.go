@@ -91,8 +91,9 @@ type Gateway struct {
 	approvals ApprovalGate
 	recorder  Recorder
 
-	completions chan struct{}  // semaphore for background completions
-	pending     sync.WaitGroup // background completions in flight
+	completions chan struct{}      // semaphore for background completions
+	pending     sync.WaitGroup     // background completions in flight
+	compJobs    chan completionJob // to an idle completion worker
 
 	callPool sync.Pool
 }
@@ -152,6 +153,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.callPool.New = func() any { return new(call) }
 	g.completions = make(chan struct{}, maxPendingCompletions)
+	g.compJobs = make(chan completionJob)
 	return g, nil
 }
 
@@ -201,6 +203,11 @@ type call struct {
 	rec           *recording.Capture
 	recLevel      recording.Level // "" when nothing is recorded
 	recErr        string          // why rec is nil although recLevel is set
+	// admEntry is the request.admitted entry (Append copies it);
+	// auditDecision is the decision its entries record (shared by them,
+	// never changed).
+	admEntry      audit.Entry
+	auditDecision *audit.Decision
 }
 
 func (c *call) reset() { *c = call{} }

@@ -133,7 +133,7 @@ func (g *Gateway) params(c *call) map[string]any {
 	}
 	out := make(map[string]any, len(c.adm.facts)+1)
 	for k, v := range c.adm.facts {
-		out[k] = redactValue(m, "request:"+k, v)
+		out[k] = redactValue(m, k, v)
 	}
 	if mode == policy.LogFull && len(c.body) > 0 {
 		body := c.body
@@ -153,14 +153,32 @@ func (g *Gateway) params(c *call) map[string]any {
 	return out
 }
 
-func redactValue(m *mask.Masker, loc string, v any) any {
+// factLocation is the masker's location of the body fact key; the text
+// facts policy.BodyFacts names have theirs built once.
+func factLocation(key string) string {
+	switch key {
+	case "model":
+		return "request:model"
+	case "user":
+		return "request:user"
+	case "tools":
+		return "request:tools"
+	}
+	return "request:" + key
+}
+
+// redactValue masks the strings of the body fact key's value v. The
+// masker's location ("request:" + key) is only built for text: most
+// facts are numbers and booleans.
+func redactValue(m *mask.Masker, key string, v any) any {
 	if m == nil {
 		return v
 	}
 	switch x := v.(type) {
 	case string:
-		return m.MaskText(x, loc, nil)
+		return m.MaskText(x, factLocation(key), nil)
 	case []string:
+		loc := factLocation(key)
 		out := make([]string, len(x))
 		for i, s := range x {
 			out[i] = m.MaskText(s, loc, nil)
@@ -169,7 +187,7 @@ func redactValue(m *mask.Masker, loc string, v any) any {
 	case []any:
 		out := make([]any, len(x))
 		for i, s := range x {
-			out[i] = redactValue(m, loc, s)
+			out[i] = redactValue(m, key, s)
 		}
 		return out
 	}

@@ -41,7 +41,9 @@ type PolicySource interface {
 }
 
 // AuditLog makes entries durable. An error means the entry may not be
-// durable and the request must be refused.
+// durable and the request must be refused. Append must not keep e once
+// it has returned (audit.Log keeps a copy): the gateway reuses the
+// admission entry's memory with the request's.
 type AuditLog interface {
 	Append(ctx context.Context, e *audit.Entry) (audit.Ref, error)
 }
@@ -89,7 +91,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 	a := &c.adm
 	if len(c.body) > 0 || g.audit != nil {
 		sum := sha256.Sum256(c.body)
-		a.bodyHash = hex.EncodeToString(sum[:])
+		a.bodyHash = hexString(sum[:])
 	}
 	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) {
 		// An OpenAI-compatible API only takes JSON, and policy must see
@@ -192,7 +194,8 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		return false
 	}
 	if g.audit != nil {
-		e := g.entry(r, c, audit.KindRequestAdmitted)
+		e := &c.admEntry
+		g.fillEntry(e, r, c, audit.KindRequestAdmitted)
 		e.BytesIn = int64(len(c.body))
 		e.Params = g.params(c)
 		ctx, cancel := g.storeContext(context.WithoutCancel(r.Context()))
@@ -218,12 +221,7 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	rec, recLevel, recErr := c.rec, c.recLevel, c.recErr
 	if g.audit == nil {
 		if recLevel != "" {
-			g.completions <- struct{}{}
-			g.pending.Add(1)
-			go func() {
-				defer func() { <-g.completions; g.pending.Done() }()
-				g.finishRecording(rec, recLevel, recErr)
-			}()
+			g.completeInBackground(completionJob{rec: rec, recLevel: recLevel, recErr: recErr})
 		}
 		return
 	}
@@ -232,7 +230,8 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 	e.BytesIn = int64(len(c.body))
 	e.BytesOut = sw.bytes
 	if sw.hash != nil {
-		e.ResponseSHA256 = hex.EncodeToString(sw.hash.Sum(nil))
+		var sum [sha256.Size]byte
+		e.ResponseSHA256 = hexString(sw.hash.Sum(sum[:0]))
 	}
 	e.Upstream = c.upstreamHdr
 	e.Gateway = c.added
@@ -246,31 +245,9 @@ func (g *Gateway) complete(r *http.Request, c *call, sw *statusWriter) {
 		e.Outcome = audit.OutcomeOK
 	}
 	// The caller already has the response, so the handler does not wait
-	// for this entry's fsync: it joins the log's next group commit in the
-	// background. The semaphore bounds how many may be in flight; when it
-	// is full the handler waits (backpressure instead of unbounded memory).
-	g.completions <- struct{}{}
-	g.pending.Add(1)
-	go func() {
-		defer func() { <-g.completions; g.pending.Done() }()
-		// The recording is stored first: its digest goes into this entry.
-		if sum := g.finishRecording(rec, recLevel, recErr); sum != nil {
-			if e.Details == nil {
-				e.Details = map[string]any{}
-			}
-			e.Details[DetailRecording] = sum
-		}
-		// Not retried: an append that failed may still have committed, and
-		// a second one would give the request two terminal entries. A
-		// request whose completion is lost stays open until the next start
-		// records it as request.abandoned.
-		ctx, cancel := g.storeContext(context.Background())
-		defer cancel()
-		if _, err := g.appendAudit(ctx, e); err != nil {
-			g.metrics.auditCompleteFailed.Inc()
-			g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", e.RequestID, "err", err)
-		}
-	}()
+	// for this entry's fsync: a completion worker appends it and it joins
+	// the log's next group commit (completion.go).
+	g.completeInBackground(completionJob{e: e, rec: rec, recLevel: recLevel, recErr: recErr})
 }
 
 // maxPendingCompletions bounds the request.completed entries waiting for
@@ -293,8 +270,15 @@ func (g *Gateway) Drain(ctx context.Context) error {
 
 // entry builds the common part of a request entry.
 func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
+	e := new(audit.Entry)
+	g.fillEntry(e, r, c, kind)
+	return e
+}
+
+// fillEntry sets the common part of a request entry in e (zero).
+func (g *Gateway) fillEntry(e *audit.Entry, r *http.Request, c *call, kind string) {
 	a := &c.adm
-	e := &audit.Entry{
+	*e = audit.Entry{
 		Kind:          kind,
 		RequestID:     c.requestID,
 		Instance:      g.cfg.Instance,
@@ -308,15 +292,22 @@ func (g *Gateway) entry(r *http.Request, c *call, kind string) *audit.Entry {
 	}
 	e.Principal = a.principal // the audit package records what it needs of it
 	if a.decision.Action != "" {
-		e.Decision = &audit.Decision{
+		// One Decision for the request's entries (it changes only if an
+		// approval decided again): the log keeps shallow copies of them,
+		// so a Decision is never changed once built.
+		d := audit.Decision{
 			Action: string(a.decision.Action), Rule: a.decision.Rule,
 			PolicyVersion: a.decision.Version, Reason: a.decision.Reason,
 		}
+		if c.auditDecision == nil || *c.auditDecision != d {
+			nd := d
+			c.auditDecision = &nd
+		}
+		e.Decision = c.auditDecision
 	}
 	if c.clientReqID {
 		e.Details = map[string]any{"request_id_source": "client"}
 	}
-	return e
 }
 
 // refuseAuth answers 401/400/503 per RFC 6750 and records the refusal.
@@ -353,6 +344,16 @@ func (g *Gateway) recordRefusal(r *http.Request, c *call, kind string, status in
 	if _, err := g.appendAudit(ctx, e); err != nil {
 		g.log.Error("audit: could not record refusal", "request_id", c.requestID, "kind", kind, "err", err)
 	}
+}
+
+// hexString is hex.EncodeToString of a digest in one allocation (the
+// string) instead of two.
+func hexString(sum []byte) string {
+	var buf [2 * sha256.Size]byte
+	if len(sum) > sha256.Size {
+		return hex.EncodeToString(sum)
+	}
+	return string(hex.AppendEncode(buf[:0], sum))
 }
 
 // isJSONContent reports whether a request Content-Type is JSON (or absent,

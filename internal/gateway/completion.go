@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/recording"
+)
+
+// Completions are appended off the client's path (the response has been
+// sent when the request.completed entry is built), by completion
+// workers: long-lived goroutines that take one job after another.
+//
+// A goroutine per completion (as before decision 037) started on a 2 KiB
+// stack and grew it twice while encoding the entry (runtime.newstack and
+// copystack were ~6 µs a request at 64 connections); a worker keeps its
+// grown stack from job to job. When no worker is idle, the handler starts
+// one; a worker idle for completionIdle ends, so the workers follow the
+// load (about the completions waiting for a group commit at once).
+
+// completionIdle is how long a completion worker waits for its next job
+// before it ends.
+const completionIdle = 5 * time.Second
+
+// completionJob is one request's end: its request.completed entry (nil
+// without an audit log) and the recording to store first.
+type completionJob struct {
+	e        *audit.Entry
+	rec      *recording.Capture
+	recLevel recording.Level
+	recErr   string
+}
+
+// completeInBackground hands j to an idle completion worker, or to a new
+// one. The semaphore bounds the jobs in flight: when it is full the
+// handler waits (backpressure instead of unbounded memory).
+func (g *Gateway) completeInBackground(j completionJob) {
+	g.completions <- struct{}{}
+	g.pending.Add(1)
+	select {
+	case g.compJobs <- j:
+	default:
+		go g.completionWorker(j)
+	}
+}
+
+// completionWorker runs j, then the jobs handed to it, until it has been
+// idle for completionIdle.
+func (g *Gateway) completionWorker(j completionJob) {
+	idle := time.NewTimer(completionIdle)
+	defer idle.Stop()
+	for {
+		g.finishCall(j)
+		<-g.completions
+		g.pending.Done()
+		idle.Reset(completionIdle)
+		select {
+		case j = <-g.compJobs:
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// finishCall stores the recording, then appends the request.completed
+// entry with the recording's summary.
+func (g *Gateway) finishCall(j completionJob) {
+	// The recording is stored first: its digest goes into the entry.
+	sum := g.finishRecording(j.rec, j.recLevel, j.recErr)
+	e := j.e
+	if e == nil {
+		return
+	}
+	if sum != nil {
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details[DetailRecording] = sum
+	}
+	// Not retried: an append that failed may still have committed, and
+	// a second one would give the request two terminal entries. A
+	// request whose completion is lost stays open until the next start
+	// records it as request.abandoned.
+	ctx, cancel := g.storeContext(context.Background())
+	defer cancel()
+	if _, err := g.appendAudit(ctx, e); err != nil {
+		g.metrics.auditCompleteFailed.Inc()
+		g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", e.RequestID, "err", err)
+	}
+}
