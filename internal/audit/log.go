@@ -105,6 +105,14 @@ type Log struct {
 	// committing is set while the writer commits a batch it will hand
 	// to flushLoop: a flush about to start waits for it.
 	committing atomic.Bool
+	// unflushed counts the batches handed to flushLoop whose flush has
+	// not returned; flushed is signalled (capacity 1) when one returns.
+	// The writer gathers appends while unflushed > 0 (gather).
+	unflushed atomic.Int64
+	// unanswered counts the batches handed to flushLoop and not yet
+	// answered: at 0 the writer may flush a batch itself (run).
+	unanswered atomic.Int64
+	flushed    chan struct{}
 	// files feeds fileLoop the history checkpoints to copy to the
 	// checkpoint file; filesDone is closed when it ends. fileMu guards
 	// fileSize, the size of the checkpoint file's note.
@@ -177,6 +185,7 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			l.flushes = make(chan flushJob, flushQueue)
 			l.flushDone = make(chan struct{})
 			l.slots = make(chan struct{}, flushSlots)
+			l.flushed = make(chan struct{}, 1)
 		}
 	}
 
