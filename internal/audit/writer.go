@@ -55,7 +55,7 @@ func (l *Log) run() {
 			// A small batch with nothing in flight is flushed and
 			// answered here: handing it to flushLoop would only add a
 			// wake-up, there is no earlier flush to overlap with.
-			if !l.commit(batch, idle && len(batch) < gatherMax) && l.fl != nil {
+			if !l.commit(batch, idle && len(batch) < l.gatherSize()) && l.fl != nil {
 				l.committing.Store(false)
 				<-l.slots
 			}
@@ -86,19 +86,22 @@ func (l *Log) run() {
 // an earlier one is being flushed (decision 036).
 const gatherMax = 64
 
+// gatherSize is gatherMax, or batch_max if that is smaller.
+func (l *Log) gatherSize() int { return min(gatherMax, l.cfg.BatchMax) }
+
 // gather adds to batch the appends that arrive while a committed batch
 // is waiting for its flush or being flushed, until that flush returns or
-// the batch holds gatherMax appends (decision 036). A batch committed
+// the batch holds gatherSize appends (decision 036). A batch committed
 // during a flush cannot be answered before the next flush anyway, so at
 // moderate rates committing it as soon as it is cut only splits the
 // arrivals of one flush into many small transactions, each paying a
 // signature, BEGIN/COMMIT, the head's row and the WAL's locks; gathered,
 // they share one commit (about one per flush) and lose only that
-// commit's time. Under load the batch reaches gatherMax during the
+// commit's time. Under load the batch reaches gatherSize during the
 // flush and is committed at once, as before (the flush pipeline of
 // decision 026). The wait is bounded by the flush in progress.
 func (l *Log) gather(batch []*appendReq) []*appendReq {
-	for l.unflushed.Load() > 0 && len(batch) < gatherMax {
+	for l.unflushed.Load() > 0 && len(batch) < l.gatherSize() {
 		select {
 		case r := <-l.reqs:
 			batch = append(batch, r)
