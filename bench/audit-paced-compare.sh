@@ -35,8 +35,12 @@ run() {
 }
 compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/paced.txt"
-awk '/^(base|new) /{split($2,p,"rate="); r=p[2]; sub(/-[0-9]+$/,"",r); key=r" "$1; k[key]++
-		for(i=1;i<=NF;i++){if($i=="cpu-µs/append")c[key]+=$(i-1); if($i=="p50-ms")a[key]+=$(i-1); if($i=="p99-ms")q[key]+=$(i-1); if($i=="entries/txn")t[key]+=$(i-1)
-			if($i=="p99-ms"){if(!(key in lo)||$(i-1)<lo[key])lo[key]=$(i-1); if($(i-1)>hi[key])hi[key]=$(i-1)}}}
-	END{for(key in k)printf "rate=%s: mean %.1f cpu-µs/append, p50 %.2f ms, p99 %.2f ms (%.2f–%.2f), %.1f entries/txn over %d runs\n",
-		key, c[key]/k[key], a[key]/k[key], q[key]/k[key], lo[key], hi[key], t[key]/k[key], k[key]}' "$out/paced.txt" | sort -n -t= -k2 | tee -a "$out/paced.txt"
+# Per rate and binary: the median and the range over the runs (a run hit
+# by another process's I/O burst moves a mean a lot; the median less).
+awk '/^(base|new) /{split($2,p,"rate="); r=p[2]; sub(/-[0-9]+$/,"",r)
+		for(i=4;i<NF;i+=2) if($(i+1)~/^(cpu-µs\/append|p50-ms|p99-ms|entries\/txn)$/) print r, $1, $(i+1), $i}' "$out/paced.txt" |
+	sort -k1,1n -k2,2 -k3,3 -k4,4g |
+	awk '{k=$1" "$2" "$3; if(k!=prev && prev!="") flush(); prev=k; v[++n]=$4}
+		function flush(){ m=(n%2)?v[(n+1)/2]:(v[n/2]+v[n/2+1])/2; split(prev,a," ")
+			printf "rate=%s %s %s: median %g (%g–%g) over %d runs\n", a[1], a[2], a[3], m, v[1], v[n], n; n=0 }
+		END{if(prev!="") flush()}' | tee -a "$out/paced.txt"
