@@ -37,7 +37,8 @@ type Stats struct {
 	// Checkpoints is the number of checkpoints signed by this Log.
 	Checkpoints int64
 	// Flushes is the number of flushes that made batches durable apart
-	// from their commit (a Flusher store; else 0).
+	// from their commit, by flushLoop or by the writer itself (a Flusher
+	// store; else 0).
 	Flushes int64
 }
 
