@@ -37,8 +37,7 @@ type Stats struct {
 	// Checkpoints is the number of checkpoints signed by this Log.
 	Checkpoints int64
 	// Flushes is the number of flushes that made batches durable apart
-	// from their commit, by flushLoop or by the writer itself (a Flusher
-	// store; else 0).
+	// from their commit (a Flusher store; else 0).
 	Flushes int64
 }
 
@@ -106,14 +105,6 @@ type Log struct {
 	// committing is set while the writer commits a batch it will hand
 	// to flushLoop: a flush about to start waits for it.
 	committing atomic.Bool
-	// unflushed counts the batches handed to flushLoop whose flush has
-	// not returned; flushed is signalled (capacity 1) when one returns.
-	// The writer gathers appends while unflushed > 0 (gather).
-	unflushed atomic.Int64
-	// unanswered counts the batches handed to flushLoop and not yet
-	// answered: at 0 the writer may flush a batch itself (run).
-	unanswered atomic.Int64
-	flushed    chan struct{}
 	// files feeds fileLoop the history checkpoints to copy to the
 	// checkpoint file; filesDone is closed when it ends. fileMu guards
 	// fileSize, the size of the checkpoint file's note.
@@ -186,7 +177,6 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			l.flushes = make(chan flushJob, flushQueue)
 			l.flushDone = make(chan struct{})
 			l.slots = make(chan struct{}, flushSlots)
-			l.flushed = make(chan struct{}, 1)
 		}
 	}
 
