@@ -36,7 +36,8 @@ func HeadPath(checkpointFile string) string { return checkpointFile + ".head" }
 // headFile writes heads into alternating slots.
 type headFile struct {
 	f    *os.File
-	next int64 // slot to write next
+	next int64  // slot to write next
+	buf  []byte // one slot, reused: a head is written per batch
 }
 
 func openHeadFile(path string) (*headFile, error) {
@@ -60,11 +61,14 @@ func (h *headFile) write(note []byte, sync bool) error {
 	if len(note) > headSlotSize-headHeader {
 		return fmt.Errorf("audit: head file: note of %d bytes does not fit a slot", len(note))
 	}
-	buf := make([]byte, headSlotSize)
+	if h.buf == nil {
+		h.buf = make([]byte, headSlotSize)
+	}
+	buf := h.buf
 	copy(buf, headMagic)
 	binary.BigEndian.PutUint32(buf[4:], uint32(len(note)))
 	binary.BigEndian.PutUint32(buf[8:], crc32.Checksum(note, castagnoli))
-	copy(buf[headHeader:], note)
+	clear(buf[headHeader+copy(buf[headHeader:], note):]) // zero padding
 	if _, err := h.f.WriteAt(buf, h.next*headSlotSize); err != nil {
 		return fmt.Errorf("audit: head file: %w", err)
 	}
