@@ -225,30 +225,18 @@ func (w *encoder) principal(b []byte, p *identity.Principal) []byte {
 
 // object appends m as encoding/json does: keys sorted bytewise.
 func (w *encoder) object(b []byte, m map[string]any, depth int) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	start := len(w.keys)
-	for k := range m {
-		w.keys = append(w.keys, k)
-	}
-	keys := w.keys[start:]
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(w.str(b, k), ':')
-		b = w.value(b, m[k], depth+1)
-	}
-	clear(keys) // the pooled scratch keeps no caller's strings
-	w.keys = w.keys[:start]
-	return append(b, '}')
+	return encodeMap(w, b, m, func(b []byte, v any) []byte { return w.value(b, v, depth+1) })
 }
 
 // stringMap appends m as encoding/json does.
 func (w *encoder) stringMap(b []byte, m map[string]string) []byte {
+	return encodeMap(w, b, m, w.str)
+}
+
+// encodeMap appends m as encoding/json does (null for nil, keys sorted
+// bytewise), each value by val. The keys are sorted in w's pooled
+// scratch, which a nested map extends past this map's keys.
+func encodeMap[V any](w *encoder, b []byte, m map[string]V, val func([]byte, V) []byte) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
@@ -264,9 +252,9 @@ func (w *encoder) stringMap(b []byte, m map[string]string) []byte {
 			b = append(b, ',')
 		}
 		b = append(w.str(b, k), ':')
-		b = w.str(b, m[k])
+		b = val(b, m[k])
 	}
-	clear(keys)
+	clear(keys) // the pooled scratch keeps no caller's strings
 	w.keys = w.keys[:start]
 	return append(b, '}')
 }
@@ -320,7 +308,7 @@ func (w *encoder) value(b []byte, v any, depth int) []byte {
 		if s == "" {
 			s = "0" // encoding/json's zero Number
 		}
-		if !validNumber(s) {
+		if !ValidNumber(s) {
 			w.ok = false // the reference reports the error
 			return b
 		}
@@ -374,9 +362,9 @@ func (w *encoder) float(b []byte, f float64, bits int) []byte {
 	return b
 }
 
-// validNumber is encoding/json's check of a json.Number's text (the JSON
-// number grammar, RFC 8259 section 6).
-func validNumber(s string) bool {
+// ValidNumber is encoding/json's check of a json.Number's text (the JSON
+// number grammar, RFC 8259 section 6). The export's encoder uses it too.
+func ValidNumber(s string) bool {
 	if s == "" {
 		return false
 	}
