@@ -301,19 +301,7 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 // withRaw runs f on the index writer's driver connection (see
 // Store.withRaw).
 func (ix *index) withRaw(ctx context.Context, f func(r *rawConn) error) error {
-	c, err := ix.w.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return c.Raw(func(dc any) error {
-		d, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("sqlite: driver connection is %T", dc)
-		}
-		ix.raw.bind(d)
-		return f(&ix.raw)
-	})
+	return withRawConn(ctx, ix.w, &ix.raw, f)
 }
 
 // ResetIndex drops and recreates the index tables.

@@ -182,7 +182,13 @@ func (r *rawConn) close() error {
 // returns an error wrapping driver.ErrBadConn and database/sql discards
 // the connection.
 func (s *Store) withRaw(ctx context.Context, f func(r *rawConn) error) error {
-	c, err := s.w.Conn(ctx)
+	return withRawConn(ctx, s.w, &s.raw, f)
+}
+
+// withRawConn runs f with raw bound to the driver connection of one of
+// db's connections (the single writer's, for the log and the index).
+func withRawConn(ctx context.Context, db *sql.DB, raw *rawConn, f func(r *rawConn) error) error {
+	c, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -192,8 +198,8 @@ func (s *Store) withRaw(ctx context.Context, f func(r *rawConn) error) error {
 		if !ok {
 			return fmt.Errorf("sqlite: driver connection is %T", dc)
 		}
-		s.raw.bind(d)
-		return f(&s.raw)
+		raw.bind(d)
+		return f(raw)
 	})
 }
 
