@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"syscall"
@@ -41,24 +39,7 @@ func benchRequests(b *testing.B, s *stack) {
 	b.SetParallelism(16) // 32 clients on 2 cores: group commits of many entries
 	cpu0 := processCPU()
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
-	})
+	postParallel(b, client, url, body, tok)
 	// The completions of the last requests are part of their cost.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

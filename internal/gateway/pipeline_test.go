@@ -365,28 +365,39 @@ func BenchmarkPipeline(b *testing.B) {
 	run := func(b *testing.B, url string, auth bool) {
 		b.ReportAllocs()
 		b.SetParallelism(16) // 16 clients per core: enough concurrency for group commit
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				if auth {
-					req.Header.Set("Authorization", "Bearer "+tok)
-				}
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-			}
-		})
+		bearer := ""
+		if auth {
+			bearer = tok
+		}
+		postParallel(b, client, url, body, bearer)
 	}
 	b.Run("direct", func(b *testing.B) { run(b, up.URL+"/v1/chat/completions", false) })
 	b.Run("passthrough", func(b *testing.B) { run(b, pass+"/v1/chat/completions", false) })
 	b.Run("full", func(b *testing.B) { run(b, s.gw+"/v1/chat/completions", true) })
+}
+
+// postParallel POSTs body to url as JSON from b's parallel clients until
+// b.N requests are done, with a bearer token unless tok is empty; any
+// error or non-200 answer fails b.
+func postParallel(b *testing.B, client *http.Client, url string, body []byte, tok string) {
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
 }
