@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -401,15 +400,23 @@ func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
 	// has returned (on a timeout, even while the caller goes on).
 	r := &ownedReq{ent: *e}
 	r.req = appendReq{data: data, e: &r.ent, done: make(chan appendRes, 1)}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return Ref{}, ErrLogClosed
+	if err := l.hold(); err != nil {
+		return Ref{}, err
 	}
-	l.busy.Add(1)
-	l.mu.RUnlock()
 	defer l.busy.Done()
 	return l.submit(ctx, &r.req)
+}
+
+// hold counts an append in flight (Close waits for it), or returns
+// ErrLogClosed once Close has begun. The caller calls l.busy.Done.
+func (l *Log) hold() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrLogClosed
+	}
+	l.busy.Add(1)
+	return nil
 }
 
 // ownedReq is an appendReq with the entry it points to.
@@ -432,13 +439,9 @@ func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
 		cp := *e
 		reqs[i] = &appendReq{data: data, e: &cp, done: make(chan appendRes, 1)}
 	}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return nil, ErrLogClosed
+	if err := l.hold(); err != nil {
+		return nil, err
 	}
-	l.busy.Add(1)
-	l.mu.RUnlock()
 	defer l.busy.Done()
 	for _, r := range reqs {
 		select {
@@ -552,8 +555,8 @@ func (l *Log) Close(ctx context.Context) error {
 	l.busy.Wait()
 	e := &Entry{V: SchemaVersion, Kind: KindGatewayStopped, Time: l.now().UTC(), Instance: l.instance}
 	var err error
-	if id, uerr := uuid.NewV7(); uerr == nil {
-		e.ID = id.String()
+	if id, uerr := newEntryID(); uerr == nil {
+		e.ID = id
 		var data []byte
 		if data, err = Marshal(e); err == nil {
 			_, err = l.submit(ctx, &appendReq{data: data, e: e, done: make(chan appendRes, 1)})
