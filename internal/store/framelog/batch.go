@@ -34,6 +34,10 @@ type Batch struct {
 // count u32, flags u32, hash start u64.
 const batchPrefix = 24
 
+// hashesAt is the payload offset of a batch's first hash (after the
+// prefix and the hash count).
+const hashesAt = batchPrefix + 4
+
 const flagHeadHistory = 1
 
 // maxRecord bounds one record's length (the payload bound applies too).
@@ -76,10 +80,14 @@ func (b *Batch) EncodedLen() int {
 // EncodeBatch appends b's payload to dst:
 //
 //	first seq u64 | count u32 | flags u32 | hash start u64 |
-//	count × (length u32 | bytes) | hash count u32 | hash count × 32 bytes |
+//	hash count u32 | hash count × 32 bytes |
+//	count × (record length u32 | record bytes) |
 //	head length u32 | head bytes
 //
-// flags bit 0 is HeadHistory; the other bits are zero.
+// flags bit 0 is HeadHistory; the other bits are zero. The hashes come
+// before the records so that hash i of a frame is at a fixed offset,
+// hashesAt + 32*i, and a proof's hash reads need the frame index only,
+// not the records' lengths.
 func EncodeBatch(dst []byte, b *Batch) ([]byte, error) {
 	if err := b.check(); err != nil {
 		return dst, err
@@ -97,13 +105,13 @@ func EncodeBatch(dst []byte, b *Batch) ([]byte, error) {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Records)))
 	dst = binary.LittleEndian.AppendUint32(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(b.HashStart))
-	for _, r := range b.Records {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r)))
-		dst = append(dst, r...)
-	}
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Hashes)))
 	for i := range b.Hashes {
 		dst = append(dst, b.Hashes[i][:]...)
+	}
+	for _, r := range b.Records {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r)))
+		dst = append(dst, r...)
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Head)))
 	dst = append(dst, b.Head...)
@@ -162,26 +170,7 @@ func DecodeBatch(p []byte) (Batch, error) {
 		return Batch{}, err
 	}
 	b := Batch{FirstSeq: x.first, HashStart: x.hashStart, HeadHistory: x.flags&flagHeadHistory != 0}
-	b.Records = make([][]byte, x.count)
 	rest := p[batchPrefix:]
-	take := func(what string) ([]byte, error) {
-		if len(rest) < 4 {
-			return nil, fmt.Errorf("%w: %s length cut off", ErrBatch, what)
-		}
-		n := binary.LittleEndian.Uint32(rest)
-		rest = rest[4:]
-		if uint64(n) > uint64(len(rest)) {
-			return nil, fmt.Errorf("%w: %s of %d bytes, %d left", ErrBatch, what, n, len(rest))
-		}
-		v := rest[:n:n]
-		rest = rest[n:]
-		return v, nil
-	}
-	for i := range b.Records {
-		if b.Records[i], err = take("record"); err != nil {
-			return Batch{}, err
-		}
-	}
 	if len(rest) < 4 {
 		return Batch{}, fmt.Errorf("%w: hash count cut off", ErrBatch)
 	}
@@ -198,6 +187,28 @@ func DecodeBatch(p []byte) (Batch, error) {
 		copy(b.Hashes[i][:], rest[32*i:])
 	}
 	rest = rest[32*nh:]
+	take := func(what string) ([]byte, error) {
+		if len(rest) < 4 {
+			return nil, fmt.Errorf("%w: %s length cut off", ErrBatch, what)
+		}
+		n := binary.LittleEndian.Uint32(rest)
+		rest = rest[4:]
+		if uint64(n) > uint64(len(rest)) {
+			return nil, fmt.Errorf("%w: %s of %d bytes, %d left", ErrBatch, what, n, len(rest))
+		}
+		v := rest[:n:n]
+		rest = rest[n:]
+		return v, nil
+	}
+	if x.count > len(rest)/4 {
+		return Batch{}, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrBatch, x.count, len(rest))
+	}
+	b.Records = make([][]byte, x.count)
+	for i := range b.Records {
+		if b.Records[i], err = take("record"); err != nil {
+			return Batch{}, err
+		}
+	}
 	if b.Head, err = take("head"); err != nil {
 		return Batch{}, err
 	}

@@ -158,10 +158,7 @@ func TestDecodeBatchRefuses(t *testing.T) {
 		binary.LittleEndian.PutUint32(q[off:], v)
 		return q
 	}
-	hashCountOff := batchPrefix
-	for _, r := range b.Records {
-		hashCountOff += 4 + len(r)
-	}
+	firstRecord := hashesAt + 32*len(b.Hashes)
 	for name, q := range map[string][]byte{
 		"count zero":       set(8, 0),
 		"count one more":   set(8, 5),
@@ -169,11 +166,12 @@ func TestDecodeBatchRefuses(t *testing.T) {
 		"unknown flag":     set(12, 2),
 		"hash start":       set(16, 3),
 		"seq negative":     set(4, 1<<31),
-		"record too long":  set(batchPrefix, uint32(len(p))),
-		"hash count":       set(hashCountOff, uint32(len(b.Hashes)+1)),
+		"record too long":  set(firstRecord, uint32(len(p))),
+		"hash count":       set(batchPrefix, uint32(len(b.Hashes)+1)),
+		"hash count huge":  set(batchPrefix, 1<<30),
 		"head too long":    set(len(p)-len(b.Head)-4, uint32(len(b.Head)+1)),
 		"head one short":   set(len(p)-len(b.Head)-4, uint32(len(b.Head)-1)),
-		"first record len": set(batchPrefix, uint32(len(b.Records[0])-1)),
+		"first record len": set(firstRecord, uint32(len(b.Records[0])-1)),
 	} {
 		if _, err := DecodeBatch(q); !errors.Is(err, ErrBatch) {
 			t.Errorf("%s: %v, want ErrBatch", name, err)

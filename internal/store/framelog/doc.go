@@ -16,8 +16,9 @@
 // base is the sequence number of the first record the file holds (0 for
 // a new log; the size of an older store whose records stay elsewhere).
 // A payload is a batch frame (EncodeBatch): first seq, record count,
-// flags, hash start, the records (length-prefixed), the tree hashes (32
-// bytes each) and the signed head note. Frames chain: each frame's first
+// flags, hash start, the tree hashes (32 bytes each, first so that
+// ReadHashes reads one at a computed offset), the records
+// (length-prefixed) and the signed head note. Frames chain: each frame's first
 // seq is the previous frame's first seq plus its count, the first
 // frame's is base, and each hash start is tlog.StoredHashCount(first seq).
 //

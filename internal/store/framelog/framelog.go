@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 const (
@@ -426,6 +428,43 @@ func (l *Log) Find(seq int64) (frame int, first int64, err error) {
 		return 0, 0, fmt.Errorf("%w: record %d (durable: [%d, %d))", ErrNotFound, seq, l.base, l.Size())
 	}
 	return i, idx[i].first, nil
+}
+
+// ReadHashes returns the stored tree hashes at indexes, with the
+// tlog.HashReader contract (a slice as long as indexes, or an error),
+// from the durable frames: each hash is one 32-byte read at an offset the
+// index gives (the hashes lead the payload), without reading the frame's
+// records. A hash read this way is not CRC-checked (its frame was, at
+// Open); a wrong one fails the proof it is used in against a signed
+// checkpoint. An index outside the durable frames wraps ErrNotFound.
+func (l *Log) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	n := int(l.durable.Load())
+	l.mu.RLock()
+	idx := l.idx[:n]
+	l.mu.RUnlock()
+	lo := tlog.StoredHashCount(l.base)
+	hi := lo
+	if n > 0 {
+		hi = tlog.StoredHashCount(idx[n-1].first + int64(idx[n-1].count))
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for k, h := range indexes {
+		if h < lo || h >= hi {
+			return nil, fmt.Errorf("%w: hash %d (durable: [%d, %d))", ErrNotFound, h, lo, hi)
+		}
+		i := sort.Search(n, func(i int) bool { return tlog.StoredHashCount(idx[i].first) > h }) - 1
+		off := idx[i].off + frameHeader + hashesAt + 32*(h-tlog.StoredHashCount(idx[i].first))
+		if _, err := l.f.ReadAt(out[k][:], off); err != nil {
+			if l.closed.Load() {
+				return nil, ErrClosed
+			}
+			return nil, fmt.Errorf("framelog: read hash %d of %s at offset %d: %w", h, l.path, off, err)
+		}
+	}
+	return out, nil
 }
 
 // ReadFrame returns a copy of durable frame i's payload, its CRC checked

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // build writes a log at a new path with batches of the given sizes from
@@ -87,6 +89,33 @@ func TestAppendReadReopen(t *testing.T) {
 		}
 		if _, err := l.ReadFrame(len(bs)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("ReadFrame past the end: %v", err)
+		}
+		// ReadHashes: every hash the frames hold, one by one and all at
+		// once; outside them, not found.
+		var all []int64
+		var want []tlog.Hash
+		for _, b := range bs {
+			for i, h := range b.Hashes {
+				all = append(all, b.HashStart+int64(i))
+				want = append(want, h)
+			}
+		}
+		got, err := l.ReadHashes(all)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("ReadHashes: %d hashes, %v", len(got), err)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("hash %d differs", all[i])
+			}
+		}
+		if h, err := l.ReadHashes([]int64{all[len(all)-1]}); err != nil || h[0] != want[len(want)-1] {
+			t.Fatalf("ReadHashes of the last hash: %v", err)
+		}
+		for _, h := range []int64{tlog.StoredHashCount(base) - 1, all[len(all)-1] + 1} {
+			if _, err := l.ReadHashes([]int64{all[0], h}); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("ReadHashes(%d): %v, want ErrNotFound", h, err)
+			}
 		}
 		// Scan from frame 2 sees frames 2.. in order.
 		var seen []int
@@ -562,6 +591,8 @@ func TestConcurrentReads(t *testing.T) {
 				if s > 0 {
 					f, _, err := l.Find(s - 1)
 					check(err == nil && f < l.Frames(), "Find of the last durable record failed")
+					h, err := l.ReadHashes([]int64{tlog.StoredHashCount(s) - 1})
+					check(err == nil && h[0] == c.hs[tlog.StoredHashCount(s)-1], "ReadHashes of the last durable hash failed")
 				}
 			}
 		})
