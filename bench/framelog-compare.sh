@@ -5,6 +5,7 @@
 # of the working tree in one session, interleaved, for decision 038:
 #
 #   bash bench/framelog-compare.sh          # ROUNDS=4 N=20000
+#   PREALLOC=1 bash bench/framelog-compare.sh   # + the preallocation experiment
 #
 # Both benchmarks build the same gateway-like batches (1, 8, 64, 256
 # entries of ~450 bytes, hashes and signed heads prepared beforehand) and
@@ -29,17 +30,23 @@ go test -c -o "$tmp/framelog.test" ./internal/store/framelog
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/framelog.txt"
 # compare_rounds calls run base / run new, alternating which goes first.
+# PREALLOC=1 adds BenchmarkFrameLogAppendPrealloc (the frames overwrite
+# zeros written beforehand: what a growing file's journal commits cost)
+# right after each framelog run.
 run() {
 	case "$1" in
-	base) "$tmp/sqlite.test" -test.run '^$' -test.bench 'BenchmarkStoreAppend' -test.benchtime "${n}x" |
-		awk '/^BenchmarkStoreAppend/{sub(/^BenchmarkStoreAppend\//, "", $1); print "sqlite", $0}' ;;
-	new) "$tmp/framelog.test" -test.run '^$' -test.bench 'BenchmarkFrameLogAppend' -test.benchtime "${n}x" |
-		awk '/^BenchmarkFrameLogAppend/{sub(/^BenchmarkFrameLogAppend\//, "", $1); print "framelog", $0}' ;;
+	base) "$tmp/sqlite.test" -test.run '^$' -test.bench '^BenchmarkStoreAppend$' -test.benchtime "${n}x" |
+		awk '/^BenchmarkStoreAppend\//{sub(/^BenchmarkStoreAppend\//, "", $1); print "sqlite", $0}' ;;
+	new) "$tmp/framelog.test" -test.run '^$' -test.bench "$fl_bench" -test.benchtime "${n}x" |
+		awk '/^BenchmarkFrameLogAppend\//{sub(/^BenchmarkFrameLogAppend\//, "", $1); print "framelog", $0}
+			/^BenchmarkFrameLogAppendPrealloc\//{sub(/^BenchmarkFrameLogAppendPrealloc\//, "", $1); print "framelog-prealloc", $0}' ;;
 	esac | tee -a "$out/framelog.txt"
 }
+fl_bench='^BenchmarkFrameLogAppend$'
+[ "${PREALLOC:-0}" = 1 ] && fl_bench='^BenchmarkFrameLogAppend(Prealloc)?$'
 compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/framelog.txt"
-awk '/^(sqlite|framelog) /{v=$1; b=$2; sub(/-[0-9]+$/, "", b); k=v" "b
+awk '/^(sqlite|framelog|framelog-prealloc) /{v=$1; b=$2; sub(/-[0-9]+$/, "", b); k=v" "b
 		for(i=1;i<=NF;i++){
 			if($i=="cpu-µs/entry"){x=$(i-1); c[k]+=x; if(!(k in cmin)||x<cmin[k])cmin[k]=x; if(x>cmax[k])cmax[k]=x}
 			if($i=="user-µs/entry")u[k]+=$(i-1)
@@ -48,10 +55,14 @@ awk '/^(sqlite|framelog) /{v=$1; b=$2; sub(/-[0-9]+$/, "", b); k=v" "b
 		cnt[k]++; batches[b]=1}
 	END{
 		for(b in batches){
-			s="sqlite "b; f="framelog "b
-			if(!(s in cnt)||!(f in cnt))continue
-			printf "%s: sqlite %.2f cpu-µs/entry (%.2f–%.2f), %.2f user, %.2f proc | framelog %.2f (%.2f–%.2f), %.2f user, %.2f proc | framelog ÷ sqlite %.2f (thread), %.2f (process) over %d+%d runs\n",
-				b, c[s]/cnt[s], cmin[s], cmax[s], u[s]/cnt[s], p[s]/cnt[s], c[f]/cnt[f], cmin[f], cmax[f], u[f]/cnt[f], p[f]/cnt[f],
-				(c[f]/cnt[f])/(c[s]/cnt[s]), (p[f]/cnt[f])/(p[s]/cnt[s]), cnt[s], cnt[f]
+			s="sqlite "b
+			if(!(s in cnt))continue
+			printf "%s: sqlite %.2f cpu-µs/entry (%.2f–%.2f), %.2f user, %.2f proc over %d runs\n", b, c[s]/cnt[s], cmin[s], cmax[s], u[s]/cnt[s], p[s]/cnt[s], cnt[s]
+			for(vi=1;vi<=2;vi++){
+				v=(vi==1)?"framelog":"framelog-prealloc"; f=v" "b
+				if(!(f in cnt))continue
+				printf "%s: %s %.2f cpu-µs/entry (%.2f–%.2f), %.2f user, %.2f proc over %d runs; ÷ sqlite %.2f (thread), %.2f (process)\n",
+					b, v, c[f]/cnt[f], cmin[f], cmax[f], u[f]/cnt[f], p[f]/cnt[f], cnt[f], (c[f]/cnt[f])/(c[s]/cnt[s]), (p[f]/cnt[f])/(p[s]/cnt[s])
+			}
 		}
-	}' "$out/framelog.txt" | sort -t= -k2,2n | tee -a "$out/framelog.txt"
+	}' "$out/framelog.txt" | sort -t= -k2,2n -s | tee -a "$out/framelog.txt"

@@ -416,6 +416,20 @@ func (l *Log) Size() int64 {
 	return r.first + int64(r.count)
 }
 
+// End is the file offset just past the last durable frame: a copy of
+// the file's first End bytes is a valid log (warden backup copies that
+// much).
+func (l *Log) End() int64 {
+	n := int(l.durable.Load())
+	if n == 0 {
+		return fileHeader
+	}
+	l.mu.RLock()
+	r := l.idx[n-1]
+	l.mu.RUnlock()
+	return r.off + frameHeader + int64(r.plen)
+}
+
 // Find returns the number of the durable frame holding record seq, and
 // that frame's first seq.
 func (l *Log) Find(seq int64) (frame int, first int64, err error) {

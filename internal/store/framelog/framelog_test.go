@@ -65,7 +65,7 @@ func checkFrames(t *testing.T, l *Log, want []*Batch) {
 
 func TestAppendReadReopen(t *testing.T) {
 	for _, base := range []int64{0, 1000} {
-		path, bs, _ := build(t, base, 1, 3, 64, 1, 256, 2)
+		path, bs, offs := build(t, base, 1, 3, 64, 1, 256, 2)
 		l, cut, err := Open(path)
 		if err != nil || cut != 0 {
 			t.Fatalf("Open: cut %d, %v", cut, err)
@@ -135,8 +135,9 @@ func TestAppendReadReopen(t *testing.T) {
 		if err := l.AppendBatch(more); err != nil {
 			t.Fatal(err)
 		}
-		if l.Frames() != len(bs) {
-			t.Fatal("a frame is visible before Sync")
+		end := l.End()
+		if l.Frames() != len(bs) || end != offs[len(offs)-1] {
+			t.Fatalf("a frame is visible before Sync (%d frames, End %d)", l.Frames(), end)
 		}
 		if err := l.Sync(); err != nil {
 			t.Fatal(err)
@@ -200,6 +201,9 @@ func TestTornTailEveryOffset(t *testing.T) {
 		ro, tail, err := OpenReadOnly(torn)
 		if err != nil || tail != n-last {
 			t.Fatalf("cut at %d: OpenReadOnly: torn %d, %v; want %d", n, tail, err, n-last)
+		}
+		if ro.End() != last {
+			t.Fatalf("cut at %d: End %d, want %d", n, ro.End(), last)
 		}
 		checkFrames(t, ro, bs[:len(bs)-1])
 		ro.Close()
