@@ -229,10 +229,7 @@ func (l *Log) scan() (size, tail int64, err error) {
 			}
 			return size, rem, nil
 		}
-		plen := int64(binary.LittleEndian.Uint32(fh[4:]))
-		if plen > MaxPayload {
-			return 0, 0, corrupt("payload length %d exceeds %d", plen, MaxPayload)
-		}
+		plen := int64(binary.LittleEndian.Uint32(fh[4:])) // <= MaxPayload (validHeader)
 		end := off + frameHeader + plen
 		if end > size {
 			return size, rem, nil // incomplete frame at the end
