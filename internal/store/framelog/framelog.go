@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -95,36 +96,47 @@ type Log struct {
 }
 
 // Create makes a new log at path (which must not exist) whose first
-// record will be base, and syncs it and its directory.
+// record will be base. The header is written and synced under a
+// temporary name and then linked to path, and the directory synced, so
+// path never names a file without a whole header: a crash leaves either
+// no log (and perhaps a stray "<name>.create-*" file) or an empty one.
 func Create(path string, base int64) (*Log, error) {
 	if base < 0 {
 		return nil, fmt.Errorf("framelog: create %s: negative base %d", path, base)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".create-*")
 	if err != nil {
 		return nil, fmt.Errorf("framelog: create: %w", err)
 	}
-	l := &Log{path: path, f: f, base: base, next: base, end: fileHeader}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("framelog: create %s: %w", path, err)
-	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after the link, only the temporary name goes
 	var h [fileHeader]byte
 	copy(h[:], fileMagic)
 	binary.LittleEndian.PutUint32(h[8:], fileVersion)
 	binary.LittleEndian.PutUint64(h[16:], uint64(base))
 	binary.LittleEndian.PutUint32(h[28:], crc32.Checksum(h[:28], castagnoli))
-	if _, err := f.WriteAt(h[:], 0); err == nil {
+	if err = f.Chmod(0o600); err == nil {
+		_, err = f.WriteAt(h[:], 0)
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(path)
+		err = lockFile(f)
+	}
+	if err == nil {
+		err = os.Link(tmp, path) // fails if path exists
+	}
+	if err == nil {
+		if err = os.Remove(tmp); err == nil {
+			err = syncDir(path)
+		}
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("framelog: create %s: %w", path, err)
 	}
-	return l, nil
+	return &Log{path: path, f: f, base: base, next: base, end: fileHeader}, nil
 }
 
 // Open opens the log at path for appending: it verifies every frame,

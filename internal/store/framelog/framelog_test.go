@@ -397,6 +397,16 @@ func TestNotALog(t *testing.T) {
 	if _, err := Create(path, 0); !errors.Is(err, os.ErrExist) {
 		t.Fatalf("Create over a log: %v", err)
 	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, full) {
+		t.Fatal("Create over a log changed it")
+	}
+	// Create leaves nothing but the log behind, whether it succeeds or not.
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Fatalf("%d files beside the log after Create, want none", len(ents)-1)
+	}
+	if _, err := Create(filepath.Join(t.TempDir(), "no", "such", "dir.log"), 0); err == nil {
+		t.Fatal("Create in a missing directory succeeded")
+	}
 }
 
 func TestLargeFrame(t *testing.T) {
