@@ -41,7 +41,7 @@ func contains(s []int64, x int64) bool {
 }
 
 // TestIndexTamper edits only the search index — a copied column, a row,
-// the mask-rule index, the full-text index — so that searches silently
+// the mask rules and the words of the full-text index — so that searches silently
 // omit entries (the log still verifies). CheckIndex reports each edit;
 // RebuildIndex makes searches whole again.
 func TestIndexTamper(t *testing.T) {
@@ -77,8 +77,8 @@ func TestIndexTamper(t *testing.T) {
 	for _, stmt := range []string{
 		"UPDATE entry_fields SET request_id = 'req-x', subject = 'mallory' WHERE seq = 4",                         // copied columns
 		"DELETE FROM entry_fields WHERE seq = 6",                                                                  // a whole row
-		"DELETE FROM entry_masks WHERE seq = 10",                                                                  // mask-rule index
-		"INSERT INTO entry_masks(rule, seq) VALUES ('ssn', 3)",                                                    // a rule the entry lacks
+		"INSERT INTO entry_text(entry_text, rowid, rules) VALUES ('delete', 10, '656d61696c')",                    // mask rule email (its hex), from the full text
+		"INSERT INTO entry_text(rowid, rules) VALUES (3, '73736e')",                                               // a rule (ssn) the entry lacks
 		"INSERT INTO entry_text(entry_text, rowid, body, ids) VALUES ('delete', 8, '" + text(8) + "', 'req-008')", // full text
 		"INSERT INTO entry_fields VALUES (42, 'req-042', '', 'alice')",                                            // not in the log
 	} {
