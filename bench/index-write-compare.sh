@@ -7,7 +7,11 @@
 #   bash bench/index-write-compare.sh            # base: main
 #   bash bench/index-write-compare.sh a01b747    # any revision
 #
-# Both binaries run the working tree's index_bench_test.go. Reported per
+# Both binaries run the working tree's index_bench_test.go, whose
+# BenchmarkIndexWrite has two workloads (decision 039): mix (many
+# principals, routes and models, longer text) and harness (the bench
+# harness's warden-full requests: short text, four mask rules per
+# completion); WORKLOAD=mix or WORKLOAD=harness runs one. Reported per
 # run: cpu-µs/entry (process CPU time from getrusage: the index's cost per
 # audited entry) and thread-cpu-µs/entry (the writing thread's alone,
 # without the GC's background workers: steadier). Output goes to $OUT (default
@@ -18,6 +22,7 @@ base_rev="${1:-main}"
 out="${OUT:-bench/results/index-write-$(date -u +%Y-%m-%d-%H%M)}"
 rounds="${ROUNDS:-4}"
 n="${N:-200000}"
+workload="${WORKLOAD:-}"
 mkdir -p "$out"
 . bench/compare-lib.sh
 compare_build internal/store/sqlite internal/store/sqlite/index_bench_test.go
@@ -26,10 +31,10 @@ compare_build internal/store/sqlite internal/store/sqlite/index_bench_test.go
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/index-write.txt"
 run() {
-	"$tmp/$1.test" -test.run '^$' -test.bench 'BenchmarkIndexWrite$' -test.benchtime "${n}x" |
+	"$tmp/$1.test" -test.run '^$' -test.bench "BenchmarkIndexWrite/${workload}" -test.benchtime "${n}x" |
 		awk -v v="$1" '/^BenchmarkIndexWrite/{print v, $0}' | tee -a "$out/index-write.txt"
 }
 compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/index-write.txt"
-awk '/^(base|new) /{for(i=1;i<=NF;i++){if($i=="cpu-µs/entry")c[$1]+=$(i-1);if($i=="thread-cpu-µs/entry")t[$1]+=$(i-1)};k[$1]++}
+awk '/^(base|new) /{v=$1" "$2; for(i=1;i<=NF;i++){if($i=="cpu-µs/entry")c[v]+=$(i-1);if($i=="thread-cpu-µs/entry")t[v]+=$(i-1)};k[v]++}
 	END{for(v in k)printf "%s: mean %.2f cpu-µs/entry, %.2f thread-cpu-µs/entry over %d runs\n", v, c[v]/k[v], t[v]/k[v], k[v]}' "$out/index-write.txt" | sort | tee -a "$out/index-write.txt"

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -200,27 +201,45 @@ func pairs(ctx context.Context, tx *sql.Conn, query string, args ...any) (map[in
 	return out, rows.Err()
 }
 
+// diffMasks compares the mask rules: the terms of entry_text's rules
+// column, each the hex of a rule's name (ruleTokens).
 func diffMasks(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
-	extra, err := pairs(ctx, tx, `SELECT seq, rule FROM (SELECT rule, seq FROM live.entry_masks WHERE seq < ? EXCEPT SELECT rule, seq FROM main.entry_masks
-		UNION SELECT rule, seq FROM live.entry_masks WHERE seq >= ?) ORDER BY seq, rule`, r.n, r.now)
+	extra, err := pairs(ctx, tx, `SELECT doc, term FROM (SELECT * FROM temp.vocab_live WHERE col = 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_ref
+		UNION SELECT * FROM temp.vocab_live WHERE col = 'rules' AND doc >= ?) ORDER BY 1, 2`, r.n, r.now)
 	if err != nil {
 		return nil, err
 	}
-	missing, err := pairs(ctx, tx, "SELECT seq, rule FROM (SELECT rule, seq FROM main.entry_masks WHERE seq < ? EXCEPT SELECT rule, seq FROM live.entry_masks) ORDER BY seq, rule", r.w)
+	missing, err := pairs(ctx, tx, "SELECT doc, term FROM (SELECT * FROM temp.vocab_ref WHERE col = 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_live) ORDER BY 1, 2", r.w)
 	if err != nil {
 		return nil, err
 	}
-	return audit.TermDiffs("mask_rules", "rules", extra, missing), nil
+	return audit.TermDiffs("mask_rules", "rules", ruleNames(extra), ruleNames(missing)), nil
 }
 
+// ruleNames turns rules-column terms back into rule names (a term that
+// is not hex, which no writer makes, is shown as it is).
+func ruleNames(terms map[int64][]string) map[int64][]string {
+	for seq, ts := range terms {
+		for i, t := range ts {
+			if b, err := hex.DecodeString(t); err == nil {
+				ts[i] = string(b)
+			}
+		}
+		slices.Sort(ts)
+		terms[seq] = ts
+	}
+	return terms
+}
+
+// diffText compares the rest of the full text (body and request ids).
 func diffText(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
 	// Rows are (term, doc, col, offset): every token a MATCH can find.
-	extra, err := pairs(ctx, tx, `SELECT doc, term FROM (SELECT * FROM temp.vocab_live WHERE doc < ? EXCEPT SELECT * FROM temp.vocab_ref
-		UNION SELECT * FROM temp.vocab_live WHERE doc >= ?) ORDER BY 1, 2`, r.n, r.now)
+	extra, err := pairs(ctx, tx, `SELECT doc, term FROM (SELECT * FROM temp.vocab_live WHERE col != 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_ref
+		UNION SELECT * FROM temp.vocab_live WHERE col != 'rules' AND doc >= ?) ORDER BY 1, 2`, r.n, r.now)
 	if err != nil {
 		return nil, err
 	}
-	missing, err := pairs(ctx, tx, "SELECT doc, term FROM (SELECT * FROM temp.vocab_ref WHERE doc < ? EXCEPT SELECT * FROM temp.vocab_live) ORDER BY 1, 2", r.w)
+	missing, err := pairs(ctx, tx, "SELECT doc, term FROM (SELECT * FROM temp.vocab_ref WHERE col != 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_live) ORDER BY 1, 2", r.w)
 	if err != nil {
 		return nil, err
 	}

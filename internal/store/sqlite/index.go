@@ -22,12 +22,13 @@ import (
 // entry_fields only the point-lookup columns and searches the others in
 // the count blocks (decision 027); version 5 finds request ids through
 // the full-text index instead of a B-tree, and drops its column sizes
-// (decision 035).
-const indexSchemaVersion = 5
+// (decision 035); version 6 finds mask rules through the full-text
+// index's rules column instead of the table entry_masks (decision 039).
+const indexSchemaVersion = 6
 
 // index is the search index in its own SQLite file: a row of ids and
-// subject per entry, the count blocks, the mask-rule index and the
-// full-text index, derived from the log by audit.Index and
+// subject per entry, the count blocks and the full-text index (with the
+// request ids and mask rules), derived from the log by audit.Index and
 // audit.CountBlock. Nothing of it is ever fsynced (WAL, synchronous=OFF,
 // decision 035): a write the process made survives its end (the OS has
 // it) and what the index lacks is caught up from the log; a file left
@@ -245,11 +246,6 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 		return err
 	}
 	docs := make([]doc, len(recs))
-	type ref struct {
-		seq int64
-		val string
-	}
-	var masks []ref
 	for i, rec := range recs {
 		if rec.Seq != n+int64(i) {
 			return fmt.Errorf("records not consecutive at %d", rec.Seq)
@@ -257,11 +253,7 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 		if i%yieldEvery == yieldEvery-1 {
 			runtime.Gosched()
 		}
-		d := docOf(rec.Entry)
-		docs[i] = d
-		for _, rule := range d.maskRules {
-			masks = append(masks, ref{rec.Seq, rule})
-		}
+		docs[i] = docOf(rec.Entry)
 	}
 	if err := ix.writeCounts(ctx, r, recs); err != nil {
 		return err
@@ -282,19 +274,29 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 	}); err != nil {
 		return fmt.Errorf("[%d, %d): %w", n, n+int64(len(recs)), err)
 	}
-	// Every entry has a row (nearly every one a request id).
-	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids)", 3, len(docs), func(i int, args []driver.Value) []driver.Value {
+	// Every entry has a row (nearly every one a request id); its mask
+	// rules are terms of the same row (decision 039).
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids, rules)", 4, len(docs), func(i int, args []driver.Value) []driver.Value {
 		yield(i)
-		return append(args, recs[i].Seq, docs[i].text, docs[i].requestID)
+		d := &docs[i]
+		return append(args, recs[i].Seq, d.text, d.requestID, d.rules)
 	}); err != nil {
 		return fmt.Errorf("[%d, %d): text: %w", n, n+int64(len(recs)), err)
 	}
-	if err := r.insert(ctx, "INSERT OR IGNORE INTO entry_masks(rule, seq)", 2, len(masks), func(i int, args []driver.Value) []driver.Value {
-		yield(i)
-		return append(args, masks[i].val, masks[i].seq)
-	}); err != nil {
-		return fmt.Errorf("[%d, %d): mask rules: %w", n, n+int64(len(recs)), err)
+	// FTS5 writes the terms of the last INSERT into entry_text (and
+	// takes its automerge step) at the next statement's savepoint, or
+	// else inside COMMIT, where nothing yields: a savepoint of its own,
+	// between two yields, keeps that work out of the commit's unbroken
+	// stretch (decision 039; the mask-rule inserts used to come after
+	// the text and took it).
+	runtime.Gosched()
+	if err := r.exec(ctx, "SAVEPOINT index_text"); err != nil {
+		return fmt.Errorf("text savepoint: %w", err)
 	}
+	if err := r.exec(ctx, "RELEASE index_text"); err != nil {
+		return fmt.Errorf("text savepoint: %w", err)
+	}
+	runtime.Gosched()
 	return nil
 }
 

@@ -48,6 +48,43 @@ func indexBenchEntries(n int) []audit.Record {
 	return recs
 }
 
+// indexHarnessEntries returns n decoded records shaped like those the
+// bench harness's warden-full stage makes (bench/runner chatRequest
+// through policy-mask.yaml.tmpl and the default masking profile): every
+// request from one principal on one route and model, an admission whose
+// only text is its body facts (model and stream: the rule that allows it
+// has no reason, and the request names no n or max_tokens) and a
+// completion with no text but four masking actions (the upstream's
+// bench-pii answer holds an email, a phone, a card number and an IBAN).
+// Against indexBenchEntries: shorter text (4 tokens per request against
+// ~9), four times the mask-rule rows (4 per request against 1), one
+// value per count-block column.
+func indexHarnessEntries(n int) []audit.Record {
+	t0 := time.Now().Add(-time.Hour)
+	p := &identity.Principal{Issuer: "https://idp.bench.local", Subject: "bench-user"}
+	masks := []audit.MaskAction{
+		{Rule: "email", Entity: "EMAIL", Location: "response:choices.0.message.content", Count: 1},
+		{Rule: "phone", Entity: "PHONE", Location: "response:choices.0.message.content", Count: 1},
+		{Rule: "card", Entity: "CARD", Location: "response:choices.0.message.content", Count: 1},
+		{Rule: "iban", Entity: "IBAN", Location: "response:choices.0.message.content", Count: 1},
+	}
+	recs := make([]audit.Record, n)
+	for i := range recs {
+		e := &audit.Entry{Time: t0.Add(time.Duration(i) * 100 * time.Microsecond), ID: fmt.Sprintf("e-%d", i),
+			RequestID: benchRequestID(i / 2), Principal: p, Route: "openai", Model: "bench-pii"}
+		if i%2 == 0 {
+			e.Kind = audit.KindRequestAdmitted
+			e.Decision = &audit.Decision{Action: "allow", Rule: "ml-users", PolicyVersion: "v1"}
+			e.Params = map[string]any{"model": "bench-pii", "stream": false}
+		} else {
+			e.Kind, e.Outcome, e.Status = audit.KindRequestCompleted, audit.OutcomeOK, 200
+			e.Masking = masks
+		}
+		recs[i] = audit.Record{Seq: int64(i), Entry: e}
+	}
+	return recs
+}
+
 // benchRequestID is request i's id: 32 hex digits, pseudo-random (the
 // same in every run) like the gateway's.
 func benchRequestID(i int) string {
@@ -69,18 +106,27 @@ func benchRequestID(i int) string {
 // SQLite runs on the calling goroutine), without the GC's background
 // workers: the steadier figure on a shared machine (decision 035).
 //
+// Two workloads (decision 039): mix (indexBenchEntries: many principals,
+// routes, models, denials, approvals, longer text) and harness
+// (indexHarnessEntries: the bench harness's warden-full requests).
+//
 //	go test ./internal/store/sqlite -run '^$' -bench BenchmarkIndexWrite -benchtime 100000x
 func BenchmarkIndexWrite(b *testing.B) {
+	b.Run("mix", func(b *testing.B) { benchIndexWrite(b, indexBenchEntries(b.N)) })
+	b.Run("harness", func(b *testing.B) { benchIndexWrite(b, indexHarnessEntries(b.N)) })
+}
+
+func benchIndexWrite(b *testing.B, recs []audit.Record) {
 	ctx := context.Background()
 	ix, err := openIndexRW(ctx, filepath.Join(b.TempDir(), "audit-index.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ix.close()
-	recs := indexBenchEntries(b.N)
 	const batch = 2048
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	runtime.GC()
 	cpu0, th0 := indexCPUTime(), threadCPU()
 	b.ResetTimer()
 	for i := 0; i < len(recs); i += batch {

@@ -22,9 +22,9 @@ import (
 // were any (otherwise every seq returned matches q, unless the index was
 // altered: Log.Search checks that).
 //
-// Request id (through the full-text index), approval id, mask rule and
-// text are answered by their own tables; the other filters by the count blocks (decision 027): scanned
-// in q's order when nothing else narrows the search, else consulted for
+// Request id and mask rule (through the full-text index), approval id
+// and text are answered by their own tables; the other filters by the
+// count blocks (decision 027): scanned in q's order when nothing else narrows the search, else consulted for
 // each seq the tables give (the principal then by entry_fields' subject).
 func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose bool, err error) {
 	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -65,13 +65,14 @@ func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose
 		}
 	}
 	eq("approval_id", q.ApprovalID)
-	if q.MaskRule != "" {
-		where = append(where, "seq IN (SELECT seq FROM entry_masks WHERE rule = ?)")
-		args = append(args, q.MaskRule)
-	}
 	// The request id's candidates come from the full-text index's ids
-	// column (no B-tree of them: decision 035), each compared in its row.
+	// column (no B-tree of them: decision 035), each compared in its row;
+	// a mask rule is a term of its rules column (exact: ruleTokens,
+	// decision 039).
 	var match []string
+	if q.MaskRule != "" {
+		match = append(match, ftsRuleQuery(q.MaskRule))
+	}
 	if q.RequestID != "" {
 		if fq := ftsIDQuery(q.RequestID); fq != "" {
 			match = append(match, fq)

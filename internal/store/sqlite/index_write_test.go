@@ -20,7 +20,8 @@ func TestIndexWriteBatching(t *testing.T) {
 		for _, q := range []string{
 			"SELECT start, n, min_ns, max_ns, hex(vals), hex(data) FROM count_blocks ORDER BY start",
 			"SELECT seq, request_id, approval_id, subject, '', '' FROM entry_fields ORDER BY seq",
-			"SELECT rule, seq, '', '', '', '' FROM entry_masks ORDER BY rule, seq",
+			"SELECT rowid, '', '', '', '', '' FROM entry_text WHERE entry_text MATCH 'rules : " + ruleTokens([]string{"email"}) + "' ORDER BY rowid",
+			"SELECT rowid, '', '', '', '', '' FROM entry_text WHERE entry_text MATCH 'rules : " + ruleTokens([]string{"iban"}) + "' ORDER BY rowid",
 		} {
 			rs, err := ix.w.QueryContext(ctx, q)
 			if err != nil {

@@ -94,20 +94,18 @@ CREATE TABLE IF NOT EXISTS entry_fields (
 -- count_blocks, which hold them column by column anyway (decision 027).
 CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
 
-CREATE TABLE IF NOT EXISTS entry_masks (
-	rule TEXT    NOT NULL,
-	seq  INTEGER NOT NULL,
-	PRIMARY KEY (rule, seq)
-) WITHOUT ROWID;
-
 -- Full text over redacted parameters, decision reason and details
--- (body), and the request id (ids), which a search by request id matches
+-- (body), the request id (ids), which a search by request id matches
 -- before comparing entry_fields.request_id: FTS5 writes each batch as a
 -- new sorted segment and merges them later, where a B-tree of random
--- ids is written all over (decision 035). Contentless: the text is
+-- ids is written all over (decision 035), and the entry's masking rules
+-- (rules), each as one token, the hex of its name (ruleTokens), so that
+-- a rule matches exactly the entries that have it: they were a table
+-- (rule, seq) of their own, whose row per rule per entry cost more than
+-- the rest of the full text (decision 039). Contentless: the text is
 -- derived from the entries; rowid = seq. No column sizes (columnsize=0):
 -- nothing ranks results, and they cost a row per entry.
-CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, ids, content='', columnsize=0);
+CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, ids, rules, content='', columnsize=0);
 
 -- Count blocks for Log.Aggregate (audit.CountBlock): for each chunk of
 -- audit.CountChunk entries starting at start, the aggregate dimensions and

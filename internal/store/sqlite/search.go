@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode"
@@ -15,12 +16,36 @@ type doc struct {
 	requestID, approvalID string
 	subject               string
 	text                  string
-	maskRules             []string
+	rules                 string // ruleTokens of the mask rules
 }
 
 func docOf(e *audit.Entry) doc {
 	f := audit.Index(e)
-	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: f.Subject, text: f.Text, maskRules: f.MaskRules}
+	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: f.Subject, text: f.Text, rules: ruleTokens(f.MaskRules)}
+}
+
+// ruleTokens is the text of entry_text's rules column for an entry's
+// mask rules: each rule the hex of its name, one token whatever the name
+// holds (no tokenizer splits or folds it), separated by spaces. A rule
+// named "" has no token (a search by mask rule never asks for it).
+func ruleTokens(rules []string) string {
+	var b []byte
+	for _, r := range rules {
+		if r == "" {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = hex.AppendEncode(b, []byte(r))
+	}
+	return string(b)
+}
+
+// ftsRuleQuery is the FTS5 query of entry_text's rules column that
+// matches exactly the entries with mask rule rule.
+func ftsRuleQuery(rule string) string {
+	return "rules : " + ftsString(hex.EncodeToString([]byte(rule)))
 }
 
 // ftsQuery turns words into an FTS5 query of entry_text's body column:

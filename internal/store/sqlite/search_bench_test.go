@@ -56,8 +56,8 @@ func appendParallel(b *testing.B, l *audit.Log, n, writers int, entry func(i int
 
 // BenchmarkSearch searches a log of searchEntries() request entries
 // (built and indexed once, untimed; admissions carry parameters with a
-// word of 1000 and an e-mail address of 97, one entry has a principal of
-// its own) the way the console and `warden search` do: newest first, a
+// word of 1000 and an e-mail address of 97, half the completions two
+// mask rules, one entry a principal and one a mask rule of its own) the way the console and `warden search` do: newest first, a
 // page of results. Each op is one Store.Search after the index caught
 // up; ns/op is its latency and cpu-µs/op the process CPU time (getrusage).
 //
@@ -78,6 +78,12 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		if i == 1000 {
 			e.Principal.Subject = "zoe"
+		}
+		if i%6 == 1 { // half the completions: masked
+			e.Masking = []audit.MaskAction{{Rule: "email", Count: 1}, {Rule: "iban", Count: 1}}
+		}
+		if i == 2000 {
+			e.Masking = []audit.MaskAction{{Rule: "ssn", Count: 1}}
 		}
 		switch e.Kind {
 		case audit.KindRequestCompleted:
@@ -111,6 +117,10 @@ func BenchmarkSearch(b *testing.B) {
 		{"model-hour", audit.Query{Model: "mistral-7b", From: hour}},
 		{"action-text", audit.Query{Action: "deny", Text: "allowed"}},
 		{"principal-text", audit.Query{Principal: "user-7", Text: "word7"}},
+		{"mask-rule", audit.Query{MaskRule: "email"}},
+		{"mask-rule-rare", audit.Query{MaskRule: "ssn"}},
+		{"mask-rule-absent", audit.Query{MaskRule: "passport"}},
+		{"mask-rule-principal", audit.Query{MaskRule: "iban", Principal: "user-5"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			q := tc.q
