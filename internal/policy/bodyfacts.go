@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math"
 	"strconv"
@@ -43,10 +44,37 @@ const maxTools = estMaxListSize
 // decodes as the zero value, and tool objects match "name" and
 // "function" case-insensitively. It reads the body in one streaming pass.
 func BodyFacts(body []byte) map[string]any {
+	f, _ := scanFacts(body, false)
+	return f
+}
+
+// CheckOpenAIBodyFacts is CheckOpenAIBody and BodyFacts in one pass over
+// body: its error is CheckOpenAIBody(body), and when that is nil its
+// facts are BodyFacts(body) (a body that passes the check has no
+// duplicate names and valid UTF-8, so strict and lenient decoding read
+// it alike). On a refused body the facts are nil and the check runs
+// again on its own, so the error is CheckOpenAIBody's to the letter.
+func CheckOpenAIBodyFacts(body []byte) (map[string]any, error) {
+	f, err := scanFacts(body, true)
+	if err != nil {
+		return nil, CheckOpenAIBody(body)
+	}
+	return f, nil
+}
+
+// scanFacts reads body once. With check it decodes strictly, as
+// CheckOpenAIBody does, and also checks the field types
+// (OpenAIFieldTypes); else it decodes as encoding/json does.
+func scanFacts(body []byte, check bool) (map[string]any, error) {
 	s := factScanners.Get().(*factScanner)
 	defer s.release()
 	s.buf = *bytes.NewBuffer(body)
-	s.dec.Reset(&s.buf, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	s.check = check
+	if check {
+		s.dec.Reset(&s.buf)
+	} else {
+		s.dec.Reset(&s.buf, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	}
 	return s.scan()
 }
 
@@ -57,8 +85,9 @@ var emptyReader = bytes.NewReader(nil)
 // factScanner holds one pass's decoder and what the last copy of each
 // field said.
 type factScanner struct {
-	dec *jsontext.Decoder
-	buf bytes.Buffer
+	dec   *jsontext.Decoder
+	buf   bytes.Buffer
+	check bool // strict decoding and OpenAIFieldTypes checks
 
 	model, user              optString
 	stream                   optBool
@@ -101,41 +130,79 @@ func (s *factScanner) release() {
 	factScanners.Put(s)
 }
 
-// scan returns the facts, or nil when the body is not one JSON object.
-func (s *factScanner) scan() map[string]any {
+// errNotObject: the body is not one JSON object (BodyFacts returns nil).
+var errNotObject = errors.New("request body is not one JSON object")
+
+// scan returns the facts, or an error when the body is not one JSON
+// object (or, with check, fails a type check).
+func (s *factScanner) scan() (map[string]any, error) {
 	d := s.dec
 	tok, err := d.ReadToken()
-	if err != nil || tok.Kind() != '{' {
-		return nil
+	if err != nil {
+		return nil, err
 	}
-	for {
-		k := d.PeekKind()
-		if k == '}' {
-			break
-		}
-		if k != '"' {
-			return nil // a syntax error, reported by ReadToken's caller below
-		}
+	if tok.Kind() != '{' {
+		return nil, errNotObject
+	}
+	for d.PeekKind() != '}' {
 		name, err := d.ReadToken()
 		if err != nil {
-			return nil
+			return nil, err
 		}
 		if err := s.field(name.String()); err != nil {
-			return nil
+			return nil, err
 		}
 	}
 	if _, err := d.ReadToken(); err != nil {
-		return nil
+		return nil, err
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
-		return nil // trailing data or a syntax error after the object
+		return nil, errNotObject // trailing data or a syntax error after the object
 	}
-	return s.facts()
+	return s.facts(), nil
+}
+
+// checkType applies CheckOpenAIBody's type check to the value of the
+// known field name. Numbers need their literal: a number is read here and
+// returned (nil for other kinds, which the caller then reads).
+func (s *factScanner) checkType(name string, want []string) (jsontext.Value, error) {
+	d := s.dec
+	k := d.PeekKind()
+	var got string
+	var num jsontext.Value
+	switch k {
+	case 'n':
+		return nil, nil // null: as absent
+	case '0':
+		v, err := d.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		num, got = v, kindName(k, string(v))
+	default:
+		got = kindName(k, "")
+	}
+	if !typeAllowed(got, want) {
+		return nil, &FieldTypeError{Field: name, Want: want, Got: got}
+	}
+	return num, nil
 }
 
 // field reads the value of the top-level field name.
 func (s *factScanner) field(name string) error {
 	d := s.dec
+	if s.check {
+		if want, known := OpenAIFieldTypes[name]; known {
+			num, err := s.checkType(name, want)
+			if err != nil {
+				return err
+			}
+			if num != nil {
+				s.number(name, num)
+				return nil
+			}
+		}
+	}
 	switch name {
 	case "model":
 		return s.str(&s.model)
@@ -166,15 +233,7 @@ func (s *factScanner) field(name string) error {
 		if err != nil {
 			return err
 		}
-		s.temperature = optFloat{}
-		switch v.Kind() {
-		case 'n':
-			s.temperature = optFloat{ok: true}
-		case '0':
-			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
-				s.temperature = optFloat{true, f}
-			}
-		}
+		s.temperature = floatFact(v)
 		return nil
 	case "messages":
 		return s.count(&s.messages, false)
@@ -208,23 +267,59 @@ func (s *factScanner) str(out *optString) error {
 	return d.SkipValue()
 }
 
-// integer: a JSON number decoded as float64 (so 1e3 and 8000.0 count)
-// with no fractional part within ±2^53; null is 0.
+// integer reads an integer fact.
 func (s *factScanner) integer(out *optInt) error {
 	v, err := s.dec.ReadValue()
 	if err != nil {
 		return err
 	}
-	*out = optInt{}
+	*out = intFact(v)
+	return nil
+}
+
+// intFact: a JSON number decoded as float64 (so 1e3 and 8000.0 count)
+// with no fractional part within ±2^53; null is 0.
+func intFact(v jsontext.Value) optInt {
 	switch v.Kind() {
 	case 'n':
-		*out = optInt{ok: true}
+		return optInt{ok: true}
 	case '0':
 		if n, err := strconv.ParseFloat(string(v), 64); err == nil && n == math.Trunc(n) && math.Abs(n) < 1<<53 {
-			*out = optInt{true, int64(n)}
+			return optInt{true, int64(n)}
 		}
 	}
-	return nil
+	return optInt{}
+}
+
+// floatFact: a JSON number within float64's range; null is 0.
+func floatFact(v jsontext.Value) optFloat {
+	switch v.Kind() {
+	case 'n':
+		return optFloat{ok: true}
+	case '0':
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			return optFloat{true, f}
+		}
+	}
+	return optFloat{}
+}
+
+// number sets the fact of field name from the number v checkType read.
+// The fields whose type admits a number are the numeric facts and fields
+// with no fact.
+func (s *factScanner) number(name string, v jsontext.Value) {
+	switch name {
+	case "n":
+		s.n = intFact(v)
+	case "max_output_tokens":
+		s.maxOut = intFact(v)
+	case "max_completion_tokens":
+		s.maxCompl = intFact(v)
+	case "max_tokens":
+		s.maxTok = intFact(v)
+	case "temperature":
+		s.temperature = floatFact(v)
+	}
 }
 
 // count: the length of an array, 0 for null; when stringIsOne (input),

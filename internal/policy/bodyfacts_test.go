@@ -6,7 +6,9 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // bodyFactsRef is BodyFacts as it was before decision 041 (encoding/json
@@ -213,6 +215,12 @@ var bodyFactsCases = []string{
 	`{"tools":` + manyTools(maxTools-1, "x")[5:len(manyTools(maxTools-1, "x"))-1] + `,"functions":[{"name":"a"},{"name":"b"}]}`,
 	`{"messages":[` + strings.Repeat(`{"role":"user","content":"hi"},`, 5000) + `{}]}`,
 	`{"input":[` + strings.Repeat(`1,`, 100000) + `1]}`,
+	// CheckOpenAIBody's type checks (CheckOpenAIBodyFacts)
+	`{"best_of":1.5}`, `{"best_of":2}`, `{"logprobs":3}`, `{"logprobs":true}`, `{"logprobs":0.5}`, `{"top_p":1e400}`,
+	`{"stream_options":{}}`, `{"stream_options":[]}`, `{"tool_choice":"auto"}`, `{"tool_choice":{"type":"function"}}`, `{"tool_choice":1}`,
+	`{"stop":null,"seed":null,"prompt":["a"]}`, `{"prompt":{}}`, `{"x":{"a":1,"a":2}}`, `{"tools":[{"name":"a","name":"b"}],"model":"m"}`,
+	`{"model":"m","n":2,"n":3}`, `{"model":"m","max_tokens":1,"max_tokens":"x"}`, `{"model":"m","temperature":"x"}`, `{"model":"m","temperature":1e999}`,
+	`{"model":"m","n":1.5}`, `{"model":"m","max_tokens":1e3}`, `{"model":"m","max_tokens":9007199254740992}`, `{"model":"m","max_tokens":-1e400}`,
 }
 
 func TestBodyFactsMatchesReference(t *testing.T) {
@@ -225,7 +233,30 @@ func TestBodyFactsMatchesReference(t *testing.T) {
 			}
 			t.Errorf("BodyFacts(%q): reference vs streaming: %v", name, err)
 		}
+		if err := sameCheck([]byte(c)); err != nil {
+			t.Errorf("CheckOpenAIBodyFacts(%.120q): %v", c, err)
+		}
 	}
+}
+
+// sameCheck: CheckOpenAIBodyFacts gives CheckOpenAIBody's error and, when
+// that is nil, BodyFacts's facts.
+func sameCheck(body []byte) error {
+	want := CheckOpenAIBody(body)
+	facts, err := CheckOpenAIBodyFacts(body)
+	switch {
+	case (err == nil) != (want == nil):
+		return fmt.Errorf("error %v, CheckOpenAIBody says %v", err, want)
+	case err != nil:
+		if err.Error() != want.Error() || reflect.TypeOf(err) != reflect.TypeOf(want) {
+			return fmt.Errorf("error %#v, CheckOpenAIBody says %#v", err, want)
+		}
+		if facts != nil {
+			return fmt.Errorf("facts %v with error %v", facts, err)
+		}
+		return nil
+	}
+	return sameFacts(BodyFacts(body), facts)
 }
 
 // TestBodyFactsCases pins a few facts directly, so the table also
@@ -286,7 +317,8 @@ func TestBodyFactsPoolIsolation(t *testing.T) {
 }
 
 // FuzzBodyFacts: the streaming pass gives exactly the reference's facts
-// for every input, within the policy input bounds.
+// for every input, within the policy input bounds, and
+// CheckOpenAIBodyFacts agrees with CheckOpenAIBody and BodyFacts.
 func FuzzBodyFacts(f *testing.F) {
 	for _, c := range bodyFactsCases {
 		if len(c) < 4096 {
@@ -298,8 +330,78 @@ func FuzzBodyFacts(f *testing.F) {
 		if err := sameFacts(want, got); err != nil {
 			t.Fatalf("BodyFacts(%q): reference vs streaming: %v", body, err)
 		}
+		if err := sameCheck(body); err != nil {
+			t.Fatalf("CheckOpenAIBodyFacts(%q): %v", body, err)
+		}
 		if len(got) > 16 {
 			t.Fatalf("%d facts", len(got))
 		}
 	})
+}
+
+// benchBodies: the harness's chat completion (bench/runner chatRequest),
+// a long conversation, and a request declaring tools with schemas.
+func benchBodies() []struct {
+	name string
+	body []byte
+} {
+	chat := `{"model":"warden-demo-pii","stream":false,"messages":[{"role":"user","content":"Summarise the customer record in two sentences."}]}`
+	var large strings.Builder
+	large.WriteString(`{"model":"gpt-4o","temperature":0.2,"max_tokens":1024,"messages":[`)
+	for i := range 200 {
+		if i > 0 {
+			large.WriteByte(',')
+		}
+		fmt.Fprintf(&large, `{"role":"user","content":"Message %d: %s"}`, i, strings.Repeat("lorem ipsum dolor sit amet, ", 8))
+	}
+	large.WriteString(`],"user":"u-123"}`)
+	var tools strings.Builder
+	tools.WriteString(`{"model":"gpt-4o","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the weather in Paris?"}],"tools":[`)
+	for i := range 16 {
+		if i > 0 {
+			tools.WriteByte(',')
+		}
+		fmt.Fprintf(&tools, `{"type":"function","function":{"name":"tool_%d","description":"Looks something up.","parameters":{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["c","f"]}},"required":["city"]}}}`, i)
+	}
+	tools.WriteString(`],"tool_choice":"auto","max_completion_tokens":500}`)
+	return []struct {
+		name string
+		body []byte
+	}{{"chat", []byte(chat)}, {"large", []byte(large.String())}, {"tools", []byte(tools.String())}}
+}
+
+// benchProcessCPU is the process's user and system CPU time so far
+// (garbage collection included), steadier than wall time on a loaded
+// machine.
+func benchProcessCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBodyFacts runs the reference (old) and the streaming pass
+// (new) on the same bodies in one binary, alternating per body, and
+// reports cpu-ns/op (process CPU from getrusage) beside ns/op.
+func BenchmarkBodyFacts(b *testing.B) {
+	for _, bb := range benchBodies() {
+		for _, impl := range []struct {
+			name string
+			fn   func([]byte) map[string]any
+		}{{"old", bodyFactsRef}, {"new", BodyFacts}} {
+			b.Run(bb.name+"/"+impl.name, func(b *testing.B) {
+				if err := sameFacts(bodyFactsRef(bb.body), impl.fn(bb.body)); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(bb.body)))
+				b.ReportAllocs()
+				cpu0 := benchProcessCPU()
+				for b.Loop() {
+					impl.fn(bb.body)
+				}
+				b.ReportMetric(float64((benchProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
 }
