@@ -405,3 +405,47 @@ func BenchmarkBodyFacts(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckAndFacts is the gateway's admission work on an OpenAI
+// JSON body: main's CheckOpenAIBody then the old BodyFacts ("main"),
+// CheckOpenAIBody then the streaming BodyFacts ("twopass"), and
+// CheckOpenAIBodyFacts ("onepass").
+func BenchmarkCheckAndFacts(b *testing.B) {
+	for _, bb := range benchBodies() {
+		for _, impl := range []struct {
+			name string
+			fn   func([]byte) (map[string]any, error)
+		}{
+			{"main", func(body []byte) (map[string]any, error) {
+				if err := CheckOpenAIBody(body); err != nil {
+					return nil, err
+				}
+				return bodyFactsRef(body), nil
+			}},
+			{"twopass", func(body []byte) (map[string]any, error) {
+				if err := CheckOpenAIBody(body); err != nil {
+					return nil, err
+				}
+				return BodyFacts(body), nil
+			}},
+			{"onepass", CheckOpenAIBodyFacts},
+		} {
+			b.Run(bb.name+"/"+impl.name, func(b *testing.B) {
+				f, err := impl.fn(bb.body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := sameFacts(bodyFactsRef(bb.body), f); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(bb.body)))
+				b.ReportAllocs()
+				cpu0 := benchProcessCPU()
+				for b.Loop() {
+					impl.fn(bb.body)
+				}
+				b.ReportMetric(float64((benchProcessCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
