@@ -183,7 +183,7 @@ func (s *factScanner) checkType(name string, want []string) (jsontext.Value, err
 		got = kindName(k, "")
 	}
 	if !typeAllowed(got, want) {
-		return nil, &FieldTypeError{Field: name, Want: want, Got: got}
+		return nil, &FieldTypeError{Field: strings.Clone(name), Want: want, Got: got} // name may be on the stack
 	}
 	return num, nil
 }
@@ -501,7 +501,7 @@ func (s *factScanner) nameValue(out *string) (ok bool, err error) {
 }
 
 func (s *factScanner) facts() map[string]any {
-	f := make(map[string]any, 12)
+	f := make(map[string]any, 8) // one map group: most bodies have at most 8 facts
 	if s.model.ok {
 		f["model"] = s.model.v
 	}
