@@ -58,7 +58,8 @@
 //     X-Request-Id, not in the assertion; every answer carries exactly
 //     one X-Request-Id, the gateway's.
 //   - Body types: on openai routes the known JSON fields are type-checked
-//     before policy (policy.CheckOpenAIBody): 400 bad_request naming the
+//     before policy, in the same pass that derives the policy facts
+//     (policy.CheckOpenAIBodyFacts): 400 bad_request naming the
 //     field, recorded as request.refused (invalid_field_type).
 //   - Masking: a response that cannot be masked safely is withheld — 502
 //     masking_failed before any byte was sent, or the stream is cut, never

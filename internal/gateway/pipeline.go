@@ -93,11 +93,15 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		sum := sha256.Sum256(c.body)
 		a.bodyHash = hexString(sum[:])
 	}
+	wantFacts := c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil)
+	checked := false
 	if c.route.profile == "openai" && len(c.body) > 0 && isJSONContent(r.Header.Get("Content-Type")) {
 		// An OpenAI-compatible API only takes JSON, and policy must see
 		// typed values: say precisely what is wrong instead of letting
-		// policy decide on an empty body or miss "8000" as a cap.
-		if err := policy.CheckOpenAIBody(c.body); err != nil {
+		// policy decide on an empty body or miss "8000" as a cap. The
+		// same pass derives the facts (decision 041).
+		facts, err := policy.CheckOpenAIBodyFacts(c.body)
+		if err != nil {
 			var fe *policy.FieldTypeError
 			if errors.As(err, &fe) {
 				g.recordRefusal(r, c, audit.KindRequestRefused, http.StatusBadRequest, map[string]any{"reason": "invalid_field_type", "field": fe.Field})
@@ -112,9 +116,14 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 			g.fail(w, c, apierr.BadRequest, "request body is not valid JSON: "+detail)
 			return false
 		}
+		if wantFacts {
+			a.facts, checked = facts, true
+		}
 	}
-	if c.route.profile == "openai" && len(c.body) > 0 && (g.policy != nil || g.audit != nil) {
-		a.facts = policy.BodyFacts(c.body)
+	if wantFacts {
+		if !checked {
+			a.facts = policy.BodyFacts(c.body)
+		}
 		if m, ok := a.facts["model"].(string); ok {
 			a.model = m
 		}

@@ -68,22 +68,6 @@ func isASCII(s string) bool {
 	return true
 }
 
-// FuzzBodyFacts: any body yields nil or facts within the policy input
-// bounds, without panicking.
-func FuzzBodyFacts(f *testing.F) {
-	f.Add([]byte(`{"model":"m","messages":[{}],"tools":[{"function":{"name":"a"}}],"input":"x","n":2}`))
-	f.Add([]byte(`{"tools":"x","n":1.5,"stream":"yes"}`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		facts := BodyFacts(body)
-		if facts == nil {
-			return
-		}
-		if len(facts) > 16 {
-			t.Fatalf("%d facts", len(facts))
-		}
-	})
-}
-
 // FuzzSuite: no suite file makes ParseSuite panic, and a suite that parses
 // runs against a policy without panicking.
 func FuzzSuite(f *testing.F) {
