@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -403,23 +404,46 @@ func benchAppendPaced(b *testing.B, rate int) {
 // request. SQLite, every batch signed, the search indexer running. b.N
 // is the number of appends (two per request).
 //
-// upstream=15ms makes ~3.5–4k requests/s, the rate warden-full reaches
-// at 64 connections in the harness (CPU-bound there, sleeping here);
-// upstream=2ms comes closer to saturating the log.
+// upstream=15ms makes ~3–3.5k requests/s here, the rate warden-full
+// reaches at 64 connections in the harness, but bound by latency (a
+// faster log means more requests/s and smaller batches); upstream=2ms
+// comes closer to saturating the log. work=300us adds ~300 µs of CPU per
+// request on the connection's goroutine (SHA-256 of 4 KiB, 100 times),
+// so that the two cores, not the sleeps, bound the rate, as the
+// gateway's own work does in the harness; its CPU is in cpu-µs/append
+// (~150 µs per append, the same for both binaries).
 //
 // Reported: cpu-µs/append (process CPU), appends/s and requests/s, the
 // admission's Append latency p50/p99 in ms, entries per transaction and
 // per flush, and how often the moderate-rate policy was taken.
 func BenchmarkAppendRequests(b *testing.B) {
-	for _, upstream := range []time.Duration{15 * time.Millisecond, 2 * time.Millisecond} {
-		b.Run(fmt.Sprintf("sqlite/conns=64/upstream=%s", upstream), func(b *testing.B) {
+	for _, c := range []struct {
+		upstream time.Duration
+		work     int // SHA-256 of 4 KiB per request, ~3 µs each
+	}{{15 * time.Millisecond, 0}, {2 * time.Millisecond, 0}, {2 * time.Millisecond, 100}} {
+		name := fmt.Sprintf("sqlite/conns=64/upstream=%s", c.upstream)
+		if c.work > 0 {
+			name += fmt.Sprintf("/work=%dus", 3*c.work)
+		}
+		b.Run(name, func(b *testing.B) {
 			defer audit.SetSignEveryBatch(true)()
-			benchAppendRequests(b, 64, upstream)
+			benchAppendRequests(b, 64, c.upstream, c.work)
 		})
 	}
 }
 
-func benchAppendRequests(b *testing.B, conns int, upstream time.Duration) {
+// requestWork is the simulated gateway's CPU per request: n SHA-256 sums
+// of 4 KiB.
+func requestWork(n int) {
+	var buf [4096]byte
+	for i := range n {
+		buf[0] = byte(i)
+		sum := sha256.Sum256(buf[:])
+		buf[1] = sum[0]
+	}
+}
+
+func benchAppendRequests(b *testing.B, conns int, upstream time.Duration, work int) {
 	e := newEnv(b, nil)
 	reqs := max(1, b.N/2)
 	lat := make([]time.Duration, reqs)
@@ -465,6 +489,7 @@ func benchAppendRequests(b *testing.B, conns int, upstream time.Duration) {
 					return
 				}
 				lat[i] = time.Since(t0)
+				requestWork(work)
 				time.Sleep(upstream)
 				select {
 				case jobs <- i:
