@@ -6,7 +6,7 @@
 # session, base and new interleaved (decision 040):
 #
 #   bash bench/audit-requests-compare.sh            # base: main
-#   UPSTREAMS="15ms 2ms/work=300us" N=16000 ROUNDS=4 bash bench/audit-requests-compare.sh a01b747
+#   UPSTREAMS="15ms 2ms,work=300us" N=16000 ROUNDS=4 bash bench/audit-requests-compare.sh a01b747
 #
 # Both binaries run the working tree's bench_test.go. Reported per run:
 # cpu-µs/append (process CPU, getrusage), appends/s and requests/s, the
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 base_rev="${1:-main}"
 out="${OUT:-bench/results/audit-requests-$(date -u +%Y-%m-%d-%H%M)}"
 rounds="${ROUNDS:-3}"
-upstreams="${UPSTREAMS:-15ms 2ms 2ms/work=300us}"
+upstreams="${UPSTREAMS:-15ms 2ms 2ms,work=300us}"
 n="${N:-16000}"
 mkdir -p "$out"
 . bench/compare-lib.sh

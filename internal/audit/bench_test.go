@@ -423,7 +423,7 @@ func BenchmarkAppendRequests(b *testing.B) {
 	}{{15 * time.Millisecond, 0}, {2 * time.Millisecond, 0}, {2 * time.Millisecond, 100}} {
 		name := fmt.Sprintf("sqlite/conns=64/upstream=%s", c.upstream)
 		if c.work > 0 {
-			name += fmt.Sprintf("/work=%dus", 3*c.work)
+			name += fmt.Sprintf(",work=%dus", 3*c.work)
 		}
 		b.Run(name, func(b *testing.B) {
 			defer audit.SetSignEveryBatch(true)()
