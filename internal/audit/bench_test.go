@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -74,17 +75,34 @@ func benchAppend(b *testing.B, writers int) {
 			if f := flushes(st) - flushes(before); f > 0 {
 				b.ReportMetric(float64(st.Appends-before.Appends)/float64(f), "entries/flush")
 			}
+			reportPolicy(b, before, st)
 		}
 	}
 }
 
 // flushes is Stats.Flushes, read by name: bench/audit-append-compare.sh
 // runs this file against older revisions too, whose Stats lack it.
-func flushes(st audit.Stats) int64 {
-	if f := reflect.ValueOf(st).FieldByName("Flushes"); f.IsValid() {
+func flushes(st audit.Stats) int64 { return statField(st, "Flushes") }
+
+// statField is a field of Stats read by name (0 if this revision's Stats
+// lacks it).
+func statField(st audit.Stats, name string) int64 {
+	if f := reflect.ValueOf(st).FieldByName(name); f.IsValid() {
 		return f.Int()
 	}
 	return 0
+}
+
+// reportPolicy reports how often the moderate-rate commit policy
+// (decisions 036, 040) was taken between before and after: the share of
+// batches cut by gathering, and of flushes done by the writer itself.
+func reportPolicy(b *testing.B, before, after audit.Stats) {
+	if bt := after.Batches - before.Batches; bt > 0 {
+		b.ReportMetric(float64(statField(after, "Gathers")-statField(before, "Gathers"))/float64(bt), "gathered/batch")
+	}
+	if f := flushes(after) - flushes(before); f > 0 {
+		b.ReportMetric(float64(statField(after, "OwnFlushes")-statField(before, "OwnFlushes"))/float64(f), "own/flush")
+	}
 }
 
 // cpuTime is the CPU time (user + system) the process has used.
@@ -374,4 +392,134 @@ func benchAppendPaced(b *testing.B, rate int) {
 		b.ReportMetric(float64(st.Appends-before.Appends)/float64(f), "entries/flush")
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "appends/s")
+	reportPolicy(b, before, st)
+}
+
+// BenchmarkAppendRequests is the harness's closed loop at 64 connections
+// in-process (decision 040): each connection sends one request after
+// another; a request appends its admission and waits for it, spends
+// `upstream` (the upstream and the gateway's own work, a sleep here),
+// then hands its completion to a completion worker without waiting for
+// it (as internal/gateway/completion.go does) and sends the next
+// request. SQLite, every batch signed, the search indexer running. b.N
+// is the number of appends (two per request).
+//
+// upstream=15ms makes ~3–3.5k requests/s here, the rate warden-full
+// reaches at 64 connections in the harness, but bound by latency (a
+// faster log means more requests/s and smaller batches); upstream=2ms
+// comes closer to saturating the log. work=300us adds ~300 µs of CPU per
+// request on the connection's goroutine (SHA-256 of 4 KiB, 100 times),
+// so that the two cores, not the sleeps, bound the rate, as the
+// gateway's own work does in the harness; its CPU is in cpu-µs/append
+// (~150 µs per append, the same for both binaries).
+//
+// Reported: cpu-µs/append (process CPU), appends/s and requests/s, the
+// admission's Append latency p50/p99 in ms, entries per transaction and
+// per flush, and how often the moderate-rate policy was taken.
+func BenchmarkAppendRequests(b *testing.B) {
+	for _, c := range []struct {
+		upstream time.Duration
+		work     int // SHA-256 of 4 KiB per request, ~3 µs each
+	}{{15 * time.Millisecond, 0}, {2 * time.Millisecond, 0}, {2 * time.Millisecond, 100}} {
+		name := fmt.Sprintf("sqlite/conns=64/upstream=%s", c.upstream)
+		if c.work > 0 {
+			name += fmt.Sprintf(",work=%dus", 3*c.work)
+		}
+		b.Run(name, func(b *testing.B) {
+			defer audit.SetSignEveryBatch(true)()
+			benchAppendRequests(b, 64, c.upstream, c.work)
+		})
+	}
+}
+
+// requestWork is the simulated gateway's CPU per request: n SHA-256 sums
+// of 4 KiB.
+func requestWork(n int) {
+	var buf [4096]byte
+	for i := range n {
+		buf[0] = byte(i)
+		sum := sha256.Sum256(buf[:])
+		buf[1] = sum[0]
+	}
+}
+
+func benchAppendRequests(b *testing.B, conns int, upstream time.Duration, work int) {
+	e := newEnv(b, nil)
+	reqs := max(1, b.N/2)
+	lat := make([]time.Duration, reqs)
+	before := e.log.Stats()
+	var failed atomic.Bool
+	// Completion workers: an idle one takes the job, else a new one
+	// starts; a worker ends when the jobs end (the gateway's idle
+	// timeout, without the timer).
+	jobs := make(chan int)
+	var workers sync.WaitGroup
+	complete := func(i int) {
+		if _, err := e.log.Append(context.Background(), request(2*i+1)); err != nil {
+			failed.Store(true)
+		}
+	}
+	worker := func(i int) {
+		defer workers.Done()
+		for {
+			complete(i)
+			var ok bool
+			if i, ok = <-jobs; !ok {
+				return
+			}
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= reqs {
+					return
+				}
+				t0 := time.Now()
+				if _, err := e.log.Append(context.Background(), request(2*i)); err != nil {
+					failed.Store(true)
+					return
+				}
+				lat[i] = time.Since(t0)
+				requestWork(work)
+				time.Sleep(upstream)
+				select {
+				case jobs <- i:
+				default:
+					workers.Add(1)
+					go worker(i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(jobs)
+	workers.Wait()
+	b.StopTimer()
+	if failed.Load() {
+		b.Fatal("an append failed")
+	}
+	n := 2 * reqs
+	elapsed := time.Since(start).Seconds()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/append")
+	b.ReportMetric(float64(n)/elapsed, "appends/s")
+	b.ReportMetric(float64(reqs)/elapsed, "req/s")
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(lat[reqs/2]), "p50-ms")
+	b.ReportMetric(ms(lat[reqs*99/100]), "p99-ms")
+	st := e.log.Stats()
+	b.ReportMetric(float64(st.Appends-before.Appends)/float64(max(1, st.Batches-before.Batches)), "entries/txn")
+	if f := flushes(st) - flushes(before); f > 0 {
+		b.ReportMetric(float64(st.Appends-before.Appends)/float64(f), "entries/flush")
+	}
+	reportPolicy(b, before, st)
 }

@@ -38,6 +38,11 @@ type Stats struct {
 	// Flushes is the number of flushes that made batches durable apart
 	// from their commit (a Flusher store; else 0).
 	Flushes int64
+	// Gathers is the number of batches cut under the moderate-rate
+	// policy (decision 036, gathering while a flush runs); OwnFlushes
+	// how many batches the writer flushed itself (of Flushes). Both stay
+	// 0 while the flush pipeline is saturated (decision 040).
+	Gathers, OwnFlushes int64
 }
 
 // Option configures Open.
@@ -104,6 +109,17 @@ type Log struct {
 	// committing is set while the writer commits a batch it will hand
 	// to flushLoop: a flush about to start waits for it.
 	committing atomic.Bool
+	// unflushed counts the batches handed to flushLoop whose flush has
+	// not returned; flushed is signalled (capacity 1) when one returns.
+	// The writer gathers appends while unflushed > 0 (gather).
+	unflushed atomic.Int64
+	// unanswered counts the batches handed to flushLoop and not yet
+	// answered: at 0 the writer may flush a batch itself (run).
+	unanswered atomic.Int64
+	flushed    chan struct{}
+	// flushAvg is the moving average of entries per flush, in 1/16ths
+	// (noteFlush): below gatherSize the writer gathers (decision 040).
+	flushAvg atomic.Int64
 	// files feeds fileLoop the history checkpoints to copy to the
 	// checkpoint file; filesDone is closed when it ends. fileMu guards
 	// fileSize, the size of the checkpoint file's note.
@@ -115,7 +131,10 @@ type Log struct {
 	latest atomic.Pointer[Checkpoint]
 	grown  bell       // rung after every commit and checkpoint (Follow, WaitCheckpoint)
 	agg    chunkCache // Aggregate's counts of whole chunks already read
-	stats  struct{ appends, batches, failures, checkpoints, flushes atomic.Int64 }
+	stats  struct {
+		appends, batches, failures, checkpoints, flushes atomic.Int64
+		gathers, ownFlushes                              atomic.Int64
+	}
 
 	// onCommit is the function OnCommit set (nil: none).
 	onCommit atomic.Pointer[func([]Record)]
@@ -176,6 +195,7 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 			l.flushes = make(chan flushJob, flushQueue)
 			l.flushDone = make(chan struct{})
 			l.slots = make(chan struct{}, flushSlots)
+			l.flushed = make(chan struct{}, 1)
 		}
 	}
 
@@ -524,6 +544,8 @@ func (l *Log) Stats() Stats {
 		Failures:    l.stats.failures.Load(),
 		Checkpoints: l.stats.checkpoints.Load(),
 		Flushes:     l.stats.flushes.Load(),
+		Gathers:     l.stats.gathers.Load(),
+		OwnFlushes:  l.stats.ownFlushes.Load(),
 	}
 }
 

@@ -184,3 +184,60 @@ func TestFlushCloseRace(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushFollowsReplacedWAL: a WAL deleted and created again under the
+// same name (SQLite deletes it when the last connection closes) is
+// noticed although the old one is still open: the next flush syncs the
+// new file, not the deleted one (the fstat shortcut of syncWAL only
+// applies while the open file still has its name).
+func TestFlushFollowsReplacedWAL(t *testing.T) {
+	dir := t.TempDir()
+	f := &flusher{walPath: filepath.Join(dir, "x-wal"), dbPath: filepath.Join(dir, "x")}
+	for _, p := range []string{f.walPath, f.dbPath} {
+		if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.syncWAL(); err != nil {
+		t.Fatal(err)
+	}
+	old := f.wal
+	if old == nil {
+		t.Fatal("the WAL is not kept open")
+	}
+	if err := f.syncWAL(); err != nil || f.wal != old {
+		t.Fatalf("second flush: err %v, reopened %v", err, f.wal != old)
+	}
+	if err := os.Remove(f.walPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.walPath, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.syncWAL(); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := f.wal.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := os.Stat(f.walPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(cur, now) {
+		t.Fatal("the flush synced the deleted WAL, not the file now at its path")
+	}
+	// Deleted and not created again: the database file is synced and
+	// nothing stays open.
+	if err := os.Remove(f.walPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.syncWAL(); err != nil {
+		t.Fatal(err)
+	}
+	if f.wal != nil {
+		t.Fatal("a deleted WAL is still open")
+	}
+	f.close()
+}
