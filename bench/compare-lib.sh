@@ -2,16 +2,22 @@
 # as two test binaries of one package, then run them interleaved.
 # Sourced, not run; the caller sets base_rev and rounds.
 
-# compare_build PKG BENCHFILE builds "$tmp/base.test" (base_rev with the
-# working tree's BENCHFILE, so both run the same workload and metrics)
-# and "$tmp/new.test" (the working tree). $tmp is removed on exit.
+# compare_build PKG BENCHFILE [HELPER...] builds "$tmp/base.test"
+# (base_rev with the working tree's BENCHFILE and HELPER files, so both
+# run the same workload and metrics) and "$tmp/new.test" (the working
+# tree). $tmp is removed on exit.
 compare_build() {
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
 	git archive "$base_rev" | tar -x -C "$tmp"
-	cp "$2" "$tmp/$2"
-	(cd "$tmp" && go test -c -o "$tmp/base.test" "./$1")
-	go test -c -o "$tmp/new.test" "./$1"
+	local pkg=$1 f
+	shift
+	for f in "$@"; do
+		mkdir -p "$tmp/$(dirname "$f")"
+		cp "$f" "$tmp/$f"
+	done
+	(cd "$tmp" && go test -c -o "$tmp/base.test" "./$pkg")
+	go test -c -o "$tmp/new.test" "./$pkg"
 }
 
 # compare_rounds FN calls FN base and FN new in each of $rounds rounds,

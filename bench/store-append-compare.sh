@@ -20,7 +20,7 @@ rounds="${ROUNDS:-4}"
 n="${N:-20000}"
 mkdir -p "$out"
 . bench/compare-lib.sh
-compare_build internal/store/sqlite internal/store/sqlite/append_bench_test.go
+compare_build internal/store/sqlite internal/store/sqlite/append_bench_test.go internal/audit/storetest/batches.go
 {
 	echo "# BenchmarkStoreAppend, ${n}x, base $base_rev ($(git rev-parse --short "$base_rev")) vs $(git rev-parse --short HEAD)+worktree"
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
-
 	"github.com/wardenhq/warden/internal/audit"
-	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/audit/storetest"
 )
 
 // BenchmarkFrameLogAppend is BenchmarkStoreAppend
@@ -61,7 +58,7 @@ func benchFrameLogAppend(b *testing.B, batch int, prealloc bool) {
 		b.Fatal(err)
 	}
 	// One warm-up batch, then the measured ones: b.N entries in all.
-	batches := benchBatches(b, signer, batch, batch+b.N)
+	batches := storetest.SignedBatches(b, signer, batch, batch+b.N)
 	var fb Batch
 	appendOne := func(bt *audit.Batch) {
 		// What the wiring would do per batch: the Log's batch as a frame.
@@ -115,9 +112,9 @@ func fileSize(b *testing.B, path string) int64 {
 	return fi.Size()
 }
 
-// procCPU, threadUser, threadCPU and benchBatches are copies of the
-// sqlite package's benchmark helpers, so both benchmarks measure the
-// same way on the same batches.
+// procCPU, threadUser and threadCPU are copies of the sqlite package's
+// benchmark helpers, so both benchmarks measure the same way; the
+// batches come from storetest.SignedBatches, as there.
 
 func procCPU() time.Duration {
 	var ru syscall.Rusage
@@ -141,61 +138,6 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func benchBatches(b *testing.B, signer note.Signer, size, n int) []audit.Batch {
-	var hs []tlog.Hash
-	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = hs[x]
-		}
-		return out, nil
-	})
-	var out []audit.Batch
-	lastHistory := int64(0)
-	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	for from := 0; from < n; from += size {
-		to := min(n, from+size)
-		bt := audit.Batch{HashStart: tlog.StoredHashCount(int64(from))}
-		for seq := int64(from); seq < int64(to); seq++ {
-			e := &audit.Entry{
-				V: 1, Kind: audit.KindRequestCompleted, ID: fmt.Sprintf("e%016x", seq), Time: t0.Add(time.Duration(seq) * time.Millisecond),
-				RequestID: fmt.Sprintf("req-%d", seq),
-				Principal: &identity.Principal{Issuer: "https://idp.example", Subject: "alice", Kind: "user"},
-				Route:     "chat", Method: "POST", Path: "/v1/chat/completions", Model: "llama-3",
-				Params:   map[string]any{"temperature": 0.2, "n": seq},
-				Decision: &audit.Decision{Action: "allow", Rule: "default", PolicyVersion: "abc"},
-			}
-			data, err := audit.Marshal(e)
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.Seq = seq
-			add, err := tlog.StoredHashes(seq, data, reader)
-			if err != nil {
-				b.Fatal(err)
-			}
-			hs = append(hs, add...)
-			bt.Records = append(bt.Records, audit.Record{Seq: seq, Data: data, Entry: e})
-			bt.Hashes = append(bt.Hashes, add...)
-		}
-		root, err := tlog.TreeHash(int64(to), reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := audit.SignCheckpoint(signer, int64(to), root, t0.Add(time.Duration(to)*time.Millisecond))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bt.Head = &c
-		if int64(to)-lastHistory >= 1000 {
-			bt.HeadHistory = true
-			lastHistory = int64(to)
-		}
-		out = append(out, bt)
-	}
-	return out
 }
 
 // BenchmarkOpen is Open's verifying scan of a 64 MiB log of 64-entry
