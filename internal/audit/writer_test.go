@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
@@ -48,6 +50,55 @@ func (s *slowFlushStore) Append(ctx context.Context, b audit.Batch) error {
 	return s.Flush(ctx)
 }
 
+// openSlowFlush opens a Log over a slowFlushStore in a new directory
+// (batchMax overrides batch_max when > 0); the store closes at cleanup.
+func openSlowFlush(t *testing.T, batchMax int) (*audit.Log, *slowFlushStore, audit.Config, note.Verifier) {
+	t.Helper()
+	cfg := audit.Config{}
+	cfg.SetDefaults()
+	cfg.Resolve(t.TempDir())
+	if batchMax > 0 {
+		cfg.BatchMax = batchMax
+	}
+	signer, ver, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "test-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inner, err := sqlite.Open(ctx, cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inner.Close() })
+	st := &slowFlushStore{Store: inner}
+	l, err := audit.Open(ctx, st, cfg, signer, ver, audit.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, st, cfg, ver
+}
+
+// appendConcurrently has writers goroutines append each requests apiece
+// and waits for them.
+func appendConcurrently(t *testing.T, l *audit.Log, writers, each int) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := l.Append(ctx, request(w*each+i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // TestGatherDuringFlush: at moderate rates (flushes of fewer entries
 // than the gather size on average), while a batch is being flushed the
 // writer does not commit the appends arriving meanwhile as small
@@ -66,42 +117,9 @@ func TestGatherDuringFlush(t *testing.T) {
 		{"batch_max below the gather size", 8, 25, 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := audit.Config{}
-			cfg.SetDefaults()
-			cfg.Resolve(dir)
-			if tc.batchMax > 0 {
-				cfg.BatchMax = tc.batchMax
-			}
-			signer, ver, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "test-audit")
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx := context.Background()
-			inner, err := sqlite.Open(ctx, cfg.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inner.Close()
-			st := &slowFlushStore{Store: inner}
-			l, err := audit.Open(ctx, st, cfg, signer, ver, audit.WithLogger(slog.New(slog.DiscardHandler)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			for w := range tc.writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range tc.each {
-						if _, err := l.Append(ctx, request(w*tc.each+i)); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			l, st, cfg, ver := openSlowFlush(t, tc.batchMax)
+			appendConcurrently(t, l, tc.writers, tc.each)
 			if err := l.Close(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +135,7 @@ func TestGatherDuringFlush(t *testing.T) {
 			if st := l.Stats(); st.Gathers != st.Batches {
 				t.Errorf("%d of %d batches gathered: the policy went off with flushes under the gather size", st.Gathers, st.Batches)
 			}
-			if _, err := audit.Verify(ctx, inner, ver, audit.VerifyOptions{SingleWriter: true}); err != nil {
+			if _, err := audit.Verify(ctx, st.Store, ver, audit.VerifyOptions{SingleWriter: true}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -131,40 +149,10 @@ func TestGatherDuringFlush(t *testing.T) {
 // gathering cost CPU (decision 040). Every append is answered and the
 // log verifies.
 func TestGatherOffWhenSaturated(t *testing.T) {
-	dir := t.TempDir()
-	cfg := audit.Config{}
-	cfg.SetDefaults()
-	cfg.Resolve(dir)
-	signer, ver, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "test-audit")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	inner, err := sqlite.Open(ctx, cfg.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inner.Close()
-	st := &slowFlushStore{Store: inner}
-	l, err := audit.Open(ctx, st, cfg, signer, ver, audit.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, st, _, ver := openSlowFlush(t, 0)
 	const writers, each = 256, 30
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				if _, err := l.Append(ctx, request(w*each+i)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	appendConcurrently(t, l, writers, each)
 	s := l.Stats()
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -178,7 +166,7 @@ func TestGatherOffWhenSaturated(t *testing.T) {
 	if s.OwnFlushes*2 > s.Flushes {
 		t.Errorf("%d of %d flushes by the writer with %d writers", s.OwnFlushes, s.Flushes, writers)
 	}
-	if _, err := audit.Verify(ctx, inner, ver, audit.VerifyOptions{SingleWriter: true}); err != nil {
+	if _, err := audit.Verify(ctx, st.Store, ver, audit.VerifyOptions{SingleWriter: true}); err != nil {
 		t.Fatal(err)
 	}
 }
