@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,13 +24,44 @@ import (
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
-// freeAddr returns a loopback address nobody listens on right now.
+// freeAddr returns a loopback address nobody listens on right now. The
+// port is picked below the kernel's ephemeral range: a port the kernel
+// handed out for ":0" is also what it hands to outgoing connections, so
+// under a parallel test run (load generators, proxies) it could be taken
+// by a client socket before warden binds it again after a kill, which
+// made restarts fail with "address already in use".
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(nil)
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	srv.Close()
-	return addr
+	lo, hi := 20000, ephemeralLow()-1
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo+1))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatalf("no free loopback port in %d-%d", lo, hi)
+	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 21024 {
+		return 32768
+	}
+	return n
 }
 
 // startServe runs `warden serve` on cfgPath and waits for /readyz.

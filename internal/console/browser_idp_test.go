@@ -21,7 +21,7 @@ func TestBrowserRealIdP(t *testing.T) {
 	e := newEnv(t)
 	iss := oidcprovidertest.Start(t, "login.js", "REDIRECT_URI="+e.srv.URL+"/ui/callback")
 	_, h := e.consoleOn(t, nil, console.Config{Issuer: iss, ClientID: "warden-console"})
-	e.srv.Config.Handler = h
+	e.setHandler(h)
 	dir := shotDir(t)
 
 	login := func(ctx context.Context, user, next string, shots bool) {

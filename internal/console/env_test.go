@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,8 +48,10 @@ var xss = []string{`<script>window.__xss=1</script>`, `"><img src=x onerror="win
 var xssText = strings.Join(xss, " ")
 
 type env struct {
-	t       *testing.T
-	srv     *httptest.Server
+	t   *testing.T
+	srv *httptest.Server
+	// handler is what srv serves; tests swap it with setHandler.
+	handler atomic.Pointer[http.Handler]
 	con     *console.Console
 	audit   *audit.Log
 	svc     *approval.Service
@@ -66,13 +69,13 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	idp := httptest.NewServer(nil)
-	t.Cleanup(idp.Close)
-	issuer, err := devstack.NewIssuer(idp.URL)
+	idp, idpURL := unstartedServer(t)
+	issuer, err := devstack.NewIssuer(idpURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	idp.Config.Handler = issuer.Handler()
+	idp.Start()
 
 	e := &env{t: t, issuer: issuer, princ: map[string]*identity.Principal{}, dir: dir}
 	for _, u := range devstack.DemoUsers {
@@ -109,21 +112,39 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { ast.Close() })
 	e.svc = approval.New(ast, e.audit)
 
-	e.srv = httptest.NewServer(nil)
-	t.Cleanup(e.srv.Close)
+	var srvURL string
+	e.srv, srvURL = unstartedServer(t)
 	e.con, err = console.New(console.Options{
-		Config: console.Config{Issuer: idp.URL, ClientID: devstack.ConsoleClientID, PublicURL: e.srv.URL},
+		Config: console.Config{Issuer: idp.URL, ClientID: devstack.ConsoleClientID, PublicURL: srvURL},
 		Roles:  console.Roles{Auditor: []string{"ml-admins", "ml-approvers"}, Admin: []string{"ml-admins"}},
 		Audit:  e.audit, Approvals: e.svc, Policy: e.pol, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv.Config.Handler = admin.New(admin.Options{Console: e.con, Audit: e.audit, Logger: slog.New(slog.DiscardHandler),
+	e.setHandler(admin.New(admin.Options{Console: e.con, Audit: e.audit, Logger: slog.New(slog.DiscardHandler),
 		Authenticators: []admin.Authenticator{e.con.Authenticator()},
-		Config:         admin.Config{Roles: admin.Roles{Auditor: []string{"ml-admins", "ml-approvers"}, Admin: []string{"ml-admins"}}}})
+		Config:         admin.Config{Roles: admin.Roles{Auditor: []string{"ml-admins", "ml-approvers"}, Admin: []string{"ml-admins"}}}}))
+	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.handler.Load()).ServeHTTP(w, r) })
+	e.srv.Start()
 	e.seed()
 	return e
+}
+
+// setHandler makes e.srv serve h from its next request on. (Assigning
+// srv.Config.Handler of a running server races with the connections it
+// serves.)
+func (e *env) setHandler(h http.Handler) { e.handler.Store(&h) }
+
+// unstartedServer returns a test server that listens but serves nothing
+// until the caller sets its handler and calls Start, and the URL it will
+// have. Setting Config.Handler on a started server races with any
+// connection it already accepted (the race detector caught one).
+func unstartedServer(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	t.Cleanup(srv.Close)
+	return srv, "http://" + srv.Listener.Addr().String()
 }
 
 // seed writes alice's denied call (with attacker-controlled parameters)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -95,9 +94,8 @@ func (e *env) issuerURL() string { return e.princ["alice"].Issuer }
 // serve replaces env's server with one running a console built from o
 // (PublicURL set to the new server).
 func (e *env) serve(o console.Options) {
-	srv := httptest.NewServer(nil)
-	e.t.Cleanup(srv.Close)
-	o.Config.PublicURL = srv.URL
+	srv, srvURL := unstartedServer(e.t)
+	o.Config.PublicURL = srvURL
 	con, err := console.New(o)
 	if err != nil {
 		e.t.Fatal(err)
@@ -105,6 +103,7 @@ func (e *env) serve(o console.Options) {
 	srv.Config.Handler = admin.New(admin.Options{Console: con, Audit: e.audit, Logger: slog.New(slog.DiscardHandler),
 		Authenticators: []admin.Authenticator{con.Authenticator()},
 		Config:         admin.Config{Roles: admin.Roles{Auditor: o.Roles.Auditor, Admin: o.Roles.Admin}}})
+	srv.Start()
 	e.srv, e.con = srv, con
 }
 

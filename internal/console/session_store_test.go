@@ -111,7 +111,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 			e := newEnv(t)
 			first := open(t)
 			con, h := e.consoleOn(t, first, console.Config{})
-			e.srv.Config.Handler = h
+			e.setHandler(h)
 			c := e.browser()
 			if p := c.login("bob", "/ui/search"); p.status != 200 {
 				t.Fatalf("login: %d %s", p.status, p.url)
@@ -121,7 +121,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 			}
 			first.(interface{ Close() error }).Close() // the process stops
 			con2, h2 := e.consoleOn(t, open(t), console.Config{})
-			e.srv.Config.Handler = h2
+			e.setHandler(h2)
 			if !loggedIn(c) {
 				t.Fatal("the session did not survive the restart")
 			}
@@ -129,7 +129,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 				t.Fatalf("logout: %d, %d sessions left", p.status, con2.Sessions())
 			}
 			con3, h3 := e.consoleOn(t, open(t), console.Config{})
-			e.srv.Config.Handler = h3
+			e.setHandler(h3)
 			if loggedIn(c) || con3.Sessions() != 0 {
 				t.Fatal("a logged-out session came back after a restart")
 			}
@@ -147,13 +147,13 @@ func TestSessionSharedByReplicas(t *testing.T) {
 			conA, a := e.consoleOn(t, open(t), console.Config{})
 			_, b := e.consoleOn(t, open(t), console.Config{})
 			var n atomic.Int64
-			e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if n.Add(1)%2 == 0 {
 					a.ServeHTTP(w, r)
 				} else {
 					b.ServeHTTP(w, r)
 				}
-			})
+			}))
 			// The login itself crosses replicas: /ui/login on one, the
 			// callback on the other (its state travels in the cookie).
 			c := e.browser()
@@ -188,7 +188,7 @@ func TestStolenSessionRowIsNoCookie(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			_, h := e.consoleOn(t, open(t), console.Config{})
-			e.srv.Config.Handler = h
+			e.setHandler(h)
 			c := e.browser()
 			if p := c.login("bob", "/ui/search"); p.status != 200 {
 				t.Fatalf("login: %d", p.status)

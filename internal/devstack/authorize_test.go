@@ -19,13 +19,14 @@ import (
 // redirect URI, for an ID token go-oidc verifies with the nonce and
 // groups.
 func TestAuthorizationCodePKCE(t *testing.T) {
-	srv := httptest.NewServer(nil)
+	srv := httptest.NewUnstartedServer(nil)
 	defer srv.Close()
-	is, err := NewIssuer(srv.URL)
+	is, err := NewIssuer("http://" + srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Config.Handler = is.Handler()
+	srv.Start()
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	verifier := "a-verifier-that-is-long-enough-for-rfc-7636-0123456789"
 	sum := sha256.Sum256([]byte(verifier))
