@@ -86,7 +86,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, 
 		if c := cfg.Audit.Config; c.Store != "postgres" {
 			// After a failed append, /readyz turns ready again only once
 			// the store's disk takes a write (docs/deploy.md).
-			opts.AuditWriteProbe = writeProbe(filepath.Dir(c.Path), c.Path, c.Path+"-wal")
+			opts.AuditWriteProbe = writeProbe(filepath.Dir(c.Path), c.Path, c.Path+"-wal", sqlite.FramesPath(c.Path))
 		}
 	} else {
 		log.Warn("audit log disabled (audit.enabled: false): no evidence is recorded")

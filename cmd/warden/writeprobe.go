@@ -19,7 +19,7 @@ const writeProbeName = ".warden-readyz-probe"
 // remounted read-only, failing) passes a read, so recovery must be proved
 // by writing. It creates a scratch file in dir, writes one page to it,
 // fsyncs it and the directory, and removes it; and opens each of files
-// (the database and its WAL) for writing without writing, so a file made
+// (the database, its WAL and the frame file) for writing without writing, so a file made
 // read-only is seen. Nothing reaches the log: a write to a table, even
 // rolled back, would either be evidence or not reach fsync.
 //

@@ -1,16 +1,20 @@
-// Package sqlite is the embedded audit store: an audit.Store on one SQLite
-// file (modernc.org/sqlite, pure Go), the default under the data dir.
+// Package sqlite is the embedded audit store: an audit.Store on a frame
+// file and a SQLite file (modernc.org/sqlite, pure Go), the default under
+// the data dir.
 //
-// It guarantees: Append commits a whole batch in one transaction and
-// returns after the WAL is fdatasynced (journal_mode=WAL; the commit
-// itself runs with synchronous=NORMAL and Flush syncs, so the log's
-// writer can commit the next batch meanwhile: AppendNoFlush, Flush,
-// decision 026); one writer connection, so batches never interleave;
-// the store's reads see only committed batches that are flushed. The log's file holds
-// only what verification needs (entry bytes, tree hashes, checkpoints);
-// the schema refuses UPDATE and DELETE on them with triggers — defense
-// in depth, since anyone with the file can drop a trigger; the Merkle
-// tree and signed checkpoints are what detect that.
+// It guarantees: the records, their tree hashes and each batch's signed
+// head are appended to the frame file (FramesPath: audit.db.frames,
+// internal/store/framelog, decision 042) as one CRC-framed frame per
+// batch with one write; Append returns after the frame file is
+// fdatasynced (AppendNoFlush, then Flush, so the log's writer can append
+// the next batch meanwhile, decision 026); one writer (a lock and the
+// file's flock), so batches never interleave; the store's reads see only
+// flushed batches. The SQLite file (audit.db) holds the checkpoint
+// history and, for a store written before the frame file, the entries
+// and hashes tables as the log's read-only prefix; the schema refuses
+// UPDATE and DELETE on them with triggers — defense in depth, since
+// anyone with the files can drop a trigger or rewrite a frame and its
+// CRCs; the Merkle tree and signed checkpoints are what detect that.
 //
 // The search index lives in a second file (IndexPath: audit-index.db),
 // written after each flush by an audit.Indexer without fsync, caught up
