@@ -385,6 +385,9 @@ func (s *Store) readFrameSeqs(seqs []int64, data map[int64][]byte) error {
 // readHashesSplit reads hashes below the frames' first hash index from
 // the tables and the others from the frames.
 func (s *Store) readHashesSplit(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return []tlog.Hash{}, nil
+	}
 	hb := tlog.StoredHashCount(s.base)
 	low := 0
 	for _, x := range indexes {
