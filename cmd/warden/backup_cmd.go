@@ -162,13 +162,17 @@ func runBackup(ctx context.Context, src dataFiles, dst string, stdout, stderr io
 }
 
 // handled reports whether path is one of the named files (or their
-// SQLite side files), which copyRest must not copy again. The audit
-// search index is left out: it is rebuilt from the log.
+// SQLite side files, and the audit log's frame file, which
+// sqlite.Backup copies after the database), which copyRest must not copy
+// again. The audit search index is left out: it is rebuilt from the log.
 func (d dataFiles) handled(path string) bool {
 	for _, db := range []string{d.auditDB, d.approvalsDB, sqlite.IndexPath(d.auditDB)} {
 		if path == db || path == db+"-wal" || path == db+"-shm" || path == db+"-journal" {
 			return true
 		}
+	}
+	if fp := sqlite.FramesPath(d.auditDB); path == fp || strings.HasPrefix(path, fp+".") {
+		return true // and its temporary or set-aside copies
 	}
 	return path == d.checkpoint || path == audit.HeadPath(d.checkpoint) || path == d.signer || path == d.verifier
 }

@@ -52,6 +52,9 @@ type CorruptError struct {
 	Path   string
 	Offset int64 // of the frame (or the file header: 0)
 	Frame  int   // frame number, 0-based; -1 for the file header
+	// Seq is the record the damaged frame should start at (where the
+	// verified frames before it end); 0 for the file header.
+	Seq    int64
 	Reason string
 }
 
@@ -219,7 +222,7 @@ func (l *Log) scan() (size, tail int64, err error) {
 	for off < size {
 		frame := len(l.idx)
 		corrupt := func(format string, args ...any) error {
-			return &CorruptError{Path: l.path, Offset: off, Frame: frame, Reason: fmt.Sprintf(format, args...)}
+			return &CorruptError{Path: l.path, Offset: off, Frame: frame, Seq: l.next, Reason: fmt.Sprintf(format, args...)}
 		}
 		rem := size - off
 		if rem < frameHeader {

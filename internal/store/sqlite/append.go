@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog"
 )
 
 // Append stores the batch in one transaction and returns once it is
@@ -28,9 +29,12 @@ func (s *Store) Append(ctx context.Context, b audit.Batch) error {
 
 var _ audit.Flusher = (*Store)(nil)
 
-// AppendNoFlush stores the batch in one transaction and returns once it
-// is committed, before it is durable: the next Flush makes it durable and
-// visible to the store's reads (flush.go).
+// AppendNoFlush appends the batch to the frame file as one frame (one
+// write, no SQLite transaction) and returns before it is durable: the
+// next Flush makes it durable and visible to the store's reads
+// (flush.go). A batch that does not start at the end of the log is an
+// ErrConflict and writes nothing; after a failed write the store fails
+// closed.
 func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
@@ -45,9 +49,68 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 			return fmt.Errorf("sqlite: append: records not consecutive at %d: %w", r.Seq, audit.ErrConflict)
 		}
 	}
-	// The log's rows hold what verification needs; the search index is
-	// fed the decoded entries after the commit (Indexer, off this path).
-	// A version-1 table still has NOT NULL copied columns to fill.
+	if c := b.Head; c != nil && c.Size != last {
+		return fmt.Errorf("sqlite: append [%d, %d): head of size %d", first, last, c.Size)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
+	}
+	if s.tablesForTest {
+		return s.appendTables(ctx, b, first, last)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkWrite(); err != nil {
+		return err
+	}
+	if err := s.fl.err(); err != nil {
+		return err
+	}
+	s.fl.wrote.Store(true) // reads stop at durable
+	fb := &s.fb
+	fb.FirstSeq, fb.HashStart, fb.Hashes = first, b.HashStart, b.Hashes
+	fb.Records = fb.Records[:0]
+	for _, r := range b.Records {
+		fb.Records = append(fb.Records, r.Data)
+	}
+	fb.Head, fb.HeadHistory = nil, false
+	if b.Head != nil {
+		fb.Head, fb.HeadHistory = b.Head.Note, b.HeadHistory
+	}
+	err := s.fr.AppendBatch(fb)
+	clear(fb.Records) // do not keep the batch's records alive
+	fb.Hashes, fb.Head = nil, nil
+	switch {
+	case errors.Is(err, framelog.ErrChain):
+		return fmt.Errorf("sqlite: append at %d but size is %d: %w (%v)", first, s.fl.committed, audit.ErrConflict, err)
+	case errors.Is(err, framelog.ErrBatch):
+		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
+	case err != nil:
+		// A failed write: what reached the file is unknown, the frame
+		// log refuses further writes, and the store fails closed.
+		s.fl.failed.CompareAndSwap(nil, &err)
+		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
+	}
+	s.fl.committed = last
+	if b.Head != nil {
+		s.fl.commitHead = b.Head.Note
+		if b.HeadHistory {
+			s.fl.history = append(s.fl.history, *b.Head)
+		}
+	}
+	if s.idx != nil {
+		// Fed by the Flush that makes them durable.
+		s.fl.feed = append(s.fl.feed, b.Records)
+	}
+	return nil
+}
+
+// appendTables is the append path of schema version 2 (one SQLite
+// transaction into the entries and hashes tables), kept for tests only:
+// they build stores as the binaries before the frame file wrote them, to
+// test the migration (tablesForTest).
+func (s *Store) appendTables(ctx context.Context, b audit.Batch, first, last int64) error {
 	var legacy []legacyCols
 	if s.legacy {
 		legacy = make([]legacyCols, len(b.Records))
@@ -62,16 +125,11 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 			legacy[i] = legacyCols{id: e.ID, kind: e.Kind, timeNS: e.Time.UnixNano()}
 		}
 	}
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkWrite(); err != nil {
 		return err
 	}
-	if err := s.fl.err(); err != nil {
-		return err
-	}
-	s.fl.wrote.Store(true) // before the commit: reads stop at durable
 	if err := s.withRaw(ctx, func(r *rawConn) error {
 		return r.txn(ctx, func() error { return s.appendTxn(ctx, r, b, first, last, legacy) })
 	}); err != nil {
@@ -81,10 +139,6 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 	s.fl.commits++
 	if b.Head != nil {
 		s.fl.commitHead = b.Head.Note
-	}
-	if s.idx != nil {
-		// Fed by the Flush that makes them durable.
-		s.fl.feed = append(s.fl.feed, b.Records)
 	}
 	return nil
 }
@@ -150,7 +204,8 @@ var _ audit.HeadKeeper = (*Store)(nil)
 
 // Head returns the note of the head written with the newest batch, or
 // nil if none was (a new store, or one written before heads were kept).
-// On a writable store that is the newest flushed batch's head.
+// On a writable store that is the newest flushed batch's head; it is
+// kept in memory (read from the frames at Open, set by each Flush).
 func (s *Store) Head(ctx context.Context) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -159,22 +214,9 @@ func (s *Store) Head(ctx context.Context) ([]byte, error) {
 		if p := s.fl.durableHead.Load(); p != nil {
 			return *p, nil
 		}
-	}
-	var note []byte
-	err := s.r.QueryRowContext(ctx, "SELECT note FROM head WHERE id = 0").Scan(&note)
-	switch {
-	case err == nil:
-		return note, nil
-	case errors.Is(err, sql.ErrNoRows):
 		return nil, nil
 	}
-	// A store last written by a binary without heads (opened read-only,
-	// so not migrated) has no such table.
-	var n int
-	if qerr := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'head'").Scan(&n); qerr == nil && n == 0 {
-		return nil, nil
-	}
-	return nil, fmt.Errorf("sqlite: head: %w", err)
+	return s.loadHead(ctx)
 }
 
 // PutCheckpoint stores c; the same checkpoint again is a no-op, a

@@ -5,11 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	msqlite "modernc.org/sqlite"
+
+	"github.com/wardenhq/warden/internal/store/framelog"
 )
 
 // backuper is what the modernc driver's connection offers for SQLite's
@@ -28,7 +32,12 @@ func fileURI(path string, q url.Values) string {
 // SQLite's online backup API: one read transaction, so the copy is a
 // consistent snapshot while writers go on (WAL mode). dst must not exist;
 // it is written as a single self-contained file (journal_mode DELETE),
-// checked with PRAGMA integrity_check and fsynced.
+// checked with PRAGMA integrity_check and fsynced. The audit store's
+// frame file (FramesPath), if src has one, is copied after the database:
+// every frame that verifies at that moment (framelog.OpenReadOnly), up to
+// the last one's end, to FramesPath(dst), fsynced. Taken after the
+// database snapshot, the frames are at least as long as any checkpoint or
+// marker in it, so the copy verifies.
 func Backup(ctx context.Context, src, dst string) error {
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("sqlite: backup %s: %w", src, err)
@@ -62,7 +71,66 @@ func Backup(ctx context.Context, src, dst string) error {
 		os.Remove(dst)
 		return fmt.Errorf("sqlite: backup %s to %s: %w", src, dst, err)
 	}
+	if err := backupFrames(FramesPath(src), FramesPath(dst)); err != nil {
+		return fmt.Errorf("sqlite: backup %s to %s: %w", src, dst, err)
+	}
 	return nil
+}
+
+// backupFrames copies the verified frames of the frame file at src (if
+// there is one) to dst, which must not exist, and fsyncs the copy.
+func backupFrames(src, dst string) error {
+	fr, _, err := framelog.OpenReadOnly(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	end := fr.End()
+	fr.Close()
+	return copyPrefix(src, dst, end)
+}
+
+// copyPrefix copies the first n bytes of src to the new file dst (0600)
+// and fsyncs it and its directory.
+func copyPrefix(src, dst string, n int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, io.NewSectionReader(in, 0, n))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDirOf(dst)
+	}
+	if err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
+
+func syncDirOf(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Restore replaces the database at dst with the copy at src, through the
@@ -98,7 +166,48 @@ func Restore(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: restore %s to %s: %w", src, dst, err)
 	}
+	if err := restoreFrames(FramesPath(src), FramesPath(dst)); err != nil {
+		return fmt.Errorf("sqlite: restore %s to %s: %w", src, dst, err)
+	}
 	return nil
+}
+
+// restoreFrames puts the frame file of a backup (if it has one) in place
+// at dst: copied and synced under a temporary name, then renamed over
+// dst. A frame file already at dst (the replaced log's) is kept aside as
+// dst.before-restore-<unix time>, never deleted.
+func restoreFrames(src, dst string) error {
+	fr, _, err := framelog.OpenReadOnly(src)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		fr = nil
+	case err != nil:
+		return err
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		aside := fmt.Sprintf("%s.before-restore-%d", dst, time.Now().Unix())
+		if err := os.Rename(dst, aside); err != nil {
+			if fr != nil {
+				fr.Close()
+			}
+			return err
+		}
+	}
+	if fr == nil {
+		return nil
+	}
+	end := fr.End()
+	fr.Close()
+	tmp := dst + ".restore"
+	os.Remove(tmp) // a leftover of an interrupted restore
+	if err := copyPrefix(src, tmp, end); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDirOf(dst)
 }
 
 // withRaw runs f on one driver connection of db.

@@ -11,8 +11,15 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 )
 
-// flusher makes the writer's commits durable apart from the commits
-// themselves (audit.Flusher, decision 026). The writer connection commits
+// flusher makes the writer's appends durable apart from the appends
+// themselves (audit.Flusher, decisions 026 and 042). Batches go to the
+// frame file without a sync (AppendNoFlush); Flush fdatasyncs it
+// (framelog's Sync), and the WAL too when the database has commits of
+// its own to make durable (PutCheckpoint, the frames_base marker). What
+// follows describes the WAL, which is still how those commits are made
+// durable.
+//
+// The writer connection commits The writer connection commits
 // with synchronous=NORMAL: SQLite writes the transaction's WAL frames and
 // returns without an fsync. Flush then fdatasyncs the WAL file, which
 // holds every frame committed before it (the WAL is written in order and
@@ -31,13 +38,15 @@ type flusher struct {
 	walPath string
 	dbPath  string
 
-	// committed is the size after the newest commit, and its head note
-	// and records to feed the indexer: guarded by Store.mu (the writer's
+	// committed is the size after the newest append, and its head note,
+	// the history heads to copy into the checkpoints table and the
+	// records to feed the indexer: guarded by Store.mu (the writer's
 	// lock), read by Flush under it.
 	committed  int64
 	commitHead []byte
+	history    []audit.Checkpoint
 	feed       [][]audit.Record
-	commits    int64 // transactions committed
+	commits    int64 // SQLite transactions committed
 	flushed    int64 // commits covered by the newest successful Flush (guarded by mu)
 
 	mu  sync.Mutex // one Flush at a time; guards wal
@@ -76,15 +85,33 @@ func (s *Store) Flush(ctx context.Context) error {
 		return err // closed while waiting
 	}
 	s.mu.Lock()
-	n, head, feed, commits := f.committed, f.commitHead, f.feed, f.commits
-	f.feed = nil
+	n, head, feed, commits, history := f.committed, f.commitHead, f.feed, f.commits, f.history
+	f.feed, f.history = nil, nil
 	s.mu.Unlock()
 	if commits == f.flushed && f.durable.Load() == n {
 		return nil
 	}
-	if err := f.syncWAL(); err != nil {
-		f.failed.Store(&err)
-		return fmt.Errorf("sqlite: flush %s: %w", f.walPath, err)
+	if s.fr != nil && f.durable.Load() != n {
+		// Every frame appended up to n (and perhaps more) is durable
+		// after it; reads still stop at n.
+		if err := s.fr.Sync(); err != nil {
+			f.failed.CompareAndSwap(nil, &err)
+			return fmt.Errorf("sqlite: flush: %w", err)
+		}
+	}
+	if commits != f.flushed {
+		if err := f.syncWAL(); err != nil {
+			f.failed.CompareAndSwap(nil, &err)
+			return fmt.Errorf("sqlite: flush %s: %w", f.walPath, err)
+		}
+	}
+	if len(history) > 0 {
+		// The history heads are durable in their frames; the table's
+		// copy is committed without a sync (Open catches it up).
+		if err := s.insertCheckpoints(ctx, history); err != nil {
+			f.failed.CompareAndSwap(nil, &err)
+			return fmt.Errorf("sqlite: flush: %w", err)
+		}
 	}
 	if head != nil {
 		f.durableHead.Store(&head)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog"
 )
 
 // openFlushStore opens a new store in a temporary directory, with a
@@ -122,42 +123,73 @@ func TestFlushVisibility(t *testing.T) {
 
 // TestFlushFailureFailsClosed: once a flush fails, what reached the disk
 // is unknown; the append fails and so does every later call, reads
-// included, until the store is reopened.
+// included, until the store is reopened. Both syncs are covered: the
+// frame file's (batches) and the WAL's (PutCheckpoint).
 func TestFlushFailureFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	dir, st, signer, _ := openFlushStore(t, "flush-test")
-	var hs []tlog.Hash
-	if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 2)); err != nil {
-		t.Fatal(err)
+	failedAfter := func(t *testing.T, st *Store, signer note.Signer, hs *[]tlog.Hash, next int64) {
+		t.Helper()
+		if _, err := st.Size(ctx); !errors.Is(err, errFlushFailed) {
+			t.Fatalf("Size after a failed flush: %v, want errFlushFailed", err)
+		}
+		if err := st.Append(ctx, flushBatch(t, signer, hs, next, next+1)); !errors.Is(err, errFlushFailed) {
+			t.Fatalf("Append after a failed flush: %v, want errFlushFailed", err)
+		}
+		if err := st.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("m")}); !errors.Is(err, errFlushFailed) {
+			t.Fatalf("PutCheckpoint after a failed flush: %v, want errFlushFailed", err)
+		}
+		if err := st.Flush(ctx); !errors.Is(err, errFlushFailed) {
+			t.Fatalf("Flush after a failed flush: %v, want errFlushFailed", err)
+		}
 	}
-	// A directory where the WAL should be: opening it to sync fails.
-	st.fl.mu.Lock()
-	if st.fl.wal != nil {
-		st.fl.wal.Close()
-		st.fl.wal = nil
-	}
-	bad := filepath.Join(dir, "not-a-wal")
-	if err := os.Mkdir(bad, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	st.fl.walPath = bad
-	st.fl.mu.Unlock()
-
-	if err := st.Append(ctx, flushBatch(t, signer, &hs, 2, 4)); err == nil {
-		t.Fatal("Append succeeded although its flush failed")
-	}
-	if _, err := st.Size(ctx); !errors.Is(err, errFlushFailed) {
-		t.Fatalf("Size after a failed flush: %v, want errFlushFailed", err)
-	}
-	if err := st.Append(ctx, flushBatch(t, signer, &hs, 4, 5)); !errors.Is(err, errFlushFailed) {
-		t.Fatalf("Append after a failed flush: %v, want errFlushFailed", err)
-	}
-	if err := st.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("n")}); !errors.Is(err, errFlushFailed) {
-		t.Fatalf("PutCheckpoint after a failed flush: %v, want errFlushFailed", err)
-	}
-	if err := st.Flush(ctx); !errors.Is(err, errFlushFailed) {
-		t.Fatalf("Flush after a failed flush: %v, want errFlushFailed", err)
-	}
+	t.Run("frames", func(t *testing.T) {
+		_, st, signer, _ := openFlushStore(t, "flush-test")
+		var hs []tlog.Hash
+		if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AppendNoFlush(ctx, flushBatch(t, signer, &hs, 2, 4)); err != nil {
+			t.Fatal(err)
+		}
+		// A read-only handle in place of the frame file: its Sync fails.
+		ro, _, err := framelog.OpenReadOnly(FramesPath(st.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.idx.Close() // nothing reads the store while its frame file is swapped
+		st.fl.mu.Lock()
+		rw := st.fr
+		st.fr = ro
+		st.fl.mu.Unlock()
+		t.Cleanup(func() { rw.Close() })
+		if err := st.Flush(ctx); err == nil {
+			t.Fatal("Flush succeeded although the frame file's sync failed")
+		}
+		failedAfter(t, st, signer, &hs, 4)
+	})
+	t.Run("wal", func(t *testing.T) {
+		dir, st, signer, _ := openFlushStore(t, "flush-test")
+		var hs []tlog.Hash
+		if err := st.Append(ctx, flushBatch(t, signer, &hs, 0, 2)); err != nil {
+			t.Fatal(err)
+		}
+		// A directory where the WAL should be: opening it to sync fails.
+		st.fl.mu.Lock()
+		if st.fl.wal != nil {
+			st.fl.wal.Close()
+			st.fl.wal = nil
+		}
+		bad := filepath.Join(dir, "not-a-wal")
+		if err := os.Mkdir(bad, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		st.fl.walPath = bad
+		st.fl.mu.Unlock()
+		if err := st.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("n")}); err == nil || errors.Is(err, audit.ErrConflict) {
+			t.Fatalf("PutCheckpoint: %v, want its flush to fail", err)
+		}
+		failedAfter(t, st, signer, &hs, 2)
+	})
 }
 
 // TestFlushCloseRace: Flush and Close at once neither deadlock nor

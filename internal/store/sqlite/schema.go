@@ -6,8 +6,14 @@ package sqlite
 // bytes, tree hashes, checkpoints) and moves the search index to its own
 // file (index.go). Migrating drops the old index structures; a version-1
 // entries table keeps its copied columns (id, time_ns, kind, …), which
-// are still written but no longer indexed or read.
-const schemaVersion = 2
+// are still written but no longer indexed or read. Version 3 keeps the
+// records, tree hashes and batch heads in the frame file (FramesPath,
+// decision 042): the entries and hashes tables are no longer written,
+// and in a store migrated from version 2 they are the log's read-only
+// prefix [0, base), base being the frames_base row. An older binary
+// refuses version 3, so it cannot append to the tables behind the frame
+// file's back.
+const schemaVersion = 3
 
 // schema creates the log's tables in a new store: what admission makes
 // durable, nothing more.
@@ -28,7 +34,21 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	time_ns INTEGER NOT NULL,
 	note    BLOB    NOT NULL
 );
-` + headSchema + triggers
+` + headSchema + triggers + framesSchema
+
+// framesSchema holds the frames_base marker: the first record of the
+// frame file, the tables' size when it was made (0 for a new store).
+// Written once, after the frame file is created and synced.
+const framesSchema = `
+CREATE TABLE IF NOT EXISTS frames_base (
+	id   INTEGER PRIMARY KEY CHECK (id = 0),
+	base INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS frames_base_no_update BEFORE UPDATE ON frames_base
+BEGIN SELECT RAISE(ABORT, 'the frames_base marker is written once'); END;
+CREATE TRIGGER IF NOT EXISTS frames_base_no_delete BEFORE DELETE ON frames_base
+BEGIN SELECT RAISE(ABORT, 'the frames_base marker is written once'); END;
+`
 
 // headSchema holds the tree head signed after every batch, written in the
 // batch's transaction (audit.HeadKeeper, decision 018). One row, replaced

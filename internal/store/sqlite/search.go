@@ -133,27 +133,25 @@ func (s *Store) Search(ctx context.Context, q audit.Query) ([]audit.Record, erro
 // readSeqs returns the log records at seqs, in that order, skipping any
 // the log does not hold.
 func (s *Store) readSeqs(ctx context.Context, seqs []int64) ([]audit.Record, error) {
-	args := make([]any, len(seqs))
-	marks := make([]string, len(seqs))
-	for i, x := range seqs {
-		args[i], marks[i] = x, "?"
-	}
-	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq IN ("+strings.Join(marks, ",")+")", args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
-	}
-	defer rows.Close()
+	lim := min(s.limit(), s.logSize())
 	data := make(map[int64][]byte, len(seqs))
-	for rows.Next() {
-		var seq int64
-		var b []byte
-		if err := rows.Scan(&seq, &b); err != nil {
-			return nil, fmt.Errorf("sqlite: search: %w", err)
+	var low, high []int64
+	for _, x := range seqs {
+		switch {
+		case x >= lim:
+		case x < s.base:
+			low = append(low, x)
+		default:
+			high = append(high, x)
 		}
-		data[seq] = b
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: search: %w", err)
+	if len(low) > 0 {
+		if err := s.readTableSeqs(ctx, low, data); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.readFrameSeqs(high, data); err != nil {
+		return nil, err
 	}
 	out := make([]audit.Record, 0, len(seqs))
 	for _, x := range seqs {
@@ -162,4 +160,31 @@ func (s *Store) readSeqs(ctx context.Context, seqs []int64) ([]audit.Record, err
 		}
 	}
 	return out, nil
+}
+
+// readTableSeqs reads the records at seqs from the entries table (the
+// prefix below the frames' base) into data.
+func (s *Store) readTableSeqs(ctx context.Context, seqs []int64, data map[int64][]byte) error {
+	args := make([]any, len(seqs))
+	marks := make([]string, len(seqs))
+	for i, x := range seqs {
+		args[i], marks[i] = x, "?"
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq IN ("+strings.Join(marks, ",")+")", args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: search: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var b []byte
+		if err := rows.Scan(&seq, &b); err != nil {
+			return fmt.Errorf("sqlite: search: %w", err)
+		}
+		data[seq] = b
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: search: %w", err)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -43,6 +44,20 @@ type Store struct {
 
 	ix  *index         // nil if the read-only store has no index file
 	idx *audit.Indexer // nil when read-only
+
+	// fr holds records [base, size), their hashes and the batches' heads
+	// (frames.go); records [0, base) are in the entries and hashes
+	// tables of a store written before the frame file. nil on a
+	// read-only store without a frame file (or a damaged one: corrupt).
+	fr      *framelog.Log
+	base    int64
+	torn    int64               // a read-only open's torn tail, left in place
+	corrupt *FramesCorruptError // a read-only open's damaged frame file
+	// fb is the frame batch AppendNoFlush fills (guarded by mu).
+	fb framelog.Batch
+	// tablesForTest: appends go to the entries and hashes tables as
+	// schema version 2 wrote them (tests building old stores only).
+	tablesForTest bool
 }
 
 // IndexPath is the search index file of the store at path: "audit.db"
@@ -52,10 +67,12 @@ func IndexPath(path string) string {
 	return strings.TrimSuffix(path, ext) + "-index" + cmp.Or(ext, ".db")
 }
 
-// Open opens (creating if needed) the store at path and its search index
-// (IndexPath). The directory is created with mode 0700 and new files get
-// mode 0600. The index is brought up to date with the log in the
-// background.
+// Open opens (creating if needed) the store at path, its frame file
+// (FramesPath) and its search index (IndexPath). The directory is created
+// with mode 0700 and new files get mode 0600. A torn tail of the frame
+// file (a crash in the middle of a write) is cut and logged; a frame file
+// damaged anywhere else fails Open (errors.Is framelog.ErrCorrupt). The
+// index is brought up to date with the log in the background.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -85,18 +102,31 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	n, err := size(ctx, w)
-	if err != nil {
+	if err := s.openFrames(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
-	// What is in the file at Open is the store (a migration just run is
-	// flushed now).
+	closeW := func() {
+		s.fl.close()
+		s.fr.Close()
+		w.Close()
+	}
+	if err := s.catchUpCheckpoints(ctx); err != nil {
+		closeW()
+		return nil, err
+	}
+	// What is in the files at Open is the store: the frames (a killed
+	// process leaves its last writes in the page cache) and a migration
+	// just run are synced now.
+	if err := syncPath(FramesPath(path)); err != nil {
+		closeW()
+		return nil, fmt.Errorf("sqlite: open %s: sync the frame file: %w", path, err)
+	}
+	n := s.fr.Size()
 	s.fl.committed = n
 	s.fl.durable.Store(-1)
 	if err := s.Flush(ctx); err != nil {
-		s.fl.close()
-		w.Close()
+		closeW()
 		return nil, err
 	}
 	rq := url.Values{}
@@ -110,9 +140,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.r = r
+	head, err := s.loadHead(ctx)
+	if err != nil {
+		r.Close()
+		closeW()
+		return nil, err
+	}
+	if head != nil {
+		s.fl.durableHead.Store(&head)
+	}
 	if s.ix, err = openIndex(ctx, IndexPath(path), false); err != nil {
 		r.Close()
-		w.Close()
+		closeW()
 		return nil, err
 	}
 	s.idx = audit.NewIndexer(s, s.ix, nil)
@@ -173,9 +212,16 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: schema version %d, want 1 to %d (not an audit store?)", path, v, schemaVersion)
 	}
 	s := &Store{path: path, r: r, readOnly: true}
+	if err := s.openFramesReadOnly(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
 	if _, err := os.Stat(IndexPath(path)); err == nil {
 		if s.ix, err = openIndex(ctx, IndexPath(path), true); err != nil {
 			r.Close()
+			if s.fr != nil {
+				s.fr.Close()
+			}
 			return nil, err
 		}
 	}
@@ -207,8 +253,12 @@ func (s *Store) Close() error {
 	if s.ix != nil {
 		ixErr = s.ix.close()
 	}
+	var frErr error
+	if s.fr != nil {
+		frErr = s.fr.Close()
+	}
 	if s.w == nil {
-		return errors.Join(s.r.Close(), ixErr)
+		return errors.Join(s.r.Close(), ixErr, frErr)
 	}
 	// The append path's statements are closed on their connection
 	// before it closes (none if nothing was appended).
@@ -216,7 +266,7 @@ func (s *Store) Close() error {
 	if len(s.raw.stmts) > 0 {
 		rawErr = s.withRaw(context.Background(), func(r *rawConn) error { return r.close() })
 	}
-	return errors.Join(rawErr, s.r.Close(), s.w.Close(), flErr, ixErr)
+	return errors.Join(rawErr, s.r.Close(), s.w.Close(), flErr, ixErr, frErr)
 }
 
 func (s *Store) check() error {
@@ -246,15 +296,26 @@ func (s *Store) Size(ctx context.Context) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	n, err := size(ctx, s.r)
-	return min(n, s.limit()), err
+	return min(s.logSize(), s.limit()), nil
+}
+
+// logSize is the size the frames (or, without them, the tables) hold.
+func (s *Store) logSize() int64 {
+	if s.fr != nil {
+		return s.fr.Size()
+	}
+	if s.tablesForTest {
+		return s.fl.durable.Load()
+	}
+	return s.base
 }
 
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// sizeQuery is the number of records (the next seq).
+// sizeQuery is the number of records in the entries table (the frames'
+// base).
 const sizeQuery = "SELECT COALESCE(MAX(seq)+1, 0) FROM entries"
 
 func size(ctx context.Context, q queryer) (int64, error) {
@@ -279,6 +340,12 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 			}
 		}
 	}
+	return s.readHashesSplit(ctx, indexes)
+}
+
+// readTableHashes reads hashes from the hashes table (the prefix below
+// the frames' base).
+func (s *Store) readTableHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	if contiguous(indexes) {
 		return s.readHashRange(ctx, indexes[0], int64(len(indexes)))
 	}
@@ -385,30 +452,45 @@ func (s *Store) ReadRecords(ctx context.Context, from, to int64) ([]audit.Record
 	if to == from {
 		return nil, nil
 	}
-	if to > s.limit() {
-		return nil, fmt.Errorf("sqlite: read records: record %d: %w", s.limit(), audit.ErrNotFound)
+	if lim := min(s.limit(), s.logSize()); to > lim {
+		return nil, fmt.Errorf("sqlite: read records: record %d: %w", lim, audit.ErrNotFound)
 	}
+	out := make([]audit.Record, 0, to-from)
+	if from < s.base {
+		var err error
+		if out, err = s.readTableRecords(ctx, out, from, min(to, s.base)); err != nil {
+			return nil, err
+		}
+	}
+	if to > s.base {
+		return s.readFrameRecords(out, max(from, s.base), to)
+	}
+	return out, nil
+}
+
+// readTableRecords appends records [from, to) from the entries table.
+func (s *Store) readTableRecords(ctx context.Context, out []audit.Record, from, to int64) ([]audit.Record, error) {
+	start := len(out)
 	rows, err := s.r.QueryContext(ctx, "SELECT seq, data FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq", from, to)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read records [%d, %d): %w", from, to, err)
 	}
 	defer rows.Close()
-	out := make([]audit.Record, 0, to-from)
 	for rows.Next() {
 		var r audit.Record
 		if err := rows.Scan(&r.Seq, &r.Data); err != nil {
 			return nil, fmt.Errorf("sqlite: read records: %w", err)
 		}
-		if r.Seq != from+int64(len(out)) {
-			return nil, fmt.Errorf("sqlite: read records: record %d: %w", from+int64(len(out)), audit.ErrNotFound)
+		if r.Seq != from+int64(len(out)-start) {
+			return nil, fmt.Errorf("sqlite: read records: record %d: %w", from+int64(len(out)-start), audit.ErrNotFound)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: read records: %w", err)
 	}
-	if int64(len(out)) != to-from {
-		return nil, fmt.Errorf("sqlite: read records: record %d: %w", from+int64(len(out)), audit.ErrNotFound)
+	if int64(len(out)-start) != to-from {
+		return nil, fmt.Errorf("sqlite: read records: record %d: %w", from+int64(len(out)-start), audit.ErrNotFound)
 	}
 	return out, nil
 }

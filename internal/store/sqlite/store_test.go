@@ -29,17 +29,29 @@ func TestConformance(t *testing.T) {
 }
 
 // TestAppendOnlyTriggers checks that the schema itself refuses UPDATE and
-// DELETE on every table that holds evidence.
+// DELETE on every table that holds evidence: the entries and hashes
+// tables of a store migrated from schema version 2 (their read-only
+// prefix; a new store writes its records to the frame file), the
+// checkpoints and the frames_base marker.
 func TestAppendOnlyTriggers(t *testing.T) {
-	st := openTemp(t)
 	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	old, err := sqlite.OpenV2ForTest(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &audit.Entry{V: 1, Kind: audit.KindGatewayStarted, ID: "x", Masking: []audit.MaskAction{{Rule: "email", Count: 1}}}
 	data, err := audit.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := tlog.RecordHash(data)
-	if err := st.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: 0, Data: data, Entry: e}}, HashStart: 0, Hashes: []tlog.Hash{h}}); err != nil {
+	if err := old.Append(ctx, audit.Batch{Records: []audit.Record{{Seq: 0, Data: data, Entry: e}}, HashStart: 0, Hashes: []tlog.Hash{h}}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := st.PutCheckpoint(ctx, audit.Checkpoint{Size: 1, Note: []byte("n")}); err != nil {
@@ -58,9 +70,11 @@ func TestAppendOnlyTriggers(t *testing.T) {
 		"DELETE FROM hashes",
 		"UPDATE checkpoints SET note = 'forged'",
 		"DELETE FROM checkpoints",
+		"UPDATE frames_base SET base = 0",
+		"DELETE FROM frames_base",
 	} {
 		_, err := db.Exec(stmt)
-		if err == nil || !strings.Contains(err.Error(), "append-only") {
+		if err == nil || !(strings.Contains(err.Error(), "append-only") || strings.Contains(err.Error(), "written once")) {
 			t.Errorf("%s: err = %v, want append-only refusal", stmt, err)
 		}
 	}

@@ -1,0 +1,439 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog"
+)
+
+// The log's records, tree hashes and batch heads are in a frame file
+// beside the database (internal/store/framelog, decisions 038 and 042):
+// one CRC-framed frame per committed batch, appended with one write and
+// made durable with one fdatasync, instead of a SQLite transaction. The
+// database keeps what is queried or small: the checkpoint history, the
+// other side tables, and, in a store written before the frame file, the
+// entries and hashes tables as a read-only prefix of the log: records
+// [0, base) are in the tables, [base, size) in the frames, where base is
+// the frame file's first seq and the frames_base marker's value.
+
+// FramesPath is the frame file of the store at path: "audit.db" has
+// "audit.db.frames" beside it (not ".log", which log-rotation globs
+// match).
+func FramesPath(path string) string { return path + ".frames" }
+
+// errNoMarker: the database has no frames_base row.
+var errNoMarker = errors.New("no frames_base marker")
+
+// readMarker returns the frames_base marker, or errNoMarker.
+func readMarker(ctx context.Context, q queryer) (int64, error) {
+	var base int64
+	err := q.QueryRowContext(ctx, "SELECT base FROM frames_base WHERE id = 0").Scan(&base)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, errNoMarker
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: read the frames_base marker: %w", err)
+	}
+	return base, nil
+}
+
+// openFrames opens (or, on a store without one, creates) the frame file
+// of a writable store whose schema is migrated. A store without the
+// frames_base marker gets a frame file whose base is the tables' size
+// (0 for a new store), synced, and then the marker, committed and synced:
+// from then on the tables are a read-only prefix. A crash between the two
+// leaves a frame file with no frames whose base is the tables' size: it
+// is adopted. A frame file with any other base, or with frames, and no
+// marker is refused: the frame file and the database do not belong
+// together.
+func (s *Store) openFrames(ctx context.Context) error {
+	fpath := FramesPath(s.path)
+	n, err := size(ctx, s.w)
+	if err != nil {
+		return err
+	}
+	base, err := readMarker(ctx, s.w)
+	switch {
+	case err == nil:
+		if base != n {
+			return fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d (the tables were written after the frame file was made)", s.path, n, base)
+		}
+		fr, cut, err := framelog.Open(fpath)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sqlite: open %s: the store's frame file %s is missing (records from %d on are in it): %w", s.path, fpath, base, err)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		}
+		if cut > 0 {
+			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
+		}
+		if fr.Base() != base {
+			fr.Close()
+			return fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
+		}
+		s.fr, s.base = fr, base
+		return nil
+	case !errors.Is(err, errNoMarker):
+		return err
+	}
+	fr, cut, err := framelog.Open(fpath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if fr, err = framelog.Create(fpath, n); err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		}
+	case err != nil:
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	default:
+		if cut > 0 {
+			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
+		}
+		if fr.Base() != n || fr.Frames() != 0 {
+			fr.Close()
+			return fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not continue the store's %d records and the store has no frames_base marker; refusing to adopt it", s.path, fpath, fr.Base(), fr.Frames(), n)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, "INSERT INTO frames_base(id, base) VALUES (0, ?)", n); err != nil {
+		fr.Close()
+		return fmt.Errorf("sqlite: open %s: write the frames_base marker: %w", s.path, err)
+	}
+	s.fl.commits++ // synced by Open's Flush
+	s.fr, s.base = fr, n
+	return nil
+}
+
+// openFramesReadOnly opens the frame file of a store opened read-only, if
+// the store has one (a store not yet opened by a binary with frame files
+// has only its tables). A torn tail is left in place and reported
+// (Torn); a frame file that does not verify is returned as a
+// *framelog.CorruptError with the seq it diverges at (see FramesCorrupt).
+func (s *Store) openFramesReadOnly(ctx context.Context) error {
+	fpath := FramesPath(s.path)
+	n, err := size(ctx, s.r)
+	if err != nil {
+		return err
+	}
+	var hasMarker int
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'frames_base'").Scan(&hasMarker); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	base := int64(-1)
+	if hasMarker > 0 {
+		if base, err = readMarker(ctx, s.r); errors.Is(err, errNoMarker) {
+			base = -1
+		} else if err != nil {
+			return err
+		}
+	}
+	if base < 0 {
+		// Tables only, unless a frame file with frames lies beside it.
+		if fr, _, err := framelog.OpenReadOnly(fpath); err == nil {
+			frames, fbase := fr.Frames(), fr.Base()
+			fr.Close()
+			if frames > 0 || fbase != n {
+				return fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not belong to the store (no frames_base marker, %d records)", s.path, fpath, fbase, frames, n)
+			}
+		}
+		s.base = n
+		return nil
+	}
+	if base != n {
+		return fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d", s.path, n, base)
+	}
+	fr, torn, err := framelog.OpenReadOnly(fpath)
+	if err != nil {
+		var ce *framelog.CorruptError
+		if errors.As(err, &ce) {
+			s.corrupt = &FramesCorruptError{Err: ce, Seq: max(ce.Seq, base)}
+			s.base = base
+			return nil
+		}
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	if fr.Base() != base {
+		fr.Close()
+		return fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
+	}
+	s.fr, s.base, s.torn = fr, base, torn
+	return nil
+}
+
+// FramesCorruptError is a frame file that does not verify, found by
+// OpenReadOnly: the store reads only the records before Seq (those of
+// the frames before the damaged one), and verification reports a
+// divergence there.
+type FramesCorruptError struct {
+	Err *framelog.CorruptError
+	// Seq is the first record of the damaged frame (as far as the frames
+	// before it say).
+	Seq int64
+}
+
+func (e *FramesCorruptError) Error() string {
+	return fmt.Sprintf("the frame file does not verify from record %d on: %v", e.Seq, e.Err)
+}
+
+func (e *FramesCorruptError) Unwrap() error { return e.Err }
+
+// Torn is the length of a torn tail left at the end of the frame file by
+// a read-only open (0 if none; a writable Open cuts it).
+func (s *Store) Torn() int64 { return s.torn }
+
+// FramesCorrupt returns the frame file's damage found by OpenReadOnly, or
+// nil: reads then stop at the damaged frame's first record.
+func (s *Store) FramesCorrupt() *FramesCorruptError { return s.corrupt }
+
+// loadHead sets the durable head from the newest frame that has one, or
+// from the tables' head (a migrated store with no frame head yet).
+func (s *Store) loadHead(ctx context.Context) ([]byte, error) {
+	if s.fr != nil {
+		for i := s.fr.Frames() - 1; i >= 0; i-- {
+			b, err := s.fr.ReadBatch(i)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: head: %w", err)
+			}
+			if len(b.Head) > 0 {
+				return bytes.Clone(b.Head), nil
+			}
+		}
+	}
+	if s.base == 0 {
+		return nil, nil
+	}
+	return s.tableHead(ctx)
+}
+
+// tableHead reads the head kept in the tables (a store written before
+// the frame file).
+func (s *Store) tableHead(ctx context.Context) ([]byte, error) {
+	var note []byte
+	err := s.r.QueryRowContext(ctx, "SELECT note FROM head WHERE id = 0").Scan(&note)
+	switch {
+	case err == nil:
+		return note, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	}
+	// A store last written by a binary without heads (opened read-only,
+	// so not migrated) has no such table.
+	var n int
+	if qerr := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'head'").Scan(&n); qerr == nil && n == 0 {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("sqlite: head: %w", err)
+}
+
+// catchUpCheckpoints copies the history heads of the frames (flag
+// HeadHistory) past the checkpoints table's newest size into the table:
+// they are inserted after each Sync without a sync of their own, so a
+// crash may have lost the newest. The frames are the evidence; the table
+// is a copy kept for queries.
+func (s *Store) catchUpCheckpoints(ctx context.Context) error {
+	var newest int64
+	if err := s.w.QueryRowContext(ctx, "SELECT COALESCE(MAX(size), -1) FROM checkpoints").Scan(&newest); err != nil {
+		return fmt.Errorf("sqlite: open %s: checkpoints: %w", s.path, err)
+	}
+	from := 0
+	if newest >= s.base {
+		i, _, err := s.fr.Find(newest)
+		if errors.Is(err, framelog.ErrNotFound) {
+			return nil // nothing in the frames past it
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		}
+		from = i
+	}
+	var cps []audit.Checkpoint
+	for i := from; i < s.fr.Frames(); i++ {
+		b, err := s.fr.ReadBatch(i)
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		}
+		size := b.FirstSeq + int64(len(b.Records))
+		if !b.HeadHistory || size <= newest {
+			continue
+		}
+		c, err := headCheckpoint(bytes.Clone(b.Head))
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: the history head of frame %d: %w", s.path, i, err)
+		}
+		if c.Size != size {
+			return fmt.Errorf("sqlite: open %s: the history head of frame %d has size %d, the frame ends at %d", s.path, i, c.Size, size)
+		}
+		cps = append(cps, c)
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	if err := s.insertCheckpoints(ctx, cps); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	s.fl.commits++ // synced by Open's Flush
+	return nil
+}
+
+// headCheckpoint parses a signed checkpoint note without verifying its
+// signature (Verify does): the text before the blank line.
+func headCheckpoint(note []byte) (audit.Checkpoint, error) {
+	i := bytes.Index(note, []byte("\n\n"))
+	if i < 0 {
+		return audit.Checkpoint{}, errors.New("not a signed note")
+	}
+	_, size, hash, at, err := audit.ParseCheckpoint(note[:i+1])
+	if err != nil {
+		return audit.Checkpoint{}, err
+	}
+	return audit.Checkpoint{Size: size, Hash: hash, Time: at, Note: note}, nil
+}
+
+// insertCheckpoints adds history heads to the checkpoints table in one
+// transaction, committed without a sync (the frames hold them durably);
+// one already there is left as it is.
+func (s *Store) insertCheckpoints(ctx context.Context, cps []audit.Checkpoint) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("insert checkpoints: %w", err)
+	}
+	defer tx.Rollback()
+	for _, c := range cps {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO checkpoints(size, hash, time_ns, note) VALUES (?, ?, ?, ?) ON CONFLICT(size) DO NOTHING",
+			c.Size, c.Hash[:], c.Time.UnixNano(), c.Note); err != nil {
+			return fmt.Errorf("insert checkpoint %d: %w", c.Size, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("insert checkpoints: commit: %w", err)
+	}
+	return nil
+}
+
+// frameErr maps the frame file's errors to the audit.Store ones.
+func frameErr(what string, err error) error {
+	switch {
+	case errors.Is(err, framelog.ErrNotFound):
+		return fmt.Errorf("sqlite: %s: %w (%v)", what, audit.ErrNotFound, err)
+	case errors.Is(err, framelog.ErrClosed):
+		return fmt.Errorf("sqlite: %s: %w", what, audit.ErrClosed)
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}
+
+// readFrameRecords appends records [from, to), all at or above base, from
+// the frames to out.
+func (s *Store) readFrameRecords(out []audit.Record, from, to int64) ([]audit.Record, error) {
+	if s.fr == nil {
+		return nil, fmt.Errorf("sqlite: read records: record %d: %w", from, audit.ErrNotFound)
+	}
+	i, _, err := s.fr.Find(from)
+	if err != nil {
+		return nil, frameErr("read records", err)
+	}
+	for seq := from; seq < to; i++ {
+		b, err := s.fr.ReadBatch(i)
+		if err != nil {
+			return nil, frameErr("read records", err)
+		}
+		for k := seq - b.FirstSeq; k < int64(len(b.Records)) && seq < to; k++ {
+			out = append(out, audit.Record{Seq: seq, Data: b.Records[k]})
+			seq++
+		}
+	}
+	return out, nil
+}
+
+// readFrameSeqs returns the records at seqs (each at or above base) that
+// the frames hold, reading each frame once.
+func (s *Store) readFrameSeqs(seqs []int64, data map[int64][]byte) error {
+	if s.fr == nil || len(seqs) == 0 {
+		return nil
+	}
+	sorted := append([]int64(nil), seqs...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+	var b framelog.Batch
+	cur := -1
+	for _, x := range sorted {
+		i, _, err := s.fr.Find(x)
+		if errors.Is(err, framelog.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return frameErr("search", err)
+		}
+		if i != cur {
+			if b, err = s.fr.ReadBatch(i); err != nil {
+				return frameErr("search", err)
+			}
+			cur = i
+		}
+		data[x] = b.Records[x-b.FirstSeq]
+	}
+	return nil
+}
+
+// readHashesSplit reads hashes below the frames' first hash index from
+// the tables and the others from the frames.
+func (s *Store) readHashesSplit(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return []tlog.Hash{}, nil
+	}
+	hb := tlog.StoredHashCount(s.base)
+	low := 0
+	for _, x := range indexes {
+		if x < hb {
+			low++
+		}
+	}
+	if low == 0 {
+		if s.fr == nil {
+			return nil, fmt.Errorf("sqlite: read hashes: %w", audit.ErrNotFound)
+		}
+		out, err := s.fr.ReadHashes(indexes)
+		if err != nil {
+			return nil, frameErr("read hashes", err)
+		}
+		return out, nil
+	}
+	if low == len(indexes) {
+		return s.readTableHashes(ctx, indexes)
+	}
+	var lo, hi []int64
+	for _, x := range indexes {
+		if x < hb {
+			lo = append(lo, x)
+		} else {
+			hi = append(hi, x)
+		}
+	}
+	lh, err := s.readTableHashes(ctx, lo)
+	if err != nil {
+		return nil, err
+	}
+	if s.fr == nil {
+		return nil, fmt.Errorf("sqlite: read hash %d: %w", hi[0], audit.ErrNotFound)
+	}
+	hh, err := s.fr.ReadHashes(hi)
+	if err != nil {
+		return nil, frameErr("read hashes", err)
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < hb {
+			out[i], lh = lh[0], lh[1:]
+		} else {
+			out[i], hh = hh[0], hh[1:]
+		}
+	}
+	return out, nil
+}
