@@ -111,15 +111,18 @@ func allowToDeny(b []byte) []byte {
 	return bytes.Replace(b, []byte(`"allow"`), []byte(`"deny"`), 1)
 }
 
-// verifyOffline runs what `warden verify --data-dir` runs.
+// verifyOffline runs what `warden verify --data-dir` runs: a read-only
+// open (a torn tail of the frame file is left and reported, never cut)
+// and the newest head of the checkpoint file, the head file and the
+// store's last frame.
 func verifyOffline(t *testing.T, e *env) (audit.Report, error) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), e.cfg.Path)
+	st, err := sqlite.OpenReadOnly(context.Background(), e.cfg.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ext, err := os.ReadFile(e.cfg.CheckpointFile)
+	ext, err := audit.ReadHead(context.Background(), st, e.cfg.CheckpointFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,14 +183,14 @@ func TestTamper(t *testing.T) {
 			wantSeq: 10, wantCP: -1, want: "entry 10: leaf hash mismatch",
 		},
 		{
-			name: "tail cut inside a frame",
+			name: "records from 45 cut with their hashes and heads",
 			tamper: func(t *testing.T, e *env) {
 				editFrames(t, e, func(f *framelogtest.File) error { return f.TruncateAt(45) })
 			},
 			wantSeq: 45, wantCP: 50, want: "store has 45 entries but the checkpoint file says 50: the store was truncated or rolled back",
 		},
 		{
-			name: "tail cut with its checkpoints",
+			name: "records from 45 cut with their checkpoints",
 			tamper: func(t *testing.T, e *env) {
 				editFrames(t, e, func(f *framelogtest.File) error { return f.TruncateAt(45) })
 				execDB(t, e, dropTriggers, "DELETE FROM checkpoints WHERE size > 45")
@@ -309,7 +312,9 @@ func TestTamper(t *testing.T) {
 					return f.SetHead(last, c.Note, false)
 				})
 			},
-			wantSeq: -1, wantCP: 51, want: "audit: checkpoint signature invalid",
+			// The store's head claims the larger tree, so it is the one
+			// verified (as the external head: Verify names it so).
+			wantSeq: -1, wantCP: -1, want: "checkpoint file: audit: checkpoint signature invalid",
 		},
 		{
 			name: "checkpoint replaced by an older one",
