@@ -142,6 +142,17 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
+		if fc := s.FramesCorrupt(); fc != nil {
+			// Damage inside the frame file is a divergence at the frame's
+			// first entry, not an I/O error.
+			s.Close()
+			fmt.Fprintf(stdout, "FAILED: entry %d: the frame file does not verify from there on: %v\n", fc.Seq, fc.Err)
+			return &exitError{code: 1, err: fmt.Errorf("audit log does not verify")}
+		}
+		if n := s.Torn(); n > 0 {
+			fmt.Fprintf(stderr, "warning: the frame file %s ends with %d bytes of a write cut short (a crash); left in place, the gateway cuts them at its next start\n",
+				sqlite.FramesPath(db), n)
+		}
 		st = s
 	}
 	defer st.Close()

@@ -189,7 +189,10 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // OpenReadOnly opens an existing store for reading only (for offline
 // verification): nothing is created or migrated, and Append and
-// PutCheckpoint fail.
+// PutCheckpoint fail. The frame file is verified but never written: a
+// torn tail is left in place (Torn says how long it is); a frame file
+// damaged elsewhere still opens, but every read then fails and
+// FramesCorrupt says from which record and frame it does not verify.
 func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -272,6 +275,11 @@ func (s *Store) Close() error {
 func (s *Store) check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("sqlite: %w", audit.ErrClosed)
+	}
+	if s.corrupt != nil {
+		// A read-only store whose frame file does not verify serves
+		// nothing: FramesCorrupt says where it stops verifying.
+		return fmt.Errorf("sqlite: %s: %w", s.path, s.corrupt)
 	}
 	if s.fl != nil {
 		// After a failed flush nothing is served: the Log fails its
