@@ -76,6 +76,7 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 		name   string
 		tamper func(t *testing.T, dir string)
 		want   string
+		also   string // in the output too, if set
 	}{
 		{
 			name: "record edited, both CRCs fixed",
@@ -131,6 +132,7 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 				}
 			},
 			want: "FAILED: store has 31 entries but the checkpoint file says 32",
+			also: "bytes of a write cut short",
 		},
 		{
 			name: "a middle frame's byte flipped, CRC not fixed",
@@ -139,16 +141,16 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			// The read-only store reads none of a damaged frame file yet,
-			// so the cut is reported at 0, not at frame 10's seq.
-			want: "FAILED: store has 0 entries but the checkpoint file says 32",
+			want: "FAILED: entry 10: the frame file does not verify from there on: framelog: ",
+			also: "corrupt frame 10 at offset ",
 		},
 		{
 			name: "two frames swapped, CRCs valid",
 			tamper: func(t *testing.T, dir string) {
 				edit(t, dir, func(f *framelogtest.File) error { return f.SwapFrames(5, 6) })
 			},
-			want: "FAILED: store has 0 entries but the checkpoint file says 32",
+			want: "FAILED: entry 5: the frame file does not verify from there on: framelog: ",
+			also: "corrupt frame 5 at offset ",
 		},
 	}
 	for _, tc := range tests {
@@ -157,7 +159,7 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 			copyDir(t, clean, dir)
 			tc.tamper(t, dir)
 			out, code := runCmd(t, newVerifyCmd(), "--data-dir", dir)
-			if code != 1 || !strings.Contains(out, tc.want) {
+			if code != 1 || !strings.Contains(out, tc.want) || !strings.Contains(out, tc.also) {
 				t.Fatalf("exit %d, want 1 and %q:\n%s", code, tc.want, out)
 			}
 		})
