@@ -451,6 +451,18 @@ func TestUntamperedVerifies(t *testing.T) {
 	if rep.Size != 50 || rep.Checkpoints != 6 || rep.Latest.Size != 50 || rep.UnsignedTail != 0 {
 		t.Fatalf("report = %+v", rep)
 	}
+	// The evidence the suite attacks is where it edits: every record in
+	// the frame file, none in the entries table.
+	f, err := framelogtest.Read(sqlite.FramesPath(e.cfg.Path))
+	if err != nil || f.Base != 0 || f.Size() != 50 || f.Torn != 0 {
+		t.Fatalf("frame file: %v", err)
+	}
+	db := rawDB(t, e)
+	var rows int
+	if err := db.QueryRow("SELECT count(*) FROM entries").Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("entries table: %d rows, %v", rows, err)
+	}
+	db.Close()
 	if err := e.open(t); err != nil {
 		t.Fatal(err)
 	}
