@@ -24,6 +24,7 @@ type component struct {
 var components = []component{
 	{"audit: search indexer goroutine", regexp.MustCompile(`audit\.\(\*Indexer\)`)},
 	{"audit: writer goroutine (group commit, SQLite, fsync, signing)", regexp.MustCompile(`audit\.\(\*Log\)\.(run|commit|fileLoop)$`)},
+	{"audit: flush goroutine (fdatasync, hand-off to the index)", regexp.MustCompile(`audit\.\(\*Log\)\.flushLoop$`)},
 	{"audit: Append on the caller (entry id, canonical JSON)", regexp.MustCompile(`audit\.(\(\*Log\)\.prepare|Marshal)$`)},
 	{"audit: Append on the caller (hand-off and wait)", regexp.MustCompile(`audit\.\(\*Log\)\.(Append|appendInOrder)$`)},
 	{"gateway: completion goroutine (besides Append)", regexp.MustCompile(`gateway\.\(\*Gateway\)\.(complete\.func\d+|completionWorker|finishCall)$`)},

@@ -25,6 +25,7 @@ func TestParseTraces(t *testing.T) {
 	want := map[string]time.Duration{
 		"audit: search indexer goroutine":                                20 * time.Millisecond,
 		"audit: writer goroutine (group commit, SQLite, fsync, signing)": 40 * time.Millisecond,
+		"audit: flush goroutine (fdatasync, hand-off to the index)":      30 * time.Millisecond,
 		"audit: Append on the caller (entry id, canonical JSON)":         10 * time.Millisecond,
 		"gateway: completion entry (outcome, mask actions)":              10 * time.Millisecond,
 		"runtime: GC (background workers)":                               10 * time.Millisecond,

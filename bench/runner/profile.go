@@ -40,6 +40,11 @@ func (p *profiler) capture(ctx context.Context, t *Target, d time.Duration, labe
 		p.notes = append(p.notes, fmt.Sprintf("%s %s: CPU profile not taken: %v", t.Name, label, err))
 		return
 	}
+	// What follows the load is not bound by the stage's deadline (load +
+	// 10 s): `go tool pprof` may first have to build itself, which on a
+	// busy machine took longer than what was left of it. Each step has a
+	// timeout of its own.
+	ctx = context.WithoutCancel(ctx)
 	if by, total, err := cpuComponents(ctx, cpuFile); err != nil {
 		p.notes = append(p.notes, fmt.Sprintf("%s %s: CPU by component not computed: %v", t.Name, label, err))
 	} else {
