@@ -305,7 +305,8 @@ func (f *File) flatHashes() []tlog.Hash {
 	return hs
 }
 
-// record is record seq by position, for files being renumbered.
+// recordAt is record seq counted by position from Base (the frames'
+// first seqs may be stale while a File is being renumbered).
 func (f *File) recordAt(seq int64) []byte {
 	n := f.Base
 	for _, b := range f.Frames {
