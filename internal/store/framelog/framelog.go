@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -321,6 +322,15 @@ func (l *Log) fail(err error) error {
 	return err
 }
 
+// Err is the error that failed the log (a write or Sync), or nil: after
+// it every Append and Sync fails until the log is reopened.
+func (l *Log) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Base is the sequence number of the log's first record.
 func (l *Log) Base() int64 { return l.base }
 
@@ -345,7 +355,9 @@ func (l *Log) AppendBatch(b *Batch) error {
 // frame is not visible to reads until a Sync that starts after Append
 // returns has succeeded. A batch that does not start where the log ends
 // is refused (ErrChain) without writing; after a failed write every
-// later call fails (ErrFailed).
+// later call fails (ErrFailed), except after a write refused for lack
+// of space (ENOSPC, EDQUOT) whose partial bytes could be cut off again:
+// then the log is as before the call and the error is returned.
 func (l *Log) Append(payload []byte) error {
 	if err := l.check(); err != nil {
 		return err
@@ -364,6 +376,11 @@ func (l *Log) Append(payload []byte) error {
 	return l.write(x.first, x.count)
 }
 
+// noSpace reports a write refused for lack of space (ENOSPC, EDQUOT).
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // write finishes the frame in l.buf (header space, then payload) and
 // writes it.
 func (l *Log) write(first int64, count int) error {
@@ -374,7 +391,19 @@ func (l *Log) write(first int64, count int) error {
 	binary.LittleEndian.PutUint32(fr[8:], crc32.Checksum(p, castagnoli))
 	binary.LittleEndian.PutUint32(fr[12:], crc32.Checksum(fr[:12], castagnoli))
 	if _, err := l.f.WriteAt(fr, l.end); err != nil {
-		return l.fail(fmt.Errorf("framelog: append to %s at offset %d: %w", l.path, l.end, err))
+		err = fmt.Errorf("framelog: append to %s at offset %d: %w", l.path, l.end, err)
+		if noSpace(err) {
+			// A full disk or quota: the frame's bytes that were written
+			// are cut off again, and the log is as it was before the
+			// call (the disk filling up must not need a restart, as a
+			// SQLite transaction that fails with SQLITE_FULL does not).
+			// If the cut fails, the log fails closed.
+			if terr := l.f.Truncate(l.end); terr != nil {
+				return l.fail(fmt.Errorf("%w; cutting the partial frame off failed: %v", err, terr))
+			}
+			return err
+		}
+		return l.fail(err)
 	}
 	l.mu.Lock()
 	l.idx = append(l.idx, frameRef{off: l.end, first: first, count: uint32(count), plen: uint32(len(p))})

@@ -88,8 +88,12 @@ func (s *Store) AppendNoFlush(ctx context.Context, b audit.Batch) error {
 		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
 	case err != nil:
 		// A failed write: what reached the file is unknown, the frame
-		// log refuses further writes, and the store fails closed.
-		s.fl.failed.CompareAndSwap(nil, &err)
+		// log refuses further writes, and the store fails closed;
+		// unless the frame log could undo it (a full disk: framelog
+		// cuts the partial frame off), then only this batch fails.
+		if ferr := s.fr.Err(); ferr != nil {
+			s.fl.failed.CompareAndSwap(nil, &ferr)
+		}
 		return fmt.Errorf("sqlite: append [%d, %d): %w", first, last, err)
 	}
 	s.fl.committed = last
