@@ -2,9 +2,14 @@ package audit_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/framelog"
@@ -225,5 +230,46 @@ func TestTamperCutInsideFrame(t *testing.T) {
 	}
 	if err := e.open(t); !errors.As(err, &d) || d.Seq != cut {
 		t.Fatalf("Open = %v, want a divergence at %d", err, cut)
+	}
+}
+
+// TestTamperForgedFrameHistoryHead: a history head inside a middle frame
+// replaced by one signed with another key, and the checkpoint rows from
+// it on deleted so that Open copies the frames' history heads back into
+// the table (the table is a copy caught up from the frames). Open
+// verifies the copied head and refuses, pointing at it.
+//
+// Offline verification (read-only, no catch-up) reads only the table and
+// the newest head, so it passes this store: the records are intact, but
+// `warden verify` and start-up disagree (decision 043, what is left).
+func TestTamperForgedFrameHistoryHead(t *testing.T) {
+	e := tamperEnv(t)
+	skey, _, _ := note.GenerateKey(rand.Reader, "test-audit")
+	s, _ := note.NewSigner(skey)
+	editFrames(t, e, func(f *framelogtest.File) error {
+		i, err := f.FrameOf(30)
+		if err != nil {
+			return err
+		}
+		if b := f.Frames[i]; !b.HeadHistory || b.FirstSeq+int64(len(b.Records)) != 31 {
+			t.Fatalf("frame %d (records from %d, %d of them) does not carry checkpoint 31", i, b.FirstSeq, len(b.Records))
+		}
+		c, err := audit.SignCheckpoint(s, 31, tlog.Hash{}, e.log0time())
+		if err != nil {
+			return err
+		}
+		return f.SetHead(i, c.Note, true)
+	})
+	execDB(t, e, dropTriggers, "DELETE FROM checkpoints WHERE size > 21")
+	var d *audit.Divergence
+	err := e.open(t)
+	if !errors.As(err, &d) || d.CheckpointSize != 31 || !strings.Contains(d.Msg, "checkpoint signature invalid") {
+		if err == nil {
+			e.close(t)
+		}
+		t.Fatalf("Open = %v, want a divergence at checkpoint 31", err)
+	}
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 31 {
+		t.Fatalf("Verify after Open copied the head into the table = %v, want a divergence at checkpoint 31", err)
 	}
 }
