@@ -119,9 +119,13 @@ func TestSyslogRsyslog10k(t *testing.T) {
 	}
 }
 
-// TestSyslogRsyslogRestart: rsyslog is stopped while events flow and
+// TestSyslogRsyslogRestart: rsyslog is stopped on a sink that has an
+// open connection to it, events are sent while it is down, and it is
 // started again; everything arrives, in order (a batch in flight may
-// arrive twice).
+// arrive twice). The second half is sent only once rsyslog is down (and
+// the first half written), so the downtime is always seen: when both
+// halves raced the restart, a busy machine could send all of them
+// before the stop.
 func TestSyslogRsyslogRestart(t *testing.T) {
 	r := exporttest.StartRsyslog(t, nil)
 	evs := syslogEvents(t, 3000)
@@ -130,10 +134,14 @@ func TestSyslogRsyslogRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	done := make(chan int)
-	go func() { done <- sendAll(t, s, evs) }()
-	waitFor(t, "some messages", func() bool { b, _ := os.ReadFile(r.Out); return bytes.Count(b, []byte("\n")) > 500 })
+	half := len(evs) / 2
+	if f := sendAll(t, s, evs[:half]); f != 0 {
+		t.Fatalf("%d failed sends while rsyslog was up", f)
+	}
+	waitLines(t, r, half)
 	r.Stop()
+	done := make(chan int)
+	go func() { done <- sendAll(t, s, evs[half:]) }()
 	time.Sleep(300 * time.Millisecond)
 	exporttest.StartRsyslog(t, r)
 	failures := <-done
