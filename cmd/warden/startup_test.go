@@ -137,7 +137,7 @@ func TestStartupRefusesTamperedStore(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"warden.yaml": cfg})
 	stopServe(t, startServe(t, filepath.Join(dir, "warden.yaml"), admin))
 	db := filepath.Join(dir, "data", "audit.db")
-	sqlExec(t, db, dropAllTriggers, `UPDATE entries SET data = CAST(REPLACE(CAST(data AS TEXT), 'gateway', 'gatewaX') AS BLOB) WHERE seq = 0`)
+	replaceInRecord(t, db, 0, "gateway", "gatewaX")
 	code, out := runWarden(t, dir, "serve", "--config", "warden.yaml")
 	if code != 1 {
 		t.Fatalf("serve on a tampered store: exit %d:\n%s", code, out)

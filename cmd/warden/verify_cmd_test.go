@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,14 +91,7 @@ func TestKeygenAndVerify(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "[11, 21)") {
 		t.Fatalf("tampered segment: exit %d\n%s", code, out)
 	}
-	db, err := sql.Open("sqlite", "file:"+cfg.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DROP TRIGGER entries_no_update; UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), '"model":"m"', '"model":"x"') AS BLOB) WHERE seq = 7`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	replaceInRecord(t, cfg.Path, 7, `"model":"m"`, `"model":"x"`)
 	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir)
 	if code != 1 || !strings.Contains(out, "FAILED: entry 7: leaf hash mismatch") {
 		t.Fatalf("tampered store: exit %d\n%s", code, out)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/store/framelog/framelogtest"
 	"github.com/wardenhq/warden/internal/store/postgres"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 	"github.com/wardenhq/warden/internal/witness/witnesstest"
@@ -173,6 +174,41 @@ func sqlExec(t *testing.T, path string, stmts ...string) {
 	}
 }
 
+// editFrames rewrites the frame file of the closed store at db (its
+// records, tree hashes and batch heads) with edit applied; every CRC and
+// the chain stay valid (framelogtest), so only the tree and the signed
+// heads can give the edit away.
+func editFrames(t *testing.T, db string, edit func(f *framelogtest.File) error) {
+	t.Helper()
+	path := sqlite.FramesPath(db)
+	f, err := framelogtest.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edit(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceInRecord replaces old by new in record seq of the store at db.
+func replaceInRecord(t *testing.T, db string, seq int64, old, new string) {
+	t.Helper()
+	editFrames(t, db, func(f *framelogtest.File) error {
+		b, err := f.Record(seq)
+		if err != nil {
+			return err
+		}
+		nb := bytes.ReplaceAll(b, []byte(old), []byte(new))
+		if bytes.Equal(nb, b) {
+			return fmt.Errorf("record %d has no %q", seq, old)
+		}
+		return f.SetRecord(seq, nb)
+	})
+}
+
 const dropAllTriggers = `DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete;
 DROP TRIGGER hashes_no_update; DROP TRIGGER hashes_no_delete;
 DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;`
@@ -215,7 +251,8 @@ func expectRefusedStart(t *testing.T, e *witnessedEnv, want string) {
 }
 
 // TestWitnessTamperTruncateWithOlderCheckpoint: the tail of the log is
-// cut (entries, hashes, checkpoints and cosignatures) and the database's
+// cut (records, hashes and heads in the frame file, checkpoints and
+// cosignatures in the databases) and the database's
 // own older signed checkpoint is put into the checkpoint file. `warden
 // verify` passes on that alone; given the witness's cosigned checkpoint it
 // fails, and the gateway refuses to start because the witness remembers.
@@ -237,9 +274,22 @@ func TestWitnessTamperTruncateWithOlderCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	sqlExec(t, e.db(), dropAllTriggers, "DELETE FROM entries WHERE seq >= 45",
-		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(45)),
-		"DELETE FROM checkpoints WHERE size > 41", "DELETE FROM head", "PRAGMA wal_checkpoint(TRUNCATE)")
+	// The records from 45 on go with their hashes and heads (cut in the
+	// frame file, CRCs and chain valid); so do the heads signed after the
+	// batches past 41, which would give the cut away, and the history
+	// past 41.
+	editFrames(t, e.db(), func(f *framelogtest.File) error {
+		if err := f.TruncateAt(45); err != nil {
+			return err
+		}
+		for i, b := range f.Frames {
+			if b.FirstSeq+int64(len(b.Records)) > 41 {
+				f.SetHead(i, nil, false)
+			}
+		}
+		return nil
+	})
+	sqlExec(t, e.db(), dropAllTriggers, "DELETE FROM checkpoints WHERE size > 41", "PRAGMA wal_checkpoint(TRUNCATE)")
 	sqlExec(t, filepath.Join(e.dir, "cosignatures.db"), "DROP TRIGGER cosignatures_no_delete", "DELETE FROM cosignatures WHERE size > 41")
 	if err := os.WriteFile(filepath.Join(e.dir, "audit.checkpoint"), old, 0o644); err != nil {
 		t.Fatal(err)
@@ -377,6 +427,7 @@ func rewriteStore(t *testing.T, e *witnessedEnv, seq int64) {
 		os.Remove(p + "-wal")
 		os.Remove(p + "-shm")
 	}
+	os.Remove(sqlite.FramesPath(e.db()))
 	st, err := sqlite.Open(ctx, e.db())
 	if err != nil {
 		t.Fatal(err)

@@ -15,9 +15,9 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog/framelogtest"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
 
@@ -177,11 +177,15 @@ func readFile(t *testing.T, path string) []byte {
 // crash, delete the entries the store's own checkpoints do not cover
 // (with their tree hashes), which used to leave a store that verified.
 // The head signed after every batch covers every acknowledged entry (in
-// the store, committed with the batch, and in the head file), so Verify
-// and Open refuse the shortened store, with or without the head file.
-// Deleting the store's head row as well leaves the checkpoint file's
-// older head: then only a witness that cosigned a later head catches it
-// (cmd/warden TestWitnessTamper*).
+// the frame of the batch, and in the head file), so Verify and Open
+// refuse the shortened store. The records, hashes and heads are in the
+// frame file (decision 042): cutting its tail at the last frame carrying
+// a history checkpoint takes the heads of the cut frames with it, so the
+// head file is what catches it; a cut that leaves the newest head in the
+// last frame (the attacker forgot it, as the old attack left the head
+// row) is caught without the head file. With every later head gone, the
+// checkpoint file's older head is all that is left; a witness that
+// cosigned a later head catches that (cmd/warden TestWitnessTamper*).
 func TestTamperDeleteTailAfterCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test spawns processes")
@@ -189,35 +193,65 @@ func TestTamperDeleteTailAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[int64]string{}
 	crashOnce(t, dir, 400, acked)
-	db, err := sql.Open("sqlite", "file:"+dir+"/audit.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var maxAcked int64
 	for seq := range acked {
 		maxAcked = max(maxAcked, seq)
 	}
+	frames := sqlite.FramesPath(dir + "/audit.db")
+	orig, err := framelogtest.Read(frames)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The tail after the newest history checkpoint below the last
 	// acknowledged entry (the batch that carried the last history
 	// checkpoint may be the last acknowledged one: then that checkpoint
-	// goes too).
+	// goes too). The frames are the evidence: the checkpoints table may
+	// lag them after a crash.
 	var signed int64
-	if err := db.QueryRow("SELECT max(size) FROM checkpoints WHERE size <= ?", maxAcked).Scan(&signed); err != nil {
-		t.Fatal(err)
+	var newestHead []byte
+	for _, b := range orig.Frames {
+		end := b.FirstSeq + int64(len(b.Records))
+		if b.HeadHistory && end <= maxAcked {
+			signed = end
+		}
+		if b.Head != nil {
+			newestHead = b.Head
+		}
 	}
-	mustExec(t, db, dropTriggers, fmt.Sprintf("DELETE FROM checkpoints WHERE size > %d", signed),
-		fmt.Sprintf("DELETE FROM entries WHERE seq >= %d", signed),
-		fmt.Sprintf("DELETE FROM hashes WHERE idx >= %d", tlog.StoredHashCount(signed)))
-	db.Close()
+	if signed == 0 || newestHead == nil {
+		t.Fatalf("no history checkpoint below %d in the frames", maxAcked)
+	}
+	cut := func(keepHead bool) {
+		t.Helper()
+		f, err := framelogtest.Read(frames)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.TruncateAt(signed); err != nil {
+			t.Fatal(err)
+		}
+		if keepHead {
+			f.SetHead(len(f.Frames)-1, newestHead, false)
+		}
+		if err := f.Write(frames); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", "file:"+dir+"/audit.db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		mustExec(t, db, dropTriggers, fmt.Sprintf("DELETE FROM checkpoints WHERE size > %d", signed))
+	}
+	cut(false)
 
 	verify := func() error {
-		st, err := sqlite.Open(context.Background(), dir+"/audit.db")
+		st, err := sqlite.OpenReadOnly(context.Background(), dir+"/audit.db")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		ext, err := audit.ReadExternal(dir + "/audit.checkpoint")
+		ext, err := audit.ReadHead(context.Background(), st, dir+"/audit.checkpoint")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,44 +260,56 @@ func TestTamperDeleteTailAfterCrash(t *testing.T) {
 	}
 	var d *audit.Divergence
 	if err := verify(); !errors.As(err, &d) || !strings.Contains(d.Msg, "the store was truncated or rolled back") || d.Seq != signed || d.CheckpointSize <= maxAcked {
-		t.Fatalf("tail of %d acknowledged entries deleted after a crash: Verify = %v", maxAcked+1-signed, err)
+		t.Fatalf("tail of %d acknowledged entries cut after a crash: Verify = %v", maxAcked+1-signed, err)
 	}
-	cfg := audit.Config{}
-	cfg.SetDefaults()
-	cfg.Resolve(dir)
-	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "crash-audit")
-	if err != nil {
-		t.Fatal(err)
+	open := func() error {
+		t.Helper()
+		cfg := audit.Config{}
+		cfg.SetDefaults()
+		cfg.Resolve(dir)
+		s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "crash-audit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := sqlite.Open(context.Background(), cfg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		l, err := audit.Open(context.Background(), st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler)))
+		if err == nil {
+			l.Close(context.Background())
+		}
+		return err
 	}
-	st, err := sqlite.Open(context.Background(), cfg.Path)
-	if err != nil {
-		t.Fatal(err)
+	if err := open(); !errors.As(err, &d) || d.Seq != signed {
+		t.Fatalf("Open on the shortened store = %v, want a divergence at %d", err, signed)
 	}
-	defer st.Close()
-	if _, err := audit.Open(context.Background(), st, cfg, s, v, audit.WithLogger(slog.New(slog.DiscardHandler))); !errors.As(err, &d) {
-		t.Fatalf("Open on the shortened store = %v, want a divergence", err)
-	}
-	// Without the head file, the head the store committed with its last
-	// batch (ReadHead, as Open and warden verify read it) still covers
-	// every acknowledged entry.
-	os.Remove(audit.HeadPath(dir + "/audit.checkpoint"))
+	headFile := audit.HeadPath(dir + "/audit.checkpoint")
+	savedHead := readFile(t, headFile)
+	os.Remove(headFile)
+	// The limit, stated: the heads of the cut frames went with them, and
+	// the checkpoint file holds a history checkpoint no newer than the
+	// cut unless the child wrote a later one before it was killed.
 	if err := verify(); err != nil {
 		t.Logf("without the head file, the files alone: %v", err)
 	}
-	ro, err := sqlite.OpenReadOnly(context.Background(), dir+"/audit.db")
-	if err != nil {
+
+	// The same cut leaving the newest head in the last frame: the store's
+	// own head (ReadHead, as Open and warden verify read it) covers every
+	// acknowledged entry.
+	if err := os.WriteFile(headFile, savedHead, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer ro.Close()
-	head, err := audit.ReadHead(context.Background(), ro, dir+"/audit.checkpoint")
-	if err != nil {
+	if err := orig.Write(frames); err != nil {
 		t.Fatal(err)
 	}
-	_, err = audit.Verify(context.Background(), ro, mustVerifier(t, dir), audit.VerifyOptions{External: head, SingleWriter: true})
-	if !errors.As(err, &d) || d.Seq != signed || d.CheckpointSize <= maxAcked {
-		t.Fatalf("tail deleted and head file removed: Verify with the store's head = %v, want the truncation found", err)
+	cut(true)
+	os.Remove(headFile)
+	if err := verify(); !errors.As(err, &d) || d.Seq != signed || d.CheckpointSize <= maxAcked {
+		t.Fatalf("tail cut, newest head kept in the last frame, head file removed: Verify = %v, want the truncation found", err)
 	}
-	// The limit, stated: with the store's head row deleted as well, the
-	// older checkpoint file is all that is left; a witness that cosigned
-	// a later head catches it.
+	if err := open(); !errors.As(err, &d) || d.Seq != signed {
+		t.Fatalf("Open on the shortened store with the newest head in its last frame = %v, want a divergence at %d", err, signed)
+	}
 }

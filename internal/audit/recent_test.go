@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog/framelogtest"
 )
 
 // startup_verify: recent verifies only the recent entries before serving
@@ -21,15 +22,7 @@ func TestStartupVerifyRecent(t *testing.T) {
 	t.Run("old entry changed: found in the background", func(t *testing.T) {
 		e := tamperEnv(t) // 50 entries, checkpoints 1, 11, 21, 31, 41, 50
 		recent(&e.cfg)
-		db := rawDB(t, e)
-		b := entryData(t, db, 5)
-		i := strings.Index(string(b), "req-")
-		b[i+4] ^= 1
-		mustExec(t, db, dropTriggers)
-		if _, err := db.Exec("UPDATE entries SET data = ? WHERE seq = 5", b); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		editRecord(t, e, 5, flipReq)
 		if err := e.open(t); err != nil {
 			t.Fatalf("Open (recent) refused a change outside the window: %v", err)
 		}
@@ -58,9 +51,7 @@ func TestStartupVerifyRecent(t *testing.T) {
 	t.Run("recent entry changed: refused at start", func(t *testing.T) {
 		e := tamperEnv(t)
 		recent(&e.cfg)
-		db := rawDB(t, e)
-		mustExec(t, db, dropTriggers, `UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), '"allow"', '"deny"') AS BLOB) WHERE seq = 40`)
-		db.Close()
+		editRecord(t, e, 40, allowToDeny)
 		var d *audit.Divergence
 		if err := e.open(t); !errors.As(err, &d) || d.Seq != 40 {
 			t.Fatalf("Open (recent) = %v, want a divergence at entry 40", err)
@@ -69,14 +60,11 @@ func TestStartupVerifyRecent(t *testing.T) {
 	t.Run("hashes under the anchor changed: refused at start", func(t *testing.T) {
 		e := tamperEnv(t)
 		recent(&e.cfg)
-		db := rawDB(t, e)
-		b := entryData(t, db, 5)
-		i := strings.Index(string(b), "req-")
-		b[i+4] ^= 1
-		mustExec(t, db, dropTriggers)
-		db.Exec("UPDATE entries SET data = ? WHERE seq = 5", b)
-		rehash(t, db) // consistent hashes, but not what checkpoint 31 signed
-		db.Close()
+		editFrames(t, e, func(f *framelogtest.File) error {
+			b, _ := f.Record(5)
+			flipReq(b)
+			return f.Rehash(0, f.Size()) // consistent hashes, but not what checkpoint 31 signed
+		})
 		var d *audit.Divergence
 		if err := e.open(t); !errors.As(err, &d) || d.CheckpointSize != 31 || !strings.Contains(d.Msg, "does not match the stored tree hashes") {
 			t.Fatalf("Open (recent) = %v, want a divergence at checkpoint 31", err)

@@ -1,0 +1,275 @@
+package audit_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog"
+	"github.com/wardenhq/warden/internal/store/framelog/framelogtest"
+	"github.com/wardenhq/warden/internal/store/sqlite"
+)
+
+// Attacks on the frame file that the CRCs catch: a frame damaged without
+// fixing its CRC, frames in the wrong order. framelog refuses them as
+// corruption naming the frame: the store does not open for writing (not
+// even with allow_unverified_start: nothing may be appended after a frame
+// that does not verify), and a read-only open reads only the frames
+// before the damaged one, so verification reports the log cut there.
+func TestTamperCorruptFrames(t *testing.T) {
+	tests := []struct {
+		name string
+		// tamper damages the frame file and returns the frame framelog
+		// must name.
+		tamper func(t *testing.T, path string, f *framelogtest.File) int
+	}{
+		{
+			name: "a byte of a middle frame's record flipped, CRC not fixed",
+			tamper: func(t *testing.T, path string, f *framelogtest.File) int {
+				i, err := f.FrameOf(23)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The payload's last bytes are the head; the record is
+				// before it. 16 header + 24 prefix + 4 hash count + hashes
+				// + 4 length: the record's first byte.
+				off := int64(16 + 28 + 32*len(f.Frames[i].Hashes) + 4)
+				if err := framelogtest.FlipByte(path, i, off, 0x01); err != nil {
+					t.Fatal(err)
+				}
+				return i
+			},
+		},
+		{
+			name: "a stored hash of a middle frame zeroed, CRC not fixed",
+			tamper: func(t *testing.T, path string, f *framelogtest.File) int {
+				i, _ := f.FrameOf(30)
+				if err := framelogtest.FlipByte(path, i, 16+28, 0xff); err != nil {
+					t.Fatal(err)
+				}
+				return i
+			},
+		},
+		{
+			name: "a middle frame's length field changed",
+			tamper: func(t *testing.T, path string, f *framelogtest.File) int {
+				i, _ := f.FrameOf(10)
+				if err := framelogtest.FlipByte(path, i, 4, 0x02); err != nil {
+					t.Fatal(err)
+				}
+				return i
+			},
+		},
+		{
+			name: "two frames swapped, CRCs valid",
+			tamper: func(t *testing.T, path string, f *framelogtest.File) int {
+				i, _ := f.FrameOf(20)
+				j, _ := f.FrameOf(40)
+				if err := f.SwapFrames(i, j); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Write(path); err != nil {
+					t.Fatal(err)
+				}
+				return i
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tamperEnv(t)
+			path := sqlite.FramesPath(e.cfg.Path)
+			f, err := framelogtest.Read(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			firsts := make([]int64, len(f.Frames))
+			for i, b := range f.Frames {
+				firsts[i] = b.FirstSeq
+			}
+			frame := tc.tamper(t, path, f)
+			first := firsts[frame]
+
+			for _, allow := range []bool{false, true} {
+				e.cfg.AllowUnverifiedStart = allow
+				err := e.open(t)
+				var ce *framelog.CorruptError
+				if !errors.As(err, &ce) || ce.Frame != frame {
+					if err == nil {
+						e.close(t)
+					}
+					t.Fatalf("Open (allow_unverified_start %v) = %v, want a CorruptError naming frame %d", allow, err, frame)
+				}
+			}
+
+			// warden verify's path: a read-only open of a damaged frame
+			// file serves nothing and says from where it does not verify
+			// (warden verify reports that as a divergence: cmd/warden
+			// TestVerifyFrameFileAttacks).
+			st, err := sqlite.OpenReadOnly(context.Background(), e.cfg.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			fc := st.FramesCorrupt()
+			if fc == nil || fc.Err.Frame != frame || fc.Seq != first {
+				t.Fatalf("OpenReadOnly: FramesCorrupt() = %v, want frame %d at seq %d", fc, frame, first)
+			}
+			if _, err := st.ReadRecords(context.Background(), 0, 1); !errors.As(err, &fc) {
+				t.Fatalf("a read of a store whose frame file does not verify = %v, want its FramesCorruptError", err)
+			}
+			if _, err := audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{SingleWriter: true}); err == nil {
+				t.Fatal("Verify passed a store whose frame file does not verify")
+			}
+		})
+	}
+}
+
+// A flipped byte in the last frame is indistinguishable from a torn
+// write: Open cuts it (as after a crash). The signed head of the cut
+// batch, in the head file and the checkpoint file, then says the store
+// lost it.
+func TestTamperLastFrameFlipped(t *testing.T) {
+	e := tamperEnv(t)
+	path := sqlite.FramesPath(e.cfg.Path)
+	f, err := framelogtest.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(f.Frames) - 1
+	lost := f.Frames[last].FirstSeq
+	if err := framelogtest.FlipByte(path, last, 16+30, 0x10); err != nil {
+		t.Fatal(err)
+	}
+	// Read-only first (it leaves the tail in place), then Open (it cuts).
+	st, err := sqlite.OpenReadOnly(context.Background(), e.cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Torn() == 0 {
+		t.Error("OpenReadOnly reports no torn tail")
+	}
+	ext, _ := audit.ReadHead(context.Background(), st, e.cfg.CheckpointFile)
+	_, err = audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, SingleWriter: true})
+	st.Close()
+	var d *audit.Divergence
+	if !errors.As(err, &d) || d.Seq != lost || d.CheckpointSize != 50 {
+		t.Fatalf("Verify (read-only) = %v, want the log found cut at %d", err, lost)
+	}
+	err = e.open(t)
+	if !errors.As(err, &d) || d.Seq != lost || d.CheckpointSize != 50 {
+		t.Fatalf("Open = %v, want a divergence at %d", err, lost)
+	}
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.Seq != lost {
+		t.Fatalf("Verify after Open cut the tail = %v", err)
+	}
+}
+
+// TestTamperCutInsideFrame cuts records out of the middle of a batch of
+// several (the frame re-encoded with the records and hashes it keeps, its
+// head dropped): the heads signed after the batch catch it.
+func TestTamperCutInsideFrame(t *testing.T) {
+	e := newEnv(t, func(c *audit.Config) { c.CheckpointEvery = 10 })
+	path := sqlite.FramesPath(e.cfg.Path)
+	var f *framelogtest.File
+	cut := int64(-1)
+	// Concurrent appends, until a batch (not the last) holds several
+	// records.
+	for round := 0; cut < 0; round++ {
+		if round == 20 {
+			t.Fatal("20 rounds of concurrent appends made no batch of several records")
+		}
+		if round > 0 {
+			if err := e.open(t); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 8; i++ {
+					if _, err := e.log.Append(context.Background(), request(100*w+i)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		e.close(t)
+		var err error
+		if f, err = framelogtest.Read(path); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range f.Frames[:len(f.Frames)-1] {
+			if len(b.Records) > 1 {
+				cut = b.FirstSeq + 1
+				break
+			}
+		}
+	}
+	size := f.Size()
+	if err := f.TruncateAt(cut); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	var d *audit.Divergence
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.Seq != cut || d.CheckpointSize != size {
+		t.Fatalf("Verify = %v, want the log found cut at %d (checkpoint %d)", err, cut, size)
+	}
+	if err := e.open(t); !errors.As(err, &d) || d.Seq != cut {
+		t.Fatalf("Open = %v, want a divergence at %d", err, cut)
+	}
+}
+
+// TestTamperForgedFrameHistoryHead: a history head inside a middle frame
+// replaced by one signed with another key, and the checkpoint rows from
+// it on deleted so that Open copies the frames' history heads back into
+// the table (the table is a copy caught up from the frames). Open
+// verifies the copied head and refuses, pointing at it.
+//
+// Offline verification (read-only, no catch-up) reads only the table and
+// the newest head, so it passes this store: the records are intact, but
+// `warden verify` and start-up disagree (decision 043, what is left).
+func TestTamperForgedFrameHistoryHead(t *testing.T) {
+	e := tamperEnv(t)
+	skey, _, _ := note.GenerateKey(rand.Reader, "test-audit")
+	s, _ := note.NewSigner(skey)
+	editFrames(t, e, func(f *framelogtest.File) error {
+		i, err := f.FrameOf(30)
+		if err != nil {
+			return err
+		}
+		if b := f.Frames[i]; !b.HeadHistory || b.FirstSeq+int64(len(b.Records)) != 31 {
+			t.Fatalf("frame %d (records from %d, %d of them) does not carry checkpoint 31", i, b.FirstSeq, len(b.Records))
+		}
+		c, err := audit.SignCheckpoint(s, 31, tlog.Hash{}, e.log0time())
+		if err != nil {
+			return err
+		}
+		return f.SetHead(i, c.Note, true)
+	})
+	execDB(t, e, dropTriggers, "DELETE FROM checkpoints WHERE size > 21")
+	var d *audit.Divergence
+	err := e.open(t)
+	if !errors.As(err, &d) || d.CheckpointSize != 31 || !strings.Contains(d.Msg, "checkpoint signature invalid") {
+		if err == nil {
+			e.close(t)
+		}
+		t.Fatalf("Open = %v, want a divergence at checkpoint 31", err)
+	}
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 31 {
+		t.Fatalf("Verify after Open copied the head into the table = %v, want a divergence at checkpoint 31", err)
+	}
+}
