@@ -262,6 +262,11 @@ func TestTamperForgedFrameHistoryHead(t *testing.T) {
 	})
 	execDB(t, e, dropTriggers, "DELETE FROM checkpoints WHERE size > 21")
 	var d *audit.Divergence
+	// Offline verification reads the frames' history heads itself: it
+	// does not depend on a start having copied them into the table.
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 31 || !strings.Contains(d.Msg, "checkpoint signature invalid") {
+		t.Fatalf("Verify before any start = %v, want a divergence at checkpoint 31", err)
+	}
 	err := e.open(t)
 	if !errors.As(err, &d) || d.CheckpointSize != 31 || !strings.Contains(d.Msg, "checkpoint signature invalid") {
 		if err == nil {
@@ -271,5 +276,33 @@ func TestTamperForgedFrameHistoryHead(t *testing.T) {
 	}
 	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 31 {
 		t.Fatalf("Verify after Open copied the head into the table = %v, want a divergence at checkpoint 31", err)
+	}
+}
+
+// TestTamperForgedFrameHistoryHeadTableIntact: a history head in a
+// middle frame replaced by one signed with another key, the checkpoints
+// table left as it was. The table's copy still verifies, but the frames
+// are the evidence: offline verification checks their heads too.
+func TestTamperForgedFrameHistoryHeadTableIntact(t *testing.T) {
+	e := tamperEnv(t)
+	skey, _, _ := note.GenerateKey(rand.Reader, "test-audit")
+	s, _ := note.NewSigner(skey)
+	editFrames(t, e, func(f *framelogtest.File) error {
+		i, err := f.FrameOf(20)
+		if err != nil {
+			return err
+		}
+		if b := f.Frames[i]; !b.HeadHistory || b.FirstSeq+int64(len(b.Records)) != 21 {
+			t.Fatalf("frame %d (records from %d, %d of them) does not carry checkpoint 21", i, b.FirstSeq, len(b.Records))
+		}
+		c, err := audit.SignCheckpoint(s, 21, tlog.Hash{}, e.log0time())
+		if err != nil {
+			return err
+		}
+		return f.SetHead(i, c.Note, true)
+	})
+	var d *audit.Divergence
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 21 || !strings.Contains(d.Msg, "checkpoint signature invalid") {
+		t.Fatalf("Verify = %v, want a divergence at checkpoint 21", err)
 	}
 }

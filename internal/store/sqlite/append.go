@@ -275,9 +275,22 @@ func (s *Store) putCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 }
 
 // Checkpoints returns every checkpoint by ascending size (on a writable
-// store: every flushed one).
+// store: every flushed one). On a read-only store (what `warden verify`
+// opens) it also returns the history heads kept in the frame file that
+// the checkpoints table lacks or holds differently (frameHistory): the
+// frames are the evidence and the table only a copy, so a verification
+// checks every head the frames carry, not only those the table still
+// lists.
 func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
-	return s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size <= ? ORDER BY size")
+	cps, err := s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size <= ? ORDER BY size")
+	if err != nil || !s.readOnly || s.fr == nil {
+		return cps, err
+	}
+	heads, err := s.frameHistory()
+	if err != nil {
+		return nil, err
+	}
+	return mergeHistory(cps, heads), nil
 }
 
 // LatestCheckpoint returns the checkpoint with the largest size (on a

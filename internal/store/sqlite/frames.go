@@ -2,12 +2,14 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -282,6 +284,51 @@ func (s *Store) catchUpCheckpoints(ctx context.Context) error {
 	}
 	s.fl.commits++ // synced by Open's Flush
 	return nil
+}
+
+// frameHistory reads the history heads (flag HeadHistory) of every
+// frame, once per read-only store. A head that does not parse is
+// returned as it is, with the frame's end as its size, so that the
+// verification that reads it reports it (its signature cannot check).
+func (s *Store) frameHistory() ([]audit.Checkpoint, error) {
+	s.histOnce.Do(func() {
+		for i := 0; i < s.fr.Frames(); i++ {
+			b, err := s.fr.ReadBatch(i)
+			if err != nil {
+				s.histErr = fmt.Errorf("sqlite: %s: the history heads: %w", s.path, err)
+				return
+			}
+			if !b.HeadHistory {
+				continue
+			}
+			end := b.FirstSeq + int64(len(b.Records))
+			c, err := headCheckpoint(bytes.Clone(b.Head))
+			if err != nil {
+				c = audit.Checkpoint{Size: end, Note: bytes.Clone(b.Head)}
+			}
+			s.hist = append(s.hist, c)
+		}
+	})
+	return s.hist, s.histErr
+}
+
+// mergeHistory returns the table's checkpoints plus every frame head the
+// table does not hold byte for byte, by ascending size (stable: at equal
+// sizes the table's row first).
+func mergeHistory(table, frames []audit.Checkpoint) []audit.Checkpoint {
+	have := make(map[int64][][]byte, len(table))
+	for _, c := range table {
+		have[c.Size] = append(have[c.Size], c.Note)
+	}
+	out := table
+	for _, c := range frames {
+		if slices.ContainsFunc(have[c.Size], func(n []byte) bool { return bytes.Equal(n, c.Note) }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	slices.SortStableFunc(out, func(a, b audit.Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	return out
 }
 
 // headCheckpoint parses a signed checkpoint note without verifying its

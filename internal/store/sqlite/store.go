@@ -55,6 +55,11 @@ type Store struct {
 	corrupt *FramesCorruptError // a read-only open's damaged frame file
 	// fb is the frame batch AppendNoFlush fills (guarded by mu).
 	fb framelog.Batch
+	// hist is a read-only store's history heads from the frame file
+	// (frameHistory), read once.
+	histOnce sync.Once
+	hist     []audit.Checkpoint
+	histErr  error
 	// tablesForTest: appends go to the entries and hashes tables as
 	// schema version 2 wrote them (tests building old stores only).
 	tablesForTest bool
