@@ -211,6 +211,21 @@ func TestMigrateOldStore(t *testing.T) {
 	m.appendLog(t, st, 10)
 	size, _ = st.Size(ctx)
 	m.verifyAll(t, st, size, base)
+	// Searches find records on both sides: on the writable store (whose
+	// Search first catches the index up with the log), then read-only
+	// (which reads the index as the writer left it: Close does not wait
+	// for the indexer, so the searches above are what make it whole).
+	ids := []string{storetest.IndexEntry(1).RequestID, storetest.IndexEntry(45).RequestID}
+	search := func(st *sqlite.Store) {
+		t.Helper()
+		for _, id := range ids {
+			recs, err := st.Search(ctx, audit.Query{RequestID: id})
+			if err != nil || len(recs) == 0 {
+				t.Fatalf("search %s: %d, %v", id, len(recs), err)
+			}
+		}
+	}
+	search(st)
 	st.Close()
 	ro, err = sqlite.OpenReadOnly(ctx, path)
 	if err != nil {
@@ -218,13 +233,7 @@ func TestMigrateOldStore(t *testing.T) {
 	}
 	defer ro.Close()
 	m.verifyAll(t, ro, size, base)
-	// Searches find records on both sides.
-	for _, id := range []string{storetest.IndexEntry(1).RequestID, storetest.IndexEntry(45).RequestID} {
-		recs, err := ro.Search(ctx, audit.Query{RequestID: id})
-		if err != nil || len(recs) == 0 {
-			t.Fatalf("search %s: %d, %v", id, len(recs), err)
-		}
-	}
+	search(ro)
 }
 
 // TestMigrateCrashStates: the states a crash between making the frame
