@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/recording"
@@ -48,26 +49,11 @@ func TestKeygenAndVerify(t *testing.T) {
 	cfg := audit.Config{CheckpointEvery: 10}
 	cfg.SetDefaults()
 	cfg.Resolve(dir)
-	ctx := context.Background()
 	s, v, err := audit.LoadOrCreateKeys(cfg.SigningKeyFile, "unused")
 	if err != nil || v.Name() != "acme-audit" {
 		t.Fatalf("load generated key: %v %v", v, err)
 	}
-	st, err := sqlite.Open(ctx, cfg.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.Open(ctx, st, cfg, s, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 30; i++ {
-		if _, err := l.Append(ctx, &audit.Entry{Kind: audit.KindRequestAdmitted, RequestID: "r", Model: "m"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close(ctx)
-	st.Close()
+	writeAdmissions(t, cfg, s, v, 30)
 
 	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "verified entries [0, 32)") || !strings.HasSuffix(out, "OK\n") || !strings.Contains(out, "entries/s") {
@@ -122,4 +108,26 @@ func TestKeygenRecordingsKEK(t *testing.T) {
 	if again, err := recording.LoadKEKFile(path); err != nil || again.ID() != k.ID() {
 		t.Fatalf("key changed after a refused keygen: %v", err)
 	}
+}
+
+// writeAdmissions opens the SQLite store of cfg with a log signed by s,
+// appends n admissions (request "r", model "m") and closes both.
+func writeAdmissions(t *testing.T, cfg audit.Config, s note.Signer, v note.Verifier, n int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(ctx, st, cfg, s, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := l.Append(ctx, &audit.Entry{Kind: audit.KindRequestAdmitted, RequestID: "r", Model: "m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close(ctx)
+	st.Close()
 }

@@ -26,21 +26,7 @@ func TestVerifyFrameFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, cfg.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.Open(ctx, st, cfg, s, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 30; i++ {
-		if _, err := l.Append(ctx, &audit.Entry{Kind: audit.KindRequestAdmitted, RequestID: "r", Model: "m"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close(ctx)
-	st.Close()
+	writeAdmissions(t, cfg, s, v, 30)
 	fp := sqlite.FramesPath(cfg.Path)
 
 	out, code := runCmd(t, newVerifyCmd(), "--data-dir", dir)
