@@ -112,25 +112,13 @@ func copyPrefix(src, dst string, n int64) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDirOf(dst)
+		err = syncDir(filepath.Dir(dst))
 	}
 	if err != nil {
 		os.Remove(dst)
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return nil
-}
-
-func syncDirOf(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Restore replaces the database at dst with the copy at src, through the
@@ -207,7 +195,7 @@ func restoreFrames(src, dst string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDirOf(dst)
+	return syncDir(filepath.Dir(dst))
 }
 
 // withRaw runs f on one driver connection of db.
