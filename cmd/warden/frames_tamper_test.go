@@ -171,11 +171,7 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 // damaged frame named, even with allow_unverified_start: nothing may be
 // appended after a frame that does not verify.
 func TestStartupRefusesCorruptFrameFile(t *testing.T) {
-	dir := t.TempDir()
-	admin := freeAddr(t)
-	cfg := strings.Replace(startupBase, "admin_listen: 127.0.0.1:0", "admin_listen: "+admin, 1)
-	cfg = strings.Replace(cfg, "data_dir: data", "data_dir: "+filepath.Join(dir, "data"), 1)
-	writeFiles(t, dir, map[string]string{"warden.yaml": cfg})
+	dir, admin, cfg := startupDir(t)
 	stopServe(t, startServe(t, filepath.Join(dir, "warden.yaml"), admin))
 	stopServe(t, startServe(t, filepath.Join(dir, "warden.yaml"), admin)) // two runs: frames past the first
 	fp := sqlite.FramesPath(filepath.Join(dir, "data", "audit.db"))

@@ -127,14 +127,23 @@ func TestStartupErrorsNameTheReason(t *testing.T) {
 	}
 }
 
+// startupDir writes startupBase into a new directory (data dir dir/data,
+// admin on a free port) and returns the directory, the admin address and
+// the config written.
+func startupDir(t *testing.T) (dir, admin, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	admin = freeAddr(t)
+	cfg = strings.Replace(startupBase, "admin_listen: 127.0.0.1:0", "admin_listen: "+admin, 1)
+	cfg = strings.Replace(cfg, "data_dir: data", "data_dir: "+filepath.Join(dir, "data"), 1)
+	writeFiles(t, dir, map[string]string{"warden.yaml": cfg})
+	return dir, admin, cfg
+}
+
 // TestStartupRefusesTamperedStore: a store that fails verification stops
 // the start with exit 1, the store's file and the divergence.
 func TestStartupRefusesTamperedStore(t *testing.T) {
-	dir := t.TempDir()
-	admin := freeAddr(t)
-	cfg := strings.Replace(startupBase, "admin_listen: 127.0.0.1:0", "admin_listen: "+admin, 1)
-	cfg = strings.Replace(cfg, "data_dir: data", "data_dir: "+filepath.Join(dir, "data"), 1)
-	writeFiles(t, dir, map[string]string{"warden.yaml": cfg})
+	dir, admin, _ := startupDir(t)
 	stopServe(t, startServe(t, filepath.Join(dir, "warden.yaml"), admin))
 	db := filepath.Join(dir, "data", "audit.db")
 	replaceInRecord(t, db, 0, "gateway", "gatewaX")
