@@ -51,13 +51,18 @@ func TestIndexCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("UPDATE entry_fields SET request_id = 'forged' WHERE seq = 3"); err != nil {
+	// The request id is a term of the full text (decision 046): x and the
+	// hex of "forged" instead of "r"'s.
+	if _, err := db.Exec("INSERT INTO entry_text(entry_text, rowid, ids) VALUES ('delete', 3, 'x72')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO entry_text(rowid, ids) VALUES (3, 'x' || lower(hex('forged')))"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 
 	out, code := runCmd(t, newIndexCmd(), "check", "--data-dir", dir)
-	if code != 1 || !strings.Contains(out, `search index: entry 3: altered fields: request_id is "forged" in the index, "r" in the log`) {
+	if code != 1 || !strings.Contains(out, `search index: entry 3: altered text: terms the entry does not have: request_id=forged; terms missing: request_id=r`) {
 		t.Fatalf("index check of an edited index: exit %d\n%s", code, out)
 	}
 	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir)

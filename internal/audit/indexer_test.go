@@ -46,7 +46,9 @@ func TestSearchIgnoresAlteredRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec("UPDATE entry_fields SET request_id = 'forged' WHERE seq = ?", refs[1].Seq); err != nil {
+	// Request ids are exact terms of the full text (decision 046): the
+	// entry gets a second one, forged (x and the hex of its bytes).
+	if _, err := db.Exec("INSERT INTO entry_text(rowid, ids) VALUES (?, 'x' || lower(hex('forged')))", refs[1].Seq); err != nil {
 		t.Fatal(err)
 	}
 	// Principal and model are searched in the count block (decision 027):

@@ -16,8 +16,8 @@ import (
 
 var _ audit.IndexMaintainer = (*Store)(nil)
 
-// fieldColumns are the copied columns of entry_fields, after seq.
-var fieldColumns = []string{"request_id", "approval_id", "subject"}
+// fieldColumns are the copied columns of entry_approvals, after seq.
+var fieldColumns = []string{"approval_id"}
 
 // CheckIndex builds a reference index from the log in a temporary file
 // and compares it with the store's index file, table by table (the
@@ -68,7 +68,7 @@ func (s *Store) CheckIndex(ctx context.Context) (audit.IndexReport, error) {
 	}
 	defer c.ExecContext(context.Background(), "ROLLBACK")
 	tx := c
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM live.entry_fields").Scan(&rep.Indexed); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE((SELECT indexed FROM live.index_state WHERE id = 0), 0)").Scan(&rep.Indexed); err != nil {
 		return rep, fmt.Errorf("sqlite: check index: %w", err)
 	}
 	// The log now: index rows up to here are for entries the log holds
@@ -118,19 +118,21 @@ func seqSet(ctx context.Context, tx *sql.Conn, query string, args ...any) (map[i
 // beyond are for entries the log does not hold.
 type rng struct{ w, n, now int64 }
 
+// diffFields compares the approval ids (entry_approvals); request ids and
+// subjects are terms of the full text (diffText).
 func diffFields(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
-	onlyLive, err := seqSet(ctx, tx, "SELECT seq FROM (SELECT * FROM live.entry_fields WHERE seq < ? EXCEPT SELECT * FROM main.entry_fields) UNION SELECT seq FROM live.entry_fields WHERE seq >= ?", r.n, r.now)
+	onlyLive, err := seqSet(ctx, tx, "SELECT seq FROM (SELECT * FROM live.entry_approvals WHERE seq < ? EXCEPT SELECT * FROM main.entry_approvals) UNION SELECT seq FROM live.entry_approvals WHERE seq >= ?", r.n, r.now)
 	if err != nil {
 		return nil, err
 	}
-	onlyRef, err := seqSet(ctx, tx, "SELECT seq FROM (SELECT * FROM main.entry_fields WHERE seq < ? EXCEPT SELECT * FROM live.entry_fields)", r.w)
+	onlyRef, err := seqSet(ctx, tx, "SELECT seq FROM (SELECT * FROM main.entry_approvals WHERE seq < ? EXCEPT SELECT * FROM live.entry_approvals)", r.w)
 	if err != nil {
 		return nil, err
 	}
 	var out []audit.IndexDiff
 	for seq := range onlyLive {
 		if !onlyRef[seq] {
-			out = append(out, audit.IndexDiff{Seq: seq, Kind: "extra", Part: "fields", Detail: "the index has a row for an entry the log does not hold"})
+			out = append(out, audit.IndexDiff{Seq: seq, Kind: "extra", Part: "fields", Detail: "the index has an approval id for an entry the log does not hold, or that has none"})
 			continue
 		}
 		detail, err := fieldChanges(ctx, tx, seq)
@@ -141,7 +143,7 @@ func diffFields(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, er
 	}
 	for seq := range onlyRef {
 		if !onlyLive[seq] {
-			out = append(out, audit.IndexDiff{Seq: seq, Kind: "missing", Part: "fields", Detail: "the entry has no row in the index"})
+			out = append(out, audit.IndexDiff{Seq: seq, Kind: "missing", Part: "fields", Detail: "the entry's approval id is not in the index"})
 		}
 	}
 	return out, nil
@@ -156,7 +158,7 @@ func fieldChanges(ctx context.Context, tx *sql.Conn, seq int64) (string, error) 
 		for i := range v {
 			ptr[i] = &v[i]
 		}
-		if err := tx.QueryRowContext(ctx, "SELECT "+cols+" FROM "+db+".entry_fields WHERE seq = ?", seq).Scan(ptr...); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT "+cols+" FROM "+db+".entry_approvals WHERE seq = ?", seq).Scan(ptr...); err != nil {
 			return nil, err
 		}
 		out := make([]string, len(v))
@@ -231,19 +233,39 @@ func ruleNames(terms map[int64][]string) map[int64][]string {
 	return terms
 }
 
-// diffText compares the rest of the full text (body and request ids).
+// diffText compares the rest of the full text (body, request ids and
+// subjects; a request id or subject is named request_id=… or subject=…,
+// decoded from its token).
 func diffText(ctx context.Context, tx *sql.Conn, r rng) ([]audit.IndexDiff, error) {
 	// Rows are (term, doc, col, offset): every token a MATCH can find.
-	extra, err := pairs(ctx, tx, `SELECT doc, term FROM (SELECT * FROM temp.vocab_live WHERE col != 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_ref
+	const term = "CASE col WHEN 'ids' THEN 'request_id=' || term WHEN 'subject' THEN 'subject=' || term ELSE term END"
+	extra, err := pairs(ctx, tx, `SELECT doc, `+term+` FROM (SELECT * FROM temp.vocab_live WHERE col != 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_ref
 		UNION SELECT * FROM temp.vocab_live WHERE col != 'rules' AND doc >= ?) ORDER BY 1, 2`, r.n, r.now)
 	if err != nil {
 		return nil, err
 	}
-	missing, err := pairs(ctx, tx, "SELECT doc, term FROM (SELECT * FROM temp.vocab_ref WHERE col != 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_live) ORDER BY 1, 2", r.w)
+	missing, err := pairs(ctx, tx, "SELECT doc, "+term+" FROM (SELECT * FROM temp.vocab_ref WHERE col != 'rules' AND doc < ? EXCEPT SELECT * FROM temp.vocab_live) ORDER BY 1, 2", r.w)
 	if err != nil {
 		return nil, err
 	}
-	return audit.TermDiffs("text", "terms", extra, missing), nil
+	return audit.TermDiffs("text", "terms", keyNames(extra), keyNames(missing)), nil
+}
+
+// keyNames decodes the request ids and subjects among diffText's terms
+// (keyToken's x and hex form).
+func keyNames(terms map[int64][]string) map[int64][]string {
+	for _, ts := range terms {
+		for i, t := range ts {
+			name, tok, ok := strings.Cut(t, "=")
+			if !ok || (name != "request_id" && name != "subject") || !strings.HasPrefix(tok, "x") {
+				continue
+			}
+			if b, err := hex.DecodeString(tok[1:]); err == nil {
+				ts[i] = name + "=" + string(b)
+			}
+		}
+	}
+	return terms
 }
 
 // RebuildIndex replaces the search index with one built from the log. On

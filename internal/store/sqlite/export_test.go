@@ -61,3 +61,6 @@ func OpenV2ForTest(ctx context.Context, path string) (*Store, error) {
 	s.fl.durable.Store(n)
 	return s, nil
 }
+
+// KeyToken is keyToken, for tests that edit the index file's full text.
+var KeyToken = keyToken

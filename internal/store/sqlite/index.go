@@ -23,12 +23,15 @@ import (
 // the count blocks (decision 027); version 5 finds request ids through
 // the full-text index instead of a B-tree, and drops its column sizes
 // (decision 035); version 6 finds mask rules through the full-text
-// index's rules column instead of the table entry_masks (decision 039).
-const indexSchemaVersion = 6
+// index's rules column instead of the table entry_masks (decision 039);
+// version 7 drops the row per entry (entry_fields): request id and
+// subject are exact terms of the full text, the approval ids a table of
+// their own, the indexed size one row (decision 046).
+const indexSchemaVersion = 7
 
-// index is the search index in its own SQLite file: a row of ids and
-// subject per entry, the count blocks and the full-text index (with the
-// request ids and mask rules), derived from the log by audit.Index and
+// index is the search index in its own SQLite file: the count blocks, the
+// full-text index (with the request ids, subjects and mask rules) and the
+// approval ids, derived from the log by audit.Index and
 // audit.CountBlock. Nothing of it is ever fsynced (WAL, synchronous=OFF,
 // decision 035): a write the process made survives its end (the OS has
 // it) and what the index lacks is caught up from the log; a file left
@@ -199,9 +202,12 @@ func (ix *index) IndexedSize(ctx context.Context) (int64, error) {
 	return indexedSize(ctx, ix.r)
 }
 
+// indexedSizeQuery returns the number of leading log records indexed.
+const indexedSizeQuery = "SELECT COALESCE((SELECT indexed FROM index_state WHERE id = 0), 0)"
+
 func indexedSize(ctx context.Context, q queryer) (int64, error) {
 	var n int64
-	if err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entry_fields").Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, indexedSizeQuery).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: index size: %w", err)
 	}
 	return n, nil
@@ -238,7 +244,7 @@ func (ix *index) WriteIndex(ctx context.Context, recs []audit.Record) error {
 
 // write is WriteIndex's transaction.
 func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) error {
-	n, err := r.queryInt64(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM entry_fields")
+	n, err := r.queryInt64(ctx, indexedSizeQuery)
 	if err != nil {
 		return fmt.Errorf("index size: %w", err)
 	}
@@ -266,20 +272,29 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 		}
 	}
 	// Multi-row inserts: one statement per table and chunk instead of one
-	// per entry, text and rule (decision 018).
-	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_fields(seq, request_id, approval_id, subject)", 4, len(docs), func(i int, args []driver.Value) []driver.Value {
-		yield(i)
-		d := &docs[i]
-		return append(args, recs[i].Seq, d.requestID, d.approvalID, d.subject)
-	}); err != nil {
-		return fmt.Errorf("[%d, %d): %w", n, n+int64(len(recs)), err)
+	// per entry, text and rule (decision 018). Every entry has a row of
+	// full text (nearly every one a request id and a subject); its mask
+	// rules are terms of the same row (decision 039), its request id and
+	// subject exact terms (decision 046).
+	var approvals []int
+	for i := range docs {
+		if docs[i].approvalID != "" {
+			approvals = append(approvals, i)
+		}
 	}
-	// Every entry has a row (nearly every one a request id); its mask
-	// rules are terms of the same row (decision 039).
-	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids, rules)", 4, len(docs), func(i int, args []driver.Value) []driver.Value {
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_approvals(seq, approval_id)", 2, len(approvals), func(i int, args []driver.Value) []driver.Value {
+		return append(args, recs[approvals[i]].Seq, docs[approvals[i]].approvalID)
+	}); err != nil {
+		return fmt.Errorf("[%d, %d): approvals: %w", n, n+int64(len(recs)), err)
+	}
+	if err := r.exec(ctx, "INSERT INTO index_state(id, indexed) VALUES (0, ?) ON CONFLICT(id) DO UPDATE SET indexed = excluded.indexed",
+		n+int64(len(recs))); err != nil {
+		return fmt.Errorf("[%d, %d): size: %w", n, n+int64(len(recs)), err)
+	}
+	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids, rules, subject)", 5, len(docs), func(i int, args []driver.Value) []driver.Value {
 		yield(i)
 		d := &docs[i]
-		return append(args, recs[i].Seq, d.text, d.requestID, d.rules)
+		return append(args, recs[i].Seq, d.text, keyToken(d.requestID), d.rules, keyToken(d.subject))
 	}); err != nil {
 		return fmt.Errorf("[%d, %d): text: %w", n, n+int64(len(recs)), err)
 	}

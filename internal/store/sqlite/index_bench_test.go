@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -98,7 +100,8 @@ func benchRequestID(i int) string {
 }
 
 // BenchmarkIndexWrite indexes b.N entries into a fresh index file in
-// batches of 2048 (what audit.Indexer writes under load), and reports the
+// batches of 2048 (what audit.Indexer writes under load;
+// WARDEN_BENCH_INDEX_BATCH sets another size, decision 046), and reports the
 // process CPU time per entry (cpu-µs/entry, getrusage): the indexer's
 // cost per audited entry, which decision 018 measured at about a third of
 // the gateway's CPU under audit load. thread-cpu-µs/entry is the writing
@@ -123,7 +126,7 @@ func benchIndexWrite(b *testing.B, recs []audit.Record) {
 		b.Fatal(err)
 	}
 	defer ix.close()
-	const batch = 2048
+	batch := benchIndexBatch(b)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	runtime.GC()
@@ -137,6 +140,20 @@ func benchIndexWrite(b *testing.B, recs []audit.Record) {
 	b.StopTimer()
 	b.ReportMetric(float64((indexCPUTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/entry")
 	b.ReportMetric(float64((threadCPU()-th0).Nanoseconds())/1e3/float64(b.N), "thread-cpu-µs/entry")
+}
+
+// benchIndexBatch is the number of entries per WriteIndex call of
+// BenchmarkIndexWrite: WARDEN_BENCH_INDEX_BATCH, default 2048.
+func benchIndexBatch(b *testing.B) int {
+	v := os.Getenv("WARDEN_BENCH_INDEX_BATCH")
+	if v == "" {
+		return 2048
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("WARDEN_BENCH_INDEX_BATCH=%q: want a positive number", v)
+	}
+	return n
 }
 
 func indexCPUTime() time.Duration {

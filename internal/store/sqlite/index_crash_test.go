@@ -60,7 +60,7 @@ func TestIndexOpenMarker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Exec("UPDATE entry_fields SET request_id = 'req-x' WHERE seq = 4"); err != nil {
+			if _, err := db.Exec("INSERT INTO entry_text(entry_text, rowid, ids) VALUES ('delete', 4, ?)", keyToken("req-004")); err != nil {
 				t.Fatal(err)
 			}
 			db.Close()

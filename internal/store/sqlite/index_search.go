@@ -22,10 +22,11 @@ import (
 // were any (otherwise every seq returned matches q, unless the index was
 // altered: Log.Search checks that).
 //
-// Request id and mask rule (through the full-text index), approval id
-// and text are answered by their own tables; the other filters by the
-// count blocks (decision 027): scanned in q's order when nothing else narrows the search, else consulted for
-// each seq the tables give (the principal then by entry_fields' subject).
+// Request id, mask rule and text (through the full-text index) and
+// approval id are answered by the index's own tables; the other filters
+// by the count blocks (decision 027): scanned in q's order when nothing
+// else narrows the search, else consulted for each seq the tables give
+// (the principal then by the full text's subject column, decision 046).
 func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose bool, err error) {
 	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -55,51 +56,32 @@ func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose
 		return nil, false, nil
 	}
 	limit := searchLimit(q)
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			// The partial index's own condition, so the planner uses it.
-			where = append(where, col+" = ?", col+" != ''")
-			args = append(args, v)
-		}
-	}
-	eq("approval_id", q.ApprovalID)
-	// The request id's candidates come from the full-text index's ids
-	// column (no B-tree of them: decision 035), each compared in its row;
-	// a mask rule is a term of its rules column (exact: ruleTokens,
-	// decision 039).
+	// Request id, mask rule and words are terms of the full-text index
+	// (exact: keyToken, ruleTokens; decisions 039, 046), the approval id a
+	// table of its own.
 	var match []string
 	if q.MaskRule != "" {
 		match = append(match, ftsRuleQuery(q.MaskRule))
 	}
 	if q.RequestID != "" {
-		if fq := ftsIDQuery(q.RequestID); fq != "" {
-			match = append(match, fq)
-		}
-		where = append(where, "request_id = ?")
-		args = append(args, q.RequestID)
+		match = append(match, ftsKeyQuery("ids", q.RequestID))
 	}
 	if fq := ftsQuery(q.Text); fq != "" {
 		match = append(match, fq)
 	}
-	if len(match) > 0 {
-		where = append(where, "seq IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
-		args = append(args, strings.Join(match, " AND "))
-	}
-	if q.BlockFilter() && len(where) == 0 {
+	if q.BlockFilter() && len(match) == 0 && q.ApprovalID == "" {
 		return scanBlocks(ctx, tx, q, start, end, limit)
 	}
-	// The principal of each row the other filters select is compared in
-	// the row itself (the column has no index: its cost was the index),
-	// not in its chunk's block: words and a principal are a common pair,
-	// and words matching entries in many chunks would read every block.
+	// The principal beside those filters is a term of the same MATCH
+	// (the subject column), not looked up in its chunk's block: words and
+	// a principal are a common pair, and words matching entries in many
+	// chunks would read every block.
 	bq := q
 	if q.Principal != "" {
-		where = append(where, "subject = ?")
-		args = append(args, q.Principal)
+		match = append(match, ftsKeyQuery("subject", q.Principal))
 		bq.Principal = ""
 	}
+	c := candidates{match: strings.Join(match, " AND "), approval: q.ApprovalID}
 	var blocks *blockFilter
 	if bq.BlockFilter() {
 		blocks = &blockFilter{tx: tx, q: bq, chunk: -1}
@@ -111,7 +93,7 @@ func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose
 	}
 	var out []int64
 	for start < end {
-		seqs, err := selectSeqs(ctx, tx, where, args, start, end, q.Desc, page)
+		seqs, err := c.seqs(ctx, tx, start, end, q.Desc, page)
 		if err != nil {
 			return nil, false, err
 		}
@@ -138,17 +120,46 @@ func (ix *index) search(ctx context.Context, q audit.Query) (seqs []int64, loose
 	return out, blocks.isLoose(), nil
 }
 
-// selectSeqs returns up to limit seqs of entry_fields in [start, end)
-// meeting where, in order.
-func selectSeqs(ctx context.Context, tx *sql.Tx, where []string, args []any, start, end int64, desc bool, limit int) ([]int64, error) {
-	query := "SELECT seq FROM entry_fields WHERE " + strings.Join(append(where, "seq >= ?", "seq < ?"), " AND ")
+// candidates selects the seqs of indexed entries by the index's own
+// tables: the full-text index's MATCH and the approval id (both optional;
+// without either every indexed seq is a candidate).
+type candidates struct {
+	match    string // an FTS5 query of entry_text, or ""
+	approval string // an approval id, or ""
+}
+
+// seqs returns up to limit candidate seqs in [start, end), in order
+// (descending if desc).
+func (c candidates) seqs(ctx context.Context, tx *sql.Tx, start, end int64, desc bool, limit int) ([]int64, error) {
+	var query string
+	var args []any
+	switch {
+	case c.match != "":
+		query, args = "SELECT rowid FROM entry_text WHERE entry_text MATCH ? AND rowid >= ? AND rowid < ?", []any{c.match, start, end}
+		if c.approval != "" {
+			query += " AND rowid IN (SELECT seq FROM entry_approvals WHERE approval_id = ?)"
+			args = append(args, c.approval)
+		}
+		query += " ORDER BY rowid"
+	case c.approval != "":
+		query, args = "SELECT seq FROM entry_approvals WHERE approval_id = ? AND seq >= ? AND seq < ? ORDER BY seq", []any{c.approval, start, end}
+	default:
+		// Every indexed entry: [start, end) is below the indexed size.
+		out := make([]int64, 0, min(end-start, int64(limit)))
+		for i := range min(end-start, int64(limit)) {
+			if desc {
+				out = append(out, end-1-i)
+			} else {
+				out = append(out, start+i)
+			}
+		}
+		return out, nil
+	}
 	if desc {
-		query += " ORDER BY seq DESC"
-	} else {
-		query += " ORDER BY seq"
+		query += " DESC"
 	}
 	query += fmt.Sprintf(" LIMIT %d", limit)
-	rows, err := tx.QueryContext(ctx, query, append(args, start, end)...)
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}

@@ -40,8 +40,9 @@ func contains(s []int64, x int64) bool {
 	return false
 }
 
-// TestIndexTamper edits only the search index — a copied column, a row,
-// the mask rules and the words of the full-text index — so that searches silently
+// TestIndexTamper edits only the search index — an entry's request id and
+// subject, its whole row, an approval id, the mask rules and the words of
+// the full-text index — so that searches silently
 // omit entries (the log still verifies). CheckIndex reports each edit;
 // RebuildIndex makes searches whole again.
 func TestIndexTamper(t *testing.T) {
@@ -74,13 +75,25 @@ func TestIndexTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// row returns entry_text's values for entry i (its body, request id,
+	// rules and subject tokens), as contentless FTS5 needs them to delete
+	// it.
+	row := func(i int, id, subject string) string {
+		rules := ""
+		if i%5 == 0 {
+			rules = "656d61696c" // email
+		}
+		return fmt.Sprintf("%d, '%s', '%s', '%s', '%s'", i, text(i), sqlite.KeyToken(id), rules, sqlite.KeyToken(subject))
+	}
 	for _, stmt := range []string{
-		"UPDATE entry_fields SET request_id = 'req-x', subject = 'mallory' WHERE seq = 4",                         // copied columns
-		"DELETE FROM entry_fields WHERE seq = 6",                                                                  // a whole row
-		"INSERT INTO entry_text(entry_text, rowid, rules) VALUES ('delete', 10, '656d61696c')",                    // mask rule email (its hex), from the full text
-		"INSERT INTO entry_text(rowid, rules) VALUES (3, '73736e')",                                               // a rule (ssn) the entry lacks
-		"INSERT INTO entry_text(entry_text, rowid, body, ids) VALUES ('delete', 8, '" + text(8) + "', 'req-008')", // full text
-		"INSERT INTO entry_fields VALUES (42, 'req-042', '', 'alice')",                                            // not in the log
+		"INSERT INTO entry_text(entry_text, rowid, body, ids, rules, subject) VALUES ('delete', " + row(4, "req-004", "alice") + ")", // request id and subject
+		"INSERT INTO entry_text(rowid, body, ids, rules, subject) VALUES (" + row(4, "req-x", "mallory") + ")",
+		"INSERT INTO entry_text(entry_text, rowid, body, ids, rules, subject) VALUES ('delete', " + row(6, "req-006", "alice") + ")",                       // a whole row
+		"INSERT INTO entry_text(entry_text, rowid, rules) VALUES ('delete', 10, '656d61696c')",                                                             // mask rule email (its hex), from the full text
+		"INSERT INTO entry_text(rowid, rules) VALUES (3, '73736e')",                                                                                        // a rule (ssn) the entry lacks
+		"INSERT INTO entry_text(entry_text, rowid, body) VALUES ('delete', 8, '" + text(8) + "')",                                                          // full text
+		"INSERT INTO entry_text(rowid, ids, subject) VALUES (" + fmt.Sprintf("42, '%s', '%s'", sqlite.KeyToken("req-042"), sqlite.KeyToken("alice")) + ")", // not in the log
+		"INSERT INTO entry_approvals VALUES (12, 'ap-forged')",                                                                                             // an approval the entry lacks
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -123,11 +136,12 @@ func TestIndexTamper(t *testing.T) {
 	want := []string{
 		"0 altered counts",
 		"3 extra mask_rules ssn",
-		"4 altered fields request_id",
-		"6 missing fields",
+		"4 altered text request_id=req-x",
+		"6 missing text request_id=req-006",
 		"8 missing text word8",
 		"10 missing mask_rules email",
-		"42 extra fields",
+		"12 extra fields",
+		"42 extra text subject=alice",
 	}
 	if len(rep.Diffs) != len(want) {
 		t.Errorf("CheckIndex found %d differences, want %d: %+v", len(rep.Diffs), len(want), rep.Diffs)
@@ -228,7 +242,7 @@ func TestIndexCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("INSERT INTO entry_fields VALUES (50, 'req-050', '', 'alice')"); err != nil {
+	if _, err := db.Exec("UPDATE index_state SET indexed = 51"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -248,89 +262,116 @@ func TestIndexCatchUp(t *testing.T) {
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
 
-// TestIndexOldVersion: an index file of schema version 3 (copied columns
-// with an index each, no longer read) is dropped and rebuilt from the log
-// when the store opens, so searches, aggregates and index check work at
-// once; an index of the current version is kept as it is.
+// TestIndexOldVersion: an index file of an older schema version — 3
+// (copied columns with an index each, no longer read) or 6 (a row per
+// entry in entry_fields, request ids compared there, decision 046) — is
+// dropped and rebuilt from the log when the store opens, so searches,
+// aggregates and index check work at once and return what they returned
+// before; an index of the current version is kept as it is.
 func TestIndexOldVersion(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "audit.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+	layouts := []struct {
+		version int
+		stmts   []string
+	}{
+		{3, []string{
+			`CREATE TABLE entry_fields (seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+				route TEXT NOT NULL, model TEXT NOT NULL, request_id TEXT NOT NULL, approval_id TEXT NOT NULL, action TEXT NOT NULL)`,
+			"CREATE INDEX entry_fields_subject ON entry_fields(subject) WHERE subject != ''",
+			"INSERT INTO entry_fields VALUES (0, 0, 'request.admitted', 'alice', 'chat', 'llama-3', 'req-000', '', 'allow')",
+		}},
+		{6, []string{
+			"CREATE TABLE entry_fields (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL, approval_id TEXT NOT NULL, subject TEXT NOT NULL)",
+			"CREATE INDEX entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != ''",
+			"CREATE VIRTUAL TABLE entry_text USING fts5(body, ids, rules, content='', columnsize=0)",
+			"INSERT INTO entry_fields VALUES (0, 'req-000', '', 'alice'), (1, 'req-001', '', 'bob')",
+			"INSERT INTO entry_text(rowid, body, ids, rules) VALUES (0, 'word0 quarterly', 'req-000', '656d61696c'), (1, 'word1 quarterly', 'req-001', '')",
+		}},
 	}
-	const n = 12
-	appendEntries(t, st, n)
-	if _, err := st.Search(ctx, audit.Query{}); err != nil { // index caught up
-		t.Fatal(err)
-	}
-	st.Close()
+	queries := []audit.Query{{}, {Principal: "alice"}, {RequestID: "req-007"}, {Text: "word11"}, {Principal: "alice", Text: "quarterly"},
+		{MaskRule: "email"}, {RequestID: "req-004", Principal: "alice"}, {RequestID: "req-004", Principal: "bob"}, {Desc: true, Text: "quarterly", Start: 3, End: 9}}
+	for _, l := range layouts {
+		t.Run(fmt.Sprint("version-", l.version), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "audit.db")
+			st, err := sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 12
+			appendEntries(t, st, n)
+			search := func(st *sqlite.Store) (out [][]int64) {
+				t.Helper()
+				for _, q := range queries {
+					q.Limit = 1000
+					recs, err := st.Search(ctx, q)
+					if err != nil {
+						t.Fatalf("Search(%+v): %v", q, err)
+					}
+					out = append(out, seqsOf(recs))
+				}
+				return out
+			}
+			before := search(st) // the index caught up
+			st.Close()
 
-	db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	version := func() (v int) {
-		t.Helper()
-		if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	current := version()
-	if current < 4 {
-		t.Fatalf("index version %d, want at least 4", current)
-	}
-	// The version-3 layout, with rows a search of version 4 cannot read.
-	for _, stmt := range []string{
-		"DROP TABLE entry_fields",
-		`CREATE TABLE entry_fields (seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
-			route TEXT NOT NULL, model TEXT NOT NULL, request_id TEXT NOT NULL, approval_id TEXT NOT NULL, action TEXT NOT NULL)`,
-		"CREATE INDEX entry_fields_subject ON entry_fields(subject) WHERE subject != ''",
-		"INSERT INTO entry_fields VALUES (0, 0, 'request.admitted', 'alice', 'chat', 'llama-3', 'req-000', '', 'allow')",
-		"DELETE FROM count_blocks",
-		"PRAGMA user_version = 3",
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	st, err = sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if v := version(); v != current {
-		t.Fatalf("after opening, the index is version %d, want %d", v, current)
-	}
-	for _, q := range []audit.Query{{Limit: 1000}, {Principal: "alice", Limit: 1000}, {RequestID: "req-007"}, {Text: "word11"}} {
-		recs, err := st.Search(ctx, q)
-		if err != nil {
-			t.Fatalf("Search(%+v): %v", q, err)
-		}
-		want := map[string]int{"": n, "alice": n / 2, "req-007": 1, "word11": 1}[q.Principal+q.RequestID+q.Text]
-		if len(recs) != want {
-			t.Errorf("Search(%+v) after the upgrade = %v, want %d records", q, seqsOf(recs), want)
-		}
-	}
-	var cols int
-	if err := db.QueryRow("SELECT count(*) FROM pragma_table_info('entry_fields')").Scan(&cols); err != nil || cols != 4 {
-		t.Errorf("entry_fields has %d columns (%v), want 4", cols, err)
-	}
-	var subjectIndex int
-	if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'entry_fields_subject'").Scan(&subjectIndex); err != nil || subjectIndex != 0 {
-		t.Errorf("the version-3 subject index is still there (%d, %v)", subjectIndex, err)
-	}
-	if rep, err := st.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 || rep.Indexed != n {
-		t.Fatalf("CheckIndex after the upgrade = %+v, %v", rep, err)
+			db, err := sql.Open("sqlite", "file:"+sqlite.IndexPath(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			version := func() (v int) {
+				t.Helper()
+				if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			current := version()
+			if current <= l.version {
+				t.Fatalf("index version %d, want more than %d", current, l.version)
+			}
+			// The old layout, with rows a search of the current version
+			// cannot read, and no count blocks.
+			stmts := append([]string{"DROP TABLE entry_text", "DROP TABLE entry_approvals", "DROP TABLE index_state", "DELETE FROM count_blocks"},
+				append(l.stmts, fmt.Sprintf("PRAGMA user_version = %d", l.version))...)
+			for _, stmt := range stmts {
+				if _, err := db.Exec(stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			st, err = sqlite.Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if v := version(); v != current {
+				t.Fatalf("after opening, the index is version %d, want %d", v, current)
+			}
+			after := search(st)
+			for i, q := range queries {
+				if !slices.Equal(after[i], before[i]) {
+					t.Errorf("Search(%+v) after the upgrade = %v, before %v", q, after[i], before[i])
+				}
+			}
+			if len(before[0]) != n || len(before[2]) != 1 || len(before[6]) != 1 || len(before[7]) != 0 {
+				t.Errorf("searches before the upgrade = %v", before)
+			}
+			var old int
+			if err := db.QueryRow("SELECT count(*) FROM sqlite_master WHERE name LIKE 'entry_fields%'").Scan(&old); err != nil || old != 0 {
+				t.Errorf("the old entry_fields table or its index is still there (%d, %v)", old, err)
+			}
+			if rep, err := st.CheckIndex(ctx); err != nil || len(rep.Diffs) != 0 || rep.Indexed != n {
+				t.Fatalf("CheckIndex after the upgrade = %+v, %v", rep, err)
+			}
+		})
 	}
 }
 
-// TestIndexRequestID: request ids are found through the full-text index
-// (decision 035) and compared in their row, so ids that tokenize alike
-// (case, punctuation) do not find each other, and an id with no letter or
-// digit (nothing to look up by) is still found.
+// TestIndexRequestID: request ids, and subjects beside words, are found
+// through the full-text index as exact tokens (keyToken, decision 046), so
+// ids that tokenize alike (case, punctuation, hex digits in either case,
+// an id that is another's token) do not find each other, and an id with
+// no letter or digit is still found.
 func TestIndexRequestID(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
@@ -338,10 +379,12 @@ func TestIndexRequestID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ids := []string{"req-007", "req.007", "REQ-007", "req-007-x", "--------", "________", "0f3a9c2e5b7d41a8b6c3e9f0a1d2c4b5"}
+	ids := []string{"req-007", "req.007", "REQ-007", "req-007-x", "--------", "________", "0f3a9c2e5b7d41a8b6c3e9f0a1d2c4b5",
+		"0F3A9C2E5B7D41A8B6C3E9F0A1D2C4B5", "r", "x72", "X72", "ab", "6162", "xab"}
 	storetest.AppendEach(t, st, len(ids), func(i int) *audit.Entry {
 		e := indexEntry(i)
 		e.RequestID = ids[i]
+		e.Principal.Subject = ids[len(ids)-1-i] // subjects that tokenize alike too
 		return e
 	})
 	for i, id := range ids {
@@ -351,6 +394,15 @@ func TestIndexRequestID(t *testing.T) {
 		}
 		if got := seqsOf(recs); !slices.Equal(got, []int64{int64(i)}) {
 			t.Errorf("Search(%q) = %v, want [%d]", id, got, i)
+		}
+		// A principal beside words is a term of the same query.
+		want := int64(len(ids) - 1 - i)
+		recs, err = st.Search(ctx, audit.Query{Principal: id, Text: "quarterly", Limit: 1000})
+		if err != nil {
+			t.Fatalf("Search(principal %q): %v", id, err)
+		}
+		if got := seqsOf(recs); !slices.Equal(got, []int64{want}) {
+			t.Errorf("Search(principal %q, quarterly) = %v, want [%d]", id, got, want)
 		}
 	}
 	// With words too: both must hold.

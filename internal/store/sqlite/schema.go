@@ -97,35 +97,38 @@ DROP TABLE IF EXISTS entry_masks;
 // is derived from the log's entries by audit.Index and can be dropped and
 // rebuilt at any time (warden index rebuild).
 const indexSchema = `
-CREATE TABLE IF NOT EXISTS entry_fields (
-	seq         INTEGER PRIMARY KEY,
-	request_id  TEXT    NOT NULL,
-	approval_id TEXT    NOT NULL,
-	subject     TEXT    NOT NULL
+-- How many leading log records the index holds (IndexedSize), one row,
+-- written by every batch in its transaction. There is no row per entry
+-- (decision 046): the request id and subject, which nearly every entry
+-- has, are exact terms of entry_text (keyToken), written as FTS5 writes
+-- everything, in sorted segments; a table of them cost a B-tree insert
+-- per entry.
+CREATE TABLE IF NOT EXISTS index_state (
+	id      INTEGER PRIMARY KEY CHECK (id = 0),
+	indexed INTEGER NOT NULL
 );
--- One row per indexed entry (IndexedSize is its largest seq + 1), with
--- the two point-lookup columns and the subject, compared in the rows
--- other filters select. Only the approval id has an index (partial: few
--- entries have one). The request id, which nearly every entry has, is
--- found through the ids column of entry_text and compared here: its
--- values are random (apierr.NewRequestID), and a B-tree of them had
--- every batch dirty a page per entry, all over the file (decision 035).
+-- The approval ids, which few entries have, with an index for the
+-- lookup.
+CREATE TABLE IF NOT EXISTS entry_approvals (
+	seq         INTEGER PRIMARY KEY,
+	approval_id TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entry_approvals_id ON entry_approvals(approval_id);
 -- Kind, principal, route, model, action and time are searched in
 -- count_blocks, which hold them column by column anyway (decision 027).
-CREATE INDEX IF NOT EXISTS entry_fields_approval ON entry_fields(approval_id) WHERE approval_id != '';
 
 -- Full text over redacted parameters, decision reason and details
--- (body), the request id (ids), which a search by request id matches
--- before comparing entry_fields.request_id: FTS5 writes each batch as a
--- new sorted segment and merges them later, where a B-tree of random
--- ids is written all over (decision 035), and the entry's masking rules
--- (rules), each as one token, the hex of its name (ruleTokens), so that
--- a rule matches exactly the entries that have it: they were a table
--- (rule, seq) of their own, whose row per rule per entry cost more than
--- the rest of the full text (decision 039). Contentless: the text is
--- derived from the entries; rowid = seq. No column sizes (columnsize=0):
--- nothing ranks results, and they cost a row per entry.
-CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, ids, rules, content='', columnsize=0);
+-- (body); the request id (ids) and the principal's subject (subject),
+-- each one exact token (keyToken: the id as it is if it is lowercase hex
+-- as the gateway's are, else x and the hex of its bytes), so that a
+-- search by request id, or by principal beside other filters, matches
+-- exactly the entries that have it (decision 046; a B-tree of random ids
+-- was written all over, decision 035); and the entry's masking rules
+-- (rules), each as one token, the hex of its name (ruleTokens, decision
+-- 039). Contentless: the text is derived from the entries; rowid = seq.
+-- Every indexed entry has a row. No column sizes (columnsize=0): nothing
+-- ranks results, and they cost a row per entry.
+CREATE VIRTUAL TABLE IF NOT EXISTS entry_text USING fts5(body, ids, rules, subject, content='', columnsize=0);
 
 -- Count blocks for Log.Aggregate (audit.CountBlock): for each chunk of
 -- audit.CountChunk entries starting at start, the aggregate dimensions and
@@ -149,6 +152,8 @@ CREATE TABLE IF NOT EXISTS count_blocks (
 // dropIndexSchema removes the index tables (ResetIndex recreates them).
 const dropIndexSchema = `
 DROP TABLE IF EXISTS entry_fields;
+DROP TABLE IF EXISTS index_state;
+DROP TABLE IF EXISTS entry_approvals;
 DROP TABLE IF EXISTS entry_masks;
 DROP TABLE IF EXISTS entry_text;
 DROP TABLE IF EXISTS count_spans;

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"unicode"
 
 	"github.com/wardenhq/warden/internal/audit"
 )
@@ -62,16 +61,25 @@ func ftsQuery(text string) string {
 	return "body : (" + strings.Join(parts, " ") + ")"
 }
 
-// ftsIDQuery returns the FTS5 query of entry_text's ids column that
-// matches every entry whose request id is id (and maybe others, whose
-// ids tokenize alike: the caller compares entry_fields.request_id), or ""
-// if id has no token (no letter or digit) to look up by.
-func ftsIDQuery(id string) string {
-	if !strings.ContainsFunc(id, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+// keyToken is the text of a request id or subject in entry_text's ids or
+// subject column: one token that only that value has, so a MATCH of it
+// is exact. A value of lowercase hex digits only (the gateway's request
+// ids, apierr.NewRequestID) is its own token, as unicode61 neither splits
+// nor folds it; any other is x and the hex of its bytes (never hex
+// alone, so the two forms do not meet). "" has no token.
+func keyToken(v string) string {
+	if v == "" {
 		return ""
 	}
-	return "ids : " + ftsString(id)
+	if strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && (r < 'a' || r > 'f') }) < 0 {
+		return v
+	}
+	return "x" + hex.EncodeToString([]byte(v))
 }
+
+// ftsKeyQuery is the FTS5 query of entry_text's column col (ids,
+// subject) that matches exactly the entries whose value there is v.
+func ftsKeyQuery(col, v string) string { return col + " : " + ftsString(keyToken(v)) }
 
 // ftsString quotes s as an FTS5 string (a phrase of its tokens).
 func ftsString(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
