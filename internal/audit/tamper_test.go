@@ -342,14 +342,14 @@ func TestTamper(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			wantSeq: -1, wantCP: 31, want: "checkpoint 4 (size 31): audit: checkpoint signature invalid",
+			wantSeq: -1, wantCP: 31, want: "checkpoint 4 (size 31, the checkpoints table's row; the history head in frame 30 of audit.db.frames differs): audit: checkpoint signature invalid",
 		},
 		{
 			name: "checkpoint note altered by one byte",
 			tamper: func(t *testing.T, e *env) {
 				execDB(t, e, dropTriggers, "UPDATE checkpoints SET note = CAST(replace(CAST(note AS TEXT), char(10) || '11' || char(10), char(10) || '12' || char(10)) AS BLOB) WHERE size = 11")
 			},
-			wantSeq: -1, wantCP: 11, want: "checkpoint 2 (size 11): audit: checkpoint signature invalid",
+			wantSeq: -1, wantCP: 11, want: "checkpoint 2 (size 11, the checkpoints table's row; the history head in frame 10 of audit.db.frames differs): audit: checkpoint signature invalid",
 		},
 		{
 			name: "whole store rolled back to an older copy",

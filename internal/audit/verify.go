@@ -145,7 +145,7 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 				return Report{}, fmt.Errorf("audit: verify: %w", err)
 			}
 			if tr.root() != cps[anchor].Hash {
-				return Report{}, diverge(-1, begin, "checkpoint %d (size %d): signed tree hash does not match the stored tree hashes: the store was edited before entry %d", anchor+1, begin, begin)
+				return Report{}, diverge(-1, begin, "checkpoint %d (size %d%s): signed tree hash does not match the stored tree hashes: the store was edited before entry %d", anchor+1, begin, origin(cps[anchor]), begin)
 			}
 			next = anchor + 1
 		}
@@ -204,7 +204,7 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 					if next > 0 {
 						prev = cps[next-1].Size
 					}
-					return Report{}, diverge(-1, cps[next].Size, "checkpoint %d (size %d): signed tree hash does not match the entries: entries in [%d, %d) were rewritten together with their stored hashes", next+1, cps[next].Size, prev, cps[next].Size)
+					return Report{}, diverge(-1, cps[next].Size, "checkpoint %d (size %d%s): signed tree hash does not match the entries: entries in [%d, %d) were rewritten together with their stored hashes", next+1, cps[next].Size, origin(cps[next]), prev, cps[next].Size)
 				}
 				next++
 			}
@@ -257,14 +257,23 @@ func openCheckpoints(rows []Checkpoint, v note.Verifier) ([]Checkpoint, error) {
 	for i, row := range rows {
 		c, err := OpenCheckpoint(row.Note, v)
 		if err != nil {
-			return nil, diverge(-1, row.Size, "checkpoint %d (size %d): %v", i+1, row.Size, err)
+			return nil, diverge(-1, row.Size, "checkpoint %d (size %d%s): %v", i+1, row.Size, origin(row), err)
 		}
 		if c.Size != row.Size || c.Hash != row.Hash {
-			return nil, diverge(-1, row.Size, "checkpoint %d: the stored row says size %d but its signed note is for size %d: the checkpoint was replaced", i+1, row.Size, c.Size)
+			return nil, diverge(-1, row.Size, "checkpoint %d: the stored row says size %d but its signed note is for size %d: the checkpoint was replaced%s", i+1, row.Size, c.Size, origin(row))
 		}
+		c.Origin = row.Origin
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// origin is ", " and where the store read c (Checkpoint.Origin), or "".
+func origin(c Checkpoint) string {
+	if c.Origin == "" {
+		return ""
+	}
+	return ", " + c.Origin
 }
 
 // mergeCheckpoint adds c to the sorted list unless one of the same size

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 
@@ -58,61 +59,65 @@ func readMarker(ctx context.Context, q queryer) (int64, error) {
 // is adopted. A frame file with any other base, or with frames, and no
 // marker is refused: the frame file and the database do not belong
 // together.
-func (s *Store) openFrames(ctx context.Context) error {
+//
+// The frames' history heads are read by the scan that verifies the file
+// (frameHeads), for checkHistory (nil: a new frame file, no frames).
+func (s *Store) openFrames(ctx context.Context) (*frameHeads, error) {
 	fpath := FramesPath(s.path)
 	n, err := size(ctx, s.w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base, err := readMarker(ctx, s.w)
 	switch {
 	case err == nil:
 		if base != n {
-			return fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d (the tables were written after the frame file was made)", s.path, n, base)
+			return nil, fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d (the tables were written after the frame file was made)", s.path, n, base)
 		}
-		fr, cut, err := framelog.Open(fpath)
+		h := &frameHeads{name: filepath.Base(fpath)}
+		fr, cut, err := framelog.OpenVisit(fpath, h.visit)
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sqlite: open %s: the store's frame file %s is missing (records from %d on are in it): %w", s.path, fpath, base, err)
+			return nil, fmt.Errorf("sqlite: open %s: the store's frame file %s is missing (records from %d on are in it): %w", s.path, fpath, base, err)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+			return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
 		if cut > 0 {
 			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
 		}
 		if fr.Base() != base {
 			fr.Close()
-			return fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
+			return nil, fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
 		}
 		s.fr, s.base = fr, base
-		return nil
+		return h, nil
 	case !errors.Is(err, errNoMarker):
-		return err
+		return nil, err
 	}
 	fr, cut, err := framelog.Open(fpath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if fr, err = framelog.Create(fpath, n); err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+			return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
 	case err != nil:
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	default:
 		if cut > 0 {
 			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
 		}
 		if fr.Base() != n || fr.Frames() != 0 {
 			fr.Close()
-			return fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not continue the store's %d records and the store has no frames_base marker; refusing to adopt it", s.path, fpath, fr.Base(), fr.Frames(), n)
+			return nil, fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not continue the store's %d records and the store has no frames_base marker; refusing to adopt it", s.path, fpath, fr.Base(), fr.Frames(), n)
 		}
 	}
 	if _, err := s.w.ExecContext(ctx, "INSERT INTO frames_base(id, base) VALUES (0, ?)", n); err != nil {
 		fr.Close()
-		return fmt.Errorf("sqlite: open %s: write the frames_base marker: %w", s.path, err)
+		return nil, fmt.Errorf("sqlite: open %s: write the frames_base marker: %w", s.path, err)
 	}
 	s.fl.commits++ // synced by Open's Flush
 	s.fr, s.base = fr, n
-	return nil
+	return nil, nil
 }
 
 // openFramesReadOnly opens the frame file of a store opened read-only, if
@@ -153,7 +158,8 @@ func (s *Store) openFramesReadOnly(ctx context.Context) error {
 	if base != n {
 		return fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d", s.path, n, base)
 	}
-	fr, torn, err := framelog.OpenReadOnly(fpath)
+	h := &frameHeads{name: filepath.Base(fpath)}
+	fr, torn, err := framelog.OpenReadOnlyVisit(fpath, h.visit)
 	if err != nil {
 		var ce *framelog.CorruptError
 		if errors.As(err, &ce) {
@@ -167,7 +173,7 @@ func (s *Store) openFramesReadOnly(ctx context.Context) error {
 		fr.Close()
 		return fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
 	}
-	s.fr, s.base, s.torn = fr, base, torn
+	s.fr, s.base, s.torn, s.hist = fr, base, torn, h.hist
 	return nil
 }
 
@@ -236,94 +242,124 @@ func (s *Store) tableHead(ctx context.Context) ([]byte, error) {
 	return nil, fmt.Errorf("sqlite: head: %w", err)
 }
 
-// catchUpCheckpoints copies the history heads of the frames (flag
-// HeadHistory) past the checkpoints table's newest size into the table:
-// they are inserted after each Sync without a sync of their own, so a
-// crash may have lost the newest. The frames are the evidence; the table
-// is a copy kept for queries.
-func (s *Store) catchUpCheckpoints(ctx context.Context) error {
-	var newest int64
-	if err := s.w.QueryRowContext(ctx, "SELECT COALESCE(MAX(size), -1) FROM checkpoints").Scan(&newest); err != nil {
-		return fmt.Errorf("sqlite: open %s: checkpoints: %w", s.path, err)
+// frameHeads collects the history heads (flag HeadHistory) of the
+// frame file from the scan that verifies it at open
+// (framelog.OpenVisit), so that reading them costs no second pass over
+// the file.
+type frameHeads struct {
+	name string             // the frame file's base name, for Origin
+	hist []audit.Checkpoint // by ascending size; Origin names the frame
+	// bad[i] says why hist[i] cannot be copied into the checkpoints
+	// table: its note does not parse, or its size is not its frame's end.
+	bad []error
+}
+
+// visit is the framelog.Visitor. A history head that does not parse is
+// kept as it is, with the frame's end as its size, so that the
+// verification that reads it reports it (its signature cannot check).
+func (h *frameHeads) visit(i int, p []byte) error {
+	end, head, history, err := framelog.BatchHead(p)
+	if err != nil || !history {
+		return err
 	}
-	from := 0
-	if newest >= s.base {
-		i, _, err := s.fr.Find(newest)
-		if errors.Is(err, framelog.ErrNotFound) {
-			return nil // nothing in the frames past it
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
-		}
-		from = i
+	c, err := headCheckpoint(bytes.Clone(head))
+	switch {
+	case err != nil:
+		c = audit.Checkpoint{Size: end, Note: bytes.Clone(head)}
+		err = fmt.Errorf("the history head of frame %d: %w", i, err)
+	case c.Size != end:
+		err = fmt.Errorf("the history head of frame %d has size %d, the frame ends at %d", i, c.Size, end)
 	}
-	var cps []audit.Checkpoint
-	for i := from; i < s.fr.Frames(); i++ {
-		b, err := s.fr.ReadBatch(i)
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
-		}
-		size := b.FirstSeq + int64(len(b.Records))
-		if !b.HeadHistory || size <= newest {
-			continue
-		}
-		c, err := headCheckpoint(bytes.Clone(b.Head))
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: the history head of frame %d: %w", s.path, i, err)
-		}
-		if c.Size != size {
-			return fmt.Errorf("sqlite: open %s: the history head of frame %d has size %d, the frame ends at %d", s.path, i, c.Size, size)
-		}
-		cps = append(cps, c)
-	}
-	if len(cps) == 0 {
+	c.Origin = fmt.Sprintf("frame %d of %s", i, h.name)
+	h.hist = append(h.hist, c)
+	h.bad = append(h.bad, err)
+	return nil
+}
+
+// checkHistory compares the frames' history heads with the checkpoints
+// table at a writable Open, byte for byte. A head the table lacks is
+// copied into it: they are inserted after each Sync without a sync of
+// their own, so a crash may have lost the newest (one that does not
+// parse, or whose size is not its frame's end, refuses the store). A
+// head that differs from the table's row of its size is kept (s.hist)
+// for Checkpoints to return beside the row, so that the verification at
+// start-up checks both, as `warden verify` does, and refuses the store
+// naming the checkpoint and both copies' sources; it is logged here too.
+func (s *Store) checkHistory(ctx context.Context, h *frameHeads) error {
+	if h == nil || len(h.hist) == 0 {
 		return nil
 	}
-	if err := s.insertCheckpoints(ctx, cps); err != nil {
+	rows, err := scanCheckpoints(ctx, s.w, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size >= ? ORDER BY size", h.hist[0].Size)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	have := make(map[int64]bool, len(rows))
+	for _, c := range rows {
+		have[c.Size] = true
+	}
+	var missing []audit.Checkpoint
+	for _, i := range unheld(rows, h.hist) {
+		c := h.hist[i]
+		if have[c.Size] {
+			slog.Error("audit: a history head of the frame file differs from the checkpoints table's row of its size",
+				"size", c.Size, "frame_head", c.Origin, "path", s.path)
+			s.hist = append(s.hist, c)
+			continue
+		}
+		if h.bad[i] != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, h.bad[i])
+		}
+		missing = append(missing, c)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := s.insertCheckpoints(ctx, missing); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
 	s.fl.commits++ // synced by Open's Flush
 	return nil
 }
 
-// frameHistory reads the history heads (flag HeadHistory) of every
-// frame, once per read-only store. A head that does not parse is
-// returned as it is, with the frame's end as its size, so that the
-// verification that reads it reports it (its signature cannot check).
-func (s *Store) frameHistory() ([]audit.Checkpoint, error) {
-	s.histOnce.Do(func() {
-		for i := 0; i < s.fr.Frames(); i++ {
-			b, err := s.fr.ReadBatch(i)
-			if err != nil {
-				s.histErr = fmt.Errorf("sqlite: %s: the history heads: %w", s.path, err)
-				return
-			}
-			if !b.HeadHistory {
-				continue
-			}
-			end := b.FirstSeq + int64(len(b.Records))
-			c, err := headCheckpoint(bytes.Clone(b.Head))
-			if err != nil {
-				c = audit.Checkpoint{Size: end, Note: bytes.Clone(b.Head)}
-			}
-			s.hist = append(s.hist, c)
-		}
-	})
-	return s.hist, s.histErr
-}
-
-// mergeHistory returns the table's checkpoints plus every frame head the
-// table does not hold byte for byte, by ascending size (stable: at equal
-// sizes the table's row first).
-func mergeHistory(table, frames []audit.Checkpoint) []audit.Checkpoint {
+// unheld returns the indexes of the frame heads the table does not hold
+// byte for byte, in order.
+func unheld(table, frames []audit.Checkpoint) []int {
 	have := make(map[int64][][]byte, len(table))
 	for _, c := range table {
 		have[c.Size] = append(have[c.Size], c.Note)
 	}
-	out := table
-	for _, c := range frames {
-		if slices.ContainsFunc(have[c.Size], func(n []byte) bool { return bytes.Equal(n, c.Note) }) {
-			continue
+	var out []int
+	for i, c := range frames {
+		if !slices.ContainsFunc(have[c.Size], func(n []byte) bool { return bytes.Equal(n, c.Note) }) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// mergeHistory returns the table's checkpoints plus every frame head the
+// table does not hold byte for byte, by ascending size (stable: at equal
+// sizes the table's row first). The Origin of each head added, and of a
+// table row beside which one is added, names both sources, so that a
+// verification failing on either says where each copy came from.
+func mergeHistory(table, frames []audit.Checkpoint) []audit.Checkpoint {
+	extra := unheld(table, frames)
+	if len(extra) == 0 {
+		return table
+	}
+	at := make(map[int64]int, len(table))
+	for i, c := range table {
+		at[c.Size] = i
+	}
+	out := slices.Clone(table)
+	for _, k := range extra {
+		c := frames[k]
+		frame := c.Origin
+		if i, ok := at[c.Size]; ok {
+			c.Origin = "the history head in " + frame + "; the checkpoints table holds another note of that size"
+			out[i].Origin = "the checkpoints table's row; the history head in " + frame + " differs"
+		} else {
+			c.Origin = "the history head in " + frame + ", which the checkpoints table lacks"
 		}
 		out = append(out, c)
 	}
