@@ -112,8 +112,9 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 				edit(t, dir, func(f *framelogtest.File) error { return f.DropFrames(3) })
 				os.Remove(filepath.Join(dir, "audit.checkpoint"))
 			},
-			// The head file holds the head signed after the last batch.
-			want: "FAILED: store has 29 entries but the checkpoint file says 32",
+			// The head file holds the head signed after the last batch,
+			// and the message names it.
+			want: "FAILED: store has 29 entries but the head file says 32",
 		},
 		{
 			name: "a middle frame's hashes made consistent with an edited record",

@@ -122,11 +122,11 @@ func verifyOffline(t *testing.T, e *env) (audit.Report, error) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ext, err := audit.ReadHead(context.Background(), st, e.cfg.CheckpointFile)
+	ext, src, err := audit.ReadHeadFrom(context.Background(), st, e.cfg.CheckpointFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, SingleWriter: true})
+	return audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, ExternalSource: src, SingleWriter: true})
 }
 
 func TestTamper(t *testing.T) {
@@ -313,8 +313,8 @@ func TestTamper(t *testing.T) {
 				})
 			},
 			// The store's head claims the larger tree, so it is the one
-			// verified (as the external head: Verify names it so).
-			wantSeq: -1, wantCP: -1, want: "checkpoint file: audit: checkpoint signature invalid",
+			// verified as the external head, named by where it is.
+			wantSeq: -1, wantCP: -1, want: "frame file's last head: audit: checkpoint signature invalid",
 		},
 		{
 			name: "checkpoint replaced by an older one",

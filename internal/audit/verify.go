@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,10 @@ type VerifyOptions struct {
 	// checkpoint file). It must be consistent with the store: a store
 	// behind it was rolled back or truncated.
 	External []byte
+	// ExternalSource names where External came from in messages
+	// (ReadHeadFrom's source: "checkpoint file", "head file", "frame
+	// file's last head", …); empty means "checkpoint file".
+	ExternalSource string
 	// SingleWriter says one gateway writes this store (SQLite). Then an
 	// unsigned tail after a checkpoint that ends with gateway.stopped can
 	// only come from outside the gateway, unless it starts with
@@ -98,22 +103,23 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 		rep.Latest = cps[len(cps)-1]
 	}
 	if opt.External != nil {
+		src := cmp.Or(opt.ExternalSource, SourceCheckpointFile)
 		ext, err := OpenCheckpoint(opt.External, v)
 		if err != nil {
-			return Report{}, diverge(-1, -1, "checkpoint file: %v", err)
+			return Report{}, diverge(-1, -1, "%s: %v", src, err)
 		}
 		// The file holds the head signed after every batch; the store's
 		// history only every checkpoint_every entries, so the file may be
 		// ahead of it, but never ahead of the entries.
 		if ext.Size > size {
-			return Report{}, diverge(size, ext.Size, "store has %d entries but the checkpoint file says %d: the store was truncated or rolled back", size, ext.Size)
+			return Report{}, diverge(size, ext.Size, "store has %d entries but the %s says %d: the store was truncated or rolled back", size, src, ext.Size)
 		}
 		if ext.Size > rep.Latest.Size {
 			rep.Latest = ext
 		}
 		cps = mergeCheckpoint(cps, ext)
 		if cps == nil {
-			return Report{}, diverge(-1, ext.Size, "the checkpoint file and the store's checkpoint of size %d differ: the log was forked", ext.Size)
+			return Report{}, diverge(-1, ext.Size, "the %s and the store's checkpoint of size %d differ: the log was forked", src, ext.Size)
 		}
 	}
 	if rep.Latest.Size > size {

@@ -520,3 +520,19 @@ func (s *Store) readHashesSplit(ctx context.Context, indexes []int64) ([]tlog.Ha
 	}
 	return out, nil
 }
+
+var _ audit.HeadSourcer = (*Store)(nil)
+
+// HeadSource says where Head reads the store's head, for messages: the
+// frame file's last head, or, in a store migrated from the tables with no
+// frame head yet, the head table.
+func (s *Store) HeadSource() string {
+	if s.fr != nil {
+		for i := s.fr.Frames() - 1; i >= 0; i-- {
+			if b, err := s.fr.ReadBatch(i); err == nil && len(b.Head) > 0 {
+				return "frame file's last head"
+			}
+		}
+	}
+	return "store's head table"
+}
