@@ -221,6 +221,14 @@ func DecodeBatch(p []byte) (Batch, error) {
 	return b, nil
 }
 
+// HeadHistory reports whether a batch payload's HeadHistory flag is set
+// (false for a payload shorter than the batch prefix): a test that costs
+// one load, for a visitor that wants only the history heads before it
+// calls BatchHead.
+func HeadHistory(p []byte) bool {
+	return len(p) >= batchPrefix && binary.LittleEndian.Uint32(p[12:])&flagHeadHistory != 0
+}
+
 // BatchHead reads a batch payload's head without decoding its records:
 // end is the sequence number after its last record, head the signed
 // note (nil if none; it aliases p) and history its HeadHistory flag. It

@@ -224,7 +224,7 @@ func TestBatchHead(t *testing.T) {
 				t.Fatal(err)
 			}
 			end, h, hist, err := BatchHead(p)
-			if err != nil || end != b.FirstSeq+int64(n) || !bytes.Equal(h, head) || (h == nil) != (head == nil) || hist != b.HeadHistory {
+			if err != nil || end != b.FirstSeq+int64(n) || !bytes.Equal(h, head) || (h == nil) != (head == nil) || hist != b.HeadHistory || HeadHistory(p) != b.HeadHistory {
 				t.Fatalf("BatchHead of %d records (head %q) = %d, %q, %v, %v; want %d, the head, %v",
 					n, head, end, h, hist, err, b.FirstSeq+int64(n), b.HeadHistory)
 			}
@@ -278,7 +278,7 @@ func FuzzBatchHead(f *testing.F) {
 		if (err == nil) != (derr == nil) {
 			t.Fatalf("BatchHead %v, DecodeBatch %v", err, derr)
 		}
-		if err == nil && (end != b.FirstSeq+int64(len(b.Records)) || !bytes.Equal(head, b.Head) || hist != b.HeadHistory) {
+		if err == nil && (end != b.FirstSeq+int64(len(b.Records)) || !bytes.Equal(head, b.Head) || hist != b.HeadHistory || HeadHistory(p) != hist) {
 			t.Fatalf("BatchHead = %d %q %v, DecodeBatch = %d %q %v", end, head, hist, b.FirstSeq+int64(len(b.Records)), b.Head, b.HeadHistory)
 		}
 	})

@@ -247,33 +247,49 @@ func (s *Store) tableHead(ctx context.Context) ([]byte, error) {
 // (framelog.OpenVisit), so that reading them costs no second pass over
 // the file.
 type frameHeads struct {
-	name string             // the frame file's base name, for Origin
-	hist []audit.Checkpoint // by ascending size; Origin names the frame
-	// bad[i] says why hist[i] cannot be copied into the checkpoints
-	// table: its note does not parse, or its size is not its frame's end.
-	bad []error
+	name string      // the frame file's base name, for Origin
+	hist []frameHead // by ascending size
 }
 
-// visit is the framelog.Visitor. A history head that does not parse is
-// kept as it is, with the frame's end as its size, so that the
-// verification that reads it reports it (its signature cannot check).
+// frameHead is a history head as the frame file holds it. It is not
+// parsed at open: Open compares bytes, and only a head the checkpoints
+// table lacks or holds differently is parsed (checkpoint).
+type frameHead struct {
+	frame int
+	end   int64 // the frame's end: the head's size, if it is sound
+	note  []byte
+	file  string // the frame file's base name
+}
+
+// visit is the framelog.Visitor.
 func (h *frameHeads) visit(i int, p []byte) error {
-	end, head, history, err := framelog.BatchHead(p)
-	if err != nil || !history {
+	if !framelog.HeadHistory(p) {
+		return nil // most frames: one load, no walk over the records
+	}
+	end, head, _, err := framelog.BatchHead(p)
+	if err != nil {
 		return err
 	}
-	c, err := headCheckpoint(bytes.Clone(head))
+	h.hist = append(h.hist, frameHead{frame: i, end: end, note: bytes.Clone(head), file: h.name})
+	return nil
+}
+
+// checkpoint parses f, its Origin naming the frame. A note that does not
+// parse is returned as it is, with the frame's end as its size, so that
+// the verification that reads it reports it (its signature cannot
+// check); the error says why f cannot be copied into the checkpoints
+// table: that, or a size that is not the frame's end.
+func (f frameHead) checkpoint() (audit.Checkpoint, error) {
+	c, err := headCheckpoint(f.note)
 	switch {
 	case err != nil:
-		c = audit.Checkpoint{Size: end, Note: bytes.Clone(head)}
-		err = fmt.Errorf("the history head of frame %d: %w", i, err)
-	case c.Size != end:
-		err = fmt.Errorf("the history head of frame %d has size %d, the frame ends at %d", i, c.Size, end)
+		c = audit.Checkpoint{Size: f.end, Note: f.note}
+		err = fmt.Errorf("the history head of frame %d: %w", f.frame, err)
+	case c.Size != f.end:
+		err = fmt.Errorf("the history head of frame %d has size %d, the frame ends at %d", f.frame, c.Size, f.end)
 	}
-	c.Origin = fmt.Sprintf("frame %d of %s", i, h.name)
-	h.hist = append(h.hist, c)
-	h.bad = append(h.bad, err)
-	return nil
+	c.Origin = fmt.Sprintf("frame %d of %s", f.frame, f.file)
+	return c, err
 }
 
 // checkHistory compares the frames' history heads with the checkpoints
@@ -289,25 +305,29 @@ func (s *Store) checkHistory(ctx context.Context, h *frameHeads) error {
 	if h == nil || len(h.hist) == 0 {
 		return nil
 	}
-	rows, err := scanCheckpoints(ctx, s.w, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size >= ? ORDER BY size", h.hist[0].Size)
+	rows, err := scanCheckpoints(ctx, s.w, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size >= ? ORDER BY size", s.base)
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
-	have := make(map[int64]bool, len(rows))
+	notes := make(map[int64][]byte, len(rows))
 	for _, c := range rows {
-		have[c.Size] = true
+		notes[c.Size] = c.Note
 	}
 	var missing []audit.Checkpoint
 	for _, i := range unheld(rows, h.hist) {
-		c := h.hist[i]
-		if have[c.Size] {
+		f := h.hist[i]
+		c, err := f.checkpoint()
+		if n, ok := notes[c.Size]; ok {
+			if bytes.Equal(n, c.Note) {
+				continue // held at the size its note says, not its frame's end: Verify finds that
+			}
 			slog.Error("audit: a history head of the frame file differs from the checkpoints table's row of its size",
-				"size", c.Size, "frame_head", c.Origin, "path", s.path)
-			s.hist = append(s.hist, c)
+				"size", c.Size, "frame", f.frame, "path", s.path)
+			s.hist = append(s.hist, f)
 			continue
 		}
-		if h.bad[i] != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, h.bad[i])
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
 		missing = append(missing, c)
 	}
@@ -322,15 +342,15 @@ func (s *Store) checkHistory(ctx context.Context, h *frameHeads) error {
 }
 
 // unheld returns the indexes of the frame heads the table does not hold
-// byte for byte, in order.
-func unheld(table, frames []audit.Checkpoint) []int {
+// byte for byte at their frame's end, in order.
+func unheld(table []audit.Checkpoint, frames []frameHead) []int {
 	have := make(map[int64][][]byte, len(table))
 	for _, c := range table {
 		have[c.Size] = append(have[c.Size], c.Note)
 	}
 	var out []int
-	for i, c := range frames {
-		if !slices.ContainsFunc(have[c.Size], func(n []byte) bool { return bytes.Equal(n, c.Note) }) {
+	for i, f := range frames {
+		if !slices.ContainsFunc(have[f.end], func(n []byte) bool { return bytes.Equal(n, f.note) }) {
 			out = append(out, i)
 		}
 	}
@@ -338,11 +358,12 @@ func unheld(table, frames []audit.Checkpoint) []int {
 }
 
 // mergeHistory returns the table's checkpoints plus every frame head the
-// table does not hold byte for byte, by ascending size (stable: at equal
-// sizes the table's row first). The Origin of each head added, and of a
-// table row beside which one is added, names both sources, so that a
-// verification failing on either says where each copy came from.
-func mergeHistory(table, frames []audit.Checkpoint) []audit.Checkpoint {
+// table does not hold byte for byte, parsed (frameHead.checkpoint), by
+// ascending size (stable: at equal sizes the table's row first). The
+// Origin of each head added, and of a table row beside which one is
+// added, names both sources, so that a verification failing on either
+// says where each copy came from.
+func mergeHistory(table []audit.Checkpoint, frames []frameHead) []audit.Checkpoint {
 	extra := unheld(table, frames)
 	if len(extra) == 0 {
 		return table
@@ -353,12 +374,16 @@ func mergeHistory(table, frames []audit.Checkpoint) []audit.Checkpoint {
 	}
 	out := slices.Clone(table)
 	for _, k := range extra {
-		c := frames[k]
+		c, _ := frames[k].checkpoint() // one that does not parse is for Verify to report
 		frame := c.Origin
-		if i, ok := at[c.Size]; ok {
+		i, ok := at[c.Size]
+		switch {
+		case ok && bytes.Equal(table[i].Note, c.Note):
+			continue // held at the size its note says (not its frame's end): Verify checks the row
+		case ok:
 			c.Origin = "the history head in " + frame + "; the checkpoints table holds another note of that size"
 			out[i].Origin = "the checkpoints table's row; the history head in " + frame + " differs"
-		} else {
+		default:
 			c.Origin = "the history head in " + frame + ", which the checkpoints table lacks"
 		}
 		out = append(out, c)

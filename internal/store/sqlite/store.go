@@ -57,7 +57,7 @@ type Store struct {
 	fb framelog.Batch
 	// hist is a read-only store's history heads from the frame file,
 	// read by the scan that verifies it at open (frameHeads).
-	hist []audit.Checkpoint
+	hist []frameHead
 	// tablesForTest: appends go to the entries and hashes tables as
 	// schema version 2 wrote them (tests building old stores only).
 	tablesForTest bool
