@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/store/framelog/framelogtest"
@@ -107,8 +112,9 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 				edit(t, dir, func(f *framelogtest.File) error { return f.DropFrames(3) })
 				os.Remove(filepath.Join(dir, "audit.checkpoint"))
 			},
-			// The head file holds the head signed after the last batch.
-			want: "FAILED: store has 29 entries but the checkpoint file says 32",
+			// The head file holds the head signed after the last batch,
+			// and the message names it.
+			want: "FAILED: store has 29 entries but the head file says 32",
 		},
 		{
 			name: "a middle frame's hashes made consistent with an edited record",
@@ -188,5 +194,63 @@ func TestStartupRefusesCorruptFrameFile(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "corrupt frame 1 at offset") {
 			t.Fatalf("serve (allow_unverified_start %v) on a damaged frame file: exit %d:\n%s", allow, code, out)
 		}
+	}
+}
+
+// TestStartupRefusesForgedFrameHistoryHead: a history head in a middle
+// frame replaced by one signed with another key, the checkpoints table
+// left intact (decision 047). `warden serve` exits 1 naming the
+// checkpoint and both copies (the frame's head, the table's row), and
+// `warden verify` says FAILED at the same checkpoint.
+func TestStartupRefusesForgedFrameHistoryHead(t *testing.T) {
+	dir, admin, cfg := startupDir(t)
+	// Every batch's head joins the history: each run's frames carry one.
+	writeFiles(t, dir, map[string]string{"warden.yaml": cfg + "audit:\n  checkpoint_every: 1\n"})
+	stopServe(t, startServe(t, filepath.Join(dir, "warden.yaml"), admin))
+	stopServe(t, startServe(t, filepath.Join(dir, "warden.yaml"), admin))
+	fp := sqlite.FramesPath(filepath.Join(dir, "data", "audit.db"))
+	f, err := framelogtest.Read(fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Frames) < 3 || !f.Frames[1].HeadHistory {
+		t.Fatalf("%d frames, frame 1 history head %v: want a history head in a middle frame", len(f.Frames), len(f.Frames) > 1 && f.Frames[1].HeadHistory)
+	}
+	size := f.Frames[1].FirstSeq + int64(len(f.Frames[1].Records))
+	skey, _, err := note.GenerateKey(rand.Reader, "acme-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := audit.SignCheckpoint(signer, size, tlog.Hash{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetHead(1, c.Note, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(fp); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runWarden(t, dir, "serve", "--config", "warden.yaml")
+	want := []string{
+		"does not verify",
+		fmt.Sprintf("(size %d, the history head in frame 1 of audit.db.frames; the checkpoints table holds another note of that size)", size),
+		"checkpoint signature invalid",
+	}
+	if code != 1 {
+		t.Fatalf("serve on a store with a forged middle frame head: exit %d:\n%s", code, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("serve's output lacks %q:\n%s", w, out)
+		}
+	}
+	out, code = runCmd(t, newVerifyCmd(), "--data-dir", filepath.Join(dir, "data"))
+	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, want[1]) {
+		t.Fatalf("verify: exit %d, want 1, FAILED and %q:\n%s", code, want[1], out)
 	}
 }

@@ -162,6 +162,7 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		cpFile = filepath.Join(f.dataDir, "audit.checkpoint")
 	}
 	var ext []byte
+	var extSrc string
 	if cpFile != "" {
 		if f.checkpointFile != "" {
 			if _, err := os.Stat(cpFile); err != nil {
@@ -171,7 +172,7 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 		// The newest of the checkpoint file, the head signed after every
 		// batch (audit.checkpoint.head) and the head the store committed
 		// with its last batch.
-		ext, err = audit.ReadHead(ctx, st, cpFile)
+		ext, extSrc, err = audit.ReadHeadFrom(ctx, st, cpFile)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -179,7 +180,7 @@ func runVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) err
 			fmt.Fprintf(stderr, "warning: no checkpoint file %s: a store rolled back as a whole would not be detected\n", cpFile)
 		}
 	}
-	rep, err := audit.Verify(ctx, st, v, audit.VerifyOptions{External: ext, SingleWriter: single})
+	rep, err := audit.Verify(ctx, st, v, audit.VerifyOptions{External: ext, ExternalSource: extSrc, SingleWriter: single})
 	if err != nil {
 		var d *audit.Divergence
 		if errors.As(err, &d) {

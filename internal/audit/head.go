@@ -132,24 +132,46 @@ func noteSize(note []byte) int64 {
 // signature is not checked here: Verify checks it (a forged head is a
 // divergence, not something to skip).
 func ReadExternal(checkpointFile string) ([]byte, error) {
+	b, _, err := readExternal(checkpointFile)
+	return b, err
+}
+
+// Where ReadHeadFrom found the head it returns, for messages
+// (VerifyOptions.ExternalSource); a HeadKeeper may name its own
+// (HeadSourcer).
+const (
+	SourceCheckpointFile = "checkpoint file"
+	SourceHeadFile       = "head file"
+	SourceStore          = "store's head"
+)
+
+// HeadSourcer is implemented by a HeadKeeper that can say where its
+// Head is kept (the SQLite store: its frame file's last head), for
+// messages naming the head's source.
+type HeadSourcer interface {
+	HeadSource() string
+}
+
+// readExternal is ReadExternal, also saying which file the note is from.
+func readExternal(checkpointFile string) ([]byte, string, error) {
 	cp, err := os.ReadFile(checkpointFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, "", err
 	}
 	b, err := os.ReadFile(HeadPath(checkpointFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, "", err
 	}
-	best := cp
+	best, src := cp, SourceCheckpointFile
 	for i := range 2 {
 		if note := slotNote(b, i); note != nil && noteSize(note) > noteSize(best) {
-			best = note
+			best, src = note, SourceHeadFile
 		}
 	}
 	if len(best) == 0 {
-		return nil, nil
+		return nil, "", nil
 	}
-	return bytes.Clone(best), nil
+	return bytes.Clone(best), src, nil
 }
 
 // ReadHead returns the newest signed tree head kept for st: the head its
@@ -158,22 +180,32 @@ func ReadExternal(checkpointFile string) ([]byte, error) {
 // larger tree; nil if there is none. Verification passes it as
 // VerifyOptions.External.
 func ReadHead(ctx context.Context, st Store, checkpointFile string) ([]byte, error) {
+	b, _, err := ReadHeadFrom(ctx, st, checkpointFile)
+	return b, err
+}
+
+// ReadHeadFrom is ReadHead, also saying where the head was found
+// (SourceCheckpointFile, SourceHeadFile, the store's HeadSource or
+// SourceStore; "" with no head), for VerifyOptions.ExternalSource.
+func ReadHeadFrom(ctx context.Context, st Store, checkpointFile string) (head []byte, source string, err error) {
 	var best []byte
+	var src string
 	if checkpointFile != "" {
-		b, err := ReadExternal(checkpointFile)
-		if err != nil {
-			return nil, err
+		if best, src, err = readExternal(checkpointFile); err != nil {
+			return nil, "", err
 		}
-		best = b
 	}
 	if hk, ok := st.(HeadKeeper); ok {
 		b, err := hk.Head(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("audit: read head: %w", err)
+			return nil, "", fmt.Errorf("audit: read head: %w", err)
 		}
 		if b != nil && noteSize(b) > noteSize(best) {
-			best = bytes.Clone(b)
+			best, src = bytes.Clone(b), SourceStore
+			if hs, ok := st.(HeadSourcer); ok {
+				src = hs.HeadSource()
+			}
 		}
 	}
-	return best, nil
+	return best, src, nil
 }

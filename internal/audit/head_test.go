@@ -39,13 +39,14 @@ func TestHeadFile(t *testing.T) {
 		t.Fatalf("torn newest slot: got %q, want head 4", got)
 	}
 	// A newer checkpoint file wins; an older one does not.
+	// The source says which (Verify's messages name it).
 	os.WriteFile(cpFile, note(9), 0o644)
-	if got, _ := ReadExternal(cpFile); string(got) != string(note(9)) {
-		t.Fatalf("got %q, want the checkpoint file's 9", got)
+	if got, src, _ := readExternal(cpFile); string(got) != string(note(9)) || src != SourceCheckpointFile {
+		t.Fatalf("got %q from %q, want the checkpoint file's 9", got, src)
 	}
 	os.WriteFile(cpFile, note(2), 0o644)
-	if got, _ := ReadExternal(cpFile); string(got) != string(note(4)) {
-		t.Fatalf("got %q, want the head 4", got)
+	if got, src, _ := readExternal(cpFile); string(got) != string(note(4)) || src != SourceHeadFile {
+		t.Fatalf("got %q from %q, want the head file's 4", got, src)
 	}
 	// Reopened: the older slot (1, head 4) is written first; 5 is kept.
 	os.WriteFile(HeadPath(cpFile), b, 0o644)

@@ -69,9 +69,12 @@ func TestHeadCommittedWithBatch(t *testing.T) {
 	if st.Batches >= st.Appends {
 		t.Logf("no batch held more than one entry (%d batches for %d appends): the machine serialised the writers", st.Batches, st.Appends)
 	}
-	head, err := audit.ReadHead(ctx, e.log.Store(), "")
+	head, src, err := audit.ReadHeadFrom(ctx, e.log.Store(), "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if src != "frame file's last head" {
+		t.Errorf("ReadHeadFrom names the store's head %q, want the frame file's last head", src)
 	}
 	c, err := audit.OpenCheckpoint(head, e.ver)
 	if err != nil || c.Size < int64(writers*each) || c.Size != e.log.Latest().Size {

@@ -201,11 +201,11 @@ func Open(ctx context.Context, st Store, cfg Config, signer note.Signer, verifie
 
 	// The newest of the checkpoint file, the head file and the head the
 	// store committed with its last batch.
-	external, err := ReadHead(ctx, st, cfg.CheckpointFile)
+	external, source, err := ReadHeadFrom(ctx, st, cfg.CheckpointFile)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
-	vopt := VerifyOptions{External: external, SingleWriter: l.q == nil}
+	vopt := VerifyOptions{External: external, ExternalSource: source, SingleWriter: l.q == nil}
 	if cfg.StartupVerify == "recent" {
 		size, err := st.Size(ctx)
 		if err != nil {

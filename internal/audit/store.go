@@ -103,6 +103,12 @@ type Checkpoint struct {
 	Time time.Time
 	// Note is the signed note text (C2SP tlog-checkpoint), as signed.
 	Note []byte
+	// Origin, if not empty, says where the store read the checkpoint when
+	// it keeps more than one copy (the SQLite store: "the history head of
+	// frame 20 of audit.db.frames, which the checkpoints table holds
+	// differently"); Verify names it when the checkpoint fails. Not
+	// stored.
+	Origin string
 }
 
 // Query selects entries for Store.Search. Zero fields do not filter;

@@ -237,11 +237,9 @@ func TestTamperCutInsideFrame(t *testing.T) {
 // replaced by one signed with another key, and the checkpoint rows from
 // it on deleted so that Open copies the frames' history heads back into
 // the table (the table is a copy caught up from the frames). Open
-// verifies the copied head and refuses, pointing at it.
-//
-// Offline verification (read-only, no catch-up) reads only the table and
-// the newest head, so it passes this store: the records are intact, but
-// `warden verify` and start-up disagree (decision 043, what is left).
+// verifies the copied head and refuses, pointing at it; offline
+// verification (read-only, no catch-up) reads the frames' history heads
+// itself and refuses it too, before and after a start.
 func TestTamperForgedFrameHistoryHead(t *testing.T) {
 	e := tamperEnv(t)
 	skey, _, _ := note.GenerateKey(rand.Reader, "test-audit")
@@ -282,7 +280,10 @@ func TestTamperForgedFrameHistoryHead(t *testing.T) {
 // TestTamperForgedFrameHistoryHeadTableIntact: a history head in a
 // middle frame replaced by one signed with another key, the checkpoints
 // table left as it was. The table's copy still verifies, but the frames
-// are the evidence: offline verification checks their heads too.
+// are the evidence: offline verification checks their heads too, and so
+// does the verification at a writable Open (decision 047: the store
+// returns the frame head beside the table's row), which refuses to start
+// naming the checkpoint and both copies. The table keeps its row.
 func TestTamperForgedFrameHistoryHeadTableIntact(t *testing.T) {
 	e := tamperEnv(t)
 	skey, _, _ := note.GenerateKey(rand.Reader, "test-audit")
@@ -304,5 +305,16 @@ func TestTamperForgedFrameHistoryHeadTableIntact(t *testing.T) {
 	var d *audit.Divergence
 	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 21 || !strings.Contains(d.Msg, "checkpoint signature invalid") {
 		t.Fatalf("Verify = %v, want a divergence at checkpoint 21", err)
+	}
+	const both = "the history head in frame 20 of audit.db.frames; the checkpoints table holds another note of that size"
+	err := e.open(t)
+	if !errors.As(err, &d) || d.CheckpointSize != 21 || !strings.Contains(d.Msg, "checkpoint signature invalid") || !strings.Contains(d.Msg, both) {
+		if err == nil {
+			e.close(t)
+		}
+		t.Fatalf("Open = %v, want a divergence at checkpoint 21 naming %q", err, both)
+	}
+	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.CheckpointSize != 21 || !strings.Contains(d.Msg, both) {
+		t.Fatalf("Verify after the refused Open = %v, want the same divergence", err)
 	}
 }

@@ -122,11 +122,11 @@ func verifyOffline(t *testing.T, e *env) (audit.Report, error) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ext, err := audit.ReadHead(context.Background(), st, e.cfg.CheckpointFile)
+	ext, src, err := audit.ReadHeadFrom(context.Background(), st, e.cfg.CheckpointFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, SingleWriter: true})
+	return audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, ExternalSource: src, SingleWriter: true})
 }
 
 func TestTamper(t *testing.T) {
@@ -313,8 +313,8 @@ func TestTamper(t *testing.T) {
 				})
 			},
 			// The store's head claims the larger tree, so it is the one
-			// verified (as the external head: Verify names it so).
-			wantSeq: -1, wantCP: -1, want: "checkpoint file: audit: checkpoint signature invalid",
+			// verified as the external head, named by where it is.
+			wantSeq: -1, wantCP: -1, want: "frame file's last head: audit: checkpoint signature invalid",
 		},
 		{
 			name: "checkpoint replaced by an older one",
@@ -342,14 +342,14 @@ func TestTamper(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			wantSeq: -1, wantCP: 31, want: "checkpoint 4 (size 31): audit: checkpoint signature invalid",
+			wantSeq: -1, wantCP: 31, want: "checkpoint 4 (size 31, the checkpoints table's row; the history head in frame 30 of audit.db.frames differs): audit: checkpoint signature invalid",
 		},
 		{
 			name: "checkpoint note altered by one byte",
 			tamper: func(t *testing.T, e *env) {
 				execDB(t, e, dropTriggers, "UPDATE checkpoints SET note = CAST(replace(CAST(note AS TEXT), char(10) || '11' || char(10), char(10) || '12' || char(10)) AS BLOB) WHERE size = 11")
 			},
-			wantSeq: -1, wantCP: 11, want: "checkpoint 2 (size 11): audit: checkpoint signature invalid",
+			wantSeq: -1, wantCP: 11, want: "checkpoint 2 (size 11, the checkpoints table's row; the history head in frame 10 of audit.db.frames differs): audit: checkpoint signature invalid",
 		},
 		{
 			name: "whole store rolled back to an older copy",

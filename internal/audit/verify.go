@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,10 @@ type VerifyOptions struct {
 	// checkpoint file). It must be consistent with the store: a store
 	// behind it was rolled back or truncated.
 	External []byte
+	// ExternalSource names where External came from in messages
+	// (ReadHeadFrom's source: "checkpoint file", "head file", "frame
+	// file's last head", …); empty means "checkpoint file".
+	ExternalSource string
 	// SingleWriter says one gateway writes this store (SQLite). Then an
 	// unsigned tail after a checkpoint that ends with gateway.stopped can
 	// only come from outside the gateway, unless it starts with
@@ -98,22 +103,23 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 		rep.Latest = cps[len(cps)-1]
 	}
 	if opt.External != nil {
+		src := cmp.Or(opt.ExternalSource, SourceCheckpointFile)
 		ext, err := OpenCheckpoint(opt.External, v)
 		if err != nil {
-			return Report{}, diverge(-1, -1, "checkpoint file: %v", err)
+			return Report{}, diverge(-1, -1, "%s: %v", src, err)
 		}
 		// The file holds the head signed after every batch; the store's
 		// history only every checkpoint_every entries, so the file may be
 		// ahead of it, but never ahead of the entries.
 		if ext.Size > size {
-			return Report{}, diverge(size, ext.Size, "store has %d entries but the checkpoint file says %d: the store was truncated or rolled back", size, ext.Size)
+			return Report{}, diverge(size, ext.Size, "store has %d entries but the %s says %d: the store was truncated or rolled back", size, src, ext.Size)
 		}
 		if ext.Size > rep.Latest.Size {
 			rep.Latest = ext
 		}
 		cps = mergeCheckpoint(cps, ext)
 		if cps == nil {
-			return Report{}, diverge(-1, ext.Size, "the checkpoint file and the store's checkpoint of size %d differ: the log was forked", ext.Size)
+			return Report{}, diverge(-1, ext.Size, "the %s and the store's checkpoint of size %d differ: the log was forked", src, ext.Size)
 		}
 	}
 	if rep.Latest.Size > size {
@@ -145,7 +151,7 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 				return Report{}, fmt.Errorf("audit: verify: %w", err)
 			}
 			if tr.root() != cps[anchor].Hash {
-				return Report{}, diverge(-1, begin, "checkpoint %d (size %d): signed tree hash does not match the stored tree hashes: the store was edited before entry %d", anchor+1, begin, begin)
+				return Report{}, diverge(-1, begin, "checkpoint %d (size %d%s): signed tree hash does not match the stored tree hashes: the store was edited before entry %d", anchor+1, begin, origin(cps[anchor]), begin)
 			}
 			next = anchor + 1
 		}
@@ -204,7 +210,7 @@ func Verify(ctx context.Context, st Store, v note.Verifier, opt VerifyOptions) (
 					if next > 0 {
 						prev = cps[next-1].Size
 					}
-					return Report{}, diverge(-1, cps[next].Size, "checkpoint %d (size %d): signed tree hash does not match the entries: entries in [%d, %d) were rewritten together with their stored hashes", next+1, cps[next].Size, prev, cps[next].Size)
+					return Report{}, diverge(-1, cps[next].Size, "checkpoint %d (size %d%s): signed tree hash does not match the entries: entries in [%d, %d) were rewritten together with their stored hashes", next+1, cps[next].Size, origin(cps[next]), prev, cps[next].Size)
 				}
 				next++
 			}
@@ -257,14 +263,23 @@ func openCheckpoints(rows []Checkpoint, v note.Verifier) ([]Checkpoint, error) {
 	for i, row := range rows {
 		c, err := OpenCheckpoint(row.Note, v)
 		if err != nil {
-			return nil, diverge(-1, row.Size, "checkpoint %d (size %d): %v", i+1, row.Size, err)
+			return nil, diverge(-1, row.Size, "checkpoint %d (size %d%s): %v", i+1, row.Size, origin(row), err)
 		}
 		if c.Size != row.Size || c.Hash != row.Hash {
-			return nil, diverge(-1, row.Size, "checkpoint %d: the stored row says size %d but its signed note is for size %d: the checkpoint was replaced", i+1, row.Size, c.Size)
+			return nil, diverge(-1, row.Size, "checkpoint %d: the stored row says size %d but its signed note is for size %d: the checkpoint was replaced%s", i+1, row.Size, c.Size, origin(row))
 		}
+		c.Origin = row.Origin
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// origin is ", " and where the store read c (Checkpoint.Origin), or "".
+func origin(c Checkpoint) string {
+	if c.Origin == "" {
+		return ""
+	}
+	return ", " + c.Origin
 }
 
 // mergeCheckpoint adds c to the sorted list unless one of the same size

@@ -220,3 +220,53 @@ func DecodeBatch(p []byte) (Batch, error) {
 	}
 	return b, nil
 }
+
+// HeadHistory reports whether a batch payload's HeadHistory flag is set
+// (false for a payload shorter than the batch prefix): a test that costs
+// one load, for a visitor that wants only the history heads before it
+// calls BatchHead.
+func HeadHistory(p []byte) bool {
+	return len(p) >= batchPrefix && binary.LittleEndian.Uint32(p[12:])&flagHeadHistory != 0
+}
+
+// BatchHead reads a batch payload's head without decoding its records:
+// end is the sequence number after its last record, head the signed
+// note (nil if none; it aliases p) and history its HeadHistory flag. It
+// walks the record lengths and checks that they and the head fill the
+// payload exactly, as DecodeBatch does, but allocates nothing.
+func BatchHead(p []byte) (end int64, head []byte, history bool, err error) {
+	x, err := parsePrefix(p)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	rest := p[batchPrefix:]
+	if len(rest) < 4 {
+		return 0, nil, false, fmt.Errorf("%w: hash count cut off", ErrBatch)
+	}
+	nh := int64(binary.LittleEndian.Uint32(rest))
+	if want := hashCount(x.first, x.count); nh != want || 4+32*nh > int64(len(rest)) {
+		return 0, nil, false, fmt.Errorf("%w: %d hashes (want %d) in %d bytes", ErrBatch, nh, want, len(rest))
+	}
+	at := uint64(batchPrefix + 4 + 32*nh)
+	for i := 0; i <= x.count; i++ { // the records, then the head
+		if uint64(len(p))-at < 4 {
+			return 0, nil, false, fmt.Errorf("%w: length %d of %d cut off", ErrBatch, i, x.count+1)
+		}
+		n := uint64(binary.LittleEndian.Uint32(p[at:]))
+		at += 4
+		if n > uint64(len(p))-at {
+			return 0, nil, false, fmt.Errorf("%w: item %d of %d bytes, %d left", ErrBatch, i, n, uint64(len(p))-at)
+		}
+		if i == x.count {
+			head = p[at : at+n : at+n]
+		}
+		at += n
+	}
+	if at != uint64(len(p)) {
+		return 0, nil, false, fmt.Errorf("%w: %d trailing bytes", ErrBatch, uint64(len(p))-at)
+	}
+	if len(head) == 0 {
+		head = nil
+	}
+	return x.first + int64(x.count), head, x.flags&flagHeadHistory != 0, nil
+}

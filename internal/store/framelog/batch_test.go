@@ -179,9 +179,9 @@ func TestDecodeBatchRefuses(t *testing.T) {
 	}
 }
 
-// FuzzDecodeBatch: nothing panics, and whatever decodes re-encodes to the
-// same bytes (the format is strict: one encoding per batch).
-func FuzzDecodeBatch(f *testing.F) {
+// addBatchSeeds adds the payloads of three chained batches (1, 2 and 5
+// records) to f's corpus.
+func addBatchSeeds(f *testing.F) {
 	c := newChain(f, 0)
 	for _, n := range []int{1, 2, 5} {
 		p, err := EncodeBatch(nil, c.next(f, n))
@@ -190,6 +190,12 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		f.Add(p)
 	}
+}
+
+// FuzzDecodeBatch: nothing panics, and whatever decodes re-encodes to the
+// same bytes (the format is strict: one encoding per batch).
+func FuzzDecodeBatch(f *testing.F) {
+	addBatchSeeds(f)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := DecodeBatch(p)
@@ -205,6 +211,74 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		if !bytes.Equal(p, q) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", p, q)
+		}
+	})
+}
+
+// TestBatchHead: BatchHead agrees with DecodeBatch on every payload
+// DecodeBatch takes (with and without a head), and refuses every
+// truncation, a trailing byte and each mangled length DecodeBatch
+// refuses.
+func TestBatchHead(t *testing.T) {
+	c := newChain(t, 5)
+	for _, n := range []int{1, 2, 3, 7} {
+		b := c.next(t, n)
+		for _, head := range [][]byte{b.Head, nil} {
+			b.Head = head
+			p, err := EncodeBatch(nil, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, h, hist, err := BatchHead(p)
+			if err != nil || end != b.FirstSeq+int64(n) || !bytes.Equal(h, head) || (h == nil) != (head == nil) || hist != b.HeadHistory || HeadHistory(p) != b.HeadHistory {
+				t.Fatalf("BatchHead of %d records (head %q) = %d, %q, %v, %v; want %d, the head, %v",
+					n, head, end, h, hist, err, b.FirstSeq+int64(n), b.HeadHistory)
+			}
+			for k := range len(p) {
+				if _, _, _, err := BatchHead(p[:k]); !errors.Is(err, ErrBatch) {
+					t.Fatalf("payload cut to %d of %d bytes: %v, want ErrBatch", k, len(p), err)
+				}
+			}
+			if _, _, _, err := BatchHead(append(p[:len(p):len(p)], 0)); !errors.Is(err, ErrBatch) {
+				t.Fatalf("trailing byte: %v, want ErrBatch", err)
+			}
+			firstRecord := hashesAt + 32*len(b.Hashes)
+			headLen := len(p) - len(head) - 4
+			for _, m := range []struct {
+				off int
+				v   uint32
+			}{
+				{batchPrefix, uint32(len(b.Hashes) + 1)},
+				{firstRecord, uint32(len(p))},
+				{firstRecord, uint32(len(b.Records[0]) + 1)},
+				{firstRecord, uint32(len(b.Records[0]) - 1)},
+				{headLen, uint32(len(head) + 1)},
+				{headLen, 1 << 30},
+			} {
+				off, v := m.off, m.v
+				q := bytes.Clone(p)
+				binary.LittleEndian.PutUint32(q[off:], v)
+				_, derr := DecodeBatch(q)
+				if _, _, _, err := BatchHead(q); (err == nil) != (derr == nil) || (err != nil && !errors.Is(err, ErrBatch)) {
+					t.Errorf("%d records, u32 %d at offset %d: BatchHead %v, DecodeBatch %v", n, v, off, err, derr)
+				}
+			}
+		}
+	}
+}
+
+// FuzzBatchHead: BatchHead takes exactly the payloads DecodeBatch takes
+// and returns the same head.
+func FuzzBatchHead(f *testing.F) {
+	addBatchSeeds(f)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		b, derr := DecodeBatch(p)
+		end, head, hist, err := BatchHead(p)
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("BatchHead %v, DecodeBatch %v", err, derr)
+		}
+		if err == nil && (end != b.FirstSeq+int64(len(b.Records)) || !bytes.Equal(head, b.Head) || hist != b.HeadHistory || HeadHistory(p) != hist) {
+			t.Fatalf("BatchHead = %d %q %v, DecodeBatch = %d %q %v", end, head, hist, b.FirstSeq+int64(len(b.Records)), b.Head, b.HeadHistory)
 		}
 	})
 }

@@ -27,7 +27,9 @@
 //     the file and no fsync; Sync fdatasyncs and only then makes the
 //     frames appended before it visible to reads (the durable watermark).
 //     Reads never see a frame a power loss could take back.
-//   - Open verifies every frame (both CRCs, the batch prefix, the chain).
+//   - Open verifies every frame (both CRCs, the batch prefix, the chain);
+//     OpenVisit hands each verified payload to the caller during that
+//     scan (BatchHead reads its head), so nothing reads the file twice.
 //     An incomplete or CRC-bad frame that is the last thing in the file
 //     is a torn tail: it is cut off (truncate + fsync) and the number of
 //     bytes cut is returned for the caller to log. Anything else that does

@@ -147,14 +147,34 @@ func Create(path string, base int64) (*Log, error) {
 // builds the index, and cuts a torn tail (returning how many bytes were
 // cut; the caller logs it). Corruption is a *CorruptError (errors.Is
 // ErrCorrupt), and nothing is changed.
-func Open(path string) (l *Log, cut int64, err error) { return open(path, false) }
+func Open(path string) (l *Log, cut int64, err error) { return open(path, false, nil) }
+
+// Visitor is called by OpenVisit and OpenReadOnlyVisit with each frame
+// that verified during Open's scan (CRCs, batch prefix, chain), in
+// order: its number and payload (see EncodeBatch; BatchHead reads its
+// head). The payload is only valid during the call. An error fails the
+// open.
+type Visitor func(frame int, payload []byte) error
+
+// OpenVisit is Open, handing every verified frame to visit from the scan
+// Open does anyway: a caller that needs something of every frame (the
+// sqlite store: each frame's head) reads the file once, not twice.
+func OpenVisit(path string, visit Visitor) (l *Log, cut int64, err error) {
+	return open(path, false, visit)
+}
+
+// OpenReadOnlyVisit is OpenReadOnly with a Visitor (see OpenVisit); a
+// torn tail left in place is not visited.
+func OpenReadOnlyVisit(path string, visit Visitor) (l *Log, torn int64, err error) {
+	return open(path, true, visit)
+}
 
 // OpenReadOnly opens the log at path for reading, verifying it as Open
 // does but never writing: a torn tail is left in place, not indexed, and
 // its length returned.
-func OpenReadOnly(path string) (l *Log, torn int64, err error) { return open(path, true) }
+func OpenReadOnly(path string) (l *Log, torn int64, err error) { return open(path, true, nil) }
 
-func open(path string, readOnly bool) (*Log, int64, error) {
+func open(path string, readOnly bool, visit Visitor) (*Log, int64, error) {
 	flag := os.O_RDWR
 	if readOnly {
 		flag = os.O_RDONLY
@@ -173,7 +193,7 @@ func open(path string, readOnly bool) (*Log, int64, error) {
 			return fail(fmt.Errorf("framelog: open %s: %w", path, err))
 		}
 	}
-	size, tail, err := l.scan()
+	size, tail, err := l.scan(visit)
 	if err != nil {
 		return fail(err)
 	}
@@ -192,7 +212,8 @@ func open(path string, readOnly bool) (*Log, int64, error) {
 
 // scan reads the file header and every frame, filling idx, end and next.
 // It returns the file's size and the length of a torn tail at its end.
-func (l *Log) scan() (size, tail int64, err error) {
+// visit, if not nil, gets each verified frame.
+func (l *Log) scan(visit Visitor) (size, tail int64, err error) {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return 0, 0, fmt.Errorf("framelog: open %s: %w", l.path, err)
@@ -269,6 +290,11 @@ func (l *Log) scan() (size, tail int64, err error) {
 		}
 		if x.first != l.next {
 			return 0, 0, corrupt("first seq %d, want %d (frames must chain)", x.first, l.next)
+		}
+		if visit != nil {
+			if err := visit(frame, payload); err != nil {
+				return 0, 0, fmt.Errorf("framelog: open %s: frame %d at offset %d: %w", l.path, frame, off, err)
+			}
 		}
 		l.idx = append(l.idx, frameRef{off: off, first: x.first, count: uint32(x.count), plen: uint32(plen)})
 		l.next = x.first + int64(x.count)

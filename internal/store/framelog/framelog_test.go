@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -647,4 +648,79 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestOpenVisit: OpenVisit and OpenReadOnlyVisit hand every verified
+// frame to the visitor once, in order, with its payload, and not a torn
+// tail (at any offset of the last frame); a visitor's error fails the
+// open, wrapped with the frame's number, and the file is left as it was
+// (a torn tail is not cut).
+func TestOpenVisit(t *testing.T) {
+	path, bs, offs := build(t, 4, 3, 1, 4, 2)
+	full, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := offs[len(offs)-2]
+	opens := []struct {
+		name string
+		open func(string, Visitor) (*Log, int64, error)
+	}{{"OpenVisit", OpenVisit}, {"OpenReadOnlyVisit", OpenReadOnlyVisit}}
+	for _, o := range opens {
+		for n := last; n <= int64(len(full)); n++ {
+			p := filepath.Join(t.TempDir(), "v.log")
+			if err := os.WriteFile(p, full[:n], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := bs
+			if n < int64(len(full)) {
+				want = bs[:len(bs)-1]
+			}
+			var got []int
+			l, _, err := o.open(p, func(i int, payload []byte) error {
+				b, err := DecodeBatch(payload)
+				if err != nil {
+					return err
+				}
+				if i >= len(want) {
+					t.Fatalf("%s, file cut at %d: visited frame %d of %d", o.name, n, i, len(want))
+				}
+				equalBatch(t, &b, want[i])
+				got = append(got, i)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s, file cut at %d: %v", o.name, n, err)
+			}
+			l.Close()
+			if len(got) != len(want) || (len(got) > 0 && got[len(got)-1] != len(want)-1) {
+				t.Fatalf("%s, file cut at %d: visited %v, want frames 0 to %d", o.name, n, got, len(want)-1)
+			}
+		}
+		// A visitor's error.
+		p := filepath.Join(t.TempDir(), "v.log")
+		torn := append(bytes.Clone(full), full[offs[0]:offs[0]+20]...)
+		if err := os.WriteFile(p, torn, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stop := errors.New("stop here")
+		_, _, err := o.open(p, func(i int, _ []byte) error {
+			if i == 2 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || !strings.Contains(err.Error(), "frame 2 at offset") {
+			t.Fatalf("%s: visitor's error: %v, want it wrapped with frame 2", o.name, err)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, torn) {
+			t.Fatalf("%s: the file changed after a visitor's error (%d bytes, want %d)", o.name, len(got), len(torn))
+		}
+		// The lock is released: a plain Open works.
+		l, cut, err := Open(p)
+		if err != nil || cut != 20 {
+			t.Fatalf("Open after %s failed: cut %d, %v", o.name, cut, err)
+		}
+		l.Close()
+	}
 }

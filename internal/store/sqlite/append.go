@@ -277,20 +277,18 @@ func (s *Store) putCheckpoint(ctx context.Context, c audit.Checkpoint) error {
 // Checkpoints returns every checkpoint by ascending size (on a writable
 // store: every flushed one). On a read-only store (what `warden verify`
 // opens) it also returns the history heads kept in the frame file that
-// the checkpoints table lacks or holds differently (frameHistory): the
+// the checkpoints table lacks or holds differently (frameHeads): the
 // frames are the evidence and the table only a copy, so a verification
 // checks every head the frames carry, not only those the table still
-// lists.
+// lists. A writable store copies the heads the table lacks into it at
+// Open (checkHistory) and returns those it holds differently, so that
+// the verification at start-up checks them as `warden verify` does.
 func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
 	cps, err := s.checkpoints(ctx, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size <= ? ORDER BY size")
-	if err != nil || !s.readOnly || s.fr == nil {
+	if err != nil || len(s.hist) == 0 {
 		return cps, err
 	}
-	heads, err := s.frameHistory()
-	if err != nil {
-		return nil, err
-	}
-	return mergeHistory(cps, heads), nil
+	return mergeHistory(cps, s.hist), nil
 }
 
 // LatestCheckpoint returns the checkpoint with the largest size (on a
@@ -310,7 +308,13 @@ func (s *Store) checkpoints(ctx context.Context, query string) ([]audit.Checkpoi
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, query, s.limit())
+	return scanCheckpoints(ctx, s.r, query, s.limit())
+}
+
+// scanCheckpoints runs query, which selects size, hash, time_ns and note
+// from the checkpoints table, on db.
+func scanCheckpoints(ctx context.Context, db *sql.DB, query string, args ...any) ([]audit.Checkpoint, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
 	}

@@ -36,7 +36,7 @@ func openFlushStore(t *testing.T, origin string) (string, *Store, note.Signer, n
 
 // flushBatch builds the batch of records [from, to) after the records
 // already hashed into hs (which it extends), with its signed head.
-func flushBatch(t *testing.T, s note.Signer, hs *[]tlog.Hash, from, to int64) audit.Batch {
+func flushBatch(t testing.TB, s note.Signer, hs *[]tlog.Hash, from, to int64) audit.Batch {
 	t.Helper()
 	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(idx))

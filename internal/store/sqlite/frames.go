@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 
@@ -58,61 +59,65 @@ func readMarker(ctx context.Context, q queryer) (int64, error) {
 // is adopted. A frame file with any other base, or with frames, and no
 // marker is refused: the frame file and the database do not belong
 // together.
-func (s *Store) openFrames(ctx context.Context) error {
+//
+// The frames' history heads are read by the scan that verifies the file
+// (frameHeads), for checkHistory (nil: a new frame file, no frames).
+func (s *Store) openFrames(ctx context.Context) (*frameHeads, error) {
 	fpath := FramesPath(s.path)
 	n, err := size(ctx, s.w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base, err := readMarker(ctx, s.w)
 	switch {
 	case err == nil:
 		if base != n {
-			return fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d (the tables were written after the frame file was made)", s.path, n, base)
+			return nil, fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d (the tables were written after the frame file was made)", s.path, n, base)
 		}
-		fr, cut, err := framelog.Open(fpath)
+		h := &frameHeads{name: filepath.Base(fpath)}
+		fr, cut, err := framelog.OpenVisit(fpath, h.visit)
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sqlite: open %s: the store's frame file %s is missing (records from %d on are in it): %w", s.path, fpath, base, err)
+			return nil, fmt.Errorf("sqlite: open %s: the store's frame file %s is missing (records from %d on are in it): %w", s.path, fpath, base, err)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+			return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
 		if cut > 0 {
 			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
 		}
 		if fr.Base() != base {
 			fr.Close()
-			return fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
+			return nil, fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
 		}
 		s.fr, s.base = fr, base
-		return nil
+		return h, nil
 	case !errors.Is(err, errNoMarker):
-		return err
+		return nil, err
 	}
 	fr, cut, err := framelog.Open(fpath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if fr, err = framelog.Create(fpath, n); err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+			return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
 	case err != nil:
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	default:
 		if cut > 0 {
 			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
 		}
 		if fr.Base() != n || fr.Frames() != 0 {
 			fr.Close()
-			return fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not continue the store's %d records and the store has no frames_base marker; refusing to adopt it", s.path, fpath, fr.Base(), fr.Frames(), n)
+			return nil, fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not continue the store's %d records and the store has no frames_base marker; refusing to adopt it", s.path, fpath, fr.Base(), fr.Frames(), n)
 		}
 	}
 	if _, err := s.w.ExecContext(ctx, "INSERT INTO frames_base(id, base) VALUES (0, ?)", n); err != nil {
 		fr.Close()
-		return fmt.Errorf("sqlite: open %s: write the frames_base marker: %w", s.path, err)
+		return nil, fmt.Errorf("sqlite: open %s: write the frames_base marker: %w", s.path, err)
 	}
 	s.fl.commits++ // synced by Open's Flush
 	s.fr, s.base = fr, n
-	return nil
+	return nil, nil
 }
 
 // openFramesReadOnly opens the frame file of a store opened read-only, if
@@ -153,7 +158,8 @@ func (s *Store) openFramesReadOnly(ctx context.Context) error {
 	if base != n {
 		return fmt.Errorf("sqlite: open %s: the entries table holds %d records but the frame file starts at %d", s.path, n, base)
 	}
-	fr, torn, err := framelog.OpenReadOnly(fpath)
+	h := &frameHeads{name: filepath.Base(fpath)}
+	fr, torn, err := framelog.OpenReadOnlyVisit(fpath, h.visit)
 	if err != nil {
 		var ce *framelog.CorruptError
 		if errors.As(err, &ce) {
@@ -167,7 +173,7 @@ func (s *Store) openFramesReadOnly(ctx context.Context) error {
 		fr.Close()
 		return fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
 	}
-	s.fr, s.base, s.torn = fr, base, torn
+	s.fr, s.base, s.torn, s.hist = fr, base, torn, h.hist
 	return nil
 }
 
@@ -236,94 +242,149 @@ func (s *Store) tableHead(ctx context.Context) ([]byte, error) {
 	return nil, fmt.Errorf("sqlite: head: %w", err)
 }
 
-// catchUpCheckpoints copies the history heads of the frames (flag
-// HeadHistory) past the checkpoints table's newest size into the table:
-// they are inserted after each Sync without a sync of their own, so a
-// crash may have lost the newest. The frames are the evidence; the table
-// is a copy kept for queries.
-func (s *Store) catchUpCheckpoints(ctx context.Context) error {
-	var newest int64
-	if err := s.w.QueryRowContext(ctx, "SELECT COALESCE(MAX(size), -1) FROM checkpoints").Scan(&newest); err != nil {
-		return fmt.Errorf("sqlite: open %s: checkpoints: %w", s.path, err)
+// frameHeads collects the history heads (flag HeadHistory) of the
+// frame file from the scan that verifies it at open
+// (framelog.OpenVisit), so that reading them costs no second pass over
+// the file.
+type frameHeads struct {
+	name string      // the frame file's base name, for Origin
+	hist []frameHead // by ascending size
+}
+
+// frameHead is a history head as the frame file holds it. It is not
+// parsed at open: Open compares bytes, and only a head the checkpoints
+// table lacks or holds differently is parsed (checkpoint).
+type frameHead struct {
+	frame int
+	end   int64 // the frame's end: the head's size, if it is sound
+	note  []byte
+	file  string // the frame file's base name
+}
+
+// visit is the framelog.Visitor.
+func (h *frameHeads) visit(i int, p []byte) error {
+	if !framelog.HeadHistory(p) {
+		return nil // most frames: one load, no walk over the records
 	}
-	from := 0
-	if newest >= s.base {
-		i, _, err := s.fr.Find(newest)
-		if errors.Is(err, framelog.ErrNotFound) {
-			return nil // nothing in the frames past it
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
-		}
-		from = i
+	end, head, _, err := framelog.BatchHead(p)
+	if err != nil {
+		return err
 	}
-	var cps []audit.Checkpoint
-	for i := from; i < s.fr.Frames(); i++ {
-		b, err := s.fr.ReadBatch(i)
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
-		}
-		size := b.FirstSeq + int64(len(b.Records))
-		if !b.HeadHistory || size <= newest {
-			continue
-		}
-		c, err := headCheckpoint(bytes.Clone(b.Head))
-		if err != nil {
-			return fmt.Errorf("sqlite: open %s: the history head of frame %d: %w", s.path, i, err)
-		}
-		if c.Size != size {
-			return fmt.Errorf("sqlite: open %s: the history head of frame %d has size %d, the frame ends at %d", s.path, i, c.Size, size)
-		}
-		cps = append(cps, c)
+	h.hist = append(h.hist, frameHead{frame: i, end: end, note: bytes.Clone(head), file: h.name})
+	return nil
+}
+
+// checkpoint parses f, its Origin naming the frame. A note that does not
+// parse is returned as it is, with the frame's end as its size, so that
+// the verification that reads it reports it (its signature cannot
+// check); the error says why f cannot be copied into the checkpoints
+// table: that, or a size that is not the frame's end.
+func (f frameHead) checkpoint() (audit.Checkpoint, error) {
+	c, err := headCheckpoint(f.note)
+	switch {
+	case err != nil:
+		c = audit.Checkpoint{Size: f.end, Note: f.note}
+		err = fmt.Errorf("the history head of frame %d: %w", f.frame, err)
+	case c.Size != f.end:
+		err = fmt.Errorf("the history head of frame %d has size %d, the frame ends at %d", f.frame, c.Size, f.end)
 	}
-	if len(cps) == 0 {
+	c.Origin = fmt.Sprintf("frame %d of %s", f.frame, f.file)
+	return c, err
+}
+
+// checkHistory compares the frames' history heads with the checkpoints
+// table at a writable Open, byte for byte. A head the table lacks is
+// copied into it: they are inserted after each Sync without a sync of
+// their own, so a crash may have lost the newest (one that does not
+// parse, or whose size is not its frame's end, refuses the store). A
+// head that differs from the table's row of its size is kept (s.hist)
+// for Checkpoints to return beside the row, so that the verification at
+// start-up checks both, as `warden verify` does, and refuses the store
+// naming the checkpoint and both copies' sources; it is logged here too.
+func (s *Store) checkHistory(ctx context.Context, h *frameHeads) error {
+	if h == nil || len(h.hist) == 0 {
 		return nil
 	}
-	if err := s.insertCheckpoints(ctx, cps); err != nil {
+	rows, err := scanCheckpoints(ctx, s.w, "SELECT size, hash, time_ns, note FROM checkpoints WHERE size >= ? ORDER BY size", s.base)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	notes := make(map[int64][]byte, len(rows))
+	for _, c := range rows {
+		notes[c.Size] = c.Note
+	}
+	var missing []audit.Checkpoint
+	for _, i := range unheld(rows, h.hist) {
+		f := h.hist[i]
+		c, err := f.checkpoint()
+		if n, ok := notes[c.Size]; ok {
+			if bytes.Equal(n, c.Note) {
+				continue // held at the size its note says, not its frame's end: Verify finds that
+			}
+			slog.Error("audit: a history head of the frame file differs from the checkpoints table's row of its size",
+				"size", c.Size, "frame", f.frame, "path", s.path)
+			s.hist = append(s.hist, f)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		}
+		missing = append(missing, c)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := s.insertCheckpoints(ctx, missing); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
 	s.fl.commits++ // synced by Open's Flush
 	return nil
 }
 
-// frameHistory reads the history heads (flag HeadHistory) of every
-// frame, once per read-only store. A head that does not parse is
-// returned as it is, with the frame's end as its size, so that the
-// verification that reads it reports it (its signature cannot check).
-func (s *Store) frameHistory() ([]audit.Checkpoint, error) {
-	s.histOnce.Do(func() {
-		for i := 0; i < s.fr.Frames(); i++ {
-			b, err := s.fr.ReadBatch(i)
-			if err != nil {
-				s.histErr = fmt.Errorf("sqlite: %s: the history heads: %w", s.path, err)
-				return
-			}
-			if !b.HeadHistory {
-				continue
-			}
-			end := b.FirstSeq + int64(len(b.Records))
-			c, err := headCheckpoint(bytes.Clone(b.Head))
-			if err != nil {
-				c = audit.Checkpoint{Size: end, Note: bytes.Clone(b.Head)}
-			}
-			s.hist = append(s.hist, c)
-		}
-	})
-	return s.hist, s.histErr
-}
-
-// mergeHistory returns the table's checkpoints plus every frame head the
-// table does not hold byte for byte, by ascending size (stable: at equal
-// sizes the table's row first).
-func mergeHistory(table, frames []audit.Checkpoint) []audit.Checkpoint {
+// unheld returns the indexes of the frame heads the table does not hold
+// byte for byte at their frame's end, in order.
+func unheld(table []audit.Checkpoint, frames []frameHead) []int {
 	have := make(map[int64][][]byte, len(table))
 	for _, c := range table {
 		have[c.Size] = append(have[c.Size], c.Note)
 	}
-	out := table
-	for _, c := range frames {
-		if slices.ContainsFunc(have[c.Size], func(n []byte) bool { return bytes.Equal(n, c.Note) }) {
-			continue
+	var out []int
+	for i, f := range frames {
+		if !slices.ContainsFunc(have[f.end], func(n []byte) bool { return bytes.Equal(n, f.note) }) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// mergeHistory returns the table's checkpoints plus every frame head the
+// table does not hold byte for byte, parsed (frameHead.checkpoint), by
+// ascending size (stable: at equal sizes the table's row first). The
+// Origin of each head added, and of a table row beside which one is
+// added, names both sources, so that a verification failing on either
+// says where each copy came from.
+func mergeHistory(table []audit.Checkpoint, frames []frameHead) []audit.Checkpoint {
+	extra := unheld(table, frames)
+	if len(extra) == 0 {
+		return table
+	}
+	at := make(map[int64]int, len(table))
+	for i, c := range table {
+		at[c.Size] = i
+	}
+	out := slices.Clone(table)
+	for _, k := range extra {
+		c, _ := frames[k].checkpoint() // one that does not parse is for Verify to report
+		frame := c.Origin
+		i, ok := at[c.Size]
+		switch {
+		case ok && bytes.Equal(table[i].Note, c.Note):
+			continue // held at the size its note says (not its frame's end): Verify checks the row
+		case ok:
+			c.Origin = "the history head in " + frame + "; the checkpoints table holds another note of that size"
+			out[i].Origin = "the checkpoints table's row; the history head in " + frame + " differs"
+		default:
+			c.Origin = "the history head in " + frame + ", which the checkpoints table lacks"
 		}
 		out = append(out, c)
 	}
@@ -483,4 +544,20 @@ func (s *Store) readHashesSplit(ctx context.Context, indexes []int64) ([]tlog.Ha
 		}
 	}
 	return out, nil
+}
+
+var _ audit.HeadSourcer = (*Store)(nil)
+
+// HeadSource says where Head reads the store's head, for messages: the
+// frame file's last head, or, in a store migrated from the tables with no
+// frame head yet, the head table.
+func (s *Store) HeadSource() string {
+	if s.fr != nil {
+		for i := s.fr.Frames() - 1; i >= 0; i-- {
+			if b, err := s.fr.ReadBatch(i); err == nil && len(b.Head) > 0 {
+				return "frame file's last head"
+			}
+		}
+	}
+	return "store's head table"
 }

@@ -55,11 +55,9 @@ type Store struct {
 	corrupt *FramesCorruptError // a read-only open's damaged frame file
 	// fb is the frame batch AppendNoFlush fills (guarded by mu).
 	fb framelog.Batch
-	// hist is a read-only store's history heads from the frame file
-	// (frameHistory), read once.
-	histOnce sync.Once
-	hist     []audit.Checkpoint
-	histErr  error
+	// hist is a read-only store's history heads from the frame file,
+	// read by the scan that verifies it at open (frameHeads).
+	hist []frameHead
 	// tablesForTest: appends go to the entries and hashes tables as
 	// schema version 2 wrote them (tests building old stores only).
 	tablesForTest bool
@@ -107,7 +105,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	if err := s.openFrames(ctx); err != nil {
+	heads, err := s.openFrames(ctx)
+	if err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -116,7 +115,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.fr.Close()
 		w.Close()
 	}
-	if err := s.catchUpCheckpoints(ctx); err != nil {
+	if err := s.checkHistory(ctx, heads); err != nil {
 		closeW()
 		return nil, err
 	}
