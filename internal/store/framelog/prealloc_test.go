@@ -9,9 +9,8 @@ import (
 	"testing"
 )
 
-// buildPre is build with Preallocate(chunk): each batch appended and
-// synced, then closed (which writes the durable mark at the last frame).
-func buildPre(t *testing.T, chunk int64, sizes ...int) (string, []*Batch, []int64) {
+// createPre creates a log at a new path and preallocates it by chunk.
+func createPre(t *testing.T, chunk int64) (*Log, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l, err := Create(path, 0)
@@ -21,6 +20,14 @@ func buildPre(t *testing.T, chunk int64, sizes ...int) (string, []*Batch, []int6
 	if err := l.Preallocate(chunk, func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
+	return l, path
+}
+
+// buildPre is build with Preallocate(chunk): each batch appended and
+// synced, then closed (which writes the durable mark at the last frame).
+func buildPre(t *testing.T, chunk int64, sizes ...int) (string, []*Batch, []int64) {
+	t.Helper()
+	l, path := createPre(t, chunk)
 	c := newChain(t, 0)
 	var bs []*Batch
 	offs := []int64{fileHeader}
@@ -299,14 +306,7 @@ func TestPreallocZeroRegionDamage(t *testing.T) {
 // time under appends, Syncs and reads (run with -race): every frame reads
 // back, the file ends in zeros, and a reopen finds the same frames.
 func TestPreallocGrowsRacingAppends(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.log")
-	l, err := Create(path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Preallocate(8<<10, func(err error) { t.Error(err) }); err != nil {
-		t.Fatal(err)
-	}
+	l, path := createPre(t, 8<<10)
 	c := newChain(t, 0)
 	var bs []*Batch
 	var wg sync.WaitGroup
@@ -365,15 +365,8 @@ func TestPreallocGrowsRacingAppends(t *testing.T) {
 // live store) while the writer appends over the zeros never find
 // corruption, and every frame they see reads back.
 func TestPreallocReadOnlyRace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.log")
-	l, err := Create(path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, path := createPre(t, 1<<20)
 	defer l.Close()
-	if err := l.Preallocate(1<<20, func(err error) { t.Error(err) }); err != nil {
-		t.Fatal(err)
-	}
 	c := newChain(t, 0)
 	done := make(chan struct{})
 	go func() {
