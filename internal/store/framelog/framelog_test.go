@@ -227,16 +227,23 @@ func TestTornTailEveryOffset(t *testing.T) {
 		if fi, _ := os.Stat(torn); fi.Size() != wantSize {
 			t.Fatalf("cut at %d: file is %d bytes after Open, want %d", n, fi.Size(), wantSize)
 		}
-		if err := l.AppendBatch(bs[len(bs)-1]); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		l.Close()
-		if got, _ := os.ReadFile(torn); !bytes.Equal(got, full) {
-			t.Fatalf("cut at %d: the re-appended frame does not restore the file (%d bytes, want %d; first diff at %d)", n, len(got), len(full), firstDiff(got, full))
-		}
+		reappendRestores(t, l, bs[len(bs)-1], torn, full)
+	}
+}
+
+// reappendRestores appends b (the frame a torn tail was cut from) to l,
+// syncs and closes it, and checks the file at path is full again.
+func reappendRestores(t *testing.T, l *Log, b *Batch, path string, full []byte) {
+	t.Helper()
+	if err := l.AppendBatch(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, full) {
+		t.Fatalf("the re-appended frame does not restore the file (%d bytes, want %d; first diff at %d)", len(got), len(full), firstDiff(got, full))
 	}
 }
 

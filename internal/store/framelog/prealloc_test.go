@@ -149,16 +149,7 @@ func TestPreallocTornEveryLength(t *testing.T) {
 				if len(got) != len(full) || nonZeroEnd(got) != last {
 					t.Fatalf("at %d: after Open %d bytes, non-zero to %d; want %d, %d", n, len(got), nonZeroEnd(got), len(full), last)
 				}
-				if err := l.AppendBatch(bs[len(bs)-1]); err != nil {
-					t.Fatal(err)
-				}
-				if err := l.Sync(); err != nil {
-					t.Fatal(err)
-				}
-				l.Close()
-				if got, _ := os.ReadFile(p); !bytes.Equal(got, full) {
-					t.Fatalf("at %d: re-appending does not restore the file (first diff at %d)", n, firstDiff(got, full))
-				}
+				reappendRestores(t, l, bs[len(bs)-1], p, full)
 			}
 		}
 	}
