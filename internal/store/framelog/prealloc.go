@@ -27,9 +27,11 @@ type prealloc struct {
 	kick    chan struct{} // cap 1: an Append found the zeros ahead low
 	markNow chan struct{} // cap 1: a Sync found no mark written yet
 	marked  atomic.Bool   // a mark is on disk
-	stop    chan struct{}
-	done    chan struct{}
-	mark    markFile
+	// The goroutine's own: a failure already reported.
+	growFailing, markFailing bool
+	stop                     chan struct{}
+	done                     chan struct{}
+	mark                     markFile
 }
 
 // Preallocate makes the log keep zeros written ahead of its frames, so
@@ -43,8 +45,8 @@ type prealloc struct {
 // Open treats damage at or past it as a torn tail and below it as
 // corruption.
 //
-// A zero write that fails (a full disk) is passed to report and is not a
-// failure of the log: frames go on over the zeros written and then grow
+// A zero write that fails (a full disk) is passed to report (once until a
+// grow succeeds again) and is not a failure of the log: frames go on over the zeros written and then grow
 // the file; the next low Append tries again. A mark that cannot be
 // written is reported too (an old mark only makes Open stricter). A failed
 // fdatasync of the zeros fails the log as a failed Sync does: it may have
@@ -111,8 +113,12 @@ func (l *Log) grow(p *prealloc) bool {
 		return false
 	}
 	l.extMu.Lock()
+	enough := l.fsize-l.end >= p.chunk/2 // a kick already served
 	target := (l.fsize + p.chunk + 4095) &^ 4095
 	l.extMu.Unlock()
+	if enough {
+		return true
+	}
 	for {
 		select {
 		case <-p.stop:
@@ -131,7 +137,12 @@ func (l *Log) grow(p *prealloc) bool {
 		}
 		l.extMu.Unlock()
 		if err != nil {
-			p.report(fmt.Errorf("framelog: preallocate %s at offset %d: %w", l.path, at, err))
+			// Reported once until a grow succeeds again (a full disk
+			// would otherwise log at every low Append).
+			if !p.growFailing {
+				p.report(fmt.Errorf("framelog: preallocate %s at offset %d: %w", l.path, at, err))
+			}
+			p.growFailing = true
 			return true // frames go on at the frames' end; retried at the next low Append
 		}
 	}
@@ -141,6 +152,7 @@ func (l *Log) grow(p *prealloc) bool {
 		return false
 	}
 	l.noteSynced(n)
+	p.growFailing = false
 	return true
 }
 
@@ -198,9 +210,13 @@ func (l *Log) writeMark(p *prealloc) error {
 	}
 	if err := p.mark.write(end, int64(n)); err != nil {
 		err = fmt.Errorf("framelog: durable mark of %s: %w", l.path, err)
-		p.report(err)
+		if !p.markFailing {
+			p.report(err) // once until a mark is written again
+		}
+		p.markFailing = true
 		return err
 	}
+	p.markFailing = false
 	p.marked.Store(true)
 	return nil
 }
