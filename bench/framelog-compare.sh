@@ -5,7 +5,8 @@
 # of the working tree in one session, interleaved, for decision 038:
 #
 #   bash bench/framelog-compare.sh          # ROUNDS=4 N=20000
-#   PREALLOC=1 bash bench/framelog-compare.sh   # + the preallocation experiment
+#   PREALLOC=1 bash bench/framelog-compare.sh   # + the preallocating writer
+#   BATCHES='8|16|32|64' ...                      # only these batch sizes
 #
 # Both benchmarks build the same gateway-like batches (1, 8, 64, 256
 # entries of ~450 bytes, hashes and signed heads prepared beforehand) and
@@ -30,18 +31,19 @@ go test -c -o "$tmp/framelog.test" ./internal/store/framelog
 	echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out/framelog.txt"
 # compare_rounds calls run base / run new, alternating which goes first.
-# PREALLOC=1 adds BenchmarkFrameLogAppendPrealloc (the frames overwrite
-# zeros written beforehand: what a growing file's journal commits cost)
-# right after each framelog run.
+# PREALLOC=1 adds BenchmarkFrameLogAppendPrealloc (the real preallocating
+# writer, Preallocate(DefaultChunk) with its durable mark: decisions 044,
+# 045) right after each framelog run; its ÷ growing ratios are printed last.
 run() {
 	case "$1" in
-	base) "$tmp/sqlite.test" -test.run '^$' -test.bench '^BenchmarkStoreAppend$' -test.benchtime "${n}x" |
+	base) "$tmp/sqlite.test" -test.run '^$' -test.bench "^BenchmarkStoreAppend\$/$sel" -test.benchtime "${n}x" |
 		awk '/^BenchmarkStoreAppend\//{sub(/^BenchmarkStoreAppend\//, "", $1); print "sqlite", $0}' ;;
-	new) "$tmp/framelog.test" -test.run '^$' -test.bench "$fl_bench" -test.benchtime "${n}x" |
+	new) "$tmp/framelog.test" -test.run '^$' -test.bench "$fl_bench/$sel" -test.benchtime "${n}x" |
 		awk '/^BenchmarkFrameLogAppend\//{sub(/^BenchmarkFrameLogAppend\//, "", $1); print "framelog", $0}
 			/^BenchmarkFrameLogAppendPrealloc\//{sub(/^BenchmarkFrameLogAppendPrealloc\//, "", $1); print "framelog-prealloc", $0}' ;;
 	esac | tee -a "$out/framelog.txt"
 }
+sel="^batch=(${BATCHES:-1|8|64|256})\$"
 fl_bench='^BenchmarkFrameLogAppend$'
 [ "${PREALLOC:-0}" = 1 ] && fl_bench='^BenchmarkFrameLogAppend(Prealloc)?$'
 compare_rounds run
@@ -66,3 +68,16 @@ awk '/^(sqlite|framelog|framelog-prealloc) /{v=$1; b=$2; sub(/-[0-9]+$/, "", b);
 			}
 		}
 	}' "$out/framelog.txt" | sort -t= -k2,2n -s | tee -a "$out/framelog.txt"
+if [ "${PREALLOC:-0}" = 1 ]; then
+	awk '/^(framelog|framelog-prealloc) /{v=$1; b=$2; sub(/-[0-9]+$/, "", b)
+			for(i=1;i<=NF;i++){
+				if($i=="cpu-µs/entry")c[v" "b]+=$(i-1)
+				if($i=="proc-cpu-µs/entry")p[v" "b]+=$(i-1)
+			}
+			n[v" "b]++; bs[b]=1}
+		END{for(b in bs) if(("framelog "b) in n && ("framelog-prealloc "b) in n)
+			printf "%s: prealloc ÷ growing %.2f (thread), %.2f (process)\n", b,
+				(c["framelog-prealloc "b]/n["framelog-prealloc "b])/(c["framelog "b]/n["framelog "b]),
+				(p["framelog-prealloc "b]/n["framelog-prealloc "b])/(p["framelog "b]/n["framelog "b])}' "$out/framelog.txt" |
+		sort -t= -k2,2n | tee -a "$out/framelog.txt"
+fi

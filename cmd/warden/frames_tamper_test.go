@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/store/framelog"
 	"github.com/wardenhq/warden/internal/store/framelog/framelogtest"
 	"github.com/wardenhq/warden/internal/store/sqlite"
 )
@@ -131,14 +132,29 @@ func TestVerifyFrameFileAttacks(t *testing.T) {
 			want: "FAILED: checkpoint 3 (size 21): signed tree hash does not match the entries",
 		},
 		{
-			name: "last frame's byte flipped (a torn tail to framelog)",
+			name: "last frame's byte flipped, mark removed (a torn tail to framelog)",
 			tamper: func(t *testing.T, dir string) {
 				if err := framelogtest.FlipByte(frames(dir), 31, 40, 0x01); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(framelog.MarkPath(frames(dir))); err != nil {
 					t.Fatal(err)
 				}
 			},
 			want: "FAILED: store has 31 entries but the checkpoint file says 32",
 			also: "bytes of a write cut short",
+		},
+		{
+			// The durable mark (decision 045) covers the acknowledged
+			// last frame: damage there is corruption, not a torn tail.
+			name: "last frame's byte flipped, under the durable mark",
+			tamper: func(t *testing.T, dir string) {
+				if err := framelogtest.FlipByte(frames(dir), 31, 40, 0x01); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "FAILED: entry 31: the frame file does not verify",
+			also: "below the durable mark",
 		},
 		{
 			name: "a middle frame's byte flipped, CRC not fixed",

@@ -37,9 +37,10 @@ func TestReadyzWriteProbeSQLite(t *testing.T) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// data_dir is a 4 MiB tmpfs only this process sees.
+	// data_dir is a 16 MiB tmpfs only this process sees (the frame file
+	// preallocates 4 MiB ahead, decision 044).
 	cmd := exec.Command("unshare", "-rm", "sh", "-c",
-		`mount -t tmpfs -o size=4m tmpfs "$1" && exec "$2" serve --config "$3" --log-level warn`, "sh", data, wardenBin, cfgPath)
+		`mount -t tmpfs -o size=16m tmpfs "$1" && exec "$2" serve --config "$3" --log-level warn`, "sh", data, wardenBin, cfgPath)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -101,8 +102,10 @@ func TestReadyzWriteProbeSQLite(t *testing.T) {
 		}
 	}
 	f.Close()
+	// The frame file's preallocated zeros (decision 044, up to ~6 MiB)
+	// take appends until they run out: then an append needs the disk.
 	failed := false
-	for range 200 {
+	for range 20000 {
 		if st := chat(); st == http.StatusServiceUnavailable {
 			failed = true
 			break

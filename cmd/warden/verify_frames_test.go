@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strconv"
@@ -34,12 +35,18 @@ func TestVerifyFrameFile(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s", code, out)
 	}
 
-	// A torn tail: reported, left, still OK.
-	f, err := os.OpenFile(fp, os.O_WRONLY|os.O_APPEND, 0)
+	// A torn tail: reported, left, still OK. The file is preallocated: a
+	// torn write lands at the frames' end (the last non-zero byte), not
+	// at EOF.
+	full, err := os.ReadFile(fp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("WFR1")
+	f, err := os.OpenFile(fp, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("WFR1"), int64(len(bytes.TrimRight(full, "\x00"))))
 	f.Close()
 	before, _ := os.Stat(fp)
 	out, code = runCmd(t, newVerifyCmd(), "--data-dir", dir)

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -17,10 +18,13 @@ import (
 // TestCrashPowerLoss simulates a power loss after SIGKILL: the frame file
 // loses an arbitrary part of what was written after the last
 // acknowledged batch (an acknowledged batch was fsynced before its
-// answer, so it survives; anything after it may not). For each cut,
-// on a copy of the store: Open cuts the torn tail (or finds the file
-// ends on a frame), every acknowledged entry is there and the store
-// verifies; a Log then starts on it and appends.
+// answer, so it survives; anything after it may not). Two shapes: the
+// file cut (a growing file's new size not committed), and, since the file
+// is preallocated (decisions 044, 045), a range of pages lost (zeros)
+// while later ones landed, past both the acknowledged frames and the
+// durable mark. For each, on a copy of the store: Open cuts the torn tail
+// (or finds the file ends on a frame), every acknowledged entry is there
+// and the store verifies; a Log then starts on it and appends.
 func TestCrashPowerLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test spawns processes")
@@ -28,27 +32,36 @@ func TestCrashPowerLoss(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[int64]string{}
 	rng := rand.New(rand.NewPCG(13, 42))
-	cuts, removed := 0, 0
+	cuts, removed, holes := 0, 0, 0
 	// Two rounds, more while no kill left frames after the acknowledged
 	// ones (the kill may land just after a flush was answered).
-	for round := 0; round < 2 || (removed == 0 && round < 6); round++ {
+	for round := 0; round < 2 || ((removed == 0 || holes == 0) && round < 8); round++ {
 		crashOnce(t, dir, 250+round*171, acked)
 		var maxAcked int64 = -1
 		for seq := range acked {
 			maxAcked = max(maxAcked, seq)
 		}
 		fp := sqlite.FramesPath(filepath.Join(dir, "audit.db"))
-		ackEnd, size := ackedEnd(t, fp, maxAcked)
-		// Cut at the end of the last acknowledged frame, inside the
-		// frames after it, and at random offsets up to the file's size.
-		offsets := []int64{ackEnd, size}
-		for range 4 {
-			offsets = append(offsets, ackEnd+rng.Int64N(size-ackEnd+1))
+		ackEnd, size, base := ackedEnd(t, fp, maxAcked)
+		full, err := os.ReadFile(fp)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("round %d: acknowledged frames end at %d, the file at %d", round, ackEnd, size)
+		nz := int64(len(bytes.TrimRight(full, "\x00")))
+		// Nothing below the durable mark can be lost: it covers frames an
+		// fdatasync had made durable.
+		lo := max(ackEnd, framelog.ReadMark(framelog.MarkPath(fp), base))
+		// Cut at the end of the last acknowledged frame, inside the
+		// frames after it, at random offsets up to their end, and at the
+		// file's size (in the preallocated zeros).
+		offsets := []int64{ackEnd, size, nz}
+		for range 4 {
+			offsets = append(offsets, ackEnd+rng.Int64N(nz-ackEnd+1))
+		}
+		t.Logf("round %d: acknowledged frames end at %d, the frames at %d (mark or more: %d), the file at %d", round, ackEnd, nz, lo, size)
 		for i, off := range offsets {
 			cuts++
-			if off < size {
+			if off < nz {
 				removed++
 			}
 			cp := filepath.Join(t.TempDir(), "copy")
@@ -58,16 +71,36 @@ func TestCrashPowerLoss(t *testing.T) {
 			}
 			checkAfterPowerLoss(t, cp, acked, round, i, off, ackEnd)
 		}
+		// Pages lost out of order: [a, b) zeroed, what follows kept.
+		for i := range 4 {
+			if nz-lo < 2 {
+				break
+			}
+			a := lo + rng.Int64N(nz-lo-1)
+			b := a + 1 + rng.Int64N(min(nz-a-1, 8192))
+			if i == 0 {
+				b = min(a+4096, nz-1)
+			}
+			holes++
+			cp := filepath.Join(t.TempDir(), "copy")
+			copyStore(t, dir, cp)
+			data := bytes.Clone(full)
+			clear(data[a:b])
+			if err := os.WriteFile(sqlite.FramesPath(filepath.Join(cp, "audit.db")), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkAfterPowerLoss(t, cp, acked, round, 100+i, a, ackEnd)
+		}
 	}
-	t.Logf("%d cuts (%d removing bytes), %d acknowledged entries", cuts, removed, len(acked))
-	if removed == 0 {
+	t.Logf("%d cuts (%d removing bytes), %d holes, %d acknowledged entries", cuts, removed, holes, len(acked))
+	if removed == 0 || holes == 0 {
 		t.Fatal("no cut removed anything: the child never had unacknowledged frames at the kill")
 	}
 }
 
-// ackedEnd returns the offset just past the frame holding seq, and the
-// frame file's size.
-func ackedEnd(t *testing.T, path string, seq int64) (int64, int64) {
+// ackedEnd returns the offset just past the frame holding seq, the
+// frame file's size and its base.
+func ackedEnd(t *testing.T, path string, seq int64) (int64, int64, int64) {
 	t.Helper()
 	fr, _, err := framelog.OpenReadOnly(path)
 	if err != nil {
@@ -90,7 +123,7 @@ func ackedEnd(t *testing.T, path string, seq int64) (int64, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return off, fi.Size()
+	return off, fi.Size(), fr.Base()
 }
 
 func checkAfterPowerLoss(t *testing.T, dir string, acked map[int64]string, round, i int, off, ackEnd int64) {
@@ -101,8 +134,11 @@ func checkAfterPowerLoss(t *testing.T, dir string, acked map[int64]string, round
 	if err != nil {
 		t.Fatalf("round %d cut %d at %d (acknowledged end %d): Open: %v", round, i, off, ackEnd, err)
 	}
-	if fi, err := os.Stat(sqlite.FramesPath(path)); err != nil || fi.Size() < ackEnd || fi.Size() > off {
-		t.Fatalf("round %d cut %d: frame file of %v bytes after Open, want [%d, %d] (%v)", round, i, fi.Size(), ackEnd, off, err)
+	// The frames (up to the last non-zero byte: zeros after them are
+	// the preallocated end) end between the acknowledged ones and the cut.
+	b, err := os.ReadFile(sqlite.FramesPath(path))
+	if nz := int64(len(bytes.TrimRight(b, "\x00"))); err != nil || nz < ackEnd || nz > off {
+		t.Fatalf("round %d cut %d: frames end at %d after Open, want [%d, %d] (%v)", round, i, nz, ackEnd, off, err)
 	}
 	v := mustVerifier(t, dir)
 	if _, err := audit.Verify(ctx, st, v, audit.VerifyOptions{SingleWriter: true}); err != nil {
@@ -144,7 +180,7 @@ func checkAfterPowerLoss(t *testing.T, dir string, acked map[int64]string, round
 }
 
 // copyStore copies the store's files (the database, its WAL, the frame
-// file) and the keys of the data dir src to dst. The checkpoint and head
+// file and its durable mark) and the keys of the data dir src to dst. The checkpoint and head
 // files are left out: a power loss may take them back too, and the
 // store alone must verify.
 func copyStore(t *testing.T, src, dst string) {
@@ -152,10 +188,10 @@ func copyStore(t *testing.T, src, dst string) {
 	if err := os.MkdirAll(filepath.Join(dst, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"audit.db", "audit.db-wal", "audit.db.frames", filepath.Join("keys", audit.SignerFile)}
+	names := []string{"audit.db", "audit.db-wal", "audit.db.frames", "audit.db.frames.mark", filepath.Join("keys", audit.SignerFile)}
 	for _, n := range names {
 		in, err := os.Open(filepath.Join(src, n))
-		if os.IsNotExist(err) && n == "audit.db-wal" {
+		if os.IsNotExist(err) && (n == "audit.db-wal" || n == "audit.db.frames.mark") {
 			continue
 		}
 		if err != nil {

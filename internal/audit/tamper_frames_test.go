@@ -1,9 +1,13 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -132,43 +136,130 @@ func TestTamperCorruptFrames(t *testing.T) {
 	}
 }
 
-// A flipped byte in the last frame is indistinguishable from a torn
-// write: Open cuts it (as after a crash). The signed head of the cut
+// A flipped byte in the last frame. The durable mark (decision 045)
+// covers it (the store was closed after a Sync), so it is corruption:
+// read-only, the frames do not verify from its first entry, and Open
+// refuses. With the mark removed it is indistinguishable from a torn
+// write: Open cuts it (as after a crash), and the signed head of the cut
 // batch, in the head file and the checkpoint file, then says the store
 // lost it.
 func TestTamperLastFrameFlipped(t *testing.T) {
-	e := tamperEnv(t)
+	for _, markKept := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mark kept %v", markKept), func(t *testing.T) {
+			e := tamperEnv(t)
+			path := sqlite.FramesPath(e.cfg.Path)
+			f, err := framelogtest.Read(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := len(f.Frames) - 1
+			lost := f.Frames[last].FirstSeq
+			if err := framelogtest.FlipByte(path, last, 16+30, 0x10); err != nil {
+				t.Fatal(err)
+			}
+			if markKept {
+				checkLastFrameCorrupt(t, e, lost)
+				return
+			}
+			if err := os.Remove(framelog.MarkPath(path)); err != nil {
+				t.Fatal(err)
+			}
+			// Read-only first (it leaves the tail in place), then Open (it cuts).
+			st, err := sqlite.OpenReadOnly(context.Background(), e.cfg.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Torn() == 0 {
+				t.Error("OpenReadOnly reports no torn tail")
+			}
+			ext, _ := audit.ReadHead(context.Background(), st, e.cfg.CheckpointFile)
+			_, err = audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, SingleWriter: true})
+			st.Close()
+			var d *audit.Divergence
+			if !errors.As(err, &d) || d.Seq != lost || d.CheckpointSize != 50 {
+				t.Fatalf("Verify (read-only) = %v, want the log found cut at %d", err, lost)
+			}
+			err = e.open(t)
+			if !errors.As(err, &d) || d.Seq != lost || d.CheckpointSize != 50 {
+				t.Fatalf("Open = %v, want a divergence at %d", err, lost)
+			}
+			if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.Seq != lost {
+				t.Fatalf("Verify after Open cut the tail = %v", err)
+			}
+		})
+	}
+}
+
+// checkLastFrameCorrupt: the damaged frame holding lost is under the
+// durable mark: Verify (read-only) and Open report corruption from lost,
+// and Open leaves the frame file as it is.
+func checkLastFrameCorrupt(t *testing.T, e *env, lost int64) {
+	t.Helper()
 	path := sqlite.FramesPath(e.cfg.Path)
-	f, err := framelogtest.Read(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := len(f.Frames) - 1
-	lost := f.Frames[last].FirstSeq
-	if err := framelogtest.FlipByte(path, last, 16+30, 0x10); err != nil {
-		t.Fatal(err)
-	}
-	// Read-only first (it leaves the tail in place), then Open (it cuts).
+	before, _ := os.ReadFile(path)
 	st, err := sqlite.OpenReadOnly(context.Background(), e.cfg.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Torn() == 0 {
-		t.Error("OpenReadOnly reports no torn tail")
-	}
 	ext, _ := audit.ReadHead(context.Background(), st, e.cfg.CheckpointFile)
 	_, err = audit.Verify(context.Background(), st, e.ver, audit.VerifyOptions{External: ext, SingleWriter: true})
 	st.Close()
-	var d *audit.Divergence
-	if !errors.As(err, &d) || d.Seq != lost || d.CheckpointSize != 50 {
-		t.Fatalf("Verify (read-only) = %v, want the log found cut at %d", err, lost)
+	var fc *sqlite.FramesCorruptError
+	if !errors.As(err, &fc) || fc.Err.Seq != lost {
+		t.Fatalf("Verify (read-only) = %v, want the frames corrupt from %d", err, lost)
+	}
+	if err := e.open(t); !errors.Is(err, framelog.ErrCorrupt) {
+		t.Fatalf("Open = %v, want corruption", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Fatal("Open changed the frame file")
+	}
+}
+
+// TestTamperPastMark: a frame damaged past the durable mark (the mark
+// lags the acknowledged frames by up to a second) with valid frames after
+// it is, to framelog, the out-of-order shape of a power loss: Open copies
+// the bytes aside and cuts them. The acknowledged entries it held are
+// then missing, and the heads kept apart say so: the head file and the
+// checkpoint file name more entries than the store has.
+func TestTamperPastMark(t *testing.T) {
+	e := newEnv(t, func(c *audit.Config) { c.CheckpointEvery = 10 })
+	appendN(t, e.log, 20)
+	e.close(t)
+	path := sqlite.FramesPath(e.cfg.Path)
+	oldMark, err := os.ReadFile(framelog.MarkPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.open(t); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, e.log, 28)
+	e.close(t)
+	// The mark as it was a while ago: still at or below the durable frames.
+	if err := os.WriteFile(framelog.MarkPath(path), oldMark, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := framelogtest.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := len(f.Frames) - 3
+	lost := f.Frames[k].FirstSeq
+	if err := framelogtest.FlipByte(path, k, 16+30, 0x10); err != nil {
+		t.Fatal(err)
 	}
 	err = e.open(t)
-	if !errors.As(err, &d) || d.Seq != lost || d.CheckpointSize != 50 {
-		t.Fatalf("Open = %v, want a divergence at %d", err, lost)
+	var d *audit.Divergence
+	if !errors.As(err, &d) || d.Seq != lost {
+		t.Fatalf("Open = %v, want a divergence at %d (the heads name more entries)", err, lost)
+	}
+	kept, _ := filepath.Glob(path + ".torn-*")
+	if len(kept) != 1 {
+		t.Fatalf("torn tail kept in %v, want one file", kept)
 	}
 	if _, err := verifyOffline(t, e); !errors.As(err, &d) || d.Seq != lost {
-		t.Fatalf("Verify after Open cut the tail = %v", err)
+		t.Fatalf("Verify after Open cut the frames = %v", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -17,31 +18,32 @@ import (
 // BenchmarkFrameLogAppend is BenchmarkStoreAppend
 // (internal/store/sqlite/append_bench_test.go) for a frame log: per batch,
 // AppendBatch (the conversion from the Log's audit.Batch, the encoding,
-// both CRCs, one pwrite) then Sync (fdatasync), of batches of 1, 8, 64 and
-// 256 gateway-like entries (~450 bytes) with their hashes and signed heads
-// built beforehand by the same code (copied: the sqlite package's helpers
-// are unexported test code), a history checkpoint every 1000 entries. The
-// goroutine is locked to its thread; cpu-µs/entry is that thread's CPU
-// (getrusage RUSAGE_THREAD, user + system, fdatasync included),
-// user-µs/entry its user part, proc-cpu-µs/entry the process's;
-// bytes/entry is the file's growth per entry.
+// both CRCs, one pwrite) then Sync (fdatasync), of batches of 1, 8, 16, 32,
+// 64 and 256 gateway-like entries (~450 bytes) with their hashes and
+// signed heads built beforehand by the same code (copied: the sqlite
+// package's helpers are unexported test code), a history checkpoint every
+// 1000 entries. The goroutine is locked to its thread; cpu-µs/entry is
+// that thread's CPU (getrusage RUSAGE_THREAD, user + system, fdatasync
+// included), user-µs/entry its user part, proc-cpu-µs/entry the process's
+// (with the grow goroutine's, when preallocating); bytes/entry is the
+// frames' growth per entry.
 //
 // bench/framelog-compare.sh runs it interleaved with BenchmarkStoreAppend
 // (decision 038).
 func BenchmarkFrameLogAppend(b *testing.B) {
-	for _, batch := range []int{1, 8, 64, 256} {
+	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchFrameLogAppend(b, batch, false) })
 	}
 }
 
-// BenchmarkFrameLogAppendPrealloc is BenchmarkFrameLogAppend on a file
-// already extended with zeros (written and synced before the timer) that
-// the frames then overwrite, so no Sync has to commit a new file size or
-// block allocation to the journal, as SQLite's WAL does after its first
-// restart. An experiment for decision 038, not something Open supports:
-// it would cut the zeros as a torn tail.
+var benchBatches = []int{1, 8, 16, 32, 64, 256}
+
+// BenchmarkFrameLogAppendPrealloc is BenchmarkFrameLogAppend with the
+// real preallocating writer (Preallocate, decisions 044 and 045: zeros
+// written ahead by the grow goroutine, the durable mark kept by it) of
+// DefaultChunk, or FRAMELOG_BENCH_CHUNK bytes.
 func BenchmarkFrameLogAppendPrealloc(b *testing.B) {
-	for _, batch := range []int{1, 8, 64, 256} {
+	for _, batch := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchFrameLogAppend(b, batch, true) })
 	}
 }
@@ -78,19 +80,17 @@ func benchFrameLogAppend(b *testing.B, batch int, prealloc bool) {
 			b.Fatal(err)
 		}
 	}
-	appendOne(&batches[0])
-	size0 := fileSize(b, path)
 	if prealloc {
-		zeros := make([]byte, 1<<20)
-		for off := size0; off < size0+int64(b.N)*600+(1<<20); off += int64(len(zeros)) {
-			if _, err := l.f.WriteAt(zeros, off); err != nil {
-				b.Fatal(err)
-			}
+		chunk := int64(DefaultChunk)
+		if v, err := strconv.ParseInt(os.Getenv("FRAMELOG_BENCH_CHUNK"), 10, 64); err == nil && v > 0 {
+			chunk = v
 		}
-		if err := l.f.Sync(); err != nil {
+		if err := l.Preallocate(chunk, func(err error) { b.Error(err) }); err != nil {
 			b.Fatal(err)
 		}
 	}
+	appendOne(&batches[0])
+	size0 := l.end
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cpu0, user0, proc0 := threadCPU(), threadUser(), procCPU()
@@ -103,14 +103,6 @@ func benchFrameLogAppend(b *testing.B, batch int, prealloc bool) {
 	b.ReportMetric(float64((threadUser()-user0).Nanoseconds())/1e3/float64(b.N), "user-µs/entry")
 	b.ReportMetric(float64((procCPU()-proc0).Nanoseconds())/1e3/float64(b.N), "proc-cpu-µs/entry")
 	b.ReportMetric(float64(l.end-size0)/float64(b.N), "bytes/entry")
-}
-
-func fileSize(b *testing.B, path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return fi.Size()
 }
 
 // procCPU, threadUser and threadCPU are copies of the sqlite package's

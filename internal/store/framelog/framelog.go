@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -92,9 +93,17 @@ type Log struct {
 	next int64  // first seq of the next frame
 	buf  []byte // the next frame, reused
 
+	// extMu orders the frames' writes (end, fsize) with the zero pieces
+	// a preallocating grow writes after them (prealloc.go).
+	extMu    sync.Mutex
+	fsize    int64 // the file's size as written by this Log
+	tornFile string
+	pre      *prealloc // nil unless Preallocate was called
+
 	appended atomic.Int64 // frames written (pwrite returned)
 	syncMu   sync.Mutex   // one Sync at a time
 	durable  atomic.Int64 // frames durable and visible to reads
+	synced   atomic.Int64 // frames an fdatasync of this Log covered (the mark's bound)
 	failed   atomic.Pointer[error]
 	closed   atomic.Bool
 }
@@ -140,7 +149,7 @@ func Create(path string, base int64) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("framelog: create %s: %w", path, err)
 	}
-	return &Log{path: path, f: f, base: base, next: base, end: fileHeader}, nil
+	return &Log{path: path, f: f, base: base, next: base, end: fileHeader, fsize: fileHeader}, nil
 }
 
 // Open opens the log at path for appending: it verifies every frame,
@@ -193,107 +202,157 @@ func open(path string, readOnly bool, visit Visitor) (*Log, int64, error) {
 			return fail(fmt.Errorf("framelog: open %s: %w", path, err))
 		}
 	}
-	size, tail, err := l.scan(visit)
+	sc, err := l.scan(visit)
 	if err != nil {
 		return fail(err)
 	}
-	if tail > 0 && !readOnly {
-		if err := f.Truncate(size - tail); err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
-			return fail(fmt.Errorf("framelog: %s: cut torn tail of %d bytes at offset %d: %w", path, tail, size-tail, err))
+	l.fsize = sc.size
+	if sc.tail > 0 && !readOnly {
+		if err := l.cutTail(sc); err != nil {
+			return fail(err)
 		}
 	}
 	l.appended.Store(int64(len(l.idx)))
 	l.durable.Store(int64(len(l.idx)))
-	return l, tail, nil
+	return l, sc.tail, nil
+}
+
+// scanned is what scan found: the file's size, where its non-zero bytes
+// end, and a torn tail [end, end+tail) (tail = 0: none). aside: the torn
+// tail holds more than one torn write (valid frames follow the first bad
+// one) and is kept in a file before it is cut.
+type scanned struct {
+	size, nonZero, tail int64
+	mark                int64 // the durable mark, -1 if none
+	aside               bool
 }
 
 // scan reads the file header and every frame, filling idx, end and next.
-// It returns the file's size and the length of a torn tail at its end.
-// visit, if not nil, gets each verified frame.
-func (l *Log) scan(visit Visitor) (size, tail int64, err error) {
+// Zeros after the last valid frame up to EOF are the preallocated end. The
+// first frame that does not verify, at offset k, ends the frames: below
+// the durable mark (mark.go) it is corruption; at or above it, the bytes
+// from k to the last non-zero byte are a torn tail; without a mark they
+// are a torn tail only if nothing valid follows them. visit, if not nil,
+// gets each verified frame (never one of a torn tail).
+func (l *Log) scan(visit Visitor) (sc scanned, err error) {
 	fi, err := l.f.Stat()
 	if err != nil {
-		return 0, 0, fmt.Errorf("framelog: open %s: %w", l.path, err)
+		return sc, fmt.Errorf("framelog: open %s: %w", l.path, err)
 	}
-	size = fi.Size()
+	size := fi.Size()
+	sc.size = size
 	var h [fileHeader]byte
 	if size < fileHeader {
-		return 0, 0, &CorruptError{Path: l.path, Frame: -1, Reason: fmt.Sprintf("file of %d bytes is shorter than the header", size)}
+		return sc, &CorruptError{Path: l.path, Frame: -1, Reason: fmt.Sprintf("file of %d bytes is shorter than the header", size)}
 	}
 	if _, err := l.f.ReadAt(h[:], 0); err != nil {
-		return 0, 0, fmt.Errorf("framelog: open %s: %w", l.path, err)
+		return sc, fmt.Errorf("framelog: open %s: %w", l.path, err)
 	}
 	switch {
 	case string(h[:8]) != fileMagic:
-		return 0, 0, &CorruptError{Path: l.path, Frame: -1, Reason: "not a frame log (bad magic)"}
+		return sc, &CorruptError{Path: l.path, Frame: -1, Reason: "not a frame log (bad magic)"}
 	case binary.LittleEndian.Uint32(h[28:]) != crc32.Checksum(h[:28], castagnoli):
-		return 0, 0, &CorruptError{Path: l.path, Frame: -1, Reason: "header checksum mismatch"}
+		return sc, &CorruptError{Path: l.path, Frame: -1, Reason: "header checksum mismatch"}
 	case binary.LittleEndian.Uint32(h[8:]) != fileVersion:
-		return 0, 0, &CorruptError{Path: l.path, Frame: -1, Reason: fmt.Sprintf("unknown version %d", binary.LittleEndian.Uint32(h[8:]))}
+		return sc, &CorruptError{Path: l.path, Frame: -1, Reason: fmt.Sprintf("unknown version %d", binary.LittleEndian.Uint32(h[8:]))}
 	case binary.LittleEndian.Uint32(h[12:]) != 0 || binary.LittleEndian.Uint32(h[24:]) != 0 || int64(binary.LittleEndian.Uint64(h[16:])) < 0:
-		return 0, 0, &CorruptError{Path: l.path, Frame: -1, Reason: "unknown flags or bad base"}
+		return sc, &CorruptError{Path: l.path, Frame: -1, Reason: "unknown flags or bad base"}
 	}
 	l.base = int64(binary.LittleEndian.Uint64(h[16:]))
 	l.next = l.base
+	if sc.nonZero, err = l.lastNonZero(size); err != nil {
+		return sc, err
+	}
+	sc.mark = readMark(MarkPath(l.path), l.base)
 	off := int64(fileHeader)
-	l.end = off // and after each verified frame: a torn tail returns early
+	l.end = off // and after each verified frame
 	var payload []byte
-	for off < size {
+	retried := int64(-1) // a read-only scan reads a bad frame twice (open)
+	for off < sc.nonZero {
 		frame := len(l.idx)
-		corrupt := func(format string, args ...any) error {
-			return &CorruptError{Path: l.path, Offset: off, Frame: frame, Seq: l.next, Reason: fmt.Sprintf(format, args...)}
+		// bad decides the first frame that does not verify: torn says
+		// whether, without a mark, it is a torn tail. retry: read it again.
+		retry := false
+		bad := func(torn bool, format string, args ...any) (scanned, error) {
+			if l.readOnly && !torn && retried != off {
+				// A writer may be appending: over preallocated zeros the
+				// scan can read frame k before its write lands and then
+				// see frame k+1. Frames are written in order, so frame
+				// k's write has returned by now: read it once more.
+				retried, retry = off, true
+				return sc, nil
+			}
+			reason := fmt.Sprintf(format, args...)
+			switch {
+			case sc.mark >= 0 && off < sc.mark:
+				reason += fmt.Sprintf(" (below the durable mark at offset %d)", sc.mark)
+			case sc.mark >= 0 || torn:
+				sc.tail, sc.aside = sc.nonZero-off, !torn
+				return sc, nil
+			}
+			return sc, &CorruptError{Path: l.path, Offset: off, Frame: frame, Seq: l.next, Reason: reason}
 		}
-		rem := size - off
-		if rem < frameHeader {
-			return size, rem, nil // a header cut short can only be the tail
+		if size-off < frameHeader {
+			// A header cut short can only be the tail.
+			if r, err := bad(true, "frame header cut short"); !retry {
+				return r, err
+			}
+			continue
 		}
 		var fh [frameHeader]byte
 		if _, err := l.f.ReadAt(fh[:], off); err != nil {
-			return 0, 0, fmt.Errorf("framelog: open %s: read at %d: %w", l.path, off, err)
+			return sc, fmt.Errorf("framelog: open %s: read at %d: %w", l.path, off, err)
 		}
 		if !validHeader(fh[:]) {
 			// The frame's length cannot be trusted: it is a torn tail only
 			// if no valid frame header follows.
-			at, err := l.findHeader(off+1, size)
+			at, err := l.findHeader(off+1, min(size, sc.nonZero+frameHeader))
 			if err != nil {
-				return 0, 0, err
+				return sc, err
 			}
-			if at >= 0 {
-				return 0, 0, corrupt("bad frame header, and a valid frame header follows at offset %d", at)
+			if r, err := bad(at < 0, "bad frame header, and a valid frame header follows at offset %d", at); !retry {
+				return r, err
 			}
-			return size, rem, nil
+			continue
 		}
 		plen := int64(binary.LittleEndian.Uint32(fh[4:])) // <= MaxPayload (validHeader)
 		end := off + frameHeader + plen
 		if end > size {
-			return size, rem, nil // incomplete frame at the end
+			if r, err := bad(true, "incomplete frame at the end"); !retry {
+				return r, err
+			}
+			continue
 		}
 		if int64(cap(payload)) < plen {
 			payload = make([]byte, plen)
 		}
 		payload = payload[:plen]
 		if _, err := l.f.ReadAt(payload, off+frameHeader); err != nil {
-			return 0, 0, fmt.Errorf("framelog: open %s: read at %d: %w", l.path, off, err)
+			return sc, fmt.Errorf("framelog: open %s: read at %d: %w", l.path, off, err)
 		}
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(fh[8:]) {
-			if end == size {
-				return size, rem, nil // the last frame, torn inside
+			// The last frame before the zeros, torn inside, or corruption.
+			if r, err := bad(end >= sc.nonZero, "payload checksum mismatch (%d non-zero bytes follow the frame)", sc.nonZero-end); !retry {
+				return r, err
 			}
-			return 0, 0, corrupt("payload checksum mismatch (%d bytes follow the frame)", size-end)
+			continue
 		}
 		x, err := parsePrefix(payload)
 		if err != nil {
-			return 0, 0, corrupt("%v", err)
+			if r, err := bad(false, "%v", err); !retry {
+				return r, err
+			}
+			continue
 		}
 		if x.first != l.next {
-			return 0, 0, corrupt("first seq %d, want %d (frames must chain)", x.first, l.next)
+			if r, err := bad(false, "first seq %d, want %d (frames must chain)", x.first, l.next); !retry {
+				return r, err
+			}
+			continue
 		}
 		if visit != nil {
 			if err := visit(frame, payload); err != nil {
-				return 0, 0, fmt.Errorf("framelog: open %s: frame %d at offset %d: %w", l.path, frame, off, err)
+				return sc, fmt.Errorf("framelog: open %s: frame %d at offset %d: %w", l.path, frame, off, err)
 			}
 		}
 		l.idx = append(l.idx, frameRef{off: off, first: x.first, count: uint32(x.count), plen: uint32(plen)})
@@ -301,8 +360,66 @@ func (l *Log) scan(visit Visitor) (size, tail int64, err error) {
 		off = end
 		l.end = off
 	}
-	return size, 0, nil
+	return sc, nil
 }
+
+// lastNonZero returns the offset just past the file's last non-zero byte
+// (reading back from EOF: only the preallocated zeros are read).
+func (l *Log) lastNonZero(size int64) (int64, error) {
+	buf := make([]byte, min(size, 1<<20))
+	for hi := size; hi > 0; {
+		lo := max(hi-int64(len(buf)), 0)
+		b := buf[:hi-lo]
+		if _, err := l.f.ReadAt(b, lo); err != nil {
+			return 0, fmt.Errorf("framelog: open %s: read at %d: %w", l.path, lo, err)
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return lo + int64(i) + 1, nil
+			}
+		}
+		hi = lo
+	}
+	return 0, nil
+}
+
+// cutTail removes the torn tail scan found: the bytes [end, nonZero) are
+// zeroed (truncated when they run to EOF) and the file synced. When the
+// tail holds more than one torn write (sc.aside) its bytes are first
+// copied, synced, to "<path>.torn-<unix time>" (TornFile), so that
+// nothing past the durable mark is destroyed.
+func (l *Log) cutTail(sc scanned) error {
+	at := l.end
+	if sc.aside {
+		b := make([]byte, sc.tail)
+		if _, err := l.f.ReadAt(b, at); err != nil {
+			return fmt.Errorf("framelog: %s: read the torn tail at offset %d: %w", l.path, at, err)
+		}
+		name := fmt.Sprintf("%s.torn-%d", l.path, time.Now().Unix())
+		if err := writeSynced(name, b); err != nil {
+			return fmt.Errorf("framelog: %s: keep the torn tail of %d bytes at offset %d: %w", l.path, sc.tail, at, err)
+		}
+		l.tornFile = name
+	}
+	var err error
+	if sc.nonZero == sc.size {
+		err = l.f.Truncate(at)
+		l.fsize = at
+	} else {
+		err = zero(l.f, at, sc.tail)
+	}
+	if err == nil {
+		err = l.f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("framelog: %s: cut torn tail of %d bytes at offset %d: %w", l.path, sc.tail, at, err)
+	}
+	return nil
+}
+
+// TornFile is the file Open copied a torn tail holding more than one
+// torn write to before cutting it ("" if none): the caller logs it.
+func (l *Log) TornFile() string { return l.tornFile }
 
 func validHeader(h []byte) bool {
 	return string(h[:4]) == frameMagic &&
@@ -416,7 +533,15 @@ func (l *Log) write(first int64, count int) error {
 	binary.LittleEndian.PutUint32(fr[4:], uint32(len(p)))
 	binary.LittleEndian.PutUint32(fr[8:], crc32.Checksum(p, castagnoli))
 	binary.LittleEndian.PutUint32(fr[12:], crc32.Checksum(fr[:12], castagnoli))
-	if _, err := l.f.WriteAt(fr, l.end); err != nil {
+	l.extMu.Lock()
+	_, err := l.f.WriteAt(fr, l.end)
+	if err == nil {
+		l.end += int64(len(fr))
+		l.fsize = max(l.fsize, l.end)
+	}
+	low := l.pre != nil && l.fsize-l.end < l.pre.chunk/2
+	l.extMu.Unlock()
+	if err != nil {
 		err = fmt.Errorf("framelog: append to %s at offset %d: %w", l.path, l.end, err)
 		if noSpace(err) {
 			// A full disk or quota: the frame's bytes that were written
@@ -424,7 +549,13 @@ func (l *Log) write(first int64, count int) error {
 			// call (the disk filling up must not need a restart, as a
 			// SQLite transaction that fails with SQLITE_FULL does not).
 			// If the cut fails, the log fails closed.
-			if terr := l.f.Truncate(l.end); terr != nil {
+			l.extMu.Lock()
+			terr := l.f.Truncate(l.end)
+			if terr == nil {
+				l.fsize = l.end
+			}
+			l.extMu.Unlock()
+			if terr != nil {
 				return l.fail(fmt.Errorf("%w; cutting the partial frame off failed: %v", err, terr))
 			}
 			return err
@@ -432,13 +563,15 @@ func (l *Log) write(first int64, count int) error {
 		return l.fail(err)
 	}
 	l.mu.Lock()
-	l.idx = append(l.idx, frameRef{off: l.end, first: first, count: uint32(count), plen: uint32(len(p))})
+	l.idx = append(l.idx, frameRef{off: l.end - int64(len(fr)), first: first, count: uint32(count), plen: uint32(len(p))})
 	l.mu.Unlock()
-	l.end += int64(len(fr))
 	l.next = first + int64(count)
 	l.appended.Add(1)
 	if cap(l.buf) > 4<<20 {
 		l.buf = nil // do not keep a huge frame's buffer
+	}
+	if low {
+		l.pre.kickGrow()
 	}
 	return nil
 }
@@ -463,6 +596,10 @@ func (l *Log) Sync() error {
 		return l.fail(fmt.Errorf("framelog: sync %s: %w", l.path, err))
 	}
 	l.durable.Store(n)
+	l.noteSynced(n)
+	if l.pre != nil {
+		l.pre.syncedMark()
+	}
 	return nil
 }
 
@@ -629,5 +766,9 @@ func (l *Log) Close() error {
 	}
 	l.syncMu.Lock() // let a running Sync finish
 	defer l.syncMu.Unlock()
-	return l.f.Close()
+	merr := l.stopPrealloc() // stops the grows and writes the last mark
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("framelog: close %s: %w", l.path, err)
+	}
+	return merr
 }

@@ -186,7 +186,10 @@ func TestAppendRefusesBadChain(t *testing.T) {
 
 // TestTornTailEveryOffset cuts the file at every length inside its last
 // frame: Open cuts back to the frame before, which is intact, and appends
-// go on from there; OpenReadOnly leaves the file alone.
+// go on from there; OpenReadOnly leaves the file alone. The torn bytes
+// counted are those up to the last non-zero one (zeros after it are a
+// preallocated end): they are truncated when they run to EOF, zeroed
+// otherwise.
 func TestTornTailEveryOffset(t *testing.T) {
 	path, bs, offs := build(t, 0, 3, 1, 4)
 	full, err := os.ReadFile(path)
@@ -199,9 +202,14 @@ func TestTornTailEveryOffset(t *testing.T) {
 		if err := os.WriteFile(torn, full[:n], 0o600); err != nil {
 			t.Fatal(err)
 		}
+		nz := int64(len(bytes.TrimRight(full[:n], "\x00")))
+		want, wantSize := max(nz-last, 0), n
+		if nz == n {
+			wantSize = last
+		}
 		ro, tail, err := OpenReadOnly(torn)
-		if err != nil || tail != n-last {
-			t.Fatalf("cut at %d: OpenReadOnly: torn %d, %v; want %d", n, tail, err, n-last)
+		if err != nil || tail != want {
+			t.Fatalf("cut at %d: OpenReadOnly: torn %d, %v; want %d", n, tail, err, want)
 		}
 		if ro.End() != last {
 			t.Fatalf("cut at %d: End %d, want %d", n, ro.End(), last)
@@ -212,23 +220,30 @@ func TestTornTailEveryOffset(t *testing.T) {
 			t.Fatalf("OpenReadOnly changed the file's size to %d", fi.Size())
 		}
 		l, cut, err := Open(torn)
-		if err != nil || cut != n-last {
-			t.Fatalf("cut at %d: Open: cut %d, %v; want %d", n, cut, err, n-last)
+		if err != nil || cut != want {
+			t.Fatalf("cut at %d: Open: cut %d, %v; want %d", n, cut, err, want)
 		}
 		checkFrames(t, l, bs[:len(bs)-1])
-		if fi, _ := os.Stat(torn); fi.Size() != last {
-			t.Fatalf("cut at %d: file is %d bytes after Open, want %d", n, fi.Size(), last)
+		if fi, _ := os.Stat(torn); fi.Size() != wantSize {
+			t.Fatalf("cut at %d: file is %d bytes after Open, want %d", n, fi.Size(), wantSize)
 		}
-		if err := l.AppendBatch(bs[len(bs)-1]); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		l.Close()
-		if got, _ := os.ReadFile(torn); !bytes.Equal(got, full) {
-			t.Fatalf("cut at %d: the re-appended frame does not restore the file (%d bytes, want %d; first diff at %d)", n, len(got), len(full), firstDiff(got, full))
-		}
+		reappendRestores(t, l, bs[len(bs)-1], torn, full)
+	}
+}
+
+// reappendRestores appends b (the frame a torn tail was cut from) to l,
+// syncs and closes it, and checks the file at path is full again.
+func reappendRestores(t *testing.T, l *Log, b *Batch, path string, full []byte) {
+	t.Helper()
+	if err := l.AppendBatch(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, full) {
+		t.Fatalf("the re-appended frame does not restore the file (%d bytes, want %d; first diff at %d)", len(got), len(full), firstDiff(got, full))
 	}
 }
 
@@ -251,7 +266,7 @@ func TestTornTailShapes(t *testing.T) {
 		frames int
 		cut    int64
 	}{
-		"last frame zeroed":         {zeroed, 2, int64(len(full)) - last},
+		"last frame zeroed":         {zeroed, 2, 0}, // zeros to EOF: a preallocated end
 		"last frame's payload flip": {flipped, 2, int64(len(full)) - last},
 		"last frame's header flip":  {hdrFlipped, 2, int64(len(full)) - last},
 		"garbage after":             {garbage, 3, int64(len(garbage) - len(full))},
@@ -716,9 +731,10 @@ func TestOpenVisit(t *testing.T) {
 		if got, _ := os.ReadFile(p); !bytes.Equal(got, torn) {
 			t.Fatalf("%s: the file changed after a visitor's error (%d bytes, want %d)", o.name, len(got), len(torn))
 		}
-		// The lock is released: a plain Open works.
+		// The lock is released: a plain Open works (and cuts the torn
+		// bytes up to the last non-zero one).
 		l, cut, err := Open(p)
-		if err != nil || cut != 20 {
+		if want := int64(len(bytes.TrimRight(torn, "\x00")) - len(full)); err != nil || cut != want {
 			t.Fatalf("Open after %s failed: cut %d, %v", o.name, cut, err)
 		}
 		l.Close()

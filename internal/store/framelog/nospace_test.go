@@ -3,12 +3,14 @@
 package framelog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -18,6 +20,7 @@ import (
 // only: the partial frame is cut off again (the file ends where the log
 // does), the log is not failed, and once space comes back the next
 // Append and Sync succeed and a reopen finds every frame, no torn tail.
+// Preallocating, the same, and the failed grows are reported only.
 func TestNoSpace(t *testing.T) {
 	if dir := os.Getenv("FRAMELOG_NOSPACE_CHILD"); dir != "" {
 		if err := noSpaceChild(dir); err != nil {
@@ -30,13 +33,17 @@ func TestNoSpace(t *testing.T) {
 	if err := exec.Command("unshare", "-rm", "true").Run(); err != nil {
 		t.Skipf("no unprivileged user and mount namespaces here (unshare -rm): %v", err)
 	}
-	dir := t.TempDir()
-	cmd := exec.Command("unshare", "-rm", "sh", "-c",
-		`mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" -test.run '^TestNoSpace$'`, "sh", dir, os.Args[0])
-	cmd.Env = append(os.Environ(), "FRAMELOG_NOSPACE_CHILD="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "ok") {
-		t.Fatalf("child: %v\n%s", err, out)
+	// Growing, then preallocating (chunks of 1 MiB that cannot be
+	// written: the grow's ENOSPC is reported, not a failure of the log).
+	for _, pre := range []string{"", "1"} {
+		dir := t.TempDir()
+		cmd := exec.Command("unshare", "-rm", "sh", "-c",
+			`mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" -test.run '^TestNoSpace$'`, "sh", dir, os.Args[0])
+		cmd.Env = append(os.Environ(), "FRAMELOG_NOSPACE_CHILD="+dir, "FRAMELOG_NOSPACE_PREALLOC="+pre)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ok") {
+			t.Fatalf("child (preallocating: %q): %v\n%s", pre, err, out)
+		}
 	}
 }
 
@@ -45,6 +52,13 @@ func noSpaceChild(dir string) error {
 	l, err := Create(path, 0)
 	if err != nil {
 		return err
+	}
+	var reported atomic.Int64
+	pre := os.Getenv("FRAMELOG_NOSPACE_PREALLOC") != ""
+	if pre {
+		if err := l.Preallocate(1<<20, func(error) { reported.Add(1) }); err != nil {
+			return err
+		}
 	}
 	c := &chain{}
 	// A filler leaves room for a few frames only.
@@ -71,12 +85,16 @@ func noSpaceChild(dir string) error {
 	case errors.Is(failed, ErrFailed) || l.Err() != nil:
 		return fmt.Errorf("a full disk failed the log: %v / %v", failed, l.Err())
 	}
-	fi, err := os.Stat(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	if fi.Size() != l.end {
-		return fmt.Errorf("after the refused write the file has %d bytes, the log ends at %d", fi.Size(), l.end)
+	// Preallocating, zeros a grow wrote after the cut may follow.
+	if int64(len(b)) < l.end || (!pre && int64(len(b)) != l.end) || len(bytes.Trim(b[l.end:], "\x00")) != 0 {
+		return fmt.Errorf("after the refused write the file has %d bytes, the log ends at %d", len(b), l.end)
+	}
+	if pre && reported.Load() == 0 {
+		return errors.New("no failed grow was reported")
 	}
 	if err := l.Sync(); err != nil {
 		return fmt.Errorf("sync after a refused write: %v", err)

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/wardenhq/warden/internal/audit"
 )
@@ -64,6 +69,16 @@ type flusher struct {
 // after it (fsync errors leave the page cache in an unknown state).
 var errFlushFailed = errors.New("sqlite: an earlier flush of the audit log failed; the store must be reopened")
 
+// diskFull reports a SQLite error saying the disk or quota is full
+// (SQLITE_FULL), or a full-disk errno.
+func diskFull(err error) bool {
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 func (f *flusher) err() error {
 	if p := f.failed.Load(); p != nil {
 		return fmt.Errorf("%w: %w", errFlushFailed, *p)
@@ -109,8 +124,19 @@ func (s *Store) Flush(ctx context.Context) error {
 		// The history heads are durable in their frames; the table's
 		// copy is committed without a sync (Open catches it up).
 		if err := s.insertCheckpoints(ctx, history); err != nil {
-			f.failed.CompareAndSwap(nil, &err)
-			return fmt.Errorf("sqlite: flush: %w", err)
+			if !diskFull(err) {
+				f.failed.CompareAndSwap(nil, &err)
+				return fmt.Errorf("sqlite: flush: %w", err)
+			}
+			// A full disk: the heads are durable in their frames, which
+			// (preallocated, decision 044) may still take appends when
+			// SQLite cannot. They are tried again at the next flush
+			// (and Open catches the table up), as the frames' own
+			// full-disk error does not fail the store either.
+			s.mu.Lock()
+			f.history = append(history, f.history...)
+			s.mu.Unlock()
+			slog.Warn("audit: copying checkpoints into the database failed (disk full); retried at the next flush", "err", err)
 		}
 	}
 	if head != nil {

@@ -82,12 +82,14 @@ func (s *Store) openFrames(ctx context.Context) (*frameHeads, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
-		if cut > 0 {
-			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
-		}
+		logCut(fpath, fr, cut)
 		if fr.Base() != base {
 			fr.Close()
 			return nil, fmt.Errorf("sqlite: open %s: the frame file %s starts at record %d, the store's marker says %d", s.path, fpath, fr.Base(), base)
+		}
+		if err := preallocate(fr); err != nil {
+			fr.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 		}
 		s.fr, s.base = fr, base
 		return h, nil
@@ -103,13 +105,15 @@ func (s *Store) openFrames(ctx context.Context) (*frameHeads, error) {
 	case err != nil:
 		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	default:
-		if cut > 0 {
-			slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
-		}
+		logCut(fpath, fr, cut)
 		if fr.Base() != n || fr.Frames() != 0 {
 			fr.Close()
 			return nil, fmt.Errorf("sqlite: open %s: the frame file %s (first record %d, %d frames) does not continue the store's %d records and the store has no frames_base marker; refusing to adopt it", s.path, fpath, fr.Base(), fr.Frames(), n)
 		}
+	}
+	if err := preallocate(fr); err != nil {
+		fr.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
 	if _, err := s.w.ExecContext(ctx, "INSERT INTO frames_base(id, base) VALUES (0, ?)", n); err != nil {
 		fr.Close()
@@ -118,6 +122,30 @@ func (s *Store) openFrames(ctx context.Context) (*frameHeads, error) {
 	s.fl.commits++ // synced by Open's Flush
 	s.fr, s.base = fr, n
 	return nil, nil
+}
+
+// logCut logs a torn tail Open cut off the frame file, and where it kept
+// the bytes when the tail held more than one torn write (past the durable
+// mark, decision 045).
+func logCut(fpath string, fr *framelog.Log, cut int64) {
+	if cut == 0 {
+		return
+	}
+	if kept := fr.TornFile(); kept != "" {
+		slog.Warn("audit: cut a torn tail of the frame file past its durable mark; its bytes are kept", "path", fpath, "bytes", cut, "kept", kept)
+		return
+	}
+	slog.Warn("audit: cut a torn tail of the frame file", "path", fpath, "bytes", cut)
+}
+
+// preallocate keeps framelog.DefaultChunk zeros written ahead of the
+// frames and the durable mark beside them (decisions 044 and 045): a
+// Sync's fdatasync then overwrites allocated blocks instead of growing
+// the file. A zero write or a mark that fails is logged, not fatal.
+func preallocate(fr *framelog.Log) error {
+	return fr.Preallocate(framelog.DefaultChunk, func(err error) {
+		slog.Warn("audit: preallocating the frame file or writing its durable mark failed; appends go on", "err", err)
+	})
 }
 
 // openFramesReadOnly opens the frame file of a store opened read-only, if

@@ -1,10 +1,10 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -322,11 +322,17 @@ func TestOpenCutsTornTail(t *testing.T) {
 	size, _ := st.Size(ctx)
 	st.Close()
 	fp := sqlite.FramesPath(m.cfg.Path)
-	f, err := os.OpenFile(fp, os.O_WRONLY|os.O_APPEND, 0)
+	// The file is preallocated: a torn write lands at the frames' end (the
+	// last non-zero byte), not at EOF.
+	b, err := os.ReadFile(fp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.WriteString(f, "WFR1 torn"); err != nil {
+	f, err := os.OpenFile(fp, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("WFR1 torn"), int64(len(bytes.TrimRight(b, "\x00")))); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -504,3 +504,28 @@ func equalHashes(t *testing.T, got, want []tlog.Hash) {
 		}
 	}
 }
+
+// TestZeroTailStripped: a preallocated file (zeros after the frames,
+// decisions 044 and 045) reads with no torn tail, and Write writes the
+// frames only: the rewritten file is the frames without the zeros.
+func TestZeroTailStripped(t *testing.T) {
+	path, _ := buildLog(t, 0, nil)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(bytes.Clone(orig), make([]byte, 64<<10)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(path)
+	if err != nil || f.Torn != 0 || len(f.Frames) != len(sizes) {
+		t.Fatalf("Read: %v, torn %d, %d frames", err, f.Torn, len(f.Frames))
+	}
+	out := filepath.Join(t.TempDir(), "rewritten")
+	if err := f.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, orig) {
+		t.Fatalf("rewritten: %d bytes, want the %d of the frames", len(got), len(orig))
+	}
+}
