@@ -225,6 +225,14 @@ func TestBackupUnderLoad(t *testing.T) {
 	if aside, _ := filepath.Glob(filepath.Join(data, "audit.checkpoint.before-restore-*")); len(aside) != 1 {
 		t.Fatalf("the newer checkpoint was not kept aside: %v", aside)
 	}
+	// The replaced frame file's durable mark went aside with it: it
+	// describes that file, not the restored one.
+	if _, err := os.Stat(filepath.Join(data, "audit.db.frames.mark")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the replaced frame file's mark was left beside the restored one: %v", err)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(data, "audit.db.frames.before-restore-*.mark")); len(aside) != 1 {
+		t.Fatalf("the replaced frame file's mark was not kept aside with it: %v", aside)
+	}
 	t.Logf("%d requests answered; backups of %d and %d entries", answered.Load(), size1, size2)
 }
 

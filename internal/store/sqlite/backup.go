@@ -163,7 +163,9 @@ func Restore(ctx context.Context, src, dst string) error {
 // restoreFrames puts the frame file of a backup (if it has one) in place
 // at dst: copied and synced under a temporary name, then renamed over
 // dst. A frame file already at dst (the replaced log's) is kept aside as
-// dst.before-restore-<unix time>, never deleted.
+// dst.before-restore-<unix time>, never deleted, and its durable mark
+// goes aside with it: the mark describes the replaced file, not the
+// restored one (a backup has no mark; the restored log writes its own).
 func restoreFrames(src, dst string) error {
 	fr, _, err := framelog.OpenReadOnly(src)
 	switch {
@@ -172,9 +174,12 @@ func restoreFrames(src, dst string) error {
 	case err != nil:
 		return err
 	}
-	if _, err := os.Lstat(dst); err == nil {
-		aside := fmt.Sprintf("%s.before-restore-%d", dst, time.Now().Unix())
-		if err := os.Rename(dst, aside); err != nil {
+	aside := fmt.Sprintf("%s.before-restore-%d", dst, time.Now().Unix())
+	for _, p := range [][2]string{{dst, aside}, {framelog.MarkPath(dst), framelog.MarkPath(aside)}} {
+		if _, err := os.Lstat(p[0]); err != nil {
+			continue
+		}
+		if err := os.Rename(p[0], p[1]); err != nil {
 			if fr != nil {
 				fr.Close()
 			}
