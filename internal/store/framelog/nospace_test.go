@@ -10,9 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestNoSpace: a write refused for lack of space (here a 256 KiB tmpfs
@@ -53,19 +53,27 @@ func noSpaceChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	var reported atomic.Int64
-	pre := os.Getenv("FRAMELOG_NOSPACE_PREALLOC") != ""
-	if pre {
-		if err := l.Preallocate(1<<20, func(error) { reported.Add(1) }); err != nil {
-			return err
-		}
-	}
-	c := &chain{}
-	// A filler leaves room for a few frames only.
+	// A filler leaves room for a few frames only. It is written before
+	// Preallocate: the grow Preallocate starts at once would otherwise
+	// race it for the space (and the filler's write could be the one
+	// refused).
 	filler := filepath.Join(dir, "filler")
 	if err := os.WriteFile(filler, make([]byte, 200<<10), 0o600); err != nil {
 		return err
 	}
+	growFailed := make(chan struct{}, 1) // the first failed grow reported
+	pre := os.Getenv("FRAMELOG_NOSPACE_PREALLOC") != ""
+	if pre {
+		if err := l.Preallocate(1<<20, func(error) {
+			select {
+			case growFailed <- struct{}{}:
+			default:
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	c := &chain{}
 	var failed error
 	appended := 0
 	for range 10000 {
@@ -93,8 +101,14 @@ func noSpaceChild(dir string) error {
 	if int64(len(b)) < l.end || (!pre && int64(len(b)) != l.end) || len(bytes.Trim(b[l.end:], "\x00")) != 0 {
 		return fmt.Errorf("after the refused write the file has %d bytes, the log ends at %d", len(b), l.end)
 	}
-	if pre && reported.Load() == 0 {
-		return errors.New("no failed grow was reported")
+	if pre {
+		// The grow runs in the background: wait for its report (it cannot
+		// succeed, the 1 MiB chunk is larger than the whole disk).
+		select {
+		case <-growFailed:
+		case <-time.After(time.Minute):
+			return errors.New("no failed grow was reported")
+		}
 	}
 	if err := l.Sync(); err != nil {
 		return fmt.Errorf("sync after a refused write: %v", err)
