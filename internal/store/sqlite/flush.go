@@ -54,8 +54,12 @@ type flusher struct {
 	commits    int64 // SQLite transactions committed
 	flushed    int64 // commits covered by the newest successful Flush (guarded by mu)
 
-	mu  sync.Mutex // one Flush at a time; guards wal
+	mu  sync.Mutex // one Flush at a time; guards wal and historyFull
 	wal *os.File
+	// historyFull: copying history heads into the checkpoints table
+	// failed for a full disk and has not succeeded since (warned once,
+	// not at every flush).
+	historyFull bool
 
 	// wrote is set before this store's first commit: from then on reads
 	// stop at durable (before, they show the file as it is).
@@ -123,7 +127,12 @@ func (s *Store) Flush(ctx context.Context) error {
 	if len(history) > 0 {
 		// The history heads are durable in their frames; the table's
 		// copy is committed without a sync (Open catches it up).
-		if err := s.insertCheckpoints(ctx, history); err != nil {
+		err := s.insertCheckpoints(ctx, history)
+		if err == nil && f.historyFull {
+			f.historyFull = false
+			slog.Info("audit: copying checkpoints into the database works again")
+		}
+		if err != nil {
 			if !diskFull(err) {
 				f.failed.CompareAndSwap(nil, &err)
 				return fmt.Errorf("sqlite: flush: %w", err)
@@ -136,7 +145,10 @@ func (s *Store) Flush(ctx context.Context) error {
 			s.mu.Lock()
 			f.history = append(history, f.history...)
 			s.mu.Unlock()
-			slog.Warn("audit: copying checkpoints into the database failed (disk full); retried at the next flush", "err", err)
+			if !f.historyFull {
+				f.historyFull = true
+				slog.Warn("audit: copying checkpoints into the database failed (disk full); retried at every flush, warned once until it works again", "err", err)
+			}
 		}
 	}
 	if head != nil {
