@@ -24,17 +24,7 @@ func build(t *testing.T, base int64, sizes ...int) (string, []*Batch, []int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newChain(t, base)
-	var bs []*Batch
-	offs := []int64{fileHeader}
-	for _, n := range sizes {
-		b := c.next(t, n)
-		if err := l.AppendBatch(b); err != nil {
-			t.Fatal(err)
-		}
-		bs = append(bs, b)
-		offs = append(offs, l.end)
-	}
+	bs, offs := appendSizes(t, l, newChain(t, base), false, sizes...)
 	if err := l.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +32,28 @@ func build(t *testing.T, base int64, sizes ...int) (string, []*Batch, []int64) {
 		t.Fatal(err)
 	}
 	return path, bs, offs
+}
+
+// appendSizes appends to l batches of the given sizes from c (each synced
+// if syncEach) and returns them and each frame's offset, then the end.
+func appendSizes(t *testing.T, l *Log, c *chain, syncEach bool, sizes ...int) ([]*Batch, []int64) {
+	t.Helper()
+	var bs []*Batch
+	offs := []int64{l.end}
+	for _, n := range sizes {
+		b := c.next(t, n)
+		if err := l.AppendBatch(b); err != nil {
+			t.Fatal(err)
+		}
+		if syncEach {
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bs = append(bs, b)
+		offs = append(offs, l.end)
+	}
+	return bs, offs
 }
 
 // checkFrames reads every frame of l and compares it with want.

@@ -28,20 +28,7 @@ func createPre(t *testing.T, chunk int64) (*Log, string) {
 func buildPre(t *testing.T, chunk int64, sizes ...int) (string, []*Batch, []int64) {
 	t.Helper()
 	l, path := createPre(t, chunk)
-	c := newChain(t, 0)
-	var bs []*Batch
-	offs := []int64{fileHeader}
-	for _, n := range sizes {
-		b := c.next(t, n)
-		if err := l.AppendBatch(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		bs = append(bs, b)
-		offs = append(offs, l.end)
-	}
+	bs, offs := appendSizes(t, l, newChain(t, 0), true, sizes...)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
