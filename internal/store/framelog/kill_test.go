@@ -22,9 +22,14 @@ import (
 // mid-stream, several times on one file: after each kill, Open (cutting a
 // torn tail if the kill fell inside a write) finds every record the child
 // reported durable, the frames verify, and the next child appends on.
+// Every other child preallocates the file (in small chunks, so that it
+// grows the zero region during the run and the kill can fall inside a
+// grow): Open must then tell the zeros ahead of the frames from a torn
+// frame, with the durable mark beside the file.
 func TestKill(t *testing.T) {
 	if path := os.Getenv("FRAMELOG_KILL_CHILD"); path != "" {
-		killChild(path)
+		chunk, _ := strconv.ParseInt(os.Getenv("FRAMELOG_KILL_PREALLOC"), 10, 64)
+		killChild(path, chunk)
 		return
 	}
 	if testing.Short() {
@@ -36,9 +41,13 @@ func TestKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	for round := range 5 {
+	for round := range 6 {
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestKill$")
 		cmd.Env = append(os.Environ(), "FRAMELOG_KILL_CHILD="+path)
+		prealloc := round%2 == 1
+		if prealloc {
+			cmd.Env = append(cmd.Env, "FRAMELOG_KILL_PREALLOC=65536")
+		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -77,16 +86,33 @@ func TestKill(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		t.Logf("round %d: %d records synced by the child, %d found, %d bytes cut", round, durable, l.Size(), cut)
+		if fi, err := os.Stat(path); err != nil {
+			t.Fatal(err)
+		} else if prealloc && fi.Size() <= l.End() {
+			t.Fatalf("round %d: the preallocating child left no zeros ahead of the frames (file %d bytes, frames end at %d)", round, fi.Size(), l.End())
+		}
+		t.Logf("round %d (preallocated %v): %d records synced by the child, %d found, %d bytes cut", round, prealloc, durable, l.Size(), cut)
 		l.Close()
 	}
 }
 
-func killChild(path string) {
+func killChild(path string, prealloc int64) {
 	l, _, err := Open(path)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
+	}
+	if prealloc > 0 {
+		markEvery = 10 * time.Millisecond // the kill falls between marks too
+		if err := l.Preallocate(prealloc, func(err error) {
+			if err != nil {
+				fmt.Println("error", err)
+				os.Exit(1)
+			}
+		}); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
 	}
 	c := &chain{seq: l.Size()} // hash values are not checked by the log, only counts
 	for i := 0; ; i++ {
