@@ -152,6 +152,22 @@ func idWidth(k int) int {
 // (their byte length, then the first and the differences, zigzag
 // varints).
 func (b *CountBlock) AppendBinary(dst []byte) []byte {
+	// The size first, so that dst grows once (the index writer encodes a
+	// block of up to CountChunk entries at every batch, decision 050).
+	tsLen := 0
+	prev := int64(0)
+	for _, t := range b.times {
+		tsLen += varintLen(t - prev)
+		prev = t
+	}
+	size := 1 + 3*binary.MaxVarintLen64 + binary.MaxVarintLen64 + tsLen
+	for c := range countCols {
+		size += binary.MaxVarintLen64 + idWidth(len(b.dicts[c]))*len(b.ids[c])
+		for _, s := range b.dicts[c] {
+			size += binary.MaxVarintLen64 + len(s)
+		}
+	}
+	dst = slices.Grow(dst, size)
 	dst = append(dst, countBlockVersion)
 	dst = binary.AppendUvarint(dst, uint64(b.n))
 	dst = binary.AppendVarint(dst, b.minNS)
@@ -174,14 +190,40 @@ func (b *CountBlock) AppendBinary(dst []byte) []byte {
 			}
 		}
 	}
-	var ts []byte
-	prev := int64(0)
+	dst = binary.AppendUvarint(dst, uint64(tsLen))
+	prev = 0
 	for _, t := range b.times {
-		ts = binary.AppendVarint(ts, t-prev)
+		dst = binary.AppendVarint(dst, t-prev)
 		prev = t
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(ts)))
-	return append(dst, ts...)
+	return dst
+}
+
+// varintLen is the length of binary.AppendVarint's encoding of x.
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	n := 1
+	for ux >= 0x80 {
+		ux >>= 7
+		n++
+	}
+	return n
+}
+
+// Reserve makes room for n more entries, so that the next n Appends
+// do not grow b's columns step by step.
+func (b *CountBlock) Reserve(n int) {
+	n = int(min(int64(n), CountChunk-int64(b.n)))
+	if n <= 0 {
+		return
+	}
+	for c := range b.ids {
+		b.ids[c] = slices.Grow(b.ids[c], n)
+	}
+	b.times = slices.Grow(b.times, n)
 }
 
 var errCountBlock = errors.New("audit: malformed count block")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -29,7 +30,10 @@ func Index(e *Entry) IndexFields {
 	if e.Principal != nil {
 		f.Subject = e.Principal.Subject
 	}
-	var text []string
+	// Most entries have a few text parts: on the stack, not grown on the
+	// heap (the index writer calls Index for every entry, decision 050).
+	var buf [16]string
+	text := buf[:0]
 	if e.Decision != nil {
 		f.Action = e.Decision.Action
 		if e.Decision.Reason != "" {
@@ -39,6 +43,9 @@ func Index(e *Entry) IndexFields {
 	text = flattenText(text, e.Params)
 	text = flattenText(text, e.Details)
 	f.Text = strings.Join(text, " ")
+	if len(e.Masking) > 0 {
+		f.MaskRules = make([]string, 0, len(e.Masking))
+	}
 	for _, m := range e.Masking {
 		if !slices.Contains(f.MaskRules, m.Rule) {
 			f.MaskRules = append(f.MaskRules, m.Rule)
@@ -69,6 +76,8 @@ func flattenText(out []string, v any) []string {
 		out = append(out, x)
 	case json.Number:
 		out = append(out, x.String())
+	case bool:
+		out = append(out, strconv.FormatBool(x)) // as fmt.Sprint, without its printer
 	case nil:
 	default:
 		out = append(out, fmt.Sprint(x))

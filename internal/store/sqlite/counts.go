@@ -41,6 +41,7 @@ func (ix *index) writeCounts(ctx context.Context, r *rawConn, recs []audit.Recor
 			}
 		}
 		added := false
+		b.Reserve(len(run))
 		for i, rec := range run {
 			if !b.Append(rec.Seq, rec.Entry) {
 				break

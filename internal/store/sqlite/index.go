@@ -252,6 +252,7 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 		return err
 	}
 	docs := make([]doc, len(recs))
+	var memo docMemo
 	for i, rec := range recs {
 		if rec.Seq != n+int64(i) {
 			return fmt.Errorf("records not consecutive at %d", rec.Seq)
@@ -259,7 +260,7 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 		if i%yieldEvery == yieldEvery-1 {
 			runtime.Gosched()
 		}
-		docs[i] = docOf(rec.Entry)
+		docs[i] = memo.doc(rec.Entry)
 	}
 	if err := ix.writeCounts(ctx, r, recs); err != nil {
 		return err
@@ -294,7 +295,7 @@ func (ix *index) write(ctx context.Context, r *rawConn, recs []audit.Record) err
 	if err := r.insert(ctx, "INSERT OR FAIL INTO entry_text(rowid, body, ids, rules, subject)", 5, len(docs), func(i int, args []driver.Value) []driver.Value {
 		yield(i)
 		d := &docs[i]
-		return append(args, recs[i].Seq, d.text, keyToken(d.requestID), d.rules, keyToken(d.subject))
+		return append(args, recs[i].Seq, textArg(d.text), textArg(keyToken(d.requestID)), textArg(d.rules), textArg(d.subject))
 	}); err != nil {
 		return fmt.Errorf("[%d, %d): text: %w", n, n+int64(len(recs)), err)
 	}

@@ -2,9 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/identity"
 )
 
 // TestIndexWriteBatching: the index written in batches of any size
@@ -115,5 +120,32 @@ func TestIndexWriteBatching(t *testing.T) {
 				t.Fatalf("index written in batches differs from one written at once (%d rows, want %d)", len(cached), len(want))
 			}
 		})
+	}
+}
+
+// TestDocMemo: the documents a batch's memo builds (subjects' tokens and
+// the rules column remembered from entry to entry, decision 050) are
+// those of each entry on its own, whatever repeats or changes between
+// entries.
+func TestDocMemo(t *testing.T) {
+	subjects := []string{"", "bench-user", "0f3a", "bench-user", "", "0F3A", "0f3a", "x72", "r"}
+	rules := [][]string{nil, {"email"}, {"email"}, {"Email"}, {"email", "card"}, {"email", "card"}, nil, {""}, {"card", "email"}, {"email"}}
+	var memo docMemo
+	for i := range 40 {
+		e := &audit.Entry{RequestID: fmt.Sprintf("req-%d", i%3), Kind: audit.KindRequestCompleted}
+		if s := subjects[i%len(subjects)]; s != "" {
+			e.Principal = &identity.Principal{Subject: s}
+		}
+		if i%4 == 0 {
+			e.Params = map[string]any{"model": "m", "stream": i%8 == 0, "n": json.Number("2")}
+		}
+		for _, r := range rules[i%len(rules)] {
+			e.Masking = append(e.Masking, audit.MaskAction{Rule: r, Count: 1})
+		}
+		f := audit.Index(e)
+		want := doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: keyToken(f.Subject), text: f.Text, rules: ruleTokens(f.MaskRules)}
+		if got := memo.doc(e); got != want {
+			t.Fatalf("entry %d: memo doc %+v, want %+v", i, got, want)
+		}
 	}
 }

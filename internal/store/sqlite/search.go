@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -13,14 +15,56 @@ import (
 // blocks take the rest: audit.CountBlock).
 type doc struct {
 	requestID, approvalID string
-	subject               string
+	subject               string // keyToken of the principal's subject
 	text                  string
 	rules                 string // ruleTokens of the mask rules
 }
 
-func docOf(e *audit.Entry) doc {
+// docMemo builds the documents of one batch, remembering the
+// tokens of values that repeat from entry to entry, so that each is
+// encoded once per batch instead of once per entry (decision 050): the
+// subjects' keyTokens (a batch has few principals) and the rules column
+// of the previous entry with mask rules (the same profile masks the same
+// rules). Its zero value is ready; it grows with the batch's distinct
+// subjects only, and is dropped with the batch.
+type docMemo struct {
+	subjects  map[string]string
+	lastRules []string
+	lastTok   string
+}
+
+// doc returns e's document.
+func (m *docMemo) doc(e *audit.Entry) doc {
 	f := audit.Index(e)
-	return doc{requestID: e.RequestID, approvalID: e.ApprovalID, subject: f.Subject, text: f.Text, rules: ruleTokens(f.MaskRules)}
+	d := doc{requestID: e.RequestID, approvalID: e.ApprovalID, text: f.Text}
+	if f.Subject != "" {
+		tok, ok := m.subjects[f.Subject]
+		if !ok {
+			tok = keyToken(f.Subject)
+			if m.subjects == nil {
+				m.subjects = map[string]string{}
+			}
+			m.subjects[f.Subject] = tok
+		}
+		d.subject = tok
+	}
+	if len(f.MaskRules) > 0 {
+		if m.lastRules == nil || !slices.Equal(f.MaskRules, m.lastRules) {
+			m.lastRules, m.lastTok = f.MaskRules, ruleTokens(f.MaskRules)
+		}
+		d.rules = m.lastTok
+	}
+	return d
+}
+
+// textArg is s as an argument of entry_text's columns: NULL for "" (FTS5
+// indexes no term for either), which spares the driver copying an empty
+// string into C memory for every row and column that has none.
+func textArg(s string) driver.Value {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // ruleTokens is the text of entry_text's rules column for an entry's
