@@ -79,6 +79,7 @@ type Gateway struct {
 	bodyTimeout    time.Duration // timeouts.request_body
 	upstreamIdle   time.Duration // timeouts.upstream_body_idle
 	storeTimeout   time.Duration // timeouts.store
+	auditDeadline  sharedDeadline // timeouts.store for audit appends (deadline.go)
 	auditHealth    storeHealth   // the last audit append failed (readyz)
 	approvalHealth storeHealth   // the last approval store call failed (readyz)
 	auditWrite     func(context.Context) error
