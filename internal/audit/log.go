@@ -144,10 +144,28 @@ type Log struct {
 	openErr    error
 }
 
+// appendReq is one encoded entry handed to the writer. The writer (or
+// flushLoop) answers it once with answer: res is written before done
+// is signalled and read only after, so done carries no data and its
+// channel is one object, not two (a buffered channel of an element with
+// pointers allocates its buffer apart; decision 049). A waiter that gave
+// up (its context ended) never reads res.
 type appendReq struct {
 	data []byte
 	e    *Entry
-	done chan appendRes
+	done chan struct{}
+	res  appendRes
+}
+
+// answer gives r its result and wakes its waiter. Called once per request.
+func (r *appendReq) answer(res appendRes) {
+	r.res = res
+	r.done <- struct{}{}
+}
+
+// newAppendReq returns a request for data and e, ready to be answered.
+func newAppendReq(data []byte, e *Entry) *appendReq {
+	return &appendReq{data: data, e: e, done: make(chan struct{}, 1)}
 }
 
 type appendRes struct {
@@ -419,7 +437,7 @@ func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
 	// which the writer, the indexer and the exporter read after Append
 	// has returned (on a timeout, even while the caller goes on).
 	r := &ownedReq{ent: *e}
-	r.req = appendReq{data: data, e: &r.ent, done: make(chan appendRes, 1)}
+	r.req = appendReq{data: data, e: &r.ent, done: make(chan struct{}, 1)}
 	if err := l.hold(); err != nil {
 		return Ref{}, err
 	}
@@ -457,7 +475,7 @@ func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
 			return nil, err
 		}
 		cp := *e
-		reqs[i] = &appendReq{data: data, e: &cp, done: make(chan appendRes, 1)}
+		reqs[i] = newAppendReq(data, &cp)
 	}
 	if err := l.hold(); err != nil {
 		return nil, err
@@ -475,7 +493,8 @@ func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
 	refs := make([]Ref, len(reqs))
 	for i, r := range reqs {
 		select {
-		case res := <-r.done:
+		case <-r.done:
+			res := r.res
 			if res.err != nil {
 				return nil, res.err
 			}
@@ -499,8 +518,8 @@ func (l *Log) submit(ctx context.Context, r *appendReq) (Ref, error) {
 		return Ref{}, ErrLogClosed
 	}
 	select {
-	case res := <-r.done:
-		return res.ref, res.err
+	case <-r.done:
+		return r.res.ref, r.res.err
 	case <-ctx.Done():
 		// The entry may still become durable; the caller fails closed.
 		return Ref{}, fmt.Errorf("audit: append: %w", ctx.Err())
@@ -581,7 +600,7 @@ func (l *Log) Close(ctx context.Context) error {
 		e.ID = id
 		var data []byte
 		if data, err = Marshal(e); err == nil {
-			_, err = l.submit(ctx, &appendReq{data: data, e: e, done: make(chan appendRes, 1)})
+			_, err = l.submit(ctx, newAppendReq(data, e))
 		}
 	} else {
 		err = uerr
