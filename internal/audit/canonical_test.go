@@ -242,3 +242,73 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	})
 }
+
+// TestPlain8: the word-at-a-time check agrees with the byte rule for
+// every byte value at every position of an otherwise plain word, and on
+// random words.
+func TestPlain8(t *testing.T) {
+	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	check := func(w []byte) {
+		want := true
+		for _, c := range w {
+			want = want && plainByte(c)
+		}
+		if got := plain8(string(w)); got != want {
+			t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+		}
+	}
+	for _, base := range []string{"abcdefgh", "        ", "!#[]~~~~", "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", "]]]]]]]]", "####$$$$"} {
+		for pos := range 8 {
+			for c := range 256 {
+				w := []byte(base)
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			// mostly near the boundaries the check tests
+			switch r.IntN(4) {
+			case 0:
+				w[i] = byte(r.IntN(256))
+			case 1:
+				w[i] = byte(0x1e + r.IntN(6)) // around 0x20 and '"'
+			case 2:
+				w[i] = byte(0x5a + r.IntN(5)) // around '\\'
+			default:
+				w[i] = byte(0x7d + r.IntN(6)) // around 0x80
+			}
+		}
+		check(w[:])
+	}
+}
+
+// TestStrMatchesEncodingJSON: str (word-at-a-time and byte loop) writes
+// what encoding/json writes without HTML escaping, for strings whose
+// special characters fall at every offset.
+func TestStrMatchesEncodingJSON(t *testing.T) {
+	pieces := []string{"a", "Zz", "0123456", "\"", "\\", "\n", "\x00", "\x1f", "\x7f", "é", "€", "😀", "\u2028", "\u2029", "<&>", " ", "~"}
+	r := rand.New(rand.NewPCG(5, 6))
+	var w encoder
+	for range 50000 {
+		var sb strings.Builder
+		for range r.IntN(12) {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := sb.String()
+		var ref bytes.Buffer
+		enc := json.NewEncoder(&ref)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		w.ok = true
+		got := w.str(nil, s)
+		if !w.ok || !bytes.Equal(got, bytes.TrimSuffix(ref.Bytes(), []byte("\n"))) {
+			t.Fatalf("str(%q) = %s (ok %v), encoding/json %s", s, got, w.ok, ref.Bytes())
+		}
+	}
+}
