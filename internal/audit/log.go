@@ -155,10 +155,20 @@ type appendReq struct {
 	e    *Entry
 	done chan struct{}
 	res  appendRes
+	// cb, for AppendAsync, is called with the result instead of done;
+	// busy is then the Log's count of appends in flight, released after.
+	cb   func(Ref, error)
+	busy *sync.WaitGroup
 }
 
-// answer gives r its result and wakes its waiter. Called once per request.
+// answer gives r its result and wakes its waiter, or calls its callback.
+// Called once per request.
 func (r *appendReq) answer(res appendRes) {
+	if r.cb != nil {
+		r.cb(res.ref, res.err)
+		r.busy.Done()
+		return
+	}
 	r.res = res
 	r.done <- struct{}{}
 }
@@ -443,6 +453,38 @@ func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
 	}
 	defer l.busy.Done()
 	return l.submit(ctx, &r.req)
+}
+
+// AppendAsync hands e to the log as Append does, without waiting for it
+// to be durable: it returns once the writer has taken e (or with an
+// error if ctx ends first, the log is closed or e cannot be encoded;
+// then done is never called). done is called exactly once with what
+// Append would have returned — after the same fdatasync, or with the
+// failure — from the log's own goroutine, so it must be quick and must
+// not block or call the Log. Close waits for the entries handed over
+// this way to be answered. For entries the caller need not wait for
+// (the gateway's request.completed, decision 049): a goroutine parked
+// per entry and woken by the writer cost more than the callback.
+func (l *Log) AppendAsync(ctx context.Context, e *Entry, done func(Ref, error)) error {
+	data, err := l.prepare(e)
+	if err != nil {
+		return err
+	}
+	r := &ownedReq{ent: *e}
+	r.req = appendReq{data: data, e: &r.ent, cb: done, busy: &l.busy}
+	if err := l.hold(); err != nil {
+		return err
+	}
+	select {
+	case l.reqs <- &r.req:
+		return nil // answer releases busy
+	case <-ctx.Done():
+		l.busy.Done()
+		return fmt.Errorf("audit: append: %w", ctx.Err())
+	case <-l.done:
+		l.busy.Done()
+		return ErrLogClosed
+	}
 }
 
 // hold counts an append in flight (Close waits for it), or returns

@@ -52,9 +52,9 @@ func (g *Gateway) completionWorker(j completionJob) {
 	idle := time.NewTimer(completionIdle)
 	defer idle.Stop()
 	for {
-		g.finishCall(j)
-		<-g.completions
-		g.pending.Done()
+		if !g.finishCall(j) {
+			g.completionDone()
+		}
 		worked := true
 	wait:
 		for {
@@ -72,14 +72,23 @@ func (g *Gateway) completionWorker(j completionJob) {
 	}
 }
 
+// completionDone releases a completion's place (the semaphore and
+// Drain's count) once its entry is appended or failed.
+func (g *Gateway) completionDone() {
+	<-g.completions
+	g.pending.Done()
+}
+
 // finishCall stores the recording, then appends the request.completed
-// entry with the recording's summary.
-func (g *Gateway) finishCall(j completionJob) {
+// entry with the recording's summary. It reports true when the entry was
+// handed to an AsyncAuditLog: its callback then calls completionDone;
+// else the caller does.
+func (g *Gateway) finishCall(j completionJob) bool {
 	// The recording is stored first: its digest goes into the entry.
 	sum := g.finishRecording(j.rec, j.recLevel, j.recErr)
 	e := j.e
 	if e == nil {
-		return
+		return false
 	}
 	if sum != nil {
 		if e.Details == nil {
@@ -91,8 +100,32 @@ func (g *Gateway) finishCall(j completionJob) {
 	// a second one would give the request two terminal entries. A
 	// request whose completion is lost stays open until the next start
 	// records it as request.abandoned.
-	if _, err := g.appendAudit(g.auditDeadline.context(), e); err != nil {
+	ctx := g.auditDeadline.context()
+	if al, ok := g.audit.(AsyncAuditLog); ok {
+		// The worker goes on to the next job instead of parking until
+		// the entry's flush wakes it: the log calls back.
+		id := e.RequestID
+		err := al.AppendAsync(ctx, e, func(_ audit.Ref, err error) {
+			g.completed(id, err)
+			g.completionDone()
+		})
+		if err != nil {
+			g.completed(id, err)
+			return false
+		}
+		return true
+	}
+	_, err := g.audit.Append(ctx, e)
+	g.completed(e.RequestID, err)
+	return false
+}
+
+// completed notes the result of appending request id's
+// request.completed entry.
+func (g *Gateway) completed(id string, err error) {
+	g.auditHealth.note(err)
+	if err != nil {
 		g.metrics.auditCompleteFailed.Inc()
-		g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", e.RequestID, "err", err)
+		g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", id, "err", err)
 	}
 }

@@ -48,6 +48,16 @@ type AuditLog interface {
 	Append(ctx context.Context, e *audit.Entry) (audit.Ref, error)
 }
 
+// AsyncAuditLog is an AuditLog that can also take an entry without the
+// caller waiting for its durability (audit.Log.AppendAsync): it returns
+// once the entry is handed over, or with an error (then done is never
+// called); done is called exactly once with Append's result, from the
+// log's goroutine, and must not block. The completion workers use it
+// when the log offers it (decision 049).
+type AsyncAuditLog interface {
+	AppendAsync(ctx context.Context, e *audit.Entry, done func(audit.Ref, error)) error
+}
+
 // storeContext bounds one store call on the request path by
 // timeouts.store, so that a stalled store answers 503 within it instead
 // of hanging the request. Audit appends take g.auditDeadline's shared
