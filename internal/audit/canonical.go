@@ -415,7 +415,7 @@ func (w *encoder) str(b []byte, v string) []byte {
 	for i := 0; i < len(v); {
 		// Eight bytes at a time while none needs a look (decision 049):
 		// they are copied as they are, as the byte loop below would.
-		if i+8 <= len(v) && plain8(v[i:i+8]) {
+		if strWords && i+8 <= len(v) && plain8(v[i:i+8]) {
 			i += 8
 			continue
 		}
@@ -463,6 +463,9 @@ func (w *encoder) str(b []byte, v string) []byte {
 	b = append(b, v[start:]...)
 	return append(b, '"')
 }
+
+// strWords is cleared only by BenchmarkStr, to time the byte loop alone.
+var strWords = true
 
 // plain8 reports whether the 8 bytes of s (len(s) == 8) are all ASCII
 // that a JSON string holds as it is: none is a control character (below

@@ -48,3 +48,25 @@ func TestSharedDeadlineBounds(t *testing.T) {
 		t.Fatal("the shared context never ended")
 	}
 }
+
+// BenchmarkStoreDeadline: the store deadline of one audit append, as
+// before decision 049 (WithoutCancel + WithTimeout, waited on, cancelled)
+// and shared; -benchmem shows the allocations.
+func BenchmarkStoreDeadline(b *testing.B) {
+	parent := context.WithValue(context.Background(), struct{}{}, 1)
+	b.Run("with-timeout", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
+			_ = ctx.Done() // the append's select waits on it
+			cancel()
+		}
+	})
+	b.Run("shared", func(b *testing.B) {
+		d := sharedDeadline{timeout: 10 * time.Second}
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = d.context().Done()
+		}
+	})
+}
