@@ -413,6 +413,12 @@ func (w *encoder) str(b []byte, v string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(v); {
+		// Eight bytes at a time while none needs a look (decision 049):
+		// they are copied as they are, as the byte loop below would.
+		if strWords && i+8 <= len(v) && plain8(v[i:i+8]) {
+			i += 8
+			continue
+		}
 		c := v[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -456,4 +462,27 @@ func (w *encoder) str(b []byte, v string) []byte {
 	}
 	b = append(b, v[start:]...)
 	return append(b, '"')
+}
+
+// strWords is cleared only by BenchmarkStr, to time the byte loop alone.
+var strWords = true
+
+// plain8 reports whether the 8 bytes of s (len(s) == 8) are all ASCII
+// that a JSON string holds as it is: none is a control character (below
+// 0x20), '"', '\\' or a byte of a multi-byte sequence (0x80 and above).
+// A false answer only sends the bytes to str's byte loop.
+func plain8(s string) bool {
+	_ = s[7]
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// A byte's high bit is set in (y - ones) &^ y when that byte of y is
+	// zero (or, past a zero byte, from its borrow: a set bit means some
+	// byte matched). Below 0x20: x - 0x20 per byte, the same test.
+	ctl := (x - 0x20*ones) &^ x
+	quote := x ^ '"'*ones
+	quote = (quote - ones) &^ quote
+	bslash := x ^ '\\'*ones
+	bslash = (bslash - ones) &^ bslash
+	return (x|ctl|quote|bslash)&highs == 0
 }

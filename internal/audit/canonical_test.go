@@ -242,3 +242,101 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	})
 }
+
+// TestPlain8: the word-at-a-time check agrees with the byte rule for
+// every byte value at every position of an otherwise plain word, and on
+// random words.
+func TestPlain8(t *testing.T) {
+	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	check := func(w []byte) {
+		want := true
+		for _, c := range w {
+			want = want && plainByte(c)
+		}
+		if got := plain8(string(w)); got != want {
+			t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+		}
+	}
+	for _, base := range []string{"abcdefgh", "        ", "!#[]~~~~", "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", "]]]]]]]]", "####$$$$"} {
+		for pos := range 8 {
+			for c := range 256 {
+				w := []byte(base)
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			// mostly near the boundaries the check tests
+			switch r.IntN(4) {
+			case 0:
+				w[i] = byte(r.IntN(256))
+			case 1:
+				w[i] = byte(0x1e + r.IntN(6)) // around 0x20 and '"'
+			case 2:
+				w[i] = byte(0x5a + r.IntN(5)) // around '\\'
+			default:
+				w[i] = byte(0x7d + r.IntN(6)) // around 0x80
+			}
+		}
+		check(w[:])
+	}
+}
+
+// TestStrMatchesEncodingJSON: str (word-at-a-time and byte loop) writes
+// what encoding/json writes without HTML escaping, for strings whose
+// special characters fall at every offset.
+func TestStrMatchesEncodingJSON(t *testing.T) {
+	pieces := []string{"a", "Zz", "0123456", "\"", "\\", "\n", "\x00", "\x1f", "\x7f", "é", "€", "😀", "\u2028", "\u2029", "<&>", " ", "~"}
+	r := rand.New(rand.NewPCG(5, 6))
+	var w encoder
+	for range 50000 {
+		var sb strings.Builder
+		for range r.IntN(12) {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := sb.String()
+		var ref bytes.Buffer
+		enc := json.NewEncoder(&ref)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		w.ok = true
+		got := w.str(nil, s)
+		if !w.ok || !bytes.Equal(got, bytes.TrimSuffix(ref.Bytes(), []byte("\n"))) {
+			t.Fatalf("str(%q) = %s (ok %v), encoding/json %s", s, got, w.ok, ref.Bytes())
+		}
+	}
+}
+
+// BenchmarkStr: str on the strings of a request entry (ids, digests,
+// policy version, path), with and without the eight-byte check (the
+// byte loop alone is str before decision 049: plain8 never true).
+func BenchmarkStr(b *testing.B) {
+	strs := []string{"0190c1a2-7b3c-7d4e-8f90-123456789abc", "3f0c9a1b2c3d4e5f60718293a4b5c6d7", "gw-1", "openai", "POST",
+		"/v1/chat/completions", "warden-demo-small", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"https://idp.example.com", "alice", "allow", "chat-approved-models",
+		"sha256:a36cf9e268d1276bd0bc39b4fd5b94c934b649dd12c9824735418fd9a50af16d", "request.admitted"}
+	for _, words := range []bool{false, true} {
+		name := "bytewise"
+		if words {
+			name = "words"
+		}
+		b.Run(name, func(b *testing.B) {
+			defer func(old bool) { strWords = old }(strWords)
+			strWords = words
+			var w encoder
+			buf := make([]byte, 0, 1024)
+			for b.Loop() {
+				buf = buf[:0]
+				for _, s := range strs {
+					buf = w.str(buf, s)
+				}
+			}
+		})
+	}
+}

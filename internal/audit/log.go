@@ -144,10 +144,38 @@ type Log struct {
 	openErr    error
 }
 
+// appendReq is one encoded entry handed to the writer. The writer (or
+// flushLoop) answers it once with answer: res is written before done
+// is signalled and read only after, so done carries no data and its
+// channel is one object, not two (a buffered channel of an element with
+// pointers allocates its buffer apart; decision 049). A waiter that gave
+// up (its context ended) never reads res.
 type appendReq struct {
 	data []byte
 	e    *Entry
-	done chan appendRes
+	done chan struct{}
+	res  appendRes
+	// cb, for AppendAsync, is called with the result instead of done;
+	// busy is then the Log's count of appends in flight, released after.
+	cb   func(Ref, error)
+	busy *sync.WaitGroup
+}
+
+// answer gives r its result and wakes its waiter, or calls its callback.
+// Called once per request.
+func (r *appendReq) answer(res appendRes) {
+	if r.cb != nil {
+		r.cb(res.ref, res.err)
+		r.busy.Done()
+		return
+	}
+	r.res = res
+	r.done <- struct{}{}
+}
+
+// newAppendReq returns a request for data and e, ready to be answered.
+func newAppendReq(data []byte, e *Entry) *appendReq {
+	return &appendReq{data: data, e: e, done: make(chan struct{}, 1)}
 }
 
 type appendRes struct {
@@ -419,12 +447,44 @@ func (l *Log) Append(ctx context.Context, e *Entry) (Ref, error) {
 	// which the writer, the indexer and the exporter read after Append
 	// has returned (on a timeout, even while the caller goes on).
 	r := &ownedReq{ent: *e}
-	r.req = appendReq{data: data, e: &r.ent, done: make(chan appendRes, 1)}
+	r.req = appendReq{data: data, e: &r.ent, done: make(chan struct{}, 1)}
 	if err := l.hold(); err != nil {
 		return Ref{}, err
 	}
 	defer l.busy.Done()
 	return l.submit(ctx, &r.req)
+}
+
+// AppendAsync hands e to the log as Append does, without waiting for it
+// to be durable: it returns once the writer has taken e (or with an
+// error if ctx ends first, the log is closed or e cannot be encoded;
+// then done is never called). done is called exactly once with what
+// Append would have returned — after the same fdatasync, or with the
+// failure — from the log's own goroutine, so it must be quick and must
+// not block or call the Log. Close waits for the entries handed over
+// this way to be answered. For entries the caller need not wait for
+// (the gateway's request.completed, decision 049): a goroutine parked
+// per entry and woken by the writer cost more than the callback.
+func (l *Log) AppendAsync(ctx context.Context, e *Entry, done func(Ref, error)) error {
+	data, err := l.prepare(e)
+	if err != nil {
+		return err
+	}
+	r := &ownedReq{ent: *e}
+	r.req = appendReq{data: data, e: &r.ent, cb: done, busy: &l.busy}
+	if err := l.hold(); err != nil {
+		return err
+	}
+	select {
+	case l.reqs <- &r.req:
+		return nil // answer releases busy
+	case <-ctx.Done():
+		l.busy.Done()
+		return fmt.Errorf("audit: append: %w", ctx.Err())
+	case <-l.done:
+		l.busy.Done()
+		return ErrLogClosed
+	}
 }
 
 // hold counts an append in flight (Close waits for it), or returns
@@ -457,7 +517,7 @@ func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
 			return nil, err
 		}
 		cp := *e
-		reqs[i] = &appendReq{data: data, e: &cp, done: make(chan appendRes, 1)}
+		reqs[i] = newAppendReq(data, &cp)
 	}
 	if err := l.hold(); err != nil {
 		return nil, err
@@ -475,7 +535,8 @@ func (l *Log) appendInOrder(ctx context.Context, es []*Entry) ([]Ref, error) {
 	refs := make([]Ref, len(reqs))
 	for i, r := range reqs {
 		select {
-		case res := <-r.done:
+		case <-r.done:
+			res := r.res
 			if res.err != nil {
 				return nil, res.err
 			}
@@ -499,8 +560,8 @@ func (l *Log) submit(ctx context.Context, r *appendReq) (Ref, error) {
 		return Ref{}, ErrLogClosed
 	}
 	select {
-	case res := <-r.done:
-		return res.ref, res.err
+	case <-r.done:
+		return r.res.ref, r.res.err
 	case <-ctx.Done():
 		// The entry may still become durable; the caller fails closed.
 		return Ref{}, fmt.Errorf("audit: append: %w", ctx.Err())
@@ -581,7 +642,7 @@ func (l *Log) Close(ctx context.Context) error {
 		e.ID = id
 		var data []byte
 		if data, err = Marshal(e); err == nil {
-			_, err = l.submit(ctx, &appendReq{data: data, e: e, done: make(chan appendRes, 1)})
+			_, err = l.submit(ctx, newAppendReq(data, e))
 		}
 	} else {
 		err = uerr

@@ -191,7 +191,7 @@ func (l *Log) commit(batch []*appendReq, flushHere bool) (handedOff bool) {
 	fail := func(err error) {
 		l.stats.failures.Add(1)
 		for _, r := range batch {
-			r.done <- appendRes{err: err}
+			r.answer(appendRes{err: err})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
@@ -280,7 +280,7 @@ func (l *Log) commit(batch []*appendReq, flushHere bool) (handedOff bool) {
 		}
 	}
 	for i, r := range batch {
-		r.done <- appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}}
+		r.answer(appendRes{ref: Ref{Seq: first + int64(i), ID: r.e.ID}})
 	}
 	l.fedCommit(b.Records)
 	l.grown.ring()
@@ -409,13 +409,13 @@ func (l *Log) flushLoop() {
 			if err != nil {
 				l.stats.failures.Add(1)
 				for _, r := range j.batch {
-					r.done <- appendRes{err: fmt.Errorf("audit: append [%d, %d): flush: %w", j.first, j.first+int64(len(j.batch)), err)}
+					r.answer(appendRes{err: fmt.Errorf("audit: append [%d, %d): flush: %w", j.first, j.first+int64(len(j.batch)), err)})
 				}
 				continue
 			}
 			l.keptHead(j.head, j.history)
 			for i, r := range j.batch {
-				r.done <- appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}}
+				r.answer(appendRes{ref: Ref{Seq: j.first + int64(i), ID: r.e.ID}})
 			}
 			l.fedCommit(j.recs) // durable and answered, as OnCommit says
 		}
@@ -525,7 +525,7 @@ func (l *Log) enqueue(ctx context.Context, batch []*appendReq, fail func(error))
 	l.stats.batches.Add(1)
 	l.stats.appends.Add(int64(len(batch)))
 	for _, r := range batch {
-		r.done <- appendRes{ref: Ref{Seq: -1, ID: r.e.ID}}
+		r.answer(appendRes{ref: Ref{Seq: -1, ID: r.e.ID}})
 	}
 }
 

@@ -36,6 +36,7 @@ func (g *Gateway) setBounds(cfg *config.Config) {
 	if g.storeTimeout <= 0 {
 		g.storeTimeout = defaultStoreTimeout
 	}
+	g.auditDeadline.timeout = g.storeTimeout
 }
 
 // retryAfterBusy is the Retry-After of a 503 for a full buffer budget.

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"time"
 
 	"github.com/wardenhq/warden/internal/audit"
@@ -46,31 +45,50 @@ func (g *Gateway) completeInBackground(j completionJob) {
 }
 
 // completionWorker runs j, then the jobs handed to it, until it has been
-// idle for completionIdle.
+// idle for completionIdle (to twice that: the timer is not reset at every
+// job, which cost a timer-heap update per completion, but when it fires
+// after a period with jobs; decision 049).
 func (g *Gateway) completionWorker(j completionJob) {
 	idle := time.NewTimer(completionIdle)
 	defer idle.Stop()
 	for {
-		g.finishCall(j)
-		<-g.completions
-		g.pending.Done()
-		idle.Reset(completionIdle)
-		select {
-		case j = <-g.compJobs:
-		case <-idle.C:
-			return
+		if !g.finishCall(j) {
+			g.completionDone()
+		}
+		worked := true
+	wait:
+		for {
+			select {
+			case j = <-g.compJobs:
+				break wait
+			case <-idle.C:
+				if !worked {
+					return
+				}
+				worked = false
+				idle.Reset(completionIdle)
+			}
 		}
 	}
 }
 
+// completionDone releases a completion's place (the semaphore and
+// Drain's count) once its entry is appended or failed.
+func (g *Gateway) completionDone() {
+	<-g.completions
+	g.pending.Done()
+}
+
 // finishCall stores the recording, then appends the request.completed
-// entry with the recording's summary.
-func (g *Gateway) finishCall(j completionJob) {
+// entry with the recording's summary. It reports true when the entry was
+// handed to an AsyncAuditLog: its callback then calls completionDone;
+// else the caller does.
+func (g *Gateway) finishCall(j completionJob) bool {
 	// The recording is stored first: its digest goes into the entry.
 	sum := g.finishRecording(j.rec, j.recLevel, j.recErr)
 	e := j.e
 	if e == nil {
-		return
+		return false
 	}
 	if sum != nil {
 		if e.Details == nil {
@@ -82,10 +100,32 @@ func (g *Gateway) finishCall(j completionJob) {
 	// a second one would give the request two terminal entries. A
 	// request whose completion is lost stays open until the next start
 	// records it as request.abandoned.
-	ctx, cancel := g.storeContext(context.Background())
-	defer cancel()
-	if _, err := g.appendAudit(ctx, e); err != nil {
+	ctx := g.auditDeadline.context()
+	if al, ok := g.audit.(AsyncAuditLog); ok {
+		// The worker goes on to the next job instead of parking until
+		// the entry's flush wakes it: the log calls back.
+		id := e.RequestID
+		err := al.AppendAsync(ctx, e, func(_ audit.Ref, err error) {
+			g.completed(id, err)
+			g.completionDone()
+		})
+		if err != nil {
+			g.completed(id, err)
+			return false
+		}
+		return true
+	}
+	_, err := g.audit.Append(ctx, e)
+	g.completed(e.RequestID, err)
+	return false
+}
+
+// completed notes the result of appending request id's
+// request.completed entry.
+func (g *Gateway) completed(id string, err error) {
+	g.auditHealth.note(err)
+	if err != nil {
 		g.metrics.auditCompleteFailed.Inc()
-		g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", e.RequestID, "err", err)
+		g.log.Error("audit completion failed; the request stays open until the next start records it as abandoned", "request_id", id, "err", err)
 	}
 }

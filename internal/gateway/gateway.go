@@ -74,13 +74,14 @@ type Gateway struct {
 	now     func() time.Time
 	maxBody int64
 
-	bodyBudget     *byteBudget   // limits.max_inflight_body_bytes
-	respBudget     *byteBudget   // limits.max_inflight_response_bytes
-	bodyTimeout    time.Duration // timeouts.request_body
-	upstreamIdle   time.Duration // timeouts.upstream_body_idle
-	storeTimeout   time.Duration // timeouts.store
-	auditHealth    storeHealth   // the last audit append failed (readyz)
-	approvalHealth storeHealth   // the last approval store call failed (readyz)
+	bodyBudget     *byteBudget    // limits.max_inflight_body_bytes
+	respBudget     *byteBudget    // limits.max_inflight_response_bytes
+	bodyTimeout    time.Duration  // timeouts.request_body
+	upstreamIdle   time.Duration  // timeouts.upstream_body_idle
+	storeTimeout   time.Duration  // timeouts.store
+	auditDeadline  sharedDeadline // timeouts.store for audit appends (deadline.go)
+	auditHealth    storeHealth    // the last audit append failed (readyz)
+	approvalHealth storeHealth    // the last approval store call failed (readyz)
 	auditWrite     func(context.Context) error
 
 	auth      Authenticator

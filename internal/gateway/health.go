@@ -30,7 +30,9 @@ type storeHealth struct{ failing atomic.Bool }
 // note records the result of a store call made for a request.
 func (h *storeHealth) note(err error) {
 	if err == nil {
-		h.failing.Store(false)
+		if h.failing.Load() { // no store (a shared cache line's write) per success
+			h.failing.Store(false)
+		}
 	} else if !errors.Is(err, context.Canceled) {
 		h.failing.Store(true)
 	}

@@ -48,9 +48,20 @@ type AuditLog interface {
 	Append(ctx context.Context, e *audit.Entry) (audit.Ref, error)
 }
 
+// AsyncAuditLog is an AuditLog that can also take an entry without the
+// caller waiting for its durability (audit.Log.AppendAsync): it returns
+// once the entry is handed over, or with an error (then done is never
+// called); done is called exactly once with Append's result, from the
+// log's goroutine, and must not block. The completion workers use it
+// when the log offers it (decision 049).
+type AsyncAuditLog interface {
+	AppendAsync(ctx context.Context, e *audit.Entry, done func(audit.Ref, error)) error
+}
+
 // storeContext bounds one store call on the request path by
 // timeouts.store, so that a stalled store answers 503 within it instead
-// of hanging the request.
+// of hanging the request. Audit appends take g.auditDeadline's shared
+// contexts instead (deadline.go).
 func (g *Gateway) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, g.storeTimeout)
 }
@@ -207,9 +218,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, c *call) bool {
 		g.fillEntry(e, r, c, audit.KindRequestAdmitted)
 		e.BytesIn = int64(len(c.body))
 		e.Params = g.params(c)
-		ctx, cancel := g.storeContext(context.WithoutCancel(r.Context()))
-		ref, err := g.appendAudit(ctx, e)
-		cancel()
+		ref, err := g.appendAudit(g.auditDeadline.context(), e)
 		if err != nil {
 			c.rec.Abort()
 			g.metrics.auditRefused.Inc()
@@ -348,9 +357,7 @@ func (g *Gateway) recordRefusal(r *http.Request, c *call, kind string, status in
 		}
 		e.Details[k] = v
 	}
-	ctx, cancel := g.storeContext(context.WithoutCancel(r.Context()))
-	defer cancel()
-	if _, err := g.appendAudit(ctx, e); err != nil {
+	if _, err := g.appendAudit(g.auditDeadline.context(), e); err != nil {
 		g.log.Error("audit: could not record refusal", "request_id", c.requestID, "kind", kind, "err", err)
 	}
 }
