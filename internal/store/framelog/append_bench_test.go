@@ -133,19 +133,17 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkOpen is Open's verifying scan of a 64 MiB log of 64-entry
-// frames (from the page cache: the CRCs and the index, not the disk).
-// "heads" is OpenVisit with the visitor the sqlite store passes (the
-// history heads, a third of the frames here, read with BatchHead and
-// copied): its cost over "plain" is what reading them at Open adds.
-func BenchmarkOpen(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "a.log")
+// benchLog writes a synced log of 64-entry frames of at least size
+// bytes and returns its path, the frames' end and their count.
+func benchLog(b *testing.B, size int64) (path string, end int64, frames int) {
+	path = filepath.Join(b.TempDir(), "a.log")
 	l, err := Create(path, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer l.Close()
 	c := newChain(b, 0)
-	for l.end < 64<<20 {
+	for l.end < size {
 		if err := l.AppendBatch(c.next(b, 64)); err != nil {
 			b.Fatal(err)
 		}
@@ -153,8 +151,16 @@ func BenchmarkOpen(b *testing.B) {
 	if err := l.Sync(); err != nil {
 		b.Fatal(err)
 	}
-	size, frames := l.end, l.Frames()
-	l.Close()
+	return path, l.end, l.Frames()
+}
+
+// BenchmarkOpen is Open's verifying scan of a 64 MiB log of 64-entry
+// frames (from the page cache: the CRCs and the index, not the disk).
+// "heads" is OpenVisit with the visitor the sqlite store passes (the
+// history heads, a third of the frames here, read with BatchHead and
+// copied): its cost over "plain" is what reading them at Open adds.
+func BenchmarkOpen(b *testing.B) {
+	path, size, frames := benchLog(b, 64<<20)
 	for _, bc := range []struct {
 		name  string
 		visit bool
@@ -192,22 +198,7 @@ func BenchmarkOpen(b *testing.B) {
 // replaced by page-wise bytes.Equal (not kept: the page cache read, not
 // the compare, is the cost).
 func BenchmarkOpenPreallocated(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "a.log")
-	l, err := Create(path, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := newChain(b, 0)
-	for l.end < 1<<20 {
-		if err := l.AppendBatch(c.next(b, 64)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := l.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	frames := l.Frames()
-	l.Close()
+	path, _, frames := benchLog(b, 1<<20)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		b.Fatal(err)
