@@ -30,12 +30,7 @@ run() {
 			/Total samples/ { for(i=1;i<=NF;i++) if($i=="=") print v, "total", sec($(i+1))*1e6/n, "µs/req" }
 			$6 ~ ENVIRON["RE"] { printf "%s %s %.2f µs/req\n", v, $6, sec($4)*1e6/n }' | tee -a "$out/profile.txt"
 }
-round=0
-for round in $(seq "$rounds"); do
-	order="base new"
-	[ $((round % 2)) -eq 0 ] && order="new base"
-	for v in $order; do run "$v"; done
-done
+compare_rounds run
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/profile.txt"
 awk '$2 !~ /^Benchmark/ && /µs\/req/ { k=$1" "$2; s[k]+=$3; c[k]++ }
 	END { for (k in s) printf "%s: mean %.2f µs/req over %d runs\n", k, s[k]/c[k], c[k] }' "$out/profile.txt" | sort -k2,2 -k1,1 | tee -a "$out/profile.txt"
